@@ -1,0 +1,6 @@
+"""PyTorch builders for every architecture of the search space."""
+
+from hwnas.models.graphs import ChunkGraph, UtteranceGraph, device_graph
+from hwnas.models.model import SpeechModel, build
+
+__all__ = ["ChunkGraph", "SpeechModel", "UtteranceGraph", "build", "device_graph"]

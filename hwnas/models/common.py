@@ -1,0 +1,71 @@
+"""Small building blocks shared by encoder and decoder families."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def length_mask(lengths: torch.Tensor | None, T: int, B: int) -> torch.Tensor:
+    """(B, T) bool, True on valid frames."""
+    if lengths is None:
+        return torch.ones(B, T, dtype=torch.bool)
+    return torch.arange(T, device=lengths.device)[None] < lengths[:, None]
+
+
+class FeedForward(nn.Module):
+    """Pre-norm position-wise feed-forward: (B, T, D) -> (B, T, D)."""
+
+    def __init__(self, d: int, ratio: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d * ratio), nn.SiLU(),
+                                 nn.Linear(d * ratio, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TimeConv(nn.Module):
+    """1-D convolution over time on (B, T, C) inputs.
+
+    Causal mode pads k-1 frames on the left in full-sequence mode and keeps
+    those frames as a cache (B, C, k-1) in chunk mode, so chunk-by-chunk output
+    equals the full-sequence output. Non-causal mode pads symmetrically
+    (full-context only).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, causal: bool,
+                 depthwise: bool = False) -> None:
+        super().__init__()
+        if not causal and kernel % 2 == 0:
+            raise ValueError(f"conv_kernel must be odd for non-causal convolution, got {kernel}")
+        self.kernel, self.causal, self.c_in = kernel, causal, c_in
+        self.conv = nn.Conv1d(c_in, c_out, kernel, groups=c_in if depthwise else 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(1, 2)
+        k = self.kernel - 1
+        pad = (k, 0) if self.causal else (k // 2, k // 2)
+        return self.conv(nn.functional.pad(x, pad)).transpose(1, 2)
+
+    def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
+        return [(B, self.c_in, self.kernel - 1)] if self.kernel > 1 else []
+
+    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = x.transpose(1, 2)
+        if self.kernel == 1:
+            return self.conv(x).transpose(1, 2), []
+        full = torch.cat([caches[0], x], dim=2)
+        return self.conv(full).transpose(1, 2), [full[:, :, -(self.kernel - 1):]]
+
+
+def sinusoid_table(n: int, d: int) -> torch.Tensor:
+    """Sinusoidal position table (n, d)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    i = torch.arange(0, d, 2, dtype=torch.float32)
+    angle = pos / torch.pow(10000.0, i / d)
+    table = torch.zeros(n, d)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle[:, : d // 2])
+    return table

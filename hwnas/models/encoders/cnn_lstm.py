@@ -1,0 +1,57 @@
+"""CNN-LSTM encoder: two 1-D convolution layers over time (causal when
+streaming or ``causal_conv``) followed by a unidirectional LSTM stack, as in
+CLDNN-style acoustic models. Input/output (B, T, d_model)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hwnas.models.common import TimeConv
+from hwnas.models.encoders.rnn import LSTMStack
+from hwnas.space import ArchConfig
+
+CONV_LAYERS = 2
+
+
+class CNNLSTM(nn.Module):
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        assert arch.conv_kernel is not None
+        d = arch.d_model
+        self.convs = nn.ModuleList(TimeConv(d, d, arch.conv_kernel, arch.uses_conv_causally)
+                                   for _ in range(CONV_LAYERS))
+        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(CONV_LAYERS))
+        self.rnn = LSTMStack(d, d, arch.num_layers, bidirectional=False)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        keep = None
+        if lengths is not None:
+            keep = (torch.arange(x.shape[1])[None] < lengths[:, None])[..., None].to(x.dtype)
+        for conv, norm in zip(self.convs, self.norms):
+            if keep is not None:
+                x = x * keep
+            x = torch.relu(norm(conv(x)))
+        return self.rnn(x, lengths)
+
+    def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
+        shapes: list[tuple[int, ...]] = []
+        for conv in self.convs:
+            shapes += conv.cache_shapes(B)
+        return shapes + self.rnn.cache_shapes(B)
+
+    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        new: list[torch.Tensor] = []
+        i = 0
+        for conv, norm in zip(self.convs, self.norms):
+            n = len(conv.cache_shapes(1))
+            y, c = conv.forward_chunk(x, caches[i:i + n])
+            x, i = torch.relu(norm(y)), i + n
+            new += c
+        y, c = self.rnn.forward_chunk(x, caches[i:])
+        return y, new + c
+
+
+def cnn_lstm(arch: ArchConfig) -> CNNLSTM:
+    return CNNLSTM(arch)

@@ -1,0 +1,69 @@
+"""Transformer encoder (pre-norm). Position information comes from a
+depthwise convolutional position embedding in front of the layers (as in
+wav2vec 2.0), causal in streaming mode, plus a relative bias for ``relpos``.
+Input/output (B, T, d_model)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hwnas.models.attention import AttentionPlan, SelfAttention
+from hwnas.models.common import FeedForward, TimeConv
+from hwnas.models.encoders._attention_stack import AttentionStack, attention_plan
+from hwnas.space import ArchConfig
+
+POS_CONV_KERNEL = 15
+
+
+class TransformerLayer(nn.Module):
+    def __init__(self, d: int, plan: AttentionPlan, ffn_ratio: int) -> None:
+        super().__init__()
+        self.att_norm = nn.LayerNorm(d)
+        self.att = SelfAttention(d, plan)
+        self.ff = FeedForward(d, ffn_ratio)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
+                valid: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.att(self.att_norm(x), mask, valid)
+        return x + self.ff(x)
+
+    def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
+        return self.att.cache_shapes(B)
+
+    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor],
+                      valid: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        a, c = self.att.forward_chunk(self.att_norm(x), caches, valid)
+        x = x + a
+        return x + self.ff(x), c
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        plan = attention_plan(arch)
+        assert arch.ffn_ratio is not None
+        self.pos = TimeConv(arch.d_model, arch.d_model, POS_CONV_KERNEL,
+                            causal=arch.streaming, depthwise=True)
+        self.stack = AttentionStack(plan, [TransformerLayer(arch.d_model, plan, arch.ffn_ratio)
+                                           for _ in range(arch.num_layers)])
+        self.norm = nn.LayerNorm(arch.d_model)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        if lengths is not None:
+            x = x * (torch.arange(x.shape[1])[None] < lengths[:, None])[..., None].to(x.dtype)
+        x = x + self.pos(x)
+        return self.norm(self.stack(x, lengths))
+
+    def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
+        return self.pos.cache_shapes(B) + self.stack.cache_shapes(B)
+
+    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        p, cp = self.pos.forward_chunk(x, caches[:1])
+        y, cs = self.stack.forward_chunk(x + p, caches[1:])
+        return self.norm(y), cp + cs
+
+
+def transformer(arch: ArchConfig) -> TransformerEncoder:
+    return TransformerEncoder(arch)

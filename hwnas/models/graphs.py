@@ -1,0 +1,137 @@
+"""The graphs that devices run, with named inputs and outputs.
+
+* ``ChunkGraph`` (streaming architectures): one call per chunk,
+  ``features (1, chunk_in, F), cache_0..cache_n [, prev_token, pred_h, pred_c]``
+  -> ``logits (1, chunk, V), new_cache_0..new_cache_n [, new_pred_h, new_pred_c]``.
+  For RNN-T the logits are the joint network of every chunk frame against one
+  prediction-network step; for the attention decoders the chunk graph is the
+  CTC first pass (the attention decoder rescores at the end of the utterance).
+* ``UtteranceGraph`` (full context): one call per utterance of
+  ``UTTERANCE_FRAMES`` frames; attention decoders add one teacher-forced pass
+  over ``DECODE_TOKENS`` tokens (the cost of rescoring one hypothesis).
+
+Token inputs are one-hot float vectors so that every input is a float tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hwnas.models.decoders import RNNTDecoder
+from hwnas.models.model import SpeechModel
+
+UTTERANCE_FRAMES = 480   # 4.8 s at 10 ms; divisible by every subsampling factor
+DECODE_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+
+
+class _Graph(nn.Module):
+    inputs: list[TensorSpec]
+    outputs: list[str]
+    #: output index -> input index it feeds on the next call (streaming state)
+    feedback: dict[int, int]
+
+    def example_inputs(self, seed: int = 0) -> list[torch.Tensor]:
+        """Random features and zero states (the start of a stream)."""
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for spec in self.inputs:
+            if spec.name == "features":
+                out.append(torch.randn(spec.shape, generator=g))
+            elif spec.name in ("prev_token", "tokens"):
+                V = spec.shape[-1]
+                idx = torch.randint(0, V, spec.shape[:-1], generator=g)
+                out.append(nn.functional.one_hot(idx, V).float())
+            else:
+                out.append(torch.zeros(spec.shape))
+        return out
+
+
+class ChunkGraph(_Graph):
+    def __init__(self, model: SpeechModel) -> None:
+        super().__init__()
+        self.model = model
+        self.rnnt = isinstance(model.decoder, RNNTDecoder)
+        self.cache_shapes = model.cache_shapes(1)
+        self.n_cache = len(self.cache_shapes)
+        self.inputs = [TensorSpec("features", (1, model.chunk_input_frames, model.input_dim))]
+        # Caches cross the graph boundary flattened to (1, N): converters that
+        # re-layout 3-D/4-D tensors (NCHW -> NHWC) leave 2-D tensors alone.
+        self.inputs += [TensorSpec(f"cache_{i}", (1, math.prod(s[1:])))
+                        for i, s in enumerate(self.cache_shapes)]
+        self.outputs = ["logits"] + [f"new_cache_{i}" for i in range(self.n_cache)]
+        self.feedback = {1 + i: 1 + i for i in range(self.n_cache)}
+        if self.rnnt:
+            assert isinstance(model.decoder, RNNTDecoder)
+            self.pred_shape, _ = model.decoder.state_shapes(1)
+            flat = (1, math.prod(self.pred_shape[1:]))
+            V = model.arch.vocab_size
+            self.inputs += [TensorSpec("prev_token", (1, V)), TensorSpec("pred_h", flat),
+                            TensorSpec("pred_c", flat)]
+            self.outputs += ["new_pred_h", "new_pred_c"]
+            n = 1 + self.n_cache
+            self.feedback.update({n: n + 1, n + 1: n + 2})
+
+    def forward(self, features: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        caches = [c.reshape(s) for c, s in zip(states[: self.n_cache], self.cache_shapes)]
+        enc, new = self.model.encode_chunk(features, caches)
+        flat = [c.reshape(1, -1) for c in new]
+        if self.rnnt:
+            prev, h, c = states[self.n_cache:]
+            shape = h.shape
+            logits, h, c = self.model.decoder.step_joint(
+                enc, prev, h.reshape(self.pred_shape), c.reshape(self.pred_shape))
+            return (logits, *flat, h.reshape(shape), c.reshape(shape))
+        assert self.model.ctc is not None
+        return (self.model.ctc(enc), *flat)
+
+
+class UtteranceGraph(_Graph):
+    def __init__(self, model: SpeechModel, frames: int = UTTERANCE_FRAMES) -> None:
+        super().__init__()
+        self.model = model
+        self.kind = model.arch.decoder
+        V = model.arch.vocab_size
+        self.inputs = [TensorSpec("features", (1, frames, model.input_dim))]
+        self.outputs = ["logits"]
+        self.feedback = {}
+        if self.kind == "rnnt":
+            assert isinstance(model.decoder, RNNTDecoder)
+            self.pred_shape, _ = model.decoder.state_shapes(1)
+            flat = (1, math.prod(self.pred_shape[1:]))
+            self.inputs += [TensorSpec("prev_token", (1, V)), TensorSpec("pred_h", flat),
+                            TensorSpec("pred_c", flat)]
+            self.outputs += ["new_pred_h", "new_pred_c"]
+        elif self.kind in ("las", "transformer"):
+            self.inputs.append(TensorSpec("tokens", (1, DECODE_TOKENS, V)))
+            self.outputs.append("att_logits")
+
+    def forward(self, features: torch.Tensor, *extra: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        enc, _ = self.model.encode(features)
+        if self.kind == "rnnt":
+            prev, h, c = extra
+            logits, h2, c2 = self.model.decoder.step_joint(
+                enc, prev, h.reshape(self.pred_shape), c.reshape(self.pred_shape))
+            return logits, h2.reshape(h.shape), c2.reshape(c.shape)
+        assert self.model.ctc is not None
+        logits = self.model.ctc(enc)
+        if self.kind == "ctc":
+            return (logits,)
+        return logits, self.model.decoder.forward_onehot(enc, extra[0])
+
+
+def device_graph(model: SpeechModel) -> ChunkGraph | UtteranceGraph:
+    """The graph a device runs for this architecture, in eval mode."""
+    model.eval()
+    g: ChunkGraph | UtteranceGraph = (ChunkGraph(model) if model.arch.streaming
+                                      else UtteranceGraph(model))
+    return g.eval()

@@ -1,0 +1,31 @@
+"""Where shipped data and the user's workspace live.
+
+Shipped data (device files, profiles, predictors) is read from the source tree
+in a clone or editable install, and from ``hwnas/shipped/`` in a wheel. A
+user's own measurements and predictors go to the workspace: ``--workspace``,
+else ``$HWNAS_WORKSPACE``, else the current folder -- never site-packages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+DATA_KINDS = ("devices", "profiles", "predictors")
+
+
+def shipped_dir(kind: str) -> Path:
+    if kind not in DATA_KINDS:
+        raise ValueError(f"unknown data kind {kind!r}")
+    wheel = _PKG / "shipped" / kind
+    if wheel.is_dir():
+        return wheel
+    return _PKG.parent / kind  # clone / editable install
+
+
+def workspace(explicit: str | os.PathLike[str] | None = None) -> Path:
+    root = Path(explicit or os.environ.get("HWNAS_WORKSPACE") or Path.cwd())
+    if _PKG in root.resolve().parents and "site-packages" in str(root.resolve()):
+        raise ValueError(f"workspace {root} is inside the installed package; choose another")
+    return root

@@ -1,0 +1,7 @@
+"""The search space: one definition of a speech architecture."""
+
+from hwnas.space.arch import ArchConfig
+from hwnas.space.decisions import Decision
+from hwnas.space.space import SearchSpace, default_space
+
+__all__ = ["ArchConfig", "Decision", "SearchSpace", "default_space"]

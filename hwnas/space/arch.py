@@ -1,0 +1,104 @@
+"""ArchConfig: the one definition of a speech architecture."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from hwnas.space.decisions import FRAME_SHIFT_MS, SUBSAMPLING_FACTOR
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """A point of the search space. Fields that do not apply are ``None``.
+
+    Every builder, exporter, predictor and search stage reads this object;
+    none keeps its own copy of the choices.
+    """
+
+    frontend: str                    # logmel | mfcc | learnable
+    n_filters: int                   # filterbank channels / cepstra
+    subsampling: str                 # conv2d4 | conv2d6 | conv2d8 | stack4
+    encoder: str                     # conformer | transformer | lstm | blstm | cnn_lstm | contextnet
+    streaming: bool                  # chunked streaming (True) or full context
+    num_layers: int                  # encoder layers / blocks
+    d_model: int                     # encoder width
+    decoder: str                     # ctc | rnnt | las | transformer
+    attention: str | None = None     # mhsa | relpos | local | linear (attention encoders)
+    heads: int | None = None         # attention heads (attention encoders)
+    local_window: int | None = None  # frames each side (local attention)
+    ffn_ratio: int | None = None     # feed-forward expansion (attention encoders)
+    conv_kernel: int | None = None   # conv kernel (conformer, cnn_lstm, contextnet)
+    causal_conv: bool | None = None  # causal convs in full-context mode (conv encoders)
+    decoder_layers: int | None = None  # decoder / prediction-net layers (not CTC)
+    decoder_dim: int | None = None   # decoder / prediction-net width (not CTC)
+    chunk_ms: int | None = None      # chunk length in ms (streaming)
+    left_chunks: int | None = None   # attention left context in chunks (streaming)
+    lookahead: int | None = None     # look-ahead encoder frames (streaming)
+    vocab_size: int = 64             # output tokens incl. blank; set by the tokenizer
+
+    def __post_init__(self) -> None:
+        from hwnas.space.space import default_space
+
+        default_space().check(self)
+
+    # --- derived quantities -------------------------------------------------
+    @property
+    def subsampling_factor(self) -> int:
+        return SUBSAMPLING_FACTOR[self.subsampling]
+
+    @property
+    def frame_ms(self) -> int:
+        """Duration of one encoder frame."""
+        return FRAME_SHIFT_MS * self.subsampling_factor
+
+    @property
+    def chunk_frames(self) -> int | None:
+        """Encoder frames per chunk (streaming only)."""
+        return None if not self.streaming else self.chunk_ms // self.frame_ms
+
+    @property
+    def uses_conv_causally(self) -> bool:
+        return bool(self.streaming or self.causal_conv)
+
+    # --- serialisation ------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
+
+    @property
+    def id(self) -> str:
+        """Stable id: hash of the canonical JSON (sorted keys, no whitespace)."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"an architecture must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; "
+                             f"known fields: {', '.join(sorted(known))}")
+        required = ("frontend", "n_filters", "subsampling", "encoder", "streaming",
+                    "num_layers", "d_model", "decoder")
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(map(repr, missing))}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> ArchConfig:
+        return ArchConfig.from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,294 @@
+"""SearchSpace: owns the choices; counts, samples, mutates, crosses over,
+suggests through Optuna and encodes architectures as feature vectors."""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from collections.abc import Iterator, Sequence
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwnas.space.decisions import Decision, default_decisions
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hwnas.space.arch import ArchConfig
+
+_MIN_ZERO = ("left_chunks", "lookahead")
+
+
+class SearchSpace:
+    """An ordered decision graph (see :mod:`hwnas.space.decisions`)."""
+
+    def __init__(self, decisions: Sequence[Decision] | None = None) -> None:
+        self.decisions: tuple[Decision, ...] = tuple(decisions or default_decisions())
+        self._by_name = {d.name: d for d in self.decisions}
+        # Fields read by decision i or any later one: the DP state at step i.
+        live: list[tuple[str, ...]] = []
+        acc: set[str] = set()
+        for d in reversed(self.decisions):
+            acc |= set(d.reads)
+            live.append(tuple(sorted(acc)))
+        self._live = list(reversed(live))
+
+    # --- construction -------------------------------------------------------
+    def with_choices(self, overrides: dict[str, Sequence[Any]]) -> SearchSpace:
+        """A copy with some decisions' choice lists replaced."""
+        from dataclasses import replace
+
+        for name, values in overrides.items():
+            if name not in self._by_name:
+                raise ValueError(f"unknown decision {name!r}; known: {', '.join(self._by_name)}")
+            if not isinstance(values, (list, tuple)) or not values:
+                raise ValueError(f"choices for {name!r} must be a non-empty list")
+            base = self._by_name[name]
+            for v in values:
+                self._check_value(base, v, strict=False)
+        return SearchSpace([replace(d, choices=tuple(overrides[d.name]))
+                            if d.name in overrides else d for d in self.decisions])
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SearchSpace:
+        """Override choices from a TOML file: a ``[choices]`` table, e.g.
+        ``encoder = ["conformer", "lstm"]``."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"space file not found: {p}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"space file {p} is not valid TOML: {e}") from None
+        extra = sorted(set(data) - {"choices"})
+        if extra:
+            raise ValueError(f"space file {p}: unknown table(s) {extra}; expected [choices]")
+        return default_space().with_choices(data.get("choices", {}))
+
+    # --- membership and validation ------------------------------------------
+    def _check_value(self, d: Decision, v: Any, strict: bool) -> None:
+        base = default_decisions_by_name()[d.name]
+        if isinstance(base.choices[0], bool):
+            if not isinstance(v, bool):
+                raise ValueError(f"field {d.name!r} must be true or false, got {v!r}")
+        elif base.numeric:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"field {d.name!r} must be an integer, got {v!r}")
+            lo = 0 if d.name in _MIN_ZERO else 1
+            if v < lo:
+                raise ValueError(f"field {d.name!r} must be >= {lo}, got {v}")
+        elif v not in base.choices:
+            raise ValueError(f"field {d.name!r}: unknown value {v!r}; "
+                             f"one of {', '.join(map(str, base.choices))}")
+        if strict and v not in d.choices:
+            raise ValueError(f"field {d.name!r}: {v!r} is not in this space's choices "
+                             f"{list(d.choices)}")
+
+    def check(self, arch: ArchConfig, strict: bool = False) -> None:
+        """Raise ValueError naming the field and the rule an architecture breaks.
+
+        ``strict`` also requires every value to be one of this space's choices;
+        otherwise any value the code can build is accepted (e.g. d_model=512).
+        """
+        ctx: dict[str, Any] = {}
+        for d in self.decisions:
+            v = getattr(arch, d.name)
+            if not d.applies(ctx):
+                if v is not None:
+                    raise ValueError(f"field {d.name!r} must be null here: {d.rule}")
+                ctx[d.name] = None
+                continue
+            if v is None:
+                raise ValueError(f"field {d.name!r} is required here ({d.help})")
+            self._check_value(d, v, strict)
+            if not d.allowed(v, ctx):
+                raise ValueError(f"field {d.name!r}={v!r} breaks the rule: {d.rule}")
+            ctx[d.name] = v
+        if isinstance(arch.vocab_size, bool) or not isinstance(arch.vocab_size, int) \
+                or arch.vocab_size < 2:
+            raise ValueError(f"field 'vocab_size' must be an integer >= 2, got {arch.vocab_size!r}")
+
+    def contains(self, arch: ArchConfig) -> bool:
+        try:
+            self.check(arch, strict=True)
+        except ValueError:
+            return False
+        return True
+
+    # --- counting -------------------------------------------------------------
+    def count(self) -> int:
+        """Exact number of distinct valid architectures: paths through the decision
+        graph, counted by dynamic programming. The state after step i keeps only
+        the fields that decisions from i on still read, so paths with the same
+        future merge."""
+
+        @lru_cache(maxsize=None)
+        def paths(i: int, state: tuple[tuple[str, Any], ...]) -> int:
+            if i == len(self.decisions):
+                return 1
+            ctx = dict(state)
+            d = self.decisions[i]
+            keep = set(self._live[i + 1]) if i + 1 < len(self.decisions) else set()
+            opts: tuple[Any, ...] = d.options(ctx) if d.applies(ctx) else (None,)
+            total = 0
+            for v in opts:
+                nxt = {**ctx, d.name: v}
+                total += paths(i + 1, tuple(sorted((k, nxt[k]) for k in keep if k in nxt)))
+            return total
+
+        return paths(0, ())
+
+    def enumerate(self) -> Iterator[dict[str, Any]]:
+        """Every valid architecture as a dict (brute force; small spaces only)."""
+
+        def walk(i: int, ctx: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if i == len(self.decisions):
+                yield dict(ctx)
+                return
+            d = self.decisions[i]
+            opts = d.options(ctx) if d.applies(ctx) else (None,)
+            for v in opts:
+                ctx[d.name] = v
+                yield from walk(i + 1, ctx)
+            ctx.pop(d.name, None)
+
+        yield from walk(0, {})
+
+    # --- sampling and variation ----------------------------------------------
+    def _complete(self, rng: random.Random, prefer: list[dict[str, Any]],
+                  force: dict[str, Any] | None = None) -> ArchConfig:
+        """Walk the decisions; take a value from ``force``, else from the first
+        dict in ``prefer`` whose value is still allowed, else sample one."""
+        from hwnas.space.arch import ArchConfig
+
+        ctx: dict[str, Any] = {}
+        for d in self.decisions:
+            if not d.applies(ctx):
+                ctx[d.name] = None
+                continue
+            opts = d.options(ctx)
+            if not opts:
+                raise ValueError(f"decision {d.name!r} has no allowed choice "
+                                 f"(rule: {d.rule}); widen the space")
+            if force and d.name in force and force[d.name] in opts:
+                ctx[d.name] = force[d.name]
+                continue
+            for src in prefer:
+                if src.get(d.name) in opts:
+                    ctx[d.name] = src[d.name]
+                    break
+            else:
+                ctx[d.name] = rng.choice(opts)
+        extra = {k: v for p in prefer[:1] for k, v in p.items() if k == "vocab_size"}
+        return ArchConfig(**ctx, **extra)
+
+    def sample(self, rng: random.Random) -> ArchConfig:
+        """Sample each applicable decision uniformly among its allowed choices."""
+        return self._complete(rng, [])
+
+    def sample_distinct(self, n: int, seed: int) -> list[ArchConfig]:
+        """``n`` distinct architectures, deterministic for ``seed``."""
+        total = self.count()
+        if n > total:
+            raise ValueError(f"asked for {n} distinct architectures; the space holds {total}")
+        rng = random.Random(seed)
+        out: dict[str, ArchConfig] = {}
+        while len(out) < n:
+            a = self.sample(rng)
+            out.setdefault(a.id, a)
+        return list(out.values())
+
+    def mutate(self, arch: ArchConfig, rng: random.Random, n_changes: int = 1) -> ArchConfig:
+        """Change ``n_changes`` applicable decisions to a different allowed value;
+        downstream decisions keep their values where still valid."""
+        current = arch.to_dict()
+        for _ in range(n_changes):
+            ctx: dict[str, Any] = {}
+            movable = []
+            for d in self.decisions:
+                if d.applies(ctx) and len(d.options(ctx)) > 1:
+                    movable.append((d, dict(ctx)))
+                ctx[d.name] = current[d.name]
+            if not movable:
+                return arch
+            d, dctx = rng.choice(movable)
+            new = rng.choice([o for o in d.options(dctx) if o != current[d.name]])
+            current = self._complete(rng, [current], force={d.name: new}).to_dict()
+        return self._complete(rng, [current])
+
+    def crossover(self, a: ArchConfig, b: ArchConfig, rng: random.Random) -> ArchConfig:
+        """Uniform crossover along the decision order; a parent's value is taken
+        only where it is allowed in the child's context."""
+        da, db = a.to_dict(), b.to_dict()
+        ctx: dict[str, Any] = {}
+        for d in self.decisions:
+            first, second = (da, db) if rng.random() < 0.5 else (db, da)
+            opts = d.options(ctx)
+            if not d.applies(ctx):
+                ctx[d.name] = None
+            elif first[d.name] in opts:
+                ctx[d.name] = first[d.name]
+            elif second[d.name] in opts:
+                ctx[d.name] = second[d.name]
+            else:
+                ctx[d.name] = rng.choice(opts)
+        return self._complete(rng, [ctx | {"vocab_size": a.vocab_size}])
+
+    def suggest(self, trial: optuna.trial.BaseTrial, vocab_size: int = 64) -> ArchConfig:
+        """Define-by-run suggestion: only applicable decisions are suggested. A
+        decision whose allowed choices depend on the context gets a parameter
+        name qualified by that set, since Optuna's categorical distributions
+        must not change their choices under one name."""
+        from hwnas.space.arch import ArchConfig
+
+        ctx: dict[str, Any] = {}
+        for d in self.decisions:
+            if not d.applies(ctx):
+                ctx[d.name] = None
+                continue
+            opts = d.options(ctx)
+            name = d.name if opts == d.choices else f"{d.name}[{','.join(map(str, opts))}]"
+            ctx[d.name] = trial.suggest_categorical(name, list(opts))
+        return ArchConfig(**ctx, vocab_size=vocab_size)
+
+    # --- features ----------------------------------------------------------------
+    def feature_names(self) -> list[str]:
+        names: list[str] = []
+        for d in self.decisions:
+            if d.numeric:
+                names += [d.name, f"{d.name}:applies"]
+            else:
+                names += [f"{d.name}={c}" for c in default_decisions_by_name()[d.name].choices]
+        return names
+
+    def encode(self, arch: ArchConfig) -> list[float]:
+        """Feature vector: numeric decisions as value plus an 'applies' flag,
+        categorical ones one-hot over every category the code knows (so
+        vectors from different spaces line up)."""
+        vec: list[float] = []
+        for d in self.decisions:
+            v = getattr(arch, d.name)
+            if d.numeric:
+                vec += [float(v or 0), float(v is not None)]
+            else:
+                vec += [float(v == c and v is not None)
+                        for c in default_decisions_by_name()[d.name].choices]
+        return vec
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"name": d.name, "choices": list(d.choices), "help": d.help,
+                 "rule": d.rule or None} for d in self.decisions]
+
+
+@lru_cache(maxsize=1)
+def default_decisions_by_name() -> dict[str, Decision]:
+    return {d.name: d for d in default_decisions()}
+
+
+@lru_cache(maxsize=1)
+def default_space() -> SearchSpace:
+    return SearchSpace()
+
+
