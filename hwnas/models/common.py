@@ -45,8 +45,15 @@ class TimeConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(1, 2)
         k = self.kernel - 1
-        pad = (k, 0) if self.causal else (k // 2, k // 2)
-        return self.conv(nn.functional.pad(x, pad)).transpose(1, 2)
+        if k:
+            # zeros made from the input rather than Pad/constants: onnx2tf
+            # mis-infers the layout of padded 3-D tensors (see subsampling)
+            left = k if self.causal else k // 2
+            parts = [x[:, :, :1] * 0.0 + x.new_zeros(1, 1, left), x]
+            if not self.causal:
+                parts.append(parts[0])
+            x = torch.cat(parts, dim=2)
+        return self.conv(x).transpose(1, 2)
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
         return [(B, self.c_in, self.kernel - 1)] if self.kernel > 1 else []
@@ -69,3 +76,14 @@ def sinusoid_table(n: int, d: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(angle)
     table[:, 1::2] = torch.cos(angle[:, : d // 2])
     return table
+
+
+def zero_state(x: torch.Tensor, layers: int, hidden: int) -> torch.Tensor:
+    """Zero LSTM state (layers, B, hidden) computed from ``x`` (B, T, D).
+
+    A constant initial state, or an Expand, exports to ops that onnx2tf
+    cannot turn into graph layers, and a 3-D state built directly gets its
+    layout guessed wrongly; this builds it the way a chunk graph receives
+    its state input: flat (B, layers * hidden), reshaped, then transposed."""
+    flat = x[:, 0, :1] * 0.0 + x.new_zeros(1, layers * hidden)
+    return flat.reshape(x.shape[0], layers, hidden).transpose(0, 1).contiguous()

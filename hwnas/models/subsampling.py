@@ -43,14 +43,18 @@ class Conv2dSubsampling(nn.Module):
         self.out = nn.Linear(self.channels * f, d_model)
 
     def _convs(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.unsqueeze(1)  # (B, 1, T, F)
+        x = x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])  # (B, 1, T, F)
         for conv in self.convs:
             x = torch.relu(conv(x))
         B, C, T, F = x.shape
         return self.out(x.permute(0, 2, 1, 3).reshape(B, T, C * F))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._convs(nn.functional.pad(x, (0, 0, self.context, 0)))
+        # Zeros made from the input, not a constant or a Pad: onnx2tf infers
+        # the layout of a constant or padded 3-D tensor wrongly (NCW) here.
+        zeros = (x[:, : self.context] * 0.0 if x.shape[1] >= self.context
+                 else x.new_zeros(x.shape[0], self.context, x.shape[2]))
+        return self._convs(torch.cat([zeros, x], dim=1))
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
         return [(B, self.context, self.f_in)]

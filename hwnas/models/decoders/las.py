@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from hwnas.models.common import zero_state
+
 
 class LASDecoder(nn.Module):
     def __init__(self, d_model: int, vocab: int, dim: int, layers: int) -> None:
@@ -25,7 +27,8 @@ class LASDecoder(nn.Module):
 
     def _decode(self, x: torch.Tensor, enc: torch.Tensor, enc_valid: torch.Tensor | None
                 ) -> torch.Tensor:
-        h, _ = self.rnn(x)
+        h0 = zero_state(x, self.rnn.num_layers, self.rnn.hidden_size)
+        h, _ = self.rnn(x, (h0, h0))
         s = self.query(h) @ enc.transpose(1, 2) / math.sqrt(enc.shape[-1])
         p = torch.softmax(s, dim=-1)
         if enc_valid is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hwnas.models.common import zero_state
+
 
 class RNNTDecoder(nn.Module):
     def __init__(self, d_model: int, vocab: int, dim: int, layers: int) -> None:
@@ -31,7 +33,9 @@ class RNNTDecoder(nn.Module):
 
     def forward(self, enc: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         blank = torch.zeros_like(targets[:, :1])
-        pred, _ = self.pred(self.embed(torch.cat([blank, targets], dim=1)))
+        x = self.embed(torch.cat([blank, targets], dim=1))
+        h0 = zero_state(x, self.layers, self.dim)
+        pred, _ = self.pred(x, (h0, h0))
         return self.joint(enc, pred)
 
     def state_shapes(self, B: int) -> list[tuple[int, ...]]:
@@ -49,4 +53,6 @@ class RNNTDecoder(nn.Module):
                    c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Joint logits (B, T, V) of every encoder frame against one prediction step."""
         g, h, c = self.step(prev_onehot, h, c)
-        return self.joint(enc, g[:, None])[:, :, 0], h, c
+        # 3-D throughout (no (B, T, 1, J) intermediate, whose layout converters guess)
+        logits = self.out(torch.tanh(self.enc_proj(enc) + self.pred_proj(g)[:, None]))
+        return logits, h, c

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from hwnas.models.common import zero_state
 from hwnas.space import ArchConfig
 
 
@@ -26,7 +27,9 @@ class LSTMStack(nn.Module):
                                           enforce_sorted=False)
             y, _ = self.lstm(packed)
             return pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])[0]
-        return self.lstm(x)[0]
+        n = self.layers * (2 if self.bidirectional else 1)
+        h0 = zero_state(x, n, self.hidden)
+        return self.lstm(x, (h0, h0))[0]
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
         n = self.layers * (2 if self.bidirectional else 1)
