@@ -138,3 +138,10 @@ class SpeechModel(nn.Module):
 def build(arch: ArchConfig) -> SpeechModel:
     """Build the PyTorch model of an architecture (random initialisation)."""
     return SpeechModel(arch)
+
+
+def speech_model(**hparams: object) -> SpeechModel:
+    """Explicit factory: every hyper-parameter of :class:`ArchConfig` as a
+    keyword (unset conditional ones stay ``None``); invalid settings raise
+    ValueError naming the field and the rule."""
+    return SpeechModel(ArchConfig(**hparams))  # type: ignore[arg-type]

@@ -81,6 +81,7 @@ class ArchConfig:
         if not isinstance(data, dict):
             raise ValueError(f"an architecture must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k != "id"}  # derived; printed for convenience
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; "
