@@ -111,14 +111,17 @@ def cmd_space_presets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title="presets (hand-designed baselines)")
-    for col in ("name", "id", "encoder", "decoder", "mode", "description"):
-        t.add_column(col, overflow="fold")
+    for col in ("name", "id", "encoder", "decoder", "mode"):
+        t.add_column(col, no_wrap=True)
     for r in rows:
         a = r["arch"]
         mode = f"streaming {a['chunk_ms']} ms" if a["streaming"] else "full context"
         t.add_row(r["name"], r["id"], f"{a['encoder']} {a['num_layers']}x{a['d_model']}",
-                  a["decoder"], mode, r["description"])
-    _console().print(t)
+                  a["decoder"], mode)
+    con = _console()
+    con.print(t)
+    for r in rows:
+        con.print(f"[bold]{r['name']}[/]: {r['description']}")
     return 0
 
 
@@ -191,7 +194,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # --- parser ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from hwnas.export.pipeline import FORMATS
+    from hwnas.export.formats import FORMATS
 
     p = argparse.ArgumentParser(
         prog="hwnas", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,

@@ -21,15 +21,15 @@ import numpy as np
 import torch
 
 from hwnas.export.calibration import graph_inputs
-from hwnas.export.edgetpu import compile_edgetpu
+from hwnas.export.edgetpu import compile_edgetpu, compiler_available
 from hwnas.export.errors import ExportError
+from hwnas.export.formats import FORMATS
 from hwnas.export.onnx import export_onnx
 from hwnas.export.tflite import TFLITE_FORMATS, TFLiteRunner, convert_tflite
 from hwnas.models import build, device_graph
 from hwnas.models.graphs import ChunkGraph, UtteranceGraph
 from hwnas.space import ArchConfig
 
-FORMATS = ("onnx", "tflite", "tflite-dynamic", "tflite-int8", "edgetpu")
 FLOAT_TOLERANCE = 1e-4     # max |diff| vs PyTorch for fp32 formats
 MIN_TOKEN_AGREEMENT = 0.95  # top-token agreement for quantised formats
 CALIBRATION_SAMPLES = 64
@@ -130,6 +130,10 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
     """Export ``arch`` to ``fmt``; raises ExportError with the reason on failure."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    if fmt == "edgetpu":  # fail before minutes of int8 conversion, not after
+        ok, why = compiler_available()
+        if not ok:
+            raise ExportError(why)
     work = Path(out_dir) / arch.id
     try:
         work.mkdir(parents=True, exist_ok=True)

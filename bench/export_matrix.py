@@ -1,0 +1,103 @@
+"""Export N sampled architectures to every format and print a success matrix
+by encoder family and format, with the failure reasons.
+
+    python bench/export_matrix.py [--n 50] [--seed 0] [--out runs/export_matrix]
+
+Resumable: results go to OUT/results.jsonl as they finish; a rerun skips
+what is there. Conversions run one at a time on one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from hwnas.export import FORMATS, ExportError, export  # noqa: E402
+from hwnas.space import default_space  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/export_matrix"))
+    p.add_argument("--formats", default=",".join(FORMATS))
+    a = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    formats = a.formats.split(",")
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = a.out / "results.jsonl"
+    done = set()
+    if log.exists():
+        for line in log.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["arch_id"], r["format"]))
+    archs = default_space().sample_distinct(a.n, a.seed)
+    t_start = time.time()
+    with log.open("a") as f:
+        for i, arch in enumerate(archs, 1):
+            for fmt in formats:
+                if (arch.id, fmt) in done:
+                    continue
+                t0 = time.time()
+                row = {"arch_id": arch.id, "encoder": arch.encoder, "decoder": arch.decoder,
+                       "attention": arch.attention, "streaming": arch.streaming, "format": fmt}
+                try:
+                    art = export(arch, fmt, a.out / "models")
+                    row.update(ok=True, parity=art.parity, size_bytes=art.size_bytes)
+                except ExportError as e:
+                    row.update(ok=False, reason=str(e))
+                row["seconds"] = round(time.time() - t0, 1)
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                status = "ok" if row["ok"] else f"FAIL {row['reason']}"
+                print(f"[{i}/{len(archs)}] {arch.id} {arch.encoder:<11} {fmt:<15} "
+                      f"{row['seconds']:6.1f}s {status}", flush=True)
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    ids = {x.id for x in archs}
+    rows = [r for r in rows if r["arch_id"] in ids and r["format"] in formats]
+    report(rows, formats)
+    print(f"\n{len(archs)} architectures (seed {a.seed}); {time.time() - t_start:.0f} s this run")
+    return 0
+
+
+def report(rows: list[dict], formats: list[str]) -> None:
+    cell: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    reasons: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        cell[(r["encoder"], r["format"])].append(r["ok"])
+        cell[("all", r["format"])].append(r["ok"])
+        if not r["ok"]:
+            reasons[r["format"]][_short(r["reason"]) + f" [{r['encoder']}]"] += 1
+    families = sorted({r["encoder"] for r in rows}) + ["all"]
+    head = f"| family | {' | '.join(formats)} |"
+    print(head)
+    print("|" + "---|" * (len(formats) + 1))
+    for fam in families:
+        cells = []
+        for fmt in formats:
+            v = cell.get((fam, fmt), [])
+            cells.append(f"{sum(v)}/{len(v)}" if v else "-")
+        print(f"| {fam} | {' | '.join(cells)} |")
+    for fmt in formats:
+        if reasons[fmt]:
+            print(f"\n{fmt} failures:")
+            for why, n in reasons[fmt].most_common():
+                print(f"  {n:3d} x {why}")
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) < 140 else reason[:137] + "..."
+
+
+if __name__ == "__main__":
+    sys.exit(main())
