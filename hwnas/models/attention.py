@@ -168,13 +168,17 @@ class SelfAttention(nn.Module):
         bias = None
         if self.plan.variant == "relpos":
             bias = self._rel_bias(L + torch.arange(C), torch.arange(L + C))
-        mask: torch.Tensor | None = None
+        # The mask stays 2-D (C, L + C) for a single stream: converters that
+        # re-layout 4-D tensors (NCHW -> NHWC) mis-broadcast a 4-D mask.
         static = self.plan.chunk_mask()
-        if static is not None:
-            mask = static.to(x.dtype)[None, None]
+        mask = None if static is None else static.to(x.dtype)
         if L and valid is not None:
-            keys = torch.cat([valid, torch.ones_like(x[:, :, 0])], dim=1)[:, None, None, :]
-            mask = keys if mask is None else mask * keys
+            keys = torch.cat([valid, torch.ones_like(x[:, :, 0])], dim=1)  # (B, L + C)
+            if x.shape[0] == 1:
+                mask = keys if mask is None else mask * keys
+            else:
+                keys = keys[:, None, None, :]
+                mask = keys if mask is None else mask[None, None] * keys
         out = self._softmax_attend(q, k, v, mask, bias)
         new = [k[:, :, -L:], v[:, :, -L:]] if L else []
         return self._merge(out), new
