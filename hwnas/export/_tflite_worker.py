@@ -26,15 +26,18 @@ def _quiet() -> None:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
-def saved_model(onnx_path: Path, work: Path) -> Path:
-    sm = work / "saved_model"
+def saved_model(onnx_path: Path, work: Path, unroll_rnn: bool = False) -> Path:
+    """ONNX -> SavedModel; ``unroll_rnn`` unrolls LSTMs over time (the TF
+    converter segfaults quantising LSTM ops to full int8, but quantises the
+    unrolled cell fine)."""
+    sm = work / ("saved_model_unrolled" if unroll_rnn else "saved_model")
     if (sm / "saved_model.pb").is_file():
         return sm
     import onnx
     import onnx2tf
 
     names = [i.name for i in onnx.load(str(onnx_path)).graph.input]
-    tmp = work / "saved_model.tmp"
+    tmp = work / f"{sm.name}.tmp"
     # onnx2tf's strict mode checks each op numerically and fails on some
     # scalar-constant Mul/Add patterns; the relaxed mode converts those. The
     # parent's parity check against PyTorch catches a wrong conversion either way.
@@ -44,7 +47,7 @@ def saved_model(onnx_path: Path, work: Path) -> Path:
             onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(tmp),
                             keep_shape_absolutely_input_names=names, output_signaturedefs=True,
                             non_verbose=True, copy_onnx_input_output_names_to_tflite=True,
-                            disable_strict_mode=not strict)
+                            disable_strict_mode=not strict, enable_rnn_unroll=unroll_rnn)
             break
         except (Exception, SystemExit) as e:
             first = first or e
@@ -59,6 +62,12 @@ def saved_model(onnx_path: Path, work: Path) -> Path:
         shutil.rmtree(sm)
     tmp.rename(sm)
     return sm
+
+
+def _has_rnn(onnx_path: Path) -> bool:
+    import onnx
+
+    return any(n.op_type in ("LSTM", "GRU", "RNN") for n in onnx.load(str(onnx_path)).graph.node)
 
 
 def convert(sm: Path, fmt: str, calib: Path | None) -> bytes:
@@ -95,7 +104,7 @@ def main() -> int:
     p.add_argument("--calib", type=Path)
     a = p.parse_args()
     try:
-        sm = saved_model(a.onnx, a.work)
+        sm = saved_model(a.onnx, a.work, unroll_rnn=a.format == "int8" and _has_rnn(a.onnx))
         blob = convert(sm, a.format, a.calib)
     except (Exception, SystemExit) as e:  # onnx2tf may sys.exit() on failure
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]

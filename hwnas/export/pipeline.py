@@ -149,16 +149,18 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
         path = onnx_path
     else:
         # the SavedModel is reused across formats only while the ONNX is unchanged
-        stamp = work / "saved_model" / "source.sha256"
         digest = _sha256(onnx_path)
-        if stamp.parent.exists() and (not stamp.is_file() or stamp.read_text() != digest):
-            shutil.rmtree(stamp.parent)
+        stamps = [work / d / "source.sha256" for d in ("saved_model", "saved_model_unrolled")]
+        for stamp in stamps:
+            if stamp.parent.exists() and (not stamp.is_file() or stamp.read_text() != digest):
+                shutil.rmtree(stamp.parent)
         tfl = "tflite-int8" if fmt == "edgetpu" else fmt
         calib = _calibration(graph, work / "calib.npz", CALIBRATION_SAMPLES) \
             if tfl == "tflite-int8" else None
         path = convert_tflite(onnx_path, work, tfl, calib)
-        if stamp.parent.is_dir():
-            _write_atomic(stamp, digest)
+        for stamp in stamps:
+            if stamp.parent.is_dir() and not stamp.is_file():
+                _write_atomic(stamp, digest)
         if fmt == "edgetpu":
             path, rep = compile_edgetpu(path, work)
             report = rep.to_dict()
