@@ -10,11 +10,14 @@ Masking multiplies the softmax output by the 0/1 mask and renormalises. This
 equals a masked softmax exactly, and keeps large negative constants out of the
 graph, which would ruin int8 quantisation of the score tensors.
 
-In streaming mode frame i may attend to frame j iff chunk(j) <= chunk(i) and
-chunk(j) >= chunk(i) - left_chunks (linear attention: all past chunks), and,
-for local attention, |i - j| <= w. Chunk mode keeps the keys/values of the last
-``cache_len`` frames (or the running linear-attention state) so that chunk by
-chunk equals the full-sequence forward under that mask.
+In streaming mode frame i of a chunk starting at s may attend to frame j iff
+s - cache_len <= j < s + chunk (linear attention: any j before the chunk end)
+and, for local attention, |i - j| <= w; cache_len = left_chunks * chunk (local:
+at most w). Chunk mode keeps the keys/values of the last ``cache_len`` frames
+(or the running linear-attention state). A stream starts with a zero cache,
+and the full-sequence forward gives the first chunks the same zero key/value
+slots, so chunk by chunk equals the full forward exactly with no run-time
+validity mask (whose renormalisation can divide by zero in int8).
 """
 
 from __future__ import annotations
@@ -45,23 +48,27 @@ class AttentionPlan:
         return min(left, self.window) if self.variant == "local" else left
 
     def full_mask(self, T: int, valid: torch.Tensor | None) -> torch.Tensor | None:
-        """(B|1, T, T) bool mask for a full sequence, or None when all is allowed."""
+        """(B|1, T, cache_len + T) bool mask for a full sequence, or None when
+        all is allowed. Streaming keys start with ``cache_len`` zero slots: the
+        zero-initialised cache a stream starts with (see the module doc)."""
+        L = self.cache_len
         i = torch.arange(T)[:, None]
-        j = torch.arange(T)[None]
+        j = torch.arange(-L, T)[None]
         allowed: torch.Tensor | None = None
 
         def both(m: torch.Tensor) -> torch.Tensor:
             return m if allowed is None else allowed & m
 
         if self.chunk is not None:
-            ci, cj = i // self.chunk, j // self.chunk
-            allowed = both(cj <= ci)
+            start = (i // self.chunk) * self.chunk
+            allowed = both(j < start + self.chunk)
             if self.variant != "linear":
-                allowed = both(cj >= ci - (self.left_chunks or 0))
+                allowed = both(j >= start - L)
         if self.variant == "local":
             allowed = both((i - j).abs() <= self.window)
         if valid is not None and not bool(valid.all()):
-            kp = valid[:, None, :]
+            slots = torch.ones(valid.shape[0], L, dtype=torch.bool)
+            kp = torch.cat([slots, valid], dim=1)[:, None, :]
             return kp if allowed is None else allowed[None] & kp
         return None if allowed is None else allowed[None]
 
@@ -135,10 +142,13 @@ class SelfAttention(nn.Module):
                     a = a * mask[:, None].to(a.dtype)
                 num, den = a @ v, a.sum(dim=-1, keepdim=True)
             return self._merge(num / (den + 1e-6))
+        L = self.plan.cache_len
+        if L:  # the zero slots of a stream's initial cache
+            zeros = q.new_zeros(q.shape[0], self.h, L, self.dk)
+            k, v = torch.cat([zeros, k], dim=2), torch.cat([zeros, v], dim=2)
         bias = None
         if self.plan.variant == "relpos":
-            pos = torch.arange(T)
-            bias = self._rel_bias(pos, pos)
+            bias = self._rel_bias(torch.arange(T), torch.arange(-L, T))
         m = None if mask is None else mask[:, None].to(x.dtype)
         return self._merge(self._softmax_attend(q, k, v, m, bias))
 
@@ -149,9 +159,8 @@ class SelfAttention(nn.Module):
         L = self.plan.cache_len
         return [(B, self.h, L, self.dk), (B, self.h, L, self.dk)] if L else []
 
-    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor],
-                      valid: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``valid`` (B, cache_len) marks cache frames that hold real history."""
+    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         q, k, v = self._heads(x)
         C = x.shape[1]
         if self.plan.variant == "linear":
@@ -168,17 +177,9 @@ class SelfAttention(nn.Module):
         bias = None
         if self.plan.variant == "relpos":
             bias = self._rel_bias(L + torch.arange(C), torch.arange(L + C))
-        # The mask stays 2-D (C, L + C) for a single stream: converters that
-        # re-layout 4-D tensors (NCHW -> NHWC) mis-broadcast a 4-D mask.
+        # a static 2-D (C, L + C) band: converters mis-broadcast 4-D masks
         static = self.plan.chunk_mask()
         mask = None if static is None else static.to(x.dtype)
-        if L and valid is not None:
-            keys = torch.cat([valid, torch.ones_like(x[:, :, 0])], dim=1)  # (B, L + C)
-            if x.shape[0] == 1:
-                mask = keys if mask is None else mask * keys
-            else:
-                keys = keys[:, None, None, :]
-                mask = keys if mask is None else mask[None, None] * keys
         out = self._softmax_attend(q, k, v, mask, bias)
         new = [k[:, :, -L:], v[:, :, -L:]] if L else []
         return self._merge(out), new

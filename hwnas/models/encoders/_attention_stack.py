@@ -1,7 +1,6 @@
 """Cache plumbing shared by the attention encoders (Conformer, Transformer).
 
-Chunk-mode caches, in order: a (B, cache_len) validity mask of the key/value
-cache (only when cache_len > 0), then each layer's own caches.
+Chunk-mode caches: each layer's own, in layer order.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ def attention_plan(arch: ArchConfig) -> AttentionPlan:
 
 class AttentionStack(nn.Module):
     """A stack of layers with ``forward(x, mask, valid)``, ``cache_shapes(B)``
-    and ``forward_chunk(x, caches, valid)``."""
+    and ``forward_chunk(x, caches)``."""
 
     def __init__(self, plan: AttentionPlan, layers: list[nn.Module]) -> None:
         super().__init__()
@@ -38,25 +37,15 @@ class AttentionStack(nn.Module):
         return x
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
-        L = self.plan.cache_len
-        shapes = [(B, L)] if L else []
-        for layer in self.layers:
-            shapes += layer.cache_shapes(B)
-        return shapes
+        return [s for layer in self.layers for s in layer.cache_shapes(B)]
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        L = self.plan.cache_len
-        valid = caches[0] if L else None
-        rest = caches[1:] if L else caches
         new: list[torch.Tensor] = []
         i = 0
         for layer in self.layers:
             n = len(layer.cache_shapes(1))
-            x, c = layer.forward_chunk(x, rest[i:i + n], valid)
+            x, c = layer.forward_chunk(x, caches[i:i + n])
             new += c
             i += n
-        if L:
-            assert valid is not None
-            new.insert(0, torch.cat([valid, torch.ones_like(x[:, :, 0])], dim=1)[:, -L:])
         return x, new

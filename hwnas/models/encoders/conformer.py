@@ -67,11 +67,11 @@ class ConformerLayer(nn.Module):
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
         return self.att.cache_shapes(B) + self.conv.dw.cache_shapes(B)
 
-    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor],
-                      valid: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         n = len(self.att.cache_shapes(1))
         x = x + 0.5 * self.ff1(x)
-        a, ca = self.att.forward_chunk(self.att_norm(x), caches[:n], valid)
+        a, ca = self.att.forward_chunk(self.att_norm(x), caches[:n])
         x = x + a
         c, cc = self.conv.forward_chunk(x, caches[n:])
         x = x + c

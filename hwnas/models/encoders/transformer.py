@@ -31,9 +31,9 @@ class TransformerLayer(nn.Module):
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
         return self.att.cache_shapes(B)
 
-    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor],
-                      valid: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        a, c = self.att.forward_chunk(self.att_norm(x), caches, valid)
+    def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        a, c = self.att.forward_chunk(self.att_norm(x), caches)
         x = x + a
         return x + self.ff(x), c
 
