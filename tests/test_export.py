@@ -84,7 +84,9 @@ def _fake_compiler(bin_dir: Path, log: Path, rc: int = 0) -> None:
     script = bin_dir / "edgetpu_compiler"
     script.write_text(f"""#!/bin/sh
 out=.; model=""
-while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; -s) shift;; *) model="$1"; shift;; esac; done
+while [ $# -gt 0 ]; do
+  case "$1" in -o) out="$2"; shift 2;; -s) shift;; *) model="$1"; shift;; esac
+done
 cat '{log}'
 [ {rc} -eq 0 ] && cp "$model" "$out/$(basename "$model" .tflite)_edgetpu.tflite"
 exit {rc}

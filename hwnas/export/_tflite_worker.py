@@ -17,7 +17,6 @@ import os
 import sys
 from pathlib import Path
 
-
 ERROR_TAG = "hwnas-export-error: "
 
 

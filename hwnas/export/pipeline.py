@@ -25,7 +25,7 @@ from hwnas.export.edgetpu import compile_edgetpu, compiler_available
 from hwnas.export.errors import ExportError
 from hwnas.export.formats import FORMATS
 from hwnas.export.onnx import export_onnx
-from hwnas.export.tflite import TFLITE_FORMATS, TFLiteRunner, convert_tflite
+from hwnas.export.tflite import TFLiteRunner, convert_tflite
 from hwnas.models import build, device_graph
 from hwnas.models.graphs import ChunkGraph, UtteranceGraph
 from hwnas.space import ArchConfig

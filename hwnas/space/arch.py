@@ -21,7 +21,7 @@ class ArchConfig:
     frontend: str                    # logmel | mfcc | learnable
     n_filters: int                   # filterbank channels / cepstra
     subsampling: str                 # conv2d4 | conv2d6 | conv2d8 | stack4
-    encoder: str                     # conformer | transformer | lstm | blstm | cnn_lstm | contextnet
+    encoder: str                     # conformer|transformer|lstm|blstm|cnn_lstm|contextnet
     streaming: bool                  # chunked streaming (True) or full context
     num_layers: int                  # encoder layers / blocks
     d_model: int                     # encoder width

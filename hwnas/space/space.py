@@ -6,8 +6,7 @@ from __future__ import annotations
 import random
 import tomllib
 from collections.abc import Iterator, Sequence
-
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +123,7 @@ class SearchSpace:
         the fields that decisions from i on still read, so paths with the same
         future merge."""
 
-        @lru_cache(maxsize=None)
+        @cache
         def paths(i: int, state: tuple[tuple[str, Any], ...]) -> int:
             if i == len(self.decisions):
                 return 1
