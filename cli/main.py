@@ -70,7 +70,8 @@ def _print_json(obj: Any) -> None:
 def _console():
     from rich.console import Console
 
-    return Console()
+    # piped output (logs, CI) gets a wide table rather than rich's 80 columns
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 # --- space --------------------------------------------------------------------------

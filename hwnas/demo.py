@@ -42,7 +42,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    con = Console()
+    con = Console() if sys.stdout.isatty() else Console(width=160)
     space = default_space()
     con.print(f"[bold]search space[/]: {space.count():,} valid architectures over "
               f"{len(space.decisions)} decisions")
