@@ -180,8 +180,8 @@ class SearchSpace:
                     break
             else:
                 ctx[d.name] = rng.choice(opts)
-        extra = {k: v for p in prefer[:1] for k, v in p.items() if k == "vocab_size"}
-        return ArchConfig(**ctx, **extra)
+        vocab = prefer[0].get("vocab_size") if prefer else None
+        return ArchConfig(**ctx) if vocab is None else ArchConfig(**ctx, vocab_size=vocab)
 
     def sample(self, rng: random.Random) -> ArchConfig:
         """Sample each applicable decision uniformly among its allowed choices."""
