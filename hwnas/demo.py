@@ -24,9 +24,12 @@ def pick(seed: int) -> list[tuple[str, ArchConfig]]:
     """Two baselines plus two sampled architectures (one streaming, one not)."""
     chosen = [("preset conformer_xs", preset("conformer_xs")),
               ("preset lstm_rnnt", preset("lstm_rnnt"))]
-    want = {True: None, False: None}
+    # a streaming attention model and a full-context model of another family
+    families = {True: ("conformer", "transformer"), False: ("transformer", "contextnet",
+                                                             "cnn_lstm", "blstm")}
+    want: dict[bool, ArchConfig | None] = {True: None, False: None}
     for a in default_space().sample_distinct(200, seed):
-        if want[a.streaming] is None and a.encoder in ("conformer", "transformer", "contextnet"):
+        if want[a.streaming] is None and a.encoder in families[a.streaming]:
             want[a.streaming] = a
     chosen += [(f"sampled ({'streaming' if s else 'full context'})", a)
                for s, a in want.items() if a is not None]
