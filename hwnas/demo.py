@@ -60,7 +60,10 @@ def main() -> int:
                   + (f" {a.attention}" if a.attention else ""), a.decoder, mode,
                   f"{st.params:,}", f"{st.flops / 1e6:,.1f}")
     con.print(t)
-    r = Table(title=f"exports under {args.out} (checked on held-out inputs)")
+    r = Table(title=f"exports under {args.out} (checked on held-out inputs)",
+              caption="random weights: fp32 formats must match PyTorch within 1e-4; token "
+                      "agreement of quantised formats is informative only (a random "
+                      "network's logits are near ties)")
     for col in ("id", "format", "result", "size", "max |diff|", "token agreement"):
         r.add_column(col)
     for _, a in archs:
