@@ -88,6 +88,20 @@ def report(rows: list[dict], formats: list[str]) -> None:
             v = cell.get((fam, fmt), [])
             cells.append(f"{sum(v)}/{len(v)}" if v else "-")
         print(f"| {fam} | {' | '.join(cells)} |")
+    print("\nparity vs PyTorch on 20 held-out inputs (random weights), successful exports:")
+    for fmt in formats:
+        par = [r["parity"] for r in rows if r["ok"] and r["format"] == fmt and r.get("parity")]
+        if not par:
+            continue
+        diffs = sorted(p["max_abs_diff"] for p in par)
+        agree = sorted(p["token_agreement"] for p in par)
+        line = (f"  {fmt:<15} n={len(par):3d}  max |diff| median {diffs[len(diffs) // 2]:.1e}, "
+                f"worst {diffs[-1]:.1e}; token agreement median {agree[len(agree) // 2]:.1%}, "
+                f"min {agree[0]:.1%}")
+        sqnr = sorted(p["logits_sqnr_db"] for p in par if "logits_sqnr_db" in p)
+        if sqnr:
+            line += f"; logits SQNR median {sqnr[len(sqnr) // 2]:.1f} dB"
+        print(line)
     for fmt in formats:
         if reasons[fmt]:
             print(f"\n{fmt} failures:")
