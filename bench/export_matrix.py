@@ -72,12 +72,12 @@ def main() -> int:
 
 def report(rows: list[dict], formats: list[str]) -> None:
     cell: dict[tuple[str, str], list[bool]] = defaultdict(list)
-    reasons: dict[str, Counter] = defaultdict(Counter)
+    reasons: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for r in rows:
         cell[(r["encoder"], r["format"])].append(r["ok"])
         cell[("all", r["format"])].append(r["ok"])
         if not r["ok"]:
-            reasons[r["format"]][_short(r["reason"]) + f" [{r['encoder']}]"] += 1
+            reasons[r["format"]][_short(r["reason"])][r["encoder"]] += 1
     families = sorted({r["encoder"] for r in rows}) + ["all"]
     head = f"| family | {' | '.join(formats)} |"
     print(head)
@@ -105,8 +105,9 @@ def report(rows: list[dict], formats: list[str]) -> None:
     for fmt in formats:
         if reasons[fmt]:
             print(f"\n{fmt} failures:")
-            for why, n in reasons[fmt].most_common():
-                print(f"  {n:3d} x {why}")
+            for why, fams in sorted(reasons[fmt].items(), key=lambda kv: -sum(kv[1].values())):
+                who = ", ".join(f"{f} {n}" for f, n in fams.most_common())
+                print(f"  {sum(fams.values()):3d} x {why} ({who})")
 
 
 def _short(reason: str) -> str:
