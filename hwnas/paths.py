@@ -26,6 +26,7 @@ def shipped_dir(kind: str) -> Path:
 
 def workspace(explicit: str | os.PathLike[str] | None = None) -> Path:
     root = Path(explicit or os.environ.get("HWNAS_WORKSPACE") or Path.cwd())
-    if _PKG in root.resolve().parents and "site-packages" in str(root.resolve()):
-        raise ValueError(f"workspace {root} is inside the installed package; choose another")
+    where = root.resolve()
+    if where == _PKG or _PKG in where.parents:
+        raise ValueError(f"workspace {root} is inside the hwnas package; choose another folder")
     return root

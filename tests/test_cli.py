@@ -152,3 +152,14 @@ def test_install_gives_working_cli(tmp_path, editable):
     assert (shipped / "README.md").is_file()
     if not editable:
         assert "site-packages" in str(shipped)
+
+
+def test_workspace_resolution(tmp_path, monkeypatch):
+    from hwnas import paths
+
+    monkeypatch.setenv("HWNAS_WORKSPACE", str(tmp_path))
+    assert paths.workspace() == tmp_path
+    assert paths.workspace(tmp_path / "w") == tmp_path / "w"
+    with pytest.raises(ValueError, match="inside the hwnas package"):
+        paths.workspace(Path(paths.__file__).parent / "space")
+    assert (paths.shipped_dir("devices") / "README.md").is_file()
