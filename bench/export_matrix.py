@@ -29,6 +29,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/export_matrix"))
     p.add_argument("--formats", default=",".join(FORMATS))
+    p.add_argument("--reverse", action="store_true",
+                   help="work from the last architecture back (a second process on the other "
+                        "core shares the results file)")
     a = p.parse_args()
     import torch
 
@@ -36,15 +39,12 @@ def main() -> int:
     formats = a.formats.split(",")
     a.out.mkdir(parents=True, exist_ok=True)
     log = a.out / "results.jsonl"
-    done = set()
-    if log.exists():
-        for line in log.read_text().splitlines():
-            r = json.loads(line)
-            done.add((r["arch_id"], r["format"]))
     archs = default_space().sample_distinct(a.n, a.seed)
+    order = list(enumerate(archs, 1))
     t_start = time.time()
     with log.open("a") as f:
-        for i, arch in enumerate(archs, 1):
+        for i, arch in reversed(order) if a.reverse else order:
+            done = _done(log)  # re-read: a second process may share the log
             for fmt in formats:
                 if (arch.id, fmt) in done:
                     continue
@@ -62,12 +62,18 @@ def main() -> int:
                 status = "ok" if row["ok"] else f"FAIL {row['reason']}"
                 print(f"[{i}/{len(archs)}] {arch.id} {arch.encoder:<11} {fmt:<15} "
                       f"{row['seconds']:6.1f}s {status}", flush=True)
-    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    latest = {(r["arch_id"], r["format"]): r for r in map(json.loads, log.read_text().splitlines())}
     ids = {x.id for x in archs}
-    rows = [r for r in rows if r["arch_id"] in ids and r["format"] in formats]
+    rows = [r for r in latest.values() if r["arch_id"] in ids and r["format"] in formats]
     report(rows, formats)
     print(f"\n{len(archs)} architectures (seed {a.seed}); {time.time() - t_start:.0f} s this run")
     return 0
+
+
+def _done(log: Path) -> set[tuple[str, str]]:
+    if not log.exists():
+        return set()
+    return {(r["arch_id"], r["format"]) for r in map(json.loads, log.read_text().splitlines())}
 
 
 def report(rows: list[dict], formats: list[str]) -> None:
