@@ -13,6 +13,11 @@ def length_mask(lengths: torch.Tensor | None, T: int, B: int) -> torch.Tensor:
     return torch.arange(T, device=lengths.device)[None] < lengths[:, None]
 
 
+def keep_frames(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, 1) multiplier in ``x``'s dtype: 1 on valid frames of (B, T, D) ``x``, else 0."""
+    return length_mask(lengths, x.shape[1], x.shape[0])[..., None].to(x.dtype)
+
+
 class FeedForward(nn.Module):
     """Pre-norm position-wise feed-forward: (B, T, D) -> (B, T, D)."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hwnas.models.common import keep_frames, length_mask
 from hwnas.models.decoders import CTCHead, LASDecoder, RNNTDecoder, TransformerDecoder
 from hwnas.models.encoders import build_encoder
 from hwnas.models.frontend import LearnableFilterbank, input_dim
@@ -60,7 +61,7 @@ class SpeechModel(nn.Module):
         B, T, _ = feats.shape
         x = self.frontend(feats)
         if lengths is not None:
-            x = x * (torch.arange(T)[None] < lengths[:, None])[..., None].to(x.dtype)
+            x = x * keep_frames(x, lengths)
         pad = (-T) % self.factor
         if pad:
             x = nn.functional.pad(x, (0, 0, 0, pad))
@@ -95,7 +96,7 @@ class SpeechModel(nn.Module):
             else:
                 valid = None
                 if enc_lengths is not None:
-                    valid = torch.arange(enc.shape[1])[None] < enc_lengths[:, None]
+                    valid = length_mask(enc_lengths, enc.shape[1], enc.shape[0])
                 dec_in = torch.cat([torch.zeros_like(targets[:, :1]), targets], dim=1)
                 out["att_logits"] = self.decoder(enc, dec_in, valid)
         return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.common import TimeConv
+from hwnas.models.common import TimeConv, keep_frames
 from hwnas.models.encoders.rnn import LSTMStack
 from hwnas.space import ArchConfig
 
@@ -27,7 +27,7 @@ class CNNLSTM(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         keep = None
         if lengths is not None:
-            keep = (torch.arange(x.shape[1])[None] < lengths[:, None])[..., None].to(x.dtype)
+            keep = keep_frames(x, lengths)
         for conv, norm in zip(self.convs, self.norms):
             if keep is not None:
                 x = x * keep

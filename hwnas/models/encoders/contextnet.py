@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.common import TimeConv
+from hwnas.models.common import TimeConv, keep_frames
 from hwnas.space import ArchConfig
 
 CONVS_PER_BLOCK = 3
@@ -93,7 +93,7 @@ class ContextNet(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         keep = None
         if lengths is not None:
-            keep = (torch.arange(x.shape[1])[None] < lengths[:, None])[..., None].to(x.dtype)
+            keep = keep_frames(x, lengths)
         for block in self.blocks:
             x = block(x, keep)
         return x

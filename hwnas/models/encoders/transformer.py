@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hwnas.models.attention import AttentionPlan, SelfAttention
-from hwnas.models.common import FeedForward, TimeConv
+from hwnas.models.common import FeedForward, TimeConv, keep_frames
 from hwnas.models.encoders._attention_stack import AttentionStack, attention_plan
 from hwnas.space import ArchConfig
 
@@ -51,7 +51,7 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         if lengths is not None:
-            x = x * (torch.arange(x.shape[1])[None] < lengths[:, None])[..., None].to(x.dtype)
+            x = x * keep_frames(x, lengths)
         x = x + self.pos(x)
         return self.norm(self.stack(x, lengths))
 
