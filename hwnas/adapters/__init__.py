@@ -1,0 +1,47 @@
+"""Device adapters and the device files that configure them.
+
+The registry maps an adapter name (``adapter = "..."`` in a device file) to
+the module that implements it; modules are imported only when a device uses
+them, so a missing optional package fails only that adapter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hwnas.adapters._base import (
+    Adapter,
+    DeviceError,
+    DeviceUnavailable,
+    Measurement,
+    Plan,
+    Timing,
+)
+
+REGISTRY: dict[str, str] = {
+    "cpu": "hwnas.adapters.cpu:CPUAdapter",
+    "cuda": "hwnas.adapters.cuda:CUDAAdapter",
+    "android": "hwnas.adapters.android:AndroidAdapter",
+    "edgetpu": "hwnas.adapters.edgetpu:EdgeTPUAdapter",
+}
+
+
+def adapter_class(name: str) -> type[Adapter]:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown adapter {name!r}; one of {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise DeviceUnavailable(f"adapter {name!r} needs the package {e.name!r}: "
+                                f"pip install {e.name}") from None
+    return getattr(mod, cls)
+
+
+def make_adapter(device: str, adapter: str, options: dict[str, Any]) -> Adapter:
+    return adapter_class(adapter)(device, options)
+
+
+__all__ = ["REGISTRY", "Adapter", "DeviceError", "DeviceUnavailable", "Measurement", "Plan",
+           "Timing", "adapter_class", "make_adapter"]

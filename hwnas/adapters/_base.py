@@ -1,0 +1,239 @@
+"""The device interface: ``check``/``available``, ``prepare``, ``measure``,
+``describe``. Everything hardware-specific lives behind it; the measurement
+rules (warm-up, minimum runs and duration, re-measure when noisy or
+drifting, flag what stays bad) live here once for every adapter.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from collections.abc import Callable
+
+from hwnas.profiling.statistics import quality, summarise
+
+
+class DeviceError(RuntimeError):
+    """The device cannot do what was asked (unreachable, tool missing, run
+    failed); the message is one line a user can act on."""
+
+
+class DeviceUnavailable(DeviceError):
+    """The device is not reachable now; the reason is the message."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to time one model. Defaults follow TFLite benchmark_model and
+    MLPerf single-stream: warm-up excluded, at least ``min_runs`` runs *and*
+    ``min_seconds`` of timed work."""
+
+    warmup_runs: int = 10
+    min_runs: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 60.0       # stop adding runs after this (slow models)
+    max_cv: float = 0.10            # robust CV above this = noisy
+    max_drift: float = 0.10         # median change first->last fifth above this = drift
+    retries: int = 2                # re-measurements of a noisy/drifting run
+    calls_per_stream: int = 0       # chunk graphs: reset caches after this many calls
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown plan option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def replace(self, **kw: Any) -> Plan:
+        return Plan(**{**asdict(self), **kw})
+
+
+@dataclass
+class Timing:
+    """What one timed run produced: per-call times, or (for tools that only
+    print aggregates) a ready summary."""
+
+    times_s: list[float] | None = None
+    summary: dict[str, Any] | None = None
+    memory_mb: float | None = None
+    init_ms: float | None = None
+    first_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Measurement:
+    arch_id: str
+    device: str
+    adapter: str
+    format: str
+    graph: str                        # "chunk" (per streaming chunk) or "utterance"
+    latency: dict[str, Any]           # p50_ms, p90_ms, p99_ms, mean_ms, std_ms, cv, n, ...
+    checks: dict[str, float]          # robust_cv, drift
+    attempts: int
+    flags: list[str]                  # problems that persisted after re-measuring
+    memory_mb: float | None
+    init_ms: float | None
+    first_ms: float | None
+    model_bytes: int
+    provenance: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.flags
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Adapter(ABC):
+    """One kind of device. Subclasses implement ``check``, ``prepare``,
+    ``_run`` and ``describe``; ``measure`` applies the shared rules."""
+
+    #: registry name, as written in a device file's ``adapter =``
+    name: str = ""
+    #: option -> (default, help); a device file's [options] table is checked against it
+    OPTIONS: dict[str, tuple[Any, str]] = {}
+    #: option -> allowed values
+    CHOICES: dict[str, tuple[Any, ...]] = {}
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(cls.OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} for adapter {cls.name!r}; "
+                             f"known: {', '.join(cls.OPTIONS)}")
+        out = {k: d for k, (d, _) in cls.OPTIONS.items()}
+        for k, v in options.items():
+            default = cls.OPTIONS[k][0]
+            if default is not None and not isinstance(v, type(default)) and not (
+                    isinstance(default, float) and isinstance(v, int)):
+                raise ValueError(f"option {k} must be {type(default).__name__}, got {v!r}")
+            if k in cls.CHOICES and v not in cls.CHOICES[k]:
+                raise ValueError(f"option {k} must be one of "
+                                 f"{', '.join(map(str, cls.CHOICES[k]))}, got {v!r}")
+            out[k] = v
+        return out
+
+    def __init__(self, device: str, options: dict[str, Any]) -> None:
+        self.device = device
+        self.options = options
+
+    # -- what subclasses provide -------------------------------------------
+    @abstractmethod
+    def check(self) -> str | None:
+        """None when the device can be used now, else the reason in one line."""
+
+    @property
+    @abstractmethod
+    def format(self) -> str:
+        """Export format this device runs ("onnx", "tflite-int8", "torch", ...)."""
+
+    @abstractmethod
+    def prepare(self, artifact: Any) -> Any:
+        """Load/push the model; returns a handle for ``measure``."""
+
+    @abstractmethod
+    def _run(self, handle: Any, plan: Plan) -> Timing:
+        """One timed run following ``plan``."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Runtime and version, threads, host or phone details."""
+
+    def release(self, handle: Any) -> None:  # noqa: B027 - optional hook
+        """Free what ``prepare`` loaded."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Drop connections."""
+
+    # -- shared -------------------------------------------------------------
+    def available(self) -> bool:
+        return self.check() is None
+
+    def measure(self, handle: Any, plan: Plan, *, arch_id: str, graph: str,
+                model_bytes: int, inputs: list[dict[str, Any]] | None = None) -> Measurement:
+        attempts, problems, timing, latency, checks = 0, ["not run"], Timing(), {}, {}
+        while attempts <= plan.retries:
+            attempts += 1
+            timing = self._run(handle, plan)
+            if timing.times_s is not None:
+                latency = summarise(timing.times_s)
+                checks, problems = quality(timing.times_s, plan.max_cv, plan.max_drift)
+            else:
+                assert timing.summary is not None
+                latency = dict(timing.summary)
+                checks = {"cv": latency.get("cv", 0.0)}
+                problems = list(timing.extra.get("problems", []))
+                if latency.get("cv", 0.0) > plan.max_cv * 2:
+                    # aggregate-only tools give the plain CV (outliers included),
+                    # so allow twice the robust limit
+                    problems.append(f"noisy: CV {latency['cv']:.1%} > {plan.max_cv * 2:.0%}")
+            if not problems:
+                break
+        prov = {"device": self.device, "adapter": self.name, "format": self.format,
+                "inputs": inputs or [], "date": _dt.datetime.now(_dt.UTC).isoformat(
+                    timespec="seconds"), **self.describe()}
+        return Measurement(arch_id=arch_id, device=self.device, adapter=self.name,
+                           format=self.format, graph=graph, latency=latency, checks=checks,
+                           attempts=attempts, flags=problems, memory_mb=timing.memory_mb,
+                           init_ms=timing.init_ms, first_ms=timing.first_ms,
+                           model_bytes=model_bytes, provenance=prov, extra=timing.extra)
+
+
+def host_details() -> dict[str, Any]:
+    """CPU model, cores and kernel of this host."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(),
+            "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version()}
+
+
+def timed_loop(run: Callable[[], Any], plan: Plan, feed: Callable[[Any], None] | None = None,
+               reset: Callable[[], None] | None = None) -> list[float]:
+    """Warm up, then call ``run`` until ``min_runs`` *and* ``min_seconds`` are
+    reached (or ``max_seconds``); returns per-call seconds. Outside the timed
+    region, ``feed(result)`` passes states to the next call and ``reset()``
+    starts a new stream every ``plan.calls_per_stream`` calls."""
+    per = plan.calls_per_stream
+    for i in range(plan.warmup_runs):
+        if reset is not None and per and i % per == 0:
+            reset()
+        out = run()
+        if feed is not None:
+            feed(out)
+    if reset is not None:
+        reset()
+    times: list[float] = []
+    clock = time.perf_counter
+    start = clock()
+    i = 0
+    while True:
+        if reset is not None and per and i and i % per == 0:
+            reset()
+        t0 = clock()
+        out = run()
+        times.append(clock() - t0)
+        if feed is not None:
+            feed(out)
+        i += 1
+        elapsed = clock() - start
+        if (i >= plan.min_runs and elapsed >= plan.min_seconds) or elapsed >= plan.max_seconds:
+            return times

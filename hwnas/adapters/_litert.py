@@ -1,0 +1,90 @@
+"""Timing a .tflite model with the LiteRT interpreter (CPU, or a delegate
+such as libedgetpu). Only ``invoke`` is timed, as TFLite's benchmark tool
+does; states are copied between calls outside the timed region."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.adapters._base import Plan, timed_loop
+from hwnas.adapters._feeds import feedback_pairs, initial_feeds
+
+
+def interpreter_class(runtime: str) -> Any:
+    if runtime == "tflite-runtime":
+        from tflite_runtime.interpreter import Interpreter, load_delegate  # type: ignore
+    else:
+        from ai_edge_litert.interpreter import Interpreter, load_delegate
+    return Interpreter, load_delegate
+
+
+def runtime_version(runtime: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pkg = "tflite-runtime" if runtime == "tflite-runtime" else "ai-edge-litert"
+    try:
+        return f"{pkg} {version(pkg)}"
+    except PackageNotFoundError:
+        return f"{pkg} (version unknown)"
+
+
+@dataclass
+class LiteRTHandle:
+    interpreter: Any
+    inputs: dict[str, tuple[int, np.ndarray]]   # name -> (tensor index, value)
+    feedback: list[tuple[int, int]]             # (output index, input index)
+    n_ops: int
+
+
+def _quantise(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    if detail["dtype"] == np.int8:
+        scale, zero = detail["quantization"]
+        return np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+    return x.astype(detail["dtype"])
+
+
+def load(path: str | Path, artifact_inputs: list[dict[str, Any]], outputs: list[str],
+         threads: int, runtime: str = "litert", delegates: list[Any] | None = None) -> LiteRTHandle:
+    Interpreter, _ = interpreter_class(runtime)
+    it = Interpreter(model_path=str(path), num_threads=threads,
+                     experimental_delegates=delegates or None)
+    it.allocate_tensors()
+    runner = it.get_signature_runner()
+    in_details = runner.get_input_details()
+    out_details = runner.get_output_details()
+    feeds = initial_feeds(artifact_inputs)
+    inputs = {}
+    for name, value in feeds.items():
+        d = in_details[name]
+        inputs[name] = (d["index"], _quantise(value, d))
+    # converted outputs are named output_K in the graph's output order
+    out_index = {outputs[int(k.rsplit("_", 1)[1])] if k.startswith("output_") else k: d["index"]
+                 for k, d in out_details.items()}
+    pairs = [(out_index[o], in_details[i]["index"])
+             for o, i in feedback_pairs(artifact_inputs, outputs).items()]
+    try:
+        n_ops = len(it._get_ops_details())  # noqa: SLF001 - op count for the record
+    except Exception:  # noqa: BLE001 - private API, informative only
+        n_ops = -1
+    return LiteRTHandle(it, inputs, pairs, n_ops)
+
+
+def time_handle(h: LiteRTHandle, plan: Plan) -> list[float]:
+    it = h.interpreter
+
+    def reset() -> None:
+        for idx, value in h.inputs.values():
+            it.set_tensor(idx, value)
+
+    def feed(_: Any) -> None:
+        # int8 states are copied raw: values do not change the work done
+        for o, i in h.feedback:
+            it.set_tensor(i, it.get_tensor(o))
+
+    reset()
+    return timed_loop(it.invoke, plan, feed if h.feedback else None,
+                      reset if h.feedback else None)

@@ -1,0 +1,373 @@
+"""Android phones over ADB (adb-shell; TCP or USB; RSA key as Google's adb
+keeps it) running TFLite's ``benchmark_model`` under ``taskset``.
+
+Transport (``AdbTransport``: connect, shell, push, reconnect) is separate from
+parsing (``hwnas.adapters.parsers``). Every value placed in a shell command
+goes through ``shlex.quote``: a serial, path or option cannot inject a command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hwnas.adapters._base import Adapter, DeviceError, DeviceUnavailable, Plan, Timing
+from hwnas.adapters.parsers import (
+    ParseError,
+    parse_benchmark_model,
+    parse_freqs,
+    parse_thermal,
+    split_status,
+)
+from hwnas.profiling.statistics import summary_from_counts
+
+STATUS = "hwnas-exit:"
+THERMAL_GLOB = "/sys/class/thermal/thermal_zone*"
+FREQ_GLOB = "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq"
+
+
+def default_key_path() -> Path:
+    return Path(os.environ.get("ADB_VENDOR_KEYS_DIR", "~/.android")).expanduser() / "adbkey"
+
+
+def load_signer(path: Path) -> Any:
+    """The RSA signer for ADB authentication; creates the key pair (as
+    ``adb keygen`` does) when the file does not exist."""
+    from adb_shell.auth.keygen import keygen
+    from adb_shell.auth.sign_cryptography import CryptographySigner
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keygen(str(path))
+    return CryptographySigner(str(path))
+
+
+class AdbTransport:
+    """One ADB connection (adb-shell). ``serial`` "host:port" is TCP (also
+    ``adb tcpip`` phones); anything else is a USB serial ("" = the only one)."""
+
+    TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, TimeoutError)
+
+    def __init__(self, serial: str, key: Path, transport: str = "auto",
+                 connect_timeout_s: float = 10.0, reconnect_timeout_s: float = 30.0) -> None:
+        self.serial = serial
+        self.key = key
+        self.transport = transport if transport != "auto" else (
+            "tcp" if re.fullmatch(r"[^:\s]+:\d+", serial) else "usb")
+        self.connect_timeout_s = connect_timeout_s
+        self.reconnect_timeout_s = reconnect_timeout_s
+        self.dev: Any = None
+        self.reconnects = 0
+        from adb_shell import exceptions as ex
+
+        self.TRANSPORT_ERRORS = (OSError, EOFError, TimeoutError, ex.TcpTimeoutException,
+                                 ex.AdbConnectionError, ex.InvalidResponseError,
+                                 ex.InvalidCommandError, ex.AdbTimeoutError)
+
+    def describe(self) -> str:
+        return f"{self.transport} {self.serial or '(only USB device)'}"
+
+    def connect(self) -> None:
+        from adb_shell.adb_device import AdbDeviceTcp
+
+        try:
+            if self.transport == "tcp":
+                host, port = self.serial.rsplit(":", 1)
+                dev = AdbDeviceTcp(host, int(port), default_transport_timeout_s=self.connect_timeout_s)
+            else:
+                try:
+                    from adb_shell.adb_device import AdbDeviceUsb
+                except ImportError:
+                    raise DeviceUnavailable("USB transport needs libusb1: pip install "
+                                            "'adb-shell[usb]' (or connect over TCP: "
+                                            "adb tcpip 5555, serial = \"PHONE_IP:5555\")") from None
+                dev = AdbDeviceUsb(serial=self.serial or None,
+                                   default_transport_timeout_s=self.connect_timeout_s)
+            dev.connect(rsa_keys=[load_signer(self.key)], auth_timeout_s=self.connect_timeout_s,
+                        transport_timeout_s=self.connect_timeout_s)
+        except DeviceUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - every failure to connect is reported in one line
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if type(e).__name__ == "UsbDeviceNotFoundError":
+                reason = f"no USB phone with serial {self.serial!r}" if self.serial \
+                    else "no USB phone attached"
+            elif "DeviceAuthError" in type(e).__name__:
+                reason = "the phone refused our key: accept the RSA prompt on its screen"
+            raise DeviceUnavailable(f"cannot reach {self.describe()}: {reason}") from None
+        self.dev = dev
+
+    def close(self) -> None:
+        if self.dev is not None:
+            try:
+                self.dev.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection
+                pass
+            self.dev = None
+
+    def _call(self, what: str, fn: Any) -> Any:
+        """Run ``fn(dev)``; on a dropped connection reconnect (for up to
+        ``reconnect_timeout_s``) and retry once -- every call is idempotent."""
+        if self.dev is None:
+            self.connect()
+        try:
+            return fn(self.dev)
+        except self.TRANSPORT_ERRORS as first:
+            self.close()
+            deadline = time.monotonic() + self.reconnect_timeout_s
+            while True:
+                try:
+                    self.connect()
+                    break
+                except DeviceUnavailable as e:
+                    if time.monotonic() > deadline:
+                        raise DeviceUnavailable(f"lost {self.describe()} during {what} "
+                                                f"({type(first).__name__}); {e}") from None
+                    time.sleep(1.0)
+            self.reconnects += 1
+            try:
+                return fn(self.dev)
+            except self.TRANSPORT_ERRORS as e:
+                self.close()
+                raise DeviceUnavailable(f"lost {self.describe()} again during {what}: "
+                                        f"{type(e).__name__}") from None
+
+    def shell(self, command: str, timeout_s: float = 60.0) -> tuple[str, int | None]:
+        """(output, exit status) of ``command`` in the phone's shell."""
+        full = f"{command}; echo {STATUS}$?"
+        text = self._call(f"`{command[:60]}`", lambda d: d.shell(
+            full, timeout_s=timeout_s, read_timeout_s=timeout_s, transport_timeout_s=timeout_s))
+        return split_status(text, STATUS)
+
+    def push(self, local: Path, remote: str, mode: int = 0o644, timeout_s: float = 120.0) -> None:
+        self._call(f"push {Path(local).name}", lambda d: d.push(
+            str(local), remote, st_mode=0o100000 | mode, read_timeout_s=timeout_s,
+            transport_timeout_s=timeout_s))
+
+    def stat(self, remote: str) -> tuple[int, int]:
+        mode, size, _ = self._call(f"stat {remote}", lambda d: d.stat(remote))
+        return mode, size
+
+
+@dataclass
+class RemoteModel:
+    path: str
+    size: int
+
+
+class AndroidAdapter(Adapter):
+    name = "android"
+    OPTIONS = {
+        "serial": ("", "\"host:port\" (TCP) or a USB serial; empty = the only USB phone"),
+        "transport": ("auto", "auto | tcp | usb"),
+        "adb_key": ("", "RSA private key for ADB auth; empty = ~/.android/adbkey "
+                        "(created when missing)"),
+        "benchmark_binary": ("", "host path of TFLite's benchmark_model for this phone's ABI; "
+                                 "pushed when the phone lacks it"),
+        "remote_dir": ("/data/local/tmp/hwnas", "folder on the phone for models and the tool"),
+        "delegate": ("cpu", "cpu | gpu | nnapi"),
+        "threads": (4, "--num_threads"),
+        "cpu_mask": ("c0", "taskset mask (hex) of the cores to run on, e.g. c0 = cores 6-7"),
+        "format": ("tflite", "tflite | tflite-dynamic | tflite-int8"),
+        "max_temp_c": (45.0, "wait for the hottest thermal zone to cool below this"),
+        "cooldown_timeout_s": (300.0, "give up waiting (and flag the measurement) after this"),
+        "op_profiling": (False, "pass --enable_op_profiling=true (slower; per-op table kept)"),
+        "connect_timeout_s": (10.0, "ADB connect/auth timeout"),
+        "reconnect_timeout_s": (30.0, "how long to retry a dropped connection"),
+        "run_timeout_s": (600.0, "longest one benchmark run may take"),
+    }
+    CHOICES = {"transport": ("auto", "tcp", "usb"), "delegate": ("cpu", "gpu", "nnapi"),
+               "format": ("tflite", "tflite-dynamic", "tflite-int8")}
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        out = super().validate_options(options)
+        if not re.fullmatch(r"[0-9a-fA-F]+", out["cpu_mask"]) or int(out["cpu_mask"], 16) == 0:
+            raise ValueError(f"cpu_mask must be a non-zero hex mask like \"c0\", "
+                             f"got {out['cpu_mask']!r}")
+        if not out["remote_dir"].startswith("/"):
+            raise ValueError("remote_dir must be an absolute path on the phone")
+        return out
+
+    def __init__(self, device: str, options: dict[str, Any]) -> None:
+        super().__init__(device, options)
+        self._transport: AdbTransport | None = None
+        self._details: dict[str, Any] | None = None
+
+    @property
+    def format(self) -> str:
+        return self.options["format"]
+
+    @property
+    def tool(self) -> str:
+        return f"{self.options['remote_dir'].rstrip('/')}/benchmark_model"
+
+    def transport(self) -> AdbTransport:
+        if self._transport is None:
+            key = Path(self.options["adb_key"]).expanduser() if self.options["adb_key"] \
+                else default_key_path()
+            self._transport = AdbTransport(self.options["serial"], key, self.options["transport"],
+                                           self.options["connect_timeout_s"],
+                                           self.options["reconnect_timeout_s"])
+        return self._transport
+
+    def check(self) -> str | None:
+        try:
+            import adb_shell  # noqa: F401
+        except ImportError:
+            return "adb-shell is not installed (pip install adb-shell)"
+        binary = self.options["benchmark_binary"]
+        try:
+            t = self.transport()
+            if t.dev is None:
+                t.connect()
+            out, rc = t.shell(f"test -x {shlex.quote(self.tool)}")
+        except DeviceUnavailable as e:
+            return str(e)
+        if rc != 0:
+            if not binary:
+                return (f"{self.tool} is not on the phone and no benchmark_binary is set in the "
+                        f"device file")
+            if not Path(binary).expanduser().is_file():
+                return f"benchmark_binary {binary} does not exist on this host"
+        return None
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _sh(self, command: str, timeout_s: float = 60.0, what: str = "") -> str:
+        out, rc = self.transport().shell(command, timeout_s)
+        if rc != 0:
+            last = (out.strip().splitlines() or ["no output"])[-1]
+            raise DeviceError(f"{what or command.split()[0]} failed on the phone "
+                              f"(exit {rc}): {last}")
+        return out
+
+    def _ensure_tool(self) -> None:
+        t = self.transport()
+        q = shlex.quote
+        self._sh(f"mkdir -p {q(self.options['remote_dir'])}", what="mkdir")
+        _, rc = t.shell(f"test -x {q(self.tool)}")
+        if rc == 0:
+            return
+        binary = self.options["benchmark_binary"]
+        if not binary:
+            raise DeviceError(f"{self.tool} is missing on the phone; set benchmark_binary in "
+                              f"the device file to the host path of benchmark_model")
+        t.push(Path(binary).expanduser(), self.tool, mode=0o755)
+        self._sh(f"chmod 755 {q(self.tool)}", what="chmod")
+
+    def prepare(self, artifact: Any) -> RemoteModel:
+        self._ensure_tool()
+        local = Path(artifact.path)
+        remote = f"{self.options['remote_dir'].rstrip('/')}/{artifact.arch_id}_{local.name}"
+        self.transport().push(local, remote)
+        _, size = self.transport().stat(remote)
+        if size != local.stat().st_size:
+            raise DeviceError(f"push of {local.name} arrived with {size} of "
+                              f"{local.stat().st_size} bytes")
+        return RemoteModel(remote, size)
+
+    def release(self, handle: RemoteModel) -> None:
+        try:
+            self.transport().shell(f"rm -f {shlex.quote(handle.path)}")
+        except DeviceUnavailable:
+            pass
+
+    def thermal(self) -> tuple[dict[str, float], list[int]]:
+        """(zone -> °C, per-core kHz) as the phone reports them now."""
+        t = self.transport()
+        types, _ = t.shell(f"cat {THERMAL_GLOB}/type")
+        temps, _ = t.shell(f"cat {THERMAL_GLOB}/temp")
+        freqs, _ = t.shell(f"cat {FREQ_GLOB}")
+        return parse_thermal(types, temps), parse_freqs(freqs)
+
+    def _cool_down(self) -> tuple[dict[str, float], list[int], float, bool]:
+        limit = self.options["max_temp_c"]
+        start = time.monotonic()
+        while True:
+            temps, freqs = self.thermal()
+            hottest = max(temps.values(), default=0.0)
+            waited = time.monotonic() - start
+            if hottest <= limit:
+                return temps, freqs, waited, True
+            if waited >= self.options["cooldown_timeout_s"]:
+                return temps, freqs, waited, False
+            time.sleep(min(5.0, max(self.options["cooldown_timeout_s"] - waited, 0.1)))
+
+    def command(self, remote: str, plan: Plan) -> str:
+        q = shlex.quote
+        o = self.options
+        args = [f"--graph={remote}", f"--num_threads={o['threads']}",
+                f"--warmup_runs={plan.warmup_runs}", f"--num_runs={plan.min_runs}",
+                f"--min_secs={plan.min_seconds:g}", f"--max_secs={plan.max_seconds:g}",
+                "--report_peak_memory_footprint=true"]
+        if o["delegate"] == "gpu":
+            args.append("--use_gpu=true")
+        elif o["delegate"] == "nnapi":
+            args.append("--use_nnapi=true")
+        if o["op_profiling"]:
+            args.append("--enable_op_profiling=true")
+        return " ".join(["taskset", q(o["cpu_mask"]), q(self.tool), *map(q, args)])
+
+    def _run(self, handle: RemoteModel, plan: Plan) -> Timing:
+        before, f_before, waited, cool = self._cool_down()
+        out, rc = self.transport().shell(self.command(handle.path, plan),
+                                         timeout_s=self.options["run_timeout_s"])
+        try:
+            res = parse_benchmark_model(out)
+        except ParseError as e:
+            raise DeviceError(f"{e} (exit {rc})") from None
+        if rc not in (0, None):
+            raise DeviceError(f"benchmark_model exited {rc}")
+        after, f_after = self.thermal()
+        problems = []
+        if not cool:
+            problems.append(f"hot: {max(before.values()):.1f} °C after waiting {waited:.0f} s "
+                            f"(limit {self.options['max_temp_c']:.0f} °C)")
+        if f_before and f_after and len(f_before) == len(f_after):
+            mask = int(self.options["cpu_mask"], 16)
+            cores = [i for i in range(len(f_before)) if mask >> i & 1] or list(range(len(f_before)))
+            fb = max(f_before[i] for i in cores if i < len(f_before))
+            fa = max(f_after[i] for i in cores if i < len(f_after))
+            if fb and fa < 0.9 * fb:  # throttled during the run
+                problems.append(f"drift: core clock fell from {fb / 1e3:.0f} to "
+                                f"{fa / 1e3:.0f} MHz during the run")
+        r = res.get("runs", {})
+        count = int(r.get("count", 0))
+        if count == 0:
+            raise DeviceError("benchmark_model printed no run statistics")
+        summary = summary_from_counts(count, r["avg"], r.get("std", 0.0), r["min"], r["max"],
+                                      r.get("median"), r.get("p95"))
+        mem = res.get("memory", {})
+        memory = mem.get("overall_mb", mem.get("peak_mb"))
+        extra = {"tool_format": res.get("format"), "temps_before_c": before,
+                 "temps_after_c": after, "freqs_before_khz": f_before, "freqs_after_khz": f_after,
+                 "cooldown_s": round(waited, 1), "memory": mem, "problems": problems,
+                 "delegate": res.get("delegate"), "inference_avg_us": res["inference_avg_us"],
+                 "warmup_avg_us": res["warmup_avg_us"]}
+        return Timing(summary=summary, memory_mb=memory, init_ms=res["init_us"] / 1e3,
+                      first_ms=res["first_us"] / 1e3, extra=extra)
+
+    def describe(self) -> dict[str, Any]:
+        if self._details is None:
+            from adb_shell import __version__ as adb_shell_version
+
+            props = {}
+            for key in ("ro.product.manufacturer", "ro.product.model",
+                        "ro.build.version.release", "ro.product.cpu.abi", "ro.hardware"):
+                out, _ = self.transport().shell(f"getprop {shlex.quote(key)}")
+                props[key] = out.strip()
+            self._details = {
+                "runtime": "TFLite benchmark_model", "transport": self.transport().describe(),
+                "threads": self.options["threads"], "delegate": self.options["delegate"],
+                "cpu_mask": self.options["cpu_mask"], "phone": props,
+                "adb_shell": adb_shell_version}
+        return dict(self._details)

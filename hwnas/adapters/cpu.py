@@ -1,0 +1,204 @@
+"""This host's CPU: ONNX Runtime, LiteRT (or legacy tflite-runtime) and
+PyTorch, timed in-process with one call per streaming chunk."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.adapters._base import Adapter, Plan, Timing, host_details, timed_loop
+from hwnas.adapters._feeds import feedback_pairs, initial_feeds
+
+RUNTIME_FORMATS = {
+    "onnxruntime": ("onnx",),
+    "litert": ("tflite", "tflite-dynamic", "tflite-int8"),
+    "tflite-runtime": ("tflite", "tflite-dynamic", "tflite-int8"),
+    "torch": ("torch",),
+}
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class _Handle:
+    kind: str
+    run: Any
+    feed: Any
+    reset: Any
+    rss_before: float
+    keep: Any = None      # objects that must stay alive (session, interpreter, model)
+
+
+def ort_session(path: str, threads: int, providers: list[str] | None = None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    if threads == 1:
+        # no worker pool to spin; spinning threads steal the other core's time
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(path, opts, providers=providers or ["CPUExecutionProvider"])
+
+
+def ort_callables(sess: Any, inputs: list[dict[str, Any]], outputs: list[str]) -> tuple:
+    feeds = initial_feeds(inputs)
+    start = dict(feeds)
+    pairs = feedback_pairs(inputs, outputs)
+    index = {o: outputs.index(o) for o in pairs}
+
+    def run() -> list[np.ndarray]:
+        return sess.run(outputs, feeds)
+
+    def feed(out: list[np.ndarray]) -> None:
+        for o, i in pairs.items():
+            feeds[i] = out[index[o]]
+
+    def reset() -> None:
+        feeds.update(start)
+
+    return run, (feed if pairs else None), (reset if pairs else None)
+
+
+def torch_graph(arch_json: str, seed: int = 0) -> Any:
+    import torch
+
+    from hwnas.models import build, device_graph
+    from hwnas.space import ArchConfig
+
+    arch = ArchConfig.from_json(Path(arch_json).read_text())
+    torch.manual_seed(seed)
+    return device_graph(build(arch))
+
+
+def torch_callables(graph: Any, inputs: list[dict[str, Any]], outputs: list[str],
+                    device: str = "cpu") -> tuple:
+    import torch
+
+    start = {k: torch.from_numpy(v).to(device) for k, v in initial_feeds(inputs).items()}
+    feeds = dict(start)
+    order = [s["name"] for s in inputs]
+    pairs = feedback_pairs(inputs, outputs)
+    index = {o: outputs.index(o) for o in pairs}
+
+    @torch.inference_mode()
+    def run() -> tuple:
+        return graph(*[feeds[n] for n in order])
+
+    def feed(out: tuple) -> None:
+        for o, i in pairs.items():
+            feeds[i] = out[index[o]]
+
+    def reset() -> None:
+        feeds.update(start)
+
+    return run, (feed if pairs else None), (reset if pairs else None)
+
+
+class CPUAdapter(Adapter):
+    name = "cpu"
+    OPTIONS = {
+        "runtime": ("onnxruntime", "onnxruntime | litert | tflite-runtime | torch"),
+        "threads": (1, "intra-op threads (1 gives the steadiest numbers on small hosts)"),
+        "format": ("", "export format; empty = the runtime's default "
+                       "(onnx, tflite, torch); litert also runs tflite-dynamic, tflite-int8"),
+    }
+    CHOICES = {"runtime": tuple(RUNTIME_FORMATS),
+               "format": ("", "onnx", "tflite", "tflite-dynamic", "tflite-int8", "torch")}
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        out = super().validate_options(options)
+        if out["format"] and out["format"] not in RUNTIME_FORMATS[out["runtime"]]:
+            raise ValueError(f"runtime {out['runtime']} runs "
+                             f"{', '.join(RUNTIME_FORMATS[out['runtime']])}, not {out['format']}")
+        if out["threads"] < 1:
+            raise ValueError("threads must be >= 1")
+        return out
+
+    @property
+    def runtime(self) -> str:
+        return self.options["runtime"]
+
+    @property
+    def threads(self) -> int:
+        return self.options["threads"]
+
+    @property
+    def format(self) -> str:
+        return self.options["format"] or RUNTIME_FORMATS[self.runtime][0]
+
+    def check(self) -> str | None:
+        module = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert",
+                  "tflite-runtime": "tflite_runtime", "torch": "torch"}[self.runtime]
+        import importlib.util
+
+        if importlib.util.find_spec(module) is None:
+            pkg = {"litert": "ai-edge-litert"}.get(self.runtime, self.runtime)
+            return f"runtime {self.runtime} is not installed (pip install {pkg})"
+        if self.runtime == "tflite-runtime":
+            try:
+                import tflite_runtime.interpreter  # noqa: F401
+            except Exception as e:  # noqa: BLE001 - any import failure is the reason
+                return f"tflite-runtime does not load here: {str(e).splitlines()[0]}"
+        return None
+
+    def prepare(self, artifact: Any) -> _Handle:
+        before = rss_mb()
+        if self.runtime == "onnxruntime":
+            sess = ort_session(artifact.path, self.threads)
+            run, feed, reset = ort_callables(sess, artifact.inputs, artifact.outputs)
+            return _Handle("onnxruntime", run, feed, reset, before, sess)
+        if self.runtime == "torch":
+            import torch
+
+            torch.set_num_threads(self.threads)
+            graph = torch_graph(artifact.path)
+            run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs)
+            return _Handle("torch", run, feed, reset, before, graph)
+        from hwnas.adapters import _litert
+
+        h = _litert.load(artifact.path, artifact.inputs, artifact.outputs, self.threads,
+                         self.runtime)
+        return _Handle("litert", None, None, None, before, h)
+
+    def _run(self, handle: _Handle, plan: Plan) -> Timing:
+        if handle.kind == "litert":
+            from hwnas.adapters import _litert
+
+            times = _litert.time_handle(handle.keep, plan)
+        else:
+            if handle.reset is not None:
+                handle.reset()
+            times = timed_loop(handle.run, plan, handle.feed, handle.reset)
+        return Timing(times_s=times, memory_mb=round(rss_mb() - handle.rss_before, 2))
+
+    def describe(self) -> dict[str, Any]:
+        if self.runtime == "onnxruntime":
+            import onnxruntime
+
+            version = f"onnxruntime {onnxruntime.__version__}"
+        elif self.runtime == "torch":
+            import torch
+
+            version = f"torch {torch.__version__}"
+        else:
+            from hwnas.adapters._litert import runtime_version
+
+            version = runtime_version(self.runtime)
+        return {"runtime": version, "threads": self.threads, **host_details()}

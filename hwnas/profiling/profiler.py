@@ -1,0 +1,181 @@
+"""export -> prepare -> measure -> store, for N sampled architectures.
+
+Resumable: the architectures are ``space.sample_distinct(n, seed)`` (the
+first k of a larger n are the same k), and every stored key is skipped. An
+architecture that fails to export or run is stored with its reason; a device
+that drops off (DeviceUnavailable) stops the run, keeping every stored row.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement, Plan
+from hwnas.adapters._feeds import audio_ms_per_call
+from hwnas.adapters.devicefile import DeviceSpec
+from hwnas.profiling.store import ProfileStore, profile_dir
+from hwnas.space import ArchConfig, SearchSpace
+
+
+@dataclass
+class TorchArtifact:
+    """What the torch runtimes "export": the architecture file itself."""
+
+    arch_id: str
+    format: str
+    path: str
+    size_bytes: int
+    graph: str
+    inputs: list[dict[str, Any]]
+    outputs: list[str]
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _torch_artifact(arch: ArchConfig, out_dir: Path) -> TorchArtifact:
+    from hwnas.models import build, device_graph
+
+    work = out_dir / arch.id
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "arch.json"
+    path.write_text(arch.to_json(indent=2) + "\n")
+    model = build(arch)
+    graph = device_graph(model)
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return TorchArtifact(arch.id, "torch", str(path), size, graph.__class__.__name__ == "ChunkGraph"
+                         and "chunk" or "utterance",
+                         [{"name": s.name, "shape": list(s.shape)} for s in graph.inputs],
+                         list(graph.outputs))
+
+
+def export_for(arch: ArchConfig, fmt: str, out_dir: Path) -> Any:
+    if fmt == "torch":
+        return _torch_artifact(arch, out_dir)
+    from hwnas.export import export
+
+    return export(arch, fmt, out_dir)
+
+
+def plan_for(arch: ArchConfig, plan: Plan) -> Plan:
+    """Chunk graphs restart their stream every 4.8 s of audio, as utterances do."""
+    if arch.streaming:
+        return plan.replace(calls_per_stream=max(1, 4800 // arch.chunk_ms))
+    return plan
+
+
+def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
+                 fmt: str | None = None) -> tuple[dict[str, Any], Measurement | None]:
+    """One architecture on one device: a profile row (status ok|flagged|failed).
+    DeviceUnavailable propagates: the device, not the architecture, failed."""
+    from hwnas.export.errors import ExportError
+    from hwnas.models.stats import model_stats
+
+    fmt = fmt or adapter.format
+    st = model_stats(arch)
+    row: dict[str, Any] = {
+        "key": f"{arch.id}:{fmt}", "arch_id": arch.id, "format": fmt, "arch": arch.to_dict(),
+        "encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming,
+        "graph": "chunk" if arch.streaming else "utterance", "params": st.graph_params,
+        "flops": st.flops, "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+    }
+    t0 = time.perf_counter()
+    try:
+        art = export_for(arch, fmt, out_dir)
+    except (ExportError, ValueError, RuntimeError) as e:
+        return {**row, "status": "failed", "error": f"export: {e}",
+                "export_s": round(time.perf_counter() - t0, 3)}, None
+    row["export_s"] = round(time.perf_counter() - t0, 3)
+    t1 = time.perf_counter()
+    handle = None
+    try:
+        handle = adapter.prepare(art)
+        m = adapter.measure(handle, plan_for(arch, plan), arch_id=arch.id, graph=art.graph,
+                            model_bytes=art.size_bytes, inputs=art.inputs)
+    except DeviceUnavailable:
+        raise
+    except (DeviceError, RuntimeError, ValueError, OSError) as e:
+        return {**row, "status": "failed", "error": f"run: {str(e).splitlines()[0]}",
+                "measure_s": round(time.perf_counter() - t1, 3)}, None
+    finally:
+        if handle is not None:
+            adapter.release(handle)
+    audio = audio_ms_per_call(art.graph, arch.chunk_ms)
+    lat = m.latency
+    p50 = lat.get("p50_ms", lat.get("mean_ms"))
+    row.update({k: lat.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
+                                        "min_ms", "max_ms", "cv", "n")})
+    row.update({
+        "status": "ok" if m.ok else "flagged", "error": "; ".join(m.flags) or None,
+        "robust_cv": m.checks.get("robust_cv"), "drift": m.checks.get("drift"),
+        "attempts": m.attempts, "flags": m.flags, "audio_ms": audio,
+        "rtf": p50 / audio if p50 is not None else None, "memory_mb": m.memory_mb,
+        "init_ms": m.init_ms, "first_ms": m.first_ms, "model_bytes": m.model_bytes,
+        "measure_s": round(time.perf_counter() - t1, 3), "provenance": m.provenance,
+        "extra": m.extra,
+    })
+    return row, m
+
+
+@dataclass
+class ProfileRun:
+    spec: DeviceSpec
+    workspace: Path
+    n: int
+    seed: int
+    space: SearchSpace
+    fmt: str | None = None
+    plan: Plan | None = None
+    keep_models: bool = False
+    retry_failed: bool = False
+
+    def store(self) -> ProfileStore:
+        return ProfileStore(profile_dir(self.workspace, self.spec.name), self.spec.name,
+                            create=True, device_file=Path(self.spec.source).read_text())
+
+    def todo(self, store: ProfileStore, adapter: Adapter) -> list[ArchConfig]:
+        fmt = self.fmt or adapter.format
+        keys = store.keys()
+        if self.retry_failed:
+            keys = keys - store.failed_keys()
+        return [a for a in self.space.sample_distinct(self.n, self.seed)
+                if f"{a.id}:{fmt}" not in keys]
+
+    def run(self, on_start: Callable[[int, int], None] | None = None,
+            on_row: Callable[[dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Measure what is missing; yields each stored row."""
+        adapter = self.spec.make()
+        why = adapter.check()
+        if why is not None:
+            raise DeviceUnavailable(f"device {self.spec.name}: {why}")
+        store = self.store()
+        todo = self.todo(store, adapter)
+        if on_start:
+            on_start(len(todo), len(store))
+        plan = self.plan or self.spec.plan
+        cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
+        try:
+            for arch in todo:
+                row, _ = measure_arch(adapter, arch, plan, cache, self.fmt)
+                row["seed"] = self.seed
+                store.append(row, replace_failed=self.retry_failed)
+                if not self.keep_models:
+                    shutil.rmtree(cache / arch.id, ignore_errors=True)
+                yield row
+        finally:
+            store.compact()
+            adapter.close()
+            if self.keep_models:
+                keep = self.workspace / "runs" / "profile-models" / self.spec.name
+                keep.mkdir(parents=True, exist_ok=True)
+                for d in cache.iterdir():
+                    shutil.rmtree(keep / d.name, ignore_errors=True)
+                    shutil.move(str(d), keep / d.name)
+            shutil.rmtree(cache, ignore_errors=True)
+
