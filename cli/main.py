@@ -22,6 +22,9 @@ EPILOG = """examples:
   hwnas space presets                  hand-designed baselines
   hwnas stats --preset conformer_xs    parameters and FLOPs
   hwnas export arch.json --format tflite-int8 --out exported/
+  hwnas devices                        device files; reachable now, or why not
+  hwnas profile --device cpu --n 100   measure 100 sampled architectures (resumable)
+  hwnas profile show --device cpu      what a profile holds
 """
 
 
@@ -262,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-check", action="store_true", help="skip the parity check")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_export)
+
+    from . import hil
+
+    hil.add_parsers(sub)
     return p
 
 

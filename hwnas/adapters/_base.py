@@ -206,12 +206,20 @@ def host_details() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
+def _wall(run: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = run()
+    return out, time.perf_counter() - t0
+
+
 def timed_loop(run: Callable[[], Any], plan: Plan, feed: Callable[[Any], None] | None = None,
-               reset: Callable[[], None] | None = None) -> list[float]:
+               reset: Callable[[], None] | None = None,
+               timer: Callable[[Callable[[], Any]], tuple[Any, float]] = _wall) -> list[float]:
     """Warm up, then call ``run`` until ``min_runs`` *and* ``min_seconds`` are
     reached (or ``max_seconds``); returns per-call seconds. Outside the timed
     region, ``feed(result)`` passes states to the next call and ``reset()``
-    starts a new stream every ``plan.calls_per_stream`` calls."""
+    starts a new stream every ``plan.calls_per_stream`` calls. ``timer(run)``
+    returns (output, seconds): wall clock by default, device events for GPUs."""
     per = plan.calls_per_stream
     for i in range(plan.warmup_runs):
         if reset is not None and per and i % per == 0:
@@ -228,9 +236,8 @@ def timed_loop(run: Callable[[], Any], plan: Plan, feed: Callable[[Any], None] |
     while True:
         if reset is not None and per and i and i % per == 0:
             reset()
-        t0 = clock()
-        out = run()
-        times.append(clock() - t0)
+        out, seconds = timer(run)
+        times.append(seconds)
         if feed is not None:
             feed(out)
         i += 1

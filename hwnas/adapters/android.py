@@ -95,7 +95,10 @@ class AdbTransport:
             raise
         except Exception as e:  # noqa: BLE001 - every failure to connect is reported in one line
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if type(e).__name__ == "UsbDeviceNotFoundError":
+            if "adb-shell[usb]" in reason or "libusb" in reason:
+                reason = ("the USB transport needs libusb1 (pip install 'adb-shell[usb]'); or "
+                          "connect over TCP: `adb tcpip 5555`, serial = \"PHONE_IP:5555\"")
+            elif type(e).__name__ == "UsbDeviceNotFoundError":
                 reason = f"no USB phone with serial {self.serial!r}" if self.serial \
                     else "no USB phone attached"
             elif "DeviceAuthError" in type(e).__name__:

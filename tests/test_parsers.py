@@ -1,0 +1,92 @@
+"""Parsers of device tool output, on captured text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hwnas.adapters.parsers import (
+    ParseError,
+    parse_benchmark_model,
+    parse_freqs,
+    parse_getprop,
+    parse_thermal,
+    split_status,
+)
+
+FIX = Path(__file__).parent / "fixtures" / "benchmark_model"
+
+
+def load(name: str) -> dict:
+    return parse_benchmark_model((FIX / name).read_text())
+
+
+def test_tf24_android_peak_memory_line():
+    r = load("tf2.4_android_yolov5s.txt")
+    assert r["format"] == "2.3-2.4"
+    assert r["inference_avg_us"] == 249684 and r["init_us"] == 16242
+    assert r["first_us"] == 360262 and r["warmup_avg_us"] == 304586
+    assert r["runs"] == {"count": 50, "first": 249042, "curr": 250889, "min": 247067,
+                         "max": 254474, "avg": 249684, "std": 1442}
+    assert "warmup" not in r
+    assert r["memory"] == {"init_mb": 4.92969, "overall_mb": 138.809}
+
+
+def test_scientific_notation_and_op_profiling_tables():
+    r = load("tf2.x_riscv_mobilenet_opprofiling.txt")
+    assert r["format"] == "2.5-2.12"
+    assert r["inference_avg_us"] == pytest.approx(2.95034e6)
+    assert r["runs"]["count"] == 50 and r["runs"]["avg"] == pytest.approx(2.95034e6)
+    assert r["warmup"] == {"count": 1, "curr": 3512391}
+    assert r["memory"] == {"init_mb": 4.21094, "overall_mb": 46.0859}
+    assert r["model_mb"] == pytest.approx(16.9008)
+
+
+def test_info_prefix_with_percentiles():
+    r = load("tf2.1x_info_percentiles_am62x.txt")
+    assert r["format"] == "2.13+"
+    runs = r["runs"]
+    assert runs["count"] == 50 and runs["median"] == 1239807 and runs["p95"] == 1247415
+    assert runs["p5"] == 1238753 and runs["std"] == 2565
+    assert r["warmup"]["count"] == 1
+    assert r["memory"]["overall_mb"] == pytest.approx(109.832)
+
+
+def test_xnnpack_delegation_and_periodic_peak_memory():
+    r = load("tf2.1x_info_xnnpack_peak.txt")
+    assert r["delegate"] == {"nodes": 58, "total": 58, "name": "TfLiteXNNPackDelegate"}
+    assert r["runs"]["count"] == 1061 and r["warmup"]["count"] == 9
+    assert r["memory"] == {"peak_mb": pytest.approx(93.2383)}
+    g = load("tf2.1x_gpu_delegate.txt")
+    assert g["delegate"]["name"] == "TfLiteGpuDelegateV2"
+    assert g["init_us"] == 842225 and g["runs"]["avg"] == pytest.approx(35134.9)
+
+
+def test_logcat_prefix():
+    r = load("logcat_tflite.txt")
+    assert r["inference_avg_us"] == 145528 and r["runs"]["median"] == 141253
+    assert r["memory"]["overall_mb"] == pytest.approx(73.4102)
+
+
+def test_failed_run_reports_the_tools_error():
+    text = ("INFO: STARTING!\nINFO: Graph: [/data/local/tmp/x.tflite]\n"
+            "ERROR: Can not open /data/local/tmp/x.tflite\n"
+            "ERROR: Could not build model from the provided pointer.\n")
+    with pytest.raises(ParseError, match="Could not build model"):
+        parse_benchmark_model(text)
+    with pytest.raises(ParseError, match="inaccessible or not found"):
+        parse_benchmark_model("/system/bin/sh: /data/local/tmp/bm: inaccessible or not found\n")
+    with pytest.raises(ParseError, match="no output"):
+        parse_benchmark_model("")
+
+
+def test_thermal_freqs_props_status():
+    t = parse_thermal("BIG\nMID\nLITTLE\nbattery\n", "61000\n35000\nerr\n31\n")
+    assert t == {"BIG": 61.0, "MID": 35.0, "battery": 31.0}
+    assert parse_freqs("1803000\n2802000\n") == [1803000, 2802000]
+    assert parse_getprop("[ro.product.model]: [Pixel 6]\n[x]: []\n") == {
+        "ro.product.model": "Pixel 6", "x": ""}
+    assert split_status("hello\nhwnas-exit:0\n", "hwnas-exit:") == ("hello\n", 0)
+    assert split_status("oops\nhwnas-exit:127", "hwnas-exit:") == ("oops\n", 127)
+    assert split_status("cut off", "hwnas-exit:") == ("cut off", None)

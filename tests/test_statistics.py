@@ -1,0 +1,99 @@
+"""Latency statistics and the measurement rules (warm-up, minimum runs and
+duration, re-measurement of noisy or drifting runs, flags)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwnas.adapters import Adapter, Plan, Timing
+from hwnas.adapters._base import timed_loop
+from hwnas.profiling.statistics import drift, quality, robust_cv, summarise, summary_from_counts
+
+
+def test_summary_in_milliseconds():
+    s = summarise([0.001, 0.002, 0.003, 0.004])
+    assert s["n"] == 4 and s["mean_ms"] == pytest.approx(2.5)
+    assert s["p50_ms"] == pytest.approx(2.5) and s["max_ms"] == pytest.approx(4.0)
+    assert s["cv"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2.5)
+    with pytest.raises(ValueError):
+        summarise([])
+
+
+def test_drift_and_noise_detection():
+    steady = np.full(100, 0.010) + np.random.default_rng(0).normal(0, 1e-5, 100)
+    assert abs(drift(steady)) < 0.01
+    throttled = np.linspace(0.010, 0.014, 100)
+    assert drift(throttled) > 0.3
+    checks, problems = quality(throttled, max_cv=0.5, max_drift=0.1)
+    assert any(p.startswith("drift") for p in problems)
+    noisy = np.random.default_rng(1).uniform(0.005, 0.015, 200)
+    assert robust_cv(noisy) > 0.2
+    assert any(p.startswith("noisy") for p in quality(noisy, 0.1, 0.5)[1])
+    # one scheduler hiccup does not make a run noisy
+    hiccup = steady.copy()
+    hiccup[50] = 0.5
+    assert quality(hiccup, 0.1, 0.1)[1] == []
+
+
+def test_summary_from_counts_never_invents_percentiles():
+    s = summary_from_counts(50, 249684, 1442, 247067, 254474)
+    assert "p50_ms" not in s and s["mean_ms"] == pytest.approx(249.684)
+    s = summary_from_counts(50, 1000, 10, 990, 1100, p50_us=995, p95_us=1050)
+    assert s["p50_ms"] == pytest.approx(0.995) and s["p95_ms"] == pytest.approx(1.05)
+
+
+def test_timed_loop_honours_runs_duration_and_streams():
+    calls, resets = [], []
+    plan = Plan(warmup_runs=3, min_runs=10, min_seconds=0.0, calls_per_stream=4)
+    times = timed_loop(lambda: calls.append(1), plan, reset=lambda: resets.append(1))
+    assert len(times) == 10 and len(calls) == 13
+    assert len(resets) >= 1 + 2  # after warm-up, then every 4 timed calls
+    import time
+
+    plan = Plan(warmup_runs=0, min_runs=1, min_seconds=0.05)
+    times = timed_loop(lambda: time.sleep(0.005), plan)
+    assert sum(times) >= 0.045 and len(times) >= 5
+
+
+class _Scripted(Adapter):
+    """An adapter whose runs are given in advance (the rules, not a device)."""
+
+    name = "scripted"
+
+    def __init__(self, runs: list[list[float]]) -> None:
+        super().__init__("scripted", {})
+        self.runs = runs
+
+    @property
+    def format(self) -> str:
+        return "onnx"
+
+    def check(self) -> str | None:
+        return None
+
+    def prepare(self, artifact):
+        return None
+
+    def _run(self, handle, plan) -> Timing:
+        return Timing(times_s=self.runs.pop(0))
+
+    def describe(self) -> dict:
+        return {}
+
+
+def test_noisy_run_is_remeasured_then_kept_when_steady():
+    rng = np.random.default_rng(0)
+    noisy = list(rng.uniform(0.001, 0.003, 100))
+    steady = list(0.002 + rng.normal(0, 1e-6, 100))
+    a = _Scripted([noisy, steady])
+    m = a.measure(None, Plan(retries=2), arch_id="x", graph="chunk", model_bytes=1)
+    assert m.ok and m.attempts == 2 and m.latency["n"] == 100
+
+
+def test_a_run_that_stays_bad_is_flagged_not_kept_silently():
+    ramp = list(np.linspace(0.001, 0.002, 100))
+    a = _Scripted([ramp, ramp, ramp])
+    m = a.measure(None, Plan(retries=2), arch_id="x", graph="chunk", model_bytes=1)
+    assert not m.ok and m.attempts == 3
+    assert any(f.startswith("drift") for f in m.flags)
