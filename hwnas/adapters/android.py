@@ -28,7 +28,8 @@ from hwnas.profiling.statistics import summary_from_counts
 
 STATUS = "hwnas-exit:"
 THERMAL_GLOB = "/sys/class/thermal/thermal_zone*"
-FREQ_GLOB = "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq"
+# the policy's current cap: thermal throttling lowers it (cur_freq also moves with idle DVFS)
+FREQ_GLOB = "/sys/devices/system/cpu/cpu*/cpufreq/scaling_max_freq"
 
 
 def default_key_path() -> Path:
@@ -303,7 +304,7 @@ class AndroidAdapter(Adapter):
                 return temps, freqs, waited, True
             if waited >= self.options["cooldown_timeout_s"]:
                 return temps, freqs, waited, False
-            time.sleep(min(5.0, max(self.options["cooldown_timeout_s"] - waited, 0.1)))
+            time.sleep(min(2.0, max(self.options["cooldown_timeout_s"] - waited, 0.1)))
 
     def command(self, remote: str, plan: Plan) -> str:
         q = shlex.quote
@@ -337,12 +338,11 @@ class AndroidAdapter(Adapter):
                             f"(limit {self.options['max_temp_c']:.0f} °C)")
         if f_before and f_after and len(f_before) == len(f_after):
             mask = int(self.options["cpu_mask"], 16)
-            cores = [i for i in range(len(f_before)) if mask >> i & 1] or list(range(len(f_before)))
-            fb = max(f_before[i] for i in cores if i < len(f_before))
-            fa = max(f_after[i] for i in cores if i < len(f_after))
-            if fb and fa < 0.9 * fb:  # throttled during the run
-                problems.append(f"drift: core clock fell from {fb / 1e3:.0f} to "
-                                f"{fa / 1e3:.0f} MHz during the run")
+            for i in [i for i in range(len(f_before)) if mask >> i & 1]:
+                if f_before[i] and f_after[i] < 0.9 * f_before[i]:  # throttled during the run
+                    problems.append(f"drift: core clock fell from {f_before[i] / 1e3:.0f} to "
+                                    f"{f_after[i] / 1e3:.0f} MHz during the run (cpu{i})")
+                    break
         r = res.get("runs", {})
         count = int(r.get("count", 0))
         if count == 0:

@@ -80,7 +80,7 @@ def seed_sysfs(root: Path) -> None:
     for i, khz in enumerate(CPU_KHZ):
         d = root / f"sys/devices/system/cpu/cpu{i}/cpufreq"
         d.mkdir(parents=True, exist_ok=True)
-        for name in ("scaling_cur_freq", "cpuinfo_max_freq"):
+        for name in ("scaling_cur_freq", "scaling_max_freq", "cpuinfo_max_freq"):
             if not (d / name).exists():
                 (d / name).write_text(f"{khz}\n")
     (root / "data/local/tmp").mkdir(parents=True, exist_ok=True)
@@ -561,6 +561,10 @@ class LoopbackDevice:
         return self
 
     def stop(self) -> None:
+        try:  # wakes the accept() of serve_forever; close() alone leaves it listening
+            self.server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.server.close()
         self.drop_connections()
 

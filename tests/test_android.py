@@ -1,0 +1,322 @@
+"""The Android path against the loopback ADB device: real ADB protocol
+(adb-shell, and Google's adb client), push, benchmark_model, parsing,
+thermal handling, quoting, reconnects and resumable profiling."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hwnas.adapters import DeviceError, DeviceUnavailable, Plan
+from hwnas.adapters.android import AdbTransport, AndroidAdapter
+from hwnas.testing.adb_device import LoopbackDevice
+from tests.test_models import small
+
+TINY_SPACE = """
+[choices]
+frontend = ["logmel"]
+n_filters = [40]
+subsampling = ["conv2d4"]
+encoder = ["conformer", "transformer", "contextnet"]
+streaming = [true]
+num_layers = [1]
+d_model = [96]
+decoder = ["ctc"]
+"""
+
+
+@pytest.fixture
+def phone(tmp_path):
+    dev = LoopbackDevice(tmp_path / "phone").start()
+    yield dev
+    dev.stop()
+
+
+@pytest.fixture
+def tool(tmp_path) -> Path:
+    p = tmp_path / "host" / "benchmark_model"
+    p.parent.mkdir()
+    p.write_text("#!/bin/sh\n# stands in for benchmark_model: the loopback device runs its own\n")
+    return p
+
+
+def options(phone: LoopbackDevice, tmp_path: Path, tool: Path | None, **kw) -> dict:
+    return AndroidAdapter.validate_options({
+        "serial": f"127.0.0.1:{phone.port}", "adb_key": str(tmp_path / "keys" / "adbkey"),
+        "benchmark_binary": str(tool) if tool else "", "threads": 1, "connect_timeout_s": 5.0,
+        "reconnect_timeout_s": 3.0, **kw})
+
+
+@pytest.fixture(scope="session")
+def tflite_model(tmp_path_factory):
+    """One small streaming Conformer converted to .tflite (shared: conversion is slow)."""
+    from hwnas.export import export
+
+    arch = small("conformer", "ctc", "mhsa", "logmel", streaming=True, num_layers=1)
+    return export(arch, "tflite", tmp_path_factory.mktemp("export"))
+
+
+FAST = Plan(warmup_runs=2, min_runs=5, min_seconds=0.05, retries=0)
+
+
+def test_auth_creates_key_is_accepted_then_verified(tmp_path):
+    dev = LoopbackDevice(tmp_path / "phone", auth=True).start()
+    try:
+        key = tmp_path / "keys" / "adbkey"
+        t = AdbTransport(f"127.0.0.1:{dev.port}", key, connect_timeout_s=5)
+        t.connect()                       # new key: signature unknown, public key accepted
+        assert key.is_file() and Path(str(key) + ".pub").is_file()
+        assert t.shell("echo hi") == ("hi\n", 0)
+        t.close()
+        authorised = dev.keys_file.read_bytes()
+        t = AdbTransport(f"127.0.0.1:{dev.port}", key, connect_timeout_s=5)
+        t.connect()                       # known key: the signature is verified
+        assert t.shell("getprop ro.product.model")[0].strip() == "hwnas loopback (host CPU)"
+        t.close()
+        assert dev.keys_file.read_bytes() == authorised
+    finally:
+        dev.stop()
+
+
+def test_phone_that_refuses_our_key_is_unavailable(tmp_path):
+    dev = LoopbackDevice(tmp_path / "phone", auth=True, accept_new_keys=False).start()
+    try:
+        t = AdbTransport(f"127.0.0.1:{dev.port}", tmp_path / "k" / "adbkey", connect_timeout_s=1)
+        with pytest.raises(DeviceUnavailable, match="cannot reach tcp 127.0.0.1"):
+            t.connect()
+    finally:
+        dev.stop()
+
+
+def test_nothing_listening_is_one_line(tmp_path):
+    a = AndroidAdapter("p", AndroidAdapter.validate_options(
+        {"serial": "127.0.0.1:9", "adb_key": str(tmp_path / "k"), "connect_timeout_s": 1.0}))
+    reason = a.check()
+    assert reason is not None and "cannot reach tcp 127.0.0.1:9" in reason
+    assert "\n" not in reason
+
+
+def test_shell_exit_status_push_and_stat(phone, tmp_path):
+    t = AdbTransport(f"127.0.0.1:{phone.port}", tmp_path / "k" / "adbkey")
+    assert t.shell("false") == ("", 1)
+    assert t.shell("cat /nope")[1] == 1
+    assert t.shell("true && echo yes || echo no")[0] == "yes\n"
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(os.urandom(300_000))          # several WRTE packets
+    t.push(blob, "/data/local/tmp/x/blob.bin")
+    assert t.stat("/data/local/tmp/x/blob.bin")[1] == 300_000
+    assert (phone.root / "data/local/tmp/x/blob.bin").read_bytes() == blob.read_bytes()
+    out, rc = t.shell("cat /sys/class/thermal/thermal_zone*/type")
+    assert out.split() == ["BIG", "MID", "LITTLE", "battery"] and rc == 0
+    t.close()
+
+
+def test_values_in_shell_commands_cannot_inject(phone, tmp_path, tool):
+    evil = "/data/local/tmp/x; touch /data/pwned; echo $(touch /data/pwned2)"
+    a = AndroidAdapter("p", options(phone, tmp_path, tool, remote_dir=evil))
+    a._ensure_tool()
+    assert not (phone.root / "data/pwned").exists()
+    assert not (phone.root / "data/pwned2").exists()
+    assert (phone.root / evil.lstrip("/")).is_dir()   # the odd name is taken literally
+    cmd = a.command("/data/m.tflite; reboot", FAST)
+    assert "'--graph=/data/m.tflite; reboot'" in cmd
+    with pytest.raises(ValueError, match="cpu_mask"):
+        AndroidAdapter.validate_options({"cpu_mask": "c0; reboot"})
+    a.close()
+
+
+def test_measure_on_loopback_phone(phone, tmp_path, tool, tflite_model):
+    a = AndroidAdapter("loop", options(phone, tmp_path, tool))
+    assert a.check() is None
+    h = a.prepare(tflite_model)
+    assert (phone.root / "data/local/tmp/hwnas/benchmark_model").is_file()
+    m = a.measure(h, FAST, arch_id=tflite_model.arch_id, graph="chunk",
+                  model_bytes=tflite_model.size_bytes)
+    assert m.ok, m.flags
+    lat = m.latency
+    assert lat["n"] >= 5 and 0 < lat["min_ms"] <= lat["p50_ms"] <= lat["max_ms"]
+    assert m.init_ms > 0 and m.memory_mb is not None
+    assert m.extra["tool_format"] == "2.13+"
+    assert m.extra["temps_before_c"]["BIG"] == 36.0
+    assert m.provenance["phone"]["ro.product.model"] == "hwnas loopback (host CPU)"
+    a.release(h)
+    assert not (phone.root / h.path.lstrip("/")).exists()
+    a.close()
+
+
+def test_missing_tool_and_broken_model_are_clear(phone, tmp_path, tflite_model):
+    a = AndroidAdapter("loop", options(phone, tmp_path, None))
+    assert "benchmark_model is not on the phone" in a.check()
+    with pytest.raises(DeviceError, match="set benchmark_binary"):
+        a.prepare(tflite_model)
+    tool = phone.root / "data/local/tmp/hwnas/benchmark_model"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+
+    class Art:
+        path, arch_id = str(bad), "bad"
+
+    h = a.prepare(Art)
+    with pytest.raises(DeviceError, match="benchmark_model gave no timings"):
+        a.measure(h, FAST, arch_id="bad", graph="chunk", model_bytes=16)
+    a.close()
+
+
+def test_waits_for_a_hot_phone_to_cool_and_flags_one_that_stays_hot(
+        phone, tmp_path, tool, tflite_model):
+    zone = phone.root / "sys/class/thermal/thermal_zone0/temp"
+    zone.write_text("61000\n")
+    threading.Timer(1.0, lambda: zone.write_text("39000\n")).start()
+    a = AndroidAdapter("loop", options(phone, tmp_path, tool, max_temp_c=45.0,
+                                       cooldown_timeout_s=30.0))
+    h = a.prepare(tflite_model)
+    m = a.measure(h, FAST, arch_id="x", graph="chunk", model_bytes=1)
+    assert m.ok and m.extra["cooldown_s"] >= 0.9
+    zone.write_text("70000\n")
+    a.options["cooldown_timeout_s"] = 0.5
+    m = a.measure(h, FAST, arch_id="x", graph="chunk", model_bytes=1)
+    assert not m.ok and m.flags[0].startswith("hot: 70.0")
+    a.close()
+
+
+def test_throttling_during_the_run_is_flagged(phone, tmp_path, tool, tflite_model):
+    a = AndroidAdapter("loop", options(phone, tmp_path, tool))
+    h = a.prepare(tflite_model)
+    freq = phone.root / "sys/devices/system/cpu/cpu7/cpufreq/scaling_max_freq"
+    real = a.thermal
+
+    def thermal():
+        out = real()
+        freq.write_text("1200000\n")     # the big core's clock falls while the run goes on
+        return out
+
+    a.thermal = thermal
+    m = a.measure(h, FAST, arch_id="x", graph="chunk", model_bytes=1)
+    assert any(f.startswith("drift: core clock fell from 2802 to 1200 MHz") for f in m.flags)
+    a.close()
+
+
+def _adb() -> str | None:
+    path = shutil.which("adb")
+    if path is None and os.environ.get("CI"):
+        pytest.fail("Google's adb client is required in CI (.ci/run installs Debian's adb)")
+    return path
+
+
+def test_google_adb_client_talks_to_the_loopback_device(tmp_path):
+    adb = _adb()
+    if adb is None:
+        pytest.skip("Google's adb client is not installed (apt-get install adb)")
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    port, server = free_port(), free_port()
+    dev = subprocess.Popen([sys.executable, "-m", "hwnas.testing.adb_device", "--port",
+                            str(port), "--root", str(tmp_path / "phone")],
+                           stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(server), "HOME": str(tmp_path)}
+    serial = f"127.0.0.1:{port}"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([adb, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    try:
+        assert "loopback ADB device" in dev.stdout.readline()
+        run("start-server")
+        assert f"connected to {serial}" in run("connect", serial).stdout
+        r = run("-s", serial, "shell", "echo", "ok")
+        assert r.returncode == 0 and r.stdout.strip() == "ok"
+        src = tmp_path / "hello.txt"
+        src.write_text("hello from adb\n")
+        assert run("-s", serial, "push", str(src), "/data/local/tmp/hello.txt").returncode == 0
+        assert run("-s", serial, "shell", "cat /data/local/tmp/hello.txt").stdout == \
+            "hello from adb\n"
+        assert "device" in run("devices").stdout
+    finally:
+        run("kill-server")
+        dev.terminate()
+        dev.wait(10)
+
+
+def _workspace(tmp_path: Path, phone: LoopbackDevice, tool: Path) -> Path:
+    ws = tmp_path / "ws"
+    (ws / "devices").mkdir(parents=True)
+    (ws / "devices" / "loop.toml").write_text(f"""
+description = "loopback phone"
+adapter = "android"
+[options]
+serial = "127.0.0.1:{phone.port}"
+adb_key = "{tmp_path / 'keys' / 'adbkey'}"
+benchmark_binary = "{tool}"
+threads = 1
+connect_timeout_s = 3.0
+reconnect_timeout_s = 3.0
+[plan]
+warmup_runs = 2
+min_runs = 5
+min_seconds = 0.05
+""")
+    (ws / "tiny.toml").write_text(TINY_SPACE)
+    return ws
+
+
+def _run(ws: Path, n: int, on_row=None) -> list[dict]:
+    from hwnas.adapters.devicefile import load_device
+    from hwnas.profiling.profiler import ProfileRun
+    from hwnas.space import SearchSpace
+
+    run = ProfileRun(load_device("loop", ws), ws, n, 0, SearchSpace.from_toml(ws / "tiny.toml"))
+    rows = []
+    for row in run.run():
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+@pytest.mark.slow
+def test_profile_over_adb_survives_a_cut_connection(phone, tmp_path, tool):
+    ws = _workspace(tmp_path, phone, tool)
+    rows = _run(ws, 3, on_row=lambda r: phone.drop_connections())
+    assert [r["status"] for r in rows] == ["ok"] * 3, [r.get("error") for r in rows]
+    from hwnas.profiling.store import ProfileStore
+
+    stored = ProfileStore(ws / "profiles" / "loop", "loop").rows()
+    assert len({r["key"] for r in stored}) == len(stored) == 3
+    r = stored[0]
+    assert r["format"] == "tflite" and r["graph"] == "chunk" and r["p50_ms"] > 0
+    assert r["provenance"]["adapter"] == "android" and r["rtf"] > 0
+
+
+@pytest.mark.slow
+def test_profile_resumes_after_the_phone_disappears(tmp_path, tool):
+    phone = LoopbackDevice(tmp_path / "phone").start()
+    port = phone.port
+    ws = _workspace(tmp_path, phone, tool)
+    with pytest.raises(DeviceUnavailable, match="lost tcp 127.0.0.1"):
+        _run(ws, 3, on_row=lambda r: phone.stop())
+    from hwnas.profiling.store import ProfileStore
+
+    assert len(ProfileStore(ws / "profiles" / "loop", "loop").rows()) == 1
+    phone = LoopbackDevice(tmp_path / "phone", port=port).start()   # plugged back in
+    try:
+        rows = _run(ws, 3)
+        assert len(rows) == 2
+        stored = ProfileStore(ws / "profiles" / "loop", "loop").rows()
+        assert len({r["key"] for r in stored}) == len(stored) == 3
+    finally:
+        phone.stop()
