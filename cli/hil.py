@@ -117,8 +117,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
                      plan=_plan(args, spec.plan), keep_models=args.keep_models,
                      retry_failed=args.retry_failed)
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     err = Console(stderr=True)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),

@@ -10,10 +10,10 @@ import datetime as _dt
 import platform
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from hwnas.profiling.statistics import quality, summarise
 

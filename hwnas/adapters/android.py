@@ -80,7 +80,8 @@ class AdbTransport:
         try:
             if self.transport == "tcp":
                 host, port = self.serial.rsplit(":", 1)
-                dev = AdbDeviceTcp(host, int(port), default_transport_timeout_s=self.connect_timeout_s)
+                dev = AdbDeviceTcp(host, int(port),
+                                   default_transport_timeout_s=self.connect_timeout_s)
             else:
                 try:
                     from adb_shell.adb_device import AdbDeviceUsb

@@ -27,7 +27,6 @@ import queue
 import secrets
 import shlex
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -150,7 +149,8 @@ class Shell:
             target = self.path(name) if "/" in name else None
             if target is not None and target.name == "benchmark_model" and target.is_file():
                 if not os.access(target, os.X_OK):
-                    return f"/system/bin/sh: {name}: can't execute: Permission denied\n".encode(), 126
+                    msg = f"/system/bin/sh: {name}: can't execute: Permission denied\n"
+                    return msg.encode(), 126
                 return self.benchmark(args)
             return f"/system/bin/sh: {name}: inaccessible or not found\n".encode(), 127
         except PermissionError as e:
