@@ -191,3 +191,31 @@ def test_export_for_torch_needs_no_conversion(tmp_path):
     art = export_for(small("transformer", "las", "linear", "mfcc"), "torch", tmp_path)
     assert art.format == "torch" and Path(art.path).name == "arch.json"
     assert art.graph == "utterance" and "tokens" in {i["name"] for i in art.inputs}
+
+
+def test_edge_tpu_without_runtime_says_so(tmp_path, monkeypatch):
+    from tests.test_export import FIXTURES, _fake_compiler
+
+    _fake_compiler(tmp_path, FIXTURES / "partial.log")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    cls = adapter_class("edgetpu")
+    reason = cls("tpu", cls.validate_options({})).check()   # compiler found, no libedgetpu
+    assert reason.startswith("libedgetpu.so.1 cannot be loaded")
+    reason = cls("tpu", cls.validate_options({"library": "/nonexistent/lib.so"})).check()
+    assert "cannot be loaded" in reason
+
+
+def test_unavailable_runtimes_name_the_fix():
+    cls = adapter_class("cpu")
+    try:
+        import tflite_runtime.interpreter  # noqa: F401
+        pytest.skip("tflite-runtime loads here")
+    except Exception:  # noqa: BLE001 - missing or broken: both give a reason
+        pass
+    reason = cls("legacy", cls.validate_options({"runtime": "tflite-runtime"})).check()
+    assert reason.startswith("runtime tflite-runtime is not installed") or \
+        reason.startswith("tflite-runtime does not load here")
+    cuda = adapter_class("cuda")
+    assert cuda("gpu", cuda.validate_options({})).check().startswith("no CUDA")
+    assert cuda("gpu", cuda.validate_options({"runtime": "onnxruntime"})).check().startswith(
+        "no CUDA")

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hwnas.profiling.statistics import quality, summarise
 
 
@@ -66,6 +68,8 @@ class Timing:
     init_ms: float | None = None
     first_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: seconds of a fixed reference workload timed right after each timed call
+    probe_s: list[float] | None = None
 
 
 @dataclass
@@ -165,7 +169,16 @@ class Adapter(ABC):
         while attempts <= plan.retries:
             attempts += 1
             timing = self._run(handle, plan)
-            if timing.times_s is not None:
+            if timing.times_s is not None and timing.probe_s:
+                # Shared hosts change speed for seconds at a time; the reference
+                # workload, timed beside every call, slows down with them. Judge
+                # noise and drift on the per-call ratio, where those swings cancel.
+                t, r = np.asarray(timing.times_s), np.asarray(timing.probe_s)
+                latency = summarise(timing.times_s)
+                latency.update(ref_p50_ms=float(np.median(r)) * 1e3,
+                               rel_p50=float(np.median(t / r)))
+                checks, problems = quality(t / r, plan.max_cv, plan.max_drift)
+            elif timing.times_s is not None:
                 latency = summarise(timing.times_s)
                 checks, problems = quality(timing.times_s, plan.max_cv, plan.max_drift)
             else:
@@ -206,6 +219,9 @@ def host_details() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
+PROBE_BLOCK_S = 0.1
+
+
 def _wall(run: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = run()
@@ -214,19 +230,32 @@ def _wall(run: Callable[[], Any]) -> tuple[Any, float]:
 
 def timed_loop(run: Callable[[], Any], plan: Plan, feed: Callable[[Any], None] | None = None,
                reset: Callable[[], None] | None = None,
-               timer: Callable[[Callable[[], Any]], tuple[Any, float]] = _wall) -> list[float]:
+               timer: Callable[[Callable[[], Any]], tuple[Any, float]] = _wall,
+               probe: Callable[[], Any] | None = None,
+               probe_times: list[float] | None = None) -> list[float]:
     """Warm up, then call ``run`` until ``min_runs`` *and* ``min_seconds`` are
     reached (or ``max_seconds``); returns per-call seconds. Outside the timed
     region, ``feed(result)`` passes states to the next call and ``reset()``
     starts a new stream every ``plan.calls_per_stream`` calls. ``timer(run)``
-    returns (output, seconds): wall clock by default, device events for GPUs."""
+    returns (output, seconds): wall clock by default, device events for GPUs.
+    ``probe`` (a fixed reference workload: how fast the host is right now)
+    is timed once per block of about ``PROBE_BLOCK_S`` of calls, not between
+    every call -- another model between calls would evict this one's weights
+    from the caches and slow it down. ``probe_times`` gets, per timed call,
+    the probe time of its block."""
     per = plan.calls_per_stream
+    warm_start = time.perf_counter()
     for i in range(plan.warmup_runs):
         if reset is not None and per and i % per == 0:
             reset()
         out = run()
         if feed is not None:
             feed(out)
+    if probe is not None:
+        probe()
+        per_call = (time.perf_counter() - warm_start) / max(plan.warmup_runs, 1)
+        block = max(1, int(PROBE_BLOCK_S / max(per_call, 1e-6)))
+    pending = 0
     if reset is not None:
         reset()
     times: list[float] = []
@@ -242,5 +271,11 @@ def timed_loop(run: Callable[[], Any], plan: Plan, feed: Callable[[Any], None] |
             feed(out)
         i += 1
         elapsed = clock() - start
-        if (i >= plan.min_runs and elapsed >= plan.min_seconds) or elapsed >= plan.max_seconds:
+        done = (i >= plan.min_runs and elapsed >= plan.min_seconds) or elapsed >= plan.max_seconds
+        if probe is not None and probe_times is not None:
+            pending += 1
+            if pending >= block or done:
+                probe_times.extend([_wall(probe)[1]] * pending)
+                pending = 0
+        if done:
             return times

@@ -73,7 +73,8 @@ def load(path: str | Path, artifact_inputs: list[dict[str, Any]], outputs: list[
     return LiteRTHandle(it, inputs, pairs, n_ops)
 
 
-def time_handle(h: LiteRTHandle, plan: Plan) -> list[float]:
+def time_handle(h: LiteRTHandle, plan: Plan, probe: Any = None,
+                probe_times: list[float] | None = None) -> list[float]:
     it = h.interpreter
 
     def reset() -> None:
@@ -87,4 +88,4 @@ def time_handle(h: LiteRTHandle, plan: Plan) -> list[float]:
 
     reset()
     return timed_loop(it.invoke, plan, feed if h.feedback else None,
-                      reset if h.feedback else None)
+                      reset if h.feedback else None, probe=probe, probe_times=probe_times)

@@ -117,6 +117,9 @@ class CPUAdapter(Adapter):
         "threads": (1, "intra-op threads (1 gives the steadiest numbers on small hosts)"),
         "format": ("", "export format; empty = the runtime's default "
                        "(onnx, tflite, torch); litert also runs tflite-dynamic, tflite-int8"),
+        "reference": ("conformer_xs", "preset timed (ONNX Runtime, 1 thread) after every call "
+                                      "as a probe of the host's speed at that moment; "
+                                      "\"\" = none"),
     }
     CHOICES = {"runtime": tuple(RUNTIME_FORMATS),
                "format": ("", "onnx", "tflite", "tflite-dynamic", "tflite-int8", "torch")}
@@ -130,6 +133,47 @@ class CPUAdapter(Adapter):
         if out["threads"] < 1:
             raise ValueError("threads must be >= 1")
         return out
+
+    def __init__(self, device: str, options: dict[str, Any]) -> None:
+        super().__init__(device, options)
+        self._probe: Any = None
+
+    def probe(self) -> Any:
+        """The reference workload as a callable (built on first use)."""
+        if self._probe is None and self.options["reference"]:
+            import tempfile
+
+            from hwnas.export import export
+            from hwnas.space import preset
+
+            work = Path(tempfile.mkdtemp(prefix="hwnas-reference-"))
+            art = export(preset(self.options["reference"]), "onnx", work, check=False)
+            sess = ort_session(art.path, 1)
+            run, feed, _ = ort_callables(sess, art.inputs, art.outputs)
+
+            def probe() -> None:
+                out = run()
+                if feed is not None:
+                    feed(out)
+
+            self._probe = probe
+        return self._probe
+
+    def calibrate_reference(self, seconds: float = 5.0) -> float | None:
+        """Median ms of the reference workload over ``seconds`` (None without one)."""
+        probe = self.probe()
+        if probe is None:
+            return None
+        import time
+
+        for _ in range(10):
+            probe()
+        times, end = [], time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            probe()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times)) * 1e3
 
     @property
     def runtime(self) -> str:
@@ -178,15 +222,19 @@ class CPUAdapter(Adapter):
         return _Handle("litert", None, None, None, before, h)
 
     def _run(self, handle: _Handle, plan: Plan) -> Timing:
+        probe = self.probe()
+        probe_times: list[float] = []
         if handle.kind == "litert":
             from hwnas.adapters import _litert
 
-            times = _litert.time_handle(handle.keep, plan)
+            times = _litert.time_handle(handle.keep, plan, probe, probe_times)
         else:
             if handle.reset is not None:
                 handle.reset()
-            times = timed_loop(handle.run, plan, handle.feed, handle.reset)
-        return Timing(times_s=times, memory_mb=round(rss_mb() - handle.rss_before, 2))
+            times = timed_loop(handle.run, plan, handle.feed, handle.reset, probe=probe,
+                               probe_times=probe_times)
+        return Timing(times_s=times, memory_mb=round(rss_mb() - handle.rss_before, 2),
+                      probe_s=probe_times or None)
 
     def describe(self) -> dict[str, Any]:
         if self.runtime == "onnxruntime":
@@ -201,4 +249,6 @@ class CPUAdapter(Adapter):
             from hwnas.adapters._litert import runtime_version
 
             version = runtime_version(self.runtime)
-        return {"runtime": version, "threads": self.threads, **host_details()}
+        ref = (f"{self.options['reference']} chunk graph, onnxruntime, 1 thread"
+               if self.options["reference"] else None)
+        return {"runtime": version, "threads": self.threads, "reference": ref, **host_details()}

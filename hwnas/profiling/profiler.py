@@ -71,9 +71,15 @@ def plan_for(arch: ArchConfig, plan: Plan) -> Plan:
 
 
 def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
-                 fmt: str | None = None) -> tuple[dict[str, Any], Measurement | None]:
+                 fmt: str | None = None, ref_nominal_ms: float | None = None,
+                 ) -> tuple[dict[str, Any], Measurement | None]:
     """One architecture on one device: a profile row (status ok|flagged|failed).
-    DeviceUnavailable propagates: the device, not the architecture, failed."""
+    DeviceUnavailable propagates: the device, not the architecture, failed.
+
+    Where the adapter times a reference workload beside every call, the row
+    also holds ``rel_p50`` (median per-call ratio to the reference) and
+    ``norm_p50_ms`` = rel_p50 x the reference's nominal time for this profile:
+    the latency with the host's speed swings divided out."""
     from hwnas.export.errors import ExportError
     from hwnas.models.stats import model_stats
 
@@ -110,7 +116,9 @@ def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
     lat = m.latency
     p50 = lat.get("p50_ms", lat.get("mean_ms"))
     row.update({k: lat.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
-                                        "min_ms", "max_ms", "cv", "n")})
+                                        "min_ms", "max_ms", "cv", "n", "ref_p50_ms", "rel_p50")})
+    if lat.get("rel_p50") is not None and ref_nominal_ms:
+        row["norm_p50_ms"] = lat["rel_p50"] * ref_nominal_ms
     row.update({
         "status": "ok" if m.ok else "flagged", "error": "; ".join(m.flags) or None,
         "robust_cv": m.checks.get("robust_cv"), "drift": m.checks.get("drift"),
@@ -139,6 +147,23 @@ class ProfileRun:
         return ProfileStore(profile_dir(self.workspace, self.spec.name), self.spec.name,
                             create=True, device_file=Path(self.spec.source).read_text())
 
+    @staticmethod
+    def reference(store: ProfileStore, adapter: Adapter) -> float | None:
+        """The reference workload's nominal ms for this profile, calibrated once
+        when the profile starts so that every later run shares the same scale."""
+        calibrate = getattr(adapter, "calibrate_reference", None)
+        if calibrate is None:
+            return None
+        ref = store.manifest.get("reference")
+        if ref is None:
+            nominal = calibrate()
+            if nominal is None:
+                return None
+            ref = {"workload": adapter.describe().get("reference"), "nominal_ms": nominal,
+                   "calibrated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+            store.set_meta("reference", ref)
+        return float(ref["nominal_ms"])
+
     def todo(self, store: ProfileStore, adapter: Adapter) -> list[ArchConfig]:
         fmt = self.fmt or adapter.format
         keys = store.keys()
@@ -159,10 +184,11 @@ class ProfileRun:
         if on_start:
             on_start(len(todo), len(store))
         plan = self.plan or self.spec.plan
+        nominal = self.reference(store, adapter)
         cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
         try:
             for arch in todo:
-                row, _ = measure_arch(adapter, arch, plan, cache, self.fmt)
+                row, _ = measure_arch(adapter, arch, plan, cache, self.fmt, nominal)
                 row["seed"] = self.seed
                 store.append(row, replace_failed=self.retry_failed)
                 if not self.keep_models:

@@ -32,7 +32,8 @@ COLUMNS: dict[str, str] = {
     "n": "int64", "robust_cv": "float64", "drift": "float64", "attempts": "int64",
     "flags": "string", "audio_ms": "float64", "rtf": "float64", "memory_mb": "float64",
     "init_ms": "float64", "first_ms": "float64", "model_bytes": "int64", "params": "int64",
-    "flops": "int64", "export_s": "float64", "measure_s": "float64", "encoder": "string",
+    "flops": "int64", "ref_p50_ms": "float64", "rel_p50": "float64",
+    "norm_p50_ms": "float64", "export_s": "float64", "measure_s": "float64", "encoder": "string",
     "decoder": "string", "streaming": "bool", "arch": "string", "provenance": "string",
     "extra": "string", "seed": "int64", "date": "string",
 }
@@ -179,6 +180,11 @@ class ProfileStore:
         self._shard_keys.update(r["key"] for r in self._journal)
         self._journal = []
         self.journal_path.unlink(missing_ok=True)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Record ``key`` in the manifest (e.g. the reference workload's nominal time)."""
+        self.manifest = {**self.manifest, key: value}
+        _fsync_write(self.manifest_path, json.dumps(self.manifest, indent=2) + "\n")
 
     # -- reading --------------------------------------------------------------
     def rows(self, decode: bool = True) -> list[dict[str, Any]]:
