@@ -132,7 +132,7 @@ def part_c(work: Path, seed: int, n: int = 8) -> dict:
             out[a.id] = {"error": str(e)}
             continue
         ours, theirs = [], []
-        for _ in range(3):
+        for _ in range(5):   # alternate the two, so both see the same host speed swings
             h = adapter.prepare(art)
             m = adapter.measure(h, plan_for(a, spec.plan), arch_id=a.id, graph=art.graph,
                                 model_bytes=1)

@@ -219,3 +219,21 @@ def test_unavailable_runtimes_name_the_fix():
     assert cuda("gpu", cuda.validate_options({})).check().startswith("no CUDA")
     assert cuda("gpu", cuda.validate_options({"runtime": "onnxruntime"})).check().startswith(
         "no CUDA")
+
+
+@pytest.mark.slow
+def test_the_readme_profile_command_on_the_shipped_cpu_device(tmp_path, capsys):
+    assert main(["profile", "--device", "cpu", "--n", "5", "--json", "--workspace",
+                 str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["new_rows"] == 5 and out["failed"] == 0
+    rows = {r["arch_id"]: r for r in out["rows"]}
+    assert all(r["p50_ms"] > 0 and r["n"] >= 50 for r in rows.values())
+    from hwnas.profiling.store import ProfileStore
+
+    store = ProfileStore(tmp_path / "profiles" / "cpu", "cpu")
+    ref = store.manifest["reference"]
+    assert ref["nominal_ms"] > 0 and "conformer_xs" in ref["workload"]
+    for r in store.rows():
+        assert r["rel_p50"] > 0
+        assert r["norm_p50_ms"] == pytest.approx(r["rel_p50"] * ref["nominal_ms"])

@@ -97,3 +97,38 @@ def test_a_run_that_stays_bad_is_flagged_not_kept_silently():
     m = a.measure(None, Plan(retries=2), arch_id="x", graph="chunk", model_bytes=1)
     assert not m.ok and m.attempts == 3
     assert any(f.startswith("drift") for f in m.flags)
+
+
+def test_probe_is_timed_per_block_and_aligned_with_calls():
+    import time
+
+    probes: list[float] = []
+    calls = []
+
+    def probe():
+        calls.append("probe")
+        time.sleep(0.002)
+
+    plan = Plan(warmup_runs=2, min_runs=30, min_seconds=0.0)
+    times = timed_loop(lambda: time.sleep(0.01), plan, probe=probe, probe_times=probes)
+    assert len(probes) == len(times) == 30
+    assert 0.0015 < min(probes) and len(calls) < 30 / 5   # one probe per ~100 ms block
+
+
+def test_reference_probe_divides_host_speed_swings_out():
+    """Calls and probe slow down together (a host in a slow phase): the
+    per-call ratio stays flat, so the run is neither noisy nor drifting."""
+    speed = np.r_[np.ones(50), np.full(50, 1.4)]          # host 40% slower halfway
+    times = list(0.002 * speed)
+    probe = list(0.004 * speed)
+
+    class Probed(_Scripted):
+        def _run(self, handle, plan):
+            return Timing(times_s=times, probe_s=probe)
+
+    m = Probed([]).measure(None, Plan(retries=0), arch_id="x", graph="chunk", model_bytes=1)
+    assert m.ok and m.latency["rel_p50"] == pytest.approx(0.5)
+    assert m.latency["ref_p50_ms"] > 0
+    raw = _Scripted([times]).measure(None, Plan(retries=0), arch_id="x", graph="chunk",
+                                     model_bytes=1)
+    assert not raw.ok   # without the probe the same run looks like drift
