@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -185,11 +186,13 @@ def profile_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by_family: dict[str, dict[str, Any]] = {}
     for fam in sorted({r["encoder"] for r in ok}):
         lat = [r["p50_ms"] for r in ok if r["encoder"] == fam]
+        norm = [r["norm_p50_ms"] for r in ok if r["encoder"] == fam and r.get("norm_p50_ms")]
         by_family[fam] = {"n": len(lat), "p50_ms_median": float(np.median(lat)),
-                          "p50_ms_min": float(min(lat)), "p50_ms_max": float(max(lat))}
+                          "p50_ms_min": float(min(lat)), "p50_ms_max": float(max(lat)),
+                          "norm_p50_ms_median": float(np.median(norm)) if norm else None}
     by_graph = Counter(r["graph"] for r in ok)
-    reasons = Counter((r.get("error") or "").split(":")[0] + ": " +
-                      ":".join((r.get("error") or "").split(":")[1:])[:80]
+    # the same problem with different numbers counts once: "noisy: robust CV N% > N%"
+    reasons = Counter(re.sub(r"[-+]?\d+(?:\.\d+)?", "N", r.get("error") or "?")[:100]
                       for r in rows if r["status"] != "ok")
     runtimes = sorted({(r.get("provenance") or {}).get("runtime", "?") for r in ok})
     dates = sorted(r["date"] for r in rows)
@@ -222,14 +225,17 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
               f"graphs {s['graphs']}; median CV of runs "
               f"{(s['median_cv'] or 0):.1%}")
     t = Table(title="p50 latency per call by encoder (measured)")
-    for col in ("encoder", "n", "median ms", "min ms", "max ms"):
+    for col in ("encoder", "n", "median ms", "min ms", "max ms", "median normalised ms"):
         t.add_column(col, justify="right" if col != "encoder" else "left")
     for fam, v in s["by_encoder"].items():
+        norm = v["norm_p50_ms_median"]
         t.add_row(fam, str(v["n"]), f"{v['p50_ms_median']:.2f}", f"{v['p50_ms_min']:.2f}",
-                  f"{v['p50_ms_max']:.2f}")
+                  f"{v['p50_ms_max']:.2f}", f"{norm:.2f}" if norm is not None else "-")
     con.print(t)
+    if s["problems"]:
+        con.print("not ok (numbers shown as N):")
     for reason, n in s["problems"].items():
-        con.print(f"  {n} x {reason}")
+        con.print(f"  {n} x {reason}", markup=False)
     return 0
 
 

@@ -112,7 +112,8 @@ def test_probe_is_timed_per_block_and_aligned_with_calls():
     plan = Plan(warmup_runs=2, min_runs=30, min_seconds=0.0)
     times = timed_loop(lambda: time.sleep(0.01), plan, probe=probe, probe_times=probes)
     assert len(probes) == len(times) == 30
-    assert 0.0015 < min(probes) and len(calls) < 30 / 5   # one probe per ~100 ms block
+    # per ~100 ms block: one untimed (cache warm-up) and one timed probe
+    assert 0.0015 < min(probes) and len(calls) <= 2 * 5
 
 
 def test_reference_probe_divides_host_speed_swings_out():

@@ -141,6 +141,11 @@ class Adapter(ABC):
     def format(self) -> str:
         """Export format this device runs ("onnx", "tflite-int8", "torch", ...)."""
 
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """Every format this device can run (``--format`` overrides must be one)."""
+        return (self.format,)
+
     @abstractmethod
     def prepare(self, artifact: Any) -> Any:
         """Load/push the model; returns a handle for ``measure``."""
@@ -275,6 +280,8 @@ def timed_loop(run: Callable[[], Any], plan: Plan, feed: Callable[[Any], None] |
         if probe is not None and probe_times is not None:
             pending += 1
             if pending >= block or done:
+                probe()   # untimed: brings the reference back into the caches, so the
+                #           timed call below matches the reference's calibration
                 probe_times.extend([_wall(probe)[1]] * pending)
                 pending = 0
         if done:

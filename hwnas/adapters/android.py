@@ -210,6 +210,10 @@ class AndroidAdapter(Adapter):
         return self.options["format"]
 
     @property
+    def formats(self) -> tuple[str, ...]:
+        return self.CHOICES["format"]
+
+    @property
     def tool(self) -> str:
         return f"{self.options['remote_dir'].rstrip('/')}/benchmark_model"
 

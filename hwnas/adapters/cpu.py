@@ -187,6 +187,10 @@ class CPUAdapter(Adapter):
     def format(self) -> str:
         return self.options["format"] or RUNTIME_FORMATS[self.runtime][0]
 
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return RUNTIME_FORMATS[self.runtime]
+
     def check(self) -> str | None:
         module = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert",
                   "tflite-runtime": "tflite_runtime", "torch": "torch"}[self.runtime]

@@ -176,6 +176,9 @@ class ProfileRun:
             on_row: Callable[[dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
         """Measure what is missing; yields each stored row."""
         adapter = self.spec.make()
+        if self.fmt is not None and self.fmt not in adapter.formats:
+            raise ValueError(f"device {self.spec.name} runs {', '.join(adapter.formats)}, "
+                             f"not {self.fmt}")
         why = adapter.check()
         if why is not None:
             raise DeviceUnavailable(f"device {self.spec.name}: {why}")
