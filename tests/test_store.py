@@ -29,7 +29,7 @@ def test_append_compact_read(tmp_path, monkeypatch):
         s.append(row(i))
     assert len(list((tmp_path / "cpu").glob("rows-*.parquet"))) == 2
     s.compact()
-    s2 = ProfileStore(tmp_path / "cpu", "cpu")
+    s2 = ProfileStore(tmp_path / "cpu", "cpu", writable=True)
     rows = s2.rows()
     assert len(rows) == 7 == s2.manifest["rows"]
     assert rows[3]["p50_ms"] == 3.0 and rows[3]["arch"] == {"encoder": "conformer"}
@@ -69,13 +69,17 @@ def test_recovery_from_each_interrupted_step(tmp_path):
     s.compact()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "journal.jsonl").write_text(journal)
-    r = ProfileStore(folder, "d")
+    reader = ProfileStore(folder, "d")   # a reader sees the rows and changes nothing
+    assert len(reader.rows()) == 6 and (folder / "rows-00002.parquet").exists()
+    with pytest.raises(ValueError, match="read-only"):
+        reader.append(row(50))
+    r = ProfileStore(folder, "d", writable=True)
     assert sorted(x["arch_id"] for x in r.rows()) == [f"a{i:04d}" for i in range(6)]
     assert not (folder / "rows-00002.parquet").exists()
     # step 3 interrupted: listed in a shard and still in the journal
     r.compact()
     (folder / "journal.jsonl").write_text(journal)
-    r = ProfileStore(folder, "d")
+    r = ProfileStore(folder, "d", writable=True)
     assert len(r.rows()) == 6
     # a line cut mid-write by kill -9
     with open(folder / "journal.jsonl", "a") as f:

@@ -72,8 +72,12 @@ def normalise(row: dict[str, Any]) -> dict[str, Any]:
 
 class ProfileStore:
     def __init__(self, folder: Path, device: str, *, create: bool = False,
-                 device_file: str | None = None) -> None:
+                 device_file: str | None = None, writable: bool | None = None) -> None:
+        """``create`` makes a missing profile; only a writer (``writable``,
+        implied by ``create``) cleans up after an interrupted writer -- a reader
+        (``hwnas profile show`` while a profile runs) changes nothing."""
         self.folder = Path(folder)
+        self.writable = create if writable is None else writable
         self.device = device
         self.manifest_path = self.folder / "manifest.json"
         self.journal_path = self.folder / "journal.jsonl"
@@ -97,9 +101,10 @@ class ProfileStore:
     # -- recovery -------------------------------------------------------------
     def _recover(self) -> None:
         listed = {s["file"] for s in self.manifest["shards"]}
-        for p in self.folder.glob("rows-*.parquet*"):
-            if p.name not in listed:
-                p.unlink()  # written but never listed: its rows are still in the journal
+        if self.writable:
+            for p in self.folder.glob("rows-*.parquet*"):
+                if p.name not in listed:
+                    p.unlink()  # written but never listed: its rows are still in the journal
         self._shard_keys: set[str] = set()
         stored: set[tuple[str, str]] = set()
         self._failed: set[str] = set()
@@ -141,6 +146,8 @@ class ProfileStore:
         return set(self._failed)
 
     def append(self, row: dict[str, Any], replace_failed: bool = False) -> None:
+        if not self.writable:
+            raise ValueError(f"{self.folder} was opened read-only")
         row = normalise(row)
         if not row["key"] or not row["date"]:
             raise ValueError("a profile row needs a key and a date")
@@ -157,6 +164,8 @@ class ProfileStore:
             self.compact()
 
     def compact(self) -> None:
+        if not self.writable:
+            raise ValueError(f"{self.folder} was opened read-only")
         if not self._journal:
             if self.journal_path.exists():
                 self.journal_path.unlink()
