@@ -44,7 +44,10 @@ def _workspace(args: argparse.Namespace) -> Path:
 
 
 def _adapter_options_help() -> str:
-    from hwnas.adapters import REGISTRY, adapter_class
+    try:  # `hwnas --help` must work before the dependencies are installed
+        from hwnas.adapters import REGISTRY, adapter_class
+    except ImportError as e:
+        return f"  (listed once hwnas's dependencies are installed; missing: {e.name})"
 
     out = []
     for name in REGISTRY:
