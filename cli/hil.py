@@ -136,13 +136,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
                         TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
                         console=err, transient=args.json)
     counts: Counter[str] = Counter()
-    state = {"task": None, "before": 0}
+    state = {"task": None}
 
     def on_start(todo: int, stored: int) -> None:
-        state["before"] = stored
         state["task"] = progress.add_task(f"profiling {spec.name}", total=todo, last="")
         if stored and not args.json:
-            err.print(f"{stored} rows already stored in {run.store().folder}; "
+            err.print(f"{stored} rows already stored in {run.folder}; "
                       f"{todo} architectures to go")
 
     rows = []
@@ -162,9 +161,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(f"hwnas: error: {e}. {sum(counts.values())} new rows stored; rerun the same "
               "command to continue.", file=sys.stderr)
         return 1
-    folder = run.store().folder
+    folder = run.folder
     summary = {"device": spec.name, "profile": str(folder), "new_rows": len(rows),
-               "stored_rows": len(run.store()), "ok": counts["ok"], "flagged": counts["flagged"],
+               "stored_rows": run.stored_rows, "ok": counts["ok"], "flagged": counts["flagged"],
                "failed": counts["failed"]}
     if args.json:
         summary["rows"] = [{k: r.get(k) for k in ("arch_id", "format", "status", "error", "graph",
@@ -242,15 +241,30 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DevicesHelp(argparse.Action):
+    """-h/--help for `hwnas devices`: lists the adapter options, which means
+    importing every adapter -- done only when this help is asked for, not on
+    every start of the command line."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show this help message and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        parser.epilog = DEVICES_EPILOG + _adapter_options_help()
+        parser.print_help()
+        parser.exit()
+
+
 def add_parsers(sub: Any) -> None:
     from hwnas.export.formats import FORMATS
 
     s = sub.add_parser("devices", help="device files and whether each is reachable now",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False,
                        description="List every device (shipped and in <workspace>/devices/) "
                                    "with its adapter and format, and whether it can be used "
                                    "now -- if not, why, in one line.",
-                       epilog=DEVICES_EPILOG + _adapter_options_help())
+                       epilog=DEVICES_EPILOG)
+    s.add_argument("-h", "--help", action=_DevicesHelp)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.set_defaults(func=cmd_devices)

@@ -174,18 +174,18 @@ class Adapter(ABC):
         while attempts <= plan.retries:
             attempts += 1
             timing = self._run(handle, plan)
-            if timing.times_s is not None and timing.probe_s:
-                # Shared hosts change speed for seconds at a time; the reference
-                # workload, timed beside every call, slows down with them. Judge
-                # noise and drift on the per-call ratio, where those swings cancel.
-                t, r = np.asarray(timing.times_s), np.asarray(timing.probe_s)
+            if timing.times_s is not None:
                 latency = summarise(timing.times_s)
-                latency.update(ref_p50_ms=float(np.median(r)) * 1e3,
-                               rel_p50=float(np.median(t / r)))
-                checks, problems = quality(t / r, plan.max_cv, plan.max_drift)
-            elif timing.times_s is not None:
-                latency = summarise(timing.times_s)
-                checks, problems = quality(timing.times_s, plan.max_cv, plan.max_drift)
+                series: Any = timing.times_s
+                if timing.probe_s:
+                    # Shared hosts change speed for seconds at a time; the reference
+                    # workload, timed beside the calls, slows down with them. Judge
+                    # noise and drift on the per-call ratio, where those swings cancel.
+                    t, r = np.asarray(timing.times_s), np.asarray(timing.probe_s)
+                    latency.update(ref_p50_ms=float(np.median(r)) * 1e3,
+                                   rel_p50=float(np.median(t / r)))
+                    series = t / r
+                checks, problems = quality(series, plan.max_cv, plan.max_drift)
             else:
                 assert timing.summary is not None
                 latency = dict(timing.summary)

@@ -53,8 +53,6 @@ class AdbTransport:
     """One ADB connection (adb-shell). ``serial`` "host:port" is TCP (also
     ``adb tcpip`` phones); anything else is a USB serial ("" = the only one)."""
 
-    TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, TimeoutError)
-
     def __init__(self, serial: str, key: Path, transport: str = "auto",
                  connect_timeout_s: float = 10.0, reconnect_timeout_s: float = 30.0) -> None:
         self.serial = serial
@@ -67,9 +65,10 @@ class AdbTransport:
         self.reconnects = 0
         from adb_shell import exceptions as ex
 
-        self.TRANSPORT_ERRORS = (OSError, EOFError, TimeoutError, ex.TcpTimeoutException,
-                                 ex.AdbConnectionError, ex.InvalidResponseError,
-                                 ex.InvalidCommandError, ex.AdbTimeoutError)
+        # what a dropped or dead connection raises (reconnect and retry on these)
+        self.transport_errors: tuple[type[BaseException], ...] = (
+            OSError, EOFError, TimeoutError, ex.TcpTimeoutException, ex.AdbConnectionError,
+            ex.InvalidResponseError, ex.InvalidCommandError, ex.AdbTimeoutError)
 
     def describe(self) -> str:
         return f"{self.transport} {self.serial or '(only USB device)'}"
@@ -123,7 +122,7 @@ class AdbTransport:
             self.connect()
         try:
             return fn(self.dev)
-        except self.TRANSPORT_ERRORS as first:
+        except self.transport_errors as first:
             self.close()
             deadline = time.monotonic() + self.reconnect_timeout_s
             while True:
@@ -138,7 +137,7 @@ class AdbTransport:
             self.reconnects += 1
             try:
                 return fn(self.dev)
-            except self.TRANSPORT_ERRORS as e:
+            except self.transport_errors as e:
                 self.close()
                 raise DeviceUnavailable(f"lost {self.describe()} again during {what}: "
                                         f"{type(e).__name__}") from None

@@ -141,14 +141,18 @@ class CPUAdapter(Adapter):
     def probe(self) -> Any:
         """The reference workload as a callable (built on first use)."""
         if self._probe is None and self.options["reference"]:
+            import shutil
             import tempfile
 
             from hwnas.export import export
             from hwnas.space import preset
 
             work = Path(tempfile.mkdtemp(prefix="hwnas-reference-"))
-            art = export(preset(self.options["reference"]), "onnx", work, check=False)
-            sess = ort_session(art.path, 1)
+            try:
+                art = export(preset(self.options["reference"]), "onnx", work, check=False)
+                sess = ort_session(art.path, 1)   # holds the model in memory from here on
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
             run, feed, _ = ort_callables(sess, art.inputs, art.outputs)
 
             def probe() -> None:

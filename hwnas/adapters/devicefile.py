@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwnas.adapters import REGISTRY, Adapter, Plan, adapter_class
+from hwnas.adapters import REGISTRY, Adapter, DeviceUnavailable, Plan, adapter_class
 from hwnas.paths import shipped_dir
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -60,10 +60,10 @@ def parse_device(path: Path, shipped: bool = False) -> DeviceSpec:
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise ValueError(f"{path}: [options] must be a table")
-    from importlib import import_module
-
-    module = import_module(REGISTRY[adapter].split(":")[0])
-    cls = getattr(module, REGISTRY[adapter].split(":")[1])
+    try:
+        cls = adapter_class(adapter)
+    except DeviceUnavailable as e:
+        raise ValueError(f"{path}: {e}") from None
     try:
         options = cls.validate_options(options)
         plan = Plan.from_dict(data.get("plan", {}))

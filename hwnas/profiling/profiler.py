@@ -49,8 +49,8 @@ def _torch_artifact(arch: ArchConfig, out_dir: Path) -> TorchArtifact:
     model = build(arch)
     graph = device_graph(model)
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    return TorchArtifact(arch.id, "torch", str(path), size, graph.__class__.__name__ == "ChunkGraph"
-                         and "chunk" or "utterance",
+    return TorchArtifact(arch.id, "torch", str(path), size,
+                         "chunk" if arch.streaming else "utterance",
                          [{"name": s.name, "shape": list(s.shape)} for s in graph.inputs],
                          list(graph.outputs))
 
@@ -142,10 +142,15 @@ class ProfileRun:
     plan: Plan | None = None
     keep_models: bool = False
     retry_failed: bool = False
+    stored_rows: int = 0     # rows in the profile after the last run()
+
+    @property
+    def folder(self) -> Path:
+        return profile_dir(self.workspace, self.spec.name)
 
     def store(self) -> ProfileStore:
-        return ProfileStore(profile_dir(self.workspace, self.spec.name), self.spec.name,
-                            create=True, device_file=Path(self.spec.source).read_text())
+        return ProfileStore(self.folder, self.spec.name, create=True,
+                            device_file=Path(self.spec.source).read_text())
 
     @staticmethod
     def reference(store: ProfileStore, adapter: Adapter) -> float | None:
@@ -173,7 +178,7 @@ class ProfileRun:
                 if f"{a.id}:{fmt}" not in keys]
 
     def run(self, on_start: Callable[[int, int], None] | None = None,
-            on_row: Callable[[dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
+            ) -> Iterator[dict[str, Any]]:
         """Measure what is missing; yields each stored row."""
         adapter = self.spec.make()
         if self.fmt is not None and self.fmt not in adapter.formats:
@@ -199,6 +204,7 @@ class ProfileRun:
                 yield row
         finally:
             store.compact()
+            self.stored_rows = len(store)
             adapter.close()
             if self.keep_models:
                 keep = self.workspace / "runs" / "profile-models" / self.spec.name
