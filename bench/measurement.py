@@ -1,6 +1,6 @@
 """How trustworthy and how fast is hardware-in-the-loop measurement here?
 
-    python bench/measurement.py                 # all four parts (~10 min)
+    python bench/measurement.py                 # all parts (~15 min)
     python bench/measurement.py --parts a,b     # some of them
 
 (a) repeatability: CV of the p50 over 5 repeated measurements (fresh session
@@ -14,6 +14,8 @@
 (d) profiling throughput: `hwnas profile --device cpu` end to end (sample,
     FLOPs, export + parity check, measure, store), architectures per hour.
     Goal >= 300.
+(h) host steadiness (context for (a)): a fixed 128x128 NumPy matmul loop,
+    iterations per 0.5 s over 10 s -- how much the machine's own speed moves.
 Prints a table and writes the figures as JSON (--out).
 """
 
@@ -174,10 +176,24 @@ def part_d(work: Path, n: int, seed: int) -> dict:
             "measure_s_median": statistics.median(r.get("measure_s") or 0 for r in rows)}
 
 
+def part_h(windows: int = 20, window_s: float = 0.5) -> dict:
+    a = np.random.default_rng(0).random((128, 128), dtype=np.float32)
+    counts = []
+    for _ in range(windows):
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < window_s:
+            for _ in range(100):
+                a @ a
+            n += 100
+        counts.append(n)
+    return {"window_s": window_s, "iterations": counts, "min": min(counts), "max": max(counts),
+            "cv": float(np.std(counts) / np.mean(counts))}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="a,b,c,d")
+    ap.add_argument("--parts", default="h,a,b,c,d")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--archs", type=int, default=10, help="(a) architectures")
     ap.add_argument("--repeats", type=int, default=5, help="(a) repeated measurements")
@@ -188,7 +204,8 @@ def main() -> int:
     results: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
         work = Path(tmp)
-        steps = {"a": lambda: part_a(work, args.archs, args.repeats, args.seed),
+        steps = {"h": part_h,
+                 "a": lambda: part_a(work, args.archs, args.repeats, args.seed),
                  "b": lambda: part_b(work, args.seed),
                  "c": lambda: part_c(work, args.seed),
                  "d": lambda: part_d(work, args.throughput_archs, args.seed)}
@@ -198,6 +215,10 @@ def main() -> int:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(results, indent=2) + "\n")  # keep finished parts
     print(f"{'measure':<58} {'figure':>12}  goal")
+    if "h" in results:
+        h = results["h"]
+        print(f"{'(h) host: matmul iterations per 0.5 s, CV (min..max)':<58} {h['cv']:>11.1%}  "
+              f"({h['min']:,}..{h['max']:,})")
     if "a" in results:
         a = results["a"]
         label = f"(a) CV of p50 over {a['repeats']} repeats, mean of {a['archs']} archs"
