@@ -104,22 +104,10 @@ def _plan(args: argparse.Namespace, base: Any) -> Any:
     return base.replace(**over) if over else base
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
-    if args.action == "show":
-        return cmd_profile_show(args)
-    from hwnas.adapters import DeviceUnavailable
-    from hwnas.adapters.devicefile import load_device
-    from hwnas.profiling.profiler import ProfileRun
-    from hwnas.space import SearchSpace, default_space
-
-    if args.n is None or args.n < 1:
-        raise ValueError("--n must be a positive number of architectures")
-    ws = _workspace(args)
-    spec = load_device(args.device, ws)
-    space = SearchSpace.from_toml(args.space) if args.space else default_space()
-    run = ProfileRun(spec, ws, args.n, args.seed, space, fmt=args.format,
-                     plan=_plan(args, spec.plan), keep_models=args.keep_models,
-                     retry_failed=args.retry_failed)
+def measure_with_progress(run: Any, title: str, quiet: bool = False
+                          ) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Run a ProfileRun under a rich progress bar (on stderr). On Ctrl-C raises
+    KeyboardInterrupt(new_rows); DeviceUnavailable gets ``.stored`` = new rows."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -130,21 +118,23 @@ def cmd_profile(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
+    from hwnas.adapters import DeviceUnavailable
+
     err = Console(stderr=True)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                         TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-                        console=err, transient=args.json)
+                        console=err, transient=quiet)
     counts: Counter[str] = Counter()
-    state = {"task": None}
+    state: dict[str, Any] = {"task": None}
 
     def on_start(todo: int, stored: int) -> None:
-        state["task"] = progress.add_task(f"profiling {spec.name}", total=todo, last="")
-        if stored and not args.json:
+        state["task"] = progress.add_task(title, total=todo, last="")
+        if stored and not quiet:
             err.print(f"{stored} rows already stored in {run.folder}; "
-                      f"{todo} architectures to go")
+                      f"{todo} measurements to go")
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         with progress:
             for row in run.run(on_start=on_start):
@@ -154,12 +144,40 @@ def cmd_profile(args: argparse.Namespace) -> int:
                         is not None else f"{row['arch_id']} {row['status']}")
                 progress.update(state["task"], advance=1, last=last)
     except KeyboardInterrupt:
-        print(f"hwnas: interrupted; {sum(counts.values())} new rows stored. Rerun the same "
-              "command to continue.", file=sys.stderr)
+        raise KeyboardInterrupt(len(rows)) from None
+    except DeviceUnavailable as e:
+        e.stored = len(rows)  # type: ignore[attr-defined]
+        raise
+    return rows, counts
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        return cmd_profile_show(args)
+    from hwnas.adapters import DeviceUnavailable
+    from hwnas.adapters.devicefile import load_device
+    from hwnas.profiling.profiler import ProfileRun
+    from hwnas.space import SearchSpace, default_space
+
+    if args.n is None or args.n < 1:
+        raise ValueError("--n must be a positive number of architectures")
+    if args.repeats < 1:
+        raise ValueError("--repeats must be >= 1")
+    ws = _workspace(args)
+    spec = load_device(args.device, ws)
+    space = SearchSpace.from_toml(args.space) if args.space else default_space()
+    run = ProfileRun(spec, ws, args.n, args.seed, space, fmt=args.format,
+                     plan=_plan(args, spec.plan), keep_models=args.keep_models,
+                     retry_failed=args.retry_failed, repeats=args.repeats)
+    try:
+        rows, counts = measure_with_progress(run, f"profiling {spec.name}", quiet=args.json)
+    except KeyboardInterrupt as e:
+        print(f"hwnas: interrupted; {e.args[0] if e.args else 0} new rows stored. Rerun the "
+              "same command to continue.", file=sys.stderr)
         return 130
     except DeviceUnavailable as e:
-        print(f"hwnas: error: {e}. {sum(counts.values())} new rows stored; rerun the same "
-              "command to continue.", file=sys.stderr)
+        print(f"hwnas: error: {e}. {getattr(e, 'stored', 0)} new rows stored; rerun the "
+              "same command to continue.", file=sys.stderr)
         return 1
     folder = run.folder
     summary = {"device": spec.name, "profile": str(folder), "new_rows": len(rows),
@@ -290,6 +308,10 @@ def add_parsers(sub: Any) -> None:
                    help="keep exported models under <workspace>/runs/profile-models/")
     s.add_argument("--retry-failed", action="store_true",
                    help="measure again the architectures stored as failed")
+    s.add_argument("--repeats", type=int, default=1, metavar="R",
+                   help="independent measurements per architecture (default 1); pass 2 "
+                        "starts after pass 1 has measured all N, and the predictor uses "
+                        "the median of the repeats as its label")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_profile)

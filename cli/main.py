@@ -25,6 +25,9 @@ EPILOG = """examples:
   hwnas devices                        device files; reachable now, or why not
   hwnas profile --device cpu --n 100   measure 100 sampled architectures (resumable)
   hwnas profile show --device cpu      what a profile holds
+  hwnas predictor train --device cpu   latency predictor from the profile (XGBoost)
+  hwnas predictor adapt --from cpu --device cpu-torch --n 20
+  hwnas predict --device cpu --preset conformer_s
 """
 
 
@@ -269,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import hil
 
     hil.add_parsers(sub)
+    from . import predict
+
+    predict.add_parsers(sub)
     return p
 
 

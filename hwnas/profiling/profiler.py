@@ -70,9 +70,14 @@ def plan_for(arch: ArchConfig, plan: Plan) -> Plan:
     return plan
 
 
+def row_key(arch_id: str, fmt: str, repeat: int = 1) -> str:
+    """Store key of one measurement: repeats after the first get ``#N``."""
+    return f"{arch_id}:{fmt}" + (f"#{repeat}" if repeat > 1 else "")
+
+
 def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
                  fmt: str | None = None, ref_nominal_ms: float | None = None,
-                 ) -> tuple[dict[str, Any], Measurement | None]:
+                 repeat: int = 1) -> tuple[dict[str, Any], Measurement | None]:
     """One architecture on one device: a profile row (status ok|flagged|failed).
     DeviceUnavailable propagates: the device, not the architecture, failed.
 
@@ -86,7 +91,8 @@ def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
     fmt = fmt or adapter.format
     st = model_stats(arch)
     row: dict[str, Any] = {
-        "key": f"{arch.id}:{fmt}", "arch_id": arch.id, "format": fmt, "arch": arch.to_dict(),
+        "key": row_key(arch.id, fmt, repeat), "arch_id": arch.id, "format": fmt,
+        "arch": arch.to_dict(),
         "encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming,
         "graph": "chunk" if arch.streaming else "utterance", "params": st.graph_params,
         "flops": st.flops, "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
@@ -142,6 +148,9 @@ class ProfileRun:
     plan: Plan | None = None
     keep_models: bool = False
     retry_failed: bool = False
+    repeats: int = 1         # independent measurements per architecture (later passes
+                             # run after the whole first pass, at another time)
+    archs: list[ArchConfig] | None = None  # measure these instead of sampling n
     stored_rows: int = 0     # rows in the profile after the last run()
 
     @property
@@ -169,13 +178,16 @@ class ProfileRun:
             store.set_meta("reference", ref)
         return float(ref["nominal_ms"])
 
-    def todo(self, store: ProfileStore, adapter: Adapter) -> list[ArchConfig]:
+    def todo(self, store: ProfileStore, adapter: Adapter) -> list[tuple[ArchConfig, int]]:
+        """(architecture, repeat) pairs not stored yet, pass by pass."""
         fmt = self.fmt or adapter.format
         keys = store.keys()
         if self.retry_failed:
             keys = keys - store.failed_keys()
-        return [a for a in self.space.sample_distinct(self.n, self.seed)
-                if f"{a.id}:{fmt}" not in keys]
+        archs = self.archs if self.archs is not None else \
+            self.space.sample_distinct(self.n, self.seed)
+        return [(a, r) for r in range(1, self.repeats + 1) for a in archs
+                if row_key(a.id, fmt, r) not in keys]
 
     def run(self, on_start: Callable[[int, int], None] | None = None,
             ) -> Iterator[dict[str, Any]]:
@@ -195,8 +207,8 @@ class ProfileRun:
         nominal = self.reference(store, adapter)
         cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
         try:
-            for arch in todo:
-                row, _ = measure_arch(adapter, arch, plan, cache, self.fmt, nominal)
+            for arch, rep in todo:
+                row, _ = measure_arch(adapter, arch, plan, cache, self.fmt, nominal, rep)
                 row["seed"] = self.seed
                 store.append(row, replace_failed=self.retry_failed)
                 if not self.keep_models:

@@ -1,0 +1,130 @@
+"""Few-shot adaptation of a latency predictor to another device.
+
+A predictor trained on device A ranks architectures well on device B when the
+two share most of their cost structure; what changes is the scale and how
+much each kind of work costs. With a handful of measurements on B we fit a
+small correction in log space on top of A's prediction p_A:
+
+  scale    log y_B = log p_A + b
+  affine   log y_B = a log p_A + b
+  ridge    affine + ridge terms on where the work is (share of FLOPs in
+           attention / LSTM / convolution / feed-forward, log operator count,
+           log cache size)
+
+and keep the one with the lowest leave-one-out error on the measurements.
+The architectures to measure are chosen for coverage: one per quantile of
+A's predicted latency, spreading the encoder families over the quantiles.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hwnas.predict.features import feature_names
+from hwnas.space import ArchConfig
+
+METHODS = ("scale", "affine", "ridge")
+RIDGE_LAMBDA = 1.0
+
+
+def _shares(X: np.ndarray) -> np.ndarray:
+    names = feature_names()
+
+    def col(n: str) -> np.ndarray:
+        return X[:, names.index(n)]
+
+    total = np.maximum(col("flops"), 1.0)
+    return np.stack([
+        (col("flops_attention_proj") + col("flops_attention_scores")) / total,
+        col("flops_lstm") / total,
+        (col("flops_conv") + col("flops_subsampling")) / total,
+        col("flops_ffn") / total,
+        np.log(np.maximum(col("ops"), 1.0)),
+        np.log1p(col("cache_elems")),
+    ], axis=1)
+
+
+def _design(method: str, X: np.ndarray, base: np.ndarray,
+            zmean: np.ndarray | None = None, zstd: np.ndarray | None = None) -> np.ndarray:
+    lp = np.log(base)[:, None]
+    one = np.ones_like(lp)
+    if method == "scale":
+        return one
+    if method == "affine":
+        return np.concatenate([one, lp], axis=1)
+    z = (_shares(X) - zmean) / zstd
+    return np.concatenate([one, lp, z], axis=1)
+
+
+def _solve(method: str, A: np.ndarray, t: np.ndarray) -> np.ndarray:
+    if method == "scale":
+        return np.array([float(np.mean(t))])
+    if method == "affine":
+        return np.linalg.lstsq(A, t, rcond=None)[0]
+    # ridge on the share terms only: with ~20 points they must stay small
+    reg = np.diag([0.0, 0.0] + [RIDGE_LAMBDA] * (A.shape[1] - 2))
+    return np.linalg.solve(A.T @ A + reg, A.T @ t)
+
+
+def fit_correction(X: np.ndarray, base: np.ndarray, y: np.ndarray,
+                   method: str = "auto") -> dict[str, Any]:
+    """The correction (a JSON-able dict) mapping source predictions ``base``
+    to the new device's measurements ``y``; ``auto`` picks by leave-one-out."""
+    if len(y) < 3:
+        raise ValueError(f"{len(y)} measurements are too few to adapt (need >= 3)")
+    methods = METHODS if method == "auto" else (method,)
+    if method != "auto" and method not in METHODS:
+        raise ValueError(f"unknown adaptation method {method!r}; one of auto, "
+                         f"{', '.join(METHODS)}")
+    t = np.log(y)
+    z = _shares(X)
+    zmean, zstd = z.mean(axis=0), z.std(axis=0)
+    zstd[zstd == 0] = 1.0
+    loo: dict[str, float] = {}
+    for m in methods:
+        A = _design(m, X, base, zmean, zstd)
+        if A.shape[1] >= len(y) - 1:
+            continue
+        errs = []
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            coef = _solve(m, A[keep], t[keep])
+            errs.append(float(A[i] @ coef - t[i]))
+        loo[m] = float(np.sqrt(np.mean(np.square(errs))))
+    if not loo:
+        raise ValueError(f"{len(y)} measurements are too few for method {method!r}")
+    best = min(loo, key=loo.__getitem__)
+    coef = _solve(best, _design(best, X, base, zmean, zstd), t)
+    return {"method": best, "coef": coef.tolist(), "zmean": zmean.tolist(),
+            "zstd": zstd.tolist(), "n": int(len(y)), "loo_rmse_log": loo}
+
+
+def apply_correction(adapt: dict[str, Any], X: np.ndarray, base: np.ndarray) -> np.ndarray:
+    A = _design(adapt["method"], X, base, np.array(adapt["zmean"]), np.array(adapt["zstd"]))
+    return np.exp(A @ np.array(adapt["coef"]))
+
+
+def select_for_coverage(pool: Sequence[ArchConfig], predicted: np.ndarray, n: int
+                        ) -> list[ArchConfig]:
+    """``n`` architectures from ``pool``: one per quantile bin of the source
+    device's predicted latency, in each bin the encoder family chosen least so
+    far (ties: the one nearest the bin's centre). Deterministic."""
+    if n < 1:
+        raise ValueError("--n must be >= 1")
+    if n > len(pool):
+        raise ValueError(f"asked for {n} architectures from a pool of {len(pool)}")
+    lp = np.log(np.asarray(predicted, dtype=float))
+    order = np.argsort(lp, kind="mergesort")
+    bins = np.array_split(order, n)
+    used: Counter[str] = Counter()
+    out: list[ArchConfig] = []
+    for b in bins:
+        centre = float(np.median(lp[b]))
+        best = min(b, key=lambda i: (used[pool[i].encoder], abs(lp[i] - centre), pool[i].id))
+        used[pool[best].encoder] += 1
+        out.append(pool[best])
+    return out

@@ -1,0 +1,102 @@
+"""Training data for latency predictors, read from a measured profile.
+
+One label per architecture: the median over its stored repeats (``hwnas
+profile --repeats R``) of the chosen latency column. Rows flagged as noisy or
+failed are left out; an architecture with only such rows is left out.
+
+Labels (``label``):
+  norm  ``norm_p50_ms``: p50 with the host's speed swings divided out by the
+        reference probe (CPU devices); the default where every row has it
+  raw   ``p50_ms`` as measured
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hwnas.space import ArchConfig
+
+LABELS = {"norm": "norm_p50_ms", "raw": "p50_ms"}
+HOLDOUT_SHARE = 0.2
+
+
+@dataclass
+class LatencyData:
+    archs: list[ArchConfig]
+    y: np.ndarray                      # label (ms), median over repeats
+    label: str                         # column the label came from
+    repeats: np.ndarray                # ok measurements behind each label
+    spread: np.ndarray                 # max/min - 1 over repeats (0 with one)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    @property
+    def ids(self) -> list[str]:
+        return [a.id for a in self.archs]
+
+    @property
+    def families(self) -> np.ndarray:
+        return np.array([a.encoder for a in self.archs])
+
+    def subset(self, mask: np.ndarray) -> LatencyData:
+        idx = np.flatnonzero(mask)
+        return LatencyData([self.archs[i] for i in idx], self.y[idx], self.label,
+                           self.repeats[idx], self.spread[idx], dict(self.info))
+
+
+def holdout_mask(ids: list[str], share: float = HOLDOUT_SHARE, salt: str = "holdout"
+                 ) -> np.ndarray:
+    """True for held-out architectures: a hash of the id, so an architecture
+    stays on its side as a profile grows, and every run splits the same way."""
+    cut = int(share * 2**32)
+    return np.array([int.from_bytes(hashlib.sha256(f"{salt}:{i}".encode()).digest()[:4], "big")
+                     < cut for i in ids])
+
+
+def from_rows(rows: list[dict[str, Any]], label: str = "auto") -> LatencyData:
+    """Group profile rows by architecture and take the median label."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if label == "auto":
+        label = "norm" if ok and all(r.get("norm_p50_ms") for r in ok) else "raw"
+    if label not in LABELS:
+        raise ValueError(f"unknown label {label!r}; one of {', '.join(LABELS)}")
+    col = LABELS[label]
+    by_arch: dict[str, list[float]] = {}
+    arch_of: dict[str, dict[str, Any]] = {}
+    for r in ok:
+        v = r.get(col)
+        if v is None or not v > 0:
+            continue
+        by_arch.setdefault(r["arch_id"], []).append(float(v))
+        arch_of[r["arch_id"]] = r["arch"]
+    ids = sorted(by_arch)
+    archs = [ArchConfig.from_dict(arch_of[i]) for i in ids]
+    vals = [np.array(by_arch[i]) for i in ids]
+    return LatencyData(
+        archs=archs, y=np.array([float(np.median(v)) for v in vals]), label=col,
+        repeats=np.array([len(v) for v in vals]),
+        spread=np.array([float(v.max() / v.min() - 1) for v in vals]),
+        info={"rows": len(rows), "ok_rows": len(ok),
+              "left_out": len({r["arch_id"] for r in rows}) - len(ids)})
+
+
+def repeat_noise(data: LatencyData) -> dict[str, Any] | None:
+    """How far two measurements of the same architecture disagree: the floor
+    under any predictor's error. None without repeats."""
+    m = data.repeats >= 2
+    if not m.any():
+        return None
+    s = data.spread[m]
+    # with two repeats, |a/b - 1| = spread; the label (their median = mean)
+    # sits spread/2 from either, so a perfect predictor of the true mean
+    # still sees about spread/2 against one repeat
+    return {"archs": int(m.sum()), "median": float(np.median(s)),
+            "p90": float(np.quantile(s, 0.9)), "max": float(s.max()),
+            "within_5pct": float(np.mean(s <= 0.05)),
+            "within_10pct": float(np.mean(s <= 0.10))}

@@ -1,0 +1,218 @@
+"""XGBoost latency predictor, saved as XGBoost's own JSON plus a JSON model card.
+
+Two stages. A non-negative additive cost model -- latency = sum over operator
+kinds of FLOPs x (time per FLOP of that kind) + operators x overhead + ... --
+is fitted first (:class:`CostModel`, its few coefficients live in the card);
+XGBoost then learns the remaining error as a boosted correction on top of it
+(the cost model's log is the trees' base margin). Trees alone are piecewise
+constant, and with a thousand architectures spread over 500x in latency their
+steps are the largest error; the cost model gives them a smooth baseline
+(measured in bench/predictor_accuracy.py, part "design").
+
+Objectives (``objective``):
+  log       squared error on log(latency): relative errors weigh the same for a
+            0.1 ms and a 30 ms model (the default)
+  relative  squared error on latency weighted by 1/latency^2, i.e. squared
+            relative error on the linear scale
+
+An adapted predictor (few-shot, :mod:`hwnas.predict.adapt`) is the source
+device's booster plus a small correction fitted on the new device's
+measurements; both travel in the same two files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.predict.features import KINDS, SCHEMA_VERSION, feature_matrix, feature_names
+from hwnas.space import ArchConfig
+
+MODEL_FILE = "model.json"
+CARD_FILE = "card.json"
+OBJECTIVES = ("log", "relative")
+
+#: chosen by the held-out grid in bench/predictor_accuracy.py (part "tune")
+DEFAULT_PARAMS: dict[str, Any] = {"max_depth": 4, "eta": 0.05, "subsample": 0.8,
+                                  "colsample_bytree": 0.8, "min_child_weight": 1,
+                                  "lambda": 1.0}
+DEFAULT_ROUNDS = 600
+
+
+def _xgb() -> Any:
+    try:
+        import xgboost
+    except ImportError:
+        raise RuntimeError("the latency predictor needs xgboost: pip install xgboost-cpu") \
+            from None
+    return xgboost
+
+
+class SchemaMismatch(ValueError):
+    pass
+
+
+#: columns of the additive cost model (all from the analytic features)
+COST_COLUMNS = tuple(f"flops_{k}" for k in KINDS) + (
+    "ops", "act_elems", "cache_elems", "params", "lstm_steps", "score_elems", "one")
+
+
+class CostModel:
+    """latency ~= sum_j coef_j * column_j / scale_j, coef >= 0, fitted by
+    non-negative least squares on relative error (rows weighted by 1/latency)."""
+
+    def __init__(self, scale: np.ndarray, coef: np.ndarray) -> None:
+        self.scale, self.coef = np.asarray(scale, float), np.asarray(coef, float)
+
+    @staticmethod
+    def design(X: np.ndarray) -> np.ndarray:
+        names = feature_names()
+        return np.stack([np.ones(len(X)) if c == "one" else X[:, names.index(c)]
+                         for c in COST_COLUMNS], axis=1)
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray) -> CostModel:
+        from scipy.optimize import nnls
+
+        A = cls.design(X)
+        scale = A.max(axis=0)
+        scale[scale == 0] = 1.0
+        w = 1.0 / y
+        coef, _ = nnls((A / scale) * w[:, None], y * w)
+        return cls(scale, coef)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.maximum((self.design(X) / self.scale) @ self.coef, 1e-4)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": list(COST_COLUMNS), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CostModel:
+        if tuple(d["columns"]) != COST_COLUMNS:
+            raise SchemaMismatch("the predictor's cost model uses other columns")
+        return cls(np.array(d["scale"]), np.array(d["coef"]))
+
+
+class LatencyPredictor:
+    def __init__(self, booster: Any, card: dict[str, Any]) -> None:
+        self.booster = booster
+        self.card = card
+        self.cost = CostModel.from_dict(card["cost_model"]) if card.get("cost_model") else None
+
+    # --- training -------------------------------------------------------------
+    @classmethod
+    def fit(cls, archs: Sequence[ArchConfig], y: np.ndarray, *, objective: str = "log",
+            params: dict[str, Any] | None = None, rounds: int = DEFAULT_ROUNDS,
+            seed: int = 0, cost_model: bool = True, card: dict[str, Any] | None = None,
+            ) -> LatencyPredictor:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; one of {', '.join(OBJECTIVES)}")
+        if len(archs) < 10:
+            raise ValueError(f"{len(archs)} measured architectures are too few to train a "
+                             "predictor (need >= 10)")
+        xgb = _xgb()
+        X = feature_matrix(archs)
+        y = np.asarray(y, dtype=float)
+        cost = CostModel.fit(X, y) if cost_model else None
+        if objective == "log":
+            dtrain = xgb.DMatrix(X, label=np.log(y), feature_names=feature_names())
+            if cost is not None:
+                dtrain.set_base_margin(np.log(cost.predict(X)))
+        else:
+            if cost is not None:
+                raise ValueError("the cost-model base applies to the log objective only")
+            dtrain = xgb.DMatrix(X, label=y, weight=1.0 / y ** 2,
+                                 feature_names=feature_names())
+        p = {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 1,
+             "seed": seed, **DEFAULT_PARAMS, **(params or {})}
+        booster = xgb.train(p, dtrain, num_boost_round=rounds)
+        meta = {"schema_version": SCHEMA_VERSION, "features": len(feature_names()),
+                "objective": objective, "params": p, "rounds": rounds,
+                "train_size": len(archs),
+                "cost_model": cost.to_dict() if cost is not None else None,
+                "xgboost": xgb.__version__,
+                "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+        return cls(booster, {**(card or {}), **meta})
+
+    # --- prediction -------------------------------------------------------------
+    def predict_features(self, X: np.ndarray) -> np.ndarray:
+        """Milliseconds for a feature matrix from :func:`feature_matrix`."""
+        margin = None if self.cost is None else np.log(self.cost.predict(X))
+        raw = np.asarray(self.booster.inplace_predict(X, base_margin=margin), dtype=float)
+        base = np.exp(raw) if self.card["objective"] == "log" else np.maximum(raw, 1e-6)
+        adapt = self.card.get("adaptation")
+        if adapt:
+            from hwnas.predict.adapt import apply_correction
+
+            base = apply_correction(adapt, X, base)
+        return base
+
+    def predict(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+        """Predicted latency (ms) of one device-graph call per architecture."""
+        return self.predict_features(feature_matrix(archs))
+
+    # --- files --------------------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        """Write model.json and card.json atomically (temp file + rename)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp_model = folder / ".model.tmp.json"  # XGBoost picks the format by suffix
+        self.booster.save_model(str(tmp_model))
+        os.replace(tmp_model, folder / MODEL_FILE)
+        tmp = folder / f".{CARD_FILE}.tmp"
+        tmp.write_text(json.dumps(self.card, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, folder / CARD_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> LatencyPredictor:
+        folder = Path(folder)
+        card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
+        if not card_path.is_file() or not model_path.is_file():
+            raise ValueError(f"no predictor in {folder} (expected {MODEL_FILE} and {CARD_FILE})")
+        try:
+            card = json.loads(card_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{card_path}: invalid JSON ({e.msg})") from None
+        got = card.get("schema_version")
+        if got != SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"predictor {folder} uses feature schema {got}, this hwnas computes schema "
+                f"{SCHEMA_VERSION}; retrain it with `hwnas predictor train --device "
+                f"{card.get('device', 'DEVICE')}`")
+        if card.get("features") != len(feature_names()):
+            raise SchemaMismatch(f"predictor {folder} expects {card.get('features')} features, "
+                                 f"schema {SCHEMA_VERSION} has {len(feature_names())}")
+        booster = _xgb().Booster()
+        booster.load_model(str(model_path))
+        booster.set_param({"nthread": 1})
+        return cls(booster, card)
+
+
+def predictor_dir(workspace: Path | None, device: str) -> Path:
+    return Path(workspace or ".") / "predictors" / device
+
+
+def find_predictor(device: str, workspace: Path | None) -> Path:
+    """The workspace's predictor for ``device``, else the shipped one."""
+    from hwnas.paths import shipped_dir
+
+    for root in ([predictor_dir(workspace, device)] if workspace else []) + \
+            [shipped_dir("predictors") / device]:
+        if (root / CARD_FILE).is_file():
+            return root
+    raise ValueError(f"no latency predictor for device {device!r}; create one with "
+                     f"`hwnas profile --device {device} --n 1000` then "
+                     f"`hwnas predictor train --device {device}`")
+
+
+def load_predictor(device: str, workspace: Path | None) -> LatencyPredictor:
+    return LatencyPredictor.load(find_predictor(device, workspace))
