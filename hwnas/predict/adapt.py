@@ -6,7 +6,7 @@ much each kind of work costs. With a handful of measurements on B we fit a
 small correction in log space on top of A's prediction p_A:
 
   scale    log y_B = log p_A + b
-  affine   log y_B = a log p_A + b
+  affine   log y_B = log p_A + b + c log p_A
   ridge    affine + ridge terms on where the work is (share of FLOPs in
            attention / LSTM / convolution / feed-forward, log operator count,
            log cache size)
@@ -61,6 +61,7 @@ def _design(method: str, X: np.ndarray, base: np.ndarray,
 
 
 def _solve(method: str, A: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Least squares for the correction ``t`` = log y - log p_A."""
     if method == "scale":
         return np.array([float(np.mean(t))])
     if method == "affine":
@@ -80,7 +81,7 @@ def fit_correction(X: np.ndarray, base: np.ndarray, y: np.ndarray,
     if method != "auto" and method not in METHODS:
         raise ValueError(f"unknown adaptation method {method!r}; one of auto, "
                          f"{', '.join(METHODS)}")
-    t = np.log(y)
+    t = np.log(y) - np.log(base)
     z = _shares(X)
     zmean, zstd = z.mean(axis=0), z.std(axis=0)
     zstd[zstd == 0] = 1.0
@@ -105,7 +106,7 @@ def fit_correction(X: np.ndarray, base: np.ndarray, y: np.ndarray,
 
 def apply_correction(adapt: dict[str, Any], X: np.ndarray, base: np.ndarray) -> np.ndarray:
     A = _design(adapt["method"], X, base, np.array(adapt["zmean"]), np.array(adapt["zstd"]))
-    return np.exp(A @ np.array(adapt["coef"]))
+    return base * np.exp(A @ np.array(adapt["coef"]))
 
 
 def select_for_coverage(pool: Sequence[ArchConfig], predicted: np.ndarray, n: int
