@@ -1,0 +1,126 @@
+"""eSpeak NG speech synthesis, in-process through ctypes.
+
+The library and its voice data come from the ``espeakng-loader`` wheel, so no
+system package is needed. eSpeak keeps internal state between utterances that
+makes the same text come out a few samples different on a second call, even
+after re-initialising; each utterance is therefore synthesised in a freshly
+forked child (~20 ms), which gives byte-identical audio for the same request
+however many workers run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_CHARS_UTF8 = 1
+_POS_CHARACTER = 1
+_PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                             ctypes.c_void_p)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthesis request's voice: ``name`` like ``en-us`` or ``es``,
+    ``variant`` like ``m3`` / ``f2`` (empty: the default), rate in words per
+    minute, pitch 0-100."""
+
+    name: str
+    variant: str = ""
+    rate: int = 170
+    pitch: int = 50
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}+{self.variant}" if self.variant else self.name
+
+
+class SynthError(RuntimeError):
+    pass
+
+
+def _library() -> tuple[str, str]:
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise SynthError("speech synthesis needs espeakng-loader: pip install "
+                         "espeakng-loader") from None
+    data = Path(espeakng_loader.get_data_path())
+    return str(espeakng_loader.get_library_path()), str(data.parent)
+
+
+def _synth_here(text: str, voice: Voice) -> np.ndarray:
+    """Synthesise in this process; returns int16 samples at eSpeak's rate."""
+    lib_path, data_parent = _library()
+    lib = ctypes.CDLL(lib_path)
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0)
+    if rate <= 0:
+        raise SynthError(f"espeak_Initialize failed ({rate}) with data in {data_parent}")
+    chunks: list[bytes] = []
+
+    def on_audio(wav: ctypes.POINTER(ctypes.c_short), n: int, _events: int) -> int:
+        if n > 0 and wav:
+            chunks.append(ctypes.string_at(wav, 2 * n))
+        return 0
+
+    cb = _CALLBACK(on_audio)
+    lib.espeak_SetSynthCallback(cb)
+    if lib.espeak_SetVoiceByName(voice.spec.encode()) != 0:
+        raise SynthError(f"eSpeak NG has no voice {voice.spec!r}")
+    lib.espeak_SetParameter(_PARAM["rate"], int(voice.rate), 0)
+    lib.espeak_SetParameter(_PARAM["pitch"], int(voice.pitch), 0)
+    data = text.encode("utf-8") + b"\0"
+    err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+    if err != 0:
+        raise SynthError(f"espeak_Synth failed ({err})")
+    lib.espeak_Synchronize()
+    return np.frombuffer(b"".join(chunks), dtype=np.int16).copy(), rate
+
+
+def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Band-limited resampling by FFT (whole utterance; exact length)."""
+    if src == dst:
+        return x.astype(np.float32)
+    n = int(round(len(x) * dst / src))
+    spec = np.fft.rfft(x.astype(np.float64))
+    keep = min(len(spec), n // 2 + 1)
+    out = np.fft.irfft(spec[:keep], n) * (n / len(x))
+    return out.astype(np.float32)
+
+
+def synthesize(text: str, voice: Voice) -> np.ndarray:
+    """Float32 waveform in [-1, 1] at 16 kHz; synthesised in a forked child so
+    the same request always gives the same samples."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: synthesise, write, exit without running parent's handlers
+        os.close(r)
+        code = 0
+        try:
+            samples, rate = _synth_here(text, voice)
+            payload = struct.pack("<iI", rate, len(samples)) + samples.tobytes()
+        except Exception as e:  # reported to the parent as text
+            payload = struct.pack("<iI", -1, 0) + str(e).encode()
+            code = 1
+        with os.fdopen(w, "wb") as f:
+            f.write(payload)
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        payload = f.read()
+    os.waitpid(pid, 0)
+    if len(payload) < 8:
+        raise SynthError(f"synthesis of {text[:40]!r} died without output")
+    rate, n = struct.unpack("<iI", payload[:8])
+    if rate < 0:
+        raise SynthError(payload[8:].decode(errors="replace"))
+    pcm = np.frombuffer(payload[8:8 + 2 * n], dtype=np.int16)
+    return resample(pcm, rate, SAMPLE_RATE) / 32768.0
