@@ -11,6 +11,7 @@ setup(
     packages=find_packages(include=["hwnas", "hwnas.*"]) + ["hwnas.cli"]
     + [f"hwnas.shipped.{d}" for d in DATA],
     package_dir={"hwnas.cli": "cli", **{f"hwnas.shipped.{d}": d for d in DATA}},
-    package_data={f"hwnas.shipped.{d}": ["*", "**/*"] for d in DATA},
+    package_data={**{f"hwnas.shipped.{d}": ["*", "**/*"] for d in DATA},
+                  "hwnas.data": ["words/*.txt"]},
     include_package_data=False,
 )

@@ -216,7 +216,8 @@ def profile_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                       for r in rows if r["status"] != "ok")
     runtimes = sorted({(r.get("provenance") or {}).get("runtime", "?") for r in ok})
     dates = sorted(r["date"] for r in rows)
-    return {"rows": len(rows), "status": dict(status), "graphs": dict(by_graph),
+    return {"rows": len(rows), "architectures": len({r["arch_id"] for r in rows}),
+            "status": dict(status), "graphs": dict(by_graph),
             "formats": sorted({r["format"] for r in rows}), "runtimes": runtimes,
             "first": dates[0] if dates else None, "last": dates[-1] if dates else None,
             "by_encoder": by_family,
@@ -238,7 +239,8 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     from .main import _console
 
     con = _console()
-    con.print(f"[bold]{args.device}[/]: {s['rows']} rows in {s['folder']} "
+    con.print(f"[bold]{args.device}[/]: {s['rows']} rows ({s['architectures']} "
+              f"architectures) in {s['folder']} "
               f"({', '.join(f'{v} {k}' for k, v in s['status'].items())}); "
               f"{s['first']} .. {s['last']}")
     con.print(f"formats {', '.join(s['formats'])}; runtimes {', '.join(s['runtimes'])}; "

@@ -28,6 +28,7 @@ EPILOG = """examples:
   hwnas predictor train --device cpu   latency predictor from the profile (XGBoost)
   hwnas predictor adapt --from cpu --device cpu-torch --n 20
   hwnas predict --device cpu --preset conformer_s
+  hwnas data build --langs en,es,de         the built-in synthetic speech corpus
 """
 
 
@@ -275,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import predict
 
     predict.add_parsers(sub)
+    from . import data
+
+    data.add_parsers(sub)
     return p
 
 

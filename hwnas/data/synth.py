@@ -1,11 +1,13 @@
-"""eSpeak NG speech synthesis, in-process through ctypes.
+"""eSpeak NG speech synthesis through ctypes.
 
 The library and its voice data come from the ``espeakng-loader`` wheel, so no
-system package is needed. eSpeak keeps internal state between utterances that
-makes the same text come out a few samples different on a second call, even
-after re-initialising; each utterance is therefore synthesised in a freshly
-forked child (~20 ms), which gives byte-identical audio for the same request
-however many workers run.
+system package is needed. Two things make eSpeak's output vary for the same
+request, and both are pinned: it keeps state between utterances (so each
+utterance is synthesised in a freshly forked child, ~20 ms), and it seeds its
+random generator (breath and flutter of some voices) from the clock when
+initialised (re-seeded right after). The same request then gives
+byte-identical audio in any process, with any number of workers, at any time
+(tests/test_data.py).
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def _synth_here(text: str, voice: Voice) -> np.ndarray:
     rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0)
     if rate <= 0:
         raise SynthError(f"espeak_Initialize failed ({rate}) with data in {data_parent}")
+    # espeak_Initialize seeds its random generator (voice breath, flutter) and
+    # C's rand() from the clock: re-seed both, or the audio depends on the
+    # second it was made in
+    lib.espeak_ng_SetRandSeed(ctypes.c_long(1))
+    ctypes.CDLL("libc.so.6").srand(1)
     chunks: list[bytes] = []
 
     def on_audio(wav: ctypes.POINTER(ctypes.c_short), n: int, _events: int) -> int:

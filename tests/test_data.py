@@ -1,0 +1,181 @@
+"""Built-in corpus, corpus loaders, tokenizer."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from hwnas.data import corpus
+from hwnas.data.loaders import (
+    CorpusError,
+    load_audio,
+    load_builtin,
+    load_commonvoice,
+    load_kaldi,
+    load_librispeech,
+)
+from hwnas.data.synth import SAMPLE_RATE, SynthError, Voice, synthesize
+from hwnas.data.tokens import CharTokenizer, normalise
+
+sf = pytest.importorskip("soundfile")
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- synthesis --------------------------------------------------------------------------
+def test_synthesis_is_reproducible_and_voices_differ():
+    v = Voice("en-us", "m3", 150, 40)
+    a, b = synthesize("seven green trees", v), synthesize("seven green trees", v)
+    assert a.dtype == np.float32 and 0.3 * SAMPLE_RATE < len(a) < 5 * SAMPLE_RATE
+    assert np.array_equal(a, b)
+    c = synthesize("seven green trees", Voice("en-us", "f2", 150, 40))
+    assert len(c) != len(a) or not np.array_equal(a, c)
+    for lang in ("es", "de"):
+        assert len(synthesize(corpus.words(lang)[0], Voice(lang))) > 1000
+
+
+def test_a_missing_voice_is_one_clear_error():
+    with pytest.raises(SynthError, match="no voice 'xx-nowhere'"):
+        synthesize("hello", Voice("xx-nowhere"))
+
+
+# --- corpus -----------------------------------------------------------------------------
+def test_plans_are_deterministic_and_test_sentences_are_unseen():
+    plan = corpus.plan_corpus(["en", "es", "de"], "tiny", 3)
+    again = corpus.plan_corpus(["en", "es", "de"], "tiny", 3)
+    assert plan == again
+    assert corpus.plan_corpus(["en"], "tiny", 4)[("en", "train")] != plan[("en", "train")]
+    for lang in ("en", "es", "de"):
+        train = {u.text for u in plan[(lang, "train")]}
+        for split in ("dev", "test-clean", "test-noisy"):
+            assert not train & {u.text for u in plan[(lang, split)]}
+        assert all(u.snr_db is None for u in plan[(lang, "test-clean")])
+        assert all(0 <= u.snr_db <= 10 for u in plan[(lang, "test-noisy")])
+        snrs = [u.snr_db for u in plan[(lang, "train")]]
+        assert any(s is None for s in snrs) and any(s is not None and s >= 10 for s in snrs)
+        assert len({u.voice for u in plan[(lang, "train")]}) == len(corpus.ACCENTS[lang])
+    with pytest.raises(ValueError, match="no built-in language 'fr'"):
+        corpus.plan_corpus(["fr"], "tiny", 0)
+
+
+def test_build_is_byte_identical_across_workers_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setitem(corpus.SIZES, "tiny", (6, 2, 2))
+    a = corpus.build(tmp_path / "a", ["en", "de"], "tiny", 7, workers=1)
+    time.sleep(1.1)  # eSpeak seeds its random generator from the clock's seconds
+    b = corpus.build(tmp_path / "b", ["en", "de"], "tiny", 7, workers=2)
+    da = _digest(a)
+    assert da == _digest(b) and len([k for k in da if k.endswith(".wav")]) == 2 * 12
+    # interrupted build: some audio missing -> rebuilt identically
+    for p in list((b / "en" / "train").glob("*.wav"))[:3]:
+        p.unlink()
+    shutil.rmtree(b / "de" / "dev")
+    corpus.build(tmp_path / "b", ["en", "de"], "tiny", 7, workers=2)
+    assert _digest(b) == da
+    ds = load_builtin(a, "en", "test-noisy")
+    assert len(ds) == 2 and ds.items[0].text
+    x = load_audio(ds.items[0])
+    assert x.dtype == np.float32 and np.abs(x).max() <= 1.0
+
+
+def test_data_build_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(corpus.SIZES, "tiny", (3, 1, 1))
+    assert main(["data", "build", "--langs", "es", "--size", "tiny", "--workspace",
+                 str(tmp_path), "--json", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert '"es/test-clean": 1' in out
+    assert main(["data", "show", "--workspace", str(tmp_path)]) == 0
+    assert "languages es" in capsys.readouterr().out
+    assert main(["data", "build", "--langs", "fr", "--workspace", str(tmp_path)]) == 1
+    assert "no built-in language 'fr'" in capsys.readouterr().err
+
+
+# --- loaders on fixtures written in each layout -----------------------------------------
+def _tone(seconds: float = 0.5, sr: int = SAMPLE_RATE) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_librispeech_layout(tmp_path):
+    ch = tmp_path / "dev-clean" / "84" / "121123"
+    ch.mkdir(parents=True)
+    sf.write(ch / "84-121123-0000.flac", _tone(), SAMPLE_RATE)
+    sf.write(ch / "84-121123-0002.flac", _tone(), SAMPLE_RATE)  # no transcript line
+    (ch / "84-121123.trans.txt").write_text("84-121123-0000 GO DO YOU HEAR\n"
+                                            "84-121123-0001 BUT IN LESS THAN FIVE MINUTES\n")
+    ds = load_librispeech(tmp_path / "dev-clean")
+    assert [i.id for i in ds.items] == ["84-121123-0000"]
+    reasons = sorted(r for _, r in ds.problems)
+    assert reasons == ["audio file missing", "no transcript line for this file"]
+    assert len(load_audio(ds.items[0])) == SAMPLE_RATE // 2
+    with pytest.raises(CorpusError, match="84-121123-0001.flac: audio file missing"):
+        load_librispeech(tmp_path / "dev-clean", strict=True)
+    with pytest.raises(CorpusError, match="not found"):
+        load_librispeech(tmp_path / "nope")
+
+
+def test_commonvoice_layout_with_mp3_at_48k(tmp_path):
+    (tmp_path / "clips").mkdir()
+    sf.write(tmp_path / "clips" / "common_voice_es_1.mp3", _tone(1.0, 48000), 48000,
+             format="MP3")
+    (tmp_path / "test.tsv").write_text(
+        "client_id\tpath\tsentence\tup_votes\n"
+        "c1\tcommon_voice_es_1.mp3\t¿Dónde está la estación?\t2\n"
+        "c2\tcommon_voice_es_2.mp3\tOtra frase.\t1\n"
+        "c3\tcommon_voice_es_3.mp3\t\t0\n", encoding="utf-8")
+    ds = load_commonvoice(tmp_path, "test")
+    assert [i.text for i in ds.items] == ["¿Dónde está la estación?"]
+    assert len(ds.problems) == 2
+    x = load_audio(ds.items[0])
+    assert abs(len(x) - SAMPLE_RATE) < 2000  # resampled 48 kHz -> 16 kHz (mp3 padding)
+    (tmp_path / "bad.tsv").write_text("path\ttext\n")
+    with pytest.raises(CorpusError, match="missing column"):
+        load_commonvoice(tmp_path, "bad")
+
+
+def test_kaldi_layout_with_segments(tmp_path):
+    sf.write(tmp_path / "rec1.wav", _tone(2.0), SAMPLE_RATE, subtype="PCM_16")
+    (tmp_path / "wav.scp").write_text("rec1 rec1.wav\nrec2 sox rec2.sph -t wav - |\n")
+    (tmp_path / "segments").write_text("u1 rec1 0.0 0.5\nu2 rec1 1.0 2.0\nu3 rec2 0 1\n"
+                                       "u4 rec1 0 1\n")
+    (tmp_path / "text").write_text("u1 hello there\nu2 general kenobi\nu3 from a pipe\n")
+    ds = load_kaldi(tmp_path)
+    assert [i.id for i in ds.items] == ["u1", "u2"]
+    assert len(load_audio(ds.items[0])) == SAMPLE_RATE // 2
+    assert len(load_audio(ds.items[1])) == SAMPLE_RATE
+    reasons = " | ".join(r for _, r in ds.problems)
+    assert "pipe commands are not run" in reasons and "no transcript for u4" in reasons
+    # no segments: utterance = recording
+    (tmp_path / "segments").unlink()
+    (tmp_path / "text").write_text("rec1 whole file\n")
+    ds = load_kaldi(tmp_path)
+    assert [i.id for i in ds.items] == ["rec1"] and len(load_audio(ds.items[0])) == 32000
+
+
+def test_unreadable_audio_names_the_file(tmp_path):
+    bad = tmp_path / "x.flac"
+    bad.write_bytes(b"not audio at all")
+    from hwnas.data.loaders import Item
+
+    with pytest.raises(CorpusError, match="x.flac: cannot read audio"):
+        load_audio(Item("x", str(bad), "text"))
+
+
+# --- tokens -----------------------------------------------------------------------------
+def test_character_tokens_round_trip_for_every_language():
+    tok = CharTokenizer.for_languages(["en", "es", "de"])
+    assert tok.vocab_size <= 64
+    for text in ("the red cat", "mañana el niño", "größer straße", "it's"):
+        assert tok.decode(tok.encode(text)) == normalise(text)
+    assert normalise("  ¿Dónde   ESTÁ?! ") == "dónde está"
+    assert tok.encode("a b")[1] == 1  # the space
+    assert CharTokenizer.from_json(tok.to_json()).symbols == tok.symbols
+    assert tok.unknown("привет") == set("привет")
