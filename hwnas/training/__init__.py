@@ -1,0 +1,1 @@
+"""Short-budget training, decoding and WER/CER for architectures of the space."""

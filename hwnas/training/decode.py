@@ -1,0 +1,148 @@
+"""Decoding: CTC greedy and prefix beam search, RNN-T greedy, attention
+greedy; lexicon snapping so word error rates mean something on a closed
+vocabulary (each hypothesised word becomes its nearest lexicon word by
+character edit distance)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from hwnas.training.losses import BLANK
+
+
+def ctc_greedy(logits: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    """(B, T, V) -> token ids per utterance (repeats merged, blanks removed)."""
+    best = logits.argmax(-1).cpu().numpy()
+    out = []
+    for b, n in enumerate(lengths.tolist()):
+        seq, prev = [], BLANK
+        for s in best[b, :n]:
+            if s != prev and s != BLANK:
+                seq.append(int(s))
+            prev = s
+        out.append(seq)
+    return out
+
+
+def _lse(*xs: float) -> float:
+    m = max(xs)
+    return m if m == -math.inf else m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def _add(beams: dict[tuple[int, ...], list[float]], prefix: tuple[int, ...], pb: float,
+         pnb: float) -> None:
+    cur = beams.setdefault(prefix, [-math.inf, -math.inf])
+    cur[0], cur[1] = _lse(cur[0], pb), _lse(cur[1], pnb)
+
+
+def ctc_beam(log_probs: np.ndarray, beam: int = 8) -> list[int]:
+    """CTC prefix beam search on one utterance's (T, V) log-probabilities:
+    each prefix keeps the probability of ending in a blank and in a symbol."""
+    lse, add = _lse, _add
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}  # (p_b, p_nb)
+    V = log_probs.shape[1]
+    for t in range(log_probs.shape[0]):
+        lp = log_probs[t]
+        top = np.argsort(lp)[::-1][: min(V, beam + 1)]
+        nxt: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (pb, pnb) in beams.items():
+            total = lse(pb, pnb)
+            for s in top:
+                p = float(lp[s])
+                if s == BLANK:
+                    add(nxt, prefix, total + p, -math.inf)
+                elif prefix and prefix[-1] == s:
+                    add(nxt, prefix, -math.inf, pnb + p)  # a repeat collapses
+                    add(nxt, prefix + (int(s),), -math.inf, pb + p)  # new after a blank
+                else:
+                    add(nxt, prefix + (int(s),), -math.inf, total + p)
+        beams = dict(sorted(((k, (v[0], v[1])) for k, v in nxt.items()),
+                            key=lambda kv: -lse(*kv[1]))[:beam])
+    return list(max(beams.items(), key=lambda kv: lse(*kv[1]))[0])
+
+
+@torch.no_grad()
+def rnnt_greedy(model: torch.nn.Module, enc: torch.Tensor, lengths: torch.Tensor,
+                max_symbols: int = 5) -> list[list[int]]:
+    """Greedy transducer decoding, one utterance at a time."""
+    dec = model.decoder
+    out = []
+    V = dec.vocab
+    for b in range(enc.shape[0]):
+        h = enc.new_zeros(1, dec.layers, dec.dim)
+        c = enc.new_zeros(1, dec.layers, dec.dim)
+        prev = torch.zeros(1, V)
+        prev[0, BLANK] = 1.0
+        g, h2, c2 = dec.step(prev, h, c)
+        seq: list[int] = []
+        e = dec.enc_proj(enc[b, : int(lengths[b])])
+        for t in range(e.shape[0]):
+            for _ in range(max_symbols):
+                logits = dec.out(torch.tanh(e[t] + dec.pred_proj(g[0])))
+                k = int(logits.argmax())
+                if k == BLANK:
+                    break
+                seq.append(k)
+                h, c = h2, c2
+                prev = torch.zeros(1, V)
+                prev[0, k] = 1.0
+                g, h2, c2 = dec.step(prev, h, c)
+        out.append(seq)
+    return out
+
+
+@torch.no_grad()
+def attention_greedy(model: torch.nn.Module, enc: torch.Tensor, lengths: torch.Tensor,
+                     max_len: int = 200) -> list[list[int]]:
+    out = []
+    for b in range(enc.shape[0]):
+        e = enc[b: b + 1, : int(lengths[b])]
+        seq = [0]
+        for _ in range(max_len):
+            logits = model.decoder(e, torch.tensor([seq]))
+            k = int(logits[0, -1].argmax())
+            if k == 0:
+                break
+            seq.append(k)
+        out.append(seq[1:])
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def _edit(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def snap_to_lexicon(text: str, lexicon: Sequence[str]) -> str:
+    """Replace each word by its nearest lexicon word (ties: the first listed)."""
+    lex = tuple(lexicon)
+    words = []
+    for w in text.split():
+        words.append(min(lex, key=lambda x: (_edit(w, x), abs(len(w) - len(x)))))
+    return " ".join(words)
+
+
+def error_rates(refs: Iterable[str], hyps: Iterable[str]) -> dict[str, float]:
+    """Corpus WER and CER (jiwer), references and hypotheses normalised alike."""
+    import jiwer
+
+    from hwnas.data.tokens import normalise
+
+    r = [normalise(x) for x in refs]
+    h = [normalise(x) for x in hyps]
+    keep = [i for i, x in enumerate(r) if x]
+    r, h = [r[i] for i in keep], [h[i] for i in keep]
+    if not r:
+        return {"wer": float("nan"), "cer": float("nan"), "n": 0}
+    return {"wer": float(jiwer.wer(r, h)), "cer": float(jiwer.cer(r, h)), "n": len(r)}

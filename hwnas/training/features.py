@@ -1,0 +1,108 @@
+"""Feature frames for training, cached on disk.
+
+Features are computed once per (dataset, front-end, filters) with the same
+:class:`hwnas.models.frontend.FeatureExtractor` the exported models are fed
+with, and cached as one .npz (float16 frames, concatenated, with offsets).
+Global mean/variance normalisation statistics come from the training set and
+travel with the trained model (a fixed affine step in the DSP stage).
+An utterance whose audio cannot be read is skipped and reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwnas.data.loaders import CorpusError, Dataset, load_audio
+from hwnas.models.frontend import N_FFT, FeatureExtractor
+
+FEATURE_VERSION = 1
+
+
+@dataclass
+class FeatureSet:
+    name: str
+    ids: list[str]
+    texts: list[str]
+    frames: np.ndarray           # (sum T, F) float16
+    offsets: np.ndarray          # (N + 1,) int64
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def feats(self, i: int) -> np.ndarray:
+        return self.frames[self.offsets[i]: self.offsets[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        x = self.frames.astype(np.float32)
+        return x.mean(axis=0), x.std(axis=0) + 1e-5
+
+
+def _key(ds: Dataset, frontend: str, n_filters: int) -> str:
+    h = hashlib.sha256()
+    h.update(f"{FEATURE_VERSION}:{ds.name}:{frontend}:{n_filters}".encode())
+    for it in ds.items:
+        h.update(f"{it.id}|{it.audio}|{it.start}|{it.end}|{it.text}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def compute(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path | None = None,
+            ) -> FeatureSet:
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{_key(ds, frontend, n_filters)}.npz"
+        if cache.is_file():
+            z = np.load(cache, allow_pickle=False)
+            return FeatureSet(ds.name, list(z["ids"]), list(z["texts"]), z["frames"],
+                              z["offsets"], [tuple(p) for p in z["problems"]])
+    fx = FeatureExtractor(frontend, n_filters)
+    ids, texts, parts, problems = [], [], [], list(ds.problems)
+    with torch.no_grad():
+        for it in ds.items:
+            try:
+                wave = load_audio(it)
+                if len(wave) < N_FFT:
+                    raise CorpusError(f"{it.audio}: shorter than one 25 ms frame")
+            except CorpusError as e:
+                problems.append((it.audio, str(e)))
+                continue
+            parts.append(fx(torch.from_numpy(wave))[0].numpy().astype(np.float16))
+            ids.append(it.id)
+            texts.append(it.text)
+    if not parts:
+        raise CorpusError(f"{ds.name}: no readable utterance ({len(problems)} problems)")
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    fs = FeatureSet(ds.name, ids, texts, np.concatenate(parts), offsets, problems)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.stem}.tmp.npz")
+        np.savez(tmp, ids=np.array(ids), texts=np.array(texts), frames=fs.frames,
+                 offsets=offsets, problems=np.array(problems, dtype=str).reshape(-1, 2))
+        os.replace(tmp, cache)
+    return fs
+
+
+def spec_augment(x: torch.Tensor, rng: np.random.Generator, freq_masks: int = 2,
+                 freq_width: int = 8, time_masks: int = 2, time_ratio: float = 0.05
+                 ) -> torch.Tensor:
+    """SpecAugment (Park et al., 2019) without time warping, on (B, T, F) in place."""
+    B, T, F = x.shape
+    for b in range(B):
+        for _ in range(freq_masks):
+            w = int(rng.integers(0, freq_width + 1))
+            f0 = int(rng.integers(0, max(1, F - w)))
+            x[b, :, f0:f0 + w] = 0.0
+        for _ in range(time_masks):
+            w = int(rng.integers(0, max(1, int(time_ratio * T)) + 1))
+            t0 = int(rng.integers(0, max(1, T - w)))
+            x[b, t0:t0 + w] = 0.0
+    return x

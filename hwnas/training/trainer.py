@@ -1,0 +1,214 @@
+"""Short-budget training of one architecture, with dev CER along the way.
+
+Budgets: ``steps`` (deterministic: the same seed gives the same weights and
+CER) or ``cpu_seconds`` (CPU time of this process, one thread -- what the
+search compares architectures at; wall time would charge a trial for other
+work on the machine). Batches hold up to ``batch_frames`` feature frames,
+utterances of similar length together, in an order fixed by the seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas.data.tokens import CharTokenizer
+from hwnas.models.model import build
+from hwnas.space import ArchConfig
+from hwnas.training.decode import (
+    attention_greedy,
+    ctc_greedy,
+    error_rates,
+    rnnt_greedy,
+    snap_to_lexicon,
+)
+from hwnas.training.features import FeatureSet, spec_augment
+from hwnas.training.losses import CTC_WEIGHT, attention_loss, ctc_loss, rnnt_loss
+
+
+@dataclass
+class TrainConfig:
+    steps: int | None = None            # stop after this many updates, or
+    cpu_seconds: float | None = None    # after this much CPU time
+    batch_frames: int = 12000           # feature frames per batch (~2 min of audio)
+    lr: float = 2e-3                    # peak learning rate (AdamW)
+    warmup: int = 100                   # linear warm-up steps
+    seed: int = 0
+    specaug: bool = True
+    eval_every: int = 100               # steps between dev evaluations
+    eval_utts: int = 100                # dev utterances scored at each evaluation
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.cpu_seconds is None):
+            raise ValueError("give exactly one budget: steps or cpu_seconds")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if self.cpu_seconds is not None and self.cpu_seconds <= 0:
+            raise ValueError("the CPU-time budget must be positive")
+
+
+@dataclass
+class TrainResult:
+    arch: dict[str, Any]
+    steps: int
+    cpu_seconds: float
+    curve: list[dict[str, float]] = field(default_factory=list)  # step, cpu_s, loss, dev_cer
+    dev: dict[str, float] = field(default_factory=dict)
+    tests: dict[str, dict[str, float]] = field(default_factory=dict)
+    model: Any = None
+    norm: tuple[np.ndarray, np.ndarray] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "steps": self.steps, "cpu_seconds": self.cpu_seconds,
+                "curve": self.curve, "dev": self.dev, "tests": self.tests}
+
+
+def _batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Generator
+             ) -> list[np.ndarray]:
+    order = np.argsort(lengths + rng.uniform(0, 1, len(lengths)) * 10, kind="stable")
+    out, cur, longest = [], [], 0
+    for i in order:
+        longest2 = max(longest, int(lengths[i]))
+        if cur and longest2 * (len(cur) + 1) > batch_frames:
+            out.append(np.array(cur))
+            cur, longest2 = [], int(lengths[i])
+        cur.append(i)
+        longest = longest2
+    if cur:
+        out.append(np.array(cur))
+    rng.shuffle(out)
+    return out
+
+
+def _collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
+             ) -> tuple[torch.Tensor, ...]:
+    mean, std = norm
+    feats = [(fs.feats(i).astype(np.float32) - mean) / std for i in idx]
+    T = max(len(f) for f in feats)
+    x = np.zeros((len(idx), T, feats[0].shape[1]), np.float32)
+    for b, f in enumerate(feats):
+        x[b, : len(f)] = f
+    ys = [tok.encode(fs.texts[i]) or [1] for i in idx]
+    U = max(len(y) for y in ys)
+    y = np.zeros((len(idx), U), np.int64)
+    for b, t in enumerate(ys):
+        y[b, : len(t)] = t
+    return (torch.from_numpy(x), torch.tensor([len(f) for f in feats]), torch.from_numpy(y),
+            torch.tensor([len(t) for t in ys]))
+
+
+def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple) -> torch.Tensor:
+    x, xl, y, yl = batch
+    out = model(x, xl, y if arch.decoder != "ctc" else None)
+    el = out["enc_lengths"].clamp(min=1)
+    if arch.decoder == "rnnt":
+        return rnnt_loss(out["rnnt_logits"], el, y, yl)
+    ctc = ctc_loss(out["ctc_logits"], el, y, yl)
+    if arch.decoder == "ctc":
+        return ctc
+    return CTC_WEIGHT * ctc + (1 - CTC_WEIGHT) * attention_loss(out["att_logits"], y, yl)
+
+
+@torch.no_grad()
+def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
+               norm: tuple, idx: np.ndarray | None = None, batch_frames: int = 20000,
+               lexicon: list[str] | None = None) -> list[str]:
+    """Greedy transcripts (CTC first pass for the attention decoders)."""
+    model.eval()
+    idx = np.arange(len(fs)) if idx is None else idx
+    hyps: dict[int, str] = {}
+    lengths = fs.lengths()
+    for b in _batches(lengths[idx], batch_frames, np.random.default_rng(0)):
+        sel = idx[b]
+        x, xl, _, _ = _collate(fs, sel, tok, norm)
+        enc, el = model.encode(x, xl)
+        if arch.decoder == "rnnt":
+            seqs = rnnt_greedy(model, enc, el)
+        elif arch.decoder in ("las", "transformer") and len(sel) <= 8:
+            seqs = attention_greedy(model, enc, el)
+        else:
+            seqs = ctc_greedy(model.ctc(enc), el)
+        for i, s in zip(sel, seqs):
+            text = tok.decode(s)
+            hyps[int(i)] = snap_to_lexicon(text, lexicon) if lexicon else text
+    return [hyps[int(i)] for i in idx]
+
+
+def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
+             norm: tuple, idx: np.ndarray | None = None,
+             lexicon: list[str] | None = None) -> dict[str, float]:
+    idx = np.arange(len(fs)) if idx is None else idx
+    hyps = transcribe(model, arch, fs, tok, norm, idx)
+    r = error_rates([fs.texts[i] for i in idx], hyps)
+    if lexicon:
+        snapped = [snap_to_lexicon(h, lexicon) for h in hyps]
+        r["wer_lexicon"] = error_rates([fs.texts[i] for i in idx], snapped)["wer"]
+    return r
+
+
+def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
+          cfg: TrainConfig, on_progress: Callable[[dict[str, float]], None] | None = None,
+          ) -> TrainResult:
+    """Train ``arch`` (vocabulary set to the tokenizer's) within ``cfg``'s budget."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    arch = arch.replace(vocab_size=tok.vocab_size)
+    model = build(arch)
+    norm = train_set.stats()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
+    dev_idx = np.arange(min(cfg.eval_utts, len(dev_set)))
+    lengths = train_set.lengths()
+    res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0)
+    t0 = time.process_time()
+    losses: list[float] = []
+    step = 0
+    eval_cpu = [0.0]  # dev evaluations are not charged to the budget
+
+    def cpu() -> float:
+        return time.process_time() - t0 - eval_cpu[0]
+
+    def done() -> bool:
+        return (step >= cfg.steps) if cfg.steps is not None else cpu() >= cfg.cpu_seconds
+
+    def checkpoint() -> None:
+        e0 = time.process_time()
+        point = {"step": step, "cpu_s": round(cpu(), 2),
+                 "loss": float(np.mean(losses[-50:])) if losses else float("nan"),
+                 "dev_cer": evaluate(model, arch, dev_set, tok, norm, dev_idx)["cer"]}
+        eval_cpu[0] += time.process_time() - e0
+        res.curve.append(point)
+        if on_progress:
+            on_progress(point)
+
+    while not done():
+        for b in _batches(lengths, cfg.batch_frames, rng):
+            if done():
+                break
+            model.train()
+            batch = _collate(train_set, b, tok, norm)
+            if cfg.specaug:
+                spec_augment(batch[0], rng)
+            loss = _loss(model, arch, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if step % cfg.eval_every == 0:
+                checkpoint()
+    if not res.curve or res.curve[-1]["step"] != step:
+        checkpoint()
+    res.steps, res.cpu_seconds = step, round(cpu(), 2)
+    res.dev = evaluate(model, arch, dev_set, tok, norm)
+    res.model, res.norm = model, norm
+    return res

@@ -1,0 +1,117 @@
+"""Losses against brute force, decoders, error rates, deterministic training."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.data import corpus
+from hwnas.data.loaders import load_builtin
+from hwnas.data.tokens import CharTokenizer
+from hwnas.space import preset
+from hwnas.training.decode import ctc_beam, ctc_greedy, error_rates, snap_to_lexicon
+from hwnas.training.features import compute
+from hwnas.training.losses import attention_loss, rnnt_loss
+from hwnas.training.trainer import TrainConfig, train
+
+
+def _rnnt_brute(lp: torch.Tensor, y: list[int], T: int) -> float:
+    """-log P(y|x) by summing every alignment: a path is a sequence of T blanks
+    and U labels in which the last step is a blank at t = T-1."""
+    U = len(y)
+    total = -math.inf
+    for pos in itertools.combinations(range(T + U - 1), U):  # label slots before the last
+        t = u = 0
+        logp = 0.0
+        for k in range(T + U - 1):
+            if k in pos:
+                logp += float(lp[t, u, y[u]])
+                u += 1
+            else:
+                logp += float(lp[t, u, 0])
+                t += 1
+        logp += float(lp[T - 1, U, 0])
+        total = np.logaddexp(total, logp)
+    return -total
+
+
+def test_rnnt_loss_equals_the_sum_over_all_alignments():
+    torch.manual_seed(0)
+    B, T, U, V = 3, 4, 3, 5
+    logits = torch.randn(B, T, U + 1, V, dtype=torch.float64)
+    targets = torch.tensor([[1, 2, 3], [4, 1, 0], [2, 0, 0]])
+    t_len, u_len = torch.tensor([4, 3, 2]), torch.tensor([3, 2, 1])
+    lp = logits.log_softmax(-1)
+    expect = np.mean([_rnnt_brute(lp[b], targets[b, :u_len[b]].tolist(), int(t_len[b]))
+                      / (int(u_len[b]) + 1) for b in range(B)])
+    got = rnnt_loss(logits, t_len, targets, u_len)
+    assert float(got) == pytest.approx(expect, rel=1e-9)
+    logits.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: rnnt_loss(z, t_len, targets, u_len), (logits,))
+
+
+def test_attention_loss_ignores_padding():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6)
+    y, yl = torch.tensor([[1, 2, 3], [4, 0, 0]]), torch.tensor([3, 1])
+    full = attention_loss(logits, y, yl)
+    logits2 = logits.clone()
+    logits2[1, 2:] = 100.0  # positions past the second utterance's end token
+    assert float(attention_loss(logits2, y, yl)) == pytest.approx(float(full))
+
+
+def test_ctc_decoders():
+    # frames: a a _ a b b  -> greedy "a a b" with the blank keeping the two a's apart
+    ids = [1, 1, 0, 1, 2, 2]
+    logits = torch.full((1, 6, 3), -10.0)
+    for t, k in enumerate(ids):
+        logits[0, t, k] = 0.0
+    assert ctc_greedy(logits, torch.tensor([6])) == [[1, 1, 2]]
+    assert ctc_beam(logits[0].log_softmax(-1).numpy(), beam=4) == [1, 1, 2]
+    # the classic case where prefix beam search beats greedy: two frames, each
+    # blank 0.4 / 'a' 0.3 / 'b' 0.3 -> greedy says "", "a" sums to 0.39 > 0.16
+    p = np.log(np.array([[0.4, 0.3, 0.3], [0.4, 0.3, 0.3]]))
+    assert ctc_greedy(torch.tensor(p)[None], torch.tensor([2])) == [[]]
+    assert ctc_beam(p, beam=4) in ([1], [2])
+
+
+def test_lexicon_snapping_and_error_rates():
+    lex = ["red", "green", "blue", "cat", "dog"]
+    assert snap_to_lexicon("grean blu cot", lex) == "green blue cat"
+    r = error_rates(["the red cat", "a dog"], ["the red cat", "a dig"])
+    assert r["wer"] == pytest.approx(1 / 5) and r["cer"] == pytest.approx(1 / 16)
+    assert error_rates(["Hello, World!"], ["hello world"])["wer"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_features(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("corpus")
+    mp = pytest.MonkeyPatch()
+    mp.setitem(corpus.SIZES, "tiny", (24, 6, 6))
+    root = corpus.build(ws, ["en"], "tiny", 0, workers=1)
+    mp.undo()
+    tr = compute(load_builtin(root, "en", "train"), "logmel", 40, ws / "cache")
+    dv = compute(load_builtin(root, "en", "dev"), "logmel", 40, ws / "cache")
+    again = compute(load_builtin(root, "en", "dev"), "logmel", 40, ws / "cache")
+    assert np.array_equal(again.frames, dv.frames)  # from the cache
+    return tr, dv
+
+
+@pytest.mark.parametrize("decoder", ["ctc", "rnnt", "las"])
+def test_training_is_deterministic_for_a_seed(tiny_features, decoder):
+    tr, dv = tiny_features
+    tok = CharTokenizer.for_languages(["en"])
+    arch = preset("conformer_xs").replace(n_filters=40, num_layers=1, d_model=96, heads=2)
+    if decoder != "ctc":
+        arch = arch.replace(decoder=decoder, decoder_layers=1, decoder_dim=128)
+    cfg = TrainConfig(steps=3, eval_every=2, eval_utts=4, batch_frames=3000)
+    a, b = train(arch, tr, dv, tok, cfg), train(arch, tr, dv, tok, cfg)
+    assert a.steps == b.steps == 3 and [p["step"] for p in a.curve] == [2, 3]
+    assert a.dev == b.dev and a.curve[-1]["loss"] == b.curve[-1]["loss"]
+    for (n, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(p, q), n
+    assert math.isfinite(a.curve[-1]["loss"])
