@@ -29,6 +29,7 @@ EPILOG = """examples:
   hwnas predictor adapt --from cpu --device cpu-torch --n 20
   hwnas predict --device cpu --preset conformer_s
   hwnas data build --langs en,es,de         the built-in synthetic speech corpus
+  hwnas train --preset conformer_xs --budget 3m   train; learning curve, CER/WER
 """
 
 
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import data
 
     data.add_parsers(sub)
+    from . import train
+
+    train.add_parsers(sub)
     return p
 
 

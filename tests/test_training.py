@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +117,24 @@ def test_training_is_deterministic_for_a_seed(tiny_features, decoder):
     for (n, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(p, q), n
     assert math.isfinite(a.curve[-1]["loss"])
+
+
+def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys):
+    from cli.main import main
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    argv = ["train", "--preset", "conformer_xs", "--steps", "2", "--size", "tiny",
+            "--workspace", str(tmp_path)]
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 2 and set(out["tests"]) == {"en/test-clean", "en/test-noisy"}
+    assert 0 <= out["tests"]["en/test-clean"]["cer"] <= 1.5
+    assert (Path(out["out"]) / "weights.pt").is_file()
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "learning curve" in text and "en/test-noisy" in text
+    assert main(["train", "--preset", "conformer_xs", "--workspace", str(tmp_path)]) == 1
+    assert "give a budget" in capsys.readouterr().err
+    assert main(["train", "--preset", "conformer_xs", "--budget", "soon",
+                 "--workspace", str(tmp_path)]) == 1
+    assert "budget 'soon'" in capsys.readouterr().err

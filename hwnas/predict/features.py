@@ -19,6 +19,7 @@ activation and operator counts instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -58,17 +59,24 @@ def feature_names() -> list[str]:
     return default_space().feature_names() + ANALYTIC
 
 
+_STRINGS = ("frontend", "subsampling", "encoder", "decoder", "attention")
+
+
 def _columns(archs: Sequence[ArchConfig]) -> dict[str, np.ndarray]:
     """Field -> array over architectures; ``None`` becomes 0 (or "") and
     ``FIELD:set`` says where the field applies."""
+    table = list(zip(*map(attrgetter(*_FIELDS), archs)))  # one C call per architecture
     cols: dict[str, np.ndarray] = {}
-    for f in _FIELDS:
-        vals = [getattr(a, f) for a in archs]
-        cols[f + ":set"] = np.array([v is not None for v in vals])
-        if f in ("frontend", "subsampling", "encoder", "decoder", "attention"):
-            cols[f] = np.array([v or "" for v in vals], dtype=object)
+    for f, vals in zip(_FIELDS, table):
+        if f in _STRINGS:
+            arr = np.array(vals, dtype=object)
+            is_set = arr != None  # noqa: E711 -- element-wise on an object array
+            arr[~is_set] = ""
         else:
-            cols[f] = np.array([v or 0 for v in vals], dtype=np.float64)
+            arr = np.array(vals, dtype=np.float64)  # None -> nan
+            is_set = ~np.isnan(arr)
+            arr[~is_set] = 0.0
+        cols[f], cols[f + ":set"] = arr, is_set
     return cols
 
 

@@ -152,9 +152,20 @@ def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
     return r
 
 
+def concat(sets: list[FeatureSet], name: str) -> FeatureSet:
+    """One feature set from several (e.g. the train splits of several languages)."""
+    if len(sets) == 1:
+        return sets[0]
+    frames = np.concatenate([s.frames for s in sets])
+    lengths = np.concatenate([s.lengths() for s in sets])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return FeatureSet(name, [i for s in sets for i in s.ids], [t for s in sets for t in s.texts],
+                      frames, offsets, [p for s in sets for p in s.problems])
+
+
 def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
           cfg: TrainConfig, on_progress: Callable[[dict[str, float]], None] | None = None,
-          ) -> TrainResult:
+          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train ``arch`` (vocabulary set to the tokenizer's) within ``cfg``'s budget."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -204,6 +215,8 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
             sched.step()
             losses.append(float(loss.detach()))
             step += 1
+            if on_step:
+                on_step(step, cpu())
             if step % cfg.eval_every == 0:
                 checkpoint()
     if not res.curve or res.curve[-1]["step"] != step:
