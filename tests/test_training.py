@@ -138,3 +138,17 @@ def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys)
     assert main(["train", "--preset", "conformer_xs", "--budget", "soon",
                  "--workspace", str(tmp_path)]) == 1
     assert "budget 'soon'" in capsys.readouterr().err
+
+
+def test_a_rung_continues_the_previous_one(tiny_features):
+    from hwnas.training.trainer import rung_runner
+
+    tr, dv = tiny_features
+    tok = CharTokenizer.for_languages(["en"])
+    arch = preset("conformer_xs").replace(n_filters=40, num_layers=1, d_model=96, heads=2)
+    run = rung_runner(tr, dv, tok, batch_frames=3000, eval_every=1000, eval_utts=4)
+    cer1, state = run(arch, 1.0, None)
+    steps1 = state["step"]
+    cer2, state2 = run(arch, 2.5, state)
+    assert steps1 >= 1 and state2["step"] > steps1 and state2["cpu"] >= 2.5
+    assert 0 <= cer1 and 0 <= cer2

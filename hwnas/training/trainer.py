@@ -63,6 +63,7 @@ class TrainResult:
     tests: dict[str, dict[str, float]] = field(default_factory=dict)
     model: Any = None
     norm: tuple[np.ndarray, np.ndarray] | None = None
+    state: dict[str, Any] | None = None  # to continue training (successive halving)
 
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "steps": self.steps, "cpu_seconds": self.cpu_seconds,
@@ -165,22 +166,29 @@ def concat(sets: list[FeatureSet], name: str) -> FeatureSet:
 
 def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
           cfg: TrainConfig, on_progress: Callable[[dict[str, float]], None] | None = None,
-          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train ``arch`` (vocabulary set to the tokenizer's) within ``cfg``'s budget."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+          on_step: Callable[[int, float], None] | None = None,
+          resume: dict[str, Any] | None = None) -> TrainResult:
+    """Train ``arch`` (vocabulary set to the tokenizer's) within ``cfg``'s budget,
+    which counts from the start of training: with ``resume`` (a previous
+    result's ``state``) it continues that run up to the new, larger budget."""
     arch = arch.replace(vocab_size=tok.vocab_size)
-    model = build(arch)
     norm = train_set.stats()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
+    if resume is None:
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        model = build(arch)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
+        step, spent, curve = 0, 0.0, []
+    else:
+        model, opt, sched, rng = resume["model"], resume["opt"], resume["sched"], resume["rng"]
+        step, spent, curve = resume["step"], resume["cpu"], list(resume["curve"])
     dev_idx = np.arange(min(cfg.eval_utts, len(dev_set)))
     lengths = train_set.lengths()
-    res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0)
-    t0 = time.process_time()
+    res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=curve)
+    t0 = time.process_time() - spent
     losses: list[float] = []
-    step = 0
     eval_cpu = [0.0]  # dev evaluations are not charged to the budget
 
     def cpu() -> float:
@@ -224,4 +232,18 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     res.steps, res.cpu_seconds = step, round(cpu(), 2)
     res.dev = evaluate(model, arch, dev_set, tok, norm)
     res.model, res.norm = model, norm
+    res.state = {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": step,
+                 "cpu": cpu(), "curve": res.curve}
     return res
+
+
+def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
+                seed: int = 0, **cfg: Any) -> Callable[[ArchConfig, float, Any],
+                                                        tuple[float, Any]]:
+    """``run(arch, cpu_seconds, state) -> (dev CER, state)`` for successive halving."""
+    def run(arch: ArchConfig, budget: float, state: Any) -> tuple[float, Any]:
+        res = train(arch, train_set, dev_set, tok,
+                    TrainConfig(cpu_seconds=budget, seed=seed, **cfg), resume=state)
+        return res.dev["cer"], res.state
+
+    return run

@@ -1,0 +1,78 @@
+"""CER predictor: final CER from architecture features plus the early part of
+the learning curve (CER and loss at the first rung).
+
+Fitted on records of completed training runs (``fit(records)``), e.g. those
+bench/proxy_fidelity.py or a search's successive halving leave behind; saved
+like the latency predictor, as XGBoost JSON plus a card. A prediction is
+always labelled as one by its callers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.predict.features import SCHEMA_VERSION, feature_matrix, feature_names
+from hwnas.space import ArchConfig
+
+EARLY = ("early_cer", "early_loss", "early_steps")
+
+
+def _x(archs: Sequence[ArchConfig], early: np.ndarray) -> np.ndarray:
+    return np.concatenate([feature_matrix(archs), early], axis=1)
+
+
+class CERPredictor:
+    def __init__(self, booster: Any, card: dict[str, Any]) -> None:
+        self.booster, self.card = booster, card
+
+    @classmethod
+    def fit(cls, records: Sequence[dict[str, Any]], rounds: int = 300,
+            seed: int = 0) -> CERPredictor:
+        """records: {"arch": dict, "early_cer", "early_loss", "early_steps", "final_cer"}."""
+        import xgboost as xgb
+
+        if len(records) < 8:
+            raise ValueError(f"{len(records)} training runs are too few to fit a CER "
+                             "predictor (need >= 8)")
+        archs = [ArchConfig.from_dict(r["arch"]) for r in records]
+        early = np.array([[r[k] for k in EARLY] for r in records], dtype=float)
+        y = np.array([r["final_cer"] for r in records], dtype=float)
+        d = xgb.DMatrix(_x(archs, early), label=y, base_margin=early[:, 0])
+        params = {"objective": "reg:squarederror", "max_depth": 3, "eta": 0.05,
+                  "subsample": 0.8, "nthread": 1, "seed": seed}
+        booster = xgb.train(params, d, num_boost_round=rounds)
+        return cls(booster, {"kind": "cer", "schema_version": SCHEMA_VERSION,
+                             "features": len(feature_names()) + len(EARLY),
+                             "train_size": len(records), "params": params, "rounds": rounds})
+
+    def predict(self, archs: Sequence[ArchConfig], early: np.ndarray) -> np.ndarray:
+        """Predicted final CER; the trees learn the change from the early CER."""
+        early = np.asarray(early, dtype=float).reshape(len(archs), len(EARLY))
+        raw = self.booster.inplace_predict(_x(archs, early), base_margin=early[:, 0])
+        return np.clip(np.asarray(raw, dtype=float), 0.0, None)
+
+    def save(self, folder: Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".model.tmp.json"
+        self.booster.save_model(str(tmp))
+        os.replace(tmp, folder / "model.json")
+        (folder / "card.json").write_text(json.dumps(self.card, indent=2, sort_keys=True))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> CERPredictor:
+        import xgboost as xgb
+
+        card = json.loads((Path(folder) / "card.json").read_text())
+        if card.get("kind") != "cer" or card.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"{folder}: not a CER predictor of feature schema {SCHEMA_VERSION}")
+        b = xgb.Booster()
+        b.load_model(str(Path(folder) / "model.json"))
+        return cls(b, card)
