@@ -1,0 +1,164 @@
+"""Is a short training run a faithful proxy for a longer one?
+
+    python bench/proxy_fidelity.py --parts presets            (~8 min)
+    python bench/proxy_fidelity.py --parts fidelity --n 12    (~12 x 23 CPU-min; resumable)
+    python bench/proxy_fidelity.py --parts determinism        (~2 min)
+
+Built-in English corpus (small: 2,000 train / 200 dev / 200 + 200 test
+utterances, seed 0), one thread, budgets in CPU time.
+
+presets      conformer_xs-like (a 2-block d=144 Conformer, CTC) and a tiny
+             1-layer 32-unit LSTM, 3 CPU-minutes each: CER on en/test-clean.
+             Goal: the Conformer <= 0.25 and clearly better than the LSTM
+fidelity     --n sampled architectures (seed 3, CTC decoders, <= 6 layers),
+             each trained 3 and 20 CPU-minutes (the 20-minute run continues
+             the 3-minute one): Kendall tau between the two dev CERs.
+             Goal >= 0.7. Every finished run is appended to
+             runs/proxy_fidelity.jsonl; a rerun skips what is there
+determinism  the same architecture and seed trained twice for 200 steps:
+             identical CER
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from hwnas.data.corpus import build, corpus_dir, words  # noqa: E402
+from hwnas.data.loaders import load_builtin  # noqa: E402
+from hwnas.data.tokens import CharTokenizer  # noqa: E402
+from hwnas.predict.metrics import kendall_tau  # noqa: E402
+from hwnas.space import ArchConfig, default_space, preset  # noqa: E402
+from hwnas.training.features import compute  # noqa: E402
+from hwnas.training.trainer import TrainConfig, evaluate, train  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def data(frontend: str, n_filters: int):
+    root = corpus_dir(ROOT, "small", 0)
+    if not (root / "en" / "test-noisy.jsonl").is_file():
+        print("building the small English corpus ...", flush=True)
+        t0 = time.time()
+        build(ROOT, ["en"], "small", 0, workers=2)
+        print(f"  built in {time.time() - t0:.0f} s", flush=True)
+    cache = ROOT / "cache" / "features"
+    return {s: compute(load_builtin(root, "en", s), frontend, n_filters, cache)
+            for s in ("train", "dev", "test-clean", "test-noisy")}
+
+
+def tiny_lstm() -> ArchConfig:
+    """A 1-layer 32-unit LSTM with CTC (outside the space's widths on purpose)."""
+    return ArchConfig(frontend="logmel", n_filters=80, subsampling="conv2d4", encoder="lstm",
+                      streaming=False, num_layers=1, d_model=32, decoder="ctc")
+
+
+def part_presets(minutes: float) -> dict:
+    tok = CharTokenizer.for_languages(["en"])
+    out = {}
+    for name, arch in (("conformer_xs", preset("conformer_xs")),
+                       ("tiny LSTM (1x32)", tiny_lstm())):
+        sets = data(arch.frontend, arch.n_filters)
+        t0 = time.time()
+        res = train(arch, sets["train"], sets["dev"], tok,
+                    TrainConfig(cpu_seconds=minutes * 60, seed=0))
+        test = {s: evaluate(res.model, res.model.arch, sets[s], tok, res.norm,
+                            lexicon=list(words("en"))) for s in ("test-clean", "test-noisy")}
+        out[name] = {"steps": res.steps, "cpu_s": res.cpu_seconds, "dev": res.dev,
+                     "tests": test, "curve": res.curve, "wall_s": round(time.time() - t0)}
+        clean, noisy = test["test-clean"], test["test-noisy"]
+        print(f"  {name:<18} {res.steps} steps: test-clean CER {clean['cer']:.3f} "
+              f"WER {clean['wer']:.3f} (lexicon {clean['wer_lexicon']:.3f}); "
+              f"test-noisy CER {noisy['cer']:.3f}", flush=True)
+    return out
+
+
+def fidelity_archs(n: int) -> list[ArchConfig]:
+    space = default_space().with_choices({"decoder": ["ctc"], "num_layers": [1, 2, 4, 6]})
+    return space.sample_distinct(n, 3)
+
+
+def part_fidelity(n: int, short_min: float, long_min: float) -> dict:
+    log = ROOT / "runs" / "proxy_fidelity.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            r = json.loads(line)
+            done[r["arch_id"]] = r
+    tok = CharTokenizer.for_languages(["en"])
+    for i, arch in enumerate(fidelity_archs(n)):
+        if arch.id in done:
+            continue
+        sets = data(arch.frontend, arch.n_filters)
+        short = train(arch, sets["train"], sets["dev"], tok,
+                      TrainConfig(cpu_seconds=short_min * 60, seed=0))
+        long = train(arch, sets["train"], sets["dev"], tok,
+                     TrainConfig(cpu_seconds=long_min * 60, seed=0), resume=short.state)
+        rec = {"arch_id": arch.id, "arch": arch.to_dict(), "short_cer": short.dev["cer"],
+               "long_cer": long.dev["cer"], "short_steps": short.steps,
+               "long_steps": long.steps, "curve": long.curve}
+        with log.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        done[arch.id] = rec
+        print(f"  [{i + 1}/{n}] {arch.id} {arch.encoder} x{arch.num_layers} d{arch.d_model}: "
+              f"{short_min:g} min CER {rec['short_cer']:.3f}, {long_min:g} min "
+              f"{rec['long_cer']:.3f}", flush=True)
+    recs = [done[a.id] for a in fidelity_archs(n) if a.id in done]
+    tau = kendall_tau([r["short_cer"] for r in recs], [r["long_cer"] for r in recs]) \
+        if len(recs) >= 3 else float("nan")
+    print(f"  Kendall tau (short vs long dev CER) over {len(recs)} architectures: {tau:.3f}")
+    return {"n": len(recs), "kendall_tau": tau}
+
+
+def part_determinism(steps: int) -> dict:
+    tok = CharTokenizer.for_languages(["en"])
+    arch = preset("conformer_xs")
+    sets = data(arch.frontend, arch.n_filters)
+    cers = [train(arch, sets["train"], sets["dev"], tok,
+                  TrainConfig(steps=steps, seed=5)).dev["cer"] for _ in range(2)]
+    print(f"  two runs, {steps} steps, seed 5: dev CER {cers[0]:.4f} and {cers[1]:.4f}")
+    return {"cers": cers, "identical": cers[0] == cers[1]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="presets,determinism,fidelity")
+    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--minutes", type=float, default=3.0, help="short budget (CPU minutes)")
+    ap.add_argument("--long-minutes", type=float, default=20.0, dest="long_minutes")
+    ap.add_argument("--steps", type=int, default=200, help="determinism part")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_proxy.json")
+    args = ap.parse_args()
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for p in [x.strip() for x in args.parts.split(",") if x.strip()]:
+        print(p, flush=True)
+        t0 = time.time()
+        if p == "presets":
+            results[p] = part_presets(args.minutes)
+        elif p == "fidelity":
+            results[p] = part_fidelity(args.n, args.minutes, args.long_minutes)
+        elif p == "determinism":
+            results[p] = part_determinism(args.steps)
+        else:
+            ap.error(f"unknown part {p!r}")
+        print(f"  ({p}: {time.time() - t0:.0f} s)\n", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
