@@ -132,8 +132,14 @@ def test_install_gives_working_cli(tmp_path, editable):
     import shutil
 
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".venv", "runs", "*.egg-info", "__pycache__", ".git", "build"))
+    anywhere = shutil.ignore_patterns("*.egg-info", "__pycache__")
+    top = {".venv", "runs", ".git", "build", "data", "cache"}  # work folders at the root only
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = set(anywhere(folder, names))
+        return skip | (top & set(names)) if Path(folder) == ROOT else skip
+
+    shutil.copytree(ROOT, src, ignore=ignore)
     bin_dir = _fresh_venv(tmp_path / "venv")
     target = ["-e", str(src)] if editable else [str(src)]
     subprocess.run([str(bin_dir / "pip"), "install", "-q", "--no-deps",
