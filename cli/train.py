@@ -47,6 +47,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .main import _read_arch
 
     torch.set_num_threads(1)
+    if args.beam < 1:
+        raise ValueError("--beam must be >= 1")
     if (args.budget is None) == (args.steps is None):
         raise ValueError("give a budget: --budget 3m (CPU time) or --steps N")
     cfg = TrainConfig(steps=args.steps, seed=args.seed,
@@ -96,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lex = list(words(lang))
         for split in ("test-clean", "test-noisy"):
             res.tests[f"{lang}/{split}"] = evaluate(res.model, res.model.arch, sets[(lang, split)],
-                                                    tok, res.norm, lexicon=lex)
+                                                    tok, res.norm, lexicon=lex, beam=args.beam)
     out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(res.model.state_dict(), out_dir / "weights.pt")
@@ -137,6 +139,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed",
                    help="built-in corpus seed (default 0)")
     s.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    s.add_argument("--beam", type=int, default=1,
+                   help="beam width for the test sets (default 1: greedy)")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_train)

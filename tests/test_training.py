@@ -123,7 +123,7 @@ def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys)
     from cli.main import main
 
     monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
-    argv = ["train", "--preset", "conformer_xs", "--steps", "2", "--size", "tiny",
+    argv = ["train", "--preset", "conformer_xs", "--steps", "2", "--size", "tiny", "--beam", "2",
             "--workspace", str(tmp_path)]
     assert main(argv + ["--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -152,3 +152,31 @@ def test_a_rung_continues_the_previous_one(tiny_features):
     cer2, state2 = run(arch, 2.5, state)
     assert steps1 >= 1 and state2["step"] > steps1 and state2["cpu"] >= 2.5
     assert 0 <= cer1 and 0 <= cer2
+
+
+@pytest.mark.parametrize("decoder", ["rnnt", "las", "transformer"])
+def test_beam_search_of_width_one_is_greedy(decoder):
+    from hwnas.models.model import build
+    from hwnas.training.decode import (
+        attention_beam,
+        attention_greedy,
+        rnnt_beam,
+        rnnt_greedy,
+    )
+
+    torch.manual_seed(3)
+    arch = preset("conformer_xs").replace(num_layers=1, decoder=decoder, decoder_layers=1,
+                                          decoder_dim=128, vocab_size=12)
+    model = build(arch).eval()
+    enc, el = model.encode(torch.randn(2, 120, arch.n_filters), torch.tensor([120, 80]))
+    for b in range(2):
+        e, n = enc[b: b + 1], int(el[b])
+        if decoder == "rnnt":
+            g = rnnt_greedy(model, e, torch.tensor([n]), max_symbols=1)[0]
+            assert rnnt_beam(model, e, n, beam=1) == g
+            wide = rnnt_beam(model, e, n, beam=4)
+        else:
+            g = attention_greedy(model, e, torch.tensor([n]), max_len=30)[0]
+            assert attention_beam(model, e, n, beam=1, max_len=30) == g
+            wide = attention_beam(model, e, n, beam=4, max_len=30)
+        assert all(0 < k < 12 for k in wide)

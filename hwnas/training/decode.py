@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,6 +95,70 @@ def rnnt_greedy(model: torch.nn.Module, enc: torch.Tensor, lengths: torch.Tensor
                 g, h2, c2 = dec.step(prev, h, c)
         out.append(seq)
     return out
+
+
+@torch.no_grad()
+def rnnt_beam(model: torch.nn.Module, enc: torch.Tensor, length: int, beam: int = 4
+              ) -> list[int]:
+    """Transducer beam search for one utterance (B=1 ``enc``), at most one
+    label per frame ("modified" beam search): per frame every hypothesis
+    emits blank or one of its top labels; equal label sequences merge. The
+    prediction network's state depends only on the labels, so a merged
+    hypothesis keeps either path's state."""
+    dec = model.decoder
+    V = dec.vocab
+
+    def step(tok: int, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        prev = torch.zeros(1, V)
+        prev[0, tok] = 1.0
+        return dec.step(prev, h, c)
+
+    h0 = enc.new_zeros(1, dec.layers, dec.dim)
+    hyps: dict[tuple[int, ...], tuple[float, tuple[torch.Tensor, ...]]] = {
+        (): (0.0, step(BLANK, h0, h0.clone()))}
+    e = dec.enc_proj(enc[0, :length])
+    for t in range(e.shape[0]):
+        cand: dict[tuple[int, ...], list[Any]] = {}  # seq -> [score, state, new label]
+        for seq, (score, st) in hyps.items():
+            lp = dec.out(torch.tanh(e[t] + dec.pred_proj(st[0][0]))).log_softmax(-1)
+            options = [(None, float(lp[BLANK]))] + [
+                (int(k) + 1, float(lp[int(k) + 1]))
+                for k in lp[1:].topk(min(beam, V - 1)).indices]
+            for k, p in options:
+                new = seq if k is None else seq + (k,)
+                if new in cand:
+                    cand[new][0] = float(np.logaddexp(cand[new][0], score + p))
+                    if k is None:  # prefer the path whose state needs no new step
+                        cand[new][1:] = [st, None]
+                else:
+                    cand[new] = [score + p, st, k]
+        hyps = {}
+        for seq, (score, st, k) in sorted(cand.items(), key=lambda kv: -kv[1][0])[:beam]:
+            hyps[seq] = (score, st if k is None else step(k, st[1], st[2]))
+    return list(max(hyps.items(), key=lambda kv: kv[1][0])[0])
+
+
+@torch.no_grad()
+def attention_beam(model: torch.nn.Module, enc: torch.Tensor, length: int, beam: int = 4,
+                   max_len: int = 200) -> list[int]:
+    """Attention-decoder beam search for one utterance; token 0 ends a hypothesis."""
+    e = enc[:1, :length]
+    live: list[tuple[float, list[int]]] = [(0.0, [0])]
+    done: list[tuple[float, list[int]]] = []
+    for _ in range(max_len):
+        cand = []
+        for score, seq in live:
+            lp = model.decoder(e, torch.tensor([seq]))[0, -1].log_softmax(-1)
+            for p, k in zip(*lp.topk(beam)):
+                cand.append((score + float(p), seq + [int(k)]))
+        cand.sort(key=lambda x: -x[0])
+        live = []
+        for score, seq in cand[:beam]:
+            (done if seq[-1] == 0 else live).append((score, seq))
+        if not live or (done and max(d[0] for d in done) > live[0][0]):
+            break
+    best = max(done or live, key=lambda x: x[0] / max(1, len(x[1]) - 1))
+    return [k for k in best[1][1:] if k != 0]
 
 
 @torch.no_grad()

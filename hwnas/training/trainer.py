@@ -22,9 +22,12 @@ from hwnas.data.tokens import CharTokenizer
 from hwnas.models.model import build
 from hwnas.space import ArchConfig
 from hwnas.training.decode import (
+    attention_beam,
     attention_greedy,
+    ctc_beam,
     ctc_greedy,
     error_rates,
+    rnnt_beam,
     rnnt_greedy,
     snap_to_lexicon,
 )
@@ -119,8 +122,9 @@ def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple) -> torch.Tenso
 @torch.no_grad()
 def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
                norm: tuple, idx: np.ndarray | None = None, batch_frames: int = 20000,
-               lexicon: list[str] | None = None) -> list[str]:
-    """Greedy transcripts (CTC first pass for the attention decoders)."""
+               lexicon: list[str] | None = None, beam: int = 1) -> list[str]:
+    """Transcripts: greedy (``beam`` 1; the attention decoders' greedy CTC first
+    pass on batches of more than 8) or beam search of that width."""
     model.eval()
     idx = np.arange(len(fs)) if idx is None else idx
     hyps: dict[int, str] = {}
@@ -129,7 +133,10 @@ def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Ch
         sel = idx[b]
         x, xl, _, _ = _collate(fs, sel, tok, norm)
         enc, el = model.encode(x, xl)
-        if arch.decoder == "rnnt":
+        if beam > 1:
+            seqs = [_beam_one(model, arch, enc[j: j + 1], int(el[j]), beam)
+                    for j in range(len(sel))]
+        elif arch.decoder == "rnnt":
             seqs = rnnt_greedy(model, enc, el)
         elif arch.decoder in ("las", "transformer") and len(sel) <= 8:
             seqs = attention_greedy(model, enc, el)
@@ -141,11 +148,20 @@ def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Ch
     return [hyps[int(i)] for i in idx]
 
 
+def _beam_one(model: torch.nn.Module, arch: ArchConfig, enc: torch.Tensor, n: int,
+              beam: int) -> list[int]:
+    if arch.decoder == "rnnt":
+        return rnnt_beam(model, enc, n, beam)
+    if arch.decoder in ("las", "transformer"):
+        return attention_beam(model, enc, n, beam)
+    return ctc_beam(model.ctc(enc[0, :n]).log_softmax(-1).numpy(), beam)
+
+
 def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
              norm: tuple, idx: np.ndarray | None = None,
-             lexicon: list[str] | None = None) -> dict[str, float]:
+             lexicon: list[str] | None = None, beam: int = 1) -> dict[str, float]:
     idx = np.arange(len(fs)) if idx is None else idx
-    hyps = transcribe(model, arch, fs, tok, norm, idx)
+    hyps = transcribe(model, arch, fs, tok, norm, idx, beam=beam)
     r = error_rates([fs.texts[i] for i in idx], hyps)
     if lexicon:
         snapped = [snap_to_lexicon(h, lexicon) for h in hyps]
