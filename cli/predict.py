@@ -349,8 +349,9 @@ def add_parsers(sub: Any) -> None:
                             "out; CPU devices), raw p50_ms, or auto (norm where every row "
                             "has it)")
         s.add_argument("--objective", choices=("log", "relative"), default="log",
-                       help="log: squared error of log latency (default); relative: squared "
-                            "relative error on the linear scale")
+                       help="log: squared error of log latency on the cost-model base "
+                            "(default); relative: squared relative error on the linear scale, "
+                            "trees only")
         s.add_argument("--no-cost-model", action="store_true",
                        help="trees only, without the additive cost model as their base")
         s.add_argument("--rounds", type=int, help="boosting rounds (default 600)")

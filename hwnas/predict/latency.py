@@ -13,7 +13,7 @@ Objectives (``objective``):
   log       squared error on log(latency): relative errors weigh the same for a
             0.1 ms and a 30 ms model (the default)
   relative  squared error on latency weighted by 1/latency^2, i.e. squared
-            relative error on the linear scale
+            relative error on the linear scale (trees only, no cost-model base)
 
 An adapted predictor (few-shot, :mod:`hwnas.predict.adapt`) is the source
 device's booster plus a small correction fitted on the new device's
@@ -121,14 +121,13 @@ class LatencyPredictor:
         xgb = _xgb()
         X = feature_matrix(archs)
         y = np.asarray(y, dtype=float)
-        cost = CostModel.fit(X, y) if cost_model else None
+        # the cost model is a base in log space; the relative objective is trees only
+        cost = CostModel.fit(X, y) if cost_model and objective == "log" else None
         if objective == "log":
             dtrain = xgb.DMatrix(X, label=np.log(y), feature_names=feature_names())
             if cost is not None:
                 dtrain.set_base_margin(np.log(cost.predict(X)))
         else:
-            if cost is not None:
-                raise ValueError("the cost-model base applies to the log objective only")
             dtrain = xgb.DMatrix(X, label=y, weight=1.0 / y ** 2,
                                  feature_names=feature_names())
         p = {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 1,
@@ -146,7 +145,9 @@ class LatencyPredictor:
     def predict_features(self, X: np.ndarray) -> np.ndarray:
         """Milliseconds for a feature matrix from :func:`feature_matrix`."""
         margin = None if self.cost is None else np.log(self.cost.predict(X))
-        raw = np.asarray(self.booster.inplace_predict(X, base_margin=margin), dtype=float)
+        # float32 is what the trees compare in; converting here is faster than inside
+        raw = np.asarray(self.booster.inplace_predict(np.asarray(X, dtype=np.float32),
+                                                      base_margin=margin), dtype=float)
         base = np.exp(raw) if self.card["objective"] == "log" else np.maximum(raw, 1e-6)
         adapt = self.card.get("adaptation")
         if adapt:
