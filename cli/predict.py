@@ -87,7 +87,8 @@ def _metric_row(name: str, m: dict[str, Any]) -> list[str]:
 
     return [name, str(m["n"]), fmt_pct(m["within_5pct"]), fmt_pct(m["within_10pct"]),
             fmt_pct(m["rmspe"]), fmt_pct(m["median_ape"]), fmt_pct(m["max_ape"]),
-            f"{m['kendall_tau']:.3f}" if m["kendall_tau"] == m["kendall_tau"] else "-"]
+            f"{m['kendall_tau']:.3f}" if m["kendall_tau"] == m["kendall_tau"] else "-",
+            f"{m['spearman_rho']:.3f}" if m["spearman_rho"] == m["spearman_rho"] else "-"]
 
 
 def _metric_table(title: str, rows: list[list[str]]) -> Any:
@@ -95,7 +96,7 @@ def _metric_table(title: str, rows: list[list[str]]) -> Any:
 
     t = Table(title=title)
     for c in ("", "n", "within ±5%", "within ±10%", "RMSPE", "median err", "worst err",
-              "Kendall τ"):
+              "Kendall τ", "Spearman ρ"):
         t.add_column(c, justify="left" if not c else "right")
     for r in rows:
         t.add_row(*r)
@@ -354,9 +355,9 @@ def add_parsers(sub: Any) -> None:
                             "trees only")
         s.add_argument("--no-cost-model", action="store_true",
                        help="trees only, without the additive cost model as their base")
-        s.add_argument("--rounds", type=int, help="boosting rounds (default 600)")
-        s.add_argument("--max-depth", type=int, dest="max_depth", help="tree depth (default 4)")
-        s.add_argument("--eta", type=float, help="learning rate (default 0.05)")
+        s.add_argument("--rounds", type=int, help="boosting rounds (default 300)")
+        s.add_argument("--max-depth", type=int, dest="max_depth", help="tree depth (default 3)")
+        s.add_argument("--eta", type=float, help="learning rate (default 0.1)")
         s.add_argument("--seed", type=int, default=0, help="XGBoost seed (default 0)")
 
     p = sub.add_parser("predictor", help="train, evaluate, adapt latency predictors",

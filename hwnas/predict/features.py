@@ -65,23 +65,21 @@ _STRINGS = ("frontend", "subsampling", "encoder", "decoder", "attention")
 def _columns(archs: Sequence[ArchConfig]) -> dict[str, np.ndarray]:
     """Field -> array over architectures; ``None`` becomes 0 (or "") and
     ``FIELD:set`` says where the field applies."""
-    table = list(zip(*map(attrgetter(*_FIELDS), archs)))  # one C call per architecture
+    # one C call per architecture, then NumPy's own loops over object arrays
+    table = np.array(list(map(attrgetter(*_FIELDS), archs)), dtype=object)
     cols: dict[str, np.ndarray] = {}
-    for f, vals in zip(_FIELDS, table):
-        if f in _STRINGS:
-            arr = np.array(vals, dtype=object)
-            is_set = arr != None  # noqa: E711 -- element-wise on an object array
-            arr[~is_set] = ""
-        else:
-            arr = np.array(vals, dtype=np.float64)  # None -> nan
-            is_set = ~np.isnan(arr)
-            arr[~is_set] = 0.0
-        cols[f], cols[f + ":set"] = arr, is_set
+    for j, f in enumerate(_FIELDS):
+        col = table[:, j]
+        is_set = col != None  # noqa: E711 -- element-wise on an object array
+        cols[f] = np.where(is_set, col, "" if f in _STRINGS else 0)
+        if f not in _STRINGS:
+            cols[f] = cols[f].astype(np.float64)
+        cols[f + ":set"] = is_set.astype(bool)
     return cols
 
 
-def _one_hot(cols: dict[str, np.ndarray]) -> np.ndarray:
-    """The space's ``encode`` for many architectures at once (same layout)."""
+def _one_hot(cols: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The space's ``encode`` for many architectures at once (same layout), as columns."""
     from hwnas.space.space import default_decisions_by_name
 
     parts = []
@@ -92,7 +90,7 @@ def _one_hot(cols: dict[str, np.ndarray]) -> np.ndarray:
             continue
         for c in default_decisions_by_name()[d.name].choices:
             parts.append(applies & (v == (float(c) if isinstance(c, bool) else c)))
-    return np.stack([np.asarray(p, dtype=np.float64) for p in parts], axis=1)
+    return parts
 
 
 def analytic(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -276,8 +274,12 @@ def feature_matrix(archs: Sequence[ArchConfig]) -> np.ndarray:
         return np.zeros((0, len(feature_names())))
     cols = _columns(archs)
     a = analytic(cols)
-    return np.concatenate([_one_hot(cols), np.stack([a[n] for n in ANALYTIC], axis=1)],
-                          axis=1)
+    parts = _one_hot(cols) + [a[n] for n in ANALYTIC]
+    # filled feature by feature (contiguous rows), returned as an (N, F) view
+    out = np.empty((len(parts), len(archs)))
+    for i, p in enumerate(parts):
+        out[i] = p
+    return out.T
 
 
 def costs(arch: ArchConfig) -> dict[str, Any]:
