@@ -14,7 +14,7 @@ fidelity     --n sampled architectures (seed 3, CTC decoders, <= 6 layers),
              each trained 3 and 20 CPU-minutes (the 20-minute run continues
              the 3-minute one): Kendall tau between the two dev CERs.
              Goal >= 0.7. Every finished run is appended to
-             runs/proxy_fidelity.jsonl; a rerun skips what is there
+             bench/results/proxy_fidelity.jsonl (committed); a rerun skips those
 determinism  the same architecture and seed trained twice for 200 steps:
              identical CER
 """
@@ -90,7 +90,7 @@ def fidelity_archs(n: int) -> list[ArchConfig]:
 
 
 def part_fidelity(n: int, short_min: float, long_min: float) -> dict:
-    log = ROOT / "runs" / "proxy_fidelity.jsonl"
+    log = ROOT / "bench" / "results" / "proxy_fidelity.jsonl"  # committed: spans sessions
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if log.is_file():
