@@ -283,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import train
 
     train.add_parsers(sub)
+    from . import search
+
+    search.add_parsers(sub)
     return p
 
 

@@ -37,11 +37,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hwnas.data.corpus import SIZES, build, corpus_dir, words
-    from hwnas.data.loaders import load_builtin
+    from hwnas.data.corpus import SIZES, corpus_dir, words
     from hwnas.data.tokens import CharTokenizer
     from hwnas.paths import workspace
-    from hwnas.training.features import compute
+    from hwnas.training.prepare import builtin_features
     from hwnas.training.trainer import TrainConfig, concat, evaluate, train
 
     from .main import _read_arch
@@ -62,18 +61,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     ws = workspace(args.workspace)
     err = Console(stderr=True)
     quiet = args.json
-    root = corpus_dir(ws, args.size, args.corpus_seed)
-    missing = [lang for lang in langs if not (root / lang / "test-noisy.jsonl").is_file()]
-    if missing:
-        if not quiet:
-            err.print(f"building the built-in corpus for {', '.join(missing)} in {root}")
-        build(ws, missing, args.size, args.corpus_seed, workers=2)
-    cache = ws / "cache" / "features"
     if not quiet:
-        err.print("features (cached after the first run) ...")
-    sets = {(lang, split): compute(load_builtin(root, lang, split), arch.frontend,
-                                   arch.n_filters, cache)
-            for lang in langs for split in ("train", "dev", "test-clean", "test-noisy")}
+        err.print("corpus and features (built and cached on first use) ...")
+    sets = builtin_features(ws, langs, args.size, args.corpus_seed, arch.frontend,
+                            arch.n_filters)
+    root = corpus_dir(ws, args.size, args.corpus_seed)
     train_set = concat([sets[(lang, "train")] for lang in langs], "train")
     dev_set = concat([sets[(lang, "dev")] for lang in langs], "dev")
     tok = CharTokenizer.for_languages(langs)

@@ -1,0 +1,1 @@
+"""Multi-objective architecture search (Optuna) over CER, latency and size."""
