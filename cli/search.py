@@ -11,7 +11,10 @@ SEARCH_EPILOG = """examples:
   hwnas search --target cpu --objectives cer,latency,params --sampler tpe --study s1
   hwnas search --target cpu --trials 40 --study s1      continue s1 up to 40 trials
 
-Latency comes from the target's predictor and is always shown as predicted.
+Latency comes from the target's predictor and is shown as predicted until
+the Pareto set has been measured on the target (done before answering when
+the target is reachable; one that misses the constraint as measured is
+dropped and reported with both numbers).
 Trials whose predicted latency or size breaks a constraint are recorded as
 infeasible (Optuna constraints) and not trained. The study is stored in
 SQLite under <workspace>/runs/search/<study>.db unless --storage names
@@ -86,27 +89,50 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         study = run_search(cfg, predict_latency, train_cer, on_trial)
     front = pareto(study)
-    best = select_for_target(front)
+    dropped: list[dict[str, Any]] = []
+    note = None
+    if args.no_verify:
+        note = "not verified on the device (--no-verify): latencies are predicted"
+    else:
+        from hwnas.adapters.devicefile import load_device
+        from hwnas.search.verify import verify
+
+        if not args.json:
+            _console().print(f"measuring the {len(front)} Pareto architectures on "
+                             f"{args.target} ...")
+        front, dropped, note = verify(front, load_device(args.target, ws), ws,
+                                      predictor.card.get("label", "p50_ms"), args.max_latency)
+    best = select_for_target(sorted(front, key=lambda r: (r["cer"], r["latency_ms"])))
     out = {"study": args.study, "storage": storage, "target": args.target,
-           "trials": len(study.trials), "predictor": str(where),
-           "latency_source": "predicted", "pareto": front, "selected": best,
-           "note": "latencies are predicted by the target's predictor; verification on the "
-                   "device is not part of this version"}
+           "trials": len(study.trials), "predictor": str(where), "pareto": front,
+           "dropped": dropped, "selected": best,
+           "latency_source": "measured" if front and all(
+               r.get("latency_source") == "measured" for r in front) else "predicted",
+           "note": note}
     if args.json:
         print(json.dumps(out, sort_keys=True, default=str))
         return 0
-    t = Table(title=f"Pareto front, {args.target} (feasible; latency PREDICTED by {where})")
-    for c in ("trial", "arch", "encoder/decoder", "dev CER", "p50 ms (predicted)", "params"):
-        t.add_column(c, justify="right" if c in ("trial", "dev CER", "params") else "left")
+    source = out["latency_source"].upper()
+    t = Table(title=f"Pareto front, {args.target} (feasible; latency {source}"
+                    + (f", predictor {where})" if source == "PREDICTED" else ")"))
+    for c in ("trial", "arch", "encoder/decoder", "dev CER", "p50 ms", "predicted ms",
+              "params"):
+        t.add_column(c, justify="left" if c in ("arch", "encoder/decoder") else "right")
     for r in front:
         a = r["arch"]
         t.add_row(str(r["trial"]), r["arch_id"], f"{a['encoder']}/{a['decoder']}",
-                  f"{r['cer']:.3f}", f"{r['latency_ms']:.2f}", f"{r['params']:,}")
+                  f"{r['cer']:.3f}", f"{r['latency_ms']:.2f} ({r['latency_source']})",
+                  f"{r.get('predicted_ms', r['latency_ms']):.2f}", f"{r['params']:,}")
     con = _console()
     con.print(t)
+    if note:
+        con.print(note)
+    for r in dropped:
+        con.print(f"dropped {r['arch_id']}: {r['reason']}")
     if best:
         con.print(f"selected for {args.target}: {best['arch_id']} (lowest CER meeting the "
-                  f"constraints): CER {best['cer']:.3f}, {best['latency_ms']:.2f} ms predicted")
+                  f"constraints): CER {best['cer']:.3f}, {best['latency_ms']:.2f} ms "
+                  f"{best['latency_source']}")
     else:
         con.print("no trial met the constraints yet; add trials or relax them")
     return 0
@@ -139,6 +165,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--storage", metavar="URL", help="Optuna storage URL (default SQLite)")
     s.add_argument("--study", default="hwnas", help="study name (default hwnas)")
     s.add_argument("--seed", type=int, default=0, help="sampler and training seed")
+    s.add_argument("--no-verify", action="store_true", dest="no_verify",
+                   help="do not measure the Pareto set on the target before answering")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_search)

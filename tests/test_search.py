@@ -61,13 +61,23 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
                      'frontend = ["logmel"]\n')
     argv = ["search", "--target", "cpu", "--trials", "3", "--cer-steps", "2", "--size", "tiny",
             "--space", str(space), "--workspace", str(tmp_path), "--max-latency", "50"]
-    assert main(argv + ["--json"]) == 0
+    assert main(argv + ["--json", "--no-verify"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["trials"] == 3 and out["latency_source"] == "predicted"
     assert out["selected"] is not None and 0 <= out["selected"]["cer"] <= 1.5
     assert (tmp_path / "runs" / "search" / "hwnas.db").is_file()
+    # resumed (3 trials already), then the Pareto set measured on this CPU
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trials"] == 3
+    for r in out["pareto"]:
+        assert r["latency_source"] == "measured" and r["predicted_ms"] > 0
+    assert len(out["pareto"]) + len(out["dropped"]) >= 1
+    assert (tmp_path / "profiles" / "cpu" / "manifest.json").is_file()
     assert main(argv) == 0
-    assert "PREDICTED" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    # a measurement flagged as noisy is dropped rather than trusted
+    assert "MEASURED" in text or "dropped" in text
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,0 +1,50 @@
+"""Verification of the search's answer on the device itself.
+
+Every architecture of the feasible Pareto set is measured on the target
+(through the profiler, so the rows also land in the target's profile and
+later improve its predictor). One that misses the latency constraint when
+measured is dropped and reported with both numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hwnas.space import ArchConfig, default_space
+
+
+def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path, label: str,
+           max_latency_ms: float | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                   str | None]:
+    """(kept, dropped, reason-if-not-verified). ``label`` is the predictor's
+    label column (``norm_p50_ms`` or ``p50_ms``), so measured and predicted
+    figures are the same quantity."""
+    from hwnas.predict.dataset import from_rows
+    from hwnas.profiling.profiler import ProfileRun
+
+    if not rows:
+        return [], [], None
+    why = spec.make().check()
+    if why is not None:
+        return rows, [], f"{spec.name} not reachable ({why}): latencies are predicted"
+    archs = [ArchConfig.from_dict(r["arch"]) for r in rows]
+    run = ProfileRun(spec, workspace, len(archs), 0, default_space(), archs=archs)
+    for _ in run.run():
+        pass
+    measured = from_rows(run.store().rows(), "norm" if label == "norm_p50_ms" else "raw")
+    by_id = dict(zip(measured.ids, measured.y))
+    kept, dropped = [], []
+    for r in rows:
+        m = by_id.get(r["arch_id"])
+        r = {**r, "predicted_ms": r["latency_ms"]}
+        if m is None:
+            dropped.append({**r, "reason": "no ok measurement (failed or flagged)"})
+            continue
+        r.update(latency_ms=float(m), latency_source="measured")
+        if max_latency_ms is not None and m > max_latency_ms:
+            dropped.append({**r, "reason": f"measured {m:.2f} ms > {max_latency_ms:g} ms "
+                                           f"(predicted {r['predicted_ms']:.2f} ms)"})
+        else:
+            kept.append(r)
+    return kept, dropped, None
