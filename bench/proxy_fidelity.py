@@ -90,7 +90,7 @@ def fidelity_archs(n: int) -> list[ArchConfig]:
 
 
 def part_fidelity(n: int, short_min: float, long_min: float) -> dict:
-    log = ROOT / "bench" / "results" / "proxy_fidelity.jsonl"  # committed: spans sessions
+    log = ROOT / "bench" / "results" / "proxy_fidelity.jsonl"  # committed: the run spans days
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if log.is_file():
