@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
+
+from .hil import _workspace
 
 DATA_EPILOG = """examples:
   hwnas data build                          English, small (2,000 train / 200 dev /
@@ -18,12 +19,6 @@ Splits per language: train, dev, test-clean, test-noisy. The same seed gives
 byte-identical audio; an interrupted build resumes where it stopped. Corpora
 live under <workspace>/data/builtin-<size>-s<seed>/.
 """
-
-
-def _ws(args: argparse.Namespace) -> Path:
-    from hwnas.paths import workspace
-
-    return workspace(args.workspace)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -55,7 +50,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 state["task"] = progress.add_task("build", total=total, completed=done)
             progress.update(state["task"], completed=done)
 
-        root = build(_ws(args), langs, args.size, args.seed, args.workers, on_progress)
+        root = build(_workspace(args), langs, args.size, args.seed, args.workers, on_progress)
     manifest = json.loads((root / "manifest.json").read_text())
     out = {"corpus": str(root), "seconds": round(time.time() - t0, 1), **manifest}
     if args.json:
@@ -68,7 +63,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    root = _ws(args) / "data"
+    root = _workspace(args) / "data"
     found = sorted(p.parent for p in root.glob("builtin-*/manifest.json"))
     if not found:
         raise ValueError(f"no built-in corpus under {root}; build one with `hwnas data build`")

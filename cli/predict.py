@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .hil import _workspace
+
 PREDICTOR_EPILOG = """examples:
   hwnas predictor train --device cpu           XGBoost on the cpu profile -> predictors/cpu/
   hwnas predictor eval --device cpu            held-out accuracy, baselines, per family,
@@ -32,12 +34,6 @@ PREDICT_EPILOG = """examples:
 Every figure printed is a prediction, labelled as one; measure with
 `hwnas profile --device D` to get a measured latency.
 """
-
-
-def _ws(args: argparse.Namespace) -> Path:
-    from hwnas.paths import workspace
-
-    return workspace(args.workspace)
 
 
 def _fmt_ms(x: float) -> str:
@@ -129,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hwnas.predict.evaluate import holdout_report
     from hwnas.predict.latency import predictor_dir
 
-    ws = _ws(args)
+    ws = _workspace(args)
     store, data = _data(args.device, ws, args.label)
     model, rep = holdout_report(data, _fitter(args))
     model.card.update(_device_card(args.device, store))
@@ -149,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from hwnas.predict.evaluate import holdout_report, leave_family_out
 
-    ws = _ws(args)
+    ws = _workspace(args)
     _, data = _data(args.device, ws, args.label)
     fit = _fitter(args)
     _, rep = holdout_report(data, fit)
@@ -165,7 +161,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from hwnas.predict.latency import find_predictor
 
-    folder = find_predictor(args.device, _ws(args))
+    folder = find_predictor(args.device, _workspace(args))
     card = json.loads((folder / "card.json").read_text())
     if args.json:
         print(json.dumps({"predictor": str(folder), **card}, sort_keys=True))
@@ -208,7 +204,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError("--from and --device name the same device")
     if not 3 <= args.n <= args.pool:
         raise ValueError(f"--n must be between 3 and --pool ({args.pool})")
-    ws = _ws(args)
+    ws = _workspace(args)
     source = load_predictor(args.source, ws)
     if source.card.get("adaptation"):
         raise ValueError(f"the {args.source} predictor is itself adapted; adapt from a "
@@ -306,7 +302,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if bool(args.preset) == bool(args.arch):
         raise ValueError("give ARCH.json (one object or JSON lines; - for stdin) or --preset")
     archs = [preset(args.preset)] if args.preset else _read_archs(args.arch)
-    ws = _ws(args)
+    ws = _workspace(args)
     model = load_predictor(args.device, ws)
     pred = model.predict(archs)
     card = model.card

@@ -29,13 +29,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from hwnas.data.corpus import SIZES
     from hwnas.data.tokens import CharTokenizer
-    from hwnas.paths import workspace
     from hwnas.predict.latency import find_predictor, load_predictor
     from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
     from hwnas.space import SearchSpace, default_space
     from hwnas.training.prepare import builtin_features
     from hwnas.training.trainer import TrainConfig, concat, train
 
+    from .hil import _workspace
     from .main import _console
     from .train import parse_budget
 
@@ -45,7 +45,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          "--cer-steps N (deterministic)")
     if args.size not in SIZES:
         raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
-    ws = workspace(args.workspace)
+    ws = _workspace(args)
     predictor = load_predictor(args.target, ws)
     where = find_predictor(args.target, ws)
     storage = args.storage

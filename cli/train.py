@@ -39,10 +39,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from hwnas.data.corpus import SIZES, corpus_dir, words
     from hwnas.data.tokens import CharTokenizer
-    from hwnas.paths import workspace
     from hwnas.training.prepare import builtin_features
     from hwnas.training.trainer import TrainConfig, concat, evaluate, train
 
+    from .hil import _workspace
     from .main import _read_arch
 
     torch.set_num_threads(1)
@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         words(lang)
     if args.size not in SIZES:
         raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
-    ws = workspace(args.workspace)
+    ws = _workspace(args)
     err = Console(stderr=True)
     quiet = args.json
     if not quiet:
