@@ -15,6 +15,18 @@ _PKG = Path(__file__).resolve().parent
 DATA_KINDS = ("devices", "profiles", "predictors")
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync it, rename it over
+    ``path``: readers see the old or the new file, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
 def shipped_dir(kind: str) -> Path:
     if kind not in DATA_KINDS:
         raise ValueError(f"unknown data kind {kind!r}")

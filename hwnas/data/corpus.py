@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.data.synth import SAMPLE_RATE, Voice, synthesize
+from hwnas.paths import write_atomic
 
 CORPUS_VERSION = 1
 SPLITS = ("train", "dev", "test-clean", "test-noisy")
@@ -224,10 +225,10 @@ def build(workspace: Path, langs: list[str], size: str = "small", seed: int = 0,
             lines.append(json.dumps({**u.to_dict(), "audio": f"{lang}/{split}/{u.id}.wav",
                                      "seconds": round(frames / SAMPLE_RATE, 3)},
                                     ensure_ascii=False))
-        _atomic_write(root / lang / f"{split}.jsonl", "\n".join(lines) + "\n")
+        write_atomic(root / lang / f"{split}.jsonl", "\n".join(lines) + "\n")
         manifest["splits"][f"{lang}/{split}"] = len(utts)
     manifest["langs"] = sorted(set(manifest["langs"]) | set(langs))
-    _atomic_write(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_atomic(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return root
 
 
@@ -248,9 +249,3 @@ def _synth_version() -> str:
         return f"espeakng-loader {version('espeakng-loader')}"
     except Exception:
         return "espeakng-loader"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

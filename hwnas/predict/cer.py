@@ -9,8 +9,6 @@ always labelled as one by its callers.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.predict.features import SCHEMA_VERSION, feature_matrix, feature_names
+from hwnas.predict.latency import load_booster, read_card, save_model_files
 from hwnas.space import ArchConfig
 
 EARLY = ("early_cer", "early_loss", "early_steps")
@@ -58,21 +57,11 @@ class CERPredictor:
         return np.clip(np.asarray(raw, dtype=float), 0.0, None)
 
     def save(self, folder: Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".model.tmp.json"
-        self.booster.save_model(str(tmp))
-        os.replace(tmp, folder / "model.json")
-        (folder / "card.json").write_text(json.dumps(self.card, indent=2, sort_keys=True))
-        return folder
+        return save_model_files(folder, self.booster, self.card)
 
     @classmethod
     def load(cls, folder: Path) -> CERPredictor:
-        import xgboost as xgb
-
-        card = json.loads((Path(folder) / "card.json").read_text())
+        card = read_card(Path(folder))
         if card.get("kind") != "cer" or card.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"{folder}: not a CER predictor of feature schema {SCHEMA_VERSION}")
-        b = xgb.Booster()
-        b.load_model(str(Path(folder) / "model.json"))
-        return cls(b, card)
+        return cls(load_booster(folder), card)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.paths import write_atomic
 from hwnas.predict.features import KINDS, SCHEMA_VERSION, feature_matrix, feature_names
 from hwnas.space import ArchConfig
 
@@ -162,27 +163,12 @@ class LatencyPredictor:
 
     # --- files --------------------------------------------------------------------
     def save(self, folder: Path) -> Path:
-        """Write model.json and card.json atomically (temp file + rename)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp_model = folder / ".model.tmp.json"  # XGBoost picks the format by suffix
-        self.booster.save_model(str(tmp_model))
-        os.replace(tmp_model, folder / MODEL_FILE)
-        tmp = folder / f".{CARD_FILE}.tmp"
-        tmp.write_text(json.dumps(self.card, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, folder / CARD_FILE)
-        return folder
+        return save_model_files(folder, self.booster, self.card)
 
     @classmethod
     def load(cls, folder: Path) -> LatencyPredictor:
         folder = Path(folder)
-        card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
-        if not card_path.is_file() or not model_path.is_file():
-            raise ValueError(f"no predictor in {folder} (expected {MODEL_FILE} and {CARD_FILE})")
-        try:
-            card = json.loads(card_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{card_path}: invalid JSON ({e.msg})") from None
+        card = read_card(folder)
         got = card.get("schema_version")
         if got != SCHEMA_VERSION:
             raise SchemaMismatch(
@@ -192,10 +178,36 @@ class LatencyPredictor:
         if card.get("features") != len(feature_names()):
             raise SchemaMismatch(f"predictor {folder} expects {card.get('features')} features, "
                                  f"schema {SCHEMA_VERSION} has {len(feature_names())}")
-        booster = _xgb().Booster()
-        booster.load_model(str(model_path))
-        booster.set_param({"nthread": 1})
-        return cls(booster, card)
+        return cls(load_booster(folder), card)
+
+
+def save_model_files(folder: Path, booster: Any, card: dict[str, Any]) -> Path:
+    """A predictor's two files, each written atomically (temp file + rename):
+    the booster in XGBoost's own JSON and the card."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp_model = folder / ".model.tmp.json"  # XGBoost picks the format by suffix
+    booster.save_model(str(tmp_model))
+    os.replace(tmp_model, folder / MODEL_FILE)
+    write_atomic(folder / CARD_FILE, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
+    if not card_path.is_file() or not model_path.is_file():
+        raise ValueError(f"no predictor in {folder} (expected {MODEL_FILE} and {CARD_FILE})")
+    try:
+        return json.loads(card_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{card_path}: invalid JSON ({e.msg})") from None
+
+
+def load_booster(folder: Path) -> Any:
+    booster = _xgb().Booster()
+    booster.load_model(str(Path(folder) / MODEL_FILE))
+    booster.set_param({"nthread": 1})
+    return booster
 
 
 def predictor_dir(workspace: Path | None, device: str) -> Path:

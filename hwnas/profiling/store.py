@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hwnas.paths import write_atomic
+
 SCHEMA_VERSION = 1
 COMPACT_EVERY = 25
 
@@ -38,15 +40,6 @@ COLUMNS: dict[str, str] = {
     "extra": "string", "seed": "int64", "date": "string",
 }
 JSON_COLUMNS = ("flags", "arch", "provenance", "extra")
-
-
-def _fsync_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def _schema() -> Any:
@@ -89,7 +82,7 @@ class ProfileStore:
             self.manifest = {"device": device, "schema_version": SCHEMA_VERSION,
                              "columns": COLUMNS, "shards": [], "rows": 0, "created": now,
                              "updated": now, "device_file": device_file}
-            _fsync_write(self.manifest_path, json.dumps(self.manifest, indent=2) + "\n")
+            write_atomic(self.manifest_path, json.dumps(self.manifest, indent=2) + "\n")
         else:
             self.manifest = json.loads(self.manifest_path.read_text())
             if self.manifest.get("schema_version") != SCHEMA_VERSION:
@@ -185,7 +178,7 @@ class ProfileStore:
         self.manifest = {**self.manifest, "shards": shards,
                          "rows": sum(s["rows"] for s in shards),
                          "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-        _fsync_write(self.manifest_path, json.dumps(self.manifest, indent=2) + "\n")
+        write_atomic(self.manifest_path, json.dumps(self.manifest, indent=2) + "\n")
         self._shard_keys.update(r["key"] for r in self._journal)
         self._journal = []
         self.journal_path.unlink(missing_ok=True)
@@ -193,7 +186,7 @@ class ProfileStore:
     def set_meta(self, key: str, value: Any) -> None:
         """Record ``key`` in the manifest (e.g. the reference workload's nominal time)."""
         self.manifest = {**self.manifest, key: value}
-        _fsync_write(self.manifest_path, json.dumps(self.manifest, indent=2) + "\n")
+        write_atomic(self.manifest_path, json.dumps(self.manifest, indent=2) + "\n")
 
     # -- reading --------------------------------------------------------------
     def rows(self, decode: bool = True) -> list[dict[str, Any]]:
