@@ -36,6 +36,14 @@ def shipped_dir(kind: str) -> Path:
     return _PKG.parent / kind  # clone / editable install
 
 
+def find_data(kind: str, name: str, workspace: Path | None, marker: str) -> Path | None:
+    """``<workspace>/<kind>/<name>`` if it holds ``marker``, else the shipped
+    folder of that name if it does, else None: a user's own profile or
+    predictor takes precedence over the shipped one."""
+    roots = ([Path(workspace) / kind / name] if workspace else []) + [shipped_dir(kind) / name]
+    return next((r for r in roots if (r / marker).is_file()), None)
+
+
 def workspace(explicit: str | os.PathLike[str] | None = None) -> Path:
     root = Path(explicit or os.environ.get("HWNAS_WORKSPACE") or Path.cwd())
     where = root.resolve()

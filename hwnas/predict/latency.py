@@ -216,12 +216,11 @@ def predictor_dir(workspace: Path | None, device: str) -> Path:
 
 def find_predictor(device: str, workspace: Path | None) -> Path:
     """The workspace's predictor for ``device``, else the shipped one."""
-    from hwnas.paths import shipped_dir
+    from hwnas.paths import find_data
 
-    for root in ([predictor_dir(workspace, device)] if workspace else []) + \
-            [shipped_dir("predictors") / device]:
-        if (root / CARD_FILE).is_file():
-            return root
+    root = find_data("predictors", device, workspace, CARD_FILE)
+    if root is not None:
+        return root
     raise ValueError(f"no latency predictor for device {device!r}; create one with "
                      f"`hwnas profile --device {device} --n 1000` then "
                      f"`hwnas predictor train --device {device}`")

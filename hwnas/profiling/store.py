@@ -214,11 +214,10 @@ def profile_dir(workspace: Path, device: str) -> Path:
 
 def open_profile(device: str, workspace: Path | None) -> ProfileStore:
     """The workspace's profile of ``device``, else the shipped one."""
-    from hwnas.paths import shipped_dir
+    from hwnas.paths import find_data
 
-    for root in ([profile_dir(workspace, device)] if workspace else []) + \
-            [shipped_dir("profiles") / device]:
-        if (root / "manifest.json").is_file():
-            return ProfileStore(root, device)
+    root = find_data("profiles", device, workspace, "manifest.json")
+    if root is not None:
+        return ProfileStore(root, device)
     raise ValueError(f"no profile for device {device!r}; measure one with "
                      f"`hwnas profile --device {device} --n 100`")
