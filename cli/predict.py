@@ -40,15 +40,16 @@ def _fmt_ms(x: float) -> str:
     return f"{x:.3f}" if x < 1 else f"{x:.2f}"
 
 
-def _data(device: str, ws: Path, label: str) -> tuple[Any, Any]:
+def _data(device: str, ws: Path, label: str) -> tuple[Any, list[dict[str, Any]], Any]:
     from hwnas.predict.dataset import from_rows
     from hwnas.profiling.store import open_profile
 
     store = open_profile(device, ws)
-    data = from_rows(store.rows(), label)
+    rows = store.rows()
+    data = from_rows(rows, label)
     if len(data) == 0:
         raise ValueError(f"the {device} profile in {store.folder} has no usable (ok) rows")
-    return store, data
+    return store, rows, data
 
 
 def _fitter(args: argparse.Namespace) -> Any:
@@ -67,8 +68,7 @@ def _fitter(args: argparse.Namespace) -> Any:
     return fit
 
 
-def _device_card(device: str, store: Any) -> dict[str, Any]:
-    rows = store.rows()
+def _device_card(device: str, store: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     prov = next((r.get("provenance") for r in rows if r.get("provenance")), {}) or {}
     return {"device": device, "adapter": prov.get("adapter"), "runtime": prov.get("runtime"),
             "threads": prov.get("threads"), "format": prov.get("format"),
@@ -126,9 +126,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hwnas.predict.latency import predictor_dir
 
     ws = _workspace(args)
-    store, data = _data(args.device, ws, args.label)
+    store, rows, data = _data(args.device, ws, args.label)
     model, rep = holdout_report(data, _fitter(args))
-    model.card.update(_device_card(args.device, store))
+    model.card.update(_device_card(args.device, store, rows))
     model.card.update({"label": data.label, "heldout": rep["heldout"],
                        "per_family": rep["per_family"], "baselines": rep["baselines"],
                        "repeat_noise": rep["repeat_noise"], "test_size": rep["test_size"],
@@ -146,7 +146,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from hwnas.predict.evaluate import holdout_report, leave_family_out
 
     ws = _workspace(args)
-    _, data = _data(args.device, ws, args.label)
+    _, _, data = _data(args.device, ws, args.label)
     fit = _fitter(args)
     _, rep = holdout_report(data, fit)
     lofo = None if args.no_lofo else leave_family_out(data, fit)
@@ -223,7 +223,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError(f"{e}; {getattr(e, 'stored', 0)} measurements stored, rerun to "
                          "continue") from None
     store = run.store()
-    data = from_rows(store.rows(), args.label)
+    rows = store.rows()
+    data = from_rows(rows, args.label)
     ids = {a.id for a in chosen}
     fit_mask = np.array([i in ids for i in data.ids])
     fit = data.subset(fit_mask)
@@ -234,7 +235,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     corr = fit_correction(Xf, source.predict_features(Xf), fit.y, args.method)
     card = {k: v for k, v in source.card.items()
             if k not in ("heldout", "per_family", "baselines", "repeat_noise", "test_size")}
-    card.update(_device_card(args.device, store))
+    card.update(_device_card(args.device, store, rows))
     card["label"] = data.label
     card["adaptation"] = {**corr, "from": args.source, "source_train_size":
                           source.card.get("train_size"), "archs": sorted(ids)}
