@@ -32,6 +32,8 @@ class FeatureSet:
     frames: np.ndarray           # (sum T, F) float16
     offsets: np.ndarray          # (N + 1,) int64
     problems: list[tuple[str, str]] = field(default_factory=list)
+    _stats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False,
+                                                         compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -43,8 +45,12 @@ class FeatureSet:
         return np.diff(self.offsets)
 
     def stats(self) -> tuple[np.ndarray, np.ndarray]:
-        x = self.frames.astype(np.float32)
-        return x.mean(axis=0), x.std(axis=0) + 1e-5
+        """Per-feature mean and std, computed once (every rung and trial of a
+        search trains on the same set)."""
+        if self._stats is None:
+            x = self.frames.astype(np.float32)
+            self._stats = (x.mean(axis=0), x.std(axis=0) + 1e-5)
+        return self._stats
 
 
 def _key(ds: Dataset, frontend: str, n_filters: int) -> str:
