@@ -44,7 +44,6 @@ def _add(beams: dict[tuple[int, ...], list[float]], prefix: tuple[int, ...], pb:
 def ctc_beam(log_probs: np.ndarray, beam: int = 8) -> list[int]:
     """CTC prefix beam search on one utterance's (T, V) log-probabilities:
     each prefix keeps the probability of ending in a blank and in a symbol."""
-    lse, add = _lse, _add
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}  # (p_b, p_nb)
     V = log_probs.shape[1]
     for t in range(log_probs.shape[0]):
@@ -52,19 +51,19 @@ def ctc_beam(log_probs: np.ndarray, beam: int = 8) -> list[int]:
         top = np.argsort(lp)[::-1][: min(V, beam + 1)]
         nxt: dict[tuple[int, ...], list[float]] = {}
         for prefix, (pb, pnb) in beams.items():
-            total = lse(pb, pnb)
+            total = _lse(pb, pnb)
             for s in top:
                 p = float(lp[s])
                 if s == BLANK:
-                    add(nxt, prefix, total + p, -math.inf)
+                    _add(nxt, prefix, total + p, -math.inf)
                 elif prefix and prefix[-1] == s:
-                    add(nxt, prefix, -math.inf, pnb + p)  # a repeat collapses
-                    add(nxt, prefix + (int(s),), -math.inf, pb + p)  # new after a blank
+                    _add(nxt, prefix, -math.inf, pnb + p)  # a repeat collapses
+                    _add(nxt, prefix + (int(s),), -math.inf, pb + p)  # new after a blank
                 else:
-                    add(nxt, prefix + (int(s),), -math.inf, total + p)
+                    _add(nxt, prefix + (int(s),), -math.inf, total + p)
         beams = dict(sorted(((k, (v[0], v[1])) for k, v in nxt.items()),
-                            key=lambda kv: -lse(*kv[1]))[:beam])
-    return list(max(beams.items(), key=lambda kv: lse(*kv[1]))[0])
+                            key=lambda kv: -_lse(*kv[1]))[:beam])
+    return list(max(beams.items(), key=lambda kv: _lse(*kv[1]))[0])
 
 
 @torch.no_grad()

@@ -125,7 +125,7 @@ def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple) -> torch.Tenso
 @torch.no_grad()
 def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
                norm: tuple, idx: np.ndarray | None = None, batch_frames: int = 20000,
-               lexicon: list[str] | None = None, beam: int = 1) -> list[str]:
+               beam: int = 1) -> list[str]:
     """Transcripts: greedy (``beam`` 1; the attention decoders' greedy CTC first
     pass on batches of more than 8) or beam search of that width."""
     model.eval()
@@ -146,8 +146,7 @@ def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Ch
         else:
             seqs = ctc_greedy(model.ctc(enc), el)
         for i, s in zip(sel, seqs):
-            text = tok.decode(s)
-            hyps[int(i)] = snap_to_lexicon(text, lexicon) if lexicon else text
+            hyps[int(i)] = tok.decode(s)
     return [hyps[int(i)] for i in idx]
 
 
