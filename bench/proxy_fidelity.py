@@ -36,11 +36,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from hwnas.data.corpus import build, corpus_dir, words  # noqa: E402
-from hwnas.data.loaders import load_builtin  # noqa: E402
 from hwnas.data.tokens import CharTokenizer  # noqa: E402
 from hwnas.predict.metrics import kendall_tau  # noqa: E402
 from hwnas.space import ArchConfig, default_space, preset  # noqa: E402
-from hwnas.training.features import compute  # noqa: E402
+from hwnas.training.prepare import SPLITS, builtin_features  # noqa: E402
 from hwnas.training.trainer import TrainConfig, evaluate, train  # noqa: E402
 
 torch.set_num_threads(1)
@@ -53,9 +52,8 @@ def data(frontend: str, n_filters: int):
         t0 = time.time()
         build(ROOT, ["en"], "small", 0, workers=2)
         print(f"  built in {time.time() - t0:.0f} s", flush=True)
-    cache = ROOT / "cache" / "features"
-    return {s: compute(load_builtin(root, "en", s), frontend, n_filters, cache)
-            for s in ("train", "dev", "test-clean", "test-noisy")}
+    sets = builtin_features(ROOT, ["en"], "small", 0, frontend, n_filters)
+    return {split: sets[("en", split)] for split in SPLITS}
 
 
 def tiny_lstm() -> ArchConfig:
