@@ -20,18 +20,19 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path, label: str,
     """(kept, dropped, reason-if-not-verified). ``label`` is the predictor's
     label column (``norm_p50_ms`` or ``p50_ms``), so measured and predicted
     figures are the same quantity."""
+    from hwnas.adapters import DeviceUnavailable
     from hwnas.predict.dataset import from_rows
     from hwnas.profiling.profiler import ProfileRun
 
     if not rows:
         return [], [], None
-    why = spec.make().check()
-    if why is not None:
-        return rows, [], f"{spec.name} not reachable ({why}): latencies are predicted"
     archs = [ArchConfig.from_dict(r["arch"]) for r in rows]
     run = ProfileRun(spec, workspace, len(archs), 0, default_space(), archs=archs)
-    for _ in run.run():
-        pass
+    try:  # the run checks the device first and raises before measuring anything
+        for _ in run.run():
+            pass
+    except DeviceUnavailable as e:
+        return rows, [], f"{e}: latencies are predicted"
     measured = from_rows(run.store().rows(), "norm" if label == "norm_p50_ms" else "raw")
     by_id = dict(zip(measured.ids, measured.y))
     kept, dropped = [], []
