@@ -198,7 +198,8 @@ def build(workspace: Path, langs: list[str], size: str = "small", seed: int = 0,
             path = root / lang / split / f"{u.id}.wav"
             if not path.is_file():
                 todo.append((u, str(path)))
-    total, done = sum(len(v) for v in plan.values()), sum(len(v) for v in plan.values()) - len(todo)
+    total = sum(len(v) for v in plan.values())
+    done = total - len(todo)
     if on_progress:
         on_progress(done, total)
     if todo:
@@ -216,7 +217,7 @@ def build(workspace: Path, langs: list[str], size: str = "small", seed: int = 0,
                 done += 1
                 if on_progress:
                     on_progress(done, total)
-    manifest = _manifest(workspace, root)
+    manifest = _manifest(root, size, seed)
     for (lang, split), utts in plan.items():
         lines = []
         for u in utts:
@@ -232,11 +233,11 @@ def build(workspace: Path, langs: list[str], size: str = "small", seed: int = 0,
     return root
 
 
-def _manifest(workspace: Path, root: Path) -> dict[str, Any]:
+def _manifest(root: Path, size: str, seed: int) -> dict[str, Any]:
+    """The corpus's manifest so far (a build may add languages to it)."""
     path = root / "manifest.json"
     if path.is_file():
         return json.loads(path.read_text())
-    size, seed = root.name.split("-")[1], int(root.name.split("-s")[-1])
     return {"kind": "builtin", "version": CORPUS_VERSION, "size": size, "seed": seed,
             "sample_rate": SAMPLE_RATE, "langs": [], "splits": {},
             "synthesiser": _synth_version()}
