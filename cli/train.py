@@ -54,8 +54,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                       cpu_seconds=parse_budget(args.budget) if args.budget else None)
     arch = _read_arch(args)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-    for lang in langs:
-        words(lang)
     if args.size not in SIZES:
         raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
     ws = _workspace(args)
