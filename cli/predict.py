@@ -68,16 +68,6 @@ def _fitter(args: argparse.Namespace) -> Any:
     return fit
 
 
-def _device_card(device: str, store: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    prov = next((r.get("provenance") for r in rows if r.get("provenance")), {}) or {}
-    return {"device": device, "adapter": prov.get("adapter"), "runtime": prov.get("runtime"),
-            "threads": prov.get("threads"), "format": prov.get("format"),
-            "host": {k: prov.get(k) for k in ("cpu", "cores", "os")},
-            "profile": {"folder": str(store.folder), "rows": len(rows),
-                        "created": store.manifest.get("created"),
-                        "updated": store.manifest.get("updated")}}
-
-
 def _metric_row(name: str, m: dict[str, Any]) -> list[str]:
     from hwnas.predict.metrics import fmt_pct
 
@@ -122,13 +112,14 @@ def _print_report(rep: dict[str, Any], lofo: dict[str, Any] | None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from hwnas.predict.adapt import device_card
     from hwnas.predict.evaluate import holdout_report
     from hwnas.predict.latency import predictor_dir
 
     ws = _workspace(args)
     store, rows, data = _data(args.device, ws, args.label)
     model, rep = holdout_report(data, _fitter(args))
-    model.card.update(_device_card(args.device, store, rows))
+    model.card.update(device_card(args.device, store, rows))
     model.card.update({"label": data.label, "heldout": rep["heldout"],
                        "per_family": rep["per_family"], "baselines": rep["baselines"],
                        "repeat_noise": rep["repeat_noise"], "test_size": rep["test_size"],
@@ -186,35 +177,26 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from hwnas.adapters import DeviceUnavailable
     from hwnas.adapters.devicefile import load_device
-    from hwnas.predict.adapt import fit_correction, select_for_coverage
-    from hwnas.predict.dataset import from_rows
-    from hwnas.predict.features import feature_matrix
-    from hwnas.predict.latency import LatencyPredictor, load_predictor, predictor_dir
-    from hwnas.predict.metrics import accuracy
-    from hwnas.profiling.profiler import ProfileRun
-    from hwnas.space import default_space
+    from hwnas.predict.adapt import adapt_predictor
+    from hwnas.predict.latency import load_predictor, predictor_dir
 
     from .hil import measure_with_progress
 
     if args.device == args.source:
         raise ValueError("--from and --device name the same device")
-    if not 3 <= args.n <= args.pool:
-        raise ValueError(f"--n must be between 3 and --pool ({args.pool})")
     ws = _workspace(args)
     source = load_predictor(args.source, ws)
-    if source.card.get("adaptation"):
-        raise ValueError(f"the {args.source} predictor is itself adapted; adapt from a "
-                         "predictor trained on a full profile")
     spec = load_device(args.device, ws)
-    pool = default_space().sample_distinct(args.pool, args.seed)
-    chosen = select_for_coverage(pool, source.predict(pool), args.n)
-    run = ProfileRun(spec, ws, len(chosen), args.seed, default_space(), archs=chosen)
+
+    def measure(run: Any) -> None:
+        measure_with_progress(run, f"measuring {run.n} on {spec.name}", quiet=args.json)
+
     try:
-        measure_with_progress(run, f"measuring {len(chosen)} on {spec.name}", quiet=args.json)
+        adapted, report = adapt_predictor(source, args.source, spec, ws, n=args.n,
+                                          pool=args.pool, seed=args.seed, method=args.method,
+                                          label=args.label, measure=measure)
     except KeyboardInterrupt as e:
         print(f"hwnas: interrupted; {e.args[0] if e.args else 0} measurements stored. Rerun "
               "the same command to continue.", file=sys.stderr)
@@ -222,33 +204,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     except DeviceUnavailable as e:
         raise ValueError(f"{e}; {getattr(e, 'stored', 0)} measurements stored, rerun to "
                          "continue") from None
-    store = run.store()
-    rows = store.rows()
-    data = from_rows(rows, args.label)
-    ids = {a.id for a in chosen}
-    fit_mask = np.array([i in ids for i in data.ids])
-    fit = data.subset(fit_mask)
-    if len(fit) < 3:
-        raise ValueError(f"only {len(fit)} of the {len(chosen)} chosen architectures measured "
-                         f"ok on {spec.name}; cannot adapt")
-    Xf = feature_matrix(fit.archs)
-    corr = fit_correction(Xf, source.predict_features(Xf), fit.y, args.method)
-    card = {k: v for k, v in source.card.items()
-            if k not in ("heldout", "per_family", "baselines", "repeat_noise", "test_size")}
-    card.update(_device_card(args.device, store, rows))
-    card["label"] = data.label
-    card["adaptation"] = {**corr, "from": args.source, "source_train_size":
-                          source.card.get("train_size"), "archs": sorted(ids)}
-    adapted = LatencyPredictor(source.booster, card)
-    rest = data.subset(~fit_mask)
-    report: dict[str, Any] = {"device": args.device, "from": args.source,
-                              "measured": len(fit), "method": corr["method"]}
-    if len(rest) >= 5:
-        pred = adapted.predict(rest.archs)
-        report["heldout"] = accuracy(rest.y, pred)
-        report["unadapted"] = accuracy(rest.y, source.predict(rest.archs))
-        card["heldout"] = report["heldout"]
-        card["test_size"] = len(rest)
+    corr = adapted.card["adaptation"]
+    fit_n, rest_n = report["measured"], adapted.card.get("test_size", 0)
     out = adapted.save(predictor_dir(ws, args.device))
     report["predictor"] = str(out)
     if args.json:
@@ -257,10 +214,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from .main import _console
 
     con = _console()
-    con.print(f"adapted the {args.source} predictor to {args.device} with {len(fit)} "
+    con.print(f"adapted the {args.source} predictor to {args.device} with {fit_n} "
               f"measurements (correction: {corr['method']}); saved {out}")
     if "heldout" in report:
-        con.print(_metric_table(f"{args.device}: the other {len(rest)} measured architectures",
+        con.print(_metric_table(f"{args.device}: the other {rest_n} measured architectures",
                                 [_metric_row("adapted", report["heldout"]),
                                  _metric_row(f"{args.source} predictor as is",
                                              report["unadapted"])]))

@@ -1,163 +1,285 @@
-"""`hwnas search`: the multi-objective architecture search (first part)."""
+"""`hwnas search`: the multi-objective architecture search."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 SEARCH_EPILOG = """examples:
-  hwnas search --target cpu --max-latency 5 --trials 20 --cer-budget 2m
+  hwnas search --target cpu --max-latency 5 --trials 24 --cer-budget 1m,3m
+  hwnas search --target pixel6 --max-latency 40 --max-size 20 --budget 2h --cer-budget 2m,6m
   hwnas search --target cpu --objectives cer,latency,params --sampler tpe --study s1
   hwnas search --target cpu --trials 40 --study s1      continue s1 up to 40 trials
 
-Latency comes from the target's predictor and is shown as predicted until
-the Pareto set has been measured on the target (done before answering when
-the target is reachable; one that misses the constraint as measured is
-dropped and reported with both numbers).
-Trials whose predicted latency or size breaks a constraint are recorded as
-infeasible (Optuna constraints) and not trained. The study is stored in
-SQLite under <workspace>/runs/search/<study>.db unless --storage names
-another Optuna storage URL; rerunning the same command resumes it.
+How a trial is scored:
+  latency  the target's latency predictor (shown as predicted until measured);
+           for a host CPU target whose predictor was measured on another CPU,
+           the search first adapts it with 20 measurements here
+  params   counted from the architecture; size = fp32 weights in MB
+  CER      dev CER after short training on the built-in corpus, by successive
+           halving: a generation's feasible trials all train for the first rung
+           of --cer-budget (CPU time) or --cer-steps; the best 1/--eta of them,
+           non-dominated on (CER, latency), continue to the next rung
+Trials that break a constraint as predicted are recorded as infeasible (Optuna
+constraints) and not trained.
+
+Before answering, the Pareto set is measured on the target (when reachable);
+one that misses the latency constraint as measured is dropped and reported with
+both numbers. Each is scored on every test set, and the lowest-CER one meeting
+the constraints is exported in the target's format with a model card.
+
+The study lives in SQLite at <workspace>/runs/search/<study>.db unless
+--storage names another SQLAlchemy URL (e.g. postgresql://user@host/db);
+trained runs and the export go to <workspace>/runs/search/<study>/. Rerunning
+the same command resumes the study (a generation cut short is asked again).
+Open it with: optuna-dashboard sqlite:///runs/search/<study>.db
 """
+
+
+def _rungs(text: str, unit: str) -> tuple[float, ...]:
+    from .train import parse_budget
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"--cer-{unit}: give one or more budgets, e.g. 1m,3m")
+    if unit == "steps":
+        try:
+            vals = tuple(float(int(p)) for p in parts)
+        except ValueError:
+            raise ValueError(f"--cer-steps {text!r}: give step counts, e.g. 100,300") from None
+    else:
+        vals = tuple(parse_budget(p) for p in parts)
+    return vals
+
+
+def _fmt_budget(b: float, unit: str) -> str:
+    return f"{int(b)} steps" if unit == "steps" else f"{b:g} CPU s"
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     import torch
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
+    from hwnas.adapters.devicefile import load_device
     from hwnas.data.corpus import SIZES
     from hwnas.data.tokens import CharTokenizer
-    from hwnas.predict.latency import find_predictor, load_predictor
+    from hwnas.search.results import export_selected, score_tests, trial_dir
     from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
+    from hwnas.search.target import target_predictor
     from hwnas.space import SearchSpace, default_space
-    from hwnas.training.prepare import builtin_features
-    from hwnas.training.trainer import TrainConfig, concat, train
+    from hwnas.training.prepare import builtin_features, ensure_corpus
+    from hwnas.training.trainer import concat, rung_runner, save_run
 
-    from .hil import _workspace
-    from .main import _console
+    from .hil import _workspace, measure_with_progress
     from .train import parse_budget
 
     torch.set_num_threads(1)
     if (args.cer_budget is None) == (args.cer_steps is None):
-        raise ValueError("give the training per trial: --cer-budget 2m (CPU time) or "
-                         "--cer-steps N (deterministic)")
+        raise ValueError("give the training per trial: --cer-budget 1m,3m (CPU time per rung) "
+                         "or --cer-steps 100,300 (deterministic)")
+    unit = "steps" if args.cer_steps is not None else "cpu_seconds"
+    rungs = _rungs(args.cer_steps if unit == "steps" else args.cer_budget,
+                   "steps" if unit == "steps" else "budget")
     if args.size not in SIZES:
         raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
     ws = _workspace(args)
-    predictor = load_predictor(args.target, ws)
-    where = find_predictor(args.target, ws)
+    err = Console(stderr=True, quiet=args.json)
+    spec = load_device(args.target, ws)
     storage = args.storage
     if storage is None:
         (ws / "runs" / "search").mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(ws / 'runs' / 'search' / f'{args.study}.db').resolve()}"
+    study_dir = ws / "runs" / "search" / args.study
     space = SearchSpace.from_toml(args.space) if args.space else default_space()
     cfg = SearchConfig(target=args.target, objectives=tuple(args.objectives.split(",")),
                        max_latency_ms=args.max_latency, max_params=args.max_params,
-                       trials=args.trials, sampler=args.sampler, seed=args.seed,
+                       max_size_mb=args.max_size, trials=args.trials,
+                       time_budget_s=parse_budget(args.budget) if args.budget else None,
+                       rungs=rungs, eta=args.eta, sampler=args.sampler, seed=args.seed,
                        study=args.study, storage=storage, space=space)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+
+    def measure(run: Any) -> None:
+        measure_with_progress(run, f"measuring {run.n} on {run.spec.name}", quiet=args.json)
+
+    predictor, where, adapted = target_predictor(args.target, ws, spec, measure=measure,
+                                                 say=err.print)
     tok = CharTokenizer.for_languages(langs)
-    tcfg = TrainConfig(steps=args.cer_steps, seed=args.seed, eval_every=10**9,
-                       cpu_seconds=parse_budget(args.cer_budget) if args.cer_budget else None)
+    err.print("corpus and features (built and cached on first use) ...")
     data: dict[tuple[str, int], Any] = {}
 
-    def train_cer(arch: Any) -> float:
-        key = (arch.frontend, arch.n_filters)
+    def sets(frontend: str, n_filters: int) -> dict[tuple[str, str], Any]:
+        key = (frontend, n_filters)
         if key not in data:
-            sets = builtin_features(ws, langs, args.size, args.corpus_seed, *key)
-            data[key] = (concat([sets[(lang, "train")] for lang in langs], "train"),
-                         concat([sets[(lang, "dev")] for lang in langs], "dev"))
-        tr, dv = data[key]
-        return train(arch, tr, dv, tok, tcfg).dev["cer"]
+            data[key] = builtin_features(ws, langs, args.size, args.corpus_seed, *key)
+        return data[key]
 
-    def predict_latency(arch: Any) -> float:
-        return float(predictor.predict([arch])[0])
+    root = ensure_corpus(ws, langs, args.size, args.corpus_seed)
+    runners: dict[tuple[str, int], Any] = {}
+
+    def runner(arch: Any, budget: float, state: Any) -> tuple[float, Any]:
+        key = (arch.frontend, arch.n_filters)
+        if key not in runners:
+            s = sets(*key)
+            runners[key] = rung_runner(concat([s[(lang, "train")] for lang in langs], "train"),
+                                       concat([s[(lang, "dev")] for lang in langs], "dev"),
+                                       tok, seed=args.seed, unit=unit, eval_every=10**9)
+        return runners[key](arch, budget, state)
 
     progress = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                        TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err,
                         transient=args.json)
     with progress:
         task = progress.add_task("search", total=cfg.trials, info="")
 
+        def on_rung(number: int, cand: Any, rung: int) -> None:
+            res = cand.state["result"]
+            save_run(trial_dir(study_dir, number, cand.arch.id), res, tok,
+                     {"trial": number, "rungs": cand.rungs, "langs": langs,
+                      "corpus": str(root)})
+            r = cand.rungs[-1]
+            progress.update(task, info=f"#{number} {cand.arch.encoder}/{cand.arch.decoder} rung "
+                                       f"{rung} ({_fmt_budget(r['budget_s'], unit)}): dev CER "
+                                       f"{r['cer']:.3f}")
+
         def on_trial(t: Any) -> None:
             a = t.user_attrs
-            progress.update(task, advance=1, info=f"#{t.number} {a['arch']['encoder']} "
-                            f"CER {a['cer']:.3f} {a['latency_ms']:.2f} ms (predicted)"
-                            + ("" if a["trained"] else " infeasible"))
+            progress.update(task, advance=1)
+            if not a["trained"]:
+                progress.console.print(f"  #{t.number} {a['arch']['encoder']}/"
+                                       f"{a['arch']['decoder']}: infeasible as predicted "
+                                       f"({a['latency_ms']:.2f} ms, {a['params']:,} params); "
+                                       "not trained")
+            else:
+                rs = ", ".join(f"{r['cer']:.3f}" for r in a["rungs"])
+                progress.console.print(f"  #{t.number} {a['arch']['encoder']}/"
+                                       f"{a['arch']['decoder']}: dev CER by rung {rs}; "
+                                       f"{a['latency_ms']:.2f} ms predicted, "
+                                       f"{a['params']:,} params")
 
-        study = run_search(cfg, predict_latency, train_cer, on_trial)
+        t0 = time.monotonic()
+        study = run_search(cfg, lambda a: float(predictor.predict([a])[0]), runner,
+                           on_rung=on_rung, on_trial=on_trial)
     front = pareto(study)
     dropped: list[dict[str, Any]] = []
     note = None
     if args.no_verify:
         note = "not verified on the device (--no-verify): latencies are predicted"
-    else:
-        from hwnas.adapters.devicefile import load_device
+    elif front:
         from hwnas.search.verify import verify
 
-        if not args.json:
-            _console().print(f"measuring the {len(front)} Pareto architectures on "
-                             f"{args.target} ...")
-        front, dropped, note = verify(front, load_device(args.target, ws), ws,
-                                      predictor.card.get("label", "p50_ms"), args.max_latency)
-    best = select_for_target(sorted(front, key=lambda r: (r["cer"], r["latency_ms"])))
-    out = {"study": args.study, "storage": storage, "target": args.target,
-           "trials": len(study.trials), "predictor": str(where), "pareto": front,
-           "dropped": dropped, "selected": best,
+        err.print(f"verifying: measuring the {len(front)} Pareto architectures on "
+                  f"{args.target} ...")
+        front, dropped, note = verify(front, spec, ws, predictor.card.get("label", "p50_ms"),
+                                      args.max_latency, measure=measure)
+    if front:
+        err.print("scoring the Pareto set on the test sets ...")
+
+        def test_sets(frontend: str, n_filters: int) -> dict[str, Any]:
+            s = sets(frontend, n_filters)
+            return {f"{lang}/{split}": s[(lang, split)] for lang in langs
+                    for split in ("test-clean", "test-noisy")}
+
+        score_tests(front, study_dir, test_sets)
+    best = select_for_target(front)
+    card = None
+    if best and not args.no_export:
+        fmt = args.format or predictor.card.get("format") or spec.make().format
+        err.print(f"exporting {best['arch_id']} as {fmt} ...")
+        card = export_selected(best, study_dir, fmt, Path(args.out) if args.out else
+                               study_dir / "export", {
+                                   "study": args.study, "storage": storage,
+                                   "target": args.target,
+                                   "constraints": study.user_attrs.get("constraints"),
+                                   "predictor": where,
+                                   "corpus": {"kind": "builtin", "langs": langs,
+                                              "size": args.size, "seed": args.corpus_seed},
+                                   "training": {"unit": unit, "rung_budgets": list(rungs),
+                                                "eta": args.eta, "seed": args.seed}})
+    out = {"study": args.study, "target": args.target, "trials": len(study.trials),
+           "predictor": where, "adapted": adapted, "pareto": front, "dropped": dropped,
+           "selected": best, "export": card and card["folder"],
            "latency_source": "measured" if front and all(
                r.get("latency_source") == "measured" for r in front) else "predicted",
-           "note": note}
+           "note": note, "seconds": round(time.monotonic() - t0, 1)}
     if args.json:
         print(json.dumps(out, sort_keys=True, default=str))
         return 0
-    source = out["latency_source"].upper()
+    _print_result(out, args)
+    return 0
+
+
+def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from .main import _console
+
+    front, source = out["pareto"], out["latency_source"].upper()
+    tests = sorted({k for r in front for k in r.get("tests", {})})
     t = Table(title=f"Pareto front, {args.target} (feasible; latency {source}"
-                    + (f", predictor {where})" if source == "PREDICTED" else ")"))
-    for c in ("trial", "arch", "encoder/decoder", "dev CER", "p50 ms", "predicted ms",
-              "params"):
+                    + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"))
+    cols = ["trial", "arch", "encoder/decoder", "dev CER", *[f"{k} CER" for k in tests],
+            "p50 ms", "p90 ms", "RTF", "predicted ms", "params", "MB"]
+    for c in cols:
         t.add_column(c, justify="left" if c in ("arch", "encoder/decoder") else "right")
     for r in front:
         a = r["arch"]
         t.add_row(str(r["trial"]), r["arch_id"], f"{a['encoder']}/{a['decoder']}",
-                  f"{r['cer']:.3f}", f"{r['latency_ms']:.2f} ({r['latency_source']})",
-                  f"{r.get('predicted_ms', r['latency_ms']):.2f}", f"{r['params']:,}")
+                  f"{r['cer']:.3f}", *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
+                  f"{r['latency_ms']:.2f} ({r['latency_source']})",
+                  f"{r['p90_ms']:.2f}" if r.get("p90_ms") is not None else "-",
+                  f"{r['rtf']:.4f}" if r.get("rtf") is not None else "-",
+                  f"{r.get('predicted_ms', r['latency_ms']):.2f}", f"{r['params']:,}",
+                  f"{r['size_mb']:.2f}")
     con = _console()
     con.print(t)
-    if note:
-        con.print(note)
-    for r in dropped:
+    if out["note"]:
+        con.print(out["note"])
+    for r in out["dropped"]:
         con.print(f"dropped {r['arch_id']}: {r['reason']}")
+    best = out["selected"]
     if best:
         con.print(f"selected for {args.target}: {best['arch_id']} (lowest CER meeting the "
-                  f"constraints): CER {best['cer']:.3f}, {best['latency_ms']:.2f} ms "
+                  f"constraints): dev CER {best['cer']:.3f}, {best['latency_ms']:.2f} ms "
                   f"{best['latency_source']}")
+        if out["export"]:
+            con.print(f"exported with its model card: {out['export']}")
     else:
         con.print("no trial met the constraints yet; add trials or relax them")
-    return 0
 
 
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("search", help="multi-objective search: CER, latency, size",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="An Optuna study (NSGA-II by default) over the search "
-                                   "space: CER from short training on the built-in corpus, "
-                                   "latency from the target's predictor, parameters counted.",
+                                   "space: CER from short training on the built-in corpus "
+                                   "(successive halving), latency from the target's "
+                                   "predictor, size counted; the answer is measured on the "
+                                   "target and the winner exported.",
                        epilog=SEARCH_EPILOG)
     s.add_argument("--target", required=True, metavar="DEVICE",
-                   help="device whose latency predictor to use")
+                   help="device to search for (hwnas devices lists them)")
     s.add_argument("--max-latency", type=float, dest="max_latency", metavar="MS",
-                   help="constraint on predicted p50 per call (ms)")
+                   help="constraint on p50 per device-graph call (ms)")
     s.add_argument("--max-params", type=int, dest="max_params", metavar="N",
                    help="constraint on the parameter count")
+    s.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
+                   help="constraint on the fp32 weight size (MB)")
     s.add_argument("--objectives", default="cer,latency",
                    help="comma-separated: cer, latency, params (default cer,latency)")
     s.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
+    s.add_argument("--budget", metavar="TIME",
+                   help="wall-clock limit for this run, e.g. 1h (checked between generations)")
     s.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe", "gp", "random"))
-    s.add_argument("--cer-budget", dest="cer_budget", help="training per trial, CPU time (2m)")
-    s.add_argument("--cer-steps", type=int, dest="cer_steps",
-                   help="training per trial in steps (deterministic)")
+    s.add_argument("--cer-budget", dest="cer_budget", metavar="RUNGS",
+                   help="training per rung, CPU time: 2m, or 1m,3m for two rungs")
+    s.add_argument("--cer-steps", dest="cer_steps", metavar="RUNGS",
+                   help="training per rung in steps (deterministic): 100,300")
+    s.add_argument("--eta", type=int, default=3, help="keep 1/eta at each rung (default 3)")
     s.add_argument("--langs", default="en", help="built-in languages (default en)")
     s.add_argument("--size", default="small", help="built-in corpus size (default small)")
     s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed")
@@ -167,6 +289,11 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0, help="sampler and training seed")
     s.add_argument("--no-verify", action="store_true", dest="no_verify",
                    help="do not measure the Pareto set on the target before answering")
+    s.add_argument("--format", help="export format (default: the target's)")
+    s.add_argument("--out", metavar="DIR",
+                   help="export folder (default <workspace>/runs/search/<study>/export)")
+    s.add_argument("--no-export", action="store_true", dest="no_export",
+                   help="do not export the selected architecture")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_search)

@@ -32,7 +32,6 @@ def parse_budget(text: str) -> float:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hwnas.data.corpus import SIZES, corpus_dir, words
     from hwnas.data.tokens import CharTokenizer
     from hwnas.training.prepare import builtin_features
-    from hwnas.training.trainer import TrainConfig, concat, evaluate, train
+    from hwnas.training.trainer import TrainConfig, concat, evaluate, save_run, train
 
     from .hil import _workspace
     from .main import _read_arch
@@ -90,13 +89,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             res.tests[f"{lang}/{split}"] = evaluate(res.model, res.model.arch, sets[(lang, split)],
                                                     tok, res.norm, lexicon=lex, beam=args.beam)
     out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(res.model.state_dict(), out_dir / "weights.pt")
-    tok.save(out_dir / "tokenizer.json")
-    np.savez(out_dir / "feature_norm.npz", mean=res.norm[0], std=res.norm[1])
-    summary = {**res.to_dict(), "langs": langs, "corpus": str(root), "out": str(out_dir),
-               "seed": args.seed, "problems": len(train_set.problems)}
-    (out_dir / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    summary = save_run(out_dir, res, tok, {"langs": langs, "corpus": str(root),
+                                           "seed": args.seed,
+                                           "problems": len(train_set.problems)})
     if args.json:
         print(json.dumps(summary, sort_keys=True))
         return 0
@@ -130,7 +125,8 @@ def add_parsers(sub: Any) -> None:
                    help="built-in corpus seed (default 0)")
     s.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     s.add_argument("--beam", type=int, default=1,
-                   help="beam width for the test sets (default 1: greedy)")
+                   help="beam width for the test sets (default 1: greedy; attention decoders: "
+                        "greedy uses their CTC head, a beam the attention decoder)")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_train)

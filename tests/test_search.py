@@ -8,7 +8,13 @@ import pytest
 
 from cli.main import main
 from hwnas.data import corpus
-from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
+from hwnas.search.study import (
+    SearchConfig,
+    open_study,
+    pareto,
+    run_search,
+    select_for_target,
+)
 from hwnas.space import default_space
 
 SMALL = default_space().with_choices({
@@ -16,41 +22,90 @@ SMALL = default_space().with_choices({
     "decoder": ["ctc"], "n_filters": [40]})
 
 
+def _fake(trained):
+    """A stand-in trainer: CER falls with width, depth and budget; deterministic."""
+    def runner(arch, budget, state):
+        trained.append((arch.id, budget))
+        base = 0.5 - 0.001 * arch.d_model * arch.num_layers
+        return base + 10.0 / budget, {"spent": budget}
+
+    return runner
+
+
+def lat(arch):
+    return 0.01 * arch.d_model * arch.num_layers
+
+
 def test_infeasible_trials_are_not_trained_and_the_study_resumes(tmp_path):
     trained = []
-
-    def cer(arch):
-        trained.append(arch.id)
-        return 0.5 - 0.001 * arch.d_model * arch.num_layers
-
-    def lat(arch):
-        return 0.01 * arch.d_model * arch.num_layers
-
     storage = f"sqlite:///{tmp_path / 's.db'}"
     cfg = SearchConfig(target="cpu", max_latency_ms=2.0, trials=12, seed=1, storage=storage,
-                       study="t", space=SMALL)
-    study = run_search(cfg, lat, cer)
+                       study="t", space=SMALL, rungs=(100.0,))
+    study = run_search(cfg, lat, _fake(trained))
     assert len(study.trials) == 12
     feas = [t for t in study.trials if t.user_attrs["trained"]]
     assert len(trained) == len(feas) < 12  # some broke the latency constraint
     for t in study.trials:
         assert t.user_attrs["latency_source"] == "predicted"
         assert t.user_attrs["trained"] == (t.user_attrs["latency_ms"] <= 2.0)
+        assert t.user_attrs["size_mb"] == pytest.approx(t.user_attrs["params"] * 4 / 2**20)
     front = pareto(study)
     assert front and all(r["latency_ms"] <= 2.0 for r in front)
     assert select_for_target(front)["cer"] == min(r["cer"] for r in front)
     # resume: same study, a larger target count -> only the missing trials run
     cfg.trials = 15
-    assert len(run_search(cfg, lat, cer).trials) == 15
+    assert len(run_search(cfg, lat, _fake(trained)).trials) == 15
     # same seed, fresh storage -> the same architectures
     cfg2 = SearchConfig(target="cpu", max_latency_ms=2.0, trials=12, seed=1,
-                        storage=f"sqlite:///{tmp_path / 's2.db'}", study="t", space=SMALL)
-    again = run_search(cfg2, lat, cer)
+                        storage=f"sqlite:///{tmp_path / 's2.db'}", study="t", space=SMALL,
+                        rungs=(100.0,))
+    again = run_search(cfg2, lat, _fake([]))
     assert [t.user_attrs["arch_id"] for t in again.trials] == \
         [t.user_attrs["arch_id"] for t in study.trials[:12]]
     cfg3 = SearchConfig(target="pixel6", trials=1, storage=storage, study="t", space=SMALL)
     with pytest.raises(ValueError, match="searched for cpu"):
-        run_search(cfg3, lat, cer)
+        run_search(cfg3, lat, _fake([]))
+
+
+def test_successive_halving_inside_the_study_keeps_every_rung(tmp_path):
+    trained, seen = [], []
+    cfg = SearchConfig(target="cpu", trials=8, generation=8, seed=0, space=SMALL,
+                       rungs=(10.0, 30.0), eta=2, storage=f"sqlite:///{tmp_path / 'h.db'}")
+    study = run_search(cfg, lat, _fake(trained),
+                       on_rung=lambda n, c, r: seen.append((n, r, c.state["spent"])))
+    rung1 = [t for t in study.trials if t.user_attrs["stopped_at"] is None]
+    stopped = [t for t in study.trials if t.user_attrs["stopped_at"] == 0]
+    assert len(rung1) == 4 and len(stopped) == 4  # 8 feasible, half promoted
+    for t in rung1:
+        rs = t.user_attrs["rungs"]
+        assert [r["budget_s"] for r in rs] == [10.0, 30.0]
+        assert t.values[0] == rs[-1]["cer"]  # the objective is the last rung's CER
+    for t in stopped:
+        assert len(t.user_attrs["rungs"]) == 1
+    assert len(trained) == 12 and len(seen) == 12
+    assert {n for n, r, _ in seen if r == 1} == {t.number for t in rung1}
+    # the promoted ones are non-dominated on (CER so far, latency) at rung 0
+    worst_kept = max(t.user_attrs["rungs"][0]["cer"] for t in rung1)
+    assert any(t.user_attrs["rungs"][0]["cer"] > worst_kept or
+               t.user_attrs["latency_ms"] > min(u.user_attrs["latency_ms"] for u in rung1)
+               for t in stopped)
+
+
+def test_a_killed_generation_is_asked_again(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    cfg = SearchConfig(target="cpu", trials=4, generation=4, seed=0, space=SMALL,
+                       rungs=(10.0,), storage=storage, study="k")
+    study = open_study(cfg)
+    t = study.ask()  # a process killed mid-generation leaves its trials RUNNING
+    arch = SMALL.suggest(t)
+    study = run_search(cfg, lat, _fake([]))
+    states = [tr.state for tr in study.trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 4
+    done = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
+    assert done[0].user_attrs["arch_id"] == arch.id  # asked again first
 
 
 def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
@@ -59,22 +114,36 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     space.write_text('[choices]\nencoder = ["lstm", "conformer"]\nnum_layers = [1]\n'
                      'd_model = [96]\ndecoder = ["ctc"]\nn_filters = [40]\n'
                      'frontend = ["logmel"]\n')
-    argv = ["search", "--target", "cpu", "--trials", "3", "--cer-steps", "2", "--size", "tiny",
+    argv = ["search", "--target", "cpu", "--trials", "3", "--cer-steps", "2,4", "--size", "tiny",
             "--space", str(space), "--workspace", str(tmp_path), "--max-latency", "50"]
-    assert main(argv + ["--json", "--no-verify"]) == 0
+    assert main(argv + ["--json", "--no-verify", "--no-export"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["trials"] == 3 and out["latency_source"] == "predicted"
     assert out["selected"] is not None and 0 <= out["selected"]["cer"] <= 1.5
+    assert out["export"] is None and out["predictor"].endswith("predictors/cpu")
     assert (tmp_path / "runs" / "search" / "hwnas.db").is_file()
-    # resumed (3 trials already), then the Pareto set measured on this CPU
+    for r in out["pareto"]:  # every Pareto member scored on both test sets
+        assert set(r["tests"]) == {"en/test-clean", "en/test-noisy"}
+        assert r["rungs"][0]["budget_s"] == 2.0
+    # resumed (3 trials already), the Pareto set measured on this CPU, the winner exported
     assert main(argv + ["--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["trials"] == 3
     for r in out["pareto"]:
         assert r["latency_source"] == "measured" and r["predicted_ms"] > 0
+        assert r["p90_ms"] >= r["latency_ms"] * 0.5 and r["rtf"] > 0
     assert len(out["pareto"]) + len(out["dropped"]) >= 1
     assert (tmp_path / "profiles" / "cpu" / "manifest.json").is_file()
-    assert main(argv) == 0
+    if out["selected"]:
+        folder = tmp_path / out["export"]
+        card = json.loads((folder / "model_card.json").read_text())
+        assert card["provenance"]["trial"] == out["selected"]["trial"]
+        assert card["metrics"]["latency_source"] == "measured"
+        assert card["export"]["format"] == "onnx" and (folder / "model.onnx").is_file()
+        assert card["export"]["parity"]["max_abs_diff"] < 1e-4
+        assert {"tokenizer.json", "feature_norm.npz"} <= set(card["export"]["files"])
+        assert "# Model card" in (folder / "MODEL_CARD.md").read_text()
+    assert main(argv + ["--no-export"]) == 0
     text = capsys.readouterr().out
     # a measurement flagged as noisy is dropped rather than trusted
     assert "MEASURED" in text or "dropped" in text

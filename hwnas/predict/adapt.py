@@ -129,3 +129,87 @@ def select_for_coverage(pool: Sequence[ArchConfig], predicted: np.ndarray, n: in
         used[pool[best].encoder] += 1
         out.append(pool[best])
     return out
+
+
+def device_card(device: str, store: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The part of a predictor's card that says which device and host measured it."""
+    prov = next((r.get("provenance") for r in rows if r.get("provenance")), {}) or {}
+    return {"device": device, "adapter": prov.get("adapter"), "runtime": prov.get("runtime"),
+            "threads": prov.get("threads"), "format": prov.get("format"),
+            "host": {k: prov.get(k) for k in ("cpu", "cores", "os")},
+            "profile": {"folder": str(store.folder), "rows": len(rows),
+                        "created": store.manifest.get("created"),
+                        "updated": store.manifest.get("updated")}}
+
+
+#: adapters that run on this host's own CPU: their latency belongs to the host
+HOST_ADAPTERS = ("cpu",)
+
+
+def host_mismatch(card: dict[str, Any], here: dict[str, Any]) -> str | None:
+    """Why a host-CPU predictor does not describe this host (None if it does):
+    another CPU model or core count."""
+    host = card.get("host") or {}
+    for key in ("cpu", "cores"):
+        if host.get(key) != here.get(key):
+            return f"it was measured on {host.get('cpu')} x{host.get('cores')}, this host is " \
+                   f"{here.get('cpu')} x{here.get('cores')}"
+    return None
+
+
+def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *, n: int = 20,
+                    pool: int = 2000, seed: int = 0, method: str = "auto",
+                    label: str = "auto", measure: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Measure ``n`` architectures chosen for coverage on ``spec``'s device
+    (into its profile, resumable), fit a correction of ``source`` and return
+    (adapted predictor, report). ``measure(run)`` drives the profile run
+    (e.g. with a progress bar); by default it is iterated silently. The
+    caller saves the predictor."""
+    from hwnas.predict.dataset import from_rows
+    from hwnas.predict.features import feature_matrix
+    from hwnas.predict.latency import LatencyPredictor
+    from hwnas.predict.metrics import accuracy
+    from hwnas.profiling.profiler import ProfileRun
+    from hwnas.space import default_space
+
+    if source.card.get("adaptation"):
+        raise ValueError(f"the {source_name} predictor is itself adapted; adapt from a "
+                         "predictor trained on a full profile")
+    if not 3 <= n <= pool:
+        raise ValueError(f"--n must be between 3 and --pool ({pool})")
+    candidates = default_space().sample_distinct(pool, seed)
+    chosen = select_for_coverage(candidates, source.predict(candidates), n)
+    run = ProfileRun(spec, workspace, len(chosen), seed, default_space(), archs=chosen)
+    if measure is None:
+        for _ in run.run():
+            pass
+    else:
+        measure(run)
+    store = run.store()
+    rows = store.rows()
+    data = from_rows(rows, label)
+    ids = {a.id for a in chosen}
+    fit_mask = np.array([i in ids for i in data.ids], dtype=bool)
+    fit = data.subset(fit_mask)
+    if len(fit) < 3:
+        raise ValueError(f"only {len(fit)} of the {len(chosen)} chosen architectures measured "
+                         f"ok on {spec.name}; cannot adapt")
+    Xf = feature_matrix(fit.archs)
+    corr = fit_correction(Xf, source.predict_features(Xf), fit.y, method)
+    card = {k: v for k, v in source.card.items()
+            if k not in ("heldout", "per_family", "baselines", "repeat_noise", "test_size")}
+    card.update(device_card(spec.name, store, rows))
+    card["label"] = data.label
+    card["adaptation"] = {**corr, "from": source_name, "source_train_size":
+                          source.card.get("train_size"), "source_host": source.card.get("host"),
+                          "archs": sorted(ids)}
+    adapted = LatencyPredictor(source.booster, card)
+    rest = data.subset(~fit_mask)
+    report: dict[str, Any] = {"device": spec.name, "from": source_name,
+                              "measured": len(fit), "method": corr["method"]}
+    if len(rest) >= 5:
+        report["heldout"] = accuracy(rest.y, adapted.predict(rest.archs))
+        report["unadapted"] = accuracy(rest.y, source.predict(rest.archs))
+        card["heldout"] = report["heldout"]
+        card["test_size"] = len(rest)
+    return adapted, report

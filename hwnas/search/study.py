@@ -2,32 +2,42 @@
 
 Each trial suggests an architecture through the space's own ``suggest``,
 predicts its latency on the target with the target's latency predictor
-(labelled predicted), computes its parameters analytically, and -- only if
-it meets the constraints as predicted -- trains it briefly for its CER.
-Constraints are Optuna constraints (value <= 0 is feasible), so infeasible
-trials inform the sampler instead of vanishing; they are not trained and
-carry CER 1.0.
+(labelled predicted), computes its parameters and fp32 weight size
+analytically, and -- only if it meets the constraints as predicted -- trains
+it for its CER. Constraints are Optuna constraints (value <= 0 is feasible),
+so infeasible trials inform the sampler instead of vanishing; they are not
+trained and carry CER 1.0.
+
+Trials run a generation at a time (ask/tell; a generation is NSGA-II's
+population): the feasible ones of a generation go through multi-objective
+successive halving (``hwnas.training.halving``) over the rung budgets, so
+only the promising ones train long. A trial's CER is its dev CER at the last
+rung it reached; every rung it ran is kept with it (``rungs``,
+``stopped_at``).
 
 Storage is any Optuna storage URL (SQLite by default); the study name fixes
-the study, so a killed search resumes where it stopped.
-
-First part of the search capability: verification of the Pareto set on the
-device, export of the winner, successive halving inside the study and
-reports come next.
+the study, so a killed search resumes: trials a killed process left running
+are marked failed and their architectures asked again first.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hwnas.space import ArchConfig, SearchSpace, default_space
+from hwnas.training.halving import Candidate, successive_halving
 
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 OBJECTIVES = ("cer", "latency", "params")
 UNTRAINED_CER = 1.0  # infeasible trials are not trained
+
+#: ``run(arch, budget, state) -> (dev CER, state)``: trains ``arch`` up to
+#: ``budget`` in total (continuing from ``state``), see ``training.trainer.rung_runner``
+Runner = Callable[[ArchConfig, float, Any], tuple[float, Any]]
 
 
 @dataclass
@@ -36,7 +46,12 @@ class SearchConfig:
     objectives: tuple[str, ...] = ("cer", "latency")
     max_latency_ms: float | None = None
     max_params: int | None = None
+    max_size_mb: float | None = None
     trials: int = 20
+    time_budget_s: float | None = None   # stop starting generations after this (wall)
+    rungs: tuple[float, ...] = (120.0,)  # training budget per rung (CPU s or steps)
+    eta: int = 3                         # keep 1/eta at each rung
+    generation: int | None = None        # trials asked together (default: population)
     sampler: str = "nsga2"
     seed: int = 0
     study: str = "hwnas"
@@ -51,6 +66,19 @@ class SearchConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; one of {', '.join(SAMPLERS)}")
         if self.trials < 1:
             raise ValueError("--trials must be >= 1")
+        if not self.rungs or any(b <= a for a, b in zip(self.rungs, self.rungs[1:])) \
+                or self.rungs[0] <= 0:
+            raise ValueError("rung budgets must be positive and increasing, e.g. 1m,3m")
+        if self.eta < 2:
+            raise ValueError("--eta must be >= 2")
+
+    @property
+    def population(self) -> int:
+        return max(4, min(50, self.trials // 4))
+
+    @property
+    def batch(self) -> int:
+        return self.generation or self.population
 
 
 def _sampler(cfg: SearchConfig) -> Any:
@@ -58,8 +86,7 @@ def _sampler(cfg: SearchConfig) -> Any:
     import optuna
 
     if cfg.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=cfg.seed,
-                                             population_size=max(4, min(50, cfg.trials // 4)))
+        return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=cfg.population)
     if cfg.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=cfg.seed)
     if cfg.sampler == "gp":
@@ -67,52 +94,101 @@ def _sampler(cfg: SearchConfig) -> Any:
     return optuna.samplers.RandomSampler(seed=cfg.seed)
 
 
-def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float],
-               train_cer: Callable[[ArchConfig], float],
-               on_trial: Callable[[Any], None] | None = None) -> Any:
-    """Run (or continue) the study until it holds ``cfg.trials`` finished trials."""
+def open_study(cfg: SearchConfig) -> Any:
     import optuna
-
-    from hwnas.predict.features import costs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=cfg.study, storage=cfg.storage,
                                 directions=["minimize"] * len(cfg.objectives),
                                 sampler=_sampler(cfg), load_if_exists=True)
-    if study.user_attrs.get("target", cfg.target) != cfg.target:
-        raise ValueError(f"study {cfg.study!r} searched for {study.user_attrs['target']}, "
+    attrs = study.user_attrs
+    if attrs.get("target", cfg.target) != cfg.target:
+        raise ValueError(f"study {cfg.study!r} searched for {attrs['target']}, "
                          f"not {cfg.target}; choose another --study")
+    if attrs.get("objectives", list(cfg.objectives)) != list(cfg.objectives):
+        raise ValueError(f"study {cfg.study!r} has objectives {','.join(attrs['objectives'])}; "
+                         "choose another --study for other objectives")
     study.set_user_attr("target", cfg.target)
     study.set_user_attr("objectives", list(cfg.objectives))
+    study.set_user_attr("constraints", {"max_latency_ms": cfg.max_latency_ms,
+                                        "max_params": cfg.max_params,
+                                        "max_size_mb": cfg.max_size_mb})
+    return study
 
-    def objective(trial: Any) -> tuple[float, ...]:
-        arch = cfg.space.suggest(trial)
-        latency = float(predict_latency(arch))
-        params = int(costs(arch)["params"])
-        cons = [latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
-                params - cfg.max_params if cfg.max_params else 0.0]
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("arch_id", arch.id)
-        trial.set_user_attr("latency_ms", latency)
-        trial.set_user_attr("latency_source", "predicted")
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("constraints", cons)
-        trial.set_constraint("latency", cons[0])
-        trial.set_constraint("params", cons[1])
-        feasible = all(c <= 0 for c in cons)
-        cer = float(train_cer(arch)) if feasible else UNTRAINED_CER
-        if not math.isfinite(cer):
+
+def _requeue_orphans(study: Any) -> int:
+    """Trials left RUNNING by a killed process: failed, their params asked again."""
+    import optuna
+
+    orphans = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for t in orphans:
+        study.enqueue_trial(t.params, skip_if_exists=False)
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    return len(orphans)
+
+
+def _complete(study: Any) -> int:
+    import optuna
+
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float],
+               runner: Runner,
+               on_rung: Callable[[int, Candidate, int], None] | None = None,
+               on_trial: Callable[[Any], None] | None = None) -> Any:
+    """Run (or continue) the study until it holds ``cfg.trials`` finished trials
+    or ``cfg.time_budget_s`` has passed (checked between generations).
+    ``on_rung(trial_number, candidate, rung)`` sees each trained rung while
+    the candidate's training state is alive (e.g. to save its weights)."""
+    from hwnas.predict.features import costs
+
+    study = open_study(cfg)
+    _requeue_orphans(study)
+    t0 = time.monotonic()
+    while _complete(study) < cfg.trials:
+        if cfg.time_budget_s is not None and time.monotonic() - t0 >= cfg.time_budget_s:
+            break
+        k = min(cfg.batch, cfg.trials - _complete(study))
+        trials, cands = [], []
+        for _ in range(k):
+            trial = study.ask()
+            arch = cfg.space.suggest(trial)
+            c = costs(arch)
+            latency, params, size = float(predict_latency(arch)), int(c["params"]), \
+                float(c["weight_mb"])
+            cons = {"latency": latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
+                    "params": params - cfg.max_params if cfg.max_params else 0.0,
+                    "size": size - cfg.max_size_mb if cfg.max_size_mb else 0.0}
+            for key, v in cons.items():
+                trial.set_constraint(key, v)
+            feasible = all(v <= 0 for v in cons.values())
+            trial.set_user_attr("arch", arch.to_dict())
+            trial.set_user_attr("arch_id", arch.id)
+            trial.set_user_attr("latency_ms", latency)
+            trial.set_user_attr("latency_source", "predicted")
+            trial.set_user_attr("params", params)
+            trial.set_user_attr("size_mb", size)
+            trial.set_user_attr("constraints", list(cons.values()))
+            trial.set_user_attr("trained", feasible)
+            trials.append(trial)
+            cands.append(Candidate(arch, latency, tag=trial.number) if feasible else None)
+        alive = [c for c in cands if c is not None]
+        if alive:
+            successive_halving(alive, runner, cfg.rungs, cfg.eta,
+                               on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None)
+        for trial, cand in zip(trials, cands):
             cer = UNTRAINED_CER
-        trial.set_user_attr("cer", cer)
-        trial.set_user_attr("trained", feasible)
-        values = {"cer": cer, "latency": latency, "params": float(params)}
-        return tuple(values[o] for o in cfg.objectives)
-
-    done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
-    remaining = max(0, cfg.trials - done)
-    if remaining:
-        callbacks = [lambda s, t: on_trial(t)] if on_trial else None
-        study.optimize(objective, n_trials=remaining, callbacks=callbacks)
+            if cand is not None:
+                cer = cand.cer if math.isfinite(cand.cer) else UNTRAINED_CER
+                trial.set_user_attr("rungs", cand.rungs)
+                trial.set_user_attr("stopped_at", cand.stopped_at)
+            trial.set_user_attr("cer", cer)
+            values = {"cer": cer, "latency": trial.user_attrs["latency_ms"],
+                      "params": float(trial.user_attrs["params"])}
+            frozen = study.tell(trial, [values[o] for o in cfg.objectives])
+            if on_trial:
+                on_trial(frozen)
     return study
 
 
@@ -120,13 +196,15 @@ def pareto(study: Any) -> list[dict[str, Any]]:
     """Feasible Pareto-optimal trials, lowest CER first."""
     rows = []
     for t in study.best_trials:
-        if all(c <= 0 for c in t.user_attrs.get("constraints", [0.0])):
-            rows.append({"trial": t.number, **{k: t.user_attrs[k] for k in
+        if t.user_attrs.get("trained") and all(c <= 0 for c in t.user_attrs["constraints"]):
+            rows.append({"trial": t.number, **{k: t.user_attrs.get(k) for k in
                                                ("arch_id", "cer", "latency_ms",
-                                                "latency_source", "params", "arch")}})
+                                                "latency_source", "params", "size_mb",
+                                                "arch", "rungs")}})
     return sorted(rows, key=lambda r: (r["cer"], r["latency_ms"]))
 
 
-def select_for_target(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def select_for_target(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The lowest-CER architecture meeting every constraint (ties: faster)."""
+    rows = sorted(rows, key=lambda r: (r["cer"], r["latency_ms"]))
     return rows[0] if rows else None

@@ -35,6 +35,7 @@ class Candidate:
     rungs: list[dict[str, Any]] = field(default_factory=list)  # rung, budget_s, cer
     state: Any = None
     stopped_at: int | None = None  # rung after which it stopped (None: ran them all)
+    tag: Any = None                # the caller's handle (e.g. its trial number)
 
     @property
     def cer(self) -> float:

@@ -23,7 +23,6 @@ from hwnas.models.model import build
 from hwnas.space import ArchConfig
 from hwnas.training.decode import (
     attention_beam,
-    attention_greedy,
     ctc_beam,
     ctc_greedy,
     error_rates,
@@ -126,8 +125,12 @@ def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple) -> torch.Tenso
 def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
                norm: tuple, idx: np.ndarray | None = None, batch_frames: int = 20000,
                beam: int = 1) -> list[str]:
-    """Transcripts: greedy (``beam`` 1; the attention decoders' greedy CTC first
-    pass on batches of more than 8) or beam search of that width."""
+    """Transcripts, greedy (``beam`` 1) or by beam search of that width.
+
+    One rule per decoder, whatever the batching: RNN-T decodes with its
+    joint network; attention decoders decode greedily with their joint CTC
+    head (cheap, and independent of how utterances fall into batches) and
+    with the attention decoder under ``beam`` > 1."""
     model.eval()
     idx = np.arange(len(fs)) if idx is None else idx
     hyps: dict[int, str] = {}
@@ -141,8 +144,6 @@ def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Ch
                     for j in range(len(sel))]
         elif arch.decoder == "rnnt":
             seqs = rnnt_greedy(model, enc, el)
-        elif arch.decoder in ("las", "transformer") and len(sel) <= 8:
-            seqs = attention_greedy(model, enc, el)
         else:
             seqs = ctc_greedy(model.ctc(enc), el)
         for i, s in zip(sel, seqs):
@@ -256,12 +257,59 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
 
 
 def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
-                seed: int = 0, **cfg: Any) -> Callable[[ArchConfig, float, Any],
-                                                        tuple[float, Any]]:
-    """``run(arch, cpu_seconds, state) -> (dev CER, state)`` for successive halving."""
+                seed: int = 0, unit: str = "cpu_seconds", **cfg: Any
+                ) -> Callable[[ArchConfig, float, Any], tuple[float, Any]]:
+    """``run(arch, budget, state) -> (dev CER, state)`` for successive halving;
+    ``unit`` says what a budget counts: ``cpu_seconds`` or ``steps``."""
+    if unit not in ("cpu_seconds", "steps"):
+        raise ValueError(f"unknown budget unit {unit!r}")
+
     def run(arch: ArchConfig, budget: float, state: Any) -> tuple[float, Any]:
-        res = train(arch, train_set, dev_set, tok,
-                    TrainConfig(cpu_seconds=budget, seed=seed, **cfg), resume=state)
-        return res.dev["cer"], res.state
+        b = {unit: int(budget) if unit == "steps" else budget}
+        res = train(arch, train_set, dev_set, tok, TrainConfig(seed=seed, **b, **cfg),
+                    resume=state)
+        return res.dev["cer"], {**res.state, "result": res}
 
     return run
+
+
+# --- a trained run on disk: weights.pt (a plain state dict, what `hwnas export
+# --weights` takes), tokenizer.json, feature_norm.npz and result.json ---------
+def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a finished (or rung-stopped) run; returns the summary written."""
+    import json
+    from pathlib import Path
+
+    from hwnas.paths import write_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "weights.pt.tmp"
+    torch.save(res.model.state_dict(), tmp)
+    tmp.replace(out / "weights.pt")
+    write_atomic(out / "tokenizer.json", tok.to_json())
+    np.savez(out / "feature_norm.npz", mean=res.norm[0], std=res.norm[1])
+    summary = {**res.to_dict(), "out": str(out), **(extra or {})}
+    write_atomic(out / "result.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, tuple]:
+    """(model in eval mode, its architecture, tokenizer, feature norm) of a saved run."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    try:
+        summary = json.loads((out / "result.json").read_text())
+        arch = ArchConfig.from_dict(summary["arch"])
+        model = build(arch)
+        model.load_state_dict(torch.load(out / "weights.pt", map_location="cpu",
+                                         weights_only=True))
+        tok = CharTokenizer.from_json((out / "tokenizer.json").read_text())
+        z = np.load(out / "feature_norm.npz")
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{out}: not a complete training run ({e})") from None
+    model.eval()
+    return model, arch, tok, (z["mean"], z["std"])

@@ -1,0 +1,165 @@
+"""After the search: test-set CER of the Pareto set, export of the chosen
+architecture in the target's format, and its model card.
+
+Every trained trial leaves its run under ``<study dir>/trials/<n>-<arch id>/``
+(weights, tokenizer, feature statistics, result.json -- the layout of
+``hwnas train``), written at each rung it reached, so the chosen model is the
+one the search trained, not a retrained copy.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CARD_JSON = "model_card.json"
+CARD_MD = "MODEL_CARD.md"
+
+
+def trial_dir(study_dir: Path, number: int, arch_id: str) -> Path:
+    return Path(study_dir) / "trials" / f"{number:05d}-{arch_id}"
+
+
+def score_tests(rows: list[dict[str, Any]], study_dir: Path,
+                test_sets: Callable[[str, int], dict[str, Any]]) -> None:
+    """Add ``tests`` ({"en/test-clean": {"cer", "wer", "n"}, ...}) to each row
+    from its saved run; ``test_sets(frontend, n_filters)`` gives name -> set."""
+    from hwnas.training.trainer import evaluate, load_run
+
+    for r in rows:
+        model, arch, tok, norm = load_run(trial_dir(study_dir, r["trial"], r["arch_id"]))
+        r["tests"] = {name: evaluate(model, arch, fs, tok, norm)
+                      for name, fs in test_sets(arch.frontend, arch.n_filters).items()}
+
+
+def _safe_url(url: str) -> str:
+    """A storage URL without its password, for cards and output."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL (e.g. a journal file): nothing secret in it
+        return url
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("hwnas", "torch", "onnx", "onnxruntime", "optuna", "xgboost"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Path,
+                    context: dict[str, Any]) -> dict[str, Any]:
+    """Export the selected row's trained model to ``fmt`` under ``out_dir``
+    and write its model card (JSON and Markdown) beside it. ``context``:
+    study, storage, target, constraints, predictor, corpus, training.
+    Returns the card."""
+    from hwnas.export import export
+    from hwnas.space import ArchConfig
+
+    run = trial_dir(study_dir, row["trial"], row["arch_id"])
+    result = json.loads((run / "result.json").read_text())
+    arch = ArchConfig.from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
+    art = export(arch, fmt, out_dir, weights=run / "weights.pt")
+    folder = Path(art.path).parent
+    for name in ("tokenizer.json", "feature_norm.npz"):
+        (folder / name).write_bytes((run / name).read_bytes())
+    sha = hashlib.sha256(Path(art.path).read_bytes()).hexdigest()
+    card = {
+        "model": {"arch_id": arch.id, "searched_id": row["arch_id"], "arch": arch.to_dict(),
+                  "encoder": arch.encoder, "decoder": arch.decoder,
+                  "streaming": arch.streaming, "params": row["params"],
+                  "size_mb_fp32": row.get("size_mb")},
+        "metrics": {"dev_cer": row["cer"], "tests": row.get("tests", {}),
+                    "latency_ms": row["latency_ms"], "latency_source": row["latency_source"],
+                    "predicted_latency_ms": row.get("predicted_ms", row["latency_ms"]),
+                    **{k: row[k] for k in ("p90_ms", "rtf", "model_bytes") if k in row}},
+        "training": {"steps": result.get("steps"), "cpu_seconds": result.get("cpu_seconds"),
+                     "rungs": row.get("rungs"), "curve": result.get("curve"),
+                     **context.get("training", {})},
+        "export": {"format": fmt, "file": Path(art.path).name, "sha256": sha,
+                   "size_bytes": art.size_bytes, "graph": art.graph, "inputs": art.inputs,
+                   "outputs": art.outputs, "parity": art.parity, "notes": art.notes,
+                   "files": sorted(p.name for p in folder.iterdir() if p.is_file())},
+        "provenance": {"study": context.get("study"),
+                       "storage": _safe_url(context.get("storage", "")),
+                       "trial": row["trial"], "target": context.get("target"),
+                       "constraints": context.get("constraints"),
+                       "predictor": context.get("predictor"), "corpus": context.get("corpus"),
+                       "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                       "versions": _versions()},
+    }
+    (folder / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=True, default=str)
+                                    + "\n")
+    (folder / CARD_MD).write_text(card_markdown(card))
+    return {**card, "folder": str(folder)}
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    m, met, tr, ex, pv = (card[k] for k in ("model", "metrics", "training", "export",
+                                             "provenance"))
+    a = m["arch"]
+    lines = [f"# Model card: {m['arch_id']} ({m['encoder']} / {m['decoder']})", "",
+             f"Found by `hwnas search` (study `{pv['study']}`, trial {pv['trial']}) for target "
+             f"`{pv['target']}` under {_constraints_text(pv['constraints'])}.", "",
+             "## Architecture", "", "| decision | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in a.items() if v is not None]
+    lines += ["", f"Parameters: {m['params']:,}; fp32 weights {m['size_mb_fp32']:.2f} MB; "
+                  f"{'streaming (chunk graph)' if m['streaming'] else 'full-utterance graph'}.",
+              "", "## Accuracy (built-in corpus, greedy decoding)", "",
+              "| set | CER | WER | utterances |", "|---|---|---|---|",
+              f"| dev | {met['dev_cer']:.3f} | | |"]
+    for name, r in met["tests"].items():
+        lines.append(f"| {name} | {r['cer']:.3f} | {r['wer']:.3f} | {r.get('n', '')} |")
+    src = met["latency_source"]
+    lines += ["", f"## Latency on `{pv['target']}` ({src})", "",
+              f"p50 per device-graph call: **{met['latency_ms']:.3f} ms** ({src}"
+              + (f"; the predictor said {met['predicted_latency_ms']:.3f} ms" if src == "measured"
+                 else f", predictor {pv['predictor']}") + ")."]
+    if "p90_ms" in met:
+        rtf = met.get("rtf")
+        lines.append(f"p90 {met['p90_ms']:.3f} ms"
+                     + (f", real-time factor {rtf:.4f}" if rtf is not None else "") + ".")
+    lines += ["", "## Training", "",
+              f"{tr.get('steps')} steps, {tr.get('cpu_seconds')} CPU s on one thread; rungs: "
+              + ", ".join(f"{r['budget_s']:g} -> dev CER {r['cer']:.3f}" for r in tr.get("rungs")
+                          or []) + ".",
+              f"Corpus: {pv.get('corpus')}.", "",
+              "## Export", "",
+              f"`{ex['file']}` ({ex['format']}, {ex['size_bytes']:,} bytes, sha256 "
+              f"`{ex['sha256'][:16]}...`); {_parity_text(ex['parity'])}.",
+              "Inputs: " + ", ".join(f"`{i['name']}` {i['shape']}" for i in ex["inputs"]) + ".",
+              f"Feature extraction runs outside the graph: {a['frontend']} with "
+              f"{a['n_filters']} filters (10 ms hop), then (x - mean) / std with "
+              "`feature_norm.npz`; output ids map to characters through `tokenizer.json` "
+              "(CTC blank = 0).",
+              "", "## Provenance", "",
+              f"Study storage `{pv['storage']}`, {pv['date']}, versions "
+              + ", ".join(f"{k} {v}" for k, v in pv["versions"].items()) + ".", ""]
+    return "\n".join(lines)
+
+
+def _parity_text(p: dict[str, Any] | None) -> str:
+    if not p:
+        return "not checked against PyTorch"
+    return (f"checked against PyTorch on {p['samples']} inputs: max |diff| "
+            f"{p['max_abs_diff']:.1e}, top-token agreement {p['token_agreement']:.1%}")
+
+
+def _constraints_text(c: dict[str, Any] | None) -> str:
+    parts = [fmt.format(c[k]) for k, fmt in (("max_latency_ms", "p50 latency <= {:g} ms"),
+                                              ("max_params", "params <= {:,}"),
+                                              ("max_size_mb", "size <= {:g} MB"))
+             if c and c.get(k) is not None]
+    return "constraints " + ", ".join(parts) if parts else "no constraints"
