@@ -99,7 +99,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                        max_latency_ms=args.max_latency, max_params=args.max_params,
                        max_size_mb=args.max_size, trials=args.trials,
                        time_budget_s=parse_budget(args.budget) if args.budget else None,
-                       rungs=rungs, eta=args.eta, sampler=args.sampler, seed=args.seed,
+                       rungs=rungs, rung_unit="steps" if unit == "steps" else "CPU s",
+                       eta=args.eta, sampler=args.sampler, seed=args.seed,
                        study=args.study, storage=storage, space=space)
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
 
@@ -252,7 +253,79 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
         con.print("no trial met the constraints yet; add trials or relax them")
 
 
+REPORT_EPILOG = """examples:
+  hwnas report hwnas                          the default study of `hwnas search`
+  hwnas report s1 --out reports/s1 --top 6
+  hwnas report s1 --storage postgresql+psycopg://user@db/hwnas
+
+Writes pareto.png, hypervolume.png, best_cer.png, diversity.png, compute.png,
+importance.png, top.png, report.json and report.html (self-contained: the
+figures are embedded) into --out (default <workspace>/runs/search/<study>/report).
+"""
+
+
+def _storage_for(args: argparse.Namespace, ws: Path) -> str:
+    if args.storage:
+        return args.storage
+    db = ws / "runs" / "search" / f"{args.study}.db"
+    if not db.is_file():
+        raise ValueError(f"no study database {db}; run `hwnas search ... --study {args.study}` "
+                         "first, or give --storage")
+    return f"sqlite:///{db.resolve()}"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import optuna
+
+    from hwnas.search.report import build_report
+
+    from .hil import _workspace
+
+    ws = _workspace(args)
+    storage = _storage_for(args, ws)
+    if args.top < 1:
+        raise ValueError("--top must be >= 1")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=args.study, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise ValueError(f"no study {args.study!r} in {storage}; it holds: "
+                         f"{', '.join(names) or 'none'}") from None
+    out = Path(args.out) if args.out else ws / "runs" / "search" / args.study / "report"
+    s = build_report(study, out, args.top)
+    if args.json:
+        print(json.dumps(s, sort_keys=True, default=str))
+        return 0
+    from .main import _console
+
+    con = _console()
+    con.print(f"study {args.study} ({s['target']}): {s['trials']} trials, {s['trained']} "
+              f"trained ({s['stopped_early']} stopped early), {s['infeasible']} infeasible; "
+              f"training spent {s['training_spent']:g} {s['training_unit']}; hypervolume "
+              f"{s['hypervolume']:.4g} (latency predicted)")
+    for name, path in s["figures"].items():
+        con.print(f"  {name:<12} {path}")
+    con.print(f"report: {s['html']}")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
+    r = sub.add_parser("report", help="figures and an HTML page for a search study",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Pareto front, hypervolume history, best CER, diversity, "
+                                   "early stopping and compute, parameter importances and the "
+                                   "top architectures of a study, as PNG and HTML.",
+                       epilog=REPORT_EPILOG)
+    r.add_argument("study", metavar="STUDY", help="study name (hwnas search --study)")
+    r.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: the "
+                   "workspace's SQLite file for STUDY)")
+    r.add_argument("--out", metavar="DIR", help="output folder")
+    r.add_argument("--top", type=int, default=4, help="architectures side by side (default 4)")
+    r.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
+    r.add_argument("--json", action="store_true", help="machine-readable summary")
+    r.set_defaults(func=cmd_report)
+
     s = sub.add_parser("search", help="multi-objective search: CER, latency, size",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="An Optuna study (NSGA-II by default) over the search "

@@ -160,3 +160,32 @@ def test_search_errors_are_one_line(argv, message, tmp_path, capsys):
     assert main(argv + ["--workspace", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_new_host_adapts_the_shipped_cpu_predictor_once(tmp_path):
+    from hwnas.adapters._base import host_details
+    from hwnas.adapters.devicefile import load_device
+    from hwnas.search.target import target_predictor
+
+    spec = load_device("cpu", tmp_path)
+    here = host_details()
+    shipped, where, report = target_predictor("cpu", tmp_path, spec, here=here)
+    assert report is None and where.endswith("predictors/cpu")  # this host measured it
+    other = {**here, "cpu": "Some Other CPU @ 1.0GHz", "cores": 64}
+    said = []
+    adapted, where, report = target_predictor("cpu", tmp_path, spec, here=other, n=5,
+                                              say=said.append)
+    assert report["measured"] == 5 and "does not describe this host" in said[0]
+    assert adapted.card["adaptation"]["from"] == "cpu"
+    assert adapted.card["host"]["cpu"] == "Some Other CPU @ 1.0GHz"
+    local = tmp_path / "predictors" / spec.name
+    assert where.startswith(str(tmp_path / "predictors" / "cpu.host-"))
+    assert not local.exists()  # the shipped name is left alone
+    rows = list((tmp_path / "profiles").glob("cpu.host-*/manifest.json"))
+    assert len(rows) == 1
+    # next time on that host: the adapted one, no new measurements
+    again, where2, report2 = target_predictor("cpu", tmp_path, spec, here=other, n=5)
+    assert report2 is None and where2 == where
+    arch = default_space().sample_distinct(1, 9)
+    assert again.predict(arch)[0] == pytest.approx(adapted.predict(arch)[0])

@@ -49,7 +49,8 @@ class SearchConfig:
     max_size_mb: float | None = None
     trials: int = 20
     time_budget_s: float | None = None   # stop starting generations after this (wall)
-    rungs: tuple[float, ...] = (120.0,)  # training budget per rung (CPU s or steps)
+    rungs: tuple[float, ...] = (120.0,)  # training budget per rung, in rung_unit
+    rung_unit: str = "CPU s"             # what a rung budget counts (CPU s, steps)
     eta: int = 3                         # keep 1/eta at each rung
     generation: int | None = None        # trials asked together (default: population)
     sampler: str = "nsga2"
@@ -110,6 +111,8 @@ def open_study(cfg: SearchConfig) -> Any:
                          "choose another --study for other objectives")
     study.set_user_attr("target", cfg.target)
     study.set_user_attr("objectives", list(cfg.objectives))
+    study.set_user_attr("generation", cfg.batch)
+    study.set_user_attr("rung_unit", cfg.rung_unit)
     study.set_user_attr("constraints", {"max_latency_ms": cfg.max_latency_ms,
                                         "max_params": cfg.max_params,
                                         "max_size_mb": cfg.max_size_mb})

@@ -24,7 +24,7 @@ ADAPT_N = 20  # measurements for a fresh host (~1 minute on a small CPU)
 def target_predictor(target: str, workspace: Path, spec: Any,
                      here: dict[str, Any] | None = None,
                      measure: Callable[[Any], None] | None = None,
-                     say: Callable[[str], None] = lambda s: None,
+                     say: Callable[[str], None] = lambda s: None, n: int = ADAPT_N,
                      ) -> tuple[Any, str, dict[str, Any] | None]:
     """(predictor, where it came from, adaptation report or None)."""
     import dataclasses
@@ -50,8 +50,8 @@ def target_predictor(target: str, workspace: Path, spec: Any,
         if host_mismatch(adapted.card, here) is None:
             return adapted, str(mine), None
     say(f"the {target} latency predictor ({where}) does not describe this host: {why}; "
-        f"adapting it with {ADAPT_N} measurements here (few-shot)")
-    adapted, report = adapt_predictor(predictor, target, local, workspace, n=ADAPT_N,
+        f"adapting it with {n} measurements here (few-shot)")
+    adapted, report = adapt_predictor(predictor, target, local, workspace, n=n,
                                       measure=measure)
     adapted.card["host"] = {k: here.get(k) for k in ("cpu", "cores", "os")}
     out = adapted.save(mine)

@@ -1,0 +1,405 @@
+"""`hwnas report`: what a search did, as PNG figures and one HTML page.
+
+Figures (matplotlib, written as PNG and embedded in ``report.html``):
+  pareto.png      every trial on (latency, CER): trained, infeasible (not
+                  trained), early-stopped; the feasible front and the constraint
+  hypervolume.png hypervolume of the feasible (CER, latency) front after each trial
+  best_cer.png    dev CER of each trained trial and the best so far
+  diversity.png   entropy of the encoder and decoder choices per generation
+  compute.png     per generation: trained / stopped early / infeasible, and the
+                  training budget spent
+  importance.png  parameter importances (Optuna's PED-ANOVA) for CER and latency
+  top.png         the top-N feasible architectures side by side, one diagram each
+
+Latencies are the ones the study recorded (predicted during the search), and
+every figure says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FIGURES = ("pareto", "hypervolume", "best_cer", "diversity", "compute", "importance", "top")
+
+
+def load_trials(study: Any) -> list[dict[str, Any]]:
+    """Completed trials as plain rows, in trial order."""
+    import optuna
+
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        a = t.user_attrs
+        if "arch" not in a:
+            continue
+        rows.append({"trial": t.number, "arch": a["arch"], "arch_id": a["arch_id"],
+                     "cer": float(a.get("cer", math.nan)), "latency_ms": a["latency_ms"],
+                     "params": a["params"], "size_mb": a.get("size_mb"),
+                     "feasible": all(c <= 0 for c in a.get("constraints", [0.0])),
+                     "trained": bool(a.get("trained")), "rungs": a.get("rungs") or [],
+                     "stopped_at": a.get("stopped_at")})
+    return rows
+
+
+def front_2d(points: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated rows of (N, 2) points (minimise both), by x."""
+    order = np.lexsort((points[:, 1], points[:, 0]))
+    keep, best = [], math.inf
+    for i in order:
+        if points[i, 1] < best:
+            keep.append(i)
+            best = points[i, 1]
+    return np.array(keep, dtype=int)
+
+
+def hypervolume_2d(points: np.ndarray, ref: tuple[float, float]) -> float:
+    """Area dominated by ``points`` (minimise both) and bounded by ``ref``."""
+    pts = points[(points[:, 0] < ref[0]) & (points[:, 1] < ref[1])]
+    if len(pts) == 0:
+        return 0.0
+    f = pts[front_2d(pts)]
+    xs = np.append(f[1:, 0], ref[0])
+    return float(np.sum((xs - f[:, 0]) * (ref[1] - f[:, 1])))
+
+
+def hv_history(rows: list[dict[str, Any]], ref: tuple[float, float]) -> list[float]:
+    """Hypervolume of the feasible trained (latency, CER) set after each trial."""
+    out, pts = [], []
+    for r in rows:
+        if r["feasible"] and r["trained"]:
+            pts.append((r["latency_ms"], r["cer"]))
+        out.append(hypervolume_2d(np.array(pts).reshape(-1, 2), ref))
+    return out
+
+
+def entropy(values: list[Any]) -> float:
+    """Shannon entropy (bits) of the choices in ``values``."""
+    n = len(values)
+    if n == 0:
+        return 0.0
+    return float(-sum(c / n * math.log2(c / n) for c in Counter(values).values()))
+
+
+def _generations(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+# --- figures ------------------------------------------------------------------
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fig_pareto(ax: Any, rows: list[dict[str, Any]], max_latency: float | None) -> None:
+    tr = [r for r in rows if r["trained"]]
+    full = [r for r in tr if r["stopped_at"] is None]
+    early = [r for r in tr if r["stopped_at"] is not None]
+    inf = [r for r in rows if not r["trained"]]
+    if inf:
+        ax.scatter([r["latency_ms"] for r in inf], [0.0] * len(inf), marker="|", s=60,
+                   c="0.6", label=f"infeasible as predicted: not trained, no CER ({len(inf)})")
+    ax.scatter([r["latency_ms"] for r in early], [r["cer"] for r in early], s=22, c="tab:orange",
+               alpha=0.7, label=f"stopped early ({len(early)})")
+    ax.scatter([r["latency_ms"] for r in full], [r["cer"] for r in full], s=28, c="tab:blue",
+               label=f"trained to the last rung ({len(full)})")
+    feas = [r for r in tr if r["feasible"]]
+    if feas:
+        pts = np.array([(r["latency_ms"], r["cer"]) for r in feas])
+        f = pts[front_2d(pts)]
+        ax.step(f[:, 0], f[:, 1], where="post", c="tab:red", lw=1.5)
+        ax.scatter(f[:, 0], f[:, 1], s=60, facecolors="none", edgecolors="tab:red",
+                   label=f"feasible Pareto front ({len(f)})")
+    if max_latency:
+        ax.axvline(max_latency, ls="--", c="k", lw=1, label=f"max latency {max_latency:g} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50 per call, ms (PREDICTED during the search; log scale)")
+    ax.set_ylabel("dev CER at the last rung reached")
+    ax.set_title("Trials on CER vs latency")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)
+
+
+def fig_hypervolume(ax: Any, rows: list[dict[str, Any]], ref: tuple[float, float]) -> None:
+    hv = hv_history(rows, ref)
+    ax.plot([r["trial"] for r in rows], hv, c="tab:green")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("hypervolume (ms x CER)")
+    ax.set_title(f"Hypervolume of the feasible front (reference: {ref[0]:.3g} ms, "
+                 f"CER {ref[1]:g}; latency predicted)", fontsize=10)
+    ax.grid(alpha=0.3)
+
+
+def fig_best_cer(ax: Any, rows: list[dict[str, Any]]) -> None:
+    tr = [r for r in rows if r["trained"]]
+    ax.scatter([r["trial"] for r in tr], [r["cer"] for r in tr], s=14, c="0.5",
+               label="trial (dev CER, last rung reached)")
+    best, xs, ys = math.inf, [], []
+    for r in rows:
+        if r["trained"] and r["feasible"]:
+            best = min(best, r["cer"])
+        if math.isfinite(best):
+            xs.append(r["trial"])
+            ys.append(best)
+    ax.step(xs, ys, where="post", c="tab:red", label="best feasible so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("dev CER")
+    ax.set_title("Best CER vs trial")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def fig_diversity(ax: Any, gens: list[list[dict[str, Any]]]) -> None:
+    x = np.arange(1, len(gens) + 1)
+    for key, c in (("encoder", "tab:blue"), ("decoder", "tab:purple"), ("frontend", "tab:gray")):
+        ax.plot(x, [entropy([r["arch"][key] for r in g]) for g in gens], marker="o", c=c,
+                label=f"{key} choices")
+    ax.set_xticks(x)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("entropy (bits)")
+    ax.set_title("Architecture diversity per generation")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
+    x = np.arange(1, len(gens) + 1)
+    full = np.array([sum(r["trained"] and r["stopped_at"] is None for r in g) for g in gens])
+    early = np.array([sum(r["trained"] and r["stopped_at"] is not None for r in g) for g in gens])
+    inf = np.array([sum(not r["trained"] for r in g) for g in gens])
+    ax.bar(x, full, color="tab:blue", label="trained to the last rung")
+    ax.bar(x, early, bottom=full, color="tab:orange", label="stopped early")
+    ax.bar(x, inf, bottom=full + early, color="0.7", label="infeasible (not trained)")
+    ax.set_xticks(x)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("trials")
+    spent = np.cumsum([sum(r["rungs"][-1]["budget_s"] for r in g if r["rungs"]) for g in gens])
+    ax2 = ax.twinx()
+    ax2.plot(x, spent, c="k", marker="s", label=f"training spent, cumulative ({unit})")
+    ax2.set_ylabel(f"training budget spent ({unit})")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15),
+              ncol=2)
+    ax.set_title("Early stopping and compute")
+
+
+def importances(study: Any) -> dict[str, dict[str, float]]:
+    """PED-ANOVA importances for each objective over the parameters every trained
+    trial has; empty where there are too few trials."""
+    import optuna
+
+    trained = [t for t in study.get_trials(deepcopy=False,
+                                           states=(optuna.trial.TrialState.COMPLETE,))
+               if t.user_attrs.get("trained")]
+    if len(trained) < 4:
+        return {}
+    sub = optuna.create_study(directions=study.directions)
+    sub.add_trials(trained)
+    out = {}
+    for i, name in enumerate(study.user_attrs.get("objectives", ["cer", "latency"])):
+        # PED-ANOVA warns that it rates parameters for low values (the aim here) and
+        # about rare choices (the figure is labelled with the trial count instead)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                out[name] = optuna.importance.get_param_importances(
+                    sub, target=lambda t, i=i: t.values[i],
+                    evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+            except (RuntimeError, ValueError, ImportError):
+                continue
+    return out
+
+
+def fig_importance(ax: Any, imp: dict[str, dict[str, float]]) -> None:
+    if not imp:
+        ax.text(0.5, 0.5, "too few trained trials for importances", ha="center")
+        ax.set_axis_off()
+        return
+    names = sorted({p for d in imp.values() for p in d},
+                   key=lambda p: -max(d.get(p, 0) for d in imp.values()))[:12]
+    y = np.arange(len(names))
+    h = 0.8 / len(imp)
+    for k, (obj, d) in enumerate(imp.items()):
+        ax.barh(y + k * h, [d.get(p, 0.0) for p in names], height=h, label=obj)
+    ax.set_yticks(y + h * (len(imp) - 1) / 2, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("importance (PED-ANOVA, normalised to sum 1 per objective)")
+    ax.set_title("Parameter importances (trained trials; few trials: indicative)")
+    ax.legend(fontsize=8)
+
+
+def _blocks(a: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, colour) boxes from input to output for one architecture."""
+    fe = f"{a['frontend']} x{a['n_filters']}"
+    out = [(fe, "#d9e8f5"), (f"subsampling {a['subsampling']}", "#e8e8e8")]
+    enc = a["encoder"]
+    inner = [f"{enc} x{a['num_layers']}, d={a['d_model']}"]
+    if a.get("attention"):
+        att = a["attention"] + (f" w{a['local_window']}" if a.get("local_window") else "")
+        inner.append(f"{att} attention, {a['heads']} heads, ffn x{a['ffn_ratio']}")
+    if a.get("conv_kernel"):
+        inner.append(f"conv k={a['conv_kernel']}")
+    out.append(("\n".join(inner), "#fde2c4"))
+    if a.get("streaming"):
+        out.append((f"streaming: chunk {a['chunk_ms']} ms, look-ahead {a['lookahead']}"
+                    + (f", left {a['left_chunks']}" if a.get("left_chunks") else ""), "#f3f3d0"))
+    else:
+        out.append(("full context", "#f3f3d0"))
+    dec = a["decoder"] + (f" {a['decoder_layers']}x{a['decoder_dim']}"
+                          if a.get("decoder_layers") else "")
+    out.append((f"decoder: {dec}", "#d8f0d8"))
+    return out
+
+
+def draw_arch(ax: Any, row: dict[str, Any]) -> None:
+    """A box diagram of one architecture, input at the top."""
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0.08, 1)
+    ax.set_axis_off()
+    blocks = _blocks(row["arch"])
+    n = len(blocks)
+    h = 0.8 / n
+    for i, (label, colour) in enumerate(blocks):
+        y = 0.9 - (i + 1) * h
+        ax.add_patch(FancyBboxPatch((0.05, y + 0.01), 0.9, h - 0.04,
+                                    boxstyle="round,pad=0.01", fc=colour, ec="0.3"))
+        ax.text(0.5, y + h / 2 - 0.005, label, ha="center", va="center", fontsize=7)
+        if i:
+            ax.annotate("", (0.5, y + h - 0.03), (0.5, y + h + 0.005),
+                        arrowprops={"arrowstyle": "->", "color": "0.3"})
+    ax.text(0.5, 0.97, f"#{row['trial']} {row['arch_id']}", ha="center", fontsize=8,
+            weight="bold")
+    ax.text(0.5, 0.925, f"CER {row['cer']:.3f} | {row['latency_ms']:.2f} ms pred. | "
+                        f"{row['params'] / 1e6:.2f} M", ha="center", fontsize=7)
+
+
+def top_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The ``n`` best feasible trained trials: Pareto front first, then by CER."""
+    feas = [r for r in rows if r["feasible"] and r["trained"]]
+    if not feas:
+        return []
+    pts = np.array([(r["latency_ms"], r["cer"]) for r in feas])
+    on = set(front_2d(pts).tolist())
+    order = sorted(range(len(feas)), key=lambda i: (i not in on, feas[i]["cer"]))
+    return [feas[i] for i in order[:n]]
+
+
+def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
+    """Write the figures and report.html into ``out``; returns a summary."""
+    plt = _plt()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = load_trials(study)
+    if not rows:
+        raise ValueError(f"study {study.study_name!r} has no completed trials to report")
+    cons = study.user_attrs.get("constraints") or {}
+    max_lat = cons.get("max_latency_ms")
+    lat_ref = max_lat or 1.1 * max(r["latency_ms"] for r in rows)
+    ref = (float(lat_ref), 1.0)
+    unit = study.user_attrs.get("rung_unit", "CPU s")
+    gen = int(study.user_attrs.get("generation", max(4, min(50, len(rows) // 4))))
+    gens = _generations(rows, gen)
+    imp = importances(study)
+    top = top_rows(rows, top_n)
+    files = {}
+
+    def save(name: str, fig: Any) -> None:
+        path = out / f"{name}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files[name] = path
+
+    for name, draw, size in (
+            ("pareto", lambda ax: fig_pareto(ax, rows, max_lat), (8, 5)),
+            ("hypervolume", lambda ax: fig_hypervolume(ax, rows, ref), (7, 4)),
+            ("best_cer", lambda ax: fig_best_cer(ax, rows), (7, 4)),
+            ("diversity", lambda ax: fig_diversity(ax, gens), (7, 4)),
+            ("compute", lambda ax: fig_compute(ax, gens, unit), (7, 4)),
+            ("importance", lambda ax: fig_importance(ax, imp), (7, 4.5))):
+        fig, ax = plt.subplots(figsize=size)
+        draw(ax)
+        save(name, fig)
+    if top:
+        fig, axes = plt.subplots(1, len(top), figsize=(3.2 * len(top), 3.9), squeeze=False)
+        for ax, r in zip(axes[0], top):
+            draw_arch(ax, r)
+        fig.suptitle(f"Top {len(top)} feasible architectures (Pareto front first)", fontsize=10)
+        save("top", fig)
+    trained = [r for r in rows if r["trained"]]
+    summary = {
+        "study": study.study_name, "target": study.user_attrs.get("target"),
+        "constraints": cons, "trials": len(rows), "trained": len(trained),
+        "infeasible": len(rows) - len(trained),
+        "stopped_early": sum(r["stopped_at"] is not None for r in trained),
+        "early_stop_rate": (sum(r["stopped_at"] is not None for r in trained) / len(trained)
+                            if trained else 0.0),
+        "training_spent": sum(r["rungs"][-1]["budget_s"] for r in trained if r["rungs"]),
+        "training_unit": unit, "hypervolume": hv_history(rows, ref)[-1],
+        "hypervolume_ref": ref, "importances": imp,
+        "top": [{k: r[k] for k in ("trial", "arch_id", "cer", "latency_ms", "params", "arch")}
+                for r in top],
+        "figures": {k: str(v) for k, v in files.items()},
+    }
+    (out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "report.html").write_text(_html(summary, files, top))
+    summary["html"] = str(out / "report.html")
+    return summary
+
+
+def _html(s: dict[str, Any], files: dict[str, Path], top: list[dict[str, Any]]) -> str:
+    def img(name: str) -> str:
+        if name not in files:
+            return ""
+        data = base64.b64encode(files[name].read_bytes()).decode()
+        return f'<img src="data:image/png;base64,{data}" alt="{name}">'
+
+    esc = html.escape
+    cons = ", ".join(f"{k} {v}" for k, v in s["constraints"].items() if v is not None) or "none"
+    keys = ["frontend", "n_filters", "subsampling", "encoder", "num_layers", "d_model",
+            "attention", "heads", "ffn_ratio", "conv_kernel", "streaming", "chunk_ms",
+            "lookahead", "decoder", "decoder_layers", "decoder_dim"]
+    head = "".join(f"<th>#{r['trial']} {esc(r['arch_id'])}</th>" for r in top)
+    body = "".join(
+        f"<tr><td>{k}</td>" + "".join(f"<td>{esc(str(r['arch'].get(k)))}</td>" for r in top)
+        + "</tr>" for k in keys)
+    metrics = "".join(
+        f"<tr><td>{label}</td>" + "".join(f"<td>{fmt(r)}</td>" for r in top) + "</tr>"
+        for label, fmt in (("dev CER", lambda r: f"{r['cer']:.3f}"),
+                           ("latency ms (predicted)", lambda r: f"{r['latency_ms']:.3f}"),
+                           ("params", lambda r: f"{r['params']:,}")))
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>hwnas report: {esc(s['study'])}</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}img{{max-width:100%}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;font-size:13px}}
+</style></head><body>
+<h1>Search report: {esc(s['study'])}</h1>
+<p>Target <b>{esc(str(s['target']))}</b>; constraints: {esc(cons)}.
+{s['trials']} trials: {s['trained']} trained ({s['stopped_early']} stopped early by successive
+halving, {s['early_stop_rate']:.0%}), {s['infeasible']} infeasible as predicted (not trained).
+Training spent: {s['training_spent']:g} {esc(s['training_unit'])}.
+Latencies are those recorded by the search: <b>predicted</b> by the target's predictor
+(the search's verification step measures the final Pareto set; see its output).</p>
+<h2>Pareto front</h2>{img('pareto')}
+<h2>Hypervolume</h2>{img('hypervolume')}
+<h2>Best CER</h2>{img('best_cer')}
+<h2>Diversity</h2>{img('diversity')}
+<h2>Early stopping and compute</h2>{img('compute')}
+<h2>Parameter importances</h2>{img('importance')}
+<h2>Top architectures</h2>{img('top')}
+<table><tr><th></th>{head}</tr>{metrics}{body}</table>
+</body></html>
+"""

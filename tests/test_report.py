@@ -1,0 +1,78 @@
+"""hwnas report: figures and HTML from a study; the hypervolume and entropy maths."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from hwnas.search.report import entropy, front_2d, hypervolume_2d
+from hwnas.search.study import SearchConfig, run_search
+from hwnas.space import default_space
+
+
+def test_hypervolume_and_front_by_hand():
+    pts = np.array([[1.0, 3.0], [2.0, 1.0], [3.0, 2.0], [2.5, 5.0]])
+    assert sorted(front_2d(pts).tolist()) == [0, 1]
+    # (1,3) and (2,1) against ref (4,4): 1x3 strip from x=1..2 at height 4-3=1 -> 1
+    # plus x=2..4 at height 4-1=3 -> 6
+    assert hypervolume_2d(pts, (4.0, 4.0)) == pytest.approx(1 * 1 + 2 * 3)
+    assert hypervolume_2d(pts, (0.5, 4.0)) == 0.0  # nothing inside the reference box
+    assert entropy(["a", "a", "b", "b"]) == pytest.approx(1.0)
+    assert entropy(["a"] * 5) == 0.0 and entropy([]) == 0.0
+
+
+def _study(tmp_path, trials=24):
+    def runner(arch, budget, state):
+        return 0.2 + 20.0 / (arch.d_model * arch.num_layers) + 2.0 / budget, None
+
+    storage = f"sqlite:///{tmp_path / 'runs' / 'search' / 'r.db'}"
+    (tmp_path / "runs" / "search").mkdir(parents=True)
+    cfg = SearchConfig(target="cpu", max_latency_ms=4.0, trials=trials, rungs=(10.0, 30.0),
+                       seed=0, storage=storage, study="r", space=default_space())
+    return run_search(cfg, lambda a: 0.002 * a.d_model * a.num_layers, runner)
+
+
+def test_report_writes_every_figure_and_a_self_contained_page(tmp_path, capsys):
+    study = _study(tmp_path)
+    out = tmp_path / "rep"
+    assert main(["report", "r", "--workspace", str(tmp_path), "--out", str(out), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["trials"] == 24 and s["trained"] + s["infeasible"] == 24
+    trained = [t for t in study.trials if t.user_attrs["trained"]]
+    assert s["trained"] == len(trained)
+    assert s["stopped_early"] == sum(t.user_attrs["stopped_at"] is not None for t in trained)
+    assert s["training_spent"] == pytest.approx(
+        sum(t.user_attrs["rungs"][-1]["budget_s"] for t in trained))
+    assert s["hypervolume"] > 0 and s["hypervolume_ref"] == [4.0, 1.0]
+    for name in ("pareto", "hypervolume", "best_cer", "diversity", "compute", "importance",
+                 "top"):
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 7 and "predicted" in page
+    assert s["top"] and all(r["latency_ms"] <= 4.0 for r in s["top"])
+    assert not math.isnan(s["hypervolume"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["report", "nope"], "no study database"),
+    (["report", "r", "--top", "0"], "--top must be >= 1"),
+])
+def test_report_errors_are_one_line(argv, message, tmp_path, capsys):
+    if argv[1] == "r":
+        _study(tmp_path, trials=4)
+    assert main(argv + ["--workspace", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_names_the_studies_a_storage_holds(tmp_path, capsys):
+    _study(tmp_path, trials=4)
+    url = f"sqlite:///{tmp_path / 'runs' / 'search' / 'r.db'}"
+    assert main(["report", "other", "--storage", url, "--workspace", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no study 'other'" in err and "it holds: r" in err
