@@ -181,6 +181,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from hwnas.adapters.devicefile import load_device
     from hwnas.predict.adapt import adapt_predictor
     from hwnas.predict.latency import load_predictor, predictor_dir
+    from hwnas.space import SearchSpace
 
     from .hil import measure_with_progress
 
@@ -194,9 +195,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         measure_with_progress(run, f"measuring {run.n} on {spec.name}", quiet=args.json)
 
     try:
-        adapted, report = adapt_predictor(source, args.source, spec, ws, n=args.n,
-                                          pool=args.pool, seed=args.seed, method=args.method,
-                                          label=args.label, measure=measure)
+        adapted, report = adapt_predictor(
+            source, args.source, spec, ws, n=args.n, pool=args.pool, seed=args.seed,
+            method=args.method, label=args.label, measure=measure,
+            space=SearchSpace.from_toml(args.space) if args.space else None)
     except KeyboardInterrupt as e:
         print(f"hwnas: interrupted; {e.args[0] if e.args else 0} measurements stored. Rerun "
               "the same command to continue.", file=sys.stderr)
@@ -350,6 +352,8 @@ def add_parsers(sub: Any) -> None:
                                                       "(default 20)")
     s.add_argument("--pool", type=int, default=2000,
                    help="sampled candidates to choose from (default 2000)")
+    s.add_argument("--space", metavar="FILE",
+                   help="TOML file restricting the space the candidates come from")
     s.add_argument("--seed", type=int, default=0, help="pool sampling seed (default 0)")
     s.add_argument("--method", choices=("auto", "scale", "affine", "ridge"), default="auto",
                    help="correction; auto picks by leave-one-out error (default)")

@@ -321,3 +321,42 @@ def test_profile_resumes_after_the_phone_disappears(tmp_path, tool):
         assert len({r["key"] for r in stored}) == len(stored) == 3
     finally:
         phone.stop()
+
+
+@pytest.mark.slow
+def test_search_against_the_loopback_phone_end_to_end(phone, tmp_path, tool, monkeypatch,
+                                                      capsys):
+    """A fresh phone target: few-shot predictor from the shipped CPU one (3 models
+    pushed and timed), a tiny search, its Pareto set measured on the phone, the
+    winner exported as TFLite with its model card."""
+    import json
+
+    from cli.main import main
+    from hwnas.data import corpus
+    from hwnas.profiling.store import ProfileStore
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    ws = _workspace(tmp_path, phone, tool)
+    common = ["--workspace", str(ws), "--json"]
+    assert main(["search", "--target", "loop", "--cer-steps", "1", *common]) == 1
+    assert "no latency predictor for device 'loop'" in capsys.readouterr().err
+    assert main(["predictor", "adapt", "--from", "cpu", "--device", "loop", "--n", "3",
+                 "--pool", "20", "--space", str(ws / "tiny.toml"), *common]) == 0
+    adapted = json.loads(capsys.readouterr().out)
+    assert adapted["measured"] == 3
+    assert main(["search", "--target", "loop", "--trials", "4", "--cer-steps", "2",
+                 "--size", "tiny", "--space", str(ws / "tiny.toml"), "--max-latency", "1000",
+                 *common]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trials"] == 4 and out["predictor"].endswith("predictors/loop")
+    assert out["pareto"] and out["latency_source"] == "measured"
+    rows = ProfileStore(ws / "profiles" / "loop", "loop").rows()
+    measured = {r["arch_id"] for r in rows if r["status"] == "ok"}
+    for r in out["pareto"]:
+        assert r["latency_source"] == "measured" and r["arch_id"] in measured
+        assert r["latency_ms"] <= 1000 and r["predicted_ms"] > 0
+    assert len(measured) > 3  # the Pareto set was measured beyond the adaptation set
+    card = json.loads((Path(out["export"]) / "model_card.json").read_text())
+    assert card["export"]["format"] == "tflite" and card["provenance"]["target"] == "loop"
+    assert card["export"]["parity"]["max_abs_diff"] < 1e-4
+    assert (Path(out["export"]) / card["export"]["file"]).is_file()

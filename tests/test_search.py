@@ -44,7 +44,8 @@ def test_infeasible_trials_are_not_trained_and_the_study_resumes(tmp_path):
     study = run_search(cfg, lat, _fake(trained))
     assert len(study.trials) == 12
     feas = [t for t in study.trials if t.user_attrs["trained"]]
-    assert len(trained) == len(feas) < 12  # some broke the latency constraint
+    # some broke the latency constraint; a repeated architecture is trained once
+    assert len(trained) == len({t.user_attrs["arch_id"] for t in feas}) < 12
     for t in study.trials:
         assert t.user_attrs["latency_source"] == "predicted"
         assert t.user_attrs["trained"] == (t.user_attrs["latency_ms"] <= 2.0)
@@ -189,3 +190,19 @@ def test_a_new_host_adapts_the_shipped_cpu_predictor_once(tmp_path):
     assert report2 is None and where2 == where
     arch = default_space().sample_distinct(1, 9)
     assert again.predict(arch)[0] == pytest.approx(adapted.predict(arch)[0])
+
+
+def test_a_repeated_architecture_is_not_trained_twice(tmp_path):
+    one = default_space().with_choices({
+        "encoder": ["lstm"], "num_layers": [1], "d_model": [96], "decoder": ["ctc"],
+        "n_filters": [40], "frontend": ["logmel"], "subsampling": ["conv2d4"],
+        "streaming": [True], "chunk_ms": [480], "lookahead": [0]})
+    assert one.count() == 1
+    trained = []
+    cfg = SearchConfig(target="cpu", trials=6, generation=3, space=one, rungs=(10.0,),
+                       storage=f"sqlite:///{tmp_path / 'd.db'}")
+    study = run_search(cfg, lat, _fake(trained))
+    assert len(trained) == 1  # six trials, one architecture, trained once
+    assert [t.user_attrs["run_trial"] for t in study.trials[1:]] == [0] * 5
+    assert len({t.values[0] for t in study.trials}) == 1
+    assert len(pareto(study)) == 1 and pareto(study)[0]["run_trial"] == 0

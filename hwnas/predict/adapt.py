@@ -159,12 +159,14 @@ def host_mismatch(card: dict[str, Any], here: dict[str, Any]) -> str | None:
 
 def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *, n: int = 20,
                     pool: int = 2000, seed: int = 0, method: str = "auto",
-                    label: str = "auto", measure: Any = None) -> tuple[Any, dict[str, Any]]:
+                    label: str = "auto", measure: Any = None, space: Any = None,
+                    ) -> tuple[Any, dict[str, Any]]:
     """Measure ``n`` architectures chosen for coverage on ``spec``'s device
     (into its profile, resumable), fit a correction of ``source`` and return
     (adapted predictor, report). ``measure(run)`` drives the profile run
     (e.g. with a progress bar); by default it is iterated silently. The
-    caller saves the predictor."""
+    architectures come from ``space`` (default: the whole space). The caller
+    saves the predictor."""
     from hwnas.predict.dataset import from_rows
     from hwnas.predict.features import feature_matrix
     from hwnas.predict.latency import LatencyPredictor
@@ -177,9 +179,10 @@ def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *,
                          "predictor trained on a full profile")
     if not 3 <= n <= pool:
         raise ValueError(f"--n must be between 3 and --pool ({pool})")
-    candidates = default_space().sample_distinct(pool, seed)
+    space = space or default_space()
+    candidates = space.sample_distinct(pool, seed)
     chosen = select_for_coverage(candidates, source.predict(candidates), n)
-    run = ProfileRun(spec, workspace, len(chosen), seed, default_space(), archs=chosen)
+    run = ProfileRun(spec, workspace, len(chosen), seed, space, archs=chosen)
     if measure is None:
         for _ in run.run():
             pass

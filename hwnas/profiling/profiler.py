@@ -186,6 +186,7 @@ class ProfileRun:
             keys = keys - store.failed_keys()
         archs = self.archs if self.archs is not None else \
             self.space.sample_distinct(self.n, self.seed)
+        archs = list({a.id: a for a in archs}.values())  # an architecture once per pass
         return [(a, r) for r in range(1, self.repeats + 1) for a in archs
                 if row_key(a.id, fmt, r) not in keys]
 

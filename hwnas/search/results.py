@@ -32,7 +32,8 @@ def score_tests(rows: list[dict[str, Any]], study_dir: Path,
     from hwnas.training.trainer import evaluate, load_run
 
     for r in rows:
-        model, arch, tok, norm = load_run(trial_dir(study_dir, r["trial"], r["arch_id"]))
+        run = trial_dir(study_dir, r.get("run_trial", r["trial"]), r["arch_id"])
+        model, arch, tok, norm = load_run(run)
         r["tests"] = {name: evaluate(model, arch, fs, tok, norm)
                       for name, fs in test_sets(arch.frontend, arch.n_filters).items()}
 
@@ -68,7 +69,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     from hwnas.export import export
     from hwnas.space import ArchConfig
 
-    run = trial_dir(study_dir, row["trial"], row["arch_id"])
+    run = trial_dir(study_dir, row.get("run_trial", row["trial"]), row["arch_id"])
     result = json.loads((run / "result.json").read_text())
     arch = ArchConfig.from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
     art = export(arch, fmt, out_dir, weights=run / "weights.pt")
@@ -127,7 +128,7 @@ def card_markdown(card: dict[str, Any]) -> str:
               f"p50 per device-graph call: **{met['latency_ms']:.3f} ms** ({src}"
               + (f"; the predictor said {met['predicted_latency_ms']:.3f} ms" if src == "measured"
                  else f", predictor {pv['predictor']}") + ")."]
-    if "p90_ms" in met:
+    if met.get("p90_ms") is not None:
         rtf = met.get("rtf")
         lines.append(f"p90 {met['p90_ms']:.3f} ms"
                      + (f", real-time factor {rtf:.4f}" if rtf is not None else "") + ".")

@@ -144,6 +144,8 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
     or ``cfg.time_budget_s`` has passed (checked between generations).
     ``on_rung(trial_number, candidate, rung)`` sees each trained rung while
     the candidate's training state is alive (e.g. to save its weights)."""
+    import optuna
+
     from hwnas.predict.features import costs
 
     study = open_study(cfg)
@@ -176,13 +178,35 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
             trial.set_user_attr("trained", feasible)
             trials.append(trial)
             cands.append(Candidate(arch, latency, tag=trial.number) if feasible else None)
-        alive = [c for c in cands if c is not None]
+        # an architecture the study already trained is not trained again: the
+        # trial takes over that trial's rungs (samplers do propose repeats)
+        done = {t.user_attrs["arch_id"]: t for t in study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("trained") and t.user_attrs.get("rungs")}
+        for i, cand in enumerate(cands):
+            if cand is None:
+                continue
+            first = done.get(cand.arch.id)
+            if first is not None:
+                cand.rungs = list(first.user_attrs["rungs"])
+                cand.stopped_at = first.user_attrs["stopped_at"]
+                cand.tag = ("copy", first.user_attrs.get("run_trial", first.number))
+                continue
+            same = [c for c in cands[:i] if c is not None and c.arch.id == cand.arch.id]
+            if same:
+                cand.tag = ("same", same[0])
+        alive = [c for c in cands if c is not None and not isinstance(c.tag, tuple)]
         if alive:
             successive_halving(alive, runner, cfg.rungs, cfg.eta,
                                on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None)
         for trial, cand in zip(trials, cands):
             cer = UNTRAINED_CER
             if cand is not None:
+                if isinstance(cand.tag, tuple):  # a repeat: the first one's training
+                    kind, ref = cand.tag
+                    if kind == "same":
+                        cand.rungs, cand.stopped_at, ref = ref.rungs, ref.stopped_at, ref.tag
+                    trial.set_user_attr("run_trial", ref)
                 cer = cand.cer if math.isfinite(cand.cer) else UNTRAINED_CER
                 trial.set_user_attr("rungs", cand.rungs)
                 trial.set_user_attr("stopped_at", cand.stopped_at)
@@ -197,13 +221,16 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
 
 def pareto(study: Any) -> list[dict[str, Any]]:
     """Feasible Pareto-optimal trials, lowest CER first."""
-    rows = []
-    for t in study.best_trials:
-        if t.user_attrs.get("trained") and all(c <= 0 for c in t.user_attrs["constraints"]):
-            rows.append({"trial": t.number, **{k: t.user_attrs.get(k) for k in
-                                               ("arch_id", "cer", "latency_ms",
-                                                "latency_source", "params", "size_mb",
-                                                "arch", "rungs")}})
+    rows, seen = [], set()
+    for t in sorted(study.best_trials, key=lambda t: t.number):
+        a = t.user_attrs
+        if a.get("trained") and all(c <= 0 for c in a["constraints"]) \
+                and a["arch_id"] not in seen:  # a repeated architecture once
+            seen.add(a["arch_id"])
+            rows.append({"trial": t.number, "run_trial": a.get("run_trial", t.number),
+                         **{k: a.get(k) for k in ("arch_id", "cer", "latency_ms",
+                                                  "latency_source", "params", "size_mb",
+                                                  "arch", "rungs")}})
     return sorted(rows, key=lambda r: (r["cer"], r["latency_ms"]))
 
 

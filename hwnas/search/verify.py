@@ -46,9 +46,9 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path, label: str,
     for row in rows_all:
         if row.get("status") == "ok" and row["arch_id"] in by_id and row.get("p50_ms"):
             scale = (row.get(label) or row["p50_ms"]) / row["p50_ms"]
-            extra.setdefault(row["arch_id"], {
-                "p90_ms": float(row["p90_ms"]) * scale,
-                "rtf": float(row["rtf"]) * scale if row.get("rtf") is not None else None,
+            extra.setdefault(row["arch_id"], {  # (not every tool reports a p90)
+                **{k: float(row[k]) * scale if row.get(k) is not None else None
+                   for k in ("p90_ms", "rtf")},
                 "model_bytes": row.get("model_bytes")})
     kept, dropped = [], []
     for r in rows:
