@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 SEARCH_EPILOG = """examples:
-  hwnas search --target cpu --max-latency 5 --trials 24 --cer-budget 1m,3m
+  hwnas search --target cpu --streaming --max-latency 2 --trials 16 --cer-budget 45s,2m
   hwnas search --target pixel6 --max-latency 40 --max-size 20 --budget 2h --cer-budget 2m,6m
   hwnas search --target cpu --objectives cer,latency,params --sampler tpe --study s1
   hwnas search --target cpu --trials 40 --study s1      continue s1 up to 40 trials
@@ -95,6 +95,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         storage = f"sqlite:///{(ws / 'runs' / 'search' / f'{args.study}.db').resolve()}"
     study_dir = ws / "runs" / "search" / args.study
     space = SearchSpace.from_toml(args.space) if args.space else default_space()
+    if args.streaming:
+        space = space.with_choices({"streaming": [True]})
     cfg = SearchConfig(target=args.target, objectives=tuple(args.objectives.split(",")),
                        max_latency_ms=args.max_latency, max_params=args.max_params,
                        max_size_mb=args.max_size, trials=args.trials,
@@ -357,6 +359,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--size", default="small", help="built-in corpus size (default small)")
     s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed")
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
+    s.add_argument("--streaming", action="store_true",
+                   help="streaming architectures only (latency is then per chunk)")
     s.add_argument("--storage", metavar="URL", help="Optuna storage URL (default SQLite)")
     s.add_argument("--study", default="hwnas", help="study name (default hwnas)")
     s.add_argument("--seed", type=int, default=0, help="sampler and training seed")

@@ -206,3 +206,15 @@ def test_presets_are_valid_and_named():
     assert {"conformer_s", "lstm_rnnt"} <= set(names)
     ids = Counter(preset(n).id for n in names)
     assert max(ids.values()) == 1
+
+
+def test_choices_that_leave_a_decision_empty_are_pruned():
+    import optuna
+
+    sp = default_space().with_choices({"streaming": [True]})
+    assert "blstm" not in sp._by_name["encoder"].choices  # cannot stream
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(40):  # every suggestion is a streaming architecture, none fails
+        assert sp.suggest(study.ask()).streaming
+    with pytest.raises(ValueError, match="bidirectional encoders"):
+        default_space().with_choices({"streaming": [True], "encoder": ["blstm"]})

@@ -20,6 +20,40 @@ if TYPE_CHECKING:
 _MIN_ZERO = ("left_chunks", "lookahead")
 
 
+def _pruned(decisions: list[Decision]) -> list[Decision]:
+    """Drop choices that leave a later decision with nothing to choose (e.g.
+    ``streaming = [true]`` rules out the bidirectional encoders): a value of a
+    field goes when, with every combination of the other fields that decision
+    reads, the decision applies and allows none of its choices."""
+    from dataclasses import replace
+    from itertools import product
+
+    by = {d.name: d for d in decisions}
+    changed = True
+    while changed:
+        changed = False
+        for d in decisions:
+            d = by[d.name]
+            reads = [r for r in d.reads if r in by]
+            if not reads:
+                continue
+            for i, r in enumerate(reads):
+                keep = []
+                for v in by[r].choices:
+                    combos = product(*[[v] if j == i else by[o].choices
+                                       for j, o in enumerate(reads)])
+                    if any(not d.applies(dict(zip(reads, c))) or d.options(dict(zip(reads, c)))
+                           for c in combos):
+                        keep.append(v)
+                if not keep:
+                    raise ValueError(f"these choices leave {d.name!r} nothing to choose "
+                                     f"({d.rule or 'its choices are all ruled out'})")
+                if len(keep) < len(by[r].choices):
+                    by[r] = replace(by[r], choices=tuple(keep))
+                    changed = True
+    return [by[d.name] for d in decisions]
+
+
 class SearchSpace:
     """An ordered decision graph (see :mod:`hwnas.space.decisions`)."""
 
@@ -47,8 +81,8 @@ class SearchSpace:
             base = self._by_name[name]
             for v in values:
                 self._check_value(base, v, strict=False)
-        return SearchSpace([replace(d, choices=tuple(overrides[d.name]))
-                            if d.name in overrides else d for d in self.decisions])
+        return SearchSpace(_pruned([replace(d, choices=tuple(overrides[d.name]))
+                                    if d.name in overrides else d for d in self.decisions]))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> SearchSpace:
