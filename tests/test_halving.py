@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,23 @@ def test_cer_predictor_learns_final_from_early(tmp_path):
     assert np.allclose(q.predict([ArchConfig.from_dict(r["arch"]) for r in test], early), pred)
     with pytest.raises(ValueError, match="too few"):
         CERPredictor.fit(records[:3])
+
+
+def test_cer_predictor_from_the_architecture_alone(tmp_path):
+    from hwnas.space import ArchConfig
+
+    archs = default_space().sample_distinct(80, 9)
+    records = [{"arch": a.to_dict(), "final_cer": 0.9 - 0.1 * math.log2(a.d_model / 96)
+                - 0.05 * a.num_layers} for a in archs]
+    p = CERPredictor.fit(records[:60], curve=False)
+    assert not p.uses_curve and p.card["inputs"] == "architecture"
+    test = [ArchConfig.from_dict(r["arch"]) for r in records[60:]]
+    truth = np.array([r["final_cer"] for r in records[60:]])
+    pred = p.predict(test)
+    assert np.mean(np.abs(pred - truth)) < 0.5 * np.mean(np.abs(truth.mean() - truth))
+    q = CERPredictor.load(p.save(tmp_path / "cer"))
+    assert np.allclose(q.predict(test), pred)
+    with_curve = [{**r, "early_cer": 0.9, "early_loss": 2.0, "early_steps": 100}
+                  for r in records[:20]]
+    with pytest.raises(ValueError, match="needs the early learning curve"):
+        CERPredictor.fit(with_curve).predict(test)

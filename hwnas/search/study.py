@@ -53,6 +53,7 @@ class SearchConfig:
     rung_unit: str = "CPU s"             # what a rung budget counts (CPU s, steps)
     eta: int = 3                         # keep 1/eta at each rung
     generation: int | None = None        # trials asked together (default: population)
+    population_size: int | None = None   # NSGA-II population (default: trials / 4, 4..50)
     sampler: str = "nsga2"
     seed: int = 0
     study: str = "hwnas"
@@ -75,7 +76,7 @@ class SearchConfig:
 
     @property
     def population(self) -> int:
-        return max(4, min(50, self.trials // 4))
+        return self.population_size or max(4, min(50, self.trials // 4))
 
     @property
     def batch(self) -> int:
