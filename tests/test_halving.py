@@ -100,3 +100,9 @@ def test_cer_predictor_from_the_architecture_alone(tmp_path):
                   for r in records[:20]]
     with pytest.raises(ValueError, match="needs the early learning curve"):
         CERPredictor.fit(with_curve).predict(test)
+
+
+def test_promotion_among_equally_crowded_prefers_lower_cer():
+    pts = np.array([[0.909, 0.44], [0.806, 0.69], [0.685, 1.55]])  # one front, both ends inf
+    assert select(pts, 1) == [2]
+    assert sorted(select(pts, 2)) == [0, 2]

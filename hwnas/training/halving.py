@@ -80,14 +80,18 @@ def crowding(points: np.ndarray) -> np.ndarray:
 
 
 def select(points: np.ndarray, k: int) -> list[int]:
-    """Indices of the ``k`` best by front, then crowding distance."""
+    """Indices of the ``k`` best by front, then crowding distance, then the
+    first objective (CER)."""
     chosen: list[int] = []
     for front in nondominated_fronts(points):
         if len(chosen) + len(front) <= k:
             chosen += front
             continue
         cd = crowding(points[front])
-        order = sorted(range(len(front)), key=lambda i: (-cd[i], front[i]))
+        # equally crowded (e.g. both ends of the front): the lower CER first --
+        # training longer refines CER, while latency does not change with it
+        order = sorted(range(len(front)), key=lambda i: (-cd[i], points[front[i], 0],
+                                                         front[i]))
         chosen += [front[i] for i in order[: k - len(chosen)]]
         break
     return chosen
