@@ -126,7 +126,7 @@ def main() -> int:
             out[label] = {"name": r["name"], "cer": r["cer"], "p50_ms": r["p50_ms"],
                           "latency_reduction": gain, "goal_met": ok}
             print(f"{label}: {r['name']} CER {r['cer']:.3f} vs {best['cer']:.3f}, "
-                  f"{r['p50_ms']:.3f} ms vs {best['p50_ms']:.3f} ms: {gain:+.0%} lower latency"
+                  f"{r['p50_ms']:.3f} ms vs {best['p50_ms']:.3f} ms: {gain:.0%} lower latency"
                   f" -> goal (>= 20% lower at <= CER) {'MET' if ok else 'MISSED'}")
     (ROOT / "runs").mkdir(exist_ok=True)
     (ROOT / "runs" / "bench_vs_baselines.json").write_text(json.dumps(out, indent=2,
