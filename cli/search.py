@@ -189,12 +189,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         score_tests(front, study_dir, test_sets)
     best = select_for_target(front)
-    card = None
+    card, export_error = None, None
     if best and not args.no_export:
+        from hwnas.export import ExportError
+
         fmt = args.format or predictor.card.get("format") or spec.make().format
         err.print(f"exporting {best['arch_id']} as {fmt} ...")
-        card = export_selected(best, study_dir, fmt, Path(args.out) if args.out else
-                               study_dir / "export", {
+        try:
+            card = export_selected(best, study_dir, fmt, Path(args.out) if args.out else
+                                   study_dir / "export", {
                                    "study": args.study, "storage": storage,
                                    "target": args.target,
                                    "constraints": study.user_attrs.get("constraints"),
@@ -203,16 +206,25 @@ def cmd_search(args: argparse.Namespace) -> int:
                                               "size": args.size, "seed": args.corpus_seed},
                                    "training": {"unit": unit, "rung_budgets": list(rungs),
                                                 "eta": args.eta, "seed": args.seed}})
+        except ExportError as e:  # the study and its trained runs stay; say how to retry
+            run = trial_dir(study_dir, best["run_trial"], best["arch_id"])
+            export_error = (f"export of {best['arch_id']} as {fmt} failed: {e}; the study "
+                            f"and its trained weights are kept; retry with `hwnas export "
+                            f"{run}/arch.json --weights {run}/weights.pt --format FMT` or "
+                            "rerun this command with --format")
     out = {"study": args.study, "target": args.target, "trials": len(study.trials),
            "predictor": where, "adapted": adapted, "pareto": front, "dropped": dropped,
            "selected": best, "export": card and card["folder"],
            "latency_source": "measured" if front and all(
                r.get("latency_source") == "measured" for r in front) else "predicted",
-           "note": note, "seconds": round(time.monotonic() - t0, 1)}
+           "note": note, "export_error": export_error,
+           "seconds": round(time.monotonic() - t0, 1)}
     if args.json:
         print(json.dumps(out, sort_keys=True, default=str))
-        return 0
-    _print_result(out, args)
+    else:
+        _print_result(out, args)
+    if export_error:
+        raise ValueError(export_error)
     return 0
 
 

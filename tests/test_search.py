@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -148,6 +149,14 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     # a measurement flagged as noisy is dropped rather than trusted
     assert "MEASURED" in text or "dropped" in text
+    if out["selected"]:  # an export that cannot be made: one line, the study is kept
+        assert main(argv + ["--no-verify", "--format", "edgetpu", "--json"]) == 1
+        cap = capsys.readouterr()
+        assert json.loads(cap.out)["export_error"].startswith("export of")
+        err = cap.err.strip().splitlines()
+        assert len(err) == 1 and "export of" in err[0] and "arch.json --weights" in err[0]
+        run = err[0].split("hwnas export ")[1].split("/arch.json")[0]
+        assert (tmp_path / run / "weights.pt").is_file() or Path(run, "weights.pt").is_file()
 
 
 @pytest.mark.parametrize("argv, message", [

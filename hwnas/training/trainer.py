@@ -273,8 +273,9 @@ def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
     return run
 
 
-# --- a trained run on disk: weights.pt (a plain state dict, what `hwnas export
-# --weights` takes), tokenizer.json, feature_norm.npz and result.json ---------
+# --- a trained run on disk: weights.pt (a plain state dict) and arch.json (the
+# architecture as trained) -- what `hwnas export arch.json --weights weights.pt`
+# takes --, tokenizer.json, feature_norm.npz and result.json ------------------
 def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
              extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a finished (or rung-stopped) run; returns the summary written."""
@@ -288,6 +289,7 @@ def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
     tmp = out / "weights.pt.tmp"
     torch.save(res.model.state_dict(), tmp)
     tmp.replace(out / "weights.pt")
+    write_atomic(out / "arch.json", json.dumps(res.arch, indent=2) + "\n")
     write_atomic(out / "tokenizer.json", tok.to_json())
     np.savez(out / "feature_norm.npz", mean=res.norm[0], std=res.norm[1])
     summary = {**res.to_dict(), "out": str(out), **(extra or {})}
