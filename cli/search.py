@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 SEARCH_EPILOG = """examples:
-  hwnas search --target cpu --streaming --max-latency 2 --trials 16 --cer-budget 45s,2m
+  hwnas search --target cpu --streaming --max-latency 2 --trials 16 --cer-budget 40s,2m
   hwnas search --target pixel6 --max-latency 40 --max-size 20 --budget 2h --cer-budget 2m,6m
   hwnas search --target cpu --objectives cer,latency,params --sampler tpe --study s1
   hwnas search --target cpu --trials 40 --study s1      continue s1 up to 40 trials
@@ -32,7 +32,7 @@ both numbers. Each is scored on every test set, and the lowest-CER one meeting
 the constraints is exported in the target's format with a model card.
 
 The study lives in SQLite at <workspace>/runs/search/<study>.db unless
---storage names another SQLAlchemy URL (e.g. postgresql://user@host/db);
+--storage names another SQLAlchemy URL (postgresql+psycopg://user@host/db);
 trained runs and the export go to <workspace>/runs/search/<study>/. Rerunning
 the same command resumes the study (a generation cut short is asked again).
 Open it with: optuna-dashboard sqlite:///runs/search/<study>.db
