@@ -109,8 +109,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     def measure(run: Any) -> None:
         measure_with_progress(run, f"measuring {run.n} on {run.spec.name}", quiet=args.json)
 
-    predictor, where, adapted = target_predictor(args.target, ws, spec, measure=measure,
-                                                 say=err.print)
+    # on a host the shipped predictor does not describe, measurements (adaptation
+    # and verification) go to a host-specific profile, never into another host's
+    predictor, where, adapted, spec = target_predictor(args.target, ws, spec, measure=measure,
+                                                       say=err.print)
     tok = CharTokenizer.for_languages(langs)
     err.print("corpus and features (built and cached on first use) ...")
     data: dict[tuple[str, int], Any] = {}

@@ -180,12 +180,14 @@ def test_a_new_host_adapts_the_shipped_cpu_predictor_once(tmp_path):
 
     spec = load_device("cpu", tmp_path)
     here = host_details()
-    shipped, where, report = target_predictor("cpu", tmp_path, spec, here=here)
+    shipped, where, report, same = target_predictor("cpu", tmp_path, spec, here=here)
     assert report is None and where.endswith("predictors/cpu")  # this host measured it
+    assert same is spec
     other = {**here, "cpu": "Some Other CPU @ 1.0GHz", "cores": 64}
     said = []
-    adapted, where, report = target_predictor("cpu", tmp_path, spec, here=other, n=5,
-                                              say=said.append)
+    adapted, where, report, host_spec = target_predictor("cpu", tmp_path, spec, here=other,
+                                                         n=5, say=said.append)
+    assert host_spec.name.startswith("cpu.host-") and host_spec.adapter == "cpu"
     assert report["measured"] == 5 and "does not describe this host" in said[0]
     assert adapted.card["adaptation"]["from"] == "cpu"
     assert adapted.card["host"]["cpu"] == "Some Other CPU @ 1.0GHz"
@@ -195,8 +197,8 @@ def test_a_new_host_adapts_the_shipped_cpu_predictor_once(tmp_path):
     rows = list((tmp_path / "profiles").glob("cpu.host-*/manifest.json"))
     assert len(rows) == 1
     # next time on that host: the adapted one, no new measurements
-    again, where2, report2 = target_predictor("cpu", tmp_path, spec, here=other, n=5)
-    assert report2 is None and where2 == where
+    again, where2, report2, local2 = target_predictor("cpu", tmp_path, spec, here=other, n=5)
+    assert report2 is None and where2 == where and local2.name == host_spec.name
     arch = default_space().sample_distinct(1, 9)
     assert again.predict(arch)[0] == pytest.approx(adapted.predict(arch)[0])
 

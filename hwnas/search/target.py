@@ -25,8 +25,10 @@ def target_predictor(target: str, workspace: Path, spec: Any,
                      here: dict[str, Any] | None = None,
                      measure: Callable[[Any], None] | None = None,
                      say: Callable[[str], None] = lambda s: None, n: int = ADAPT_N,
-                     ) -> tuple[Any, str, dict[str, Any] | None]:
-    """(predictor, where it came from, adaptation report or None)."""
+                     ) -> tuple[Any, str, dict[str, Any] | None, Any]:
+    """(predictor, where it came from, adaptation report or None, the device
+    spec to measure with: ``spec`` itself, or its host-specific copy whose
+    profile holds this host's measurements)."""
     import dataclasses
     import hashlib
 
@@ -37,18 +39,18 @@ def target_predictor(target: str, workspace: Path, spec: Any,
     where = find_predictor(target, workspace)
     predictor = LatencyPredictor.load(where)
     if spec.adapter not in HOST_ADAPTERS:
-        return predictor, str(where), None
+        return predictor, str(where), None, spec
     here = here or host_details()
     why = host_mismatch(predictor.card, here)
     if why is None:
-        return predictor, str(where), None
+        return predictor, str(where), None, spec
     tag = hashlib.sha1(f"{here.get('cpu')}|{here.get('cores')}".encode()).hexdigest()[:8]
     local = dataclasses.replace(spec, name=f"{target}.host-{tag}")
     mine = predictor_dir(workspace, local.name)
     if (mine / "card.json").is_file():
         adapted = LatencyPredictor.load(mine)
         if host_mismatch(adapted.card, here) is None:
-            return adapted, str(mine), None
+            return adapted, str(mine), None, local
     say(f"the {target} latency predictor ({where}) does not describe this host: {why}; "
         f"adapting it with {n} measurements here (few-shot)")
     adapted, report = adapt_predictor(predictor, target, local, workspace, n=n,
@@ -56,4 +58,4 @@ def target_predictor(target: str, workspace: Path, spec: Any,
     adapted.card["host"] = {k: here.get(k) for k in ("cpu", "cores", "os")}
     out = adapted.save(mine)
     say(f"adapted predictor saved to {out} (correction: {report['method']})")
-    return adapted, str(out), report
+    return adapted, str(out), report, local
