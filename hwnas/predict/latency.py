@@ -223,7 +223,8 @@ def find_predictor(device: str, workspace: Path | None) -> Path:
         return root
     raise ValueError(f"no latency predictor for device {device!r}; create one with "
                      f"`hwnas profile --device {device} --n 1000` then "
-                     f"`hwnas predictor train --device {device}`")
+                     f"`hwnas predictor train --device {device}`, or a few-shot one from "
+                     f"20 measurements: `hwnas predictor adapt --from cpu --device {device}`")
 
 
 def load_predictor(device: str, workspace: Path | None) -> LatencyPredictor:
