@@ -181,7 +181,10 @@ def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
     ax.bar(x, full, color="tab:blue", label="trained to the last rung")
     ax.bar(x, early, bottom=full, color="tab:orange", label="stopped early")
     ax.bar(x, inf, bottom=full + early, color="0.7", label="infeasible (not trained)")
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xticks(x)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("trials")
     spent = np.cumsum([sum(r["rungs"][-1]["budget_s"] for r in g if r["rungs"]) for g in gens])
