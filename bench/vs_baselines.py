@@ -47,7 +47,7 @@ def main() -> int:
     from hwnas.data.tokens import CharTokenizer
     from hwnas.predict.dataset import from_rows
     from hwnas.profiling.profiler import ProfileRun
-    from hwnas.search.results import trial_dir
+    from hwnas.search.results import study_paths, trial_dir
     from hwnas.search.study import pareto
     from hwnas.space import ArchConfig, default_space, preset
     from hwnas.space.presets import preset_names
@@ -56,7 +56,8 @@ def main() -> int:
 
     torch.set_num_threads(1)
     ws = Path(args.workspace).resolve()
-    storage = f"sqlite:///{ws / 'runs' / 'search' / f'{args.study}.db'}"
+    db, study_dir = study_paths(ws, args.study)
+    storage = f"sqlite:///{db}"
     study = optuna.load_study(study_name=args.study, storage=storage)
     max_lat = study.user_attrs["constraints"]["max_latency_ms"]
     front = pareto(study)
@@ -67,8 +68,7 @@ def main() -> int:
     tok = CharTokenizer.for_languages(["en"])
     rows = []
     for r in front:
-        model, arch, _, norm = load_run(trial_dir(ws / "runs" / "search" / args.study,
-                                                  r["run_trial"], r["arch_id"]))
+        model, arch, _, norm = load_run(trial_dir(study_dir, r["run_trial"], r["arch_id"]))
         test = builtin_features(ws, ["en"], "small", 0, arch.frontend, arch.n_filters)
         cer = evaluate(model, arch, test[("en", "test-clean")], tok, norm)["cer"]
         rows.append({"name": f"search #{r['trial']}", "arch": ArchConfig.from_dict(r["arch"]),

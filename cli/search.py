@@ -67,7 +67,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.adapters.devicefile import load_device
     from hwnas.data.corpus import SIZES
     from hwnas.data.tokens import CharTokenizer
-    from hwnas.search.results import export_selected, score_tests, trial_dir
+    from hwnas.search.results import export_selected, score_tests, study_paths, trial_dir
     from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
     from hwnas.search.target import target_predictor
     from hwnas.space import SearchSpace, default_space
@@ -89,11 +89,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     err = Console(stderr=True, quiet=args.json)
     spec = load_device(args.target, ws)
+    db, study_dir = study_paths(ws, args.study)
     storage = args.storage
     if storage is None:
-        (ws / "runs" / "search").mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{(ws / 'runs' / 'search' / f'{args.study}.db').resolve()}"
-    study_dir = ws / "runs" / "search" / args.study
+        db.parent.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{db.resolve()}"
     space = SearchSpace.from_toml(args.space) if args.space else default_space()
     if args.streaming:
         space = space.with_choices({"streaming": [True]})
@@ -280,10 +280,9 @@ figures are embedded) into --out (default <workspace>/runs/search/<study>/report
 """
 
 
-def _storage_for(args: argparse.Namespace, ws: Path) -> str:
+def _storage_for(args: argparse.Namespace, db: Path) -> str:
     if args.storage:
         return args.storage
-    db = ws / "runs" / "search" / f"{args.study}.db"
     if not db.is_file():
         raise ValueError(f"no study database {db}; run `hwnas search ... --study {args.study}` "
                          "first, or give --storage")
@@ -294,11 +293,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     import optuna
 
     from hwnas.search.report import build_report
+    from hwnas.search.results import study_paths
 
     from .hil import _workspace
 
-    ws = _workspace(args)
-    storage = _storage_for(args, ws)
+    db, study_dir = study_paths(_workspace(args), args.study)
+    storage = _storage_for(args, db)
     if args.top < 1:
         raise ValueError("--top must be >= 1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -308,7 +308,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise ValueError(f"no study {args.study!r} in {storage}; it holds: "
                          f"{', '.join(names) or 'none'}") from None
-    out = Path(args.out) if args.out else ws / "runs" / "search" / args.study / "report"
+    out = Path(args.out) if args.out else study_dir / "report"
     s = build_report(study, out, args.top)
     if args.json:
         print(json.dumps(s, sort_keys=True, default=str))

@@ -131,8 +131,8 @@ def fig_pareto(ax: Any, rows: list[dict[str, Any]], max_latency: float | None) -
     ax.grid(alpha=0.3)
 
 
-def fig_hypervolume(ax: Any, rows: list[dict[str, Any]], ref: tuple[float, float]) -> None:
-    hv = hv_history(rows, ref)
+def fig_hypervolume(ax: Any, rows: list[dict[str, Any]], hv: list[float],
+                    ref: tuple[float, float]) -> None:
     ax.plot([r["trial"] for r in rows], hv, c="tab:green")
     ax.set_xlabel("trial")
     ax.set_ylabel("hypervolume (ms x CER)")
@@ -315,6 +315,7 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
     unit = study.user_attrs.get("rung_unit", "CPU s")
     gen = int(study.user_attrs.get("generation", max(4, min(50, len(rows) // 4))))
     gens = _generations(rows, gen)
+    hv = hv_history(rows, ref)
     imp = importances(study)
     top = top_rows(rows, top_n)
     files = {}
@@ -328,7 +329,7 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
 
     for name, draw, size in (
             ("pareto", lambda ax: fig_pareto(ax, rows, max_lat), (8, 5)),
-            ("hypervolume", lambda ax: fig_hypervolume(ax, rows, ref), (7, 4)),
+            ("hypervolume", lambda ax: fig_hypervolume(ax, rows, hv, ref), (7, 4)),
             ("best_cer", lambda ax: fig_best_cer(ax, rows), (7, 4)),
             ("diversity", lambda ax: fig_diversity(ax, gens), (7, 4)),
             ("compute", lambda ax: fig_compute(ax, gens, unit), (7, 4)),
@@ -351,7 +352,7 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
         "early_stop_rate": (sum(r["stopped_at"] is not None for r in trained) / len(trained)
                             if trained else 0.0),
         "training_spent": sum(r["rungs"][-1]["budget_s"] for r in trained if r["rungs"]),
-        "training_unit": unit, "hypervolume": hv_history(rows, ref)[-1],
+        "training_unit": unit, "hypervolume": hv[-1],
         "hypervolume_ref": ref, "importances": imp,
         "top": [{k: r[k] for k in ("trial", "arch_id", "cer", "latency_ms", "params", "arch")}
                 for r in top],

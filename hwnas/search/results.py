@@ -21,6 +21,13 @@ CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 
 
+def study_paths(workspace: Path, study: str) -> tuple[Path, Path]:
+    """(the default SQLite file, the folder of trained runs, exports and reports)
+    of a study in a workspace."""
+    root = Path(workspace) / "runs" / "search"
+    return root / f"{study}.db", root / study
+
+
 def trial_dir(study_dir: Path, number: int, arch_id: str) -> Path:
     return Path(study_dir) / "trials" / f"{number:05d}-{arch_id}"
 

@@ -123,15 +123,13 @@ def open_study(cfg: SearchConfig) -> Any:
     return study
 
 
-def _requeue_orphans(study: Any) -> int:
+def _requeue_orphans(study: Any) -> None:
     """Trials left RUNNING by a killed process: failed, their params asked again."""
     import optuna
 
-    orphans = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for t in orphans:
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.enqueue_trial(t.params, skip_if_exists=False)
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-    return len(orphans)
 
 
 def _complete(study: Any) -> int:
@@ -182,35 +180,34 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
             trial.set_user_attr("trained", feasible)
             trials.append(trial)
             cands.append(Candidate(arch, latency, tag=trial.number) if feasible else None)
-        # an architecture the study already trained is not trained again: the
-        # trial takes over that trial's rungs (samplers do propose repeats)
+        # an architecture the study already trained (or this generation trains) is
+        # not trained again: the trial takes over that training (samplers do repeat)
         done = {t.user_attrs["arch_id"]: t for t in study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             if t.user_attrs.get("trained") and t.user_attrs.get("rungs")}
+        first: dict[str, Candidate] = {}      # arch id -> the candidate that trains it
+        repeat_of: dict[int, Any] = {}        # index -> an earlier trial or candidate
         for i, cand in enumerate(cands):
-            if cand is None:
-                continue
-            first = done.get(cand.arch.id)
-            if first is not None:
-                cand.rungs = list(first.user_attrs["rungs"])
-                cand.stopped_at = first.user_attrs["stopped_at"]
-                cand.tag = ("copy", first.user_attrs.get("run_trial", first.number))
-                continue
-            same = [c for c in cands[:i] if c is not None and c.arch.id == cand.arch.id]
-            if same:
-                cand.tag = ("same", same[0])
-        alive = [c for c in cands if c is not None and not isinstance(c.tag, tuple)]
-        if alive:
-            successive_halving(alive, runner, cfg.rungs, cfg.eta,
+            if cand is not None:
+                earlier = done.get(cand.arch.id) or first.get(cand.arch.id)
+                if earlier is None:
+                    first[cand.arch.id] = cand
+                else:
+                    repeat_of[i] = earlier
+        if first:
+            successive_halving(list(first.values()), runner, cfg.rungs, cfg.eta,
                                on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None)
-        for trial, cand in zip(trials, cands):
+        for i, (trial, cand) in enumerate(zip(trials, cands)):
             cer = UNTRAINED_CER
             if cand is not None:
-                if isinstance(cand.tag, tuple):  # a repeat: the first one's training
-                    kind, ref = cand.tag
-                    if kind == "same":
-                        cand.rungs, cand.stopped_at, ref = ref.rungs, ref.stopped_at, ref.tag
-                    trial.set_user_attr("run_trial", ref)
+                src = repeat_of.get(i)
+                if isinstance(src, Candidate):
+                    cand.rungs, cand.stopped_at = src.rungs, src.stopped_at
+                    trial.set_user_attr("run_trial", src.tag)
+                elif src is not None:
+                    cand.rungs = list(src.user_attrs["rungs"])
+                    cand.stopped_at = src.user_attrs["stopped_at"]
+                    trial.set_user_attr("run_trial", src.user_attrs.get("run_trial", src.number))
                 cer = cand.cer if math.isfinite(cand.cer) else UNTRAINED_CER
                 trial.set_user_attr("rungs", cand.rungs)
                 trial.set_user_attr("stopped_at", cand.stopped_at)
