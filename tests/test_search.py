@@ -178,6 +178,14 @@ def test_a_new_host_adapts_the_shipped_cpu_predictor_once(tmp_path):
     from hwnas.adapters.devicefile import load_device
     from hwnas.search.target import target_predictor
 
+    # the adaptation mechanics, not this host's noise: a copy of the cpu device
+    # whose plan does not flag a noisy measurement (as the Android tests do)
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "cpu.toml").write_text(
+        'description = "this CPU, ORT, 1 thread"\nadapter = "cpu"\n'
+        '[options]\nruntime = "onnxruntime"\nthreads = 1\n'
+        '[plan]\nwarmup_runs = 10\nmin_runs = 50\nmin_seconds = 1.0\n'
+        'max_cv = 1.0\nmax_drift = 1.0\n')
     spec = load_device("cpu", tmp_path)
     here = host_details()
     shipped, where, report, same = target_predictor("cpu", tmp_path, spec, here=here)
