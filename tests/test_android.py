@@ -270,6 +270,7 @@ warmup_runs = 2
 min_runs = 5
 min_seconds = 0.05
 max_cv = 1.0
+max_drift = 1.0
 """)
     (ws / "tiny.toml").write_text(TINY_SPACE)
     return ws
