@@ -17,6 +17,12 @@ fidelity     --n sampled architectures (seed 3, CTC decoders, <= 6 layers),
              bench/results/proxy_fidelity.jsonl (committed); a rerun skips those
 determinism  the same architecture and seed trained twice for 200 steps:
              identical CER
+predictor    the CER predictor (architecture + early curve) fitted on the
+             fidelity runs, leave one architecture out: does it estimate the
+             20-minute CER from the first 3 minutes better than the 3-minute
+             CER itself (as is, or scaled by the mean improvement)? Training
+             records take the curve at 2, 3 and 4 CPU-minutes; the held-out
+             architecture is scored at 3. No training, seconds.
 """
 
 from __future__ import annotations
@@ -120,6 +126,57 @@ def part_fidelity(n: int, short_min: float, long_min: float) -> dict:
     return {"n": len(recs), "kendall_tau": tau}
 
 
+def early_point(rec: dict, cpu_s: float) -> dict:
+    """The last dev evaluation of a fidelity run at or before ``cpu_s``."""
+    pts = [p for p in rec["curve"] if p["cpu_s"] <= cpu_s + 1.0]
+    return pts[-1]
+
+
+def predictor_records(recs: list[dict], cuts: tuple[float, ...]) -> list[dict]:
+    out = []
+    for r in recs:
+        for c in cuts:
+            p = early_point(r, c)
+            out.append({"arch": r["arch"], "early_cer": p["dev_cer"], "early_loss": p["loss"],
+                        "early_steps": p["step"], "final_cer": r["long_cer"]})
+    return out
+
+
+def part_predictor(short_min: float) -> dict:
+    import numpy as np
+
+    from hwnas.predict.cer import CERPredictor
+
+    log = ROOT / "bench" / "results" / "proxy_fidelity.jsonl"
+    recs = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
+    if len(recs) < 9:
+        print(f"  {len(recs)} fidelity runs: need >= 9 (run --parts fidelity first)")
+        return {"n": len(recs)}
+    cut = short_min * 60
+    final = np.array([r["long_cer"] for r in recs])
+    early = np.array([early_point(r, cut)["dev_cer"] for r in recs])
+    pred, scaled = [], []
+    for i, r in enumerate(recs):
+        rest = recs[:i] + recs[i + 1:]
+        model = CERPredictor.fit(predictor_records(rest, (cut - 60, cut, cut + 60)), max_depth=2)
+        held = predictor_records([r], (cut,))[0]
+        pred.append(float(model.predict([ArchConfig.from_dict(r["arch"])],
+                                        np.array([[held[k] for k in ("early_cer", "early_loss",
+                                                                     "early_steps")]]))[0]))
+        ratio = np.mean([x["long_cer"] / early_point(x, cut)["dev_cer"] for x in rest])
+        scaled.append(float(early[i] * ratio))
+    out = {"n": len(recs)}
+    print(f"  {len(recs)} architectures, held out one at a time; 20-minute dev CER from:")
+    for name, est in (("3-minute CER as is", early), ("3-minute CER x mean ratio", scaled),
+                      ("CER predictor (PREDICTED)", pred)):
+        est = np.asarray(est)
+        mae = float(np.mean(np.abs(est - final)))
+        tau = kendall_tau(list(est), list(final))
+        out[name] = {"mae": mae, "kendall_tau": tau, "estimates": [float(v) for v in est]}
+        print(f"    {name:<27} mean abs error {mae:.3f}  Kendall tau {tau:.3f}")
+    return out
+
+
 def part_determinism(steps: int) -> dict:
     tok = CharTokenizer.for_languages(["en"])
     arch = preset("conformer_xs")
@@ -150,6 +207,8 @@ def main() -> int:
             results[p] = part_fidelity(args.n, args.minutes, args.long_minutes)
         elif p == "determinism":
             results[p] = part_determinism(args.steps)
+        elif p == "predictor":
+            results[p] = part_predictor(args.minutes)
         else:
             ap.error(f"unknown part {p!r}")
         print(f"  ({p}: {time.time() - t0:.0f} s)\n", flush=True)
