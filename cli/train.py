@@ -103,8 +103,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"dev CER {p['dev_cer']:.3f}")
     print(f"dev: CER {res.dev['cer']:.3f}  WER {res.dev['wer']:.3f}")
     for name, r in res.tests.items():
-        print(f"{name:<14} CER {r['cer']:.3f}  WER {r['wer']:.3f}  "
-              f"WER (lexicon) {r['wer_lexicon']:.3f}  ({r['n']} utterances)")
+        lex = (f"WER (lexicon beam) {r['wer_lexicon_beam']:.3f}  " if "wer_lexicon_beam" in r
+               else "")
+        print(f"{name:<14} CER {r['cer']:.3f}  WER {r['wer']:.3f}  {lex}"
+              f"WER (snapped) {r['wer_lexicon']:.3f}  ({r['n']} utterances)")
     print(f"saved {out_dir}")
     return 0
 

@@ -15,10 +15,17 @@ from hwnas.data import corpus
 from hwnas.data.loaders import load_builtin
 from hwnas.data.tokens import CharTokenizer
 from hwnas.space import preset
-from hwnas.training.decode import ctc_beam, ctc_greedy, error_rates, snap_to_lexicon
+from hwnas.training.decode import (
+    Lexicon,
+    ctc_beam,
+    ctc_greedy,
+    ctc_lexicon_beam,
+    error_rates,
+    snap_to_lexicon,
+)
 from hwnas.training.features import compute
 from hwnas.training.losses import attention_loss, rnnt_loss
-from hwnas.training.trainer import TrainConfig, train
+from hwnas.training.trainer import TrainConfig, evaluate, train, transcribe
 
 
 def _rnnt_brute(lp: torch.Tensor, y: list[int], T: int) -> float:
@@ -89,6 +96,54 @@ def test_lexicon_snapping_and_error_rates():
     assert error_rates(["Hello, World!"], ["hello world"])["wer"] == 0.0
 
 
+def _ctc_logprob(lp: np.ndarray, seq: list[int]) -> float:
+    """log P(seq | lp) summed over every CTC alignment (PyTorch's CTC loss)."""
+    x = torch.tensor(lp, dtype=torch.float64)[:, None]
+    if not seq:
+        return float(x[:, 0, 0].sum())
+    loss = torch.nn.functional.ctc_loss(x, torch.tensor([seq]), torch.tensor([len(lp)]),
+                                        torch.tensor([len(seq)]), reduction="sum")
+    return -float(loss)
+
+
+def test_lexicon_beam_finds_the_most_probable_word_sequence():
+    """Without pruning, the constrained search returns the lexicon-valid label
+    sequence of highest CTC probability -- checked against every such sequence."""
+    tok = CharTokenizer(["a", "b"])  # ids: blank 0, space 1, a 2, b 3
+    words = ["a", "ab", "bb"]
+    lex = Lexicon(words, tok.encode)
+    valid = {()}
+    for _ in range(3):  # every sequence of up to three words
+        valid |= {v + ((1,) if v else ()) + tuple(tok.encode(w)) for v in valid for w in words}
+    rng = np.random.default_rng(0)
+    for trial in range(25):
+        T = int(rng.integers(3, 7))
+        lp = torch.tensor(rng.normal(size=(T, 4)) * 2).log_softmax(-1).numpy()
+        scores = {v: _ctc_logprob(lp, list(v)) for v in valid if len(v) <= T}
+        best = max(scores, key=scores.get)
+        got = ctc_lexicon_beam(lp, lex, beam=10_000, prune=1e9)
+        assert scores[tuple(got)] == pytest.approx(scores[best], abs=1e-9), trial
+        text = tok.decode(got)
+        assert all(w in words for w in text.split())
+
+
+def test_lexicon_beam_turns_a_misspelling_into_a_word():
+    tok = CharTokenizer(list("acdgot"))
+    lex = Lexicon(["cat", "dog", "cod"], tok.encode)
+    # frames spell "cst"-like noise: c, then 'a' slightly below 'o', then t
+    ids = {c: tok.encode(c)[0] for c in "acdgot"}
+    lp = np.full((5, tok.vocab_size), -8.0)
+    for t, (c, p) in enumerate([("c", -0.1), ("o", -0.6), ("t", -0.1)]):
+        lp[t, ids[c]] = p
+    lp[1, ids["a"]] = -0.9
+    lp[3:, 0] = -0.01
+    greedy = tok.decode(ctc_greedy(torch.tensor(lp)[None], torch.tensor([5]))[0])
+    assert greedy == "cot"  # not a word of this lexicon
+    assert tok.decode(ctc_lexicon_beam(lp, lex, beam=8)) == "cat"
+    with pytest.raises(ValueError, match="no word"):
+        Lexicon(["123"], tok.encode)
+
+
 @pytest.fixture(scope="module")
 def tiny_features(tmp_path_factory):
     ws = tmp_path_factory.mktemp("corpus")
@@ -117,6 +172,12 @@ def test_training_is_deterministic_for_a_seed(tiny_features, decoder):
     for (n, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(p, q), n
     assert math.isfinite(a.curve[-1]["loss"])
+    words = list(corpus.words("en"))
+    r = evaluate(a.model, a.model.arch, dv, tok, a.norm, lexicon=words)
+    assert ("wer_lexicon_beam" in r) == (decoder != "rnnt")  # RNN-T has no CTC head
+    if decoder == "rnnt":
+        with pytest.raises(ValueError, match="needs a CTC head"):
+            transcribe(a.model, a.model.arch, dv, tok, a.norm, lexicon=Lexicon(words, tok.encode))
 
 
 def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys):
@@ -132,7 +193,7 @@ def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys)
     assert (Path(out["out"]) / "weights.pt").is_file()
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "learning curve" in text and "en/test-noisy" in text
+    assert "learning curve" in text and "en/test-noisy" in text and "lexicon beam" in text
     assert main(["train", "--preset", "conformer_xs", "--workspace", str(tmp_path)]) == 1
     assert "give a budget" in capsys.readouterr().err
     assert main(["train", "--preset", "conformer_xs", "--budget", "soon",

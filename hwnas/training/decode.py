@@ -1,7 +1,9 @@
 """Decoding: CTC greedy and prefix beam search, RNN-T greedy, attention
-greedy; lexicon snapping so word error rates mean something on a closed
-vocabulary (each hypothesised word becomes its nearest lexicon word by
-character edit distance)."""
+greedy. Two ways to make word error rates mean something on a closed
+vocabulary: lexicon-constrained CTC beam search (every hypothesis is a
+sequence of lexicon words, spelled through a prefix trie) for models with a
+CTC head, and snapping (each hypothesised word becomes its nearest lexicon
+word by character edit distance) for any decoder."""
 
 from __future__ import annotations
 
@@ -64,6 +66,74 @@ def ctc_beam(log_probs: np.ndarray, beam: int = 8) -> list[int]:
         beams = dict(sorted(((k, (v[0], v[1])) for k, v in nxt.items()),
                             key=lambda kv: -_lse(*kv[1]))[:beam])
     return list(max(beams.items(), key=lambda kv: _lse(*kv[1]))[0])
+
+
+SPACE = 1  # the tokenizer's id for the word separator
+
+
+class Lexicon:
+    """A word list as a prefix trie over token ids (node 0 is the root)."""
+
+    def __init__(self, words: Iterable[str], encode: Any) -> None:
+        self.children: list[dict[int, int]] = [{}]
+        self.final: list[bool] = [False]
+        for w in words:
+            for part in w.split():  # normalisation may split a hyphenated word
+                node = 0
+                for s in encode(part):
+                    nxt = self.children[node].get(s)
+                    if nxt is None:
+                        nxt = len(self.children)
+                        self.children[node][s] = nxt
+                        self.children.append({})
+                        self.final.append(False)
+                    node = nxt
+                if node:
+                    self.final[node] = True
+        if len(self.children) == 1:
+            raise ValueError("the lexicon has no word the tokenizer can spell")
+
+
+def ctc_lexicon_beam(log_probs: np.ndarray, lexicon: Lexicon, beam: int = 8,
+                     prune: float = 10.0) -> list[int]:
+    """CTC prefix beam search whose prefixes are lexicon words separated by
+    single spaces; the hypothesis returned ends on a whole word (or is empty). Symbols more
+    than ``prune`` nats below a frame's best are not tried."""
+    # prefix -> (p_blank, p_symbol); node: the trie node of the prefix's last word
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}
+    node: dict[tuple[int, ...], int] = {(): 0}
+    for t in range(log_probs.shape[0]):
+        lp = log_probs[t]
+        cand = np.nonzero(lp >= lp.max() - prune)[0]
+        nxt: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (pb, pnb) in beams.items():
+            total, at = _lse(pb, pnb), node[prefix]
+            last = prefix[-1] if prefix else None
+            for s in cand:
+                s, p = int(s), float(lp[s])
+                if s == BLANK:
+                    _add(nxt, prefix, total + p, -math.inf)
+                    continue
+                if s == last:
+                    _add(nxt, prefix, -math.inf, pnb + p)  # a repeat collapses
+                if s == SPACE:
+                    ok = last is not None and last != SPACE and lexicon.final[at]
+                    child = 0
+                else:
+                    child = lexicon.children[at].get(s, -1)
+                    ok = child >= 0
+                if ok:
+                    ext = prefix + (s,)
+                    node[ext] = child
+                    _add(nxt, ext, -math.inf, pb + p if s == last else total + p)
+        if not nxt:  # nothing in the lexicon fits this frame: keep the beams
+            continue
+        beams = dict(sorted(((k, (v[0], v[1])) for k, v in nxt.items()),
+                            key=lambda kv: -_lse(*kv[1]))[:beam])
+    # training targets never end on a space, so neither does a hypothesis
+    whole = [(k, v) for k, v in beams.items()
+             if not k or (k[-1] != SPACE and lexicon.final[node[k]])]
+    return list(max(whole, key=lambda kv: _lse(*kv[1]))[0]) if whole else []
 
 
 @torch.no_grad()

@@ -22,9 +22,11 @@ from hwnas.data.tokens import CharTokenizer
 from hwnas.models.model import build
 from hwnas.space import ArchConfig
 from hwnas.training.decode import (
+    Lexicon,
     attention_beam,
     ctc_beam,
     ctc_greedy,
+    ctc_lexicon_beam,
     error_rates,
     rnnt_beam,
     rnnt_greedy,
@@ -121,16 +123,24 @@ def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple) -> torch.Tenso
     return CTC_WEIGHT * ctc + (1 - CTC_WEIGHT) * attention_loss(out["att_logits"], y, yl)
 
 
+LEXICON_BEAM = 8  # width of the lexicon-constrained search unless a wider --beam is given
+
+
 @torch.no_grad()
 def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
                norm: tuple, idx: np.ndarray | None = None, batch_frames: int = 20000,
-               beam: int = 1) -> list[str]:
+               beam: int = 1, lexicon: Lexicon | None = None) -> list[str]:
     """Transcripts, greedy (``beam`` 1) or by beam search of that width.
 
     One rule per decoder, whatever the batching: RNN-T decodes with its
     joint network; attention decoders decode greedily with their joint CTC
     head (cheap, and independent of how utterances fall into batches) and
-    with the attention decoder under ``beam`` > 1."""
+    with the attention decoder under ``beam`` > 1. With ``lexicon``, the CTC
+    head's lexicon-constrained beam search of width ``beam`` (models without
+    a CTC head, i.e. RNN-T, have none)."""
+    if lexicon is not None and getattr(model, "ctc", None) is None:
+        raise ValueError(f"lexicon-constrained decoding needs a CTC head; "
+                         f"a {arch.decoder} model has none")
     model.eval()
     idx = np.arange(len(fs)) if idx is None else idx
     hyps: dict[int, str] = {}
@@ -139,7 +149,10 @@ def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Ch
         sel = idx[b]
         x, xl, _, _ = _collate(fs, sel, tok, norm)
         enc, el = model.encode(x, xl)
-        if beam > 1:
+        if lexicon is not None:
+            lp = model.ctc(enc).log_softmax(-1).numpy()
+            seqs = [ctc_lexicon_beam(lp[j, :int(el[j])], lexicon, beam) for j in range(len(sel))]
+        elif beam > 1:
             seqs = [_beam_one(model, arch, enc[j: j + 1], int(el[j]), beam)
                     for j in range(len(sel))]
         elif arch.decoder == "rnnt":
@@ -167,8 +180,12 @@ def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
     hyps = transcribe(model, arch, fs, tok, norm, idx, beam=beam)
     r = error_rates([fs.texts[i] for i in idx], hyps)
     if lexicon:
-        snapped = [snap_to_lexicon(h, lexicon) for h in hyps]
-        r["wer_lexicon"] = error_rates([fs.texts[i] for i in idx], snapped)["wer"]
+        refs = [fs.texts[i] for i in idx]
+        r["wer_lexicon"] = error_rates(refs, [snap_to_lexicon(h, lexicon) for h in hyps])["wer"]
+        if getattr(model, "ctc", None) is not None:
+            lex = transcribe(model, arch, fs, tok, norm, idx, beam=max(beam, LEXICON_BEAM),
+                             lexicon=Lexicon(lexicon, tok.encode))
+            r["wer_lexicon_beam"] = error_rates(refs, lex)["wer"]
     return r
 
 
