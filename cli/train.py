@@ -1,4 +1,5 @@
-"""`hwnas train`: train one architecture on the built-in corpus and score it."""
+"""`hwnas train`: train one architecture on the built-in corpus, or on the
+user's own (LibriSpeech, Common Voice, Kaldi layouts), and score it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ TRAIN_EPILOG = """examples:
   hwnas train --preset conformer_xs --budget 3m          3 CPU-minutes on built-in English
   hwnas train arch.json --steps 500 --langs en,es --json
   hwnas train --preset lstm_rnnt --budget 90s --seed 1
+  hwnas train --preset conformer_xs --budget 30m \
+      --train librispeech:/data/LibriSpeech/train-clean-100 \
+      --dev librispeech:/data/LibriSpeech/dev-clean \
+      --test clean=librispeech:/data/LibriSpeech/test-clean \
+      --test cv=commonvoice:/data/cv/en/test.tsv --test kaldi:data/eval
 
 The built-in corpus is built first if it is missing (hwnas data build). The
 budget counts CPU time of this process on one thread; --steps N is the
 deterministic alternative (the same seed gives the same weights and CER).
-Results, weights, tokenizer and feature statistics go to
-<workspace>/runs/train/<arch-id>-s<seed>/.
+With --train, the tokenizer is the training transcripts' characters and the
+lexicon (for the lexicon-constrained WER) their words; a missing transcript
+or unreadable audio is skipped and reported with its path (--strict refuses
+the corpus instead). Results, weights, tokenizer and feature statistics go to
+<workspace>/runs/train/<arch-id>-s<seed>[-<data hash>]/.
 """
 
 
@@ -31,15 +40,76 @@ def parse_budget(text: str) -> float:
     return value
 
 
+def _builtin_data(args: argparse.Namespace, arch: Any, ws: Any) -> tuple:
+    from hwnas.data.corpus import SIZES, corpus_dir, words
+    from hwnas.data.tokens import CharTokenizer
+    from hwnas.training.prepare import builtin_features
+    from hwnas.training.trainer import concat
+
+    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+    if args.size not in SIZES:
+        raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
+    sets = builtin_features(ws, langs, args.size, args.corpus_seed, arch.frontend,
+                            arch.n_filters)
+    tests = {f"{lang}/{split}": (sets[(lang, split)], list(words(lang)))
+             for lang in langs for split in ("test-clean", "test-noisy")}
+    train_set = concat([sets[(lang, "train")] for lang in langs], "train")
+    meta = {"langs": langs, "corpus": str(corpus_dir(ws, args.size, args.corpus_seed)),
+            "problems": len(train_set.problems)}
+    return (train_set, concat([sets[(lang, "dev")] for lang in langs], "dev"), tests,
+            CharTokenizer.for_languages(langs), meta)
+
+
+def _user_data(args: argparse.Namespace, arch: Any, ws: Any, err: Any) -> tuple:
+    """--train/--dev/--test corpora: tokenizer and lexicon from the training
+    transcripts; each corpus's problems reported with their paths."""
+    from rich.progress import Progress
+
+    from hwnas.data.loaders import load_spec
+    from hwnas.data.tokens import CharTokenizer, normalise
+    from hwnas.training.features import compute
+
+    if not args.dev:
+        raise ValueError("--train needs --dev SPEC (the held-out set the learning curve "
+                         "and the CER are measured on)")
+    named = [("train", args.train), ("dev", args.dev)]
+    for t in args.test or []:
+        name, eq, spec = t.partition("=")
+        named.append((name, spec) if eq and ":" not in name else (t, t))
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise ValueError(f"test set names must be distinct from each other and from "
+                         f"train/dev: {', '.join(names[2:])} (name them: --test NAME=SPEC)")
+    cache = ws / "cache" / "features"
+    sets, meta = {}, {"data": dict(named), "problems": {}}
+    with Progress(console=err, transient=True) as progress:
+        for name, spec in named:
+            ds = load_spec(spec, strict=args.strict)
+            task = progress.add_task(f"features {name} ({len(ds)} utterances)", total=len(ds))
+            sets[name] = fs = compute(ds, arch.frontend, arch.n_filters, cache,
+                                      lambda n, _t, task=task: progress.update(task, completed=n))
+            if fs.problems:
+                path, reason = fs.problems[0]
+                first = reason if reason.startswith(path) else f"{path}: {reason}"
+                if args.strict:
+                    raise ValueError(f"{first} (--strict)")
+                meta["problems"][name] = [list(p) for p in fs.problems]
+                err.print(f"[yellow]{name}: {len(fs.problems)} utterance(s) skipped[/] "
+                          f"(first: {first}); all are listed in result.json", highlight=False)
+    tok = CharTokenizer.from_texts(sets["train"].texts)
+    lexicon = sorted({w for t in sets["train"].texts for w in normalise(t).split()})
+    tests = {name: (sets[name], lexicon) for name, _ in named[2:]}
+    return sets["train"], sets["dev"], tests, tok, meta
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import hashlib
+
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hwnas.data.corpus import SIZES, corpus_dir, words
-    from hwnas.data.tokens import CharTokenizer
-    from hwnas.training.prepare import builtin_features
-    from hwnas.training.trainer import TrainConfig, concat, evaluate, save_run, train
+    from hwnas.training.trainer import TrainConfig, evaluate, save_run, train
 
     from .hil import _workspace
     from .main import _read_arch
@@ -49,23 +119,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--beam must be >= 1")
     if (args.budget is None) == (args.steps is None):
         raise ValueError("give a budget: --budget 3m (CPU time) or --steps N")
+    if (args.dev or args.test) and not args.train:
+        raise ValueError("--dev/--test go with --train (your own corpus); without --train "
+                         "the built-in corpus's splits are used")
     cfg = TrainConfig(steps=args.steps, seed=args.seed,
                       cpu_seconds=parse_budget(args.budget) if args.budget else None)
     arch = _read_arch(args)
-    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-    if args.size not in SIZES:
-        raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
     ws = _workspace(args)
     err = Console(stderr=True)
     quiet = args.json
     if not quiet:
-        err.print("corpus and features (built and cached on first use) ...")
-    sets = builtin_features(ws, langs, args.size, args.corpus_seed, arch.frontend,
-                            arch.n_filters)
-    root = corpus_dir(ws, args.size, args.corpus_seed)
-    train_set = concat([sets[(lang, "train")] for lang in langs], "train")
-    dev_set = concat([sets[(lang, "dev")] for lang in langs], "dev")
-    tok = CharTokenizer.for_languages(langs)
+        err.print("corpus and features (computed and cached on first use) ...")
+    if args.train:
+        train_set, dev_set, tests, tok, meta = _user_data(args, arch, ws, err)
+        tag = "-" + hashlib.sha256(json.dumps(meta["data"]).encode()).hexdigest()[:8]
+    else:
+        train_set, dev_set, tests, tok, meta = _builtin_data(args, arch, ws)
+        tag = ""
     total = cfg.steps if cfg.steps is not None else cfg.cpu_seconds
     unit = "steps" if cfg.steps is not None else "CPU s"
     progress = Progress(TextColumn(f"[bold]training {arch.encoder}/{arch.decoder}"),
@@ -83,15 +153,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                                        f"dev CER {p['dev_cer']:.3f}")
 
         res = train(arch, train_set, dev_set, tok, cfg, on_point, on_step)
-    for lang in langs:
-        lex = list(words(lang))
-        for split in ("test-clean", "test-noisy"):
-            res.tests[f"{lang}/{split}"] = evaluate(res.model, res.model.arch, sets[(lang, split)],
-                                                    tok, res.norm, lexicon=lex, beam=args.beam)
-    out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}"
-    summary = save_run(out_dir, res, tok, {"langs": langs, "corpus": str(root),
-                                           "seed": args.seed,
-                                           "problems": len(train_set.problems)})
+    for name, (fs, lexicon) in tests.items():
+        res.tests[name] = evaluate(res.model, res.model.arch, fs, tok, res.norm,
+                                   lexicon=lexicon, beam=args.beam)
+    out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}{tag}"
+    summary = save_run(out_dir, res, tok, {**meta, "seed": args.seed})
     if args.json:
         print(json.dumps(summary, sort_keys=True))
         return 0
@@ -112,10 +178,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    s = sub.add_parser("train", help="train an architecture on the built-in corpus; CER/WER",
+    s = sub.add_parser("train", help="train an architecture (built-in or your corpus); CER/WER",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train one architecture under a CPU-time or step budget "
-                                   "on the built-in corpus; print the learning curve and "
+                                   "on the built-in corpus or your own; print the learning "
+                                   "curve and "
                                    "CER/WER per test set.", epilog=TRAIN_EPILOG)
     s.add_argument("arch", nargs="?", metavar="ARCH.json", help="architecture JSON, or - ")
     s.add_argument("--preset", metavar="NAME", help="a named preset instead")
@@ -125,6 +192,14 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--size", default="small", help="built-in corpus size (default small)")
     s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed",
                    help="built-in corpus seed (default 0)")
+    s.add_argument("--train", metavar="SPEC", help="your own training corpus instead of the "
+                   "built-in one: librispeech:DIR, commonvoice:DIR/SPLIT.tsv or kaldi:DIR")
+    s.add_argument("--dev", metavar="SPEC", help="with --train: the held-out corpus")
+    s.add_argument("--test", metavar="[NAME=]SPEC", action="append",
+                   help="with --train: a test set (repeat for several)")
+    s.add_argument("--strict", action="store_true",
+                   help="refuse a corpus with a bad file or transcript (default: skip and "
+                        "report them)")
     s.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     s.add_argument("--beam", type=int, default=1,
                    help="beam width for the test sets (default 1: greedy; attention decoders: "

@@ -179,3 +179,60 @@ def test_character_tokens_round_trip_for_every_language():
     assert tok.encode("a b")[1] == 1  # the space
     assert CharTokenizer.from_json(tok.to_json()).symbols == tok.symbols
     assert tok.unknown("привет") == set("привет")
+
+
+# --- training on the user's own corpora -------------------------------------------------
+def _user_corpora(root: Path) -> dict[str, str]:
+    """LibriSpeech train (one unreadable file), Kaldi dev, Common Voice test."""
+    rng = np.random.default_rng(0)
+    texts = ["go do you hear", "but in less than five minutes", "the red cat", "a blue dog"]
+    ch = root / "ls" / "19" / "198"
+    ch.mkdir(parents=True)
+    lines = []
+    for i in range(8):
+        uid = f"19-198-{i:04d}"
+        sf.write(ch / f"{uid}.flac", _tone(0.6) + 0.01 * rng.standard_normal(9600)
+                 .astype(np.float32), SAMPLE_RATE)
+        lines.append(f"{uid} {texts[i % 4].upper()}")
+    (ch / "19-198-0007.flac").write_bytes(b"broken")  # transcribed, unreadable
+    (ch / "19-198.trans.txt").write_text("\n".join(lines) + "\n")
+    kd = root / "kaldi_dev"
+    kd.mkdir()
+    sf.write(kd / "r1.wav", _tone(1.2), SAMPLE_RATE, subtype="PCM_16")
+    (kd / "wav.scp").write_text("r1 r1.wav\n")
+    (kd / "segments").write_text("d1 r1 0.0 0.6\nd2 r1 0.6 1.2\n")
+    (kd / "text").write_text("d1 the red cat\nd2 a blue dog\n")
+    cv = root / "cv"
+    (cv / "clips").mkdir(parents=True)
+    sf.write(cv / "clips" / "c1.wav", _tone(0.6), SAMPLE_RATE)
+    (cv / "test.tsv").write_text("client_id\tpath\tsentence\nx\tc1.wav\tThe red cat.\n")
+    return {"train": f"librispeech:{root / 'ls'}", "dev": f"kaldi:{kd}",
+            "test": f"cv=commonvoice:{cv / 'test.tsv'}"}
+
+
+def test_train_on_user_corpora(tmp_path, capsys):
+    import json
+
+    c = _user_corpora(tmp_path / "data")
+    base = ["train", "--preset", "conformer_xs", "--steps", "2", "--workspace",
+            str(tmp_path / "ws"), "--train", c["train"], "--dev", c["dev"]]
+    assert main(base + ["--test", c["test"], "--test", c["dev"], "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 2 and set(out["tests"]) == {"cv", c["dev"]}
+    assert out["tests"]["cv"]["n"] == 1 and "wer_lexicon_beam" in out["tests"]["cv"]
+    (path, reason), = out["problems"]["train"]
+    assert path.endswith("19-198-0007.flac") and "cannot read audio" in reason
+    assert out["data"]["train"] == c["train"] and Path(out["out"]).name.count("-") == 2
+    tok = json.loads((Path(out["out"]) / "tokenizer.json").read_text())
+    assert set(tok["symbols"][2:]) == set("abcdefghilmnorstuvy")  # the training transcripts'
+    # one clear line, nothing trained: --strict, a dev without --train, a bad spec, a clash
+    for argv, needle in ((base + ["--strict"], "19-198-0007.flac: cannot read audio"),
+                         (base[:7] + ["--dev", c["dev"]], "go with --train"),
+                         (base[:9], "--train needs --dev"),
+                         (base + ["--test", "librispeech"], "give LAYOUT:PATH"),
+                         (base + ["--test", "dev=" + c["dev"]], "must be distinct"),
+                         (base + ["--test", "commonvoice:" + str(tmp_path)], ".tsv file")):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        errors = [x for x in err.splitlines() if x.startswith("hwnas: error:")]
+        assert len(errors) == 1 and needle in errors[0], err

@@ -171,6 +171,28 @@ def load_kaldi(data_dir: Path, strict: bool = False) -> Dataset:
     return ds
 
 
+USER_LAYOUTS = ("librispeech", "commonvoice", "kaldi")
+
+
+def load_spec(spec: str, strict: bool = False) -> Dataset:
+    """A user corpus named on the command line: ``librispeech:DIR``,
+    ``commonvoice:DIR/SPLIT.tsv`` or ``kaldi:DATA_DIR``."""
+    layout, sep, path = spec.partition(":")
+    if not sep or layout not in USER_LAYOUTS or not path:
+        raise CorpusError(f"corpus {spec!r}: give LAYOUT:PATH, LAYOUT one of "
+                          f"{', '.join(USER_LAYOUTS)} (e.g. librispeech:/data/LibriSpeech/"
+                          "dev-clean, commonvoice:/data/cv/en/test.tsv, kaldi:data/train)")
+    p = Path(path).expanduser()
+    if layout == "librispeech":
+        return load_librispeech(p, strict)
+    if layout == "kaldi":
+        return load_kaldi(p, strict)
+    if p.suffix != ".tsv":
+        raise CorpusError(f"corpus {spec!r}: commonvoice names a split's .tsv file "
+                          "(e.g. commonvoice:/data/cv/en/train.tsv)")
+    return load_commonvoice(p.parent, p.stem, strict)
+
+
 def load_builtin(root: Path, lang: str, split: str) -> Dataset:
     root = Path(root)
     lst = root / lang / f"{split}.jsonl"

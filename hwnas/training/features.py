@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,13 +57,20 @@ class FeatureSet:
 def _key(ds: Dataset, frontend: str, n_filters: int) -> str:
     h = hashlib.sha256()
     h.update(f"{FEATURE_VERSION}:{ds.name}:{frontend}:{n_filters}".encode())
-    for it in ds.items:
-        h.update(f"{it.id}|{it.audio}|{it.start}|{it.end}|{it.text}\n".encode())
+    for it in ds.items:  # size and mtime: audio replaced in place is read again
+        try:
+            st = os.stat(it.audio)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{it.id}|{it.audio}|{stamp}|{it.start}|{it.end}|{it.text}\n".encode())
     return h.hexdigest()[:16]
 
 
 def compute(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path | None = None,
-            ) -> FeatureSet:
+            on_item: Callable[[int, int], None] | None = None) -> FeatureSet:
+    """Features of every readable utterance (cached by content); ``on_item(done,
+    total)`` reports progress while computing."""
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / f"{_key(ds, frontend, n_filters)}.npz"
@@ -73,7 +81,9 @@ def compute(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path | None =
     fx = FeatureExtractor(frontend, n_filters)
     ids, texts, parts, problems = [], [], [], list(ds.problems)
     with torch.no_grad():
-        for it in ds.items:
+        for n, it in enumerate(ds.items, 1):
+            if on_item:
+                on_item(n, len(ds.items))
             try:
                 wave = load_audio(it)
                 if len(wave) < N_FFT:
