@@ -26,6 +26,11 @@ lexicon (for the lexicon-constrained WER) their words; a missing transcript
 or unreadable audio is skipped and reported with its path (--strict refuses
 the corpus instead). Results, weights, tokenizer and feature statistics go to
 <workspace>/runs/train/<arch-id>-s<seed>[-<data hash>]/.
+
+A run saves a snapshot there every CPU-minute, on Ctrl-C and at the end:
+the same command continues a stopped run (with --steps, to the same weights
+as an uninterrupted one), and a larger budget continues a finished one.
+--restart starts over.
 """
 
 
@@ -102,6 +107,29 @@ def _user_data(args: argparse.Namespace, arch: Any, ws: Any, err: Any) -> tuple:
     return sets["train"], sets["dev"], tests, tok, meta
 
 
+def _resume(args: argparse.Namespace, out_dir: Any, arch: Any, cfg: Any, tok: Any,
+            meta: dict, err: Any) -> dict | None:
+    """The run's snapshot to continue from (None: a fresh start); training
+    snapshots itself to ``out_dir/checkpoint.pt`` every CPU-minute."""
+    from hwnas.paths import write_atomic
+    from hwnas.training.trainer import load_snapshot
+
+    cfg.snapshot = snap = out_dir / "checkpoint.pt"
+    data = json.dumps({k: v for k, v in meta.items() if k != "problems"}, sort_keys=True)
+    stamp = out_dir / "checkpoint.json"
+    if snap.is_file() and not args.restart:
+        if not stamp.is_file() or stamp.read_text() != data:
+            raise ValueError(f"{out_dir} holds a run on other data; --restart replaces it")
+        state = load_snapshot(snap, arch, cfg, tok.vocab_size)
+        if not args.json:
+            err.print(f"continuing the run in {out_dir} from step {state['step']} "
+                      f"({state['cpu']:.0f} CPU s); --restart starts over", highlight=False)
+        return state
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(stamp, data)
+    return None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import hashlib
 
@@ -136,6 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         train_set, dev_set, tests, tok, meta = _builtin_data(args, arch, ws)
         tag = ""
+    out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}{tag}"
+    resume = _resume(args, out_dir, arch, cfg, tok, meta, err)
     total = cfg.steps if cfg.steps is not None else cfg.cpu_seconds
     unit = "steps" if cfg.steps is not None else "CPU s"
     progress = Progress(TextColumn(f"[bold]training {arch.encoder}/{arch.decoder}"),
@@ -152,11 +182,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.update(task, info=f"step {p['step']} loss {p['loss']:.3f} "
                                        f"dev CER {p['dev_cer']:.3f}")
 
-        res = train(arch, train_set, dev_set, tok, cfg, on_point, on_step)
+        try:
+            res = train(arch, train_set, dev_set, tok, cfg, on_point, on_step, resume=resume)
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(f"interrupted; the run is saved in {out_dir}: the same command "
+                      "continues it", highlight=False)
+            return 130
     for name, (fs, lexicon) in tests.items():
         res.tests[name] = evaluate(res.model, res.model.arch, fs, tok, res.norm,
                                    lexicon=lexicon, beam=args.beam)
-    out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}{tag}"
     summary = save_run(out_dir, res, tok, {**meta, "seed": args.seed})
     if args.json:
         print(json.dumps(summary, sort_keys=True))
@@ -201,6 +236,8 @@ def add_parsers(sub: Any) -> None:
                    help="refuse a corpus with a bad file or transcript (default: skip and "
                         "report them)")
     s.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    s.add_argument("--restart", action="store_true",
+                   help="start over instead of continuing this run's saved snapshot")
     s.add_argument("--beam", type=int, default=1,
                    help="beam width for the test sets (default 1: greedy; attention decoders: "
                         "greedy uses their CTC head, a beam the attention decoder)")

@@ -201,6 +201,30 @@ def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys)
     assert "budget 'soon'" in capsys.readouterr().err
 
 
+def test_train_command_continues_a_stopped_run(tmp_path, monkeypatch, capsys):
+    from cli.main import main
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    base = ["train", "--preset", "conformer_xs", "--size", "tiny", "--json"]
+    a, b = ["--workspace", str(tmp_path / "a")], ["--workspace", str(tmp_path / "b")]
+    assert main(base + a + ["--steps", "2"]) == 0
+    capsys.readouterr()
+    assert main(base + a + ["--steps", "4"]) == 0  # continues the 2-step run
+    cont = json.loads(capsys.readouterr().out)
+    assert main(base + b + ["--steps", "4"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert cont["steps"] == whole["steps"] == 4 and cont["dev"] == whole["dev"]
+    wa = torch.load(Path(cont["out"]) / "weights.pt", weights_only=True)
+    wb = torch.load(Path(whole["out"]) / "weights.pt", weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert [p["step"] for p in cont["curve"]] == [2, 4]
+    other = base + a + ["--steps", "4", "--corpus-seed", "1"]  # same folder, other data
+    assert main(other) == 1
+    assert "holds a run on other data; --restart" in capsys.readouterr().err
+    assert main(other + ["--restart"]) == 0
+    assert [p["step"] for p in json.loads(capsys.readouterr().out)["curve"]] == [4]
+
+
 def test_a_rung_continues_the_previous_one(tiny_features):
     from hwnas.training.trainer import rung_runner
 
@@ -213,6 +237,43 @@ def test_a_rung_continues_the_previous_one(tiny_features):
     cer2, state2 = run(arch, 2.5, state)
     assert steps1 >= 1 and state2["step"] > steps1 and state2["cpu"] >= 2.5
     assert 0 <= cer1 and 0 <= cer2
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(tiny_features, tmp_path):
+    """Stopped after 3 steps (snapshot on disk), resumed to 7: the same weights
+    as 7 steps in one go -- across an epoch boundary, with SpecAugment."""
+    from hwnas.training.trainer import load_snapshot
+
+    tr, dv = tiny_features
+    tok = CharTokenizer.for_languages(["en"])
+    arch = preset("conformer_xs").replace(n_filters=40, num_layers=1, d_model=96, heads=2)
+    kw = {"eval_every": 2, "eval_utts": 4, "batch_frames": 3000}
+    whole = train(arch, tr, dv, tok, TrainConfig(steps=7, **kw))
+    snap = tmp_path / "checkpoint.pt"
+    first = train(arch, tr, dv, tok, TrainConfig(steps=3, snapshot=snap, snapshot_every_s=0,
+                                                  **kw))
+    assert first.steps == 3 and snap.is_file()
+    assert len(first.state["batches"]) < 7  # the 7 steps span more than one epoch
+    cfg = TrainConfig(steps=7, snapshot=snap, **kw)
+    resumed = train(arch, tr, dv, tok, cfg,
+                    resume=load_snapshot(snap, arch, cfg, tok.vocab_size))
+    assert resumed.steps == 7 and resumed.dev == whole.dev
+    for (n, p), (_, q) in zip(whole.model.state_dict().items(),
+                              resumed.model.state_dict().items()):
+        assert torch.equal(p, q), n
+    assert [x["step"] for x in resumed.curve] == [2, 3, 4, 6, 7]
+    assert load_snapshot(snap, arch, cfg, tok.vocab_size)["step"] == 7  # kept at the end
+    with pytest.raises(ValueError, match="another architecture"):
+        load_snapshot(snap, arch.replace(d_model=144), cfg, tok.vocab_size)
+    def ctrl_c(step: int, _cpu: float) -> None:
+        if step == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C saves where it stopped
+        train(arch, tr, dv, tok, TrainConfig(steps=7, snapshot=snap, **kw), on_step=ctrl_c)
+    assert load_snapshot(snap, arch, cfg, tok.vocab_size)["step"] == 2
+    snap.write_bytes(b"torn")
+    with pytest.raises(ValueError, match="unreadable training snapshot"):
+        load_snapshot(snap, arch, cfg, tok.vocab_size)
 
 
 @pytest.mark.parametrize("decoder", ["rnnt", "las", "transformer"])

@@ -9,10 +9,12 @@ utterances of similar length together, in an order fixed by the seed.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,8 @@ class TrainConfig:
     specaug: bool = True
     eval_every: int = 100               # steps between dev evaluations
     eval_utts: int = 100                # dev utterances scored at each evaluation
+    snapshot: Path | None = None        # file the run is saved to as it goes (resumable)
+    snapshot_every_s: float = 60.0      # CPU seconds between snapshots
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.cpu_seconds is None):
@@ -212,19 +216,22 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     if resume is None:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        model = build(arch)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
+        model, opt, sched = _fresh(arch, cfg)
         step, spent, curve = 0, 0.0, []
+        batches, pos, losses = None, 0, []
     else:
         model, opt, sched, rng = resume["model"], resume["opt"], resume["sched"], resume["rng"]
         step, spent, curve = resume["step"], resume["cpu"], list(resume["curve"])
+        # the epoch in progress, the loss window and the dropout generator: a
+        # continued run takes the same steps as one that was never stopped
+        batches, pos = resume.get("batches"), resume.get("pos", 0)
+        losses = list(resume.get("losses", []))
+        if "torch_rng" in resume:
+            torch.set_rng_state(resume["torch_rng"])
     dev_idx = np.arange(min(cfg.eval_utts, len(dev_set)))
     lengths = train_set.lengths()
     res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=curve)
     t0 = time.process_time() - spent
-    losses: list[float] = []
     eval_cpu = [0.0]  # dev evaluations are not charged to the budget
 
     def cpu() -> float:
@@ -243,10 +250,18 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
         if on_progress:
             on_progress(point)
 
-    while not done():
-        for b in _batches(lengths, cfg.batch_frames, rng):
-            if done():
-                break
+    def state() -> dict[str, Any]:
+        return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": step,
+                "cpu": cpu(), "curve": res.curve, "batches": batches, "pos": pos,
+                "losses": losses[-50:], "torch_rng": torch.get_rng_state()}
+
+    last_snapshot = cpu()
+    try:
+        while not done():
+            if batches is None or pos >= len(batches):
+                batches, pos = _batches(lengths, cfg.batch_frames, rng), 0
+            b = batches[pos]
+            pos += 1
             model.train()
             batch = _collate(train_set, b, tok, norm)
             if cfg.specaug:
@@ -263,14 +278,72 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
                 on_step(step, cpu())
             if step % cfg.eval_every == 0:
                 checkpoint()
+            if cfg.snapshot is not None and cpu() - last_snapshot >= cfg.snapshot_every_s:
+                save_snapshot(cfg.snapshot, arch, state())
+                last_snapshot = cpu()
+    except KeyboardInterrupt:
+        if cfg.snapshot is not None:
+            save_snapshot(cfg.snapshot, arch, state())
+        raise
     if not res.curve or res.curve[-1]["step"] != step:
         checkpoint()
     res.steps, res.cpu_seconds = step, round(cpu(), 2)
+    res.state = state()
+    if cfg.snapshot is not None:  # kept: a larger budget later continues from here
+        save_snapshot(cfg.snapshot, arch, res.state)
     res.dev = evaluate(model, arch, dev_set, tok, norm)
     res.model, res.norm = model, norm
-    res.state = {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": step,
-                 "cpu": cpu(), "curve": res.curve}
     return res
+
+
+def _fresh(arch: ArchConfig, cfg: TrainConfig) -> tuple[torch.nn.Module, Any, Any]:
+    model = build(arch)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
+    return model, opt, sched
+
+
+def save_snapshot(path: Path, arch: ArchConfig, st: dict[str, Any]) -> None:
+    """Everything ``train(resume=...)`` needs, as plain tensors and numbers
+    (atomic: a kill while writing leaves the previous snapshot)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"arch": arch.to_dict(), "model": st["model"].state_dict(),
+                "opt": st["opt"].state_dict(), "sched": st["sched"].state_dict(),
+                "rng": json.dumps(st["rng"].bit_generator.state), "step": st["step"],
+                "cpu": st["cpu"], "curve": json.dumps(st["curve"]),
+                "batches": None if st["batches"] is None else
+                [[int(i) for i in b] for b in st["batches"]],
+                "pos": st["pos"], "losses": list(st["losses"]),
+                "torch_rng": st["torch_rng"]}, tmp)
+    tmp.replace(path)
+
+
+def load_snapshot(path: Path, arch: ArchConfig, cfg: TrainConfig, vocab_size: int
+                  ) -> dict[str, Any]:
+    """A snapshot as ``train``'s ``resume`` state; refuses one of another architecture."""
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
+        raise ValueError(f"{path}: unreadable training snapshot ({e}); delete it to start "
+                         "over") from None
+    arch = arch.replace(vocab_size=vocab_size)
+    if d.get("arch") != arch.to_dict():
+        raise ValueError(f"{path}: the snapshot is of another architecture or vocabulary; "
+                         "delete it to start over")
+    model, opt, sched = _fresh(arch, cfg)
+    model.load_state_dict(d["model"])
+    opt.load_state_dict(d["opt"])
+    sched.load_state_dict(d["sched"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(d["rng"])
+    batches = None if d["batches"] is None else [np.array(b, dtype=np.int64)
+                                                 for b in d["batches"]]
+    return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": d["step"],
+            "cpu": d["cpu"], "curve": json.loads(d["curve"]), "batches": batches,
+            "pos": d["pos"], "losses": d["losses"], "torch_rng": d["torch_rng"]}
 
 
 def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
@@ -296,9 +369,6 @@ def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
 def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
              extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a finished (or rung-stopped) run; returns the summary written."""
-    import json
-    from pathlib import Path
-
     from hwnas.paths import write_atomic
 
     out = Path(out_dir)
@@ -316,9 +386,6 @@ def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
 
 def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, tuple]:
     """(model in eval mode, its architecture, tokenizer, feature norm) of a saved run."""
-    import json
-    from pathlib import Path
-
     out = Path(out_dir)
     try:
         summary = json.loads((out / "result.json").read_text())
