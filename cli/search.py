@@ -65,7 +65,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hwnas.adapters.devicefile import load_device
-    from hwnas.data.corpus import SIZES
+    from hwnas.data.corpus import SIZES, words
     from hwnas.data.tokens import CharTokenizer
     from hwnas.search.results import export_selected, score_tests, study_paths, trial_dir
     from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
@@ -186,7 +186,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         def test_sets(frontend: str, n_filters: int) -> dict[str, Any]:
             s = sets(frontend, n_filters)
-            return {f"{lang}/{split}": s[(lang, split)] for lang in langs
+            return {f"{lang}/{split}": (s[(lang, split)], list(words(lang))) for lang in langs
                     for split in ("test-clean", "test-noisy")}
 
         score_tests(front, study_dir, test_sets)

@@ -126,6 +126,7 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "runs" / "search" / "hwnas.db").is_file()
     for r in out["pareto"]:  # every Pareto member scored on both test sets
         assert set(r["tests"]) == {"en/test-clean", "en/test-noisy"}
+        assert "wer_lexicon" in r["tests"]["en/test-clean"]
         assert r["rungs"][0]["budget_s"] == 2.0
     # resumed (3 trials already), the Pareto set measured on this CPU, the winner exported
     assert main(argv + ["--json"]) == 0
@@ -145,6 +146,7 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
         assert card["export"]["parity"]["max_abs_diff"] < 1e-4
         assert {"tokenizer.json", "feature_norm.npz"} <= set(card["export"]["files"])
         assert "# Model card" in (folder / "MODEL_CARD.md").read_text()
+        assert "| lexicon WER |" in (folder / "MODEL_CARD.md").read_text()
     assert main(argv + ["--no-export"]) == 0
     text = capsys.readouterr().out
     # a measurement flagged as noisy is dropped rather than trusted

@@ -33,16 +33,25 @@ def trial_dir(study_dir: Path, number: int, arch_id: str) -> Path:
 
 
 def score_tests(rows: list[dict[str, Any]], study_dir: Path,
-                test_sets: Callable[[str, int], dict[str, Any]]) -> None:
-    """Add ``tests`` ({"en/test-clean": {"cer", "wer", "n"}, ...}) to each row
-    from its saved run; ``test_sets(frontend, n_filters)`` gives name -> set."""
+                test_sets: Callable[[str, int], dict[str, tuple[Any, list[str]]]]) -> None:
+    """Add ``tests`` ({"en/test-clean": {"cer", "wer", "wer_lexicon", ...}, ...})
+    to each row from its saved run; ``test_sets(frontend, n_filters)`` gives
+    name -> (feature set, lexicon)."""
     from hwnas.training.trainer import evaluate, load_run
 
     for r in rows:
         run = trial_dir(study_dir, r.get("run_trial", r["trial"]), r["arch_id"])
         model, arch, tok, norm = load_run(run)
-        r["tests"] = {name: evaluate(model, arch, fs, tok, norm)
-                      for name, fs in test_sets(arch.frontend, arch.n_filters).items()}
+        r["tests"] = {name: evaluate(model, arch, fs, tok, norm, lexicon=lex)
+                      for name, (fs, lex) in test_sets(arch.frontend, arch.n_filters).items()}
+
+
+def lexicon_wer(r: dict[str, Any]) -> str:
+    """A test set's word-level score: lexicon-constrained beam where the model
+    has a CTC head, else the snapped hypotheses (marked)."""
+    if "wer_lexicon_beam" in r:
+        return f"{r['wer_lexicon_beam']:.3f}"
+    return f"{r['wer_lexicon']:.3f} (snapped)" if "wer_lexicon" in r else ""
 
 
 def _safe_url(url: str) -> str:
@@ -126,10 +135,14 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["", f"Parameters: {m['params']:,}; fp32 weights {m['size_mb_fp32']:.2f} MB; "
                   f"{'streaming (chunk graph)' if m['streaming'] else 'full-utterance graph'}.",
               "", "## Accuracy (built-in corpus, greedy decoding)", "",
-              "| set | CER | WER | utterances |", "|---|---|---|---|",
-              f"| dev | {met['dev_cer']:.3f} | | |"]
+              "| set | CER | WER | lexicon WER | utterances |", "|---|---|---|---|---|",
+              f"| dev | {met['dev_cer']:.3f} | | | |"]
     for name, r in met["tests"].items():
-        lines.append(f"| {name} | {r['cer']:.3f} | {r['wer']:.3f} | {r.get('n', '')} |")
+        lines.append(f"| {name} | {r['cer']:.3f} | {r['wer']:.3f} | {lexicon_wer(r)} "
+                     f"| {r.get('n', '')} |")
+    lines += ["", "Lexicon WER: CTC beam search (width 8) constrained to the corpus's "
+                  "word list; for a decoder without a CTC head, each word snapped to the "
+                  "nearest listed word."]
     src = met["latency_source"]
     lines += ["", f"## Latency on `{pv['target']}` ({src})", "",
               f"p50 per device-graph call: **{met['latency_ms']:.3f} ms** ({src}"
