@@ -45,66 +45,61 @@ def parse_budget(text: str) -> float:
     return value
 
 
-def _builtin_data(args: argparse.Namespace, arch: Any, ws: Any) -> tuple:
-    from hwnas.data.corpus import SIZES, corpus_dir, words
-    from hwnas.data.tokens import CharTokenizer
-    from hwnas.training.prepare import builtin_features
-    from hwnas.training.trainer import concat
+def add_corpus_args(s: argparse.ArgumentParser) -> None:
+    """The corpus options `hwnas train` and `hwnas search` share."""
+    s.add_argument("--langs", default="en", help="comma-separated built-in languages (en)")
+    s.add_argument("--size", default="small", help="built-in corpus size (default small)")
+    s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed",
+                   help="built-in corpus seed (default 0)")
+    s.add_argument("--train", metavar="SPEC", help="your own training corpus instead of the "
+                   "built-in one: librispeech:DIR, commonvoice:DIR/SPLIT.tsv or kaldi:DIR")
+    s.add_argument("--dev", metavar="SPEC", help="with --train: the held-out corpus")
+    s.add_argument("--test", metavar="[NAME=]SPEC", action="append",
+                   help="with --train: a test set (repeat for several)")
+    s.add_argument("--strict", action="store_true",
+                   help="refuse a corpus with a bad file or transcript (default: skip and "
+                        "report them)")
 
-    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+
+def open_corpus(args: argparse.Namespace, ws: Any) -> Any:
+    """The built-in corpus (built on first use), or --train/--dev/--test files."""
+    from hwnas.data.corpus import SIZES
+    from hwnas.training.prepare import BuiltinCorpus, UserCorpus
+
+    if args.train:
+        return UserCorpus(ws, args.train, args.dev, args.test, strict=args.strict)
+    if args.dev or args.test:
+        raise ValueError("--dev/--test go with --train (your own corpus); without --train "
+                         "the built-in corpus's splits are used")
     if args.size not in SIZES:
         raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
-    sets = builtin_features(ws, langs, args.size, args.corpus_seed, arch.frontend,
-                            arch.n_filters)
-    tests = {f"{lang}/{split}": (sets[(lang, split)], list(words(lang)))
-             for lang in langs for split in ("test-clean", "test-noisy")}
-    train_set = concat([sets[(lang, "train")] for lang in langs], "train")
-    meta = {"langs": langs, "corpus": str(corpus_dir(ws, args.size, args.corpus_seed)),
-            "problems": len(train_set.problems)}
-    return (train_set, concat([sets[(lang, "dev")] for lang in langs], "dev"), tests,
-            CharTokenizer.for_languages(langs), meta)
+    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+    return BuiltinCorpus(ws, langs, args.size, args.corpus_seed)
 
 
-def _user_data(args: argparse.Namespace, arch: Any, ws: Any, err: Any) -> tuple:
-    """--train/--dev/--test corpora: tokenizer and lexicon from the training
-    transcripts; each corpus's problems reported with their paths."""
+def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
+    """``corpus.splits`` with a progress bar while features are computed; the
+    utterances skipped are reported once, the first one named."""
     from rich.progress import Progress
 
-    from hwnas.data.loaders import load_spec
-    from hwnas.data.tokens import CharTokenizer, normalise
-    from hwnas.training.features import compute
-
-    if not args.dev:
-        raise ValueError("--train needs --dev SPEC (the held-out set the learning curve "
-                         "and the CER are measured on)")
-    named = [("train", args.train), ("dev", args.dev)]
-    for t in args.test or []:
-        name, eq, spec = t.partition("=")
-        named.append((name, spec) if eq and ":" not in name else (t, t))
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise ValueError(f"test set names must be distinct from each other and from "
-                         f"train/dev: {', '.join(names[2:])} (name them: --test NAME=SPEC)")
-    cache = ws / "cache" / "features"
-    sets, meta = {}, {"data": dict(named), "problems": {}}
     with Progress(console=err, transient=True) as progress:
-        for name, spec in named:
-            ds = load_spec(spec, strict=args.strict)
-            task = progress.add_task(f"features {name} ({len(ds)} utterances)", total=len(ds))
-            sets[name] = fs = compute(ds, arch.frontend, arch.n_filters, cache,
-                                      lambda n, _t, task=task: progress.update(task, completed=n))
-            if fs.problems:
-                path, reason = fs.problems[0]
-                first = reason if reason.startswith(path) else f"{path}: {reason}"
-                if args.strict:
-                    raise ValueError(f"{first} (--strict)")
-                meta["problems"][name] = [list(p) for p in fs.problems]
-                err.print(f"[yellow]{name}: {len(fs.problems)} utterance(s) skipped[/] "
-                          f"(first: {first}); all are listed in result.json", highlight=False)
-    tok = CharTokenizer.from_texts(sets["train"].texts)
-    lexicon = sorted({w for t in sets["train"].texts for w in normalise(t).split()})
-    tests = {name: (sets[name], lexicon) for name, _ in named[2:]}
-    return sets["train"], sets["dev"], tests, tok, meta
+        tasks: dict[str, Any] = {}
+
+        def on_item(name: str, n: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"features {name} ({total} utterances)",
+                                                total=total)
+            progress.update(tasks[name], completed=n)
+
+        first_time = not corpus.has_splits(frontend, n_filters)
+        sp = corpus.splits(frontend, n_filters, on_item)
+    if first_time:
+        for name, problems in sp.problems.items():
+            path, reason = problems[0]
+            first = reason if reason.startswith(path) else f"{path}: {reason}"
+            err.print(f"[yellow]{name}: {len(problems)} utterance(s) skipped[/] (first: "
+                      f"{first}); all are listed in result.json", highlight=False)
+    return sp
 
 
 def _resume(args: argparse.Namespace, out_dir: Any, arch: Any, cfg: Any, tok: Any,
@@ -147,9 +142,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--beam must be >= 1")
     if (args.budget is None) == (args.steps is None):
         raise ValueError("give a budget: --budget 3m (CPU time) or --steps N")
-    if (args.dev or args.test) and not args.train:
-        raise ValueError("--dev/--test go with --train (your own corpus); without --train "
-                         "the built-in corpus's splits are used")
     cfg = TrainConfig(steps=args.steps, seed=args.seed,
                       cpu_seconds=parse_budget(args.budget) if args.budget else None)
     arch = _read_arch(args)
@@ -158,12 +150,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     quiet = args.json
     if not quiet:
         err.print("corpus and features (computed and cached on first use) ...")
-    if args.train:
-        train_set, dev_set, tests, tok, meta = _user_data(args, arch, ws, err)
-        tag = "-" + hashlib.sha256(json.dumps(meta["data"]).encode()).hexdigest()[:8]
-    else:
-        train_set, dev_set, tests, tok, meta = _builtin_data(args, arch, ws)
-        tag = ""
+    corpus = open_corpus(args, ws)
+    sp = corpus_splits(corpus, arch.frontend, arch.n_filters, err)
+    train_set, dev_set, tests, tok = sp.train, sp.dev, sp.tests, corpus.tokenizer
+    meta = {"corpus": corpus.description,
+            "problems": {k: [list(x) for x in v] for k, v in sp.problems.items()}}
+    tag = "" if corpus.description["kind"] == "builtin" else \
+        "-" + hashlib.sha256(json.dumps(corpus.description).encode()).hexdigest()[:8]
     out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}{tag}"
     resume = _resume(args, out_dir, arch, cfg, tok, meta, err)
     total = cfg.steps if cfg.steps is not None else cfg.cpu_seconds
@@ -223,18 +216,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--preset", metavar="NAME", help="a named preset instead")
     s.add_argument("--budget", help="CPU time: 90s, 3m, 1h")
     s.add_argument("--steps", type=int, help="updates instead of a time budget (deterministic)")
-    s.add_argument("--langs", default="en", help="comma-separated built-in languages (en)")
-    s.add_argument("--size", default="small", help="built-in corpus size (default small)")
-    s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed",
-                   help="built-in corpus seed (default 0)")
-    s.add_argument("--train", metavar="SPEC", help="your own training corpus instead of the "
-                   "built-in one: librispeech:DIR, commonvoice:DIR/SPLIT.tsv or kaldi:DIR")
-    s.add_argument("--dev", metavar="SPEC", help="with --train: the held-out corpus")
-    s.add_argument("--test", metavar="[NAME=]SPEC", action="append",
-                   help="with --train: a test set (repeat for several)")
-    s.add_argument("--strict", action="store_true",
-                   help="refuse a corpus with a bad file or transcript (default: skip and "
-                        "report them)")
+    add_corpus_args(s)
     s.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     s.add_argument("--restart", action="store_true",
                    help="start over instead of continuing this run's saved snapshot")

@@ -222,7 +222,7 @@ def test_train_on_user_corpora(tmp_path, capsys):
     assert out["tests"]["cv"]["n"] == 1 and "wer_lexicon_beam" in out["tests"]["cv"]
     (path, reason), = out["problems"]["train"]
     assert path.endswith("19-198-0007.flac") and "cannot read audio" in reason
-    assert out["data"]["train"] == c["train"] and Path(out["out"]).name.count("-") == 2
+    assert out["corpus"]["train"] == c["train"] and Path(out["out"]).name.count("-") == 2
     tok = json.loads((Path(out["out"]) / "tokenizer.json").read_text())
     assert set(tok["symbols"][2:]) == set("abcdefghilmnorstuvy")  # the training transcripts'
     # one clear line, nothing trained: --strict, a dev without --train, a bad spec, a clash

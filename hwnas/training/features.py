@@ -122,3 +122,14 @@ def spec_augment(x: torch.Tensor, rng: np.random.Generator, freq_masks: int = 2,
             t0 = int(rng.integers(0, max(1, T - w)))
             x[b, t0:t0 + w] = 0.0
     return x
+
+
+def concat(sets: list[FeatureSet], name: str) -> FeatureSet:
+    """One feature set from several (e.g. the train splits of several languages)."""
+    if len(sets) == 1:
+        return sets[0]
+    frames = np.concatenate([s.frames for s in sets])
+    lengths = np.concatenate([s.lengths() for s in sets])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return FeatureSet(name, [i for s in sets for i in s.ids], [t for s in sets for t in s.texts],
+                      frames, offsets, [p for s in sets for p in s.problems])

@@ -1,12 +1,17 @@
-"""The built-in corpus as feature sets, built and cached on first use."""
+"""Corpora as feature sets: the built-in one (built and cached on first use)
+or the user's own files, behind one interface (``splits(frontend, n_filters)``)
+that training, the search and the benchmarks share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hwnas.data.corpus import build, corpus_dir, words
-from hwnas.data.loaders import load_builtin
-from hwnas.training.features import FeatureSet, compute
+from hwnas.data.loaders import CorpusError, load_builtin, load_spec
+from hwnas.data.tokens import CharTokenizer, normalise
+from hwnas.training.features import FeatureSet, compute, concat
 
 SPLITS = ("train", "dev", "test-clean", "test-noisy")
 
@@ -29,3 +34,107 @@ def builtin_features(workspace: Path, langs: list[str], size: str, corpus_seed: 
     cache = Path(workspace) / "cache" / "features"
     return {(lang, split): compute(load_builtin(root, lang, split), frontend, n_filters, cache)
             for lang in langs for split in SPLITS}
+
+
+@dataclass
+class Splits:
+    """What training and scoring need, for one front-end."""
+    train: FeatureSet
+    dev: FeatureSet
+    tests: dict[str, tuple[FeatureSet, list[str]]]  # name -> (features, lexicon)
+    problems: dict[str, list[tuple[str, str]]]      # split -> (path, reason) skipped
+
+
+class _Corpus:
+    """Splits computed once per (front-end, filters); subclasses say how."""
+    tokenizer: CharTokenizer
+    description: dict
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int], Splits] = {}
+
+    def splits(self, frontend: str, n_filters: int,
+               on_item: Callable[[str, int, int], None] | None = None) -> Splits:
+        """``on_item(split, done, total)`` reports feature extraction as it goes."""
+        key = (frontend, n_filters)
+        if key not in self._cache:
+            self._cache[key] = self._splits(frontend, n_filters, on_item)
+        return self._cache[key]
+
+    def has_splits(self, frontend: str, n_filters: int) -> bool:
+        return (frontend, n_filters) in self._cache
+
+    def _splits(self, frontend: str, n_filters: int,
+                on_item: Callable[[str, int, int], None] | None) -> Splits:
+        raise NotImplementedError
+
+
+class BuiltinCorpus(_Corpus):
+    """The built-in synthetic corpus: train/dev of every language pooled, a
+    clean and a noisy test set per language, each scored with its word list."""
+
+    def __init__(self, workspace: Path, langs: list[str], size: str = "small",
+                 seed: int = 0) -> None:
+        super().__init__()
+        if not langs:
+            raise ValueError("give at least one language")
+        self.workspace, self.langs, self.size, self.seed = Path(workspace), langs, size, seed
+        self.root = ensure_corpus(self.workspace, langs, size, seed)
+        self.tokenizer = CharTokenizer.for_languages(langs)
+        self.description = {"kind": "builtin", "langs": langs, "size": size, "seed": seed}
+
+    def _splits(self, frontend: str, n_filters: int,
+                on_item: Callable[[str, int, int], None] | None) -> Splits:
+        s = builtin_features(self.workspace, self.langs, self.size, self.seed, frontend,
+                             n_filters)
+        train = concat([s[(lang, "train")] for lang in self.langs], "train")
+        return Splits(train, concat([s[(lang, "dev")] for lang in self.langs], "dev"),
+                      {f"{lang}/{split}": (s[(lang, split)], list(words(lang)))
+                       for lang in self.langs for split in ("test-clean", "test-noisy")},
+                      {"train": list(train.problems)} if train.problems else {})
+
+
+class UserCorpus(_Corpus):
+    """The user's own files (``librispeech:DIR``, ``commonvoice:SPLIT.tsv``,
+    ``kaldi:DIR``): characters of the training transcripts as tokens, their
+    words as the lexicon. Bad utterances are skipped and listed in
+    ``Splits.problems`` -- or, with ``strict``, refused before any training."""
+
+    def __init__(self, workspace: Path, train: str, dev: str, tests: list[str] | None = None,
+                 strict: bool = False) -> None:
+        super().__init__()
+        if not dev:
+            raise ValueError("--train needs --dev SPEC (the held-out set the learning curve "
+                             "and the CER are measured on)")
+        named = [("train", train), ("dev", dev)]
+        for t in tests or []:
+            name, eq, spec = t.partition("=")
+            named.append((name, spec) if eq and ":" not in name else (t, t))
+        names = [n for n, _ in named]
+        if len(set(names)) != len(names):
+            raise ValueError(f"test set names must be distinct from each other and from "
+                             f"train/dev: {', '.join(names[2:])} (name them: --test NAME=SPEC)")
+        self.cache, self.strict = Path(workspace) / "cache" / "features", strict
+        self.datasets = {name: load_spec(spec, strict) for name, spec in named}
+        texts = [it.text for it in self.datasets["train"].items]
+        self.tokenizer = CharTokenizer.from_texts(texts)
+        self.lexicon = sorted({w for t in texts for w in normalise(t).split()})
+        self.description = {"kind": "user", **dict(named)}
+
+    def _splits(self, frontend: str, n_filters: int,
+                on_item: Callable[[str, int, int], None] | None) -> Splits:
+        sets, problems = {}, {}
+        for name, ds in self.datasets.items():
+            cb = (lambda n, total, name=name: on_item(name, n, total)) if on_item else None
+            fs = sets[name] = compute(ds, frontend, n_filters, self.cache, cb)
+            if fs.problems:
+                path, reason = fs.problems[0]
+                if self.strict:
+                    first = reason if reason.startswith(path) else f"{path}: {reason}"
+                    raise CorpusError(f"{first} (--strict)")
+                problems[name] = list(fs.problems)
+        tests = {n: (fs, self.lexicon) for n, fs in sets.items() if n not in ("train", "dev")}
+        return Splits(sets["train"], sets["dev"], tests, problems)
+
+
+Corpus = BuiltinCorpus | UserCorpus

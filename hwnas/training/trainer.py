@@ -193,17 +193,6 @@ def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
     return r
 
 
-def concat(sets: list[FeatureSet], name: str) -> FeatureSet:
-    """One feature set from several (e.g. the train splits of several languages)."""
-    if len(sets) == 1:
-        return sets[0]
-    frames = np.concatenate([s.frames for s in sets])
-    lengths = np.concatenate([s.lengths() for s in sets])
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return FeatureSet(name, [i for s in sets for i in s.ids], [t for s in sets for t in s.texts],
-                      frames, offsets, [p for s in sets for p in s.problems])
-
-
 def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
           cfg: TrainConfig, on_progress: Callable[[dict[str, float]], None] | None = None,
           on_step: Callable[[int, float], None] | None = None,
