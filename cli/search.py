@@ -19,12 +19,16 @@ How a trial is scored:
            for a host CPU target whose predictor was measured on another CPU,
            the search first adapts it with 20 measurements here
   params   counted from the architecture; size = fp32 weights in MB
-  CER      dev CER after short training on the built-in corpus, by successive
+  CER      dev CER after short training on the corpus, by successive
            halving: a generation's feasible trials all train for the first rung
            of --cer-budget (CPU time) or --cer-steps; the best 1/--eta of them,
            non-dominated on (CER, latency), continue to the next rung
 Trials that break a constraint as predicted are recorded as infeasible (Optuna
 constraints) and not trained.
+
+The corpus is the built-in one (--langs, --size) unless --train/--dev name
+your own (librispeech:DIR, commonvoice:DIR/SPLIT.tsv, kaldi:DIR; --test for
+the answer's test sets, as in `hwnas train`). A study keeps one corpus.
 
 Before answering, the Pareto set is measured on the target (when reachable);
 one that misses the latency constraint as measured is dropped and reported with
@@ -65,17 +69,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hwnas.adapters.devicefile import load_device
-    from hwnas.data.corpus import SIZES, words
-    from hwnas.data.tokens import CharTokenizer
     from hwnas.search.results import export_selected, score_tests, study_paths, trial_dir
     from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
     from hwnas.search.target import target_predictor
     from hwnas.space import SearchSpace, default_space
-    from hwnas.training.prepare import builtin_features, ensure_corpus
-    from hwnas.training.trainer import concat, rung_runner, save_run
+    from hwnas.training.trainer import rung_runner, save_run
 
     from .hil import _workspace, measure_with_progress
-    from .train import parse_budget
+    from .train import corpus_splits, open_corpus, parse_budget
 
     torch.set_num_threads(1)
     if (args.cer_budget is None) == (args.cer_steps is None):
@@ -84,8 +85,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     unit = "steps" if args.cer_steps is not None else "cpu_seconds"
     rungs = _rungs(args.cer_steps if unit == "steps" else args.cer_budget,
                    "steps" if unit == "steps" else "budget")
-    if args.size not in SIZES:
-        raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
     ws = _workspace(args)
     err = Console(stderr=True, quiet=args.json)
     spec = load_device(args.target, ws)
@@ -94,6 +93,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if storage is None:
         db.parent.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{db.resolve()}"
+    err.print("corpus (built on first use; features are computed per front-end) ...")
+    corpus = open_corpus(args, ws)
     space = SearchSpace.from_toml(args.space) if args.space else default_space()
     if args.streaming:
         space = space.with_choices({"streaming": [True]})
@@ -103,8 +104,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                        time_budget_s=parse_budget(args.budget) if args.budget else None,
                        rungs=rungs, rung_unit="steps" if unit == "steps" else "CPU s",
                        eta=args.eta, sampler=args.sampler, seed=args.seed,
-                       study=args.study, storage=storage, space=space)
-    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+                       study=args.study, storage=storage, space=space,
+                       corpus=corpus.description)
 
     def measure(run: Any) -> None:
         measure_with_progress(run, f"measuring {run.n} on {run.spec.name}", quiet=args.json)
@@ -113,26 +114,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     # and verification) go to a host-specific profile, never into another host's
     predictor, where, adapted, spec = target_predictor(args.target, ws, spec, measure=measure,
                                                        say=err.print)
-    tok = CharTokenizer.for_languages(langs)
-    err.print("corpus and features (built and cached on first use) ...")
-    data: dict[tuple[str, int], Any] = {}
-
-    def sets(frontend: str, n_filters: int) -> dict[tuple[str, str], Any]:
-        key = (frontend, n_filters)
-        if key not in data:
-            data[key] = builtin_features(ws, langs, args.size, args.corpus_seed, *key)
-        return data[key]
-
-    root = ensure_corpus(ws, langs, args.size, args.corpus_seed)
+    tok = corpus.tokenizer
     runners: dict[tuple[str, int], Any] = {}
 
     def runner(arch: Any, budget: float, state: Any) -> tuple[float, Any]:
         key = (arch.frontend, arch.n_filters)
         if key not in runners:
-            s = sets(*key)
-            runners[key] = rung_runner(concat([s[(lang, "train")] for lang in langs], "train"),
-                                       concat([s[(lang, "dev")] for lang in langs], "dev"),
-                                       tok, seed=args.seed, unit=unit, eval_every=10**9)
+            sp = corpus_splits(corpus, *key, err)
+            runners[key] = rung_runner(sp.train, sp.dev, tok, seed=args.seed, unit=unit,
+                                       eval_every=10**9)
         return runners[key](arch, budget, state)
 
     progress = Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
@@ -144,8 +134,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         def on_rung(number: int, cand: Any, rung: int) -> None:
             res = cand.state["result"]
             save_run(trial_dir(study_dir, number, cand.arch.id), res, tok,
-                     {"trial": number, "rungs": cand.rungs, "langs": langs,
-                      "corpus": str(root)})
+                     {"trial": number, "rungs": cand.rungs, "corpus": corpus.description})
             r = cand.rungs[-1]
             progress.update(task, info=f"#{number} {cand.arch.encoder}/{cand.arch.decoder} rung "
                                        f"{rung} ({_fmt_budget(r['budget_s'], unit)}): dev CER "
@@ -184,12 +173,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if front:
         err.print("scoring the Pareto set on the test sets ...")
 
-        def test_sets(frontend: str, n_filters: int) -> dict[str, Any]:
-            s = sets(frontend, n_filters)
-            return {f"{lang}/{split}": (s[(lang, split)], list(words(lang))) for lang in langs
-                    for split in ("test-clean", "test-noisy")}
-
-        score_tests(front, study_dir, test_sets)
+        score_tests(front, study_dir, lambda fe, n: corpus_splits(corpus, fe, n, err).tests)
     best = select_for_target(front)
     card, export_error = None, None
     if best and not args.no_export:
@@ -204,8 +188,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                                    "target": args.target,
                                    "constraints": study.user_attrs.get("constraints"),
                                    "predictor": where,
-                                   "corpus": {"kind": "builtin", "langs": langs,
-                                              "size": args.size, "seed": args.corpus_seed},
+                                   "corpus": corpus.description,
                                    "training": {"unit": unit, "rung_budgets": list(rungs),
                                                 "eta": args.eta, "seed": args.seed}})
         except ExportError as e:  # the study and its trained runs stay; say how to retry
@@ -327,6 +310,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    from .train import add_corpus_args
+
     r = sub.add_parser("report", help="figures and an HTML page for a search study",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Pareto front, hypervolume history, best CER, diversity, "
@@ -345,7 +330,7 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("search", help="multi-objective search: CER, latency, size",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="An Optuna study (NSGA-II by default) over the search "
-                                   "space: CER from short training on the built-in corpus "
+                                   "space: CER from short training on a corpus (built-in or yours) "
                                    "(successive halving), latency from the target's "
                                    "predictor, size counted; the answer is measured on the "
                                    "target and the winner exported.",
@@ -369,9 +354,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--cer-steps", dest="cer_steps", metavar="RUNGS",
                    help="training per rung in steps (deterministic): 100,300")
     s.add_argument("--eta", type=int, default=3, help="keep 1/eta at each rung (default 3)")
-    s.add_argument("--langs", default="en", help="built-in languages (default en)")
-    s.add_argument("--size", default="small", help="built-in corpus size (default small)")
-    s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed")
+    add_corpus_args(s)
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--streaming", action="store_true",
                    help="streaming architectures only (latency is then per chunk)")

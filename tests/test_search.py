@@ -110,6 +110,26 @@ def test_a_killed_generation_is_asked_again(tmp_path):
     assert done[0].user_attrs["arch_id"] == arch.id  # asked again first
 
 
+def test_search_on_the_users_corpus(tmp_path, capsys):
+    """--train/--dev/--test: trials train on the user's files, the answer is
+    scored on the named test sets; the study then refuses another corpus."""
+    from tests.test_data import _user_corpora
+
+    c = _user_corpora(tmp_path / "data")
+    space = tmp_path / "space.toml"
+    space.write_text('[choices]\nencoder = ["lstm"]\nnum_layers = [1]\nd_model = [96]\n'
+                     'decoder = ["ctc"]\nn_filters = [40]\nfrontend = ["logmel"]\n')
+    argv = ["search", "--target", "cpu", "--trials", "2", "--cer-steps", "2", "--space",
+            str(space), "--workspace", str(tmp_path / "ws"), "--no-verify", "--json"]
+    user = ["--train", c["train"], "--dev", c["dev"], "--test", c["test"]]
+    assert main(argv + user + ["--no-export"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pareto"] and all(set(r["tests"]) == {"cv"} for r in out["pareto"])
+    assert "wer_lexicon_beam" in out["pareto"][0]["tests"]["cv"]
+    assert main(argv + ["--trials", "3", "--size", "tiny"]) == 1  # the built-in corpus now
+    assert "trains on --train librispeech:" in capsys.readouterr().err
+
+
 def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
     space = tmp_path / "space.toml"

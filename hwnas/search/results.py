@@ -54,6 +54,12 @@ def lexicon_wer(r: dict[str, Any]) -> str:
     return f"{r['wer_lexicon']:.3f} (snapped)" if "wer_lexicon" in r else ""
 
 
+def _corpus_name(c: dict | None) -> str:
+    if not c or c.get("kind") == "builtin":
+        return "built-in corpus"
+    return f"trained on {c.get('train')}"
+
+
 def _safe_url(url: str) -> str:
     """A storage URL without its password, for cards and output."""
     try:
@@ -134,7 +140,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += [f"| {k} | {v} |" for k, v in a.items() if v is not None]
     lines += ["", f"Parameters: {m['params']:,}; fp32 weights {m['size_mb_fp32']:.2f} MB; "
                   f"{'streaming (chunk graph)' if m['streaming'] else 'full-utterance graph'}.",
-              "", "## Accuracy (built-in corpus, greedy decoding)", "",
+              "", f"## Accuracy ({_corpus_name(pv.get('corpus'))}, greedy decoding)", "",
               "| set | CER | WER | lexicon WER | utterances |", "|---|---|---|---|---|",
               f"| dev | {met['dev_cer']:.3f} | | | |"]
     for name, r in met["tests"].items():

@@ -59,6 +59,7 @@ class SearchConfig:
     study: str = "hwnas"
     storage: str | None = None
     space: SearchSpace = field(default_factory=default_space)
+    corpus: dict | None = None           # what trials train on (a study keeps one corpus)
 
     def __post_init__(self) -> None:
         bad = [o for o in self.objectives if o not in OBJECTIVES]
@@ -113,6 +114,12 @@ def open_study(cfg: SearchConfig) -> Any:
     if attrs.get("objectives", list(cfg.objectives)) != list(cfg.objectives):
         raise ValueError(f"study {cfg.study!r} has objectives {','.join(attrs['objectives'])}; "
                          "choose another --study for other objectives")
+    if cfg.corpus is not None and attrs.get("corpus", cfg.corpus) != cfg.corpus:
+        raise ValueError(f"study {cfg.study!r} trains on {_corpus_text(attrs['corpus'])}, "
+                         f"not {_corpus_text(cfg.corpus)}: its CERs would not compare; "
+                         "choose another --study")
+    if cfg.corpus is not None:
+        study.set_user_attr("corpus", cfg.corpus)
     study.set_user_attr("target", cfg.target)
     study.set_user_attr("objectives", list(cfg.objectives))
     study.set_user_attr("generation", cfg.batch)
@@ -121,6 +128,12 @@ def open_study(cfg: SearchConfig) -> Any:
                                         "max_params": cfg.max_params,
                                         "max_size_mb": cfg.max_size_mb})
     return study
+
+
+def _corpus_text(c: dict) -> str:
+    if c.get("kind") == "builtin":
+        return f"the built-in corpus ({','.join(c['langs'])}, {c['size']}, seed {c['seed']})"
+    return f"--train {c.get('train')} --dev {c.get('dev')}"
 
 
 def _requeue_orphans(study: Any) -> None:

@@ -71,15 +71,17 @@ class _Corpus:
 
 class BuiltinCorpus(_Corpus):
     """The built-in synthetic corpus: train/dev of every language pooled, a
-    clean and a noisy test set per language, each scored with its word list."""
+    clean and a noisy test set per language, each scored with its word list.
+    Built (once) when splits are first asked for."""
 
     def __init__(self, workspace: Path, langs: list[str], size: str = "small",
                  seed: int = 0) -> None:
         super().__init__()
         if not langs:
             raise ValueError("give at least one language")
+        for lang in langs:
+            words(lang)  # an unknown language is refused now, not at the first trial
         self.workspace, self.langs, self.size, self.seed = Path(workspace), langs, size, seed
-        self.root = ensure_corpus(self.workspace, langs, size, seed)
         self.tokenizer = CharTokenizer.for_languages(langs)
         self.description = {"kind": "builtin", "langs": langs, "size": size, "seed": seed}
 
