@@ -205,9 +205,17 @@ def profile_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in rows if r["status"] == "ok"]
     by_family: dict[str, dict[str, Any]] = {}
     for fam in sorted({r["encoder"] for r in ok}):
-        lat = [r["p50_ms"] for r in ok if r["encoder"] == fam]
-        norm = [r["norm_p50_ms"] for r in ok if r["encoder"] == fam and r.get("norm_p50_ms")]
-        by_family[fam] = {"n": len(lat), "p50_ms_median": float(np.median(lat)),
+        # one figure per architecture (the median of its repeats), so an
+        # architecture measured in two passes is not counted twice
+        per_arch: dict[str, list[dict[str, Any]]] = {}
+        for r in ok:
+            if r["encoder"] == fam:
+                per_arch.setdefault(r["arch_id"], []).append(r)
+        lat = [float(np.median([r["p50_ms"] for r in rs])) for rs in per_arch.values()]
+        norm = [float(np.median([r["norm_p50_ms"] for r in rs])) for rs in per_arch.values()
+                if all(r.get("norm_p50_ms") for r in rs)]
+        by_family[fam] = {"n": len(per_arch), "rows": sum(len(v) for v in per_arch.values()),
+                          "p50_ms_median": float(np.median(lat)),
                           "p50_ms_min": float(min(lat)), "p50_ms_max": float(max(lat)),
                           "norm_p50_ms_median": float(np.median(norm)) if norm else None}
     by_graph = Counter(r["graph"] for r in ok)
@@ -246,12 +254,14 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     con.print(f"formats {', '.join(s['formats'])}; runtimes {', '.join(s['runtimes'])}; "
               f"graphs {s['graphs']}; median CV of runs "
               f"{(s['median_cv'] or 0):.1%}")
-    t = Table(title="p50 latency per call by encoder (measured)")
-    for col in ("encoder", "n", "median ms", "min ms", "max ms", "median normalised ms"):
+    t = Table(title="p50 latency per call by encoder (measured; repeats: their median)")
+    for col in ("encoder", "archs", "rows", "median ms", "min ms", "max ms",
+                "median normalised ms"):
         t.add_column(col, justify="right" if col != "encoder" else "left")
     for fam, v in s["by_encoder"].items():
         norm = v["norm_p50_ms_median"]
-        t.add_row(fam, str(v["n"]), f"{v['p50_ms_median']:.2f}", f"{v['p50_ms_min']:.2f}",
+        t.add_row(fam, str(v["n"]), str(v["rows"]), f"{v['p50_ms_median']:.2f}",
+                  f"{v['p50_ms_min']:.2f}",
                   f"{v['p50_ms_max']:.2f}", f"{norm:.2f}" if norm is not None else "-")
     con.print(t)
     if s["problems"]:

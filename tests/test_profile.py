@@ -243,3 +243,17 @@ def test_the_readme_profile_command_on_the_shipped_cpu_device(tmp_path, capsys):
     for r in store.rows():
         assert r["rel_p50"] > 0
         assert r["norm_p50_ms"] == pytest.approx(r["rel_p50"] * ref["nominal_ms"])
+
+
+def test_profile_summary_counts_architectures_not_repeats():
+    from cli.hil import profile_summary
+
+    def row(arch_id, ms, status="ok"):
+        return {"arch_id": arch_id, "encoder": "lstm", "p50_ms": ms, "norm_p50_ms": ms / 2,
+                "status": status, "graph": "chunk", "format": "onnx", "cv": 0.01,
+                "date": "2026-11-27", "provenance": {"runtime": "onnxruntime"}}
+
+    s = profile_summary([row("a", 1.0), row("a", 3.0), row("b", 10.0), row("c", 5.0, "flagged")])
+    fam = s["by_encoder"]["lstm"]
+    assert (fam["n"], fam["rows"]) == (2, 3) and s["architectures"] == 3
+    assert fam["p50_ms_median"] == 6.0 and fam["p50_ms_min"] == 2.0  # a: median of 1 and 3
