@@ -30,6 +30,10 @@ EPILOG = """examples:
   hwnas predict --device cpu --preset conformer_s
   hwnas data build --langs en,es,de         the built-in synthetic speech corpus
   hwnas train --preset conformer_xs --budget 3m   train; learning curve, CER/WER
+  hwnas train --preset conformer_xs --budget 30m --train librispeech:DIR --dev kaldi:DIR
+  hwnas score runs/train/RUN --test librispeech:DIR   CER/WER of a saved run
+  hwnas search --target cpu --streaming --max-latency 2 --cer-budget 40s,2m
+  hwnas report hwnas                        figures and HTML of a study
 """
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 TRAIN_EPILOG = """examples:
@@ -205,6 +206,66 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a saved run on test sets named like --test of `hwnas train`."""
+    import torch
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from hwnas.data.loaders import load_spec
+    from hwnas.training.features import compute
+    from hwnas.training.prepare import named_specs
+    from hwnas.training.trainer import evaluate, load_run
+
+    from .hil import _workspace
+
+    torch.set_num_threads(1)
+    if args.beam < 1:
+        raise ValueError("--beam must be >= 1")
+    if not args.test:
+        raise ValueError("give a test set: --test [NAME=]librispeech:DIR (or commonvoice:, "
+                         "kaldi:), repeatable")
+    named = named_specs(args.test)
+    lexicon = None
+    if args.lexicon:
+        lexicon = sorted(set(Path(args.lexicon).read_text(encoding="utf-8").split()))
+        if not lexicon:
+            raise ValueError(f"{args.lexicon}: no words in the lexicon file")
+    model, arch, tok, norm = load_run(args.run)
+    cache = _workspace(args) / "cache" / "features"
+    err = Console(stderr=True, quiet=args.json)
+    out: dict[str, Any] = {"run": str(args.run), "arch_id": arch.id, "tests": {},
+                           "problems": {}}
+    for name, spec in named:
+        ds = load_spec(spec, strict=args.strict)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(f"features {name} ({len(ds)} utterances)", total=len(ds))
+            fs = compute(ds, arch.frontend, arch.n_filters, cache,
+                         lambda n, _t, task=task: progress.update(task, completed=n))
+        if fs.problems:
+            if args.strict:
+                raise ValueError(f"{fs.problems[0][1]} (--strict)")
+            out["problems"][name] = [list(x) for x in fs.problems]
+            err.print(f"[yellow]{name}: {len(fs.problems)} utterance(s) skipped[/] (first: "
+                      f"{fs.problems[0][1]})", highlight=False)
+        out["tests"][name] = evaluate(model, arch, fs, tok, norm, lexicon=lexicon,
+                                      beam=args.beam)
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+        return 0
+    print(f"{arch.id} {arch.encoder}/{arch.decoder} from {args.run}"
+          f"{'' if args.beam == 1 else f', beam {args.beam}'}:")
+    for name, r in out["tests"].items():
+        lex = ""
+        if "wer_lexicon_beam" in r:
+            lex = f"  WER (lexicon beam) {r['wer_lexicon_beam']:.3f}"
+        if "wer_lexicon" in r:
+            lex += f"  WER (snapped) {r['wer_lexicon']:.3f}"
+        print(f"  {name:<14} CER {r['cer']:.3f}  WER {r['wer']:.3f}{lex}  "
+              f"({r['n']} utterances)")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("train", help="train an architecture (built-in or your corpus); CER/WER",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -226,5 +287,27 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("score", help="score a trained run on test sets (CER/WER)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="CER and WER of a saved run (a `hwnas train` folder or a "
+                                   "search trial's) on your test sets.",
+                       epilog="examples:\n"
+                              "  hwnas score runs/train/ed5be732ed08-s0 \\\n"
+                              "      --test clean=librispeech:/data/LibriSpeech/test-clean\n"
+                              "  hwnas score RUN --test kaldi:data/eval --lexicon words.txt "
+                              "--beam 8 --json\n")
+    c.add_argument("run", metavar="RUN", help="the run folder (weights.pt, tokenizer.json, "
+                                              "feature_norm.npz, result.json)")
+    c.add_argument("--test", metavar="[NAME=]SPEC", action="append",
+                   help="librispeech:DIR, commonvoice:DIR/SPLIT.tsv or kaldi:DIR (repeatable)")
+    c.add_argument("--lexicon", metavar="FILE", help="word list (whitespace-separated): "
+                   "adds the lexicon-constrained and snapped WERs")
+    c.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
+    c.add_argument("--strict", action="store_true", help="refuse a test set with a bad file")
+    c.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or . "
+                                                      "(features are cached there)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_score)
 
 

@@ -225,6 +225,22 @@ def test_train_on_user_corpora(tmp_path, capsys):
     assert out["corpus"]["train"] == c["train"] and Path(out["out"]).name.count("-") == 2
     tok = json.loads((Path(out["out"]) / "tokenizer.json").read_text())
     assert set(tok["symbols"][2:]) == set("abcdefghilmnorstuvy")  # the training transcripts'
+    # the saved run scored again, on a test set and with a word list
+    lex = tmp_path / "words.txt"
+    lex.write_text("the red cat a blue dog\n")
+    assert main(["score", out["out"], "--test", c["test"], "--lexicon", str(lex), "--json",
+                 "--workspace", str(tmp_path / "ws")]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["tests"]["cv"] == out["tests"]["cv"] | {
+        k: v for k, v in scored["tests"]["cv"].items() if k.startswith("wer_lexicon")}
+    assert "wer_lexicon_beam" in scored["tests"]["cv"]
+    assert main(["score", out["out"], "--test", c["dev"]]) == 0
+    assert "CER" in capsys.readouterr().out
+    for argv, needle in ((["score", str(tmp_path)], "give a test set"),
+                         (["score", str(tmp_path), "--test", c["dev"]],
+                          "not a complete training run")):
+        assert main(argv) == 1
+        assert needle in capsys.readouterr().err
     # one clear line, nothing trained: --strict, a dev without --train, a bad spec, a clash
     for argv, needle in ((base + ["--strict"], "19-198-0007.flac: cannot read audio"),
                          (base[:7] + ["--dev", c["dev"]], "go with --train"),

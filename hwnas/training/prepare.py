@@ -96,6 +96,22 @@ class BuiltinCorpus(_Corpus):
                       {"train": list(train.problems)} if train.problems else {})
 
 
+def named_specs(tests: list[str], reserved: tuple[tuple[str, str], ...] = ()
+                ) -> list[tuple[str, str]]:
+    """``[NAME=]SPEC`` arguments as (name, spec) after ``reserved``; a test set
+    without a name is called by its spec."""
+    named = list(reserved)
+    for t in tests:
+        name, eq, spec = t.partition("=")
+        named.append((name, spec) if eq and ":" not in name else (t, t))
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise ValueError(f"test set names must be distinct from each other"
+                         f"{' and from train/dev' if reserved else ''}: "
+                         f"{', '.join(names[len(reserved):])} (name them: --test NAME=SPEC)")
+    return named
+
+
 class UserCorpus(_Corpus):
     """The user's own files (``librispeech:DIR``, ``commonvoice:SPLIT.tsv``,
     ``kaldi:DIR``): characters of the training transcripts as tokens, their
@@ -108,14 +124,7 @@ class UserCorpus(_Corpus):
         if not dev:
             raise ValueError("--train needs --dev SPEC (the held-out set the learning curve "
                              "and the CER are measured on)")
-        named = [("train", train), ("dev", dev)]
-        for t in tests or []:
-            name, eq, spec = t.partition("=")
-            named.append((name, spec) if eq and ":" not in name else (t, t))
-        names = [n for n, _ in named]
-        if len(set(names)) != len(names):
-            raise ValueError(f"test set names must be distinct from each other and from "
-                             f"train/dev: {', '.join(names[2:])} (name them: --test NAME=SPEC)")
+        named = named_specs(tests or [], reserved=(("train", train), ("dev", dev)))
         self.cache, self.strict = Path(workspace) / "cache" / "features", strict
         self.datasets = {name: load_spec(spec, strict) for name, spec in named}
         texts = [it.text for it in self.datasets["train"].items]
