@@ -20,7 +20,8 @@ determinism  the same architecture and seed trained twice for 200 steps:
 predictor    the CER predictor (architecture + early curve) fitted on the
              fidelity runs, leave one architecture out: does it estimate the
              20-minute CER from the first 3 minutes better than the 3-minute
-             CER itself (as is, or scaled by the mean improvement)? Training
+             CER itself (as is, or scaled by the mean improvement) or a
+             power law fitted to the first 3 minutes of the curve? Training
              records take the curve at 2, 3 and 4 CPU-minutes; the held-out
              architecture is scored at 3. No training, seconds.
 """
@@ -142,7 +143,27 @@ def predictor_records(recs: list[dict], cuts: tuple[float, ...]) -> list[dict]:
     return out
 
 
-def part_predictor(short_min: float) -> dict:
+def power_law_extrapolation(rec: dict, cut: float, target: float) -> float:
+    """CER(t) = a + b (t/100)^-c fitted (least squares, c on a grid) to the
+    dev evaluations from 60 CPU-s to ``cut``, read at ``target``."""
+    import numpy as np
+
+    pts = [p for p in rec["curve"] if 60 <= p["cpu_s"] <= cut + 1.0]
+    t = np.array([p["cpu_s"] for p in pts]) / 100
+    y = np.array([p["dev_cer"] for p in pts])
+    best = (np.inf, float(y[-1]))
+    for c in np.linspace(0.05, 3.0, 60):
+        a_b, *_ = np.linalg.lstsq(np.c_[np.ones_like(t), t ** -c], y, rcond=None)
+        a, b = a_b
+        if b < 0:  # a rising curve is noise here, not a trend to extend
+            continue
+        err = float(np.sum((a + b * t ** -c - y) ** 2))
+        if err < best[0]:
+            best = (err, float(a + b * (target / 100) ** -c))
+    return max(0.0, best[1])
+
+
+def part_predictor(short_min: float, long_min: float) -> dict:
     import numpy as np
 
     from hwnas.predict.cer import CERPredictor
@@ -165,9 +186,11 @@ def part_predictor(short_min: float) -> dict:
                                                                      "early_steps")]]))[0]))
         ratio = np.mean([x["long_cer"] / early_point(x, cut)["dev_cer"] for x in rest])
         scaled.append(float(early[i] * ratio))
+    extrap = [power_law_extrapolation(r, cut, long_min * 60) for r in recs]
     out = {"n": len(recs)}
     print(f"  {len(recs)} architectures, held out one at a time; 20-minute dev CER from:")
     for name, est in (("3-minute CER as is", early), ("3-minute CER x mean ratio", scaled),
+                      ("power-law extrapolation", extrap),
                       ("CER predictor (PREDICTED)", pred)):
         est = np.asarray(est)
         mae = float(np.mean(np.abs(est - final)))
@@ -208,7 +231,7 @@ def main() -> int:
         elif p == "determinism":
             results[p] = part_determinism(args.steps)
         elif p == "predictor":
-            results[p] = part_predictor(args.minutes)
+            results[p] = part_predictor(args.minutes, args.long_minutes)
         else:
             ap.error(f"unknown part {p!r}")
         print(f"  ({p}: {time.time() - t0:.0f} s)\n", flush=True)
