@@ -78,6 +78,13 @@ def open_corpus(args: argparse.Namespace, ws: Any) -> Any:
     return BuiltinCorpus(ws, langs, args.size, args.corpus_seed)
 
 
+def _say_skipped(err: Any, name: str, problems: list, where: str) -> None:
+    from hwnas.data.loaders import problem_text
+
+    err.print(f"[yellow]{name}: {len(problems)} utterance(s) skipped[/] (first: "
+              f"{problem_text(*problems[0])}){where}", highlight=False)
+
+
 def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
     """``corpus.splits`` with a progress bar while features are computed; the
     utterances skipped are reported once, the first one named."""
@@ -96,10 +103,7 @@ def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
         sp = corpus.splits(frontend, n_filters, on_item)
     if first_time:
         for name, problems in sp.problems.items():
-            path, reason = problems[0]
-            first = reason if reason.startswith(path) else f"{path}: {reason}"
-            err.print(f"[yellow]{name}: {len(problems)} utterance(s) skipped[/] (first: "
-                      f"{first}); all are listed in result.json", highlight=False)
+            _say_skipped(err, name, problems, "; all are listed in result.json")
     return sp
 
 
@@ -212,7 +216,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from hwnas.data.loaders import load_spec
+    from hwnas.data.loaders import load_spec, problem_text
     from hwnas.training.features import compute
     from hwnas.training.prepare import named_specs
     from hwnas.training.trainer import evaluate, load_run
@@ -244,10 +248,9 @@ def cmd_score(args: argparse.Namespace) -> int:
                          lambda n, _t, task=task: progress.update(task, completed=n))
         if fs.problems:
             if args.strict:
-                raise ValueError(f"{fs.problems[0][1]} (--strict)")
+                raise ValueError(f"{problem_text(*fs.problems[0])} (--strict)")
             out["problems"][name] = [list(x) for x in fs.problems]
-            err.print(f"[yellow]{name}: {len(fs.problems)} utterance(s) skipped[/] (first: "
-                      f"{fs.problems[0][1]})", highlight=False)
+            _say_skipped(err, name, fs.problems, "; all are listed with --json")
         out["tests"][name] = evaluate(model, arch, fs, tok, norm, lexicon=lexicon,
                                       beam=args.beam)
     if args.json:

@@ -54,6 +54,11 @@ class CorpusError(ValueError):
     pass
 
 
+def problem_text(path: str, reason: str) -> str:
+    """One line for a skipped utterance (the reason may already name the file)."""
+    return reason if reason.startswith(path) else f"{path}: {reason}"
+
+
 def _problem(ds: Dataset, path: Path | str, reason: str, strict: bool) -> None:
     if strict:
         raise CorpusError(f"{path}: {reason}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwnas.data.corpus import build, corpus_dir, words
-from hwnas.data.loaders import CorpusError, load_builtin, load_spec
+from hwnas.data.loaders import CorpusError, load_builtin, load_spec, problem_text
 from hwnas.data.tokens import CharTokenizer, normalise
 from hwnas.training.features import FeatureSet, compute, concat
 
@@ -139,13 +139,9 @@ class UserCorpus(_Corpus):
             cb = (lambda n, total, name=name: on_item(name, n, total)) if on_item else None
             fs = sets[name] = compute(ds, frontend, n_filters, self.cache, cb)
             if fs.problems:
-                path, reason = fs.problems[0]
                 if self.strict:
-                    first = reason if reason.startswith(path) else f"{path}: {reason}"
-                    raise CorpusError(f"{first} (--strict)")
+                    raise CorpusError(f"{problem_text(*fs.problems[0])} (--strict)")
                 problems[name] = list(fs.problems)
         tests = {n: (fs, self.lexicon) for n, fs in sets.items() if n not in ("train", "dev")}
         return Splits(sets["train"], sets["dev"], tests, problems)
 
-
-Corpus = BuiltinCorpus | UserCorpus
