@@ -109,12 +109,11 @@ def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
 
 def _resume(args: argparse.Namespace, out_dir: Any, arch: Any, cfg: Any, tok: Any,
             meta: dict, err: Any) -> dict | None:
-    """The run's snapshot to continue from (None: a fresh start); training
-    snapshots itself to ``out_dir/checkpoint.pt`` every CPU-minute."""
+    """The state in ``cfg.snapshot`` to continue from (None: a fresh start)."""
     from hwnas.paths import write_atomic
     from hwnas.training.trainer import load_snapshot
 
-    cfg.snapshot = snap = out_dir / "checkpoint.pt"
+    snap = cfg.snapshot
     data = json.dumps({k: v for k, v in meta.items() if k != "problems"}, sort_keys=True)
     stamp = out_dir / "checkpoint.json"
     if snap.is_file() and not args.restart:
@@ -163,6 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     tag = "" if corpus.description["kind"] == "builtin" else \
         "-" + hashlib.sha256(json.dumps(corpus.description).encode()).hexdigest()[:8]
     out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}{tag}"
+    cfg.snapshot = out_dir / "checkpoint.pt"  # written every CPU-minute, on Ctrl-C, at the end
     resume = _resume(args, out_dir, arch, cfg, tok, meta, err)
     total = cfg.steps if cfg.steps is not None else cfg.cpu_seconds
     unit = "steps" if cfg.steps is not None else "CPU s"
