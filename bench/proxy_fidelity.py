@@ -84,8 +84,9 @@ def part_presets(minutes: float) -> dict:
                      "tests": test, "curve": res.curve, "wall_s": round(time.time() - t0)}
         clean, noisy = test["test-clean"], test["test-noisy"]
         print(f"  {name:<18} {res.steps} steps: test-clean CER {clean['cer']:.3f} "
-              f"WER {clean['wer']:.3f} (lexicon {clean['wer_lexicon']:.3f}); "
-              f"test-noisy CER {noisy['cer']:.3f}", flush=True)
+              f"WER {clean['wer']:.3f} (lexicon beam {clean['wer_lexicon_beam']:.3f}, "
+              f"snapped {clean['wer_lexicon']:.3f}); test-noisy CER {noisy['cer']:.3f}",
+              flush=True)
     return out
 
 
