@@ -93,8 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if storage is None:
         db.parent.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{db.resolve()}"
-    err.print("corpus (built on first use; features are computed per front-end) ...")
-    corpus = open_corpus(args, ws)
+    corpus = open_corpus(args, ws)  # only reads file lists: the corpus is built when needed
     space = SearchSpace.from_toml(args.space) if args.space else default_space()
     if args.streaming:
         space = space.with_choices({"streaming": [True]})
@@ -114,6 +113,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     # and verification) go to a host-specific profile, never into another host's
     predictor, where, adapted, spec = target_predictor(args.target, ws, spec, measure=measure,
                                                        say=err.print)
+    err.print("corpus and features (built and cached on first use) ...")
     tok = corpus.tokenizer
     runners: dict[tuple[str, int], Any] = {}
 
