@@ -114,6 +114,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     predictor, where, adapted, spec = target_predictor(args.target, ws, spec, measure=measure,
                                                        say=err.print)
     err.print("corpus and features (built and cached on first use) ...")
+    corpus.prepare()
     tok = corpus.tokenizer
     runners: dict[tuple[str, int], Any] = {}
 

@@ -64,6 +64,9 @@ class _Corpus:
     def has_splits(self, frontend: str, n_filters: int) -> bool:
         return (frontend, n_filters) in self._cache
 
+    def prepare(self) -> None:
+        """Make the audio exist (the built-in corpus is synthesised once)."""
+
     def _splits(self, frontend: str, n_filters: int,
                 on_item: Callable[[str, int, int], None] | None) -> Splits:
         raise NotImplementedError
@@ -84,6 +87,9 @@ class BuiltinCorpus(_Corpus):
         self.workspace, self.langs, self.size, self.seed = Path(workspace), langs, size, seed
         self.tokenizer = CharTokenizer.for_languages(langs)
         self.description = {"kind": "builtin", "langs": langs, "size": size, "seed": seed}
+
+    def prepare(self) -> None:
+        ensure_corpus(self.workspace, self.langs, self.size, self.seed)
 
     def _splits(self, frontend: str, n_filters: int,
                 on_item: Callable[[str, int, int], None] | None) -> Splits:
