@@ -210,8 +210,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_corpus(run: Path, ws: Path) -> Any:
+    """The corpus a saved run trained on, from its result.json."""
+    from hwnas.training.prepare import BuiltinCorpus, UserCorpus
+
+    try:
+        summary = json.loads((Path(run) / "result.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{run}: not a complete training run ({e})") from None
+    c = summary.get("corpus")
+    if isinstance(c, str) and "langs" in summary:  # a run written before corpus descriptions
+        m = re.fullmatch(r"builtin-(\w+)-s(\d+)", Path(c).name)
+        if m:
+            return BuiltinCorpus(Path(c).parents[1], summary["langs"], m[1], int(m[2]))
+    if isinstance(c, dict) and c.get("kind") == "builtin":
+        return BuiltinCorpus(ws, c["langs"], c["size"], c["seed"])
+    if isinstance(c, dict) and c.get("kind") == "user":
+        tests = [v if k == v else f"{k}={v}" for k, v in c.items()
+                 if k not in ("kind", "train", "dev")]
+        return UserCorpus(ws, c["train"], c["dev"], tests)
+    raise ValueError(f"{run} does not record the corpus it trained on; name test sets "
+                     "with --test")
+
+
 def cmd_score(args: argparse.Namespace) -> int:
-    """Score a saved run on test sets named like --test of `hwnas train`."""
+    """Score a saved run on test sets named like --test of `hwnas train`, or
+    on the test sets of the corpus it trained on."""
     import torch
     from rich.console import Console
     from rich.progress import Progress
@@ -226,33 +250,35 @@ def cmd_score(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     if args.beam < 1:
         raise ValueError("--beam must be >= 1")
-    if not args.test:
-        raise ValueError("give a test set: --test [NAME=]librispeech:DIR (or commonvoice:, "
-                         "kaldi:), repeatable")
-    named = named_specs(args.test)
+    named = named_specs(args.test or [])
     lexicon = None
     if args.lexicon:
         lexicon = sorted(set(Path(args.lexicon).read_text(encoding="utf-8").split()))
         if not lexicon:
             raise ValueError(f"{args.lexicon}: no words in the lexicon file")
     model, arch, tok, norm = load_run(args.run)
-    cache = _workspace(args) / "cache" / "features"
+    ws = _workspace(args)
     err = Console(stderr=True, quiet=args.json)
     out: dict[str, Any] = {"run": str(args.run), "arch_id": arch.id, "tests": {},
                            "problems": {}}
+    tests: dict[str, tuple[Any, list[str] | None]] = {}
+    if not named:  # the corpus it trained on
+        sp = corpus_splits(_recorded_corpus(args.run, ws), arch.frontend, arch.n_filters, err)
+        tests = {n: (fs, lexicon or lex) for n, (fs, lex) in sp.tests.items()}
     for name, spec in named:
         ds = load_spec(spec, strict=args.strict)
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task(f"features {name} ({len(ds)} utterances)", total=len(ds))
-            fs = compute(ds, arch.frontend, arch.n_filters, cache,
+            fs = compute(ds, arch.frontend, arch.n_filters, ws / "cache" / "features",
                          lambda n, _t, task=task: progress.update(task, completed=n))
         if fs.problems:
             if args.strict:
                 raise ValueError(f"{problem_text(*fs.problems[0])} (--strict)")
             out["problems"][name] = [list(x) for x in fs.problems]
             _say_skipped(err, name, fs.problems, "; all are listed with --json")
-        out["tests"][name] = evaluate(model, arch, fs, tok, norm, lexicon=lexicon,
-                                      beam=args.beam)
+        tests[name] = (fs, lexicon)
+    for name, (fs, lex) in tests.items():
+        out["tests"][name] = evaluate(model, arch, fs, tok, norm, lexicon=lex, beam=args.beam)
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return 0
@@ -294,12 +320,15 @@ def add_parsers(sub: Any) -> None:
     c = sub.add_parser("score", help="score a trained run on test sets (CER/WER)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="CER and WER of a saved run (a `hwnas train` folder or a "
-                                   "search trial's) on your test sets.",
+                                   "search trial's) on your test sets, or without --test on "
+                                   "the test sets of the corpus it trained on.",
                        epilog="examples:\n"
                               "  hwnas score runs/train/ed5be732ed08-s0 \\\n"
                               "      --test clean=librispeech:/data/LibriSpeech/test-clean\n"
                               "  hwnas score RUN --test kaldi:data/eval --lexicon words.txt "
-                              "--beam 8 --json\n")
+                              "--beam 8 --json\n"
+                              "  hwnas score runs/search/main/trials/00013-f1379fd4ae6d "
+                              "--beam 8   its own corpus's test sets\n")
     c.add_argument("run", metavar="RUN", help="the run folder (weights.pt, tokenizer.json, "
                                               "feature_norm.npz, result.json)")
     c.add_argument("--test", metavar="[NAME=]SPEC", action="append",

@@ -236,7 +236,9 @@ def test_train_on_user_corpora(tmp_path, capsys):
     assert "wer_lexicon_beam" in scored["tests"]["cv"]
     assert main(["score", out["out"], "--test", c["dev"]]) == 0
     assert "CER" in capsys.readouterr().out
-    for argv, needle in ((["score", str(tmp_path)], "give a test set"),
+    assert main(["score", out["out"], "--json", "--workspace", str(tmp_path / "ws")]) == 0
+    assert json.loads(capsys.readouterr().out)["tests"] == out["tests"]  # its own test sets
+    for argv, needle in ((["score", str(tmp_path)], "not a complete training run"),
                          (["score", str(tmp_path), "--test", c["dev"]],
                           "not a complete training run")):
         assert main(argv) == 1

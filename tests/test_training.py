@@ -194,6 +194,10 @@ def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys)
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "learning curve" in text and "en/test-noisy" in text and "lexicon beam" in text
+    # scored again later on the built-in test sets it recorded: the same figures
+    assert main(["score", out["out"], "--beam", "2", "--json", "--workspace",
+                 str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["tests"] == out["tests"]
     assert main(["train", "--preset", "conformer_xs", "--workspace", str(tmp_path)]) == 1
     assert "give a budget" in capsys.readouterr().err
     assert main(["train", "--preset", "conformer_xs", "--budget", "soon",
