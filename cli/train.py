@@ -13,10 +13,10 @@ TRAIN_EPILOG = """examples:
   hwnas train --preset conformer_xs --budget 3m          3 CPU-minutes on built-in English
   hwnas train arch.json --steps 500 --langs en,es --json
   hwnas train --preset lstm_rnnt --budget 90s --seed 1
-  hwnas train --preset conformer_xs --budget 30m \
-      --train librispeech:/data/LibriSpeech/train-clean-100 \
-      --dev librispeech:/data/LibriSpeech/dev-clean \
-      --test clean=librispeech:/data/LibriSpeech/test-clean \
+  hwnas train --preset conformer_xs --budget 30m \\
+      --train librispeech:/data/LibriSpeech/train-clean-100 \\
+      --dev librispeech:/data/LibriSpeech/dev-clean \\
+      --test clean=librispeech:/data/LibriSpeech/test-clean \\
       --test cv=commonvoice:/data/cv/en/test.tsv --test kaldi:data/eval
 
 The built-in corpus is built first if it is missing (hwnas data build). The
