@@ -254,3 +254,26 @@ def test_train_on_user_corpora(tmp_path, capsys):
         err = capsys.readouterr().err
         errors = [x for x in err.splitlines() if x.startswith("hwnas: error:")]
         assert len(errors) == 1 and needle in errors[0], err
+
+
+def test_cached_features_are_memory_mapped_and_equal(tmp_path):
+    """The cache holds the frames as a raw file read through a memory map (a corpus
+    larger than memory trains from the page cache); a cache cut short is redone."""
+    from hwnas.training.features import compute
+
+    c = _user_corpora(tmp_path / "data")
+    ds = load_kaldi(Path(c["dev"].split(":", 1)[1]))
+    direct = compute(ds, "logmel", 40)
+    cached = compute(ds, "logmel", 40, tmp_path / "cache")
+    again = compute(ds, "logmel", 40, tmp_path / "cache")
+    assert isinstance(again.frames, np.memmap) and not isinstance(direct.frames, np.memmap)
+    assert np.array_equal(direct.frames, cached.frames) and np.array_equal(
+        direct.frames, again.frames)
+    assert list(again.offsets) == list(direct.offsets) and again.texts == direct.texts
+    m, sd = direct.stats()
+    x = direct.frames.astype(np.float64)
+    assert np.allclose(m, x.mean(0), atol=1e-5) and np.allclose(sd, x.std(0) + 1e-5, atol=1e-4)
+    meta = next((tmp_path / "cache").glob("*.npz"))
+    meta.unlink()  # as if killed between the frames and the index: computed again
+    assert np.array_equal(compute(ds, "logmel", 40, tmp_path / "cache").frames, direct.frames)
+    assert not list((tmp_path / "cache").glob(".*tmp*"))

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ import torch
 from hwnas.data.loaders import CorpusError, Dataset, load_audio
 from hwnas.models.frontend import N_FFT, FeatureExtractor
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: frames cached as a raw float16 file, memory-mapped
 
 
 @dataclass
@@ -30,7 +31,7 @@ class FeatureSet:
     name: str
     ids: list[str]
     texts: list[str]
-    frames: np.ndarray           # (sum T, F) float16
+    frames: np.ndarray           # (sum T, F) float16; memory-mapped when cached
     offsets: np.ndarray          # (N + 1,) int64
     problems: list[tuple[str, str]] = field(default_factory=list)
     _stats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False,
@@ -48,9 +49,16 @@ class FeatureSet:
     def stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and std, computed once (every rung and trial of a
         search trains on the same set)."""
-        if self._stats is None:
-            x = self.frames.astype(np.float32)
-            self._stats = (x.mean(axis=0), x.std(axis=0) + 1e-5)
+        if self._stats is None:  # in slices: a large corpus is never copied whole
+            total = np.zeros(self.frames.shape[1])
+            squares = np.zeros(self.frames.shape[1])
+            for i in range(0, len(self.frames), 1 << 20):
+                x = self.frames[i: i + (1 << 20)].astype(np.float64)
+                total += x.sum(axis=0)
+                squares += (x * x).sum(axis=0)
+            mean = total / len(self.frames)
+            std = np.sqrt(np.maximum(squares / len(self.frames) - mean * mean, 0.0))
+            self._stats = (mean.astype(np.float32), (std + 1e-5).astype(np.float32))
         return self._stats
 
 
@@ -69,17 +77,43 @@ def _key(ds: Dataset, frontend: str, n_filters: int) -> str:
 
 def compute(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path | None = None,
             on_item: Callable[[int, int], None] | None = None) -> FeatureSet:
-    """Features of every readable utterance (cached by content); ``on_item(done,
-    total)`` reports progress while computing."""
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"{_key(ds, frontend, n_filters)}.npz"
-        if cache.is_file():
-            z = np.load(cache, allow_pickle=False)
-            return FeatureSet(ds.name, list(z["ids"]), list(z["texts"]), z["frames"],
-                              z["offsets"], [tuple(p) for p in z["problems"]])
+    """Features of every readable utterance; ``on_item(done, total)`` reports
+    progress while computing.
+
+    With ``cache_dir`` they are cached by content: the frames as a raw float16
+    file written as they are computed and memory-mapped when read (a corpus
+    larger than memory trains from the page cache), beside an .npz of ids,
+    texts and offsets that is written last, so a cache cut short is never
+    read."""
+    if cache_dir is None:
+        return _extract(ds, frontend, n_filters, None, on_item)
+    key = _key(ds, frontend, n_filters)
+    meta, raw = Path(cache_dir) / f"{key}.npz", Path(cache_dir) / f"{key}.f16"
+    if not (meta.is_file() and raw.is_file()):
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        tmp = raw.with_name(f".{raw.name}.tmp")
+        with tmp.open("wb") as sink:
+            fs = _extract(ds, frontend, n_filters, sink, on_item)
+        os.replace(tmp, raw)
+        tmp_meta = meta.with_name(f".{meta.stem}.tmp.npz")
+        np.savez(tmp_meta, ids=np.array(fs.ids), texts=np.array(fs.texts),
+                 offsets=fs.offsets, width=np.array(fs.frames.shape[1]),
+                 problems=np.array(fs.problems, dtype=str).reshape(-1, 2))
+        os.replace(tmp_meta, meta)
+    z = np.load(meta, allow_pickle=False)
+    frames = np.memmap(raw, dtype=np.float16, mode="r",
+                       shape=(int(z["offsets"][-1]), int(z["width"])))
+    return FeatureSet(ds.name, list(z["ids"]), list(z["texts"]), frames, z["offsets"],
+                      [tuple(p) for p in z["problems"]])
+
+
+def _extract(ds: Dataset, frontend: str, n_filters: int, sink: Any,
+             on_item: Callable[[int, int], None] | None) -> FeatureSet:
+    """Features of ``ds``; with ``sink`` (a binary file) the frames go there
+    as they are computed and the returned set holds none of them."""
     fx = FeatureExtractor(frontend, n_filters)
-    ids, texts, parts, problems = [], [], [], list(ds.problems)
+    ids, texts, parts, lengths, problems = [], [], [], [], list(ds.problems)
+    width = 0
     with torch.no_grad():
         for n, it in enumerate(ds.items, 1):
             if on_item:
@@ -91,20 +125,20 @@ def compute(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path | None =
             except CorpusError as e:
                 problems.append((it.audio, str(e)))
                 continue
-            parts.append(fx(torch.from_numpy(wave))[0].numpy().astype(np.float16))
+            f = fx(torch.from_numpy(wave))[0].numpy().astype(np.float16)
+            width = f.shape[1]
+            if sink is None:
+                parts.append(f)
+            else:
+                sink.write(np.ascontiguousarray(f).tobytes())
+            lengths.append(len(f))
             ids.append(it.id)
             texts.append(it.text)
-    if not parts:
+    if not ids:
         raise CorpusError(f"{ds.name}: no readable utterance ({len(problems)} problems)")
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-    fs = FeatureSet(ds.name, ids, texts, np.concatenate(parts), offsets, problems)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.stem}.tmp.npz")
-        np.savez(tmp, ids=np.array(ids), texts=np.array(texts), frames=fs.frames,
-                 offsets=offsets, problems=np.array(problems, dtype=str).reshape(-1, 2))
-        os.replace(tmp, cache)
-    return fs
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    frames = np.concatenate(parts) if sink is None else np.empty((0, width), np.float16)
+    return FeatureSet(ds.name, ids, texts, frames, offsets, problems)
 
 
 def spec_augment(x: torch.Tensor, rng: np.random.Generator, freq_masks: int = 2,
