@@ -78,16 +78,17 @@ def open_corpus(args: argparse.Namespace, ws: Any) -> Any:
     return BuiltinCorpus(ws, langs, args.size, args.corpus_seed)
 
 
-def _say_skipped(err: Any, name: str, problems: list, where: str) -> None:
+def _say_skipped(err: Any, problems: dict[str, list], where: str) -> None:
+    """A line per dataset with skipped utterances, the first one named."""
     from hwnas.data.loaders import problem_text
 
-    err.print(f"[yellow]{name}: {len(problems)} utterance(s) skipped[/] (first: "
-              f"{problem_text(*problems[0])}){where}", highlight=False)
+    for name, items in problems.items():
+        err.print(f"[yellow]{name}: {len(items)} utterance(s) skipped[/] (first: "
+                  f"{problem_text(*items[0])}){where}", highlight=False)
 
 
-def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
-    """``corpus.splits`` with a progress bar while features are computed; the
-    utterances skipped are reported once, the first one named."""
+def _with_feature_progress(err: Any, work: Any) -> Any:
+    """``work(on_item)`` under a progress bar per dataset whose features are computed."""
     from rich.progress import Progress
 
     with Progress(console=err, transient=True) as progress:
@@ -99,11 +100,16 @@ def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
                                                 total=total)
             progress.update(tasks[name], completed=n)
 
-        first_time = not corpus.has_splits(frontend, n_filters)
-        sp = corpus.splits(frontend, n_filters, on_item)
+        return work(on_item)
+
+
+def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
+    """``corpus.splits`` with progress bars while features are computed; the
+    utterances skipped are reported once."""
+    first_time = not corpus.has_splits(frontend, n_filters)
+    sp = _with_feature_progress(err, lambda cb: corpus.splits(frontend, n_filters, cb))
     if first_time:
-        for name, problems in sp.problems.items():
-            _say_skipped(err, name, problems, "; all are listed in result.json")
+        _say_skipped(err, sp.problems, "; all are listed in result.json")
     return sp
 
 
@@ -157,8 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     corpus = open_corpus(args, ws)
     sp = corpus_splits(corpus, arch.frontend, arch.n_filters, err)
     train_set, dev_set, tests, tok = sp.train, sp.dev, sp.tests, corpus.tokenizer
-    meta = {"corpus": corpus.description,
-            "problems": {k: [list(x) for x in v] for k, v in sp.problems.items()}}
+    meta = {"corpus": corpus.description, "problems": sp.problems}
     tag = "" if corpus.description["kind"] == "builtin" else \
         "-" + hashlib.sha256(json.dumps(corpus.description).encode()).hexdigest()[:8]
     out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}{tag}"
@@ -238,11 +243,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     on the test sets of the corpus it trained on."""
     import torch
     from rich.console import Console
-    from rich.progress import Progress
 
-    from hwnas.data.loaders import load_spec, problem_text
-    from hwnas.training.features import compute
-    from hwnas.training.prepare import named_specs
+    from hwnas.data.loaders import load_spec
+    from hwnas.training.prepare import features_of, named_specs
     from hwnas.training.trainer import evaluate, load_run
 
     from .hil import _workspace
@@ -260,23 +263,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     err = Console(stderr=True, quiet=args.json)
     out: dict[str, Any] = {"run": str(args.run), "arch_id": arch.id, "tests": {},
-                           "problems": {}}
-    tests: dict[str, tuple[Any, list[str] | None]] = {}
-    if not named:  # the corpus it trained on
+                           "problems": {}}  # problems: only for --test sets (a run has its own)
+    if named:
+        datasets = {name: load_spec(spec, strict=args.strict) for name, spec in named}
+        sets, out["problems"] = _with_feature_progress(err, lambda cb: features_of(
+            datasets, arch.frontend, arch.n_filters, ws / "cache" / "features", args.strict, cb))
+        _say_skipped(err, out["problems"], "; all are listed with --json")
+        tests = {name: (fs, lexicon) for name, fs in sets.items()}
+    else:  # the corpus it trained on
         sp = corpus_splits(_recorded_corpus(args.run, ws), arch.frontend, arch.n_filters, err)
         tests = {n: (fs, lexicon or lex) for n, (fs, lex) in sp.tests.items()}
-    for name, spec in named:
-        ds = load_spec(spec, strict=args.strict)
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task(f"features {name} ({len(ds)} utterances)", total=len(ds))
-            fs = compute(ds, arch.frontend, arch.n_filters, ws / "cache" / "features",
-                         lambda n, _t, task=task: progress.update(task, completed=n))
-        if fs.problems:
-            if args.strict:
-                raise ValueError(f"{problem_text(*fs.problems[0])} (--strict)")
-            out["problems"][name] = [list(x) for x in fs.problems]
-            _say_skipped(err, name, fs.problems, "; all are listed with --json")
-        tests[name] = (fs, lexicon)
     for name, (fs, lex) in tests.items():
         out["tests"][name] = evaluate(model, arch, fs, tok, norm, lexicon=lex, beam=args.beam)
     if args.json:

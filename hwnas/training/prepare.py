@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwnas.data.corpus import build, corpus_dir, words
-from hwnas.data.loaders import CorpusError, load_builtin, load_spec, problem_text
+from hwnas.data.loaders import CorpusError, Dataset, load_builtin, load_spec, problem_text
 from hwnas.data.tokens import CharTokenizer, normalise
 from hwnas.training.features import FeatureSet, compute, concat
 
@@ -102,6 +102,14 @@ class BuiltinCorpus(_Corpus):
                       {"train": list(train.problems)} if train.problems else {})
 
 
+def corpus_text(description: dict) -> str:
+    """A corpus description (``Corpus.description``) in words, for messages and cards."""
+    c = description
+    if c.get("kind") == "builtin":
+        return f"the built-in corpus ({','.join(c['langs'])}, {c['size']}, seed {c['seed']})"
+    return f"--train {c.get('train')} --dev {c.get('dev')}"
+
+
 def named_specs(tests: list[str], reserved: tuple[tuple[str, str], ...] = ()
                 ) -> list[tuple[str, str]]:
     """``[NAME=]SPEC`` arguments as (name, spec) after ``reserved``; a test set
@@ -140,14 +148,24 @@ class UserCorpus(_Corpus):
 
     def _splits(self, frontend: str, n_filters: int,
                 on_item: Callable[[str, int, int], None] | None) -> Splits:
-        sets, problems = {}, {}
-        for name, ds in self.datasets.items():
-            cb = (lambda n, total, name=name: on_item(name, n, total)) if on_item else None
-            fs = sets[name] = compute(ds, frontend, n_filters, self.cache, cb)
-            if fs.problems:
-                if self.strict:
-                    raise CorpusError(f"{problem_text(*fs.problems[0])} (--strict)")
-                problems[name] = list(fs.problems)
+        sets, problems = features_of(self.datasets, frontend, n_filters, self.cache,
+                                     self.strict, on_item)
         tests = {n: (fs, self.lexicon) for n, fs in sets.items() if n not in ("train", "dev")}
         return Splits(sets["train"], sets["dev"], tests, problems)
+
+
+def features_of(datasets: dict[str, Dataset], frontend: str, n_filters: int, cache: Path,
+                strict: bool = False, on_item: Callable[[str, int, int], None] | None = None
+                ) -> tuple[dict[str, FeatureSet], dict[str, list[tuple[str, str]]]]:
+    """Features of named datasets and, per name, the utterances skipped
+    (with ``strict``, the first one raises instead)."""
+    sets, problems = {}, {}
+    for name, ds in datasets.items():
+        cb = (lambda n, total, name=name: on_item(name, n, total)) if on_item else None
+        fs = sets[name] = compute(ds, frontend, n_filters, cache, cb)
+        if fs.problems:
+            if strict:
+                raise CorpusError(f"{problem_text(*fs.problems[0])} (--strict)")
+            problems[name] = list(fs.problems)
+    return sets, problems
 
