@@ -167,7 +167,7 @@ def power_law_extrapolation(rec: dict, cut: float, target: float) -> float:
 def part_predictor(short_min: float, long_min: float) -> dict:
     import numpy as np
 
-    from hwnas.predict.cer import CERPredictor
+    from hwnas.predict.cer import EARLY, CERPredictor
 
     log = ROOT / "bench" / "results" / "proxy_fidelity.jsonl"
     recs = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
@@ -183,8 +183,7 @@ def part_predictor(short_min: float, long_min: float) -> dict:
         model = CERPredictor.fit(predictor_records(rest, (cut - 60, cut, cut + 60)), max_depth=2)
         held = predictor_records([r], (cut,))[0]
         pred.append(float(model.predict([ArchConfig.from_dict(r["arch"])],
-                                        np.array([[held[k] for k in ("early_cer", "early_loss",
-                                                                     "early_steps")]]))[0]))
+                                        np.array([[held[k] for k in EARLY]]))[0]))
         ratio = np.mean([x["long_cer"] / early_point(x, cut)["dev_cer"] for x in rest])
         scaled.append(float(early[i] * ratio))
     extrap = [power_law_extrapolation(r, cut, long_min * 60) for r in recs]

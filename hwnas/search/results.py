@@ -54,12 +54,6 @@ def lexicon_wer(r: dict[str, Any]) -> str:
     return f"{r['wer_lexicon']:.3f} (snapped)" if "wer_lexicon" in r else ""
 
 
-def _corpus_name(c: dict | None) -> str:
-    if not c or c.get("kind") == "builtin":
-        return "built-in corpus"
-    return f"trained on {c.get('train')}"
-
-
 def _safe_url(url: str) -> str:
     """A storage URL without its password, for cards and output."""
     try:
@@ -132,7 +126,10 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
 def card_markdown(card: dict[str, Any]) -> str:
     m, met, tr, ex, pv = (card[k] for k in ("model", "metrics", "training", "export",
                                              "provenance"))
+    from hwnas.training.prepare import corpus_text
+
     a = m["arch"]
+    corpus = corpus_text(pv["corpus"]) if pv.get("corpus") else "built-in corpus"
     lines = [f"# Model card: {m['arch_id']} ({m['encoder']} / {m['decoder']})", "",
              f"Found by `hwnas search` (study `{pv['study']}`, trial {pv['trial']}) for target "
              f"`{pv['target']}` under {_constraints_text(pv['constraints'])}.", "",
@@ -140,7 +137,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += [f"| {k} | {v} |" for k, v in a.items() if v is not None]
     lines += ["", f"Parameters: {m['params']:,}; fp32 weights {m['size_mb_fp32']:.2f} MB; "
                   f"{'streaming (chunk graph)' if m['streaming'] else 'full-utterance graph'}.",
-              "", f"## Accuracy ({_corpus_name(pv.get('corpus'))}, greedy decoding)", "",
+              "", f"## Accuracy ({corpus}; greedy decoding)", "",
               "| set | CER | WER | lexicon WER | utterances |", "|---|---|---|---|---|",
               f"| dev | {met['dev_cer']:.3f} | | | |"]
     for name, r in met["tests"].items():

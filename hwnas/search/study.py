@@ -115,8 +115,10 @@ def open_study(cfg: SearchConfig) -> Any:
         raise ValueError(f"study {cfg.study!r} has objectives {','.join(attrs['objectives'])}; "
                          "choose another --study for other objectives")
     if cfg.corpus is not None and attrs.get("corpus", cfg.corpus) != cfg.corpus:
-        raise ValueError(f"study {cfg.study!r} trains on {_corpus_text(attrs['corpus'])}, "
-                         f"not {_corpus_text(cfg.corpus)}: its CERs would not compare; "
+        from hwnas.training.prepare import corpus_text
+
+        raise ValueError(f"study {cfg.study!r} trains on {corpus_text(attrs['corpus'])}, "
+                         f"not {corpus_text(cfg.corpus)}: its CERs would not compare; "
                          "choose another --study")
     if cfg.corpus is not None:
         study.set_user_attr("corpus", cfg.corpus)
@@ -128,12 +130,6 @@ def open_study(cfg: SearchConfig) -> Any:
                                         "max_params": cfg.max_params,
                                         "max_size_mb": cfg.max_size_mb})
     return study
-
-
-def _corpus_text(c: dict) -> str:
-    if c.get("kind") == "builtin":
-        return f"the built-in corpus ({','.join(c['langs'])}, {c['size']}, seed {c['seed']})"
-    return f"--train {c.get('train')} --dev {c.get('dev')}"
 
 
 def _requeue_orphans(study: Any) -> None:
