@@ -129,6 +129,8 @@ def measure_with_progress(run: Any, title: str, quiet: bool = False
     state: dict[str, Any] = {"task": None}
 
     def on_start(todo: int, stored: int) -> None:
+        for note in run.notes:   # recovery of the store: shown even with --json
+            err.print(f"hwnas: {note}", markup=False, highlight=False, soft_wrap=True)
         state["task"] = progress.add_task(title, total=todo, last="")
         if stored and not quiet:
             err.print(f"{stored} rows already stored in {run.folder}; "
@@ -223,22 +225,27 @@ def profile_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     reasons = Counter(re.sub(r"[-+]?\d+(?:\.\d+)?", "N", r.get("error") or "?")[:100]
                       for r in rows if r["status"] != "ok")
     runtimes = sorted({(r.get("provenance") or {}).get("runtime", "?") for r in ok})
+    cvs = [r["cv"] for r in ok if r.get("cv") is not None]
     dates = sorted(r["date"] for r in rows)
     return {"rows": len(rows), "architectures": len({r["arch_id"] for r in rows}),
             "status": dict(status), "graphs": dict(by_graph),
             "formats": sorted({r["format"] for r in rows}), "runtimes": runtimes,
             "first": dates[0] if dates else None, "last": dates[-1] if dates else None,
             "by_encoder": by_family,
-            "median_cv": float(np.median([r["cv"] for r in ok])) if ok else None,
+            "median_cv": float(np.median(cvs)) if cvs else None,
             "problems": dict(reasons.most_common(10))}
 
 
 def cmd_profile_show(args: argparse.Namespace) -> int:
+    from hwnas.paths import shipped_dir
     from hwnas.profiling.store import open_profile
 
     store = open_profile(args.device, _workspace(args))
+    for note in store.notes:
+        print(f"hwnas: {note}", file=sys.stderr)
     s = profile_summary(store.rows())
     s["folder"] = str(store.folder)
+    s["shipped"] = store.folder.resolve().parent == shipped_dir("profiles").resolve()
     if args.json:
         print(json.dumps(s, sort_keys=True))
         return 0
@@ -249,6 +256,7 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     con = _console()
     con.print(f"[bold]{args.device}[/]: {s['rows']} rows ({s['architectures']} "
               f"architectures) in {s['folder']} "
+              f"({'the shipped profile' if s['shipped'] else 'this workspace'}) "
               f"({', '.join(f'{v} {k}' for k, v in s['status'].items())}); "
               f"{s['first']} .. {s['last']}")
     con.print(f"formats {', '.join(s['formats'])}; runtimes {', '.join(s['runtimes'])}; "

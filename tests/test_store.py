@@ -75,7 +75,9 @@ def test_recovery_from_each_interrupted_step(tmp_path):
         reader.append(row(50))
     r = ProfileStore(folder, "d", writable=True)
     assert sorted(x["arch_id"] for x in r.rows()) == [f"a{i:04d}" for i in range(6)]
-    assert not (folder / "rows-00002.parquet").exists()
+    # the unlisted shard is adopted, never deleted; its journal copies are dropped
+    assert (folder / "rows-00002.parquet").exists() and len(r._journal) == 0
+    assert any("adopted 1 shard(s) (2 rows: rows-00002.parquet)" in n for n in r.notes)
     # step 3 interrupted: listed in a shard and still in the journal
     r.compact()
     (folder / "journal.jsonl").write_text(journal)
@@ -120,3 +122,126 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
         keys = [r["key"] for r in rows]
         assert len(keys) == len(set(keys)), "a row was duplicated"
         assert acked <= set(keys), "an acknowledged row was lost"
+
+
+# -- corrupted state: every measured row stays readable or is set aside; nothing deleted
+
+def _stored(folder):
+    """name -> bytes of every file under the folder (set-aside included)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def _filled(folder, n_shards=2, journal_rows=2):
+    s = ProfileStore(folder, "d", create=True)
+    i = 0
+    for _ in range(n_shards):
+        for _ in range(3):
+            s.append(row(i))
+            i += 1
+        s.compact()
+    for _ in range(journal_rows):
+        s.append(row(i))
+        i += 1
+    s.set_meta("reference", {"nominal_ms": 5.0})
+    return i
+
+
+def _garbage(p):
+    p.write_bytes(b"\x00\xffnot parquet or json\x13" * 7)
+
+
+CORRUPTIONS = {
+    "manifest missing": lambda f: (f / "manifest.json").unlink(),
+    "manifest empty": lambda f: (f / "manifest.json").write_text(""),
+    "manifest garbage": lambda f: _garbage(f / "manifest.json"),
+    "manifest truncated": lambda f: (f / "manifest.json").write_text(
+        (f / "manifest.json").read_text()[:40]),
+    "manifest is a list": lambda f: (f / "manifest.json").write_text("[1, 2]"),
+    "manifest lists no shards": lambda f: (f / "manifest.json").write_text(json.dumps(
+        {**json.loads((f / "manifest.json").read_text()), "shards": []})),
+    "manifest shards wrong type": lambda f: (f / "manifest.json").write_text(json.dumps(
+        {**json.loads((f / "manifest.json").read_text()), "shards": "rows-00001.parquet"})),
+    "manifest deeply nested": lambda f: (f / "manifest.json").write_text(
+        "[" * 100000 + "]" * 100000),
+    "listed shard missing": lambda f: (f / "rows-00001.parquet").rename(
+        f / "elsewhere.bin"),
+    "shard truncated": lambda f: (f / "rows-00002.parquet").write_bytes(
+        (f / "rows-00002.parquet").read_bytes()[:50]),
+    "shard garbage": lambda f: _garbage(f / "rows-00002.parquet"),
+    "unknown shard garbage": lambda f: _garbage(f / "rows-00007.parquet"),
+    "cut temp shard": lambda f: (f / "rows-00003.parquet.tmp").write_bytes(b"PAR1\x00"),
+    "journal garbage line": lambda f: open(f / "journal.jsonl", "a").write("garbage\n"),
+    "journal wrong type line": lambda f: open(f / "journal.jsonl", "a").write("[1, 2]\n"),
+    "journal binary": lambda f: open(f / "journal.jsonl", "ab").write(b"\xff\xfe\x00\n"),
+    "journal empty": lambda f: (f / "journal.jsonl").write_text(""),
+    "extra unknown files": lambda f: ((f / "notes.txt").write_text("mine"),
+                                      (f / "sub").mkdir(), (f / "sub" / "x").write_text("y")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupted_state_loses_nothing(tmp_path, case):
+    folder = tmp_path / "d"
+    n = _filled(folder)
+    CORRUPTIONS[case](folder)
+    before = _stored(folder)
+    readable = {p.name for p in folder.glob("rows-*.parquet")
+                if store_mod.ProfileStore._readable_rows(None, p) is not None}
+    # a reader changes nothing on disk
+    ProfileStore(folder, "d")
+    assert _stored(folder) == before
+    w = ProfileStore(folder, "d", writable=True)
+    w.append(row(100))
+    w.compact()
+    after = _stored(folder)
+    # nothing deleted: every earlier file's bytes are still there (moved, or appended to),
+    # except the journal, whose rows were written to a shard
+    for name, data in before.items():
+        bad_manifest = case.startswith("manifest") and case != "manifest missing" \
+            and case != "manifest lists no shards"
+        if name == "manifest.json" and not bad_manifest:
+            continue   # a good manifest is rewritten in place
+        if name == "journal.jsonl" and not case.startswith("journal"):
+            continue   # its rows went into a shard
+        if name == "journal.jsonl" and case == "journal empty":
+            continue
+        assert any(v.startswith(data) for v in after.values()), f"{name} was deleted"
+    keys = {r["key"] for r in ProfileStore(folder, "d").rows()}
+    # rows the corruption itself destroyed (a shard's 3, the emptied journal's 2)
+    lost_with_shard = {"listed shard missing": 3, "shard truncated": 3, "shard garbage": 3,
+                       "journal empty": 2}
+    assert len(keys) == n + 1 - lost_with_shard.get(case, 0), sorted(keys)
+    assert all(ProfileStore(folder, "d")._readable_rows(folder / s) is not None
+               for s in readable)
+    if case not in ("extra unknown files", "journal empty"):
+        assert w.notes, "recovery said nothing"
+    assert ProfileStore(folder, "d").manifest.get("reference", {}).get("nominal_ms") \
+        in (5.0, None) or case.startswith("manifest")
+
+
+def test_rebuilt_manifest_recovers_the_reference_scale(tmp_path):
+    folder = tmp_path / "d"
+    s = ProfileStore(folder, "d", create=True)
+    for i in range(4):
+        s.append({**row(i), "rel_p50": 0.1 * (i + 1), "norm_p50_ms": 0.5 * (i + 1)})
+    s.set_meta("reference", {"nominal_ms": 5.0})
+    s.compact()
+    (folder / "manifest.json").unlink()
+    w = ProfileStore(folder, "d", create=True)
+    assert w.manifest["reference"]["nominal_ms"] == pytest.approx(5.0)
+    assert len(w.rows()) == 4
+
+
+def test_profile_show_names_the_profile_it_shows(tmp_path):
+    from tests.test_cli import hwnas
+
+
+    folder = tmp_path / "profiles" / "cpu"
+    _filled(folder)
+    (folder / "manifest.json").unlink()
+    out = hwnas("profile", "show", "--device", "cpu", "--workspace", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["rows"] == 8 and not got["shipped"] and got["folder"] == str(folder)
+    assert "manifest.json is missing: rebuilt from 2 shard(s) (6 rows" in out.stderr

@@ -152,6 +152,7 @@ class ProfileRun:
                              # run after the whole first pass, at another time)
     archs: list[ArchConfig] | None = None  # measure these instead of sampling n
     stored_rows: int = 0     # rows in the profile after the last run()
+    notes: list[str] = field(default_factory=list)  # what opening the store recovered
 
     @property
     def folder(self) -> Path:
@@ -201,6 +202,7 @@ class ProfileRun:
         if why is not None:
             raise DeviceUnavailable(f"device {self.spec.name}: {why}")
         store = self.store()
+        self.notes = list(store.notes)
         todo = self.todo(store, adapter)
         if on_start:
             on_start(len(todo), len(store))
