@@ -276,7 +276,7 @@ def test_adapt_measures_chosen_architectures_and_saves_an_adapted_predictor(trai
     (ws / "devices" / "cpu-torch-quick.toml").write_text(
         'adapter = "cpu"\n[options]\nruntime = "torch"\nthreads = 1\nreference = ""\n'
         '[plan]\nwarmup_runs = 2\nmin_runs = 5\nmin_seconds = 0.05\nretries = 0\n'
-        'max_cv = 10.0\nmax_drift = 10.0\n')
+        'max_ci = inf\nmax_drift = 10.0\n')
     argv = ["predictor", "adapt", "--from", "cpu", "--device", "cpu-torch-quick", "--n", "4",
             "--pool", "60", "--workspace", str(ws), "--json"]
     assert main(argv) == 0

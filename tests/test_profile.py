@@ -31,7 +31,8 @@ decoder_layers = [1]
 decoder_dim = [128]
 """
 # mechanics, not noise: a 5-run measurement on a shared CI core may be noisy
-FAST = Plan(warmup_runs=2, min_runs=5, min_seconds=0.02, retries=0, max_cv=1.0, max_drift=1.0)
+FAST = Plan(warmup_runs=2, min_runs=5, min_seconds=0.02, retries=0, max_ci=float("inf"),
+            max_drift=1.0)
 
 
 def test_every_shipped_device_file_parses():
@@ -125,7 +126,8 @@ def test_export_failure_is_a_row_not_a_crash(tmp_path, monkeypatch):
 def _ws(tmp_path: Path) -> Path:
     (tmp_path / "devices").mkdir()
     (tmp_path / "devices" / "quick.toml").write_text(
-        'adapter = "cpu"\n[plan]\nwarmup_runs = 2\nmin_runs = 5\nmin_seconds = 0.02\n')
+        'adapter = "cpu"\n[plan]\nwarmup_runs = 2\nmin_runs = 5\nmin_seconds = 0.02\n'
+        'max_seconds = 1.0\n')
     (tmp_path / "tiny.toml").write_text(TINY)
     return tmp_path
 

@@ -207,7 +207,7 @@ def test_a_new_host_adapts_the_shipped_cpu_predictor_once(tmp_path):
         'description = "this CPU, ORT, 1 thread"\nadapter = "cpu"\n'
         '[options]\nruntime = "onnxruntime"\nthreads = 1\n'
         '[plan]\nwarmup_runs = 10\nmin_runs = 50\nmin_seconds = 1.0\n'
-        'max_cv = 1.0\nmax_drift = 1.0\n')
+        'max_ci = inf\nmax_drift = 1.0\n')
     spec = load_device("cpu", tmp_path)
     here = host_details()
     shipped, where, report, same = target_predictor("cpu", tmp_path, spec, here=here)

@@ -122,9 +122,15 @@ def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
     lat = m.latency
     p50 = lat.get("p50_ms", lat.get("mean_ms"))
     row.update({k: lat.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
-                                        "min_ms", "max_ms", "cv", "n", "ref_p50_ms", "rel_p50")})
+                                        "min_ms", "max_ms", "cv", "n", "ref_p50_ms", "rel_p50",
+                                        "p50_ci_lo", "p50_ci_hi", "p90_ci_lo", "p90_ci_hi",
+                                        "rel_p50_ci_lo", "rel_p50_ci_hi", "ci_method")})
+    row["ci"] = m.checks.get("ci")
     if lat.get("rel_p50") is not None and ref_nominal_ms:
         row["norm_p50_ms"] = lat["rel_p50"] * ref_nominal_ms
+        if lat.get("rel_p50_ci_lo") is not None:
+            row["norm_p50_ci_lo"] = lat["rel_p50_ci_lo"] * ref_nominal_ms
+            row["norm_p50_ci_hi"] = lat["rel_p50_ci_hi"] * ref_nominal_ms
     row.update({
         "status": "ok" if m.ok else "flagged", "error": "; ".join(m.flags) or None,
         "robust_cv": m.checks.get("robust_cv"), "drift": m.checks.get("drift"),

@@ -41,6 +41,11 @@ COLUMNS: dict[str, str] = {
     "norm_p50_ms": "float64", "export_s": "float64", "measure_s": "float64", "encoder": "string",
     "decoder": "string", "streaming": "bool", "arch": "string", "provenance": "string",
     "extra": "string", "seed": "int64", "date": "string",
+    # 95% confidence intervals of the estimates (statistics.quantile_ci) and how they were made
+    "p50_ci_lo": "float64", "p50_ci_hi": "float64", "p90_ci_lo": "float64",
+    "p90_ci_hi": "float64", "rel_p50_ci_lo": "float64", "rel_p50_ci_hi": "float64",
+    "norm_p50_ci_lo": "float64", "norm_p50_ci_hi": "float64", "ci": "float64",
+    "ci_method": "string",
 }
 JSON_COLUMNS = ("flags", "arch", "provenance", "extra")
 
