@@ -68,6 +68,12 @@ def _fitter(args: argparse.Namespace) -> Any:
     return fit
 
 
+def unit_of(label: str) -> str:
+    return ("ratio to the reference workload's time, per device-graph call (p50); x this "
+            "host's reference time = ms" if label == "rel_p50"
+            else "ms per device-graph call (p50)")
+
+
 def _metric_row(name: str, m: dict[str, Any]) -> list[str]:
     from hwnas.predict.metrics import fmt_pct
 
@@ -123,7 +129,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.card.update({"label": data.label, "heldout": rep["heldout"],
                        "per_family": rep["per_family"], "baselines": rep["baselines"],
                        "repeat_noise": rep["repeat_noise"], "test_size": rep["test_size"],
-                       "kind": "latency", "unit": "ms per device-graph call (p50)"})
+                       "kind": "latency", "unit": unit_of(data.label)})
+    if data.label == "rel_p50":
+        # for reading the card: on the host that made the profile, the reference took this
+        model.card["reference"] = store.manifest.get("reference")
     out = model.save(predictor_dir(ws, args.device))
     if args.json:
         print(json.dumps({"predictor": str(out), **model.card}, sort_keys=True, default=str))
@@ -263,29 +272,53 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError("give ARCH.json (one object or JSON lines; - for stdin) or --preset")
     archs = [preset(args.preset)] if args.preset else _read_archs(args.arch)
     ws = _workspace(args)
+    folder = find_predictor(args.device, ws)
     model = load_predictor(args.device, ws)
-    pred = model.predict(archs)
+    ref = None
+    if model.relative:   # ratios to the reference workload: x this host's reference time
+        from hwnas.adapters.devicefile import load_device
+        from hwnas.predict.calibration import host_reference
+        from hwnas.predict.latency import LatencyPredictor, predictor_dir
+        from hwnas.search.target import host_tag
+
+        spec = load_device(args.device, ws)
+        ref = host_reference(spec, ws)
+        mine = predictor_dir(ws, f"{args.device}.host-{host_tag(spec, ref['fingerprint'])}")
+        if (mine / "card.json").is_file():   # adapted to this host by an earlier search
+            folder, model = mine, LatencyPredictor.load(mine)
+    ratio = model.predict(archs) if model.relative else None
+    pred = model.predict_ms(archs, ref["ms"] if ref else None)
     card = model.card
-    about = {"predictor": str(find_predictor(args.device, ws)), "device": args.device,
+    about = {"predictor": str(folder), "device": args.device,
+             "reference_ms": ref["ms"] if ref else None,
+             "reference": ref and {k: ref[k] for k in ("ms", "ci_lo", "ci_hi", "measured",
+                                                       "cached")},
              "runtime": card.get("runtime"), "train_size": card.get("train_size"),
              "adapted_from": (card.get("adaptation") or {}).get("from"),
              "heldout_within_10pct": (card.get("heldout") or {}).get("within_10pct")}
     results = []
-    for a, p in zip(archs, pred):
+    for i, (a, p) in enumerate(zip(archs, pred)):
         chunk = a.chunk_ms if a.streaming else None
         audio = chunk or 4800
         results.append({"arch_id": a.id, "encoder": a.encoder, "decoder": a.decoder,
                         "graph": "chunk" if a.streaming else "utterance",
                         "predicted_p50_ms": float(p), "predicted_rtf": float(p) / audio,
+                        "predicted_ratio": float(ratio[i]) if ratio is not None else None,
                         "latency_source": "predicted"})
     if args.json:
         print(json.dumps({"predictions": results, "card": about}, sort_keys=True))
         return 0
     for r in results:
         per = "per chunk" if r["graph"] == "chunk" else "per 4.8 s utterance"
+        rel = (f"{r['predicted_ratio']:.4f} x reference, " if r["predicted_ratio"] is not None
+               else "")
         print(f"{r['arch_id']} {r['encoder']}/{r['decoder']}: predicted p50 "
-              f"{_fmt_ms(r['predicted_p50_ms'])} ms {per} (RTF {r['predicted_rtf']:.4f}, "
-              "predicted, not measured)")
+              f"{_fmt_ms(r['predicted_p50_ms'])} ms {per} ({rel}RTF "
+              f"{r['predicted_rtf']:.4f}, predicted, not measured)")
+    if ref is not None:
+        from hwnas.predict.calibration import describe
+
+        print(f"ms = ratio x {describe(ref)}")
     acc = about["heldout_within_10pct"]
     print(f"predictor: {about['predictor']} ({about['runtime']}, trained on "
           f"{about['train_size']} measured architectures"
@@ -301,9 +334,11 @@ def add_parsers(sub: Any) -> None:
         s.add_argument("--json", action="store_true", help="machine-readable output")
 
     def training(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--label", choices=("auto", "norm", "raw"), default="auto",
-                       help="latency column to learn: norm_p50_ms (host speed swings divided "
-                            "out; CPU devices), raw p50_ms, or auto (norm where every row "
+        s.add_argument("--label", choices=("auto", "rel", "norm", "raw"), default="auto",
+                       help="latency column to learn: rel_p50 (ratio to the reference "
+                            "workload timed beside every call: host speed divided out, travels "
+                            "between hosts; CPU devices), norm_p50_ms (that ratio x the "
+                            "profile's reference ms), raw p50_ms, or auto (rel where every row "
                             "has it)")
         s.add_argument("--objective", choices=("log", "relative"), default="log",
                        help="log: squared error of log latency on the cost-model base "
@@ -357,7 +392,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0, help="pool sampling seed (default 0)")
     s.add_argument("--method", choices=("auto", "scale", "affine", "ridge"), default="auto",
                    help="correction; auto picks by leave-one-out error (default)")
-    s.add_argument("--label", choices=("auto", "norm", "raw"), default="auto",
+    s.add_argument("--label", choices=("auto", "rel", "norm", "raw"), default="auto",
                    help="latency column of the new device's rows (default auto)")
     common(s)
     s.set_defaults(func=cmd_adapt)

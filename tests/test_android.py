@@ -362,3 +362,24 @@ def test_search_against_the_loopback_phone_end_to_end(phone, tmp_path, tool, mon
     assert card["export"]["format"] == "tflite" and card["provenance"]["target"] == "loop"
     assert card["export"]["parity"]["max_abs_diff"] < 1e-4
     assert (Path(out["export"]) / card["export"]["file"]).is_file()
+
+
+def test_usb_support_is_installed_by_default():
+    """The default install reaches USB phones: libusb-1.0 comes from a wheel,
+    so a phone that is not attached is reported as such, not as a missing library."""
+    from hwnas.adapters.android import preload_libusb
+    from hwnas.adapters.devicefile import load_device
+
+    preload_libusb()
+    import adb_shell.adb_device as adb_device
+    import usb1
+
+    assert adb_device.UsbTransport is not None
+    with usb1.USBContext() as ctx:
+        ctx.getDeviceList()
+    adapter = load_device("pixel6").make()
+    try:
+        reason = adapter.check()
+    finally:
+        adapter.close()
+    assert reason is not None and "libusb" not in reason and "no USB phone" in reason

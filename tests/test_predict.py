@@ -114,11 +114,15 @@ def test_accuracy_counts_relative_errors():
 # --- data ---------------------------------------------------------------------------------
 def test_labels_are_medians_over_repeats_and_flagged_rows_are_left_out():
     arch = preset(preset_names()[0]).to_dict()
-    rows = [{"arch_id": "a", "arch": arch, "status": "ok", "p50_ms": 1.0, "norm_p50_ms": 2.0},
-            {"arch_id": "a", "arch": arch, "status": "ok", "p50_ms": 3.0, "norm_p50_ms": 2.2},
+    rows = [{"arch_id": "a", "arch": arch, "status": "ok", "p50_ms": 1.0, "norm_p50_ms": 2.0,
+             "rel_p50": 0.4},
+            {"arch_id": "a", "arch": arch, "status": "ok", "p50_ms": 3.0, "norm_p50_ms": 2.2,
+             "rel_p50": 0.44},
             {"arch_id": "b", "arch": arch, "status": "flagged", "p50_ms": 9.0,
-             "norm_p50_ms": 9.0}]
-    d = from_rows(rows)
+             "norm_p50_ms": 9.0, "rel_p50": 1.8}]
+    d = from_rows(rows)   # the ratio to the reference, where every row has it
+    assert d.label == "rel_p50" and len(d) == 1 and d.y[0] == pytest.approx(0.42)
+    d = from_rows(rows, "norm")
     assert d.label == "norm_p50_ms" and len(d) == 1
     assert d.y[0] == pytest.approx(2.1) and d.repeats[0] == 2
     assert d.spread[0] == pytest.approx(0.1)
@@ -293,3 +297,55 @@ def test_adapt_measures_chosen_architectures_and_saves_an_adapted_predictor(trai
     assert main(["predict", "--device", "cpu-torch-quick", "--preset", "conformer_xs",
                  "--workspace", str(ws)]) == 0
     assert "adapted from cpu" in capsys.readouterr().out
+
+
+# --- host calibration ----------------------------------------------------------------------
+def test_a_relative_predictor_needs_and_uses_this_hosts_reference_time():
+    from hwnas.predict.latency import load_predictor
+
+    model = load_predictor("cpu", None)
+    assert model.relative and model.card["label"] == "rel_p50"
+    archs = default_space().sample_distinct(5, 123)
+    ratio = model.predict(archs)
+    assert np.allclose(model.predict_ms(archs, 2.5), ratio * 2.5)
+    with pytest.raises(ValueError, match="reference time"):
+        model.predict_ms(archs, None)
+
+
+def test_host_reference_is_cached_per_fingerprint_and_measured_again_when_stale(
+        tmp_path, monkeypatch):
+    from hwnas.adapters.devicefile import load_device
+    from hwnas.predict import calibration
+
+    spec = load_device("cpu")
+    first = calibration.host_reference(spec, tmp_path, seconds=0.2)
+    assert not first["cached"] and first["ci_lo"] <= first["ms"] <= first["ci_hi"]
+    assert first["n"] > 5 and first["fingerprint"]["cpu"]
+    again = calibration.host_reference(spec, tmp_path, seconds=0.2)
+    assert again["cached"] and again["ms"] == first["ms"]
+    # stale by age, by another host, by damage: measured again, never trusted
+    later = first["epoch"] + calibration.MAX_AGE_S + 1
+    assert not calibration.host_reference(spec, tmp_path, seconds=0.2, now=later)["cached"]
+    monkeypatch.setattr(calibration, "_boot_id", lambda: "another-boot")
+    assert not calibration.host_reference(spec, tmp_path, seconds=0.2)["cached"]
+    cache = tmp_path / calibration.CACHE / "cpu.json"
+    cache.write_text("[not a dict")
+    assert not calibration.host_reference(spec, tmp_path, seconds=0.2)["cached"]
+    cache.write_text('["a list"]')
+    assert not calibration.host_reference(spec, tmp_path, seconds=0.2)["cached"]
+
+
+def test_predict_shows_ratio_ms_and_the_reference_time(tmp_path):
+    from tests.test_cli import hwnas
+
+    p = hwnas("predict", "--device", "cpu", "--preset", "conformer_s", "--workspace",
+              str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert "x reference" in p.stdout and "this host's reference" in p.stdout
+    p = hwnas("predict", "--device", "cpu", "--preset", "conformer_s", "--workspace",
+              str(tmp_path), "--json")
+    out = json.loads(p.stdout)
+    r = out["predictions"][0]
+    assert out["card"]["reference"]["cached"] is True
+    assert r["predicted_p50_ms"] == pytest.approx(r["predicted_ratio"]
+                                                   * out["card"]["reference_ms"])

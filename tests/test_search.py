@@ -169,7 +169,7 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
         assert "| lexicon WER |" in (folder / "MODEL_CARD.md").read_text()
     assert main(argv + ["--no-export"]) == 0
     text = capsys.readouterr().out
-    # a measurement flagged as noisy is dropped rather than trusted
+    # judged by the interval: each Pareto member is met, borderline or dropped as missed
     assert "MEASURED" in text or "dropped" in text
     if out["selected"]:  # an export that cannot be made: one line, the study is kept
         assert main(argv + ["--no-verify", "--format", "edgetpu", "--json"]) == 1
@@ -183,8 +183,13 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["search", "--target", "pixel6", "--cer-steps", "1"],
-     "no latency predictor for device 'pixel6'; create one with `hwnas profile"),
-    (["search", "--target", "cpu"], "give the training per trial"),
+     "pixel6 has no latency predictor and cannot be measured here (cannot reach usb"),
+    (["search", "--target", "cpu", "--cer-budget", "1m", "--cer-steps", "3"], "not both"),
+    (["search", "--target", "cpu", "--max-latency", "0"], "--max-latency must be > 0"),
+    (["search", "--target", "cpu", "--max-size", "-1"], "--max-size must be > 0"),
+    (["search", "--target", "edge-tpu", "--max-latency", "100"],
+     "edge-tpu has no latency predictor and cannot be measured here (edgetpu_compiler not "
+     "found"),
     (["search", "--target", "cpu", "--cer-steps", "1", "--objectives", "cer,speed"],
      "unknown objective"),
 ])
@@ -194,43 +199,88 @@ def test_search_errors_are_one_line(argv, message, tmp_path, capsys):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
-def test_a_new_host_adapts_the_shipped_cpu_predictor_once(tmp_path):
-    from hwnas.adapters._base import host_details
+def _fast_cpu(ws, runtime="onnxruntime"):
+    """A copy of the cpu device, named cpu, whose plan is short (the mechanics, not
+    this host's noise)."""
     from hwnas.adapters.devicefile import load_device
+
+    (ws / "devices").mkdir(exist_ok=True)
+    (ws / "devices" / "cpu.toml").write_text(
+        'description = "this CPU, 1 thread"\nadapter = "cpu"\n'
+        f'[options]\nruntime = "{runtime}"\nthreads = 1\n'
+        '[plan]\nwarmup_runs = 3\nmin_runs = 20\nmin_seconds = 0.1\nmax_seconds = 0.5\n'
+        'max_ci = inf\nmax_drift = 1.0\n')
+    return load_device("cpu", ws)
+
+
+def _ref(ms=2.0):
+    return lambda spec, ws: {"ms": ms, "ci_lo": ms * 0.99, "ci_hi": ms * 1.01, "n": 100,
+                             "measured": "now", "cached": False,
+                             "fingerprint": {"cpu": "X", "cores": 2, "runtime": spec.options[
+                                 "runtime"], "threads": 1}}
+
+
+@pytest.mark.slow
+def test_a_host_is_calibrated_spot_checked_once_and_adapted_where_ratios_differ(tmp_path):
     from hwnas.search.target import target_predictor
 
-    # the adaptation mechanics, not this host's noise: a copy of the cpu device
-    # whose plan does not flag a noisy measurement (as the Android tests do)
-    (tmp_path / "devices").mkdir()
-    (tmp_path / "devices" / "cpu.toml").write_text(
-        'description = "this CPU, ORT, 1 thread"\nadapter = "cpu"\n'
-        '[options]\nruntime = "onnxruntime"\nthreads = 1\n'
-        '[plan]\nwarmup_runs = 10\nmin_runs = 50\nmin_seconds = 1.0\n'
-        'max_ci = inf\nmax_drift = 1.0\n')
-    spec = load_device("cpu", tmp_path)
-    here = host_details()
-    shipped, where, report, same = target_predictor("cpu", tmp_path, spec, here=here)
-    assert report is None and where.endswith("predictors/cpu")  # this host measured it
-    assert same is spec
-    other = {**here, "cpu": "Some Other CPU @ 1.0GHz", "cores": 64}
+    # ONNX Runtime here: the shipped cpu predictor's ratios, in ms via this host's reference
+    spec = _fast_cpu(tmp_path / "a")
     said = []
-    adapted, where, report, host_spec = target_predictor("cpu", tmp_path, spec, here=other,
-                                                         n=5, say=said.append)
-    assert host_spec.name.startswith("cpu.host-") and host_spec.adapter == "cpu"
-    assert report["measured"] == 5 and "does not describe this host" in said[0]
-    assert adapted.card["adaptation"]["from"] == "cpu"
-    assert adapted.card["host"]["cpu"] == "Some Other CPU @ 1.0GHz"
-    local = tmp_path / "predictors" / spec.name
-    assert where.startswith(str(tmp_path / "predictors" / "cpu.host-"))
-    assert not local.exists()  # the shipped name is left alone
-    rows = list((tmp_path / "profiles").glob("cpu.host-*/manifest.json"))
-    assert len(rows) == 1
-    # next time on that host: the adapted one, no new measurements
-    again, where2, report2, local2 = target_predictor("cpu", tmp_path, spec, here=other, n=5)
-    assert report2 is None and where2 == where and local2.name == host_spec.name
+    tl = target_predictor("cpu", tmp_path / "a", spec, say=said.append, n=4, spot_n=3,
+                          calibrate=_ref(2.0))
     arch = default_space().sample_distinct(1, 9)
-    assert again.predict(arch)[0] == pytest.approx(adapted.predict(arch)[0])
+    assert tl.ref_ms == 2.0 and tl.ms(arch)[0] == pytest.approx(
+        tl.predictor.predict(arch)[0] * 2.0)
+    assert tl.spot_check["n"] == 3 and tl.spec.name.startswith("cpu.host-")
+    assert any("spot check" in s for s in said)
+    verdict = tmp_path / "a" / "profiles" / tl.spec.name / "spot-check.json"
+    assert verdict.is_file()
+    # next time on that host: no new measurements
+    rows = len(list((tmp_path / "a" / "profiles" / tl.spec.name).glob("rows-*.parquet")))
+    again = target_predictor("cpu", tmp_path / "a", spec, n=4, spot_n=3, calibrate=_ref(2.0))
+    assert again.where == tl.where and again.adapted is None
+    assert len(list((tmp_path / "a" / "profiles" / tl.spec.name).glob("rows-*.parquet"))) \
+        == rows
+    # PyTorch eager under the same name: the ratios themselves differ, the spot check
+    # says so and the predictor is adapted (kept under the host's name, the shipped
+    # predictor left alone)
+    spec = _fast_cpu(tmp_path / "b", runtime="torch")
+    said = []
+    tl = target_predictor("cpu", tmp_path / "b", spec, say=said.append, n=4, spot_n=3,
+                          calibrate=_ref(2.0))
+    assert not tl.spot_check["agrees"] and tl.adapted["measured"] == 4
+    assert any("adapting it" in s for s in said)
+    assert tl.where.startswith(str(tmp_path / "b" / "predictors" / "cpu.host-"))
+    assert tl.predictor.card["adaptation"]["from"] == "cpu"
+    assert not (tmp_path / "b" / "predictors" / "cpu").exists()
+    again = target_predictor("cpu", tmp_path / "b", spec, n=4, spot_n=3, calibrate=_ref(2.0))
+    assert again.where == tl.where
+    assert again.ms(arch)[0] == pytest.approx(tl.ms(arch)[0])
+
+
+def test_verification_decides_with_the_interval():
+    from hwnas.search.verify import combine, judge, measured_ms
+
+    assert judge((1.0, 0.9, 1.1), 1.2) == "met"
+    assert judge((1.0, 0.9, 1.1), 1.1) == "met"      # at the limit: met
+    assert judge((1.3, 1.25, 1.35), 1.2) == "missed"
+    assert judge((1.2, 1.1, 1.3), 1.2) == "borderline"
+    assert judge((5.0, 4.0, 6.0), None) == "measured"
+    # two independent measurements: a tighter interval around their mean
+    e, lo, hi = combine([(1.0, 0.9, 1.1), (1.2, 1.1, 1.3)])
+    assert e == pytest.approx(1.1) and hi - lo == pytest.approx(0.2 / 2 ** 0.5)
+    # relative rows: ratio x this host's reference, both intervals combined
+    row = {"status": "flagged", "p50_ms": 9.0, "rel_p50": 0.5, "rel_p50_ci_lo": 0.49,
+           "rel_p50_ci_hi": 0.51, "p50_ci_lo": 8.0, "p50_ci_hi": 10.0}
+    ref = {"ms": 4.0, "ci_lo": 3.96, "ci_hi": 4.04}
+    e, lo, hi = measured_ms(row, ref)
+    assert e == pytest.approx(2.0) and (hi - lo) / 2 / e == pytest.approx((0.02 ** 2 + 0.01 ** 2)
+                                                                         ** 0.5)
+    assert measured_ms(row, None) == (9.0, 8.0, 10.0)
+    assert measured_ms({**row, "status": "failed"}, ref) is None
+    assert select_for_target([{"cer": 0.2, "latency_ms": 1.0, "verdict": "borderline"},
+                              {"cer": 0.3, "latency_ms": 1.0, "verdict": "met"}])["cer"] == 0.3
 
 
 def test_a_repeated_architecture_is_not_trained_twice(tmp_path):

@@ -49,6 +49,36 @@ def load_signer(path: Path) -> Any:
     return CryptographySigner(str(path))
 
 
+
+def preload_libusb() -> None:
+    """Make libusb-1.0 loadable for adb-shell's USB transport (python-libusb1)
+    without a system package: the ``libusb-package`` wheel ships the library,
+    and loading it first under its soname lets python-libusb1's own lookup
+    find it. A system libusb, where installed, is used as before."""
+    import ctypes
+    import ctypes.util
+
+    if ctypes.util.find_library("usb-1.0"):
+        return
+    try:
+        import libusb_package
+    except ImportError:
+        return
+    path = libusb_package.get_library_path()
+    if path is None:
+        return
+    ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    import adb_shell.adb_device as adb_device
+
+    if getattr(adb_device, "UsbTransport", None) is None:
+        # adb_device imported its USB transport once, before the library was
+        # loadable, and kept None; give it the transport now that it loads
+        try:
+            from adb_shell.transport.usb_transport import UsbTransport
+        except (ImportError, OSError):
+            return
+        adb_device.UsbTransport = UsbTransport
+
 class AdbTransport:
     """One ADB connection (adb-shell). ``serial`` "host:port" is TCP (also
     ``adb tcpip`` phones); anything else is a USB serial ("" = the only one)."""
@@ -83,6 +113,7 @@ class AdbTransport:
                                    default_transport_timeout_s=self.connect_timeout_s)
             else:
                 try:
+                    preload_libusb()
                     from adb_shell.adb_device import AdbDeviceUsb
                 except ImportError:
                     raise DeviceUnavailable("USB transport needs libusb1: pip install "

@@ -163,8 +163,8 @@ class CPUAdapter(Adapter):
             self._probe = probe
         return self._probe
 
-    def calibrate_reference(self, seconds: float = 5.0) -> float | None:
-        """Median ms of the reference workload over ``seconds`` (None without one)."""
+    def reference_times(self, seconds: float) -> list[float] | None:
+        """Seconds per call of the reference workload over ``seconds`` (None without one)."""
         probe = self.probe()
         if probe is None:
             return None
@@ -177,7 +177,12 @@ class CPUAdapter(Adapter):
             t0 = time.perf_counter()
             probe()
             times.append(time.perf_counter() - t0)
-        return float(np.median(times)) * 1e3
+        return times
+
+    def calibrate_reference(self, seconds: float = 5.0) -> float | None:
+        """Median ms of the reference workload over ``seconds`` (None without one)."""
+        times = self.reference_times(seconds)
+        return None if times is None else float(np.median(times)) * 1e3
 
     @property
     def runtime(self) -> str:

@@ -5,8 +5,12 @@ profile --repeats R``) of the chosen latency column. Rows flagged as noisy or
 failed are left out; an architecture with only such rows is left out.
 
 Labels (``label``):
-  norm  ``norm_p50_ms``: p50 with the host's speed swings divided out by the
-        reference probe (CPU devices); the default where every row has it
+  rel   ``rel_p50``: p50 as a ratio to the reference workload timed beside
+        every call (CPU devices): host speed swings divided out, and the unit
+        that travels between hosts (``hwnas.predict.calibration``); the
+        default where every row has it
+  norm  ``norm_p50_ms``: rel_p50 x the profile's reference time (ms on the
+        scale of the host that made the profile)
   raw   ``p50_ms`` as measured
 """
 
@@ -20,14 +24,14 @@ import numpy as np
 
 from hwnas.space import ArchConfig
 
-LABELS = {"norm": "norm_p50_ms", "raw": "p50_ms"}
+LABELS = {"rel": "rel_p50", "norm": "norm_p50_ms", "raw": "p50_ms"}
 HOLDOUT_SHARE = 0.2
 
 
 @dataclass
 class LatencyData:
     archs: list[ArchConfig]
-    y: np.ndarray                      # label (ms), median over repeats
+    y: np.ndarray                      # label (ms, or ratio for rel), median over repeats
     label: str                         # column the label came from
     repeats: np.ndarray                # ok measurements behind each label
     spread: np.ndarray                 # max/min - 1 over repeats (0 with one)
@@ -63,7 +67,7 @@ def from_rows(rows: list[dict[str, Any]], label: str = "auto") -> LatencyData:
     """Group profile rows by architecture and take the median label."""
     ok = [r for r in rows if r.get("status") == "ok"]
     if label == "auto":
-        label = "norm" if ok and all(r.get("norm_p50_ms") for r in ok) else "raw"
+        label = "rel" if ok and all(r.get("rel_p50") for r in ok) else "raw"
     if label not in LABELS:
         raise ValueError(f"unknown label {label!r}; one of {', '.join(LABELS)}")
     col = LABELS[label]

@@ -158,8 +158,24 @@ class LatencyPredictor:
         return base
 
     def predict(self, archs: Sequence[ArchConfig]) -> np.ndarray:
-        """Predicted latency (ms) of one device-graph call per architecture."""
+        """Predicted latency of one device-graph call per architecture, in the
+        label's unit: ms, or for a relative predictor the ratio to the
+        reference workload (turn it into ms with :meth:`predict_ms`)."""
         return self.predict_features(feature_matrix(archs))
+
+    @property
+    def relative(self) -> bool:
+        """True when predictions are ratios to the reference workload."""
+        return self.card.get("label") == "rel_p50"
+
+    def predict_ms(self, archs: Sequence[ArchConfig], ref_ms: float | None) -> np.ndarray:
+        """Milliseconds on a host whose reference workload takes ``ref_ms``."""
+        pred = self.predict(archs)
+        if not self.relative:
+            return pred
+        if not ref_ms or ref_ms <= 0:
+            raise ValueError("a relative predictor needs this host's reference time (ms)")
+        return pred * ref_ms
 
     # --- files --------------------------------------------------------------------
     def save(self, folder: Path) -> Path:

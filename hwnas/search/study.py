@@ -34,6 +34,7 @@ from hwnas.training.halving import Candidate, successive_halving
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 OBJECTIVES = ("cer", "latency", "params")
 UNTRAINED_CER = 1.0  # infeasible trials are not trained
+METRIC_NAMES = {"cer": "dev CER", "latency": "latency ms (predicted)", "params": "parameters"}
 
 #: ``run(arch, budget, state) -> (dev CER, state)``: trains ``arch`` up to
 #: ``budget`` in total (continuing from ``state``), see ``training.trainer.rung_runner``
@@ -124,6 +125,8 @@ def open_study(cfg: SearchConfig) -> Any:
         study.set_user_attr("corpus", cfg.corpus)
     study.set_user_attr("target", cfg.target)
     study.set_user_attr("objectives", list(cfg.objectives))
+    # names shown by optuna-dashboard and the reports instead of "0", "1", ...
+    study.set_metric_names([METRIC_NAMES[o] for o in cfg.objectives])
     study.set_user_attr("generation", cfg.batch)
     study.set_user_attr("rung_unit", cfg.rung_unit)
     study.set_user_attr("constraints", {"max_latency_ms": cfg.max_latency_ms,
@@ -245,6 +248,8 @@ def pareto(study: Any) -> list[dict[str, Any]]:
 
 
 def select_for_target(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The lowest-CER architecture meeting every constraint (ties: faster)."""
-    rows = sorted(rows, key=lambda r: (r["cer"], r["latency_ms"]))
+    """The lowest-CER architecture meeting every constraint (ties: faster);
+    one verified as met comes before a borderline one."""
+    rows = sorted(rows, key=lambda r: (r.get("verdict") == "borderline", r["cer"],
+                                       r["latency_ms"]))
     return rows[0] if rows else None

@@ -2,65 +2,159 @@
 
 Every architecture of the feasible Pareto set is measured on the target
 (through the profiler, so the rows also land in the target's profile and
-later improve its predictor). One that misses the latency constraint when
-measured is dropped and reported with both numbers. p90 and real-time
-factor are reported on the label's scale (scaled by label / raw p50 where
-the label is the probe-normalised p50).
+later improve its predictor). The decision uses the measurement's 95%
+confidence interval of the p50, never the spread of single calls:
+
+  met         the interval's upper bound is at or below the limit
+  missed      its lower bound is above the limit: dropped, with both figures
+  borderline  the limit lies inside the interval: measured again, longer
+              (up to ``BORDERLINE_REPEATS`` times); if it stays borderline it
+              is kept and reported as borderline with its interval
+
+Figures are in ms on this host: for a relative (host-calibrated) predictor,
+the measured ratio to the reference x this host's reference time -- the
+same scale the predictions use -- with both intervals combined; otherwise
+the raw p50. p90 and real-time factor are put on the same scale.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hwnas.space import ArchConfig, default_space
 
+BORDERLINE_REPEATS = 2
 
-def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path, label: str,
-           max_latency_ms: float | None, measure: Callable[[Any], Any] | None = None,
+
+def measured_ms(row: dict[str, Any], ref: dict[str, Any] | None
+                ) -> tuple[float, float, float] | None:
+    """(p50, CI low, CI high) in ms on this host of one profile row, or None."""
+    if row.get("status") == "failed" or row.get("p50_ms") is None:
+        return None
+    if ref is not None and row.get("rel_p50") and row.get("rel_p50_ci_lo") is not None:
+        rel, lo, hi = row["rel_p50"], row["rel_p50_ci_lo"], row["rel_p50_ci_hi"]
+        h_rel = (hi - lo) / 2 / rel
+        h_ref = (ref["ci_hi"] - ref["ci_lo"]) / 2 / ref["ms"]
+        h = math.sqrt(h_rel ** 2 + h_ref ** 2)   # independent estimates: widths add in quadrature
+        est = rel * ref["ms"]
+        return est, est * (1 - h), est * (1 + h)
+    lo, hi = row.get("p50_ci_lo"), row.get("p50_ci_hi")
+    if lo is None or hi is None:   # a row measured before intervals were stored
+        return row["p50_ms"], float("-inf"), float("inf")
+    return row["p50_ms"], lo, hi
+
+
+def combine(estimates: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Independent measurements of one architecture: mean of the estimates,
+    half-widths combined as for a mean of independent estimates."""
+    if len(estimates) == 1:
+        return estimates[0]
+    k = len(estimates)
+    est = sum(e for e, _, _ in estimates) / k
+    h = math.sqrt(sum(((hi - lo) / 2) ** 2 for _, lo, hi in estimates)) / k
+    return est, est - h, est + h
+
+
+def judge(est: tuple[float, float, float], limit: float | None) -> str:
+    _, lo, hi = est
+    if limit is None:
+        return "measured"
+    if hi <= limit:
+        return "met"
+    if lo > limit:
+        return "missed"
+    return "borderline"
+
+
+def _fmt(est: tuple[float, float, float]) -> str:
+    e, lo, hi = est
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{e:.3f} ms (no interval)"
+    return f"{e:.3f} ms (95% CI {lo:.3f}-{hi:.3f})"
+
+
+def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
+           max_latency_ms: float | None, reference: dict[str, Any] | None = None,
+           measure: Callable[[Any], Any] | None = None,
            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-    """(kept, dropped, reason-if-not-verified). ``label`` is the predictor's
-    label column (``norm_p50_ms`` or ``p50_ms``), so measured and predicted
-    figures are the same quantity."""
+    """(kept, dropped, reason-if-not-verified). ``reference`` is this host's
+    reference time when the predictor is relative (see module doc)."""
     from hwnas.adapters import DeviceUnavailable
-    from hwnas.predict.dataset import from_rows
-    from hwnas.profiling.profiler import ProfileRun
+    from hwnas.profiling.profiler import ProfileRun, row_key
 
     if not rows:
         return [], [], None
-    archs = [ArchConfig.from_dict(r["arch"]) for r in rows]
-    run = ProfileRun(spec, workspace, len(archs), 0, default_space(), archs=archs)
-    try:  # the run checks the device first and raises before measuring anything
+    archs = {r["arch_id"]: ArchConfig.from_dict(r["arch"]) for r in rows}
+
+    def run_pass(ids: list[str], repeats: int, longer: bool) -> ProfileRun:
+        plan = spec.plan
+        if longer:   # a borderline one: a longer, tighter measurement
+            plan = plan.replace(min_seconds=max(3 * plan.min_seconds, 3.0),
+                                max_seconds=max(plan.max_seconds, 3 * plan.min_seconds, 3.0),
+                                max_ci=plan.max_ci / 2)
+        run = ProfileRun(spec, workspace, len(ids), 0, default_space(),
+                         archs=[archs[i] for i in ids], repeats=repeats, plan=plan)
         if measure is not None:
             measure(run)
         else:
             for _ in run.run():
                 pass
+        return run
+
+    try:  # the run checks the device first and raises before measuring anything
+        run = run_pass(list(archs), 1, False)
     except DeviceUnavailable as e:
         return rows, [], f"{e}: latencies are predicted"
-    rows_all = run.store().rows()
-    measured = from_rows(rows_all, "norm" if label == "norm_p50_ms" else "raw")
-    by_id = dict(zip(measured.ids, measured.y))
-    extra: dict[str, dict[str, float]] = {}
-    for row in rows_all:
-        if row.get("status") == "ok" and row["arch_id"] in by_id and row.get("p50_ms"):
-            scale = (row.get(label) or row["p50_ms"]) / row["p50_ms"]
-            extra.setdefault(row["arch_id"], {  # (not every tool reports a p90)
-                **{k: float(row[k]) * scale if row.get(k) is not None else None
-                   for k in ("p90_ms", "rtf")},
-                "model_bytes": row.get("model_bytes")})
+    fmt = run.fmt or spec.make().format
+
+    def state(arch_id: str, stored: dict[str, dict[str, Any]], repeats: int
+              ) -> tuple[tuple[float, float, float] | None, list[dict[str, Any]]]:
+        mine = [stored[k] for k in (row_key(arch_id, fmt, r) for r in range(1, repeats + 1))
+                if k in stored]
+        ests = [e for e in (measured_ms(m, reference) for m in mine) if e is not None]
+        return (combine(ests) if ests else None), mine
+
+    repeats = {i: 1 for i in archs}
+    stored = {r["key"]: r for r in run.store().rows()}
+    for _ in range(BORDERLINE_REPEATS):
+        border = [i for i in archs
+                  if (e := state(i, stored, repeats[i])[0]) is not None
+                  and judge(e, max_latency_ms) == "borderline"]
+        if not border:
+            break
+        for i in border:
+            repeats[i] += 1
+        for r in sorted({repeats[i] for i in border}):
+            run = run_pass([i for i in border if repeats[i] == r], r, True)
+        stored = {r["key"]: r for r in run.store().rows()}
+
     kept, dropped = [], []
     for r in rows:
-        m = by_id.get(r["arch_id"])
+        est, mine = state(r["arch_id"], stored, repeats[r["arch_id"]])
         r = {**r, "predicted_ms": r["latency_ms"]}
-        if m is None:
-            dropped.append({**r, "reason": "no ok measurement (failed or flagged)"})
+        if est is None:
+            why = next((m.get("error") for m in mine if m.get("error")), "no measurement")
+            dropped.append({**r, "verdict": "failed", "reason": f"not measured: {why}"})
             continue
-        r.update(latency_ms=float(m), latency_source="measured", **extra.get(r["arch_id"], {}))
-        if max_latency_ms is not None and m > max_latency_ms:
-            dropped.append({**r, "reason": f"measured {m:.2f} ms > {max_latency_ms:g} ms "
-                                           f"(predicted {r['predicted_ms']:.2f} ms)"})
+        verdict = judge(est, max_latency_ms)
+        last = mine[-1]
+        scale = est[0] / last["p50_ms"] if last.get("p50_ms") else 1.0
+        r.update(latency_ms=est[0], latency_ci=[est[1], est[2]], latency_source="measured",
+                 verdict=verdict, measurements=len(mine),
+                 flags=sorted({f for m in mine for f in (m.get("flags") or [])}),
+                 p90_ms=last["p90_ms"] * scale if last.get("p90_ms") is not None else None,
+                 rtf=last["rtf"] * scale if last.get("rtf") is not None else None,
+                 model_bytes=last.get("model_bytes"))
+        if verdict == "missed":
+            dropped.append({**r, "reason": f"missed: measured {_fmt(est)} > "
+                                           f"{max_latency_ms:g} ms (predicted "
+                                           f"{r['predicted_ms']:.3f} ms)"})
         else:
+            if verdict == "borderline":
+                r["note"] = (f"borderline: measured {_fmt(est)} around the {max_latency_ms:g} ms "
+                             f"limit after {len(mine)} measurements")
             kept.append(r)
     return kept, dropped, None

@@ -1,0 +1,103 @@
+"""Host calibration: CPU latencies travel as ratios to a reference workload.
+
+Two hosts of "the same kind" (same CPU model string, same core count) can
+differ in speed by a third. A host-CPU profile therefore stores every call's
+time as a ratio to a fixed reference workload timed beside it (``rel_p50``),
+its predictor learns that ratio, and a prediction in ms is the ratio times
+*this* host's reference time: measured at first use (about 1.5 s), cached
+under ``<workspace>/cache/host-reference/`` with a fingerprint of the host
+and runtime, and measured again when the fingerprint changes (another
+machine, a reboot, another runtime version) or the cache is older than
+``MAX_AGE_S``.
+
+What the ratio cannot carry -- another microarchitecture, runtime or thread
+count changes the ratio itself -- is caught by a spot check (see
+``hwnas.search.target``), which measures a few architectures and adapts the
+predictor when they disagree beyond the label noise.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from hwnas.paths import write_atomic
+
+REF_SECONDS = 1.5       # timed reference calls at first use
+MAX_AGE_S = 6 * 3600    # re-measure after this, even on an unchanged host
+CACHE = Path("cache") / "host-reference"
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def fingerprint(spec: Any) -> dict[str, Any]:
+    """What must be unchanged for a cached reference time to still hold."""
+    from hwnas.adapters._base import host_details
+
+    h = host_details()
+    adapter = spec.make()
+    try:
+        runtime = adapter.describe().get("runtime")
+    finally:
+        adapter.close()
+    return {"host": h["host"], "boot": _boot_id(), "cpu": h["cpu"], "cores": h["cores"],
+            "runtime": runtime, "threads": spec.options.get("threads"),
+            "reference": spec.options.get("reference")}
+
+
+def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
+                   seconds: float = REF_SECONDS, now: float | None = None) -> dict[str, Any]:
+    """This host's reference time for ``spec``'s device: {"ms", "ci_lo", "ci_hi",
+    "n", "measured", "fingerprint", "cached"}. Raises ValueError when the device
+    has no reference workload (then its latencies are plain ms)."""
+    from hwnas.profiling.statistics import quantile_ci
+
+    path = Path(workspace) / CACHE / f"{spec.name}.json"
+    fp = fingerprint(spec)
+    now = time.time() if now is None else now
+    if not refresh and path.is_file():
+        try:
+            got = json.loads(path.read_text())
+            fresh = isinstance(got, dict) and got.get("fingerprint") == fp \
+                and 0 <= now - float(got.get("epoch", 0)) <= MAX_AGE_S \
+                and float(got.get("ms", 0)) > 0
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
+            fresh = False   # a damaged cache is only a cache: measured again, overwritten
+        if fresh:
+            return {**got, "cached": True}
+    adapter = spec.make()
+    try:
+        why = adapter.check()
+        if why is not None:
+            from hwnas.adapters import DeviceUnavailable
+
+            raise DeviceUnavailable(f"device {spec.name}: {why}")
+        timer = getattr(adapter, "reference_times", None)
+        times = timer(seconds) if timer is not None else None
+    finally:
+        adapter.close()
+    if not times:
+        raise ValueError(f"device {spec.name} has no reference workload to calibrate with")
+    lo, hi, method = quantile_ci(times, 0.5)
+    ms = sorted(times)[len(times) // 2] * 1e3
+    out = {"ms": ms, "ci_lo": lo * 1e3, "ci_hi": hi * 1e3, "ci_method": method,
+           "n": len(times), "epoch": now, "fingerprint": fp,
+           "measured": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return {**out, "cached": False}
+
+
+def describe(ref: dict[str, Any]) -> str:
+    """One phrase: the reference time used and where it came from."""
+    how = "cached" if ref.get("cached") else "measured now"
+    return (f"this host's reference {ref['ms']:.3f} ms (95% CI {ref['ci_lo']:.3f}-"
+            f"{ref['ci_hi']:.3f}, {how} {ref['measured']})")
