@@ -212,3 +212,24 @@ def test_lstm_full_integer_via_unrolled_rnn(tmp_path):
     art = export(arch, "tflite-int8", tmp_path)
     assert (tmp_path / arch.id / "saved_model_unrolled").is_dir()
     assert art.parity["logits_sqnr_db"] > 10
+
+
+@pytest.mark.parametrize("name, want", [
+    # (file, (compiled, version, total, tpu, cpu, subgraphs, on-chip, off-chip, rows))
+    ("pasted_partial_no_header_line.log", (True, None, 84, 78, 6, 1, None, None, 5)),
+    ("v2_available_wording.log",
+     (True, "2.0.267685300", 64, 63, 1, 1, round(5.66 * 1024 ** 2), 0, 3)),
+    ("zero_subgraphs_all_cpu.log", (True, "16.0.384591198", 157, 0, 157, 0, 0, 0, 2)),
+    ("summary_only_see_log.log", (True, "15.0.340273435", 165, 117, 48, 1,
+                                  round(3.21 * 1024 ** 2), 0, 0)),
+    ("aligned_params_headerless.log", (True, "16.0.384591198", 96, 84, 12, 2,
+                                       round(1.52 * 1024 ** 2), 512 * 1024, 4)),
+])
+def test_parse_compiler_variants_seen_in_the_wild(name, want):
+    rep = parse_compiler_log((FIXTURES / name).read_text())
+    got = (rep.compiled, rep.version, rep.total_ops, rep.tpu_ops, rep.cpu_ops, rep.subgraphs,
+           rep.on_chip_bytes, rep.off_chip_bytes, len(rep.operators))
+    assert got == want
+    assert rep.error is None   # a partial mapping is compiled, never an "error"
+    if name == "aligned_params_headerless.log":   # the others' tables are excerpts
+        assert sum(r.count for r in rep.operators if not r.on_tpu) == rep.cpu_ops

@@ -90,3 +90,17 @@ def test_thermal_freqs_props_status():
     assert split_status("hello\nhwnas-exit:0\n", "hwnas-exit:") == ("hello\n", 0)
     assert split_status("oops\nhwnas-exit:127", "hwnas-exit:") == ("oops\n", 127)
     assert split_status("cut off", "hwnas-exit:") == ("cut off", None)
+
+
+@pytest.mark.parametrize("paste", [
+    lambda ln: "    " + ln,                                   # indented in an issue
+    lambda ln: "> " + ln,                                     # quoted
+    lambda ln: "2024-05-01T10:00:00.1234567Z " + ln,          # a CI runner's log
+    lambda ln: "\t> " + ln,
+])
+@pytest.mark.parametrize("name", ["tf2.1x_info_percentiles_am62x.txt", "tf2.4_android_yolov5s.txt",
+                                  "tf2.1x_info_xnnpack_peak.txt"])
+def test_pasted_logs_give_the_same_numbers(name, paste):
+    text = (FIX / name).read_text()
+    pasted = "\n".join(paste(ln) for ln in text.splitlines())
+    assert parse_benchmark_model(pasted) == parse_benchmark_model(text)

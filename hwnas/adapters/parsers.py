@@ -7,7 +7,9 @@ output of several TFLite benchmark_model versions:
   and, with --report_peak_memory_footprint, ``Overall peak memory footprint
   (MB) via periodic monitoring: ..``
 * 2.13+:    every line prefixed ``INFO:``; statistics add ``p5= median= p95=``
-* logcat captures (``I tflite  : ...``) of any of these.
+* logcat captures (``I tflite  : ...``) of any of these;
+* any of these as pasted into issues and CI logs: indented, quoted with
+  ``>``, or behind a CI runner's timestamp (``2024-05-01T10:00:00.123Z ``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ class ParseError(ValueError):
     pass
 
 
+_PASTED = re.compile(r"^\s*(?:>\s*)*(?:\d{4}-\d\d-\d\dT[\d:.]+Z\s+)?")
+
+
 def _lines(text: str) -> list[str]:
-    return [_PREFIX.sub("", ln.strip("\r")).strip() for ln in text.splitlines()]
+    return [_PREFIX.sub("", _PASTED.sub("", ln.strip("\r"))).strip()
+            for ln in text.splitlines()]
 
 
 def parse_benchmark_model(text: str) -> dict[str, Any]:
@@ -88,7 +94,7 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
         out["runs"] = stats[-1]
         if len(stats) > 1:
             out["warmup"] = stats[-2]
-    if any(ln.startswith("INFO:") for ln in text.splitlines()) or \
+    if any(_PASTED.sub("", ln).startswith("INFO:") for ln in text.splitlines()) or \
             (stats and "median" in stats[-1]):
         out["format"] = "2.13+"
     elif any(_MEM_PEAK_OLD.search(ln) for ln in lines):

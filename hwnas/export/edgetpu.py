@@ -15,6 +15,8 @@ from hwnas.export.errors import ExportError
 COMPILER = "edgetpu_compiler"
 MAPPED = "Mapped to Edge TPU"
 
+_STATUS = re.compile(r"Mapped to Edge TPU|Operation |not supported|unsupported|"
+                     r"More than one subgraph|Tensor has|not mapped", re.I)
 _SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
 
 
@@ -61,14 +63,20 @@ def parse_compiler_log(text: str) -> CompilerReport:
     may appear on several rows with different statuses. TPU/CPU counts come
     from the explicit summary lines when present, else from the table.
     """
-    rep = CompilerReport(compiled="compiled successfully" in text)
+    # "Model compiled successfully in N ms." and, for a partial mapping, "Model
+    # successfully compiled but not all operations are supported": both compiled
+    rep = CompilerReport(compiled=re.search(r"compiled successfully|successfully compiled",
+                                            text) is not None)
+    # numbers may be aligned with runs of spaces; the parameters line is worded
+    # "model parameters" or "params" depending on the version
     fields_ = {
-        "version": r"Edge TPU Compiler version (\S+)",
-        "total_ops": r"Total number of operations: (\d+)",
-        "subgraphs": r"Number of Edge TPU subgraphs: (\d+)",
-        "on_chip_bytes": r"On-chip memory used for caching model parameters: (.+)",
-        "off_chip_bytes": r"Off-chip memory used for streaming uncached model parameters: (.+)",
-        "output_model": r"Output model: (.+)",
+        "version": r"Edge TPU Compiler version\s+(\S+)",
+        "total_ops": r"Total number of operations:\s*(\d+)",
+        "subgraphs": r"Number of Edge TPU subgraphs:\s*(\d+)",
+        "on_chip_bytes": r"On-chip memory used for caching (?:model )?param(?:eter)?s:\s*(.+)",
+        "off_chip_bytes": r"Off-chip memory used for streaming uncached (?:model )?"
+                          r"param(?:eter)?s:\s*(.+)",
+        "output_model": r"Output model:\s*(.+)",
     }
     for name, pat in fields_.items():
         m = re.search(pat, text)
@@ -82,13 +90,15 @@ def parse_compiler_log(text: str) -> CompilerReport:
         else:
             setattr(rep, name, raw)
     table = re.search(r"Operator\s+Count\s+Status\s*\n(.*)", text, re.S)
-    if table:
-        for line in table.group(1).splitlines():
-            m = re.match(r"^([A-Z][A-Z0-9_]+)\s+(\d+)\s+(\S.*?)\s*$", line)
-            if m:
-                rep.operators.append(OperatorRow(m.group(1), int(m.group(2)), m.group(3)))
-    tpu = re.search(r"Number of operations that will run on Edge TPU: (\d+)", text)
-    cpu = re.search(r"Number of operations that will run on CPU: (\d+)", text)
+    # without the header (a pasted excerpt), rows are recognised by their shape
+    # and a status the compiler prints
+    body = table.group(1) if table else text
+    for line in body.splitlines():
+        m = re.match(r"^\s*([A-Z][A-Z0-9_]+)\s+(\d+)\s+(\S.*?)\s*$", line)
+        if m and (table or _STATUS.search(m.group(3))):
+            rep.operators.append(OperatorRow(m.group(1), int(m.group(2)), m.group(3)))
+    tpu = re.search(r"Number of operations that will run on Edge TPU:\s*(\d+)", text)
+    cpu = re.search(r"Number of operations that will run on CPU:\s*(\d+)", text)
     rep.tpu_ops = int(tpu.group(1)) if tpu else sum(r.count for r in rep.operators if r.on_tpu)
     rep.cpu_ops = int(cpu.group(1)) if cpu else sum(r.count for r in rep.operators
                                                      if not r.on_tpu)

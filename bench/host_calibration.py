@@ -1,0 +1,96 @@
+"""Does the shipped CPU predictor travel to this host?
+
+    python bench/host_calibration.py                  # 30 architectures, ~3 min
+    python bench/host_calibration.py --n 30 --seed 20261201
+
+Samples ``--n`` architectures with a seed the shipped profile never used,
+measures them here with the profiler (`hwnas profile --device cpu`, into a
+throwaway workspace), and compares them with the shipped `cpu` predictor:
+
+  calibrated    predicted ratio to the reference x this host's reference time
+                (what `hwnas predict` and `hwnas search` use)
+  uncalibrated  the same ratio x the reference time of the host that made the
+                profile (what a predictor in absolute ms would have said here)
+
+against the measured p50 (raw ms) and against the measured ratio x this
+host's reference time (host speed swings divided out, as the label). Goal:
+>= 85% within +-10% and Kendall tau >= 0.95 for the calibrated prediction.
+Writes the figures as JSON (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from hwnas.adapters.devicefile import load_device  # noqa: E402
+from hwnas.predict.calibration import host_reference  # noqa: E402
+from hwnas.predict.latency import load_predictor  # noqa: E402
+from hwnas.predict.metrics import accuracy  # noqa: E402
+from hwnas.profiling.profiler import ProfileRun  # noqa: E402
+from hwnas.space import default_space  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=20261201,
+                    help="sampling seed (the shipped profile used 0..9)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_host_calibration.json")
+    args = ap.parse_args()
+    model = load_predictor("cpu", None)
+    spec = load_device("cpu")
+    nominal = model.card["reference"]["nominal_ms"]
+    with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
+        ws = Path(tmp)
+        ref = host_reference(spec, ws, refresh=True)
+        run = ProfileRun(spec, ws, args.n, args.seed, default_space())
+        rows = [r for r in run.run() if r["status"] != "failed" and r.get("rel_p50")]
+        ref_after = host_reference(spec, ws, refresh=True)
+    from hwnas.space import ArchConfig
+
+    archs = [ArchConfig.from_dict(r["arch"]) for r in rows]
+    ratio = model.predict(archs)
+    raw = np.array([r["p50_ms"] for r in rows])
+    rel = np.array([r["rel_p50"] for r in rows])
+    out = {"n": len(rows), "seed": args.seed, "reference_ms_here": ref["ms"],
+           "reference_ci_here": [ref["ci_lo"], ref["ci_hi"]],
+           "reference_ms_here_after": ref_after["ms"], "reference_ms_profile_host": nominal,
+           "flagged": sum(r["status"] == "flagged" for r in rows),
+           "calibrated_vs_raw": accuracy(raw, ratio * ref["ms"]),
+           "calibrated_vs_normalised": accuracy(rel * ref["ms"], ratio * ref["ms"]),
+           "uncalibrated_vs_raw": accuracy(raw, ratio * nominal),
+           "median_ratio_measured_over_uncalibrated": float(np.median(raw / (ratio * nominal))),
+           "host_cpu": rows[0]["provenance"].get("cpu") if rows else None,
+           "profile_host_cpu": (model.card.get("host") or {}).get("cpu")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"{len(rows)} architectures (seed {args.seed}); reference here {ref['ms']:.3f} ms "
+          f"(95% CI {ref['ci_lo']:.3f}-{ref['ci_hi']:.3f}; {ref_after['ms']:.3f} ms after), "
+          f"on the profile's host {nominal:.3f} ms")
+    print(f"{'prediction vs measurement':<48} {'within 10%':>10} {'median err':>10} "
+          f"{'Kendall':>8}")
+    for key, label in (("calibrated_vs_raw", "calibrated vs measured p50 (raw ms)"),
+                       ("calibrated_vs_normalised", "calibrated vs measured ratio x ref here"),
+                       ("uncalibrated_vs_raw", "uncalibrated (profile host's ms) vs raw")):
+        m = out[key]
+        print(f"{label:<48} {m['within_10pct']:>10.0%} {m['median_ape']:>10.1%} "
+              f"{m['kendall_tau']:>8.3f}")
+    print("goal: calibrated >= 85% within 10%, Kendall tau >= 0.95")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
