@@ -119,6 +119,7 @@ def test_search_on_the_users_corpus(tmp_path, capsys):
     space = tmp_path / "space.toml"
     space.write_text('[choices]\nencoder = ["lstm"]\nnum_layers = [1]\nd_model = [96]\n'
                      'decoder = ["ctc"]\nn_filters = [40]\nfrontend = ["logmel"]\n')
+    _fast_cpu(tmp_path / "ws")   # calibration and spot check: short measurements
     argv = ["search", "--target", "cpu", "--trials", "2", "--cer-steps", "2", "--space",
             str(space), "--workspace", str(tmp_path / "ws"), "--no-verify", "--json"]
     user = ["--train", c["train"], "--dev", c["dev"], "--test", c["test"]]
@@ -136,13 +137,15 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     space.write_text('[choices]\nencoder = ["lstm", "conformer"]\nnum_layers = [1]\n'
                      'd_model = [96]\ndecoder = ["ctc"]\nn_filters = [40]\n'
                      'frontend = ["logmel"]\n')
+    _fast_cpu(tmp_path)
     argv = ["search", "--target", "cpu", "--trials", "3", "--cer-steps", "2,4", "--size", "tiny",
             "--space", str(space), "--workspace", str(tmp_path), "--max-latency", "50"]
     assert main(argv + ["--json", "--no-verify", "--no-export"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["trials"] == 3 and out["latency_source"] == "predicted"
     assert out["selected"] is not None and 0 <= out["selected"]["cer"] <= 1.5
-    assert out["export"] is None and out["predictor"].endswith("predictors/cpu")
+    assert out["export"] is None and out["reference_ms"] > 0 and out["spot_check"]["n"] >= 3
+    assert out["predictor"].endswith("predictors/cpu") or "cpu.host-" in out["predictor"]
     assert (tmp_path / "runs" / "search" / "hwnas.db").is_file()
     for r in out["pareto"]:  # every Pareto member scored on both test sets
         assert set(r["tests"]) == {"en/test-clean", "en/test-noisy"}
@@ -155,8 +158,11 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     for r in out["pareto"]:
         assert r["latency_source"] == "measured" and r["predicted_ms"] > 0
         assert r["p90_ms"] >= r["latency_ms"] * 0.5 and r["rtf"] > 0
+        assert r["verdict"] in ("met", "borderline") and r["latency_ci"][1] >= r["latency_ms"]
     assert len(out["pareto"]) + len(out["dropped"]) >= 1
-    assert (tmp_path / "profiles" / "cpu" / "manifest.json").is_file()
+    # measured into this host's own profile, never into the shipped one's name
+    assert list((tmp_path / "profiles").glob("cpu.host-*/manifest.json"))
+    assert not (tmp_path / "profiles" / "cpu").exists()
     if out["selected"]:
         folder = tmp_path / out["export"]
         card = json.loads((folder / "model_card.json").read_text())
@@ -204,7 +210,7 @@ def _fast_cpu(ws, runtime="onnxruntime"):
     this host's noise)."""
     from hwnas.adapters.devicefile import load_device
 
-    (ws / "devices").mkdir(exist_ok=True)
+    (ws / "devices").mkdir(parents=True, exist_ok=True)
     (ws / "devices" / "cpu.toml").write_text(
         'description = "this CPU, 1 thread"\nadapter = "cpu"\n'
         f'[options]\nruntime = "{runtime}"\nthreads = 1\n'

@@ -126,7 +126,11 @@ def open_study(cfg: SearchConfig) -> Any:
     study.set_user_attr("target", cfg.target)
     study.set_user_attr("objectives", list(cfg.objectives))
     # names shown by optuna-dashboard and the reports instead of "0", "1", ...
-    study.set_metric_names([METRIC_NAMES[o] for o in cfg.objectives])
+    import warnings
+
+    with warnings.catch_warnings():   # experimental in Optuna 5, stable in what it stores
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAMES[o] for o in cfg.objectives])
     study.set_user_attr("generation", cfg.batch)
     study.set_user_attr("rung_unit", cfg.rung_unit)
     study.set_user_attr("constraints", {"max_latency_ms": cfg.max_latency_ms,
