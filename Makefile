@@ -1,12 +1,16 @@
-# Two entry points (see README): `make demo` and `make test`. Both create
-# .venv and install the pinned, tested dependency set on first use.
+# Entry points (see README): `make search` (the main job), `make test` (what CI
+# runs) and `make demo` (the export demo). Each creates .venv and installs the
+# pinned, tested dependency set on first use.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml setup.py | sha1sum | cut -c1-12)
 DEMO_OUT ?= runs/demo
+# the main job's workspace: corpus, profiles of this host, predictors, study, export
+WORKSPACE ?= runs/workspace
+STUDY ?= main
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup search demo test test-fast clean
 
 $(STAMP):
 	$(PY) -m venv $(VENV)
@@ -18,6 +22,13 @@ $(STAMP):
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# a complete small search for this CPU on the built-in corpus (~15 min): the
+# verified Pareto table, the exported winner, then the report
+search: setup
+	HWNAS_WORKSPACE=$(WORKSPACE) OMP_NUM_THREADS=1 $(BIN)/hwnas search --target cpu \
+	    --streaming --max-latency 2 --trials 16 --study $(STUDY)
+	HWNAS_WORKSPACE=$(WORKSPACE) $(BIN)/hwnas report $(STUDY)
 
 demo: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m hwnas.demo --out $(DEMO_OUT)

@@ -56,6 +56,20 @@ def test_report_writes_every_figure_and_a_self_contained_page(tmp_path, capsys):
     assert page.count("data:image/png;base64,") == 7 and "predicted" in page
     assert s["top"] and all(r["latency_ms"] <= 4.0 for r in s["top"])
     assert not math.isnan(s["hypervolume"])
+    assert "Not verified" in page and s["verification"] == []
+    # what verification recorded in the study is shown: verdict, interval, reasons
+    study.set_user_attr("verified:aaa", {"trial": 3, "verdict": "met", "latency_ms": 1.5,
+                                         "latency_ci": [1.45, 1.55], "predicted_ms": 1.6,
+                                         "measurements": 1, "flags": []})
+    study.set_user_attr("verified:bbb", {"trial": 5, "verdict": "missed", "latency_ms": 4.5,
+                                         "latency_ci": [4.4, 4.6], "predicted_ms": 3.9,
+                                         "reason": "missed: measured 4.500 ms > 4 ms"})
+    assert main(["report", "r", "--workspace", str(tmp_path), "--out", str(out), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert [v["verdict"] for v in s["verification"]] == ["met", "missed"]
+    page = (out / "report.html").read_text()
+    assert "Verification on the device (measured)" in page and "1.450-1.550" in page
+    assert "missed: measured 4.500 ms &gt; 4 ms" in page
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -301,6 +301,14 @@ def top_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return [feas[i] for i in order[:n]]
 
 
+def verification(study: Any) -> list[dict[str, Any]]:
+    """What the search's verification measured, per architecture (kept and
+    dropped), as recorded in the study by ``hwnas search``."""
+    out = [{"arch_id": k.split(":", 1)[1], **v} for k, v in study.user_attrs.items()
+           if k.startswith("verified:") and isinstance(v, dict)]
+    return sorted(out, key=lambda r: (r.get("verdict") == "missed", r.get("latency_ms") or 0))
+
+
 def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
     """Write the figures and report.html into ``out``; returns a summary."""
     plt = _plt()
@@ -357,6 +365,7 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
         "top": [{k: r[k] for k in ("trial", "arch_id", "cer", "latency_ms", "params", "arch")}
                 for r in top],
         "figures": {k: str(v) for k, v in files.items()},
+        "verification": verification(study),
     }
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / "report.html").write_text(_html(summary, files, top))
@@ -377,6 +386,31 @@ def _html(s: dict[str, Any], files: dict[str, Path], top: list[dict[str, Any]]) 
             "attention", "heads", "ffn_ratio", "conv_kernel", "streaming", "chunk_ms",
             "lookahead", "decoder", "decoder_layers", "decoder_dim"]
     head = "".join(f"<th>#{r['trial']} {esc(r['arch_id'])}</th>" for r in top)
+
+    def ci(r: dict[str, Any]) -> str:
+        c = r.get("latency_ci")
+        return f"{c[0]:.3f}-{c[1]:.3f}" if c else "-"
+
+    ver = s.get("verification") or []
+    ver_rows = "".join(
+        f"<tr><td>{r.get('trial', '')}</td><td>{esc(r['arch_id'])}</td>"
+        f"<td><b>{esc(str(r.get('verdict')))}</b></td>"
+        f"<td>{r['latency_ms']:.3f}</td><td>{ci(r)}</td>"
+        f"<td>{r['predicted_ms']:.3f}</td><td>{r.get('measurements') or ''}</td>"
+        f"<td>{esc(r.get('reason') or r.get('note') or '; '.join(r.get('flags') or []))}</td>"
+        "</tr>" if r.get("latency_ms") is not None else
+        f"<tr><td>{r.get('trial', '')}</td><td>{esc(r['arch_id'])}</td>"
+        f"<td><b>{esc(str(r.get('verdict')))}</b></td><td colspan=4></td>"
+        f"<td>{esc(r.get('reason') or '')}</td></tr>" for r in ver)
+    verified = (f"""<h2>Verification on the device (measured)</h2>
+<p>The final Pareto set as measured on {esc(str(s['target']))}: p50 per call with its 95%
+confidence interval; <i>met</i> when the interval is below the latency limit, <i>missed</i>
+(dropped) when above it, <i>borderline</i> when the limit lies inside it after repeated
+measurements.</p>
+<table><tr><th>trial</th><th>arch</th><th>verdict</th><th>measured p50 ms</th><th>95% CI</th>
+<th>predicted ms</th><th>measurements</th><th>reason / note</th></tr>{ver_rows}</table>"""
+                if ver else "<h2>Verification on the device</h2><p>Not verified: the search "
+                            "ran with --no-verify, or the device was unreachable.</p>")
     body = "".join(
         f"<tr><td>{k}</td>" + "".join(f"<td>{esc(str(r['arch'].get(k)))}</td>" for r in top)
         + "</tr>" for k in keys)
@@ -396,7 +430,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;fo
 halving, {s['early_stop_rate']:.0%}), {s['infeasible']} infeasible as predicted (not trained).
 Training spent: {s['training_spent']:g} {esc(s['training_unit'])}.
 Latencies are those recorded by the search: <b>predicted</b> by the target's predictor
-(the search's verification step measures the final Pareto set; see its output).</p>
+(the search's verification step measures the final Pareto set: below).</p>
+{verified}
 <h2>Pareto front</h2>{img('pareto')}
 <h2>Hypervolume</h2>{img('hypervolume')}
 <h2>Best CER</h2>{img('best_cer')}
