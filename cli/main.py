@@ -72,7 +72,10 @@ def _read_arch(args: argparse.Namespace):
         except json.JSONDecodeError:
             raise CLIError(f"{args.arch} holds {len(lines)} JSON lines; give one architecture "
                            "(e.g. `head -n 1`)") from None
-    return ArchConfig.from_json(text)
+    try:
+        return ArchConfig.from_json(text)
+    except ValueError as e:
+        raise CLIError(f"{args.arch}: {e}") from None
 
 
 def _print_json(obj: Any) -> None:
@@ -311,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwnas: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("hwnas: error: out of memory (an architecture or input too large for this "
+              "machine)", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("hwnas: error: input nested too deeply to read", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ def _fitter(args: argparse.Namespace) -> Any:
     kw: dict[str, Any] = {"objective": args.objective, "params": params, "seed": args.seed,
                           "cost_model": not args.no_cost_model}
     if args.rounds is not None:
+        if args.rounds < 1:
+            raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
         kw["rounds"] = args.rounds
 
     def fit(d: Any) -> Any:
@@ -296,6 +298,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
              "runtime": card.get("runtime"), "train_size": card.get("train_size"),
              "adapted_from": (card.get("adaptation") or {}).get("from"),
              "heldout_within_10pct": (card.get("heldout") or {}).get("within_10pct")}
+    from hwnas.space import default_space
+
+    space = default_space()   # the space the shipped predictors were trained on
     results = []
     for i, (a, p) in enumerate(zip(archs, pred)):
         chunk = a.chunk_ms if a.streaming else None
@@ -304,6 +309,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         "graph": "chunk" if a.streaming else "utterance",
                         "predicted_p50_ms": float(p), "predicted_rtf": float(p) / audio,
                         "predicted_ratio": float(ratio[i]) if ratio is not None else None,
+                        "extrapolated": not space.contains(a),
                         "latency_source": "predicted"})
     if args.json:
         print(json.dumps({"predictions": results, "card": about}, sort_keys=True))
@@ -314,7 +320,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                else "")
         print(f"{r['arch_id']} {r['encoder']}/{r['decoder']}: predicted p50 "
               f"{_fmt_ms(r['predicted_p50_ms'])} ms {per} ({rel}RTF "
-              f"{r['predicted_rtf']:.4f}, predicted, not measured)")
+              f"{r['predicted_rtf']:.4f}, predicted, not measured)"
+              + (" EXTRAPOLATED: outside the space's choices the predictor was trained on"
+                 if r["extrapolated"] else ""))
     if ref is not None:
         from hwnas.predict.calibration import describe
 

@@ -91,6 +91,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     unit = "steps" if args.cer_steps is not None else "cpu_seconds"
     rungs = _rungs(args.cer_steps if unit == "steps" else args.cer_budget,
                    "steps" if unit == "steps" else "budget")
+    if args.format:
+        from hwnas.export import FORMATS
+
+        if args.format not in FORMATS:
+            raise ValueError(f"unknown --format {args.format!r}; one of {', '.join(FORMATS)}")
     for name in ("max_latency", "max_params", "max_size"):
         v = getattr(args, name)
         if v is not None and not v > 0:
@@ -119,6 +124,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     def measure(run: Any) -> None:
         measure_with_progress(run, f"measuring {run.n} on {run.spec.name}", quiet=args.json)
+
+    # before any work: a target without a predictor, a bad storage URL or database
+    explain_missing_predictor(args.target, ws, spec)
+    from hwnas.search.study import open_storage
+
+    open_storage(storage)
 
     # on a host CPU the predictor is calibrated to this host (reference time, spot
     # check, adaptation where the ratios differ); its measurements go to a
@@ -244,15 +255,19 @@ DEFAULT_CER_BUDGET = "40s,2m"
 
 
 def target_latency(target: str, ws: Path, spec: Any, measure: Any, say: Any) -> Any:
-    """The target's predictor for the search; without one, a line that names
-    what would make the target work here."""
+    """The target's predictor for the search, calibrated to this host."""
     from hwnas.search.target import target_predictor
 
+    return target_predictor(target, ws, spec, measure=measure, say=say)
+
+
+def explain_missing_predictor(target: str, ws: Path, spec: Any) -> None:
+    """Without a predictor: one line that names what would make the target work."""
+    from hwnas.predict.latency import find_predictor
+
     try:
-        return target_predictor(target, ws, spec, measure=measure, say=say)
-    except ValueError as e:
-        if not str(e).startswith("no latency predictor"):
-            raise
+        find_predictor(target, ws)
+    except ValueError:
         adapter = spec.make()
         try:
             why = adapter.check()
@@ -358,11 +373,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     storage = _storage_for(args, db)
     if args.top < 1:
         raise ValueError("--top must be >= 1")
+    from hwnas.search.study import open_storage
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rdb = open_storage(storage)
     try:
-        study = optuna.load_study(study_name=args.study, storage=storage)
+        study = optuna.load_study(study_name=args.study, storage=rdb)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        names = [s.study_name for s in optuna.get_all_study_summaries(rdb)]
         raise ValueError(f"no study {args.study!r} in {storage}; it holds: "
                          f"{', '.join(names) or 'none'}") from None
     out = Path(args.out) if args.out else study_dir / "report"

@@ -150,8 +150,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     if args.beam < 1:
         raise ValueError("--beam must be >= 1")
-    if (args.budget is None) == (args.steps is None):
+    if args.budget is not None and args.steps is not None:
+        raise ValueError("give --budget or --steps, not both")
+    if args.budget is None and args.steps is None:
         raise ValueError("give a budget: --budget 3m (CPU time) or --steps N")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
     cfg = TrainConfig(steps=args.steps, seed=args.seed,
                       cpu_seconds=parse_budget(args.budget) if args.budget else None)
     arch = _read_arch(args)

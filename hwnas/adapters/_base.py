@@ -40,11 +40,12 @@ class Plan:
     min_seconds: float = 1.0
     max_seconds: float = 60.0       # stop adding runs after this (slow models, and
     #                                 measuring longer for a tight interval)
-    max_ci: float = 0.02            # 95% CI of the p50 wider than +-this: measure longer
+    max_ci: float = 0.02            # 95% CI of the p50 wider than +-this: measure longer,
+    max_ci_seconds: float = 10.0    # up to this many seconds in all (then flag as imprecise)
     max_cv: float = 0.10            # descriptive only (older device files set it): the
     #                                 spread of single calls is stored, never a reason to discard
     max_drift: float = 0.10         # median change first->last fifth above this = drift
-    retries: int = 2                # re-measurements of a drifting or imprecise run
+    retries: int = 2                # re-measurements of a drifting run
     calls_per_stream: int = 0       # chunk graphs: reset caches after this many calls
 
     @classmethod
@@ -201,9 +202,9 @@ class Adapter(ABC):
         """Time ``handle`` by ``plan``. A measurement is judged by how well its
         p50 is known (the 95% interval, see ``statistics.quantile_ci``) and by
         drift: while the interval is wider than ``max_ci``, more runs are added
-        to the same series (up to ``max_seconds``); a drifting or still
-        imprecise series is measured again from scratch (``retries``), and its
-        problems are flagged if they persist."""
+        to the same series (up to ``max_ci_seconds`` in all, within
+        ``max_seconds``); a drifting series is measured again from scratch
+        (``retries``); problems that persist are flagged."""
         attempts, problems, timing, latency, checks = 0, ["not run"], Timing(), {}, {}
         while attempts <= plan.retries:
             attempts += 1
@@ -216,8 +217,9 @@ class Adapter(ABC):
                     # time spent: the wall clock, or the timed calls where a tool's
                     # clock says more (a replayed or remote run returns at once)
                     spent = max(time.perf_counter() - t0, float(sum(times)))
+                    limit = min(plan.max_seconds, max(plan.max_ci_seconds, plan.min_seconds))
                     if checks["ci"] <= plan.max_ci or spent + max(plan.min_seconds, 1e-3 + (
-                            float(sum(timing.times_s or [])))) > plan.max_seconds:
+                            float(sum(timing.times_s or [])))) > limit:
                         break
                     more = self._run(handle, plan)   # longer, not again: same series
                     times += more.times_s or []
@@ -234,7 +236,9 @@ class Adapter(ABC):
                 if checks.get("ci", 0.0) > plan.max_ci:
                     problems.append(f"imprecise: p50 known to +-{checks['ci']:.1%} (95% CI) > "
                                     f"+-{plan.max_ci:.0%}")
-            if not problems:
+            # re-measure from scratch for drift (the device changed during the run);
+            # a series still imprecise after max_seconds was already measured longer
+            if not problems or all(p.startswith("imprecise") for p in problems):
                 break
         prov = {"device": self.device, "adapter": self.name, "format": self.format,
                 "inputs": inputs or [], "date": _dt.datetime.now(_dt.UTC).isoformat(

@@ -132,6 +132,12 @@ class CPUAdapter(Adapter):
                              f"{', '.join(RUNTIME_FORMATS[out['runtime']])}, not {out['format']}")
         if out["threads"] < 1:
             raise ValueError("threads must be >= 1")
+        if out["reference"]:
+            from hwnas.space import preset_names
+
+            if out["reference"] not in preset_names():
+                raise ValueError(f"reference must be a preset ({', '.join(preset_names())}) "
+                                 f"or \"\", got {out['reference']!r}")
         return out
 
     def __init__(self, device: str, options: dict[str, Any]) -> None:

@@ -50,6 +50,8 @@ def parse_device(path: Path, shipped: bool = False) -> DeviceSpec:
         raise ValueError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (a device file is TOML)") from None
     unknown = sorted(set(data) - {"description", "adapter", "options", "plan"})
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; "

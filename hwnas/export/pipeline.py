@@ -70,13 +70,26 @@ def _graph(arch: ArchConfig, weights: Path | None, seed: int) -> ChunkGraph | Ut
     if weights is not None:
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as e:
-            raise ExportError(f"cannot load weights {weights}: {e}") from None
+        except OSError as e:
+            raise ExportError(f"cannot read weights {weights}: {e.strerror or e}") from None
+        except Exception as e:  # noqa: BLE001 - a file torch cannot unpickle, whatever it holds
+            why = str(e).splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            raise ExportError(f"weights {weights} are not a PyTorch weights file ({why})"
+                              ) from None
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                                  for v in state.values()):
+            raise ExportError(f"weights {weights} hold a {type(state).__name__}, not a state "
+                              "dict of tensors (save model.state_dict(), or the weights.pt of "
+                              "`hwnas train`)")
         try:
-            model.load_state_dict(state.get("model", state))
+            model.load_state_dict(state)
         except RuntimeError as e:
-            first = str(e).splitlines()[0]
-            raise ExportError(f"weights {weights} do not fit this architecture: {first}") from None
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            first = lines[1] if len(lines) > 1 else lines[0]
+            raise ExportError(f"weights {weights} do not fit this architecture: "
+                              f"{first[:200]}") from None
     return device_graph(model)
 
 
@@ -138,13 +151,13 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
         ok, why = compiler_available()
         if not ok:
             raise ExportError(why)
+    graph = _graph(arch, weights, seed)   # weights checked before anything is written
     work = Path(out_dir) / arch.id
     try:
         work.mkdir(parents=True, exist_ok=True)
         _write_atomic(work / "arch.json", arch.to_json(indent=2) + "\n")
     except OSError as e:
         raise ExportError(f"cannot write to {out_dir}: {e.strerror or e}") from None
-    graph = _graph(arch, weights, seed)
     t0 = time.perf_counter()
     onnx_path = export_onnx(graph, work / "model.onnx")
     notes: list[str] = []

@@ -1,8 +1,11 @@
 """Training data for latency predictors, read from a measured profile.
 
 One label per architecture: the median over its stored repeats (``hwnas
-profile --repeats R``) of the chosen latency column. Rows flagged as noisy or
-failed are left out; an architecture with only such rows is left out.
+profile --repeats R``) of the chosen latency column. Failed rows and rows
+flagged for drift are left out (an architecture with only such rows is left
+out); a row flagged only as imprecise (its p50's interval stayed wider than
+the plan's ``max_ci`` within ``max_ci_seconds``) keeps its estimate, which
+is as unbiased as any other, only less precise.
 
 Labels (``label``):
   rel   ``rel_p50``: p50 as a ratio to the reference workload timed beside
@@ -63,9 +66,22 @@ def holdout_mask(ids: list[str], share: float = HOLDOUT_SHARE, salt: str = "hold
                      < cut for i in ids])
 
 
+def usable(row: dict[str, Any]) -> bool:
+    """An estimate to learn from: ok, or flagged only for imprecision."""
+    if row.get("status") == "ok":
+        return True
+    flags = row.get("flags") or []
+    if isinstance(flags, str):
+        import json
+
+        flags = json.loads(flags)
+    return row.get("status") == "flagged" and bool(flags) and all(
+        str(f).startswith("imprecise") for f in flags)
+
+
 def from_rows(rows: list[dict[str, Any]], label: str = "auto") -> LatencyData:
     """Group profile rows by architecture and take the median label."""
-    ok = [r for r in rows if r.get("status") == "ok"]
+    ok = [r for r in rows if usable(r)]
     if label == "auto":
         label = "rel" if ok and all(r.get("rel_p50") for r in ok) else "raw"
     if label not in LABELS:

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from hwnas.space.arch import ArchConfig
 
 _MIN_ZERO = ("left_chunks", "lookahead")
+#: the largest value of each numeric field any device here could hold: an
+#: architecture beyond these is refused before anything is allocated
+MAX_VALUE = {"n_filters": 512, "num_layers": 64, "d_model": 4096, "heads": 64,
+             "local_window": 4096, "ffn_ratio": 16, "conv_kernel": 255, "decoder_layers": 16,
+             "decoder_dim": 4096, "chunk_ms": 10_000, "left_chunks": 1024, "lookahead": 64}
+MAX_VOCAB = 100_000
 
 
 def _pruned(decisions: list[Decision]) -> list[Decision]:
@@ -81,6 +87,10 @@ class SearchSpace:
             base = self._by_name[name]
             for v in values:
                 self._check_value(base, v, strict=False)
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:   # a choice twice would count twice and sample twice as often
+                raise ValueError(f"choices for {name!r} repeat {', '.join(repeated)}; "
+                                 "give each value once")
         return SearchSpace(_pruned([replace(d, choices=tuple(overrides[d.name]))
                                     if d.name in overrides else d for d in self.decisions]))
 
@@ -93,12 +103,22 @@ class SearchSpace:
             data = tomllib.loads(p.read_text())
         except FileNotFoundError:
             raise ValueError(f"space file not found: {p}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"space file {p} cannot be read: {getattr(e, 'strerror', None) or e}"
+                             ) from None
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"space file {p} is not valid TOML: {e}") from None
         extra = sorted(set(data) - {"choices"})
         if extra:
             raise ValueError(f"space file {p}: unknown table(s) {extra}; expected [choices]")
-        return default_space().with_choices(data.get("choices", {}))
+        choices = data.get("choices", {})
+        if not isinstance(choices, dict):
+            raise ValueError(f"space file {p}: [choices] must be a table of lists, "
+                             f"e.g. encoder = [\"conformer\", \"lstm\"]")
+        try:
+            return default_space().with_choices(choices)
+        except ValueError as e:
+            raise ValueError(f"space file {p}: {e}") from None
 
     # --- membership and validation ------------------------------------------
     def _check_value(self, d: Decision, v: Any, strict: bool) -> None:
@@ -112,6 +132,9 @@ class SearchSpace:
             lo = 0 if d.name in _MIN_ZERO else 1
             if v < lo:
                 raise ValueError(f"field {d.name!r} must be >= {lo}, got {v}")
+            hi = MAX_VALUE.get(d.name)
+            if hi is not None and v > hi:
+                raise ValueError(f"field {d.name!r} must be <= {hi}, got {v}")
         elif v not in base.choices:
             raise ValueError(f"field {d.name!r}: unknown value {v!r}; "
                              f"one of {', '.join(map(str, base.choices))}")
@@ -140,8 +163,9 @@ class SearchSpace:
                 raise ValueError(f"field {d.name!r}={v!r} breaks the rule: {d.rule}")
             ctx[d.name] = v
         if isinstance(arch.vocab_size, bool) or not isinstance(arch.vocab_size, int) \
-                or arch.vocab_size < 2:
-            raise ValueError(f"field 'vocab_size' must be an integer >= 2, got {arch.vocab_size!r}")
+                or not 2 <= arch.vocab_size <= MAX_VOCAB:
+            raise ValueError(f"field 'vocab_size' must be an integer from 2 to {MAX_VOCAB}, "
+                             f"got {arch.vocab_size!r}")
 
     def contains(self, arch: ArchConfig) -> bool:
         try:
@@ -228,9 +252,14 @@ class SearchSpace:
             raise ValueError(f"asked for {n} distinct architectures; the space holds {total}")
         rng = random.Random(seed)
         out: dict[str, ArchConfig] = {}
+        tries = 0
         while len(out) < n:
             a = self.sample(rng)
             out.setdefault(a.id, a)
+            tries += 1
+            if tries > 200 * n + 10_000:   # exact counts make this unreachable; never loop
+                raise ValueError(f"found only {len(out)} distinct architectures of the "
+                                 f"{n} asked for after {tries} samples")
         return list(out.values())
 
     def mutate(self, arch: ArchConfig, rng: random.Random, n_changes: int = 1) -> ArchConfig:
