@@ -7,7 +7,7 @@ about 1.5 s at first use, cached). The ratio itself can change with the
 microarchitecture, the runtime or the thread count, which no CPU model string
 reveals reliably, so the first search for a target on a host also runs a
 spot check: ``SPOT_N`` architectures chosen for coverage are measured here
-and compared with the predictor. When their median disagreement is beyond
+and compared with the predictor. When their median absolute error is beyond
 ``SPOT_TOLERANCE`` (the label noise: two measurements of one architecture
 are 3% apart at the median and within 12% for 90% of them), the predictor is
 adapted with ``ADAPT_N`` measurements (few-shot, ``hwnas.predict.adapt``).
@@ -89,9 +89,12 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *, n: int = SPOT_N,
                          f"on {spec.name}")
     err = np.log(data.y / predictor.predict(data.archs))
     med = float(np.exp(np.median(err)) - 1)
-    return {"n": len(data), "median_error": med,
+    # a shift of the scale and a scatter between architectures both count: the
+    # median absolute error (a changed microarchitecture scatters more than it shifts)
+    mad = float(np.median(np.abs(np.exp(err) - 1)))
+    return {"n": len(data), "median_error": med, "median_abs_error": mad,
             "errors": [float(np.exp(e) - 1) for e in err],
-            "agrees": abs(med) <= SPOT_TOLERANCE, "tolerance": SPOT_TOLERANCE}
+            "agrees": mad <= SPOT_TOLERANCE, "tolerance": SPOT_TOLERANCE}
 
 
 def target_predictor(target: str, workspace: Path, spec: Any,
@@ -139,14 +142,15 @@ def target_predictor(target: str, workspace: Path, spec: Any,
         verdict_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(verdict_path, json.dumps(verdict, indent=2, sort_keys=True) + "\n")
     out.spot_check = verdict
+    mad = verdict.get("median_abs_error", abs(verdict["median_error"]))
     if verdict["agrees"]:
-        say(f"spot check: measured/predicted median {verdict['median_error']:+.1%} over "
-            f"{verdict['n']} architectures (within +-{verdict['tolerance']:.0%}): the "
-            "predictor is used as is")
+        say(f"spot check: predictions off by a median {mad:.1%} (bias "
+            f"{verdict['median_error']:+.1%}) over {verdict['n']} architectures measured "
+            f"here, within {verdict['tolerance']:.0%}: the predictor is used as is")
         return out
-    say(f"spot check: measured/predicted median {verdict['median_error']:+.1%} over "
-        f"{verdict['n']} architectures, beyond +-{verdict['tolerance']:.0%}: adapting it "
-        f"with {n} measurements here (few-shot)")
+    say(f"spot check: predictions off by a median {mad:.1%} (bias "
+        f"{verdict['median_error']:+.1%}) over {verdict['n']} architectures measured here, "
+        f"beyond {verdict['tolerance']:.0%}: adapting it with {n} measurements here (few-shot)")
     adapted, report = adapt_predictor(predictor, target, local, workspace, n=n,
                                       measure=measure, label="rel")
     adapted.card["host"] = {k: fp.get(k) for k in ("cpu", "cores", "runtime", "threads")}
