@@ -20,6 +20,14 @@ against the measured p50 (raw ms) and against the measured ratio x this
 host's reference time (host speed swings divided out, as the label). Goal:
 >= 85% within +-10% and Kendall tau >= 0.95 for the calibrated prediction.
 Writes the figures as JSON (--out).
+
+    python bench/host_calibration.py --part adapt --n 100 --workspace DIR
+
+measures ``--n`` architectures here into DIR's `cpu` profile (resumable) and
+asks how many measurements on this host it takes to fix what the ratio does
+not carry: random splits (5) into n_fit measured architectures and the rest,
+scored for the few-shot correction (`hwnas.predict.adapt`) and for a small
+residual booster on top of the shipped predictor (depth 2, 60 rounds).
 """
 
 from __future__ import annotations
@@ -46,6 +54,53 @@ from hwnas.profiling.profiler import ProfileRun  # noqa: E402
 from hwnas.space import default_space  # noqa: E402
 
 
+def part_adapt(n: int, seed: int, workspace: Path) -> dict:
+    from hwnas.predict.adapt import apply_correction, fit_correction
+    from hwnas.predict.dataset import from_rows
+    from hwnas.predict.features import feature_matrix, feature_names
+    from hwnas.predict.latency import _xgb
+
+    spec = load_device("cpu")
+    run = ProfileRun(spec, workspace, n, seed, default_space())
+    for _ in run.run():
+        pass
+    d = from_rows(run.store().rows(), "rel")
+    src = load_predictor("cpu", None)
+    X = feature_matrix(d.archs)
+    base, y = src.predict_features(X), d.y
+    out: dict = {"n": len(y), "as_is": accuracy(y, base)}
+    rng = np.random.default_rng(0)
+    xgb = _xgb()
+    for n_fit in (20, 40, 80):
+        if n_fit >= len(y) - 10:
+            continue
+        res: dict[str, list[float]] = {"correction": [], "residual_trees": []}
+        for rep in range(5):
+            idx = rng.permutation(len(y))
+            fit, test = idx[:n_fit], idx[n_fit:]
+            c = fit_correction(X[fit], base[fit], y[fit])
+            res["correction"].append(accuracy(
+                y[test], apply_correction(c, X[test], base[test]))["within_10pct"])
+            dm = xgb.DMatrix(X[fit], label=np.log(y[fit]), feature_names=feature_names())
+            dm.set_base_margin(np.log(base[fit]))
+            bo = xgb.train({"max_depth": 2, "eta": 0.1, "lambda": 5.0, "subsample": 0.8,
+                            "nthread": 1, "seed": rep, "objective": "reg:squarederror"},
+                           dm, num_boost_round=60)
+            dt = xgb.DMatrix(X[test], feature_names=feature_names())
+            dt.set_base_margin(np.log(base[test]))
+            res["residual_trees"].append(accuracy(y[test], np.exp(bo.predict(dt)))
+                                         ["within_10pct"])
+        out[f"fit_{n_fit}"] = {k: float(np.mean(v)) for k, v in res.items()}
+    print(f"{len(y)} architectures measured here; shipped predictor as is: "
+          f"{out['as_is']['within_10pct']:.0%} within 10%, Kendall "
+          f"{out['as_is']['kendall_tau']:.3f}")
+    for k, v in out.items():
+        if k.startswith("fit_"):
+            print(f"  {k[4:]:>3} measured: correction {v['correction']:.0%}, residual trees "
+                  f"{v['residual_trees']:.0%} within 10% on the rest (mean of 5 splits)")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +108,16 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20261201,
                     help="sampling seed (the shipped profile used 0..9)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_host_calibration.json")
+    ap.add_argument("--part", choices=("travel", "adapt"), default="travel")
+    ap.add_argument("--workspace", type=Path, help="(adapt) where the measurements stay")
     args = ap.parse_args()
+    if args.part == "adapt":
+        if args.workspace is None:
+            ap.error("--part adapt needs --workspace DIR (its measurements are kept there)")
+        out = part_adapt(args.n, args.seed, args.workspace)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name("bench_host_adapt.json").write_text(json.dumps(out, indent=2) + "\n")
+        return 0
     model = load_predictor("cpu", None)
     spec = load_device("cpu")
     nominal = model.card["reference"]["nominal_ms"]
