@@ -183,11 +183,7 @@ def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *,
     candidates = space.sample_distinct(pool, seed)
     chosen = select_for_coverage(candidates, source.predict(candidates), n)
     run = ProfileRun(spec, workspace, len(chosen), seed, space, archs=chosen)
-    if measure is None:
-        for _ in run.run():
-            pass
-    else:
-        measure(run)
+    run.drive(measure)
     store = run.store()
     rows = store.rows()
     data = from_rows(rows, label)

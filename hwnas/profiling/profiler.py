@@ -197,6 +197,15 @@ class ProfileRun:
         return [(a, r) for r in range(1, self.repeats + 1) for a in archs
                 if row_key(a.id, fmt, r) not in keys]
 
+    def drive(self, measure: Callable[[ProfileRun], Any] | None = None) -> None:
+        """Measure everything missing: through ``measure(self)`` (e.g. under a
+        progress bar), or silently."""
+        if measure is not None:
+            measure(self)
+        else:
+            for _ in self.run():
+                pass
+
     def run(self, on_start: Callable[[int, int], None] | None = None,
             ) -> Iterator[dict[str, Any]]:
         """Measure what is missing; yields each stored row."""

@@ -77,11 +77,7 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *, n: int = SPOT_N,
     pool = space.sample_distinct(500, seed + 1000)
     chosen = select_for_coverage(pool, predictor.predict(pool), n)
     run = ProfileRun(spec, workspace, len(chosen), seed, space, archs=chosen)
-    if measure is None:
-        for _ in run.run():
-            pass
-    else:
-        measure(run)
+    run.drive(measure)
     ids = {a.id for a in chosen}
     data = from_rows([r for r in run.store().rows() if r["arch_id"] in ids], "rel")
     if len(data) < 3:

@@ -97,11 +97,7 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
                                 max_ci=plan.max_ci / 2)
         run = ProfileRun(spec, workspace, len(ids), 0, default_space(),
                          archs=[archs[i] for i in ids], repeats=repeats, plan=plan)
-        if measure is not None:
-            measure(run)
-        else:
-            for _ in run.run():
-                pass
+        run.drive(measure)
         return run
 
     try:  # the run checks the device first and raises before measuring anything
