@@ -121,7 +121,7 @@ def main() -> int:
     model = load_predictor("cpu", None)
     spec = load_device("cpu")
     nominal = model.card["reference"]["nominal_ms"]
-    from hwnas.search.target import target_predictor
+    from hwnas.workflows.target import target_predictor
 
     with tempfile.TemporaryDirectory(prefix="hwnas-bench-") as tmp:
         ws = Path(tmp)

@@ -95,8 +95,8 @@ def stand_in():
 
 
 def run_one(sampler: str, seed: int, population: int | None, cer_model, lat_model) -> list:
-    from hwnas.search.report import hv_history, load_trials
     from hwnas.search.study import SearchConfig, run_search
+    from hwnas.visualization.report import hv_history, load_trials
 
     cache: dict[str, float] = {}
 

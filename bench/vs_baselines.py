@@ -47,7 +47,7 @@ def main() -> int:
     from hwnas.data.tokens import CharTokenizer
     from hwnas.predict.dataset import from_rows
     from hwnas.profiling.profiler import ProfileRun
-    from hwnas.search.results import study_paths, trial_dir
+    from hwnas.search.storage import study_paths, trial_dir
     from hwnas.search.study import pareto
     from hwnas.space import ArchConfig, default_space, preset
     from hwnas.space.presets import preset_names

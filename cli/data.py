@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from .hil import _workspace
+from ._common import workspace
 
 DATA_EPILOG = """examples:
   hwnas data build                          English, small (2,000 train / 200 dev /
@@ -50,7 +50,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 state["task"] = progress.add_task("build", total=total, completed=done)
             progress.update(state["task"], completed=done)
 
-        root = build(_workspace(args), langs, args.size, args.seed, args.workers, on_progress)
+        root = build(workspace(args), langs, args.size, args.seed, args.workers, on_progress)
     manifest = json.loads((root / "manifest.json").read_text())
     out = {"corpus": str(root), "seconds": round(time.time() - t0, 1), **manifest}
     if args.json:
@@ -63,7 +63,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    root = _workspace(args) / "data"
+    root = workspace(args) / "data"
     found = sorted(p.parent for p in root.glob("builtin-*/manifest.json"))
     if not found:
         raise ValueError(f"no built-in corpus under {root}; build one with `hwnas data build`")

@@ -248,7 +248,7 @@ def test_the_readme_profile_command_on_the_shipped_cpu_device(tmp_path, capsys):
 
 
 def test_profile_summary_counts_architectures_not_repeats():
-    from cli.hil import profile_summary
+    from hwnas.workflows.profile import profile_summary
 
     def row(arch_id, ms, status="ok"):
         return {"arch_id": arch_id, "encoder": "lstm", "p50_ms": ms, "norm_p50_ms": ms / 2,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from hwnas.search.report import entropy, front_2d, hypervolume_2d
 from hwnas.search.study import SearchConfig, run_search
 from hwnas.space import default_space
+from hwnas.visualization.report import entropy, front_2d, hypervolume_2d
 
 
 def test_hypervolume_and_front_by_hand():

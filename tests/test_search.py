@@ -229,7 +229,7 @@ def _ref(ms=2.0):
 
 @pytest.mark.slow
 def test_a_host_is_calibrated_spot_checked_once_and_adapted_where_ratios_differ(tmp_path):
-    from hwnas.search.target import target_predictor
+    from hwnas.workflows.target import target_predictor
 
     # ONNX Runtime here: the shipped cpu predictor's ratios, in ms via this host's reference
     spec = _fast_cpu(tmp_path / "a")
@@ -267,7 +267,7 @@ def test_a_host_is_calibrated_spot_checked_once_and_adapted_where_ratios_differ(
 
 
 def test_verification_decides_with_the_interval():
-    from hwnas.search.verify import combine, judge, measured_ms
+    from hwnas.workflows.verify import combine, judge, measured_ms
 
     assert judge((1.0, 0.9, 1.1), 1.2) == "met"
     assert judge((1.0, 0.9, 1.1), 1.1) == "met"      # at the limit: met

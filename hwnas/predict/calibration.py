@@ -12,7 +12,7 @@ machine, a reboot, another runtime version) or the cache is older than
 
 What the ratio cannot carry -- another microarchitecture, runtime or thread
 count changes the ratio itself -- is caught by a spot check (see
-``hwnas.search.target``), which measures a few architectures and adapts the
+``hwnas.workflows.target``), which measures a few architectures and adapts the
 predictor when they disagree beyond the label noise.
 """
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hwnas.search.storage import open_storage
 from hwnas.space import ArchConfig, SearchSpace, default_space
 from hwnas.training.halving import Candidate, successive_halving
 
@@ -99,30 +100,6 @@ def _sampler(cfg: SearchConfig) -> Any:
     if cfg.sampler == "gp":
         return optuna.samplers.GPSampler(seed=cfg.seed)
     return optuna.samplers.RandomSampler(seed=cfg.seed)
-
-
-def open_storage(url: str | None) -> Any:
-    """Optuna's storage for ``url`` (None: in memory), or one ValueError line
-    naming the URL and what is wrong with it (a bad scheme, a database that
-    cannot be reached, a file that is not a study database)."""
-    import optuna
-
-    if url is None:
-        return None
-    try:
-        return optuna.storages.RDBStorage(url)
-    except ImportError as e:
-        raise ValueError(f"storage {url}: a driver is missing ({e})") from None
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors, whatever the backend
-        kind = type(e).__name__
-        if kind == "NoSuchModuleError" or kind == "ArgumentError":
-            why = "not a database URL (e.g. sqlite:///path/study.db, " \
-                  "postgresql+psycopg://user@host/db)"
-        elif kind in ("OperationalError", "DatabaseError"):
-            why = ("cannot open it: " + str(getattr(e, "orig", e)).splitlines()[0][:160])
-        else:
-            why = str(e).splitlines()[0][:160] or kind
-        raise ValueError(f"storage {url}: {why}") from None
 
 
 def open_study(cfg: SearchConfig) -> Any:

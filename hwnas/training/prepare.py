@@ -4,6 +4,8 @@ that training, the search and the benchmarks share."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,3 +171,23 @@ def features_of(datasets: dict[str, Dataset], frontend: str, n_filters: int, cac
             problems[name] = list(fs.problems)
     return sets, problems
 
+
+def recorded_corpus(run: Path, ws: Path) -> BuiltinCorpus | UserCorpus:
+    """The corpus a saved run trained on, from its result.json."""
+    try:
+        summary = json.loads((Path(run) / "result.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{run}: not a complete training run ({e})") from None
+    c = summary.get("corpus")
+    if isinstance(c, str) and "langs" in summary:  # a run written before corpus descriptions
+        m = re.fullmatch(r"builtin-(\w+)-s(\d+)", Path(c).name)
+        if m:
+            return BuiltinCorpus(Path(c).parents[1], summary["langs"], m[1], int(m[2]))
+    if isinstance(c, dict) and c.get("kind") == "builtin":
+        return BuiltinCorpus(ws, c["langs"], c["size"], c["seed"])
+    if isinstance(c, dict) and c.get("kind") == "user":
+        tests = [v if k == v else f"{k}={v}" for k, v in c.items()
+                 if k not in ("kind", "train", "dev")]
+        return UserCorpus(ws, c["train"], c["dev"], tests)
+    raise ValueError(f"{run} does not record the corpus it trained on; name test sets "
+                     "with --test")

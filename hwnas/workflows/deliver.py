@@ -17,24 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hwnas.search.storage import trial_dir
+
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
-
-
-def study_paths(workspace: Path, study: str) -> tuple[Path, Path]:
-    """(the default SQLite file, the folder of trained runs, exports and reports)
-    of a study in a workspace."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", study or "") or ".." in study:
-        raise ValueError(f"study name {study!r} must be a name (letters, digits, '-', '_', "
-                         "'.'), not a path; put a study elsewhere with --storage URL")
-    root = Path(workspace) / "runs" / "search"
-    return root / f"{study}.db", root / study
-
-
-def trial_dir(study_dir: Path, number: int, arch_id: str) -> Path:
-    return Path(study_dir) / "trials" / f"{number:05d}-{arch_id}"
 
 
 def score_tests(rows: list[dict[str, Any]], study_dir: Path,

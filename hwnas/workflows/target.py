@@ -93,21 +93,29 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *, n: int = SPOT_N,
             "agrees": mad <= SPOT_TOLERANCE, "tolerance": SPOT_TOLERANCE}
 
 
-def target_predictor(target: str, workspace: Path, spec: Any,
+def target_predictor(target: str, workspace: Path, spec: Any | None,
                      measure: Callable[[Any], None] | None = None,
                      say: Callable[[str], None] = lambda s: None, n: int = ADAPT_N,
                      spot_n: int = SPOT_N, calibrate: Callable[..., dict] | None = None,
-                     ) -> TargetLatency:
+                     check: bool = True) -> TargetLatency:
     """The predictor the search uses for ``target``, with this host's
-    reference time and, for host CPUs, the spot check done (once per host)."""
-    from hwnas.predict.adapt import HOST_ADAPTERS, adapt_predictor
+    reference time and, for host CPUs, the spot check done (once per host).
+    ``check=False`` measures nothing but the reference (``hwnas predict``):
+    the predictor adapted to this host earlier, else the one found.
+    ``spec`` None: the target's device file, read only where it is needed."""
+    from hwnas.predict.adapt import HOST_ADAPTERS
     from hwnas.predict.calibration import describe, fingerprint, host_reference
     from hwnas.predict.latency import LatencyPredictor, find_predictor, predictor_dir
+    from hwnas.workflows.adapt import adapt_predictor
 
     where = find_predictor(target, workspace)
     predictor = LatencyPredictor.load(where)
-    if spec.adapter not in HOST_ADAPTERS or not predictor.relative:
+    if not predictor.relative or (spec is not None and spec.adapter not in HOST_ADAPTERS):
         return TargetLatency(predictor, str(where), spec, None)
+    if spec is None:
+        from hwnas.adapters.devicefile import load_device
+
+        spec = load_device(target, workspace)
     calibrate = calibrate or host_reference
     ref = calibrate(spec, workspace)
     out = TargetLatency(predictor, str(where), spec, ref)
@@ -120,6 +128,8 @@ def target_predictor(target: str, workspace: Path, spec: Any,
     if (mine / "card.json").is_file():   # adapted on this kind of host before
         out.predictor, out.where = LatencyPredictor.load(mine), str(mine)
         say(f"using the predictor adapted to this host earlier: {mine}")
+        return out
+    if not check:
         return out
     verdict_path = Path(workspace) / "profiles" / local.name / "spot-check.json"
     verdict = None

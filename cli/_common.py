@@ -1,0 +1,230 @@
+"""What the command modules share: errors, consoles, the workspace, reading
+architectures and spaces, budgets, the corpus options, and progress bars over
+profile runs and feature computation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def console():
+    from rich.console import Console
+
+    # piped output (logs, CI) gets a wide table rather than rich's 80 columns
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, sort_keys=True))
+
+
+def workspace(args: argparse.Namespace) -> Path:
+    from hwnas.paths import workspace as resolve
+
+    return resolve(args.workspace)
+
+
+def read_space(args: argparse.Namespace):
+    from hwnas.space import SearchSpace, default_space
+
+    return SearchSpace.from_toml(args.space) if getattr(args, "space", None) else default_space()
+
+
+def read_arch(args: argparse.Namespace):
+    from hwnas.space import ArchConfig, preset
+
+    if getattr(args, "preset", None):
+        if args.arch:
+            raise CLIError("give either ARCH.json or --preset, not both")
+        return preset(args.preset)
+    if not args.arch:
+        raise CLIError("give an architecture: ARCH.json (or - for stdin) or --preset NAME")
+    if args.arch == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(args.arch).read_text()
+        except FileNotFoundError:
+            raise CLIError(f"architecture file not found: {args.arch}") from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+            raise CLIError(f"cannot read {args.arch}: {e}") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) > 1 and all(ln.lstrip().startswith("{") for ln in lines):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            raise CLIError(f"{args.arch} holds {len(lines)} JSON lines; give one architecture "
+                           "(e.g. `head -n 1`)") from None
+    try:
+        return ArchConfig.from_json(text)
+    except ValueError as e:
+        raise CLIError(f"{args.arch}: {e}") from None
+
+
+def read_archs(path: str) -> list[Any]:
+    from hwnas.space import ArchConfig
+
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise ValueError(f"architecture file not found: {path}") from None
+    try:
+        return [ArchConfig.from_json(text)]
+    except ValueError:
+        pass
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(ArchConfig.from_json(line))
+            except ValueError as e:
+                raise ValueError(f"{path} line {n}: {e}") from None
+    if not out:
+        raise ValueError(f"{path} holds no architecture")
+    return out
+
+
+def plan_overrides(args: argparse.Namespace, base: Any) -> Any:
+    over = {k: getattr(args, k) for k in ("warmup_runs", "min_runs", "min_seconds")
+            if getattr(args, k) is not None}
+    return base.replace(**over) if over else base
+
+
+def measure_with_progress(run: Any, title: str, quiet: bool = False
+                          ) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Run a ProfileRun under a rich progress bar (on stderr). On Ctrl-C raises
+    KeyboardInterrupt(new_rows); DeviceUnavailable gets ``.stored`` = new rows."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from hwnas.adapters import DeviceUnavailable
+
+    err = Console(stderr=True)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                        TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+                        console=err, transient=quiet)
+    counts: Counter[str] = Counter()
+    state: dict[str, Any] = {"task": None}
+
+    def on_start(todo: int, stored: int) -> None:
+        for note in run.notes:   # recovery of the store: shown even with --json
+            err.print(f"hwnas: {note}", markup=False, highlight=False, soft_wrap=True)
+        state["task"] = progress.add_task(title, total=todo, last="")
+        if stored and not quiet:
+            err.print(f"{stored} rows already stored in {run.folder}; "
+                      f"{todo} measurements to go")
+
+    rows: list[dict[str, Any]] = []
+    try:
+        with progress:
+            for row in run.run(on_start=on_start):
+                counts[row["status"]] += 1
+                rows.append(row)
+                last = (f"{row['arch_id']} {row['p50_ms']:.2f} ms" if row.get("p50_ms")
+                        is not None else f"{row['arch_id']} {row['status']}")
+                progress.update(state["task"], advance=1, last=last)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(len(rows)) from None
+    except DeviceUnavailable as e:
+        e.stored = len(rows)  # type: ignore[attr-defined]
+        raise
+    return rows, counts
+
+
+def parse_budget(text: str) -> float:
+    """'3m', '90s', '1h', '2.5m' or plain seconds -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not m:
+        raise ValueError(f"budget {text!r}: give e.g. 90s, 3m or 1h")
+    value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if value <= 0:
+        raise ValueError("the budget must be positive")
+    return value
+
+
+def add_corpus_args(s: argparse.ArgumentParser) -> None:
+    """The corpus options `hwnas train` and `hwnas search` share."""
+    s.add_argument("--langs", default="en", help="comma-separated built-in languages (en)")
+    s.add_argument("--size", default="small", help="built-in corpus size (default small)")
+    s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed",
+                   help="built-in corpus seed (default 0)")
+    s.add_argument("--train", metavar="SPEC", help="your own training corpus instead of the "
+                   "built-in one: librispeech:DIR, commonvoice:DIR/SPLIT.tsv or kaldi:DIR")
+    s.add_argument("--dev", metavar="SPEC", help="with --train: the held-out corpus")
+    s.add_argument("--test", metavar="[NAME=]SPEC", action="append",
+                   help="with --train: a test set (repeat for several)")
+    s.add_argument("--strict", action="store_true",
+                   help="refuse a corpus with a bad file or transcript (default: skip and "
+                        "report them)")
+
+
+def open_corpus(args: argparse.Namespace, ws: Any) -> Any:
+    """The built-in corpus (built on first use), or --train/--dev/--test files."""
+    from hwnas.data.corpus import SIZES
+    from hwnas.training.prepare import BuiltinCorpus, UserCorpus
+
+    if args.train:
+        return UserCorpus(ws, args.train, args.dev, args.test, strict=args.strict)
+    if args.dev or args.test:
+        raise ValueError("--dev/--test go with --train (your own corpus); without --train "
+                         "the built-in corpus's splits are used")
+    if args.size not in SIZES:
+        raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
+    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+    return BuiltinCorpus(ws, langs, args.size, args.corpus_seed)
+
+
+def say_skipped(err: Any, problems: dict[str, list], where: str) -> None:
+    """A line per dataset with skipped utterances, the first one named."""
+    from hwnas.data.loaders import problem_text
+
+    for name, items in problems.items():
+        err.print(f"[yellow]{name}: {len(items)} utterance(s) skipped[/] (first: "
+                  f"{problem_text(*items[0])}){where}", highlight=False)
+
+
+def with_feature_progress(err: Any, work: Any) -> Any:
+    """``work(on_item)`` under a progress bar per dataset whose features are computed."""
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_item(name: str, n: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"features {name} ({total} utterances)",
+                                                total=total)
+            progress.update(tasks[name], completed=n)
+
+        return work(on_item)
+
+
+def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
+    """``corpus.splits`` with progress bars while features are computed; the
+    utterances skipped are reported once."""
+    first_time = not corpus.has_splits(frontend, n_filters)
+    sp = with_feature_progress(err, lambda cb: corpus.splits(frontend, n_filters, cb))
+    if first_time:
+        say_skipped(err, sp.problems, "; all are listed in result.json")
+    return sp

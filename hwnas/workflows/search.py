@@ -1,0 +1,248 @@
+"""The search end to end, as `hwnas search` runs it: the target's predictor
+calibrated to this host, the study (``hwnas.search.study``) training on the
+corpus, verification of the Pareto set on the device, test-set scores, and
+the winner exported with its model card.
+
+What a caller shows is its own business: it passes ``SearchHooks`` (silent
+by default) for messages, progress over measurements, feature computation
+and the trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CER_BUDGET = "40s,2m"
+VERIFIED_KEYS = ("trial", "verdict", "latency_ms", "latency_ci", "predicted_ms", "reason",
+                 "note", "measurements", "flags")
+
+
+@dataclass
+class SearchRequest:
+    """Everything one search needs; ``corpus`` is an opened corpus
+    (``hwnas.training.prepare``), ``rung_unit`` is "cpu_seconds" or "steps"."""
+
+    target: str
+    workspace: Path
+    corpus: Any
+    rungs: tuple[float, ...]
+    rung_unit: str = "cpu_seconds"
+    study: str = "hwnas"
+    storage: str | None = None          # default: <workspace>/runs/search/<study>.db
+    objectives: tuple[str, ...] = ("cer", "latency")
+    max_latency_ms: float | None = None
+    max_params: int | None = None
+    max_size_mb: float | None = None
+    trials: int = 20
+    time_budget_s: float | None = None
+    eta: int = 3
+    sampler: str = "nsga2"
+    seed: int = 0
+    space: Any = None                   # default: the whole space
+    streaming: bool = False
+    verify: bool = True
+    export: bool = True
+    format: str | None = None           # default: the target's
+    out: Path | None = None             # default: <study dir>/export
+    default_budget: bool = False        # ``rungs`` is DEFAULT_CER_BUDGET (said so)
+
+    def check(self) -> None:
+        """Refuse what cannot mean anything, before any work."""
+        if self.format:
+            from hwnas.export import FORMATS
+
+            if self.format not in FORMATS:
+                raise ValueError(f"unknown --format {self.format!r}; one of "
+                                 f"{', '.join(FORMATS)}")
+        for name, v in (("max-latency", self.max_latency_ms), ("max-params", self.max_params),
+                        ("max-size", self.max_size_mb)):
+            if v is not None and not v > 0:
+                raise ValueError(f"--{name} must be > 0, got {v:g}")
+
+
+class SearchHooks:
+    """What the search tells its caller; every method has a silent default."""
+
+    def say(self, text: str) -> None:
+        pass
+
+    def measure(self, run: Any) -> None:
+        """Drive a ``ProfileRun`` (e.g. under a progress bar)."""
+        run.drive(None)
+
+    def splits(self, corpus: Any, frontend: str, n_filters: int) -> Any:
+        """``corpus.splits`` (e.g. with progress while features are computed)."""
+        return corpus.splits(frontend, n_filters)
+
+    @contextlib.contextmanager
+    def searching(self, total: int) -> Iterator[None]:
+        """Around the loop over trials (e.g. a progress bar)."""
+        yield
+
+    def on_rung(self, number: int, cand: Any, rung: int) -> None:
+        pass
+
+    def on_trial(self, trial: Any) -> None:
+        pass
+
+
+@dataclass
+class SearchOutcome:
+    summary: dict[str, Any]
+    export_error: str | None = None
+    study: Any = field(default=None, repr=False)
+
+
+def explain_missing_predictor(target: str, ws: Path, spec: Any) -> None:
+    """Without a predictor: one line that names what would make the target work."""
+    from hwnas.predict.latency import find_predictor
+
+    try:
+        find_predictor(target, ws)
+    except ValueError:
+        adapter = spec.make()
+        try:
+            why = adapter.check()
+        finally:
+            adapter.close()
+        if why is None:
+            raise
+        raise ValueError(f"{target} has no latency predictor and cannot be measured here "
+                         f"({why}); to search for it, attach it and then measure it "
+                         f"(`hwnas profile --device {target} --n 1000` and `hwnas predictor "
+                         f"train --device {target}`, or 20 measurements: `hwnas predictor "
+                         f"adapt --from cpu --device {target}`), or copy a trained "
+                         f"predictors/{target}/ folder into the workspace") from None
+
+
+def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
+    """Run (or resume) the search of ``req`` and deliver its answer."""
+    import torch
+
+    from hwnas.adapters.devicefile import load_device
+    from hwnas.search.storage import open_storage, study_paths, trial_dir
+    from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
+    from hwnas.space import default_space
+    from hwnas.training.trainer import rung_runner, save_run
+    from hwnas.workflows.target import target_predictor
+
+    hooks = hooks or SearchHooks()
+    torch.set_num_threads(1)
+    req.check()
+    ws = Path(req.workspace)
+    spec = load_device(req.target, ws)
+    db, study_dir = study_paths(ws, req.study)
+    storage = req.storage
+    if storage is None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{db.resolve()}"
+    space = req.space or default_space()
+    if req.streaming:
+        space = space.with_choices({"streaming": [True]})
+    steps = req.rung_unit == "steps"
+    cfg = SearchConfig(target=req.target, objectives=tuple(req.objectives),
+                       max_latency_ms=req.max_latency_ms, max_params=req.max_params,
+                       max_size_mb=req.max_size_mb, trials=req.trials,
+                       time_budget_s=req.time_budget_s, rungs=req.rungs,
+                       rung_unit="steps" if steps else "CPU s", eta=req.eta,
+                       sampler=req.sampler, seed=req.seed, study=req.study, storage=storage,
+                       space=space, corpus=req.corpus.description)
+    # before any work: a target without a predictor, a bad storage URL or database
+    explain_missing_predictor(req.target, ws, spec)
+    open_storage(storage)
+
+    # on a host CPU the predictor is calibrated to this host (reference time, spot
+    # check, adaptation where the ratios differ); its measurements go to a
+    # host-specific profile, never into another host's
+    tl = target_predictor(req.target, ws, spec, measure=hooks.measure, say=hooks.say)
+    if req.default_budget:
+        hooks.say(f"training per trial: {' then '.join(f'{b:g} s' for b in req.rungs)} of "
+                  f"CPU time by rung (the default, --cer-budget {DEFAULT_CER_BUDGET}; change "
+                  "it with --cer-budget or --cer-steps)")
+    hooks.say("corpus and features (built and cached on first use) ...")
+    req.corpus.prepare()
+    tok = req.corpus.tokenizer
+    runners: dict[tuple[str, int], Any] = {}
+
+    def runner(arch: Any, budget: float, state: Any) -> tuple[float, Any]:
+        key = (arch.frontend, arch.n_filters)
+        if key not in runners:
+            sp = hooks.splits(req.corpus, *key)
+            runners[key] = rung_runner(sp.train, sp.dev, tok, seed=req.seed, unit=req.rung_unit,
+                                       eval_every=10**9)
+        return runners[key](arch, budget, state)
+
+    def on_rung(number: int, cand: Any, rung: int) -> None:
+        save_run(trial_dir(study_dir, number, cand.arch.id), cand.state["result"], tok,
+                 {"trial": number, "rungs": cand.rungs, "corpus": req.corpus.description})
+        hooks.on_rung(number, cand, rung)
+
+    t0 = time.monotonic()
+    with hooks.searching(cfg.trials):
+        study = run_search(cfg, lambda a: float(tl.ms([a])[0]), runner, on_rung=on_rung,
+                           on_trial=hooks.on_trial)
+    front = pareto(study)
+    dropped: list[dict[str, Any]] = []
+    note = None
+    if not req.verify:
+        note = "not verified on the device (--no-verify): latencies are predicted"
+    elif front:
+        from hwnas.workflows.verify import verify
+
+        hooks.say(f"verifying: measuring the {len(front)} Pareto architectures on "
+                  f"{req.target} ...")
+        front, dropped, note = verify(front, tl.spec, ws, req.max_latency_ms, tl.reference,
+                                      measure=hooks.measure)
+        for r in [*front, *dropped]:
+            study.set_user_attr(f"verified:{r['arch_id']}", {k: r.get(k) for k in VERIFIED_KEYS})
+    if front:
+        from hwnas.workflows.deliver import score_tests
+
+        hooks.say("scoring the Pareto set on the test sets ...")
+        score_tests(front, study_dir, lambda fe, n: hooks.splits(req.corpus, fe, n).tests)
+    best = select_for_target(front)
+    card, export_error = None, None
+    if best and req.export:
+        card, export_error = _deliver(req, best, study, study_dir, storage, tl, hooks)
+    out = {"study": req.study, "target": req.target, "trials": len(study.trials),
+           "predictor": tl.where, "adapted": tl.adapted, "pareto": front, "dropped": dropped,
+           "reference_ms": tl.ref_ms, "spot_check": tl.spot_check,
+           "feasible_as_predicted": sum(1 for t in study.trials
+                                        if t.user_attrs.get("trained")),
+           "min_predicted_ms": min((t.user_attrs["latency_ms"] for t in study.trials
+                                    if "latency_ms" in t.user_attrs), default=None),
+           "selected": best, "export": card and card["folder"],
+           "latency_source": "measured" if front and all(
+               r.get("latency_source") == "measured" for r in front) else "predicted",
+           "note": note, "export_error": export_error,
+           "seconds": round(time.monotonic() - t0, 1)}
+    return SearchOutcome(out, export_error, study)
+
+
+def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Path,
+             storage: str, tl: Any, hooks: SearchHooks) -> tuple[Any, str | None]:
+    """Export the winner with its model card: (card, None) or (None, why not)."""
+    from hwnas.export import ExportError
+    from hwnas.search.storage import trial_dir
+    from hwnas.workflows.deliver import export_selected
+
+    fmt = req.format or tl.predictor.card.get("format") or tl.spec.make().format
+    hooks.say(f"exporting {best['arch_id']} as {fmt} ...")
+    try:
+        return export_selected(best, study_dir, fmt, req.out or study_dir / "export", {
+            "study": req.study, "storage": storage, "target": req.target,
+            "constraints": study.user_attrs.get("constraints"), "predictor": tl.where,
+            "corpus": req.corpus.description,
+            "training": {"unit": req.rung_unit, "rung_budgets": list(req.rungs),
+                         "eta": req.eta, "seed": req.seed}}), None
+    except ExportError as e:  # the study and its trained runs stay; say how to retry
+        run = trial_dir(study_dir, best["run_trial"], best["arch_id"])
+        return None, (f"export of {best['arch_id']} as {fmt} failed: {e}; the study and its "
+                      f"trained weights are kept; retry with `hwnas export {run}/arch.json "
+                      f"--weights {run}/weights.pt --format FMT` or rerun this command with "
+                      "--format")
