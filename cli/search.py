@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hwnas import strategies
 from hwnas.workflows.search import DEFAULT_CER_BUDGET
 
 from ._common import (
@@ -251,7 +252,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
     s.add_argument("--budget", metavar="TIME",
                    help="wall-clock limit for this run, e.g. 1h (checked between generations)")
-    s.add_argument("--sampler", default="nsga2", choices=("nsga2", "tpe", "gp", "random"))
+    s.add_argument("--sampler", default="nsga2", choices=strategies.names(),
+                   help="who proposes architectures: " + ", ".join(strategies.names()) +
+                        " (default nsga2; evolution: regularised evolution over mutations "
+                        "and crossovers of the space)")
     s.add_argument("--cer-budget", dest="cer_budget", metavar="RUNGS",
                    help="training per rung, CPU time: 2m, or 1m,3m for two rungs "
                         f"(default {DEFAULT_CER_BUDGET})")

@@ -173,7 +173,23 @@ def test_feature_extractor_frames_and_streaming(frontend):
 
 
 def test_sampled_architectures_build_and_run():
+    """Every output is named, finite and shaped as documented: logits
+    (1, frames out, vocabulary) and each state shaped as the input it feeds."""
+    import math
+
     for arch in default_space().sample_distinct(30, 11):
-        graph = device_graph(build(arch))
+        model = build(arch)
+        graph = device_graph(model)
+        inputs = graph.example_inputs()
         with torch.no_grad():
-            graph(*graph.example_inputs())
+            out = graph(*inputs)
+        assert len(out) == len(graph.outputs), arch.id
+        frames = arch.chunk_frames if arch.streaming else \
+            math.ceil(inputs[0].shape[1] / model.factor)
+        assert tuple(out[0].shape) == (1, frames, arch.vocab_size), arch.id
+        for o, i in graph.feedback.items():
+            assert out[o].shape == inputs[i].shape, (arch.id, graph.outputs[o])
+        if "att_logits" in graph.outputs:
+            att = out[graph.outputs.index("att_logits")]
+            assert tuple(att.shape) == (*inputs[-1].shape[:2], arch.vocab_size), arch.id
+        assert all(torch.isfinite(t).all() for t in out), arch.id

@@ -32,7 +32,6 @@ from hwnas.search.storage import open_storage
 from hwnas.space import ArchConfig, SearchSpace, default_space
 from hwnas.training.halving import Candidate, successive_halving
 
-SAMPLERS = ("nsga2", "tpe", "gp", "random")
 OBJECTIVES = ("cer", "latency", "params")
 UNTRAINED_CER = 1.0  # infeasible trials are not trained
 METRIC_NAMES = {"cer": "dev CER", "latency": "latency ms (predicted)", "params": "parameters"}
@@ -67,8 +66,11 @@ class SearchConfig:
         bad = [o for o in self.objectives if o not in OBJECTIVES]
         if bad or not self.objectives:
             raise ValueError(f"unknown objective(s) {bad}; choose from {', '.join(OBJECTIVES)}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; one of {', '.join(SAMPLERS)}")
+        from hwnas import strategies
+
+        if self.sampler not in strategies.names():
+            raise ValueError(f"unknown sampler {self.sampler!r}; one of "
+                             f"{', '.join(strategies.names())}")
         if self.trials < 1:
             raise ValueError("--trials must be >= 1")
         if not self.rungs or any(b <= a for a, b in zip(self.rungs, self.rungs[1:])) \
@@ -89,26 +91,21 @@ class SearchConfig:
         return self.generation or self.population
 
 
-def _sampler(cfg: SearchConfig) -> Any:
-    """Constraints reach the samplers through ``trial.set_constraint`` (Optuna 5)."""
-    import optuna
+def make_strategy(cfg: SearchConfig) -> Any:
+    from hwnas import strategies
 
-    if cfg.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=cfg.population)
-    if cfg.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=cfg.seed)
-    if cfg.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=cfg.seed)
-    return optuna.samplers.RandomSampler(seed=cfg.seed)
+    return strategies.make(cfg.sampler, cfg.space, seed=cfg.seed, objectives=cfg.objectives,
+                           population=cfg.population)
 
 
-def open_study(cfg: SearchConfig) -> Any:
+def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=cfg.study, storage=open_storage(cfg.storage),
                                 directions=["minimize"] * len(cfg.objectives),
-                                sampler=_sampler(cfg), load_if_exists=True)
+                                sampler=sampler or make_strategy(cfg).sampler(),
+                                load_if_exists=True)
     attrs = study.user_attrs
     if attrs.get("target", cfg.target) != cfg.target:
         raise ValueError(f"study {cfg.study!r} searched for {attrs['target']}, "
@@ -155,83 +152,127 @@ def _complete(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
+def _waiting(study: Any) -> int:
+    import optuna
+
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+
+
+def _ask(study: Any, cfg: SearchConfig, strategy: Any, k: int) -> list[tuple[Any, ArchConfig]]:
+    """``k`` (trial, architecture) pairs: first the architectures a killed
+    run left (requeued), then the strategy's proposals."""
+    out = []
+    while len(out) < k and _waiting(study):
+        trial = study.ask()
+        out.append((trial, cfg.space.suggest(trial)))
+    for arch in strategy.ask(k - len(out)):
+        trial = strategy.trial_for(study, arch)
+        got = cfg.space.suggest(trial)
+        if got.id != arch.id:   # params_of and suggest disagree: a bug, never a silent swap
+            raise RuntimeError(f"trial {trial.number} evaluates {got.id}, not the proposed "
+                               f"{arch.id}")
+        out.append((trial, got))
+    return out
+
+
+def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
+               predict_latency: Callable[[ArchConfig], float]) -> Candidate | None:
+    """Predicted latency, parameters and size as Optuna constraints; the
+    candidate to train when all are met (None: infeasible, not trained)."""
+    from hwnas.predict.features import costs
+
+    c = costs(arch)
+    latency, params, size = float(predict_latency(arch)), int(c["params"]), float(c["weight_mb"])
+    cons = {"latency": latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
+            "params": params - cfg.max_params if cfg.max_params else 0.0,
+            "size": size - cfg.max_size_mb if cfg.max_size_mb else 0.0}
+    for key, v in cons.items():
+        trial.set_constraint(key, v)
+    feasible = all(v <= 0 for v in cons.values())
+    for key, v in (("arch", arch.to_dict()), ("arch_id", arch.id), ("latency_ms", latency),
+                   ("latency_source", "predicted"), ("params", params), ("size_mb", size),
+                   ("constraints", list(cons.values())), ("trained", feasible)):
+        trial.set_user_attr(key, v)
+    return Candidate(arch, latency, tag=trial.number) if feasible else None
+
+
+def _dedup(study: Any, cands: list[Candidate | None]
+           ) -> tuple[dict[str, Candidate], dict[int, Any]]:
+    """An architecture the study already trained (or this generation trains)
+    is not trained again: the trial takes over that training (samplers do
+    repeat). Returns (arch id -> the candidate that trains it, index -> the
+    earlier trial or candidate it repeats)."""
+    import optuna
+
+    done = {t.user_attrs["arch_id"]: t for t in study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.user_attrs.get("trained") and t.user_attrs.get("rungs")}
+    first: dict[str, Candidate] = {}
+    repeat_of: dict[int, Any] = {}
+    for i, cand in enumerate(cands):
+        if cand is not None:
+            earlier = done.get(cand.arch.id) or first.get(cand.arch.id)
+            if earlier is None:
+                first[cand.arch.id] = cand
+            else:
+                repeat_of[i] = earlier
+    return first, repeat_of
+
+
+def _tell(study: Any, cfg: SearchConfig, trial: Any, cand: Candidate | None,
+          src: Any) -> tuple[Any, dict[str, float]]:
+    """Record a trial's CER (its own training, or the one it repeats) and
+    finish it; returns (frozen trial, objective values)."""
+    cer = UNTRAINED_CER
+    if cand is not None:
+        if isinstance(src, Candidate):
+            cand.rungs, cand.stopped_at = src.rungs, src.stopped_at
+            trial.set_user_attr("run_trial", src.tag)
+        elif src is not None:
+            cand.rungs = list(src.user_attrs["rungs"])
+            cand.stopped_at = src.user_attrs["stopped_at"]
+            trial.set_user_attr("run_trial", src.user_attrs.get("run_trial", src.number))
+        cer = cand.cer if math.isfinite(cand.cer) else UNTRAINED_CER
+        trial.set_user_attr("rungs", cand.rungs)
+        trial.set_user_attr("stopped_at", cand.stopped_at)
+    trial.set_user_attr("cer", cer)
+    values = {"cer": cer, "latency": trial.user_attrs["latency_ms"],
+              "params": float(trial.user_attrs["params"])}
+    return study.tell(trial, [values[o] for o in cfg.objectives]), values
+
+
 def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float],
                runner: Runner,
                on_rung: Callable[[int, Candidate, int], None] | None = None,
-               on_trial: Callable[[Any], None] | None = None) -> Any:
+               on_trial: Callable[[Any], None] | None = None,
+               strategy: Any = None) -> Any:
     """Run (or continue) the study until it holds ``cfg.trials`` finished trials
     or ``cfg.time_budget_s`` has passed (checked between generations).
     ``on_rung(trial_number, candidate, rung)`` sees each trained rung while
-    the candidate's training state is alive (e.g. to save its weights)."""
+    the candidate's training state is alive (e.g. to save its weights).
+    ``strategy`` proposes (default: ``cfg.sampler`` from the registry); each
+    generation is ask, constraints, dedup, halving, tell."""
     import optuna
 
-    from hwnas.predict.features import costs
-
-    study = open_study(cfg)
+    strategy = strategy or make_strategy(cfg)
+    study = open_study(cfg, strategy.sampler())
     _requeue_orphans(study)
+    strategy.bind(study)
+    strategy.resume(study.get_trials(deepcopy=False,
+                                     states=(optuna.trial.TrialState.COMPLETE,)))
     t0 = time.monotonic()
     while _complete(study) < cfg.trials:
         if cfg.time_budget_s is not None and time.monotonic() - t0 >= cfg.time_budget_s:
             break
-        k = min(cfg.batch, cfg.trials - _complete(study))
-        trials, cands = [], []
-        for _ in range(k):
-            trial = study.ask()
-            arch = cfg.space.suggest(trial)
-            c = costs(arch)
-            latency, params, size = float(predict_latency(arch)), int(c["params"]), \
-                float(c["weight_mb"])
-            cons = {"latency": latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
-                    "params": params - cfg.max_params if cfg.max_params else 0.0,
-                    "size": size - cfg.max_size_mb if cfg.max_size_mb else 0.0}
-            for key, v in cons.items():
-                trial.set_constraint(key, v)
-            feasible = all(v <= 0 for v in cons.values())
-            trial.set_user_attr("arch", arch.to_dict())
-            trial.set_user_attr("arch_id", arch.id)
-            trial.set_user_attr("latency_ms", latency)
-            trial.set_user_attr("latency_source", "predicted")
-            trial.set_user_attr("params", params)
-            trial.set_user_attr("size_mb", size)
-            trial.set_user_attr("constraints", list(cons.values()))
-            trial.set_user_attr("trained", feasible)
-            trials.append(trial)
-            cands.append(Candidate(arch, latency, tag=trial.number) if feasible else None)
-        # an architecture the study already trained (or this generation trains) is
-        # not trained again: the trial takes over that training (samplers do repeat)
-        done = {t.user_attrs["arch_id"]: t for t in study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.user_attrs.get("trained") and t.user_attrs.get("rungs")}
-        first: dict[str, Candidate] = {}      # arch id -> the candidate that trains it
-        repeat_of: dict[int, Any] = {}        # index -> an earlier trial or candidate
-        for i, cand in enumerate(cands):
-            if cand is not None:
-                earlier = done.get(cand.arch.id) or first.get(cand.arch.id)
-                if earlier is None:
-                    first[cand.arch.id] = cand
-                else:
-                    repeat_of[i] = earlier
+        asked = _ask(study, cfg, strategy, min(cfg.batch, cfg.trials - _complete(study)))
+        cands = [_constrain(cfg, trial, arch, predict_latency) for trial, arch in asked]
+        first, repeat_of = _dedup(study, cands)
         if first:
             successive_halving(list(first.values()), runner, cfg.rungs, cfg.eta,
                                on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None)
-        for i, (trial, cand) in enumerate(zip(trials, cands)):
-            cer = UNTRAINED_CER
-            if cand is not None:
-                src = repeat_of.get(i)
-                if isinstance(src, Candidate):
-                    cand.rungs, cand.stopped_at = src.rungs, src.stopped_at
-                    trial.set_user_attr("run_trial", src.tag)
-                elif src is not None:
-                    cand.rungs = list(src.user_attrs["rungs"])
-                    cand.stopped_at = src.user_attrs["stopped_at"]
-                    trial.set_user_attr("run_trial", src.user_attrs.get("run_trial", src.number))
-                cer = cand.cer if math.isfinite(cand.cer) else UNTRAINED_CER
-                trial.set_user_attr("rungs", cand.rungs)
-                trial.set_user_attr("stopped_at", cand.stopped_at)
-            trial.set_user_attr("cer", cer)
-            values = {"cer": cer, "latency": trial.user_attrs["latency_ms"],
-                      "params": float(trial.user_attrs["params"])}
-            frozen = study.tell(trial, [values[o] for o in cfg.objectives])
+        for i, ((trial, arch), cand) in enumerate(zip(asked, cands)):
+            frozen, values = _tell(study, cfg, trial, cand, repeat_of.get(i))
+            strategy.tell(arch, values, cand is not None)
             if on_trial:
                 on_trial(frozen)
     return study

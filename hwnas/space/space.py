@@ -315,6 +315,24 @@ class SearchSpace:
             ctx[d.name] = trial.suggest_categorical(name, list(opts))
         return ArchConfig(**ctx, vocab_size=vocab_size)
 
+    def params_of(self, arch: ArchConfig) -> dict[str, Any]:
+        """The inverse of ``suggest``: the Optuna parameter names and values
+        that make ``suggest`` return ``arch`` (a fixed-parameter trial)."""
+        ctx: dict[str, Any] = {}
+        params: dict[str, Any] = {}
+        for d in self.decisions:
+            if not d.applies(ctx):
+                ctx[d.name] = None
+                continue
+            opts = d.options(ctx)
+            value = getattr(arch, d.name)
+            if value not in opts:
+                raise ValueError(f"{arch.id}: {d.name} = {value!r} is not one of the space's "
+                                 f"choices here ({', '.join(map(str, opts))})")
+            name = d.name if opts == d.choices else f"{d.name}[{','.join(map(str, opts))}]"
+            params[name] = ctx[d.name] = value
+        return params
+
     # --- features ----------------------------------------------------------------
     def feature_names(self) -> list[str]:
         names: list[str] = []

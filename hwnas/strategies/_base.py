@@ -1,0 +1,68 @@
+"""What a search strategy is: it proposes architectures and learns from results.
+
+The loop (``hwnas.search.study.run_search``) owns the Optuna study. A
+strategy's proposals enter it as fixed-parameter trials
+(``SearchSpace.params_of``), so storage, the dashboard, resume and the report
+do not care who proposed a trial. A strategy keeps no state that the study
+does not hold: on resume, ``resume`` replays the study's finished trials
+through ``tell``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from hwnas.space import ArchConfig, SearchSpace
+
+
+class Strategy(ABC):
+    """``ask(n)`` proposes, ``tell(arch, values, feasible)`` learns."""
+
+    #: what ``hwnas search --sampler`` calls it (the registry's key)
+    name = ""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, objectives: Sequence[str] = ("cer",),
+                 population: int = 8) -> None:
+        self.space, self.seed, self.objectives = space, seed, tuple(objectives)
+        self.population = population
+
+    @abstractmethod
+    def ask(self, n: int) -> list[ArchConfig]:
+        """``n`` architectures to evaluate next (repeats are allowed: the loop
+        does not train an architecture twice)."""
+
+    def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool  # noqa: B027
+             ) -> None:
+        """The result of a proposal: objective values by name (``cer``,
+        ``latency``, ``params``), and whether it met the constraints."""
+
+    # -- how proposals meet the study ----------------------------------------------
+    def sampler(self) -> Any:
+        """The Optuna sampler the study is opened with. Fixed-parameter trials
+        never consult it; it only names a deterministic default."""
+        import optuna
+
+        return optuna.samplers.RandomSampler(seed=self.seed)
+
+    def bind(self, study: Any) -> None:
+        """The study this strategy proposes into (before the first ``ask``)."""
+        self.study = study
+
+    def trial_for(self, study: Any, arch: ArchConfig) -> Any:
+        """A study trial that evaluates ``arch``: a fixed-parameter trial."""
+        study.enqueue_trial(self.space.params_of(arch), skip_if_exists=False)
+        return study.ask()
+
+    def resume(self, trials: Sequence[Any]) -> None:
+        """Rebuild the state from the study's finished trials (number order)."""
+        for t in sorted(trials, key=lambda t: t.number):
+            a = t.user_attrs
+            if "arch" not in a or t.values is None:
+                continue
+            values = {"cer": a.get("cer", math.nan), "latency": a.get("latency_ms", math.nan),
+                      "params": float(a.get("params", math.nan))}
+            self.tell(ArchConfig.from_dict(a["arch"]), values,
+                      all(c <= 0 for c in a.get("constraints", [0.0])))
