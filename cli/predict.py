@@ -52,7 +52,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         chunk = a.chunk_ms if a.streaming else None
         audio = chunk or 4800
         results.append({"arch_id": a.id, "encoder": a.encoder, "decoder": a.decoder,
-                        "graph": "chunk" if a.streaming else "utterance",
+                        "graph": a.graph,
                         "predicted_p50_ms": float(p), "predicted_rtf": float(p) / audio,
                         "predicted_ratio": float(ratio[i]) if ratio is not None else None,
                         "extrapolated": not space.contains(a),

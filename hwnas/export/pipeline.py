@@ -28,6 +28,7 @@ from hwnas.export.onnx import export_onnx
 from hwnas.export.tflite import TFLiteRunner, convert_tflite
 from hwnas.models import build, device_graph
 from hwnas.models.graphs import ChunkGraph, UtteranceGraph
+from hwnas.paths import write_atomic
 from hwnas.space import ArchConfig
 
 FLOAT_TOLERANCE = 1e-4     # max |diff| vs PyTorch for fp32 formats
@@ -56,12 +57,6 @@ class Artifact:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _graph(arch: ArchConfig, weights: Path | None, seed: int) -> ChunkGraph | UtteranceGraph:
@@ -155,7 +150,7 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
     work = Path(out_dir) / arch.id
     try:
         work.mkdir(parents=True, exist_ok=True)
-        _write_atomic(work / "arch.json", arch.to_json(indent=2) + "\n")
+        write_atomic(work / "arch.json", arch.to_json(indent=2) + "\n")
     except OSError as e:
         raise ExportError(f"cannot write to {out_dir}: {e.strerror or e}") from None
     t0 = time.perf_counter()
@@ -177,7 +172,7 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
         path = convert_tflite(onnx_path, work, tfl, calib)
         for stamp in stamps:
             if stamp.parent.is_dir() and not stamp.is_file():
-                _write_atomic(stamp, digest)
+                write_atomic(stamp, digest)
         if fmt == "edgetpu":
             path, rep = compile_edgetpu(path, work)
             report = rep.to_dict()
@@ -201,9 +196,9 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
     if fmt == "edgetpu":
         notes.append("not run here: executing it needs an Edge TPU")
     art = Artifact(arch_id=arch.id, format=fmt, path=str(path), size_bytes=path.stat().st_size,
-                   graph="chunk" if arch.streaming else "utterance",
+                   graph=arch.graph,
                    inputs=[{"name": s.name, "shape": list(s.shape)} for s in graph.inputs],
                    outputs=list(graph.outputs), seconds=round(seconds, 3), parity=parity,
                    edgetpu=report, notes=notes)
-    _write_atomic(work / f"{path.name}.json", json.dumps(art.to_dict(), indent=2) + "\n")
+    write_atomic(work / f"{path.name}.json", json.dumps(art.to_dict(), indent=2) + "\n")
     return art

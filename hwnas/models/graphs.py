@@ -23,9 +23,7 @@ from torch import nn
 
 from hwnas.models.decoders import RNNTDecoder
 from hwnas.models.model import SpeechModel
-
-UTTERANCE_FRAMES = 480   # 4.8 s at 10 ms; divisible by every subsampling factor
-DECODE_TOKENS = 32
+from hwnas.space.arch import DECODE_TOKENS, UTTERANCE_FRAMES  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

@@ -68,4 +68,4 @@ def model_stats(arch: ArchConfig) -> ModelStats:
         unused = sum(p.numel() for p in model.decoder.parameters())
     return ModelStats(params=total, graph_params=total - unused,
                       flops=count_flops(graph, graph.example_inputs()),
-                      graph="chunk" if arch.streaming else "utterance")
+                      graph=arch.graph)

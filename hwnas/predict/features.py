@@ -19,21 +19,20 @@ activation and operator counts instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
 from hwnas.space import ArchConfig, default_space
+from hwnas.space.arch import DECODE_TOKENS, UTTERANCE_FRAMES
 from hwnas.space.decisions import SUBSAMPLING_FACTOR
+from hwnas.space.space import columns
 
 #: Bump when a feature is added, removed or computed differently: a predictor
 #: refuses features of another schema.
 SCHEMA_VERSION = 1
 
 N_BINS = 201               # log-power bins of the learnable front-end (frontend.N_BINS)
-UTTERANCE_FRAMES = 480     # models.graphs.UTTERANCE_FRAMES
-DECODE_TOKENS = 32         # models.graphs.DECODE_TOKENS
 POS_CONV_KERNEL = 15       # transformer position convolution
 CONTEXTNET_CONVS = 3       # depthwise-separable convs per ContextNet block
 SE_REDUCTION = 8
@@ -49,48 +48,8 @@ ANALYTIC = ([f"flops_{k}" for k in KINDS] + [f"params_{k}" for k in KINDS] +
              "input_elems", "output_elems", "act_elems", "score_elems", "ops",
              "weight_mb", "flops_per_param", "flops_per_op", "lstm_steps"])
 
-_FIELDS = ("frontend", "n_filters", "subsampling", "encoder", "streaming", "num_layers",
-           "d_model", "decoder", "attention", "heads", "local_window", "ffn_ratio",
-           "conv_kernel", "causal_conv", "decoder_layers", "decoder_dim", "chunk_ms", "left_chunks",
-           "lookahead", "vocab_size")
-
-
 def feature_names() -> list[str]:
     return default_space().feature_names() + ANALYTIC
-
-
-_STRINGS = ("frontend", "subsampling", "encoder", "decoder", "attention")
-
-
-def _columns(archs: Sequence[ArchConfig]) -> dict[str, np.ndarray]:
-    """Field -> array over architectures; ``None`` becomes 0 (or "") and
-    ``FIELD:set`` says where the field applies."""
-    # one C call per architecture, then NumPy's own loops over object arrays
-    table = np.array(list(map(attrgetter(*_FIELDS), archs)), dtype=object)
-    cols: dict[str, np.ndarray] = {}
-    for j, f in enumerate(_FIELDS):
-        col = table[:, j]
-        is_set = col != None  # noqa: E711 -- element-wise on an object array
-        cols[f] = np.where(is_set, col, "" if f in _STRINGS else 0)
-        if f not in _STRINGS:
-            cols[f] = cols[f].astype(np.float64)
-        cols[f + ":set"] = is_set.astype(bool)
-    return cols
-
-
-def _one_hot(cols: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The space's ``encode`` for many architectures at once (same layout), as columns."""
-    from hwnas.space.space import default_decisions_by_name
-
-    parts = []
-    for d in default_space().decisions:
-        v, applies = cols[d.name], cols[d.name + ":set"]
-        if d.numeric:
-            parts += [v, applies]
-            continue
-        for c in default_decisions_by_name()[d.name].choices:
-            parts.append(applies & (v == (float(c) if isinstance(c, bool) else c)))
-    return parts
 
 
 def analytic(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -272,9 +231,9 @@ def feature_matrix(archs: Sequence[ArchConfig]) -> np.ndarray:
     """(N, len(feature_names())) float64 features of ``archs``."""
     if not archs:
         return np.zeros((0, len(feature_names())))
-    cols = _columns(archs)
+    cols = columns(archs)
     a = analytic(cols)
-    parts = _one_hot(cols) + [a[n] for n in ANALYTIC]
+    parts = [*default_space().encode_many(archs, cols).T, *(a[n] for n in ANALYTIC)]
     # filled feature by feature (contiguous rows), returned as an (N, F) view
     out = np.empty((len(parts), len(archs)))
     for i, p in enumerate(parts):
@@ -284,5 +243,5 @@ def feature_matrix(archs: Sequence[ArchConfig]) -> np.ndarray:
 
 def costs(arch: ArchConfig) -> dict[str, Any]:
     """The analytic cost model of one architecture, as plain numbers."""
-    a = analytic(_columns([arch]))
+    a = analytic(columns([arch]))
     return {k: float(v[0]) for k, v in a.items()}

@@ -50,7 +50,7 @@ def _torch_artifact(arch: ArchConfig, out_dir: Path) -> TorchArtifact:
     graph = device_graph(model)
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     return TorchArtifact(arch.id, "torch", str(path), size,
-                         "chunk" if arch.streaming else "utterance",
+                         arch.graph,
                          [{"name": s.name, "shape": list(s.shape)} for s in graph.inputs],
                          list(graph.outputs))
 
@@ -94,7 +94,7 @@ def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
         "key": row_key(arch.id, fmt, repeat), "arch_id": arch.id, "format": fmt,
         "arch": arch.to_dict(),
         "encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming,
-        "graph": "chunk" if arch.streaming else "utterance", "params": st.graph_params,
+        "graph": arch.graph, "params": st.graph_params,
         "flops": st.flops, "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
     }
     t0 = time.perf_counter()

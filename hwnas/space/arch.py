@@ -9,6 +9,13 @@ from typing import Any
 
 from hwnas.space.decisions import FRAME_SHIFT_MS, SUBSAMPLING_FACTOR
 
+#: the device graph of a full-context architecture runs one utterance of this
+#: many 10 ms frames (4.8 s; divisible by every subsampling factor) ...
+UTTERANCE_FRAMES = 480
+#: ... and, with an attention decoder, one teacher-forced pass over this many
+#: tokens (the cost of rescoring one hypothesis)
+DECODE_TOKENS = 32
+
 
 @dataclass(frozen=True)
 class ArchConfig:
@@ -58,6 +65,11 @@ class ArchConfig:
     def chunk_frames(self) -> int | None:
         """Encoder frames per chunk (streaming only)."""
         return None if not self.streaming else self.chunk_ms // self.frame_ms
+
+    @property
+    def graph(self) -> str:
+        """The device graph it runs: "chunk" (streaming) or "utterance"."""
+        return "chunk" if self.streaming else "utterance"
 
     @property
     def uses_conv_causally(self) -> bool:

@@ -347,15 +347,25 @@ class SearchSpace:
         """Feature vector: numeric decisions as value plus an 'applies' flag,
         categorical ones one-hot over every category the code knows (so
         vectors from different spaces line up)."""
-        vec: list[float] = []
+        return self.encode_many([arch])[0].tolist()
+
+    def encode_many(self, archs: Sequence[ArchConfig], cols: dict[str, Any] | None = None
+                    ) -> Any:
+        """``encode`` of many architectures as one (n, features) float array;
+        ``cols`` are their ``columns`` where the caller has them already."""
+        import numpy as np
+
+        cols = cols if cols is not None else columns(archs)
+        parts = []
         for d in self.decisions:
-            v = getattr(arch, d.name)
+            v, applies = cols[d.name], cols[d.name + ":set"]
             if d.numeric:
-                vec += [float(v or 0), float(v is not None)]
-            else:
-                vec += [float(v == c and v is not None)
-                        for c in default_decisions_by_name()[d.name].choices]
-        return vec
+                parts += [v, applies]
+                continue
+            for c in default_decisions_by_name()[d.name].choices:
+                parts.append(applies & (v == (float(c) if isinstance(c, bool) else c)))
+        return np.column_stack(parts).astype(np.float64) if parts else \
+            np.zeros((len(archs), 0))
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": d.name, "choices": list(d.choices), "help": d.help,
@@ -372,3 +382,29 @@ def default_space() -> SearchSpace:
     return SearchSpace()
 
 
+_STRINGS = ("frontend", "subsampling", "encoder", "decoder", "attention")
+
+
+def columns(archs: Sequence[ArchConfig]) -> dict[str, Any]:
+    """Field -> NumPy array over architectures (every ArchConfig field);
+    ``None`` becomes 0 (or "") and ``FIELD:set`` says where the field applies."""
+    from dataclasses import fields
+    from operator import attrgetter
+
+    import numpy as np
+
+    from hwnas.space.arch import ArchConfig
+
+    names = [f.name for f in fields(ArchConfig)]
+    # one C call per architecture, then NumPy's own loops over object arrays
+    table = np.array(list(map(attrgetter(*names), archs)), dtype=object).reshape(
+        len(archs), len(names))
+    cols: dict[str, Any] = {}
+    for j, f in enumerate(names):
+        col = table[:, j]
+        is_set = col != None  # noqa: E711 -- element-wise on an object array
+        cols[f] = np.where(is_set, col, "" if f in _STRINGS else 0)
+        if f not in _STRINGS:
+            cols[f] = cols[f].astype(np.float64)
+        cols[f + ":set"] = is_set.astype(bool)
+    return cols
