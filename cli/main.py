@@ -8,6 +8,7 @@ stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import hwnas
@@ -54,7 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _NoteHandler(logging.Handler):
+    """The library's warnings as one ``hwnas: note:`` line each, written to the
+    stderr of the moment (a progress bar may have redirected it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"hwnas: note: {record.getMessage()}", file=sys.stderr)
+
+
+def _notes_to_stderr() -> None:
+    log = logging.getLogger("hwnas")
+    if not any(isinstance(h, _NoteHandler) for h in log.handlers):
+        log.addHandler(_NoteHandler(logging.WARNING))
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    _notes_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -38,7 +38,7 @@ the corpus instead). Results, weights, tokenizer and feature statistics go to
 A run saves a snapshot there every CPU-minute, on Ctrl-C and at the end:
 the same command continues a stopped run (with --steps, to the same weights
 as an uninterrupted one), and a larger budget continues a finished one.
---restart starts over.
+--restart starts over, keeping the earlier run in <run>/set-aside/.
 """
 
 
@@ -46,19 +46,31 @@ def _resume(args: argparse.Namespace, out_dir: Any, arch: Any, cfg: Any, tok: An
             meta: dict, err: Any) -> dict | None:
     """The state in ``cfg.snapshot`` to continue from (None: a fresh start)."""
     from hwnas.paths import write_atomic
-    from hwnas.training.trainer import load_snapshot
+    from hwnas.training.trainer import load_snapshot, set_aside_run
 
     snap = cfg.snapshot
     data = json.dumps({k: v for k, v in meta.items() if k != "problems"}, sort_keys=True)
     stamp = out_dir / "checkpoint.json"
     if snap.is_file() and not args.restart:
-        if not stamp.is_file() or stamp.read_text() != data:
-            raise ValueError(f"{out_dir} holds a run on other data; --restart replaces it")
-        state = load_snapshot(snap, arch, cfg, tok.vocab_size)
+        try:
+            recorded = stamp.read_text()
+        except (OSError, UnicodeDecodeError):
+            raise ValueError(f"{stamp} (the data this run trains on) is missing or unreadable; "
+                             "--restart sets that run aside and starts over") from None
+        if recorded != data:
+            raise ValueError(f"{out_dir} holds a run on other data; --restart sets that run "
+                             "aside and starts over")
+        try:
+            state = load_snapshot(snap, arch, cfg, tok.vocab_size)
+        except ValueError as e:
+            raise ValueError(f"{e}; --restart sets the run aside and starts over") from None
         if not args.json:
             err.print(f"continuing the run in {out_dir} from step {state['step']} "
                       f"({state['cpu']:.0f} CPU s); --restart starts over", highlight=False)
         return state
+    kept = set_aside_run(out_dir)  # a fresh start never overwrites a trained run
+    if kept is not None:
+        err.print(f"the earlier run in {out_dir} is kept in {kept}", highlight=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(stamp, data)
     return None

@@ -27,6 +27,23 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def set_aside(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder`` under a UTC time stamp, never over another
+    file: how recovery keeps what it cannot use (nothing measured or trained is
+    deleted). Returns where it went."""
+    import datetime as _dt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    dest, n = folder / f"{stamp}-{Path(path).name}", 1
+    while dest.exists():
+        n += 1
+        dest = folder / f"{stamp}-{n}-{Path(path).name}"
+    Path(path).replace(dest)
+    return dest
+
+
 def shipped_dir(kind: str) -> Path:
     if kind not in DATA_KINDS:
         raise ValueError(f"unknown data kind {kind!r}")

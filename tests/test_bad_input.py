@@ -30,6 +30,52 @@ def _torch_file(path: Path, obj) -> None:
     torch.save(obj, path)
 
 
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+    con.execute("INSERT INTO customers VALUES (1, 'ada')")
+    con.commit()
+    con.close()
+
+
+def _norm(path: Path) -> None:
+    import numpy as np
+
+    np.savez(path, mean=np.zeros(80, dtype=np.float32), std=np.ones(80, dtype=np.float32))
+
+
+def _run_arch():
+    from hwnas.data.tokens import CharTokenizer
+    from hwnas.space import ArchConfig
+
+    tok = CharTokenizer.for_languages(["en"])
+    return ArchConfig.from_dict(ARCH).replace(vocab_size=tok.vocab_size), tok
+
+
+def _weights(path: Path) -> None:
+    from hwnas.models import build
+
+    _torch_file(path, build(_run_arch()[0]).state_dict())
+
+
+# a complete run folder as `hwnas train` leaves it, less what each case breaks
+RUN = {"run/result.json": lambda p: p.write_text(json.dumps(
+           {"arch": _run_arch()[0].to_dict(), "corpus": {"kind": "builtin"}})),
+       "run/weights.pt": _weights,
+       "run/tokenizer.json": lambda p: p.write_text(_run_arch()[1].to_json()),
+       "run/feature_norm.npz": _norm}
+
+
+def test_the_run_folder_the_cases_break_is_complete(tmp_path):
+    from hwnas.training.trainer import load_run
+
+    _write(tmp_path, RUN)
+    model, arch, tok, norm = load_run(tmp_path / "run")
+    assert arch.to_dict() == _run_arch()[0].to_dict() and norm[0].shape == (80,)
+
+
 # name -> (files to write: {relative path: text | bytes | callable(path)}, argv, needle)
 CASES: dict[str, tuple[dict, list[str], str]] = {
     # --- the space -------------------------------------------------------------------------
@@ -146,6 +192,23 @@ CASES: dict[str, tuple[dict, list[str], str]] = {
     "search truncated study database": ({"runs/search/t.db": b"SQLite format 3\x00\x10"},
                                         ["search", "--target", "cpu", "--study", "t"],
                                         "cannot open it"),
+    "search foreign SQLite database": ({"theirs.db": _foreign_sqlite},
+                                       ["search", "--target", "cpu", "--storage",
+                                        "sqlite:///theirs.db"], "database of something else"),
+    "report foreign SQLite database": ({"theirs.db": _foreign_sqlite},
+                                       ["report", "x", "--storage", "sqlite:///theirs.db"],
+                                       "database of something else"),
+    "score garbage result.json": ({**RUN, "run/result.json": b"\x00\xff garbage"},
+                                  ["score", "run"], "(result.json:"),
+    "score result.json of the wrong type": ({**RUN, "run/result.json": "[1, 2]"},
+                                            ["score", "run"], "(result.json:"),
+    "score garbage weights": ({**RUN, "run/weights.pt": b"\x00\xff garbage"},
+                              ["score", "run"], "(weights.pt:"),
+    "score weights of another model": ({**RUN, "run/weights.pt": lambda p: _torch_file(
+        p, {"encoder.w": __import__("torch").zeros(2)})}, ["score", "run"], "(weights.pt:"),
+    "score missing feature statistics": ({k: v for k, v in RUN.items()
+                                          if k != "run/feature_norm.npz"},
+                                         ["score", "run"], "(feature_norm.npz:"),
     "search trials 0": ({}, ["search", "--target", "cpu", "--trials", "0", "--no-verify"],
                         "--trials must be >= 1"),
     "search bad objective": ({}, ["search", "--target", "cpu", "--objectives", "cer,speed"],

@@ -14,6 +14,8 @@ import pytest
 from hwnas.profiling import store as store_mod
 from hwnas.profiling.store import ProfileStore
 
+from .helpers import garbage, stored
+
 
 def row(i: int, status: str = "ok", date: str | None = None) -> dict:
     return {"key": f"a{i:04d}:onnx", "arch_id": f"a{i:04d}", "format": "onnx",
@@ -93,6 +95,8 @@ CHILD = r"""
 import sys
 from pathlib import Path
 from hwnas.profiling.store import ProfileStore
+
+from .helpers import garbage, stored
 import hwnas.profiling.store as m
 m.COMPACT_EVERY = 3
 s = ProfileStore(Path(sys.argv[1]), "d", create=True)
@@ -126,12 +130,6 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
 
 # -- corrupted state: every measured row stays readable or is set aside; nothing deleted
 
-def _stored(folder):
-    """name -> bytes of every file under the folder (set-aside included)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in folder.rglob("*") if p.is_file()}
-
-
 def _filled(folder, n_shards=2, journal_rows=2):
     s = ProfileStore(folder, "d", create=True)
     i = 0
@@ -147,14 +145,10 @@ def _filled(folder, n_shards=2, journal_rows=2):
     return i
 
 
-def _garbage(p):
-    p.write_bytes(b"\x00\xffnot parquet or json\x13" * 7)
-
-
 CORRUPTIONS = {
     "manifest missing": lambda f: (f / "manifest.json").unlink(),
     "manifest empty": lambda f: (f / "manifest.json").write_text(""),
-    "manifest garbage": lambda f: _garbage(f / "manifest.json"),
+    "manifest garbage": lambda f: garbage(f / "manifest.json"),
     "manifest truncated": lambda f: (f / "manifest.json").write_text(
         (f / "manifest.json").read_text()[:40]),
     "manifest is a list": lambda f: (f / "manifest.json").write_text("[1, 2]"),
@@ -168,8 +162,8 @@ CORRUPTIONS = {
         f / "elsewhere.bin"),
     "shard truncated": lambda f: (f / "rows-00002.parquet").write_bytes(
         (f / "rows-00002.parquet").read_bytes()[:50]),
-    "shard garbage": lambda f: _garbage(f / "rows-00002.parquet"),
-    "unknown shard garbage": lambda f: _garbage(f / "rows-00007.parquet"),
+    "shard garbage": lambda f: garbage(f / "rows-00002.parquet"),
+    "unknown shard garbage": lambda f: garbage(f / "rows-00007.parquet"),
     "cut temp shard": lambda f: (f / "rows-00003.parquet.tmp").write_bytes(b"PAR1\x00"),
     "journal garbage line": lambda f: open(f / "journal.jsonl", "a").write("garbage\n"),
     "journal wrong type line": lambda f: open(f / "journal.jsonl", "a").write("[1, 2]\n"),
@@ -185,16 +179,16 @@ def test_corrupted_state_loses_nothing(tmp_path, case):
     folder = tmp_path / "d"
     n = _filled(folder)
     CORRUPTIONS[case](folder)
-    before = _stored(folder)
+    before = stored(folder)
     readable = {p.name for p in folder.glob("rows-*.parquet")
                 if store_mod.ProfileStore._readable_rows(None, p) is not None}
     # a reader changes nothing on disk
     ProfileStore(folder, "d")
-    assert _stored(folder) == before
+    assert stored(folder) == before
     w = ProfileStore(folder, "d", writable=True)
     w.append(row(100))
     w.compact()
-    after = _stored(folder)
+    after = stored(folder)
     # nothing deleted: every earlier file's bytes are still there (moved, or appended to),
     # except the journal, whose rows were written to a shard
     for name, data in before.items():

@@ -27,6 +27,8 @@ from hwnas.training.features import compute
 from hwnas.training.losses import attention_loss, rnnt_loss
 from hwnas.training.trainer import TrainConfig, evaluate, train, transcribe
 
+from .helpers import garbage, lost, stored
+
 
 def _rnnt_brute(lp: torch.Tensor, y: list[int], T: int) -> float:
     """-log P(y|x) by summing every alignment: a path is a sequence of T blanks
@@ -306,3 +308,123 @@ def test_beam_search_of_width_one_is_greedy(decoder):
             assert attention_beam(model, e, n, beam=1, max_len=30) == g
             wide = attention_beam(model, e, n, beam=4, max_len=30)
         assert all(0 < k < 12 for k in wide)
+
+
+# --- corrupted state of a training run and of the feature cache: nothing trained
+# or computed is deleted; each case continues, recomputes, or stops with one line
+@pytest.fixture(scope="module")
+def trained_workspace(tmp_path_factory):
+    """A workspace holding a 2-step run of conformer_xs on a tiny corpus."""
+    from cli.main import main
+
+    ws = tmp_path_factory.mktemp("trained")
+    mp = pytest.MonkeyPatch()
+    mp.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    assert main(["train", "--preset", "conformer_xs", "--size", "tiny", "--json", "--steps", "2",
+                 "--workspace", str(ws)]) == 0
+    mp.undo()
+    return ws
+
+
+def _one(folder: Path, pattern: str) -> Path:
+    return sorted(folder.glob(pattern))[0]
+
+
+def _run(ws: Path) -> Path:
+    return _one(ws / "runs" / "train", "*-s0")
+
+
+def _cut(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: max(1, p.stat().st_size // 2)])
+
+
+def _foreign_npz(p: Path) -> None:
+    with open(p, "wb") as f:
+        np.savez(f, other=np.arange(3))
+
+
+RUN_CORRUPTIONS = {  # name -> (corrupt(ws), what `hwnas train` then does: 0 or the error)
+    "snapshot truncated": (lambda ws: _cut(_run(ws) / "checkpoint.pt"),
+                           "unreadable training snapshot"),
+    "snapshot garbage": (lambda ws: garbage(_run(ws) / "checkpoint.pt"),
+                         "unreadable training snapshot"),
+    "snapshot empty": (lambda ws: (_run(ws) / "checkpoint.pt").write_bytes(b""),
+                       "unreadable training snapshot"),
+    "snapshot of the wrong type": (lambda ws: torch.save([1, 2], _run(ws) / "checkpoint.pt"),
+                                   "another architecture"),
+    "snapshot missing its optimiser": (lambda ws: torch.save(
+        {k: v for k, v in torch.load(_run(ws) / "checkpoint.pt", weights_only=True).items()
+         if k != "opt"}, _run(ws) / "checkpoint.pt"), "incomplete training snapshot"),
+    "data stamp garbage": (lambda ws: garbage(_run(ws) / "checkpoint.json"),
+                           "missing or unreadable"),
+    "data stamp missing": (lambda ws: (_run(ws) / "checkpoint.json").unlink(),
+                           "missing or unreadable"),
+    "data stamp of the wrong type": (lambda ws: (_run(ws) / "checkpoint.json").write_text("[]"),
+                                     "holds a run on other data"),
+    "snapshot missing, weights kept": (lambda ws: (_run(ws) / "checkpoint.pt").unlink(), 0),
+    "result garbage": (lambda ws: garbage(_run(ws) / "result.json"), 0),
+    "extra unknown files in the run": (lambda ws: (_run(ws) / "notes.txt").write_text("x"), 0),
+    "feature index garbage": (lambda ws: garbage(_one(ws / "cache" / "features", "*.npz")), 0),
+    "feature index truncated": (lambda ws: _cut(_one(ws / "cache" / "features", "*.npz")), 0),
+    "feature index of something else": (
+        lambda ws: _foreign_npz(_one(ws / "cache" / "features", "*.npz")), 0),
+    "feature frames truncated": (lambda ws: _cut(_one(ws / "cache" / "features", "*.f16")), 0),
+    "feature frames empty": (
+        lambda ws: _one(ws / "cache" / "features", "*.f16").write_bytes(b""), 0),
+    "extra unknown files in the cache": (
+        lambda ws: (ws / "cache" / "features" / "mine.npz").write_bytes(b"x"), 0),
+}
+# what a run that continues is meant to write over
+REWRITTEN = {"checkpoint.pt", "weights.pt", "result.json", "arch.json", "tokenizer.json",
+             "feature_norm.npz", "checkpoint.json"}
+
+
+@pytest.mark.parametrize("case", sorted(RUN_CORRUPTIONS))
+def test_corrupted_training_state_loses_nothing(trained_workspace, tmp_path, monkeypatch,
+                                                capsys, case):
+    import shutil
+
+
+    # in place (feature cache keys hold the audio's absolute paths), restored after
+    ws = trained_workspace
+    shutil.copytree(ws, tmp_path / "pristine")
+    try:
+        _corrupted_training_state(ws, case, capsys, monkeypatch)
+    finally:
+        shutil.rmtree(ws)
+        shutil.copytree(tmp_path / "pristine", ws)
+
+
+def _corrupted_training_state(ws, case, capsys, monkeypatch):
+    from cli.main import main
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    corrupt, expect = RUN_CORRUPTIONS[case]
+    corrupt(ws)
+    before = stored(ws)
+    argv = ["train", "--preset", "conformer_xs", "--size", "tiny", "--json", "--steps", "3",
+            "--workspace", str(ws)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if expect != 0:   # one line naming the problem and the way on; nothing touched
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith("hwnas: error:"), err
+        assert expect in lines[0] and "--restart" in lines[0], lines[0]
+        assert stored(ws) == before
+        assert main(argv + ["--restart"]) == 0   # starts over, the old run set aside
+        assert "is kept in" in capsys.readouterr().err
+        assert not lost(before, stored(ws))
+        return
+    assert code == 0, err
+    rewritten = {k for k in before if k.startswith("runs/train/") and k.split("/")[-1]
+                 in REWRITTEN}
+    assert not lost(before, stored(ws), rewritten)
+    if case.startswith("feature"):
+        assert "hwnas: note: feature cache" in err and "set aside" in err, err
+        assert list((ws / "cache" / "features" / "set-aside").iterdir())
+    if case == "snapshot missing, weights kept":   # a fresh start keeps the trained weights
+        assert "is kept in" in err
+        kept = _one(_run(ws) / "set-aside", "*")
+        assert (kept / "weights.pt").read_bytes() == before[
+            (_run(ws) / "weights.pt").relative_to(ws).as_posix()]

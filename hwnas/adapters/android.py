@@ -24,6 +24,7 @@ from hwnas.adapters.parsers import (
     parse_thermal,
     split_status,
 )
+from hwnas.errors import first_line
 from hwnas.profiling.statistics import summary_from_counts
 
 STATUS = "hwnas-exit:"
@@ -126,7 +127,7 @@ class AdbTransport:
         except DeviceUnavailable:
             raise
         except Exception as e:  # noqa: BLE001 - every failure to connect is reported in one line
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            reason = first_line(e)
             if "adb-shell[usb]" in reason or "libusb" in reason:
                 reason = ("the USB transport needs libusb1 (pip install 'adb-shell[usb]'); or "
                           "connect over TCP: `adb tcpip 5555`, serial = \"PHONE_IP:5555\"")

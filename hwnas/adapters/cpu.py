@@ -12,6 +12,7 @@ import numpy as np
 
 from hwnas.adapters._base import Adapter, Plan, Timing, host_details, timed_loop
 from hwnas.adapters._feeds import feedback_pairs, initial_feeds
+from hwnas.errors import first_line
 
 RUNTIME_FORMATS = {
     "onnxruntime": ("onnx",),
@@ -218,7 +219,7 @@ class CPUAdapter(Adapter):
             try:
                 import tflite_runtime.interpreter  # noqa: F401
             except Exception as e:  # noqa: BLE001 - any import failure is the reason
-                return f"tflite-runtime does not load here: {str(e).splitlines()[0]}"
+                return f"tflite-runtime does not load here: {first_line(e)}"
         return None
 
     def prepare(self, artifact: Any) -> _Handle:

@@ -8,6 +8,7 @@ from typing import Any
 
 from hwnas.adapters._base import Adapter, DeviceError, Plan, Timing, host_details
 from hwnas.adapters.cpu import rss_mb
+from hwnas.errors import first_line
 
 
 class EdgeTPUAdapter(Adapter):
@@ -40,7 +41,7 @@ class EdgeTPUAdapter(Adapter):
         try:
             self._delegate()
         except (ValueError, OSError, RuntimeError) as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = first_line(e)
             if "Failed to load delegate" in msg or "cannot open shared object" in msg:
                 return (f"{self.options['library']} cannot be loaded (install the Edge TPU "
                         f"runtime, libedgetpu1-std)")
@@ -56,7 +57,7 @@ class EdgeTPUAdapter(Adapter):
         try:
             delegate = self._delegate()
         except (ValueError, OSError, RuntimeError) as e:
-            raise DeviceError(f"Edge TPU delegate: {str(e).splitlines()[0]}") from None
+            raise DeviceError(f"Edge TPU delegate: {first_line(e)}") from None
         h = _litert.load(artifact.path, artifact.inputs, artifact.outputs,
                          self.options["threads"], self.options["runtime"], [delegate])
         report = getattr(artifact, "edgetpu", None) or {}

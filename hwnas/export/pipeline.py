@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hwnas.errors import first_line
 from hwnas.export.calibration import graph_inputs
 from hwnas.export.edgetpu import compile_edgetpu, compiler_available
 from hwnas.export.errors import ExportError
@@ -68,7 +69,7 @@ def _graph(arch: ArchConfig, weights: Path | None, seed: int) -> ChunkGraph | Ut
         except OSError as e:
             raise ExportError(f"cannot read weights {weights}: {e.strerror or e}") from None
         except Exception as e:  # noqa: BLE001 - a file torch cannot unpickle, whatever it holds
-            why = str(e).splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            why = first_line(e, 120)
             raise ExportError(f"weights {weights} are not a PyTorch weights file ({why})"
                               ) from None
         if isinstance(state, dict) and isinstance(state.get("model"), dict):

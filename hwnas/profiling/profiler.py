@@ -20,6 +20,7 @@ from typing import Any
 from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement, Plan
 from hwnas.adapters._feeds import audio_ms_per_call
 from hwnas.adapters.devicefile import DeviceSpec
+from hwnas.errors import first_line
 from hwnas.profiling.store import ProfileStore, profile_dir
 from hwnas.space import ArchConfig, SearchSpace
 
@@ -113,7 +114,7 @@ def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
     except DeviceUnavailable:
         raise
     except (DeviceError, RuntimeError, ValueError, OSError) as e:
-        return {**row, "status": "failed", "error": f"run: {str(e).splitlines()[0]}",
+        return {**row, "status": "failed", "error": f"run: {first_line(e)}",
                 "measure_s": round(time.perf_counter() - t1, 3)}, None
     finally:
         if handle is not None:

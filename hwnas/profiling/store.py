@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hwnas.paths import write_atomic
+from hwnas.paths import set_aside, write_atomic
 
 SCHEMA_VERSION = 1
 COMPACT_EVERY = 25
@@ -131,16 +131,7 @@ class ProfileStore:
         """Move ``path`` into ``set-aside/`` (a writer only; a reader changes nothing)."""
         if not self.writable:
             return None
-        dest_dir = self.folder / "set-aside"
-        dest_dir.mkdir(exist_ok=True)
-        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
-        dest = dest_dir / f"{stamp}-{path.name}"
-        n = 1
-        while dest.exists():
-            n += 1
-            dest = dest_dir / f"{stamp}-{n}-{path.name}"
-        path.replace(dest)
-        return dest
+        return set_aside(path, self.folder / "set-aside")
 
     # -- recovery -------------------------------------------------------------
     def _recover(self) -> None:

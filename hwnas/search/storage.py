@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hwnas.errors import first_line
+
 
 def study_paths(workspace: Path, study: str) -> tuple[Path, Path]:
     """(the default SQLite file, the folder of trained runs, exports and reports)
@@ -32,6 +34,7 @@ def open_storage(url: str | None) -> Any:
 
     if url is None:
         return None
+    _refuse_foreign_sqlite(url)
     try:
         return optuna.storages.RDBStorage(url)
     except ImportError as e:
@@ -42,7 +45,32 @@ def open_storage(url: str | None) -> Any:
             why = "not a database URL (e.g. sqlite:///path/study.db, " \
                   "postgresql+psycopg://user@host/db)"
         elif kind in ("OperationalError", "DatabaseError"):
-            why = ("cannot open it: " + str(getattr(e, "orig", e)).splitlines()[0][:160])
+            why = ("cannot open it: " + first_line(getattr(e, "orig", e)))
         else:
-            why = str(e).splitlines()[0][:160] or kind
+            why = first_line(e)
         raise ValueError(f"storage {url}: {why}") from None
+
+
+def _refuse_foreign_sqlite(url: str) -> None:
+    """Optuna adds its tables to any SQLite file it is given: refuse a database
+    that already holds other tables instead of writing into someone's data."""
+    import sqlite3
+
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url[len("sqlite:///"):].split("?")[0])
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master "
+                                                "WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        raise ValueError(f"storage {url}: cannot open it: {e}") from None
+    if tables and not {"studies", "version_info"} <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+        raise ValueError(f"storage {url}: {path} is a database of something else (tables: "
+                         f"{shown}); give a new file or a study database")

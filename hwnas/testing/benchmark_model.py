@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnas.errors import first_line
+
 FLAGS = {"graph": "", "num_threads": "-1", "warmup_runs": "1", "warmup_min_secs": "0.5",
          "num_runs": "50", "min_secs": "1", "max_secs": "150", "run_delay": "-1",
          "use_gpu": "false", "use_nnapi": "false", "use_xnnpack": "true",
@@ -96,7 +98,7 @@ def main(argv: list[str]) -> int:
         it = Interpreter(model_path=str(path), num_threads=threads if threads > 0 else None)
         it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        log(f"ERROR: {str(e).splitlines()[0]}")
+        log(f"ERROR: {first_line(e)}")
         log("ERROR: Failed to initialize the interpreter")
         return 1
     init_us = int((time.perf_counter() - t0) * 1e6)

@@ -2,7 +2,9 @@
 
 Features are computed once per (dataset, front-end, filters) with the same
 :class:`hwnas.models.frontend.FeatureExtractor` the exported models are fed
-with, and cached as one .npz (float16 frames, concatenated, with offsets).
+with, and cached as a raw float16 file of the frames beside an .npz index
+(ids, texts, offsets); a cache that fails its checks is set aside and
+computed again.
 Global mean/variance normalisation statistics come from the training set and
 travel with the trained model (a fixed affine step in the DSP stage).
 An utterance whose audio cannot be read is skipped and reported.
@@ -11,7 +13,9 @@ An utterance whose audio cannot be read is skipped and reported.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +25,11 @@ import numpy as np
 import torch
 
 from hwnas.data.loaders import CorpusError, Dataset, load_audio
+from hwnas.errors import first_line
 from hwnas.models.frontend import N_FFT, FeatureExtractor
+from hwnas.paths import set_aside
 
+log = logging.getLogger(__name__)
 FEATURE_VERSION = 2  # 2: frames cached as a raw float16 file, memory-mapped
 
 
@@ -89,22 +96,42 @@ def compute(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path | None =
         return _extract(ds, frontend, n_filters, None, on_item)
     key = _key(ds, frontend, n_filters)
     meta, raw = Path(cache_dir) / f"{key}.npz", Path(cache_dir) / f"{key}.f16"
-    if not (meta.is_file() and raw.is_file()):
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        tmp = raw.with_name(f".{raw.name}.tmp")
-        with tmp.open("wb") as sink:
-            fs = _extract(ds, frontend, n_filters, sink, on_item)
-        os.replace(tmp, raw)
-        tmp_meta = meta.with_name(f".{meta.stem}.tmp.npz")
-        np.savez(tmp_meta, ids=np.array(fs.ids), texts=np.array(fs.texts),
-                 offsets=fs.offsets, width=np.array(fs.frames.shape[1]),
-                 problems=np.array(fs.problems, dtype=str).reshape(-1, 2))
-        os.replace(tmp_meta, meta)
-    z = np.load(meta, allow_pickle=False)
-    frames = np.memmap(raw, dtype=np.float16, mode="r",
-                       shape=(int(z["offsets"][-1]), int(z["width"])))
-    return FeatureSet(ds.name, list(z["ids"]), list(z["texts"]), frames, z["offsets"],
-                      [tuple(p) for p in z["problems"]])
+    if meta.is_file() and raw.is_file():
+        try:
+            return _read_cache(ds.name, meta, raw)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            # derived data, so recomputed; but kept, like everything on disk
+            kept = [set_aside(f, Path(cache_dir) / "set-aside") for f in (meta, raw)]
+            log.warning("feature cache %s is unreadable (%s): set aside as %s; computing "
+                        "it again", meta.with_suffix(""), first_line(e, 120),
+                        ", ".join(k.name for k in kept))
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    tmp = raw.with_name(f".{raw.name}.tmp")
+    with tmp.open("wb") as sink:
+        fs = _extract(ds, frontend, n_filters, sink, on_item)
+    os.replace(tmp, raw)
+    tmp_meta = meta.with_name(f".{meta.stem}.tmp.npz")
+    np.savez(tmp_meta, ids=np.array(fs.ids), texts=np.array(fs.texts),
+             offsets=fs.offsets, width=np.array(fs.frames.shape[1]),
+             problems=np.array(fs.problems, dtype=str).reshape(-1, 2))
+    os.replace(tmp_meta, meta)
+    return _read_cache(ds.name, meta, raw)
+
+
+def _read_cache(name: str, meta: Path, raw: Path) -> FeatureSet:
+    """A cached set, checked against itself (a ValueError names what is wrong)."""
+    with np.load(meta, allow_pickle=False) as z:
+        ids, texts, offsets = list(z["ids"]), list(z["texts"]), np.asarray(z["offsets"])
+        width, problems = int(z["width"]), [tuple(p) for p in z["problems"]]
+    if (offsets.ndim != 1 or len(offsets) != len(ids) + 1 or len(texts) != len(ids)
+            or offsets[0] != 0 or np.any(np.diff(offsets) < 0) or width < 1):
+        raise ValueError("its index does not describe a feature set")
+    size = int(offsets[-1]) * width * 2
+    if raw.stat().st_size != size:
+        raise ValueError(f"{raw.name} holds {raw.stat().st_size} bytes, its index says {size}")
+    frames = np.memmap(raw, dtype=np.float16, mode="r", shape=(int(offsets[-1]), width)) \
+        if size else np.zeros((0, width), dtype=np.float16)
+    return FeatureSet(name, ids, texts, frames, offsets, problems)
 
 
 def _extract(ds: Dataset, frontend: str, n_filters: int, sink: Any,

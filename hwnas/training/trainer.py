@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from hwnas.data.tokens import CharTokenizer
+from hwnas.errors import first_line
 from hwnas.models.model import build
 from hwnas.space import ArchConfig
 from hwnas.training.decode import (
@@ -316,23 +317,26 @@ def load_snapshot(path: Path, arch: ArchConfig, cfg: TrainConfig, vocab_size: in
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
-        raise ValueError(f"{path}: unreadable training snapshot ({e}); delete it to start "
-                         "over") from None
+        raise ValueError(f"{path}: unreadable training snapshot "
+                         f"({first_line(e)})") from None
     arch = arch.replace(vocab_size=vocab_size)
-    if d.get("arch") != arch.to_dict():
-        raise ValueError(f"{path}: the snapshot is of another architecture or vocabulary; "
-                         "delete it to start over")
-    model, opt, sched = _fresh(arch, cfg)
-    model.load_state_dict(d["model"])
-    opt.load_state_dict(d["opt"])
-    sched.load_state_dict(d["sched"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(d["rng"])
-    batches = None if d["batches"] is None else [np.array(b, dtype=np.int64)
-                                                 for b in d["batches"]]
-    return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": d["step"],
-            "cpu": d["cpu"], "curve": json.loads(d["curve"]), "batches": batches,
-            "pos": d["pos"], "losses": d["losses"], "torch_rng": d["torch_rng"]}
+    if not isinstance(d, dict) or d.get("arch") != arch.to_dict():
+        raise ValueError(f"{path}: the snapshot is of another architecture or vocabulary")
+    try:
+        model, opt, sched = _fresh(arch, cfg)
+        model.load_state_dict(d["model"])
+        opt.load_state_dict(d["opt"])
+        sched.load_state_dict(d["sched"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(d["rng"])
+        batches = None if d["batches"] is None else [np.array(b, dtype=np.int64)
+                                                     for b in d["batches"]]
+        return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": d["step"],
+                "cpu": d["cpu"], "curve": json.loads(d["curve"]), "batches": batches,
+                "pos": d["pos"], "losses": d["losses"], "torch_rng": d["torch_rng"]}
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path}: incomplete training snapshot "
+                         f"({first_line(e)})") from None
 
 
 def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
@@ -367,7 +371,9 @@ def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
     tmp.replace(out / "weights.pt")
     write_atomic(out / "arch.json", json.dumps(res.arch, indent=2) + "\n")
     write_atomic(out / "tokenizer.json", tok.to_json())
-    np.savez(out / "feature_norm.npz", mean=res.norm[0], std=res.norm[1])
+    with open(out / "feature_norm.npz.tmp", "wb") as f:
+        np.savez(f, mean=res.norm[0], std=res.norm[1])
+    (out / "feature_norm.npz.tmp").replace(out / "feature_norm.npz")
     summary = {**res.to_dict(), "out": str(out), **(extra or {})}
     write_atomic(out / "result.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
@@ -376,15 +382,50 @@ def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
 def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, tuple]:
     """(model in eval mode, its architecture, tokenizer, feature norm) of a saved run."""
     out = Path(out_dir)
-    try:
-        summary = json.loads((out / "result.json").read_text())
+    current = "result.json"
+
+    def fail(e: BaseException) -> ValueError:
+        return ValueError(f"{out}: not a complete training run ({current}: {first_line(e)})")
+
+    try:  # one file at a time, so the message names the one that is wrong
+        summary = json.loads((out / current).read_text())
+        if not isinstance(summary, dict) or "arch" not in summary:
+            raise ValueError("no architecture in it")
         arch = ArchConfig.from_dict(summary["arch"])
         model = build(arch)
-        model.load_state_dict(torch.load(out / "weights.pt", map_location="cpu",
-                                         weights_only=True))
-        tok = CharTokenizer.from_json((out / "tokenizer.json").read_text())
-        z = np.load(out / "feature_norm.npz")
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{out}: not a complete training run ({e})") from None
+        current = "weights.pt"
+        model.load_state_dict(torch.load(out / current, map_location="cpu", weights_only=True))
+        current = "tokenizer.json"
+        tok = CharTokenizer.from_json((out / current).read_text())
+        current = "feature_norm.npz"
+        with np.load(out / current) as z:
+            norm = (z["mean"], z["std"])
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file fails in many ways
+        raise fail(e) from None
     model.eval()
-    return model, arch, tok, (z["mean"], z["std"])
+    return model, arch, tok, norm
+
+
+RUN_FILES = ("checkpoint.pt", "checkpoint.json", "weights.pt", "arch.json", "tokenizer.json",
+             "feature_norm.npz", "result.json")
+
+
+def set_aside_run(out_dir: Any) -> Path | None:
+    """Move the files of the run in ``out_dir`` into ``set-aside/<UTC stamp>/``
+    before a fresh start writes there (nothing trained is deleted); None when
+    there was nothing to keep."""
+    import datetime as _dt
+
+    out = Path(out_dir)
+    files = [out / f for f in RUN_FILES if (out / f).is_file()]
+    if all(f.name == "checkpoint.json" for f in files):  # only the data stamp: nothing trained
+        return None
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    dest, n = out / "set-aside" / stamp, 1
+    while dest.exists():
+        n += 1
+        dest = out / "set-aside" / f"{stamp}-{n}"
+    dest.mkdir(parents=True)
+    for f in files:
+        f.replace(dest / f.name)
+    return dest
