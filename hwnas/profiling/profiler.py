@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement,
 from hwnas.adapters._feeds import audio_ms_per_call
 from hwnas.adapters.devicefile import DeviceSpec
 from hwnas.errors import first_line
+from hwnas.execution import LocalExecutor
+from hwnas.execution.units import Export, Measure
 from hwnas.profiling.store import ProfileStore, profile_dir
 from hwnas.space import ArchConfig, SearchSpace
 
@@ -76,28 +78,27 @@ def row_key(arch_id: str, fmt: str, repeat: int = 1) -> str:
     return f"{arch_id}:{fmt}" + (f"#{repeat}" if repeat > 1 else "")
 
 
-def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
-                 fmt: str | None = None, ref_nominal_ms: float | None = None,
-                 repeat: int = 1) -> tuple[dict[str, Any], Measurement | None]:
-    """One architecture on one device: a profile row (status ok|flagged|failed).
-    DeviceUnavailable propagates: the device, not the architecture, failed.
-
-    Where the adapter times a reference workload beside every call, the row
-    also holds ``rel_p50`` (median per-call ratio to the reference) and
-    ``norm_p50_ms`` = rel_p50 x the reference's nominal time for this profile:
-    the latency with the host's speed swings divided out."""
-    from hwnas.export.errors import ExportError
+def base_row(arch: ArchConfig, fmt: str, repeat: int = 1) -> dict[str, Any]:
+    """The fields of a profile row that come from the architecture alone."""
     from hwnas.models.stats import model_stats
 
-    fmt = fmt or adapter.format
     st = model_stats(arch)
-    row: dict[str, Any] = {
+    return {
         "key": row_key(arch.id, fmt, repeat), "arch_id": arch.id, "format": fmt,
         "arch": arch.to_dict(),
         "encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming,
         "graph": arch.graph, "params": st.graph_params,
         "flops": st.flops, "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
     }
+
+
+def export_row(arch: ArchConfig, fmt: str, out_dir: Path, repeat: int = 1
+               ) -> tuple[dict[str, Any], Any]:
+    """Host work: (the row so far, the artifact); a failed export is a finished
+    row (status failed, with its reason) and no artifact."""
+    from hwnas.export.errors import ExportError
+
+    row = base_row(arch, fmt, repeat)
     t0 = time.perf_counter()
     try:
         art = export_for(arch, fmt, out_dir)
@@ -105,6 +106,21 @@ def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
         return {**row, "status": "failed", "error": f"export: {e}",
                 "export_s": round(time.perf_counter() - t0, 3)}, None
     row["export_s"] = round(time.perf_counter() - t0, 3)
+    return row, art
+
+
+def measure_artifact(adapter: Adapter, arch: ArchConfig, art: Any, plan: Plan,
+                     row: dict[str, Any], ref_nominal_ms: float | None = None
+                     ) -> tuple[dict[str, Any], Measurement | None]:
+    """Device work: ``row`` (from :func:`export_row`) completed by measuring
+    ``art`` (status ok|flagged|failed). DeviceUnavailable propagates: the
+    device, not the architecture, failed.
+
+    Where the adapter times a reference workload beside every call, the row
+    also holds ``rel_p50`` (median per-call ratio to the reference) and
+    ``norm_p50_ms`` = rel_p50 x the reference's nominal time for this profile:
+    the latency with the host's speed swings divided out."""
+    row = dict(row)
     t1 = time.perf_counter()
     handle = None
     try:
@@ -144,6 +160,17 @@ def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
     return row, m
 
 
+def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
+                 fmt: str | None = None, ref_nominal_ms: float | None = None,
+                 repeat: int = 1) -> tuple[dict[str, Any], Measurement | None]:
+    """One architecture on one device, exported here: :func:`export_row`, then
+    :func:`measure_artifact`."""
+    row, art = export_row(arch, fmt or adapter.format, out_dir, repeat)
+    if art is None:
+        return row, None
+    return measure_artifact(adapter, arch, art, plan, row, ref_nominal_ms)
+
+
 @dataclass
 class ProfileRun:
     spec: DeviceSpec
@@ -158,6 +185,7 @@ class ProfileRun:
     repeats: int = 1         # independent measurements per architecture (later passes
                              # run after the whole first pass, at another time)
     archs: list[ArchConfig] | None = None  # measure these instead of sampling n
+    executor: Any = None     # where measurements run (default: this process)
     stored_rows: int = 0     # rows in the profile after the last run()
     notes: list[str] = field(default_factory=list)  # what opening the store recovered
 
@@ -225,9 +253,23 @@ class ProfileRun:
         plan = self.plan or self.spec.plan
         nominal = self.reference(store, adapter)
         cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
+        executor = self.executor or LocalExecutor()
+        ctx = getattr(executor, "ctx", None)
+        if ctx is not None:   # in this process: the units use the adapter opened here
+            ctx.share_adapter(self.spec.name, adapter)
+        fmt = self.fmt or adapter.format
+
+        def rows() -> Iterator[tuple[ArchConfig, dict[str, Any]]]:
+            for arch, rep in todo:   # host work, then device work, as two units
+                row, art = executor.submit(Export(arch.to_dict(), fmt, str(cache), rep)).result()
+                if art is not None:
+                    row = executor.submit(Measure(self.spec.name, str(self.workspace), row, art,
+                                                  asdict(plan), nominal)).result()
+                yield arch, row
+
         try:
-            for arch, rep in todo:
-                row, _ = measure_arch(adapter, arch, plan, cache, self.fmt, nominal, rep)
+            # the results come back here: this process alone writes the store
+            for arch, row in rows():
                 row["seed"] = self.seed
                 store.append(row, replace_failed=self.retry_failed)
                 if not self.keep_models:

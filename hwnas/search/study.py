@@ -30,15 +30,16 @@ from typing import Any
 
 from hwnas.search.storage import open_storage
 from hwnas.space import ArchConfig, SearchSpace, default_space
-from hwnas.training.halving import Candidate, successive_halving
+from hwnas.training.halving import Candidate, RungUnits, successive_halving
 
 OBJECTIVES = ("cer", "latency", "params")
 UNTRAINED_CER = 1.0  # infeasible trials are not trained
 METRIC_NAMES = {"cer": "dev CER", "latency": "latency ms (predicted)", "params": "parameters"}
 
 #: ``run(arch, budget, state) -> (dev CER, state)``: trains ``arch`` up to
-#: ``budget`` in total (continuing from ``state``), see ``training.trainer.rung_runner``
-Runner = Callable[[ArchConfig, float, Any], tuple[float, Any]]
+#: ``budget`` in total (continuing from ``state``), see ``training.trainer.rung_runner``;
+#: or ``RungUnits`` (``training.halving``), which describes each training as a unit
+Runner = Callable[[ArchConfig, float, Any], tuple[float, Any]] | RungUnits
 
 
 @dataclass
@@ -245,13 +246,15 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
                runner: Runner,
                on_rung: Callable[[int, Candidate, int], None] | None = None,
                on_trial: Callable[[Any], None] | None = None,
-               strategy: Any = None) -> Any:
+               strategy: Any = None, executor: Any = None) -> Any:
     """Run (or continue) the study until it holds ``cfg.trials`` finished trials
     or ``cfg.time_budget_s`` has passed (checked between generations).
     ``on_rung(trial_number, candidate, rung)`` sees each trained rung while
     the candidate's training state is alive (e.g. to save its weights).
     ``strategy`` proposes (default: ``cfg.sampler`` from the registry); each
-    generation is ask, constraints, dedup, halving, tell."""
+    generation is ask, constraints, dedup, halving, tell. ``runner`` is a
+    trainer callable or ``RungUnits`` (``hwnas.training.halving``), run
+    through ``executor`` (default: in this process)."""
     import optuna
 
     strategy = strategy or make_strategy(cfg)
@@ -269,7 +272,8 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
         first, repeat_of = _dedup(study, cands)
         if first:
             successive_halving(list(first.values()), runner, cfg.rungs, cfg.eta,
-                               on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None)
+                               on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None,
+                               executor=executor)
         for i, ((trial, arch), cand) in enumerate(zip(asked, cands)):
             frozen, values = _tell(study, cfg, trial, cand, repeat_of.get(i))
             strategy.tell(arch, values, cand is not None)

@@ -10,14 +10,15 @@ keeps the result of every rung it ran.
 The trainer is a callable ``run(arch, budget_s, state) -> (cer, state)``
 that trains ``arch`` up to ``budget_s`` seconds in total, continuing from
 ``state`` (None at the first rung), so the evaluator knows nothing about
-models or data.
+models or data -- or, to run the trainings through an executor (another
+process, a cluster), a :class:`RungUnits` that describes each as a unit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -97,21 +98,57 @@ def select(points: np.ndarray, k: int) -> list[int]:
     return chosen
 
 
+@dataclass
+class _Call:
+    """A trainer callable as a unit of work (in-process only: it holds the callable)."""
+    fn: Callable[[ArchConfig, float, Any], tuple[float, Any]]
+    arch: ArchConfig
+    budget: float
+    state: Any
+
+    def run(self, ctx: Any) -> tuple[float, Any]:
+        return self.fn(self.arch, self.budget, self.state)
+
+
+class RungUnits(Protocol):
+    """How a rung's training becomes units an executor can run elsewhere:
+    ``unit(candidate, budget, rung)`` describes the work, ``result(candidate,
+    out)`` turns what the unit returned into ``(cer, state)``."""
+
+    def unit(self, cand: Candidate, budget: float, rung: int) -> Any: ...
+
+    def result(self, cand: Candidate, out: Any) -> tuple[float, Any]: ...
+
+    def release(self, cand: Candidate) -> None:
+        """The candidate trains no more: let go of its state."""
+
+
 def successive_halving(candidates: Sequence[Candidate],
-                       run: Callable[[ArchConfig, float, Any], tuple[float, Any]],
+                       run: Callable[[ArchConfig, float, Any], tuple[float, Any]] | RungUnits,
                        rungs: Sequence[float] = DEFAULT_RUNGS, eta: int = 3,
                        on_result: Callable[[Candidate, int], None] | None = None,
-                       ) -> list[Candidate]:
-    """Run the rungs; returns the candidates (all of them, with their rungs)."""
+                       executor: Any = None) -> list[Candidate]:
+    """Run the rungs; returns the candidates (all of them, with their rungs).
+    A rung's trainings go out through ``executor`` (default: in this process)
+    as units, all of a rung at once; results are taken in candidate order."""
+    from hwnas.execution import LocalExecutor
+
     if eta < 2:
         raise ValueError("eta must be >= 2")
     if not rungs or any(b <= a for a, b in zip(rungs, rungs[1:])):
         raise ValueError("rung budgets must be increasing")
+    executor = executor or LocalExecutor()
+    if callable(run):
+        unit_of = lambda c, budget, r: _Call(run, c.arch, budget, c.state)  # noqa: E731
+        result_of = lambda c, out: out  # noqa: E731
+    else:
+        unit_of, result_of = run.unit, run.result
     alive = list(range(len(candidates)))
     for r, budget in enumerate(rungs):
-        for i in alive:
+        outs = executor.map(unit_of(candidates[i], budget, r) for i in alive)
+        for i, out in zip(alive, outs):
             c = candidates[i]
-            cer, c.state = run(c.arch, budget, c.state)
+            cer, c.state = result_of(c, out)
             c.rungs.append({"rung": r, "budget_s": budget, "cer": float(cer)})
             if on_result:
                 on_result(c, r)
@@ -125,5 +162,7 @@ def successive_halving(candidates: Sequence[Candidate],
                 candidates[i].stopped_at = r
         alive = sorted(survivors)
     for c in candidates:
+        if c.state is not None and not callable(run):
+            run.release(c)
         c.state = None  # models are not kept past the search step
     return list(candidates)

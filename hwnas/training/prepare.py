@@ -183,11 +183,19 @@ def recorded_corpus(run: Path, ws: Path) -> BuiltinCorpus | UserCorpus:
         m = re.fullmatch(r"builtin-(\w+)-s(\d+)", Path(c).name)
         if m:
             return BuiltinCorpus(Path(c).parents[1], summary["langs"], m[1], int(m[2]))
-    if isinstance(c, dict) and c.get("kind") == "builtin":
+    if isinstance(c, dict) and c.get("kind") in ("builtin", "user"):
+        return corpus_from_description(c, ws)
+    raise ValueError(f"{run} does not record the corpus it trained on; name test sets "
+                     "with --test")
+
+
+def corpus_from_description(c: dict, ws: Path) -> BuiltinCorpus | UserCorpus:
+    """The corpus a ``Corpus.description`` names (how a unit of work names its
+    corpus to a worker)."""
+    if c.get("kind") == "builtin":
         return BuiltinCorpus(ws, c["langs"], c["size"], c["seed"])
-    if isinstance(c, dict) and c.get("kind") == "user":
+    if c.get("kind") == "user":
         tests = [v if k == v else f"{k}={v}" for k, v in c.items()
                  if k not in ("kind", "train", "dev")]
         return UserCorpus(ws, c["train"], c["dev"], tests)
-    raise ValueError(f"{run} does not record the corpus it trained on; name test sets "
-                     "with --test")
+    raise ValueError(f"unknown corpus kind in {c!r}")

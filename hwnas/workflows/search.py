@@ -50,6 +50,7 @@ class SearchRequest:
     format: str | None = None           # default: the target's
     out: Path | None = None             # default: <study dir>/export
     default_budget: bool = False        # ``rungs`` is DEFAULT_CER_BUDGET (said so)
+    executor: Any = None                # where trainings run (default: this process)
 
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
@@ -120,15 +121,65 @@ def explain_missing_predictor(target: str, ws: Path, spec: Any) -> None:
                          f"predictors/{target}/ folder into the workspace") from None
 
 
+class TrialRungs:
+    """The study's trainings as units of work (``hwnas.execution.units.TrainRung``):
+    each trial trains in its own folder, a later rung continuing the snapshot
+    the earlier one left there. With the default local executor the units
+    share the driver's corpus, whose features the driver computes first (with
+    its progress display)."""
+
+    def __init__(self, req: SearchRequest, study_dir: Path, hooks: SearchHooks) -> None:
+        from hwnas.execution import LocalExecutor
+
+        self.req, self.study_dir, self.hooks = req, Path(study_dir), hooks
+        self.executor = req.executor or LocalExecutor()
+        ctx = getattr(self.executor, "ctx", None)
+        if ctx is not None:
+            ctx.share_corpus(req.corpus)
+
+    def unit(self, cand: Any, budget: float, rung: int) -> Any:
+        from hwnas.execution.units import TrainRung
+        from hwnas.search.storage import trial_dir
+
+        if rung == 0:   # features before the first unit that needs them
+            self.hooks.splits(self.req.corpus, cand.arch.frontend, cand.arch.n_filters)
+        return TrainRung(
+            arch=cand.arch.to_dict(), corpus=self.req.corpus.description,
+            workspace=str(self.req.workspace), budget=budget, unit=self.req.rung_unit,
+            seed=self.req.seed, run_dir=str(trial_dir(self.study_dir, cand.tag, cand.arch.id)),
+            resume=cand.state is not None,
+            extra={"trial": cand.tag, "corpus": self.req.corpus.description},
+            train_options={"eval_every": 10**9})
+
+    def result(self, cand: Any, out: dict[str, Any]) -> tuple[float, Any]:
+        return out["cer"], out["snapshot"]
+
+    def release(self, cand: Any) -> None:
+        """The optimiser's snapshot goes once the trial trains no more: it is
+        three times the model, and weights.pt beside it holds what was trained."""
+        Path(cand.state).unlink(missing_ok=True)
+
+    def record(self, number: int, cand: Any) -> None:
+        """The trial's rungs so far, into its run's result.json (the driver's record)."""
+        import json
+
+        from hwnas.paths import write_atomic
+        from hwnas.search.storage import trial_dir
+
+        path = trial_dir(self.study_dir, number, cand.arch.id) / "result.json"
+        summary = json.loads(path.read_text())
+        write_atomic(path, json.dumps({**summary, "rungs": cand.rungs}, indent=2,
+                                      sort_keys=True) + "\n")
+
+
 def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     """Run (or resume) the search of ``req`` and deliver its answer."""
     import torch
 
     from hwnas.adapters.devicefile import load_device
-    from hwnas.search.storage import open_storage, study_paths, trial_dir
+    from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
     from hwnas.space import default_space
-    from hwnas.training.trainer import rung_runner, save_run
     from hwnas.workflows.target import target_predictor
 
     hooks = hooks or SearchHooks()
@@ -166,26 +217,16 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                   "it with --cer-budget or --cer-steps)")
     hooks.say("corpus and features (built and cached on first use) ...")
     req.corpus.prepare()
-    tok = req.corpus.tokenizer
-    runners: dict[tuple[str, int], Any] = {}
-
-    def runner(arch: Any, budget: float, state: Any) -> tuple[float, Any]:
-        key = (arch.frontend, arch.n_filters)
-        if key not in runners:
-            sp = hooks.splits(req.corpus, *key)
-            runners[key] = rung_runner(sp.train, sp.dev, tok, seed=req.seed, unit=req.rung_unit,
-                                       eval_every=10**9)
-        return runners[key](arch, budget, state)
+    rungs = TrialRungs(req, study_dir, hooks)
 
     def on_rung(number: int, cand: Any, rung: int) -> None:
-        save_run(trial_dir(study_dir, number, cand.arch.id), cand.state["result"], tok,
-                 {"trial": number, "rungs": cand.rungs, "corpus": req.corpus.description})
+        rungs.record(number, cand)
         hooks.on_rung(number, cand, rung)
 
     t0 = time.monotonic()
     with hooks.searching(cfg.trials):
-        study = run_search(cfg, lambda a: float(tl.ms([a])[0]), runner, on_rung=on_rung,
-                           on_trial=hooks.on_trial)
+        study = run_search(cfg, lambda a: float(tl.ms([a])[0]), rungs, on_rung=on_rung,
+                           on_trial=hooks.on_trial, executor=rungs.executor)
     front = pareto(study)
     dropped: list[dict[str, Any]] = []
     note = None

@@ -1,0 +1,94 @@
+"""The executor seam: units of work go out, results come back to the driver.
+
+A *unit* is a plain, picklable description of one piece of work (export an
+architecture, measure an artifact on a device, train a rung) with a
+``run(ctx)`` method. It names what it needs (a device by name, a corpus by
+its description) instead of holding live objects, so an executor may run it
+in this process or on another host. ``ctx`` is the worker's
+:class:`WorkerContext`: what a process opens once and reuses (adapters,
+corpora).
+
+The driver submits units and consumes the results; it stays the single
+writer of the profile store and the study. Units write only their own
+output folders (an export, a trial's run folder).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Unit(Protocol):
+    def run(self, ctx: WorkerContext) -> Any: ...
+
+
+class WorkerContext:
+    """What a worker process opens once: device adapters (by device name) and
+    corpora (by description). The local executor shares the driver's own, so
+    a device is not opened twice and features are computed once."""
+
+    def __init__(self) -> None:
+        self._adapters: dict[str, Any] = {}
+        self._corpora: dict[str, Any] = {}
+
+    def adapter(self, device: str, workspace: str | Path | None) -> Any:
+        if device not in self._adapters:
+            from hwnas.adapters.devicefile import load_device
+
+            self._adapters[device] = load_device(device, Path(workspace) if workspace
+                                                 else None).make()
+        return self._adapters[device]
+
+    def share_adapter(self, device: str, adapter: Any) -> None:
+        self._adapters[device] = adapter
+
+    def corpus(self, description: dict, workspace: str | Path) -> Any:
+        import json
+
+        key = json.dumps(description, sort_keys=True)
+        if key not in self._corpora:
+            from hwnas.training.prepare import corpus_from_description
+
+            self._corpora[key] = corpus_from_description(description, Path(workspace))
+        return self._corpora[key]
+
+    def share_corpus(self, corpus: Any) -> None:
+        import json
+
+        self._corpora[json.dumps(corpus.description, sort_keys=True)] = corpus
+
+    def close(self, device: str | None = None) -> None:
+        """Close the adapters this context opened (one, or all)."""
+        for name in [device] if device else list(self._adapters):
+            a = self._adapters.pop(name, None)
+            if a is not None:
+                a.close()
+
+
+class Executor(ABC):
+    """Runs units; ``submit`` returns a future whose result (or exception) is
+    the unit's."""
+
+    name = "?"
+
+    @abstractmethod
+    def submit(self, unit: Unit) -> Future: ...
+
+    def map(self, units: Iterable[Unit]) -> Iterator[Any]:
+        """Every unit's result, in the order given (all submitted first)."""
+        futures = [self.submit(u) for u in units]
+        for f in futures:
+            yield f.result()
+
+    def close(self) -> None:  # noqa: B027 - optional: the local executor holds nothing
+        """Release what the executor holds (workers, connections)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,49 @@
+"""Units in worker processes on this host (``forkserver``: no lock or thread
+state inherited from the driver).
+
+What it is for: isolation (a converter that crashes or leaks takes a worker
+down, not the search) and proof that a unit carries everything it needs --
+each crosses a process boundary pickled, and the worker opens its own
+devices and corpora, as a worker on another host would. Each worker runs
+torch on one thread; ``workers`` > 1 only pays where the host has the cores
+(and never for measurements, which must have the machine to themselves).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from ._base import Executor, Unit, WorkerContext
+
+_ctx: WorkerContext | None = None
+
+
+def _start_worker() -> None:
+    global _ctx
+    import torch
+
+    torch.set_num_threads(1)
+    _ctx = WorkerContext()
+
+
+def _run(unit: Unit) -> Any:
+    assert _ctx is not None
+    return unit.run(_ctx)
+
+
+class ProcessExecutor(Executor):
+    name = "process"
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self._pool = ProcessPoolExecutor(workers, multiprocessing.get_context("forkserver"),
+                                         initializer=_start_worker)
+
+    def submit(self, unit: Unit) -> Future:
+        return self._pool.submit(_run, unit)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,106 @@
+"""The units of work: export, measure, train a rung.
+
+Each is a frozen dataclass of plain values (architectures as dicts, paths as
+strings), so it pickles to another process or host, and a ``run(ctx)``
+that does the work there and returns plain results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Export:
+    """Host work: an architecture converted to a device format in ``out_dir``.
+    Returns (the profile row so far, the artifact: a plain dataclass); a
+    failed export is a finished row (status failed) and no artifact."""
+
+    arch: dict[str, Any]
+    fmt: str
+    out_dir: str
+    repeat: int = 1
+
+    def run(self, ctx: Any) -> tuple[dict[str, Any], Any]:
+        from hwnas.profiling.profiler import export_row
+        from hwnas.space import ArchConfig
+
+        return export_row(ArchConfig.from_dict(self.arch), self.fmt, Path(self.out_dir),
+                          self.repeat)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Device work: an exported artifact measured on a device (by name), which
+    completes the row for the driver to store. ``DeviceUnavailable``
+    propagates: the device, not the architecture, failed."""
+
+    device: str
+    workspace: str | None
+    row: dict[str, Any]
+    artifact: Any
+    plan: dict[str, Any]
+    ref_nominal_ms: float | None = None
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        from hwnas.adapters._base import Plan
+        from hwnas.profiling.profiler import measure_artifact
+        from hwnas.space import ArchConfig
+
+        adapter = ctx.adapter(self.device, self.workspace)
+        row, _ = measure_artifact(adapter, ArchConfig.from_dict(self.row["arch"]),
+                                  self.artifact, Plan(**self.plan), self.row,
+                                  self.ref_nominal_ms)
+        return row
+
+
+@dataclass(frozen=True)
+class TrainRung:
+    """Train ``arch`` on a corpus (by description) up to ``budget`` in total,
+    continuing the snapshot in ``run_dir`` when ``resume`` (a later rung), and
+    write the run there (weights, tokenizer, feature statistics, result.json
+    with ``extra``). Returns the dev CER and the snapshot's path: a rung's
+    state is a file, not live model or optimiser objects."""
+
+    arch: dict[str, Any]
+    corpus: dict[str, Any]
+    workspace: str
+    budget: float
+    unit: str                     # "cpu_seconds" | "steps"
+    seed: int
+    run_dir: str
+    resume: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        from hwnas.space import ArchConfig
+        from hwnas.training.trainer import (
+            TrainConfig,
+            load_snapshot,
+            save_run,
+            set_aside_run,
+            train,
+        )
+
+        arch = ArchConfig.from_dict(self.arch)
+        corpus = ctx.corpus(self.corpus, self.workspace)
+        sp = corpus.splits(arch.frontend, arch.n_filters)
+        tok = corpus.tokenizer
+        run_dir = Path(self.run_dir)
+        snap = run_dir / "checkpoint.pt"
+        budget = {self.unit: int(self.budget) if self.unit == "steps" else self.budget}
+        # snapshots at the end only: a rung is short, and a killed one starts again
+        cfg = TrainConfig(seed=self.seed, snapshot=snap, snapshot_every_s=float("inf"),
+                          **budget, **self.train_options)
+        if self.resume:
+            state = load_snapshot(snap, arch, cfg, tok.vocab_size)
+        else:
+            set_aside_run(run_dir)   # a fresh first rung never overwrites a trained run
+            state = None
+        res = train(arch, sp.train, sp.dev, tok, cfg, resume=state)
+        save_run(run_dir, res, tok, self.extra)
+        return {"cer": float(res.dev["cer"]), "snapshot": str(snap), "steps": res.steps,
+                "cpu_seconds": res.cpu_seconds}

@@ -1,0 +1,85 @@
+"""The executor seam: units pickle, cross a process boundary and come back;
+a profile and a rung ladder run through an executor as they do in process."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from hwnas.adapters import Plan
+from hwnas.adapters.devicefile import load_device
+from hwnas.data import corpus
+from hwnas.execution import LocalExecutor, ProcessExecutor, make, names
+from hwnas.execution.units import Export, Measure, TrainRung
+from hwnas.profiling.profiler import ProfileRun
+from hwnas.space import default_space, preset
+
+FAST = Plan(warmup_runs=2, min_runs=5, min_seconds=0.02, retries=0, max_ci=float("inf"),
+            max_drift=1.0)
+TINY = {"kind": "builtin", "langs": ["en"], "size": "tiny", "seed": 0}
+
+
+def test_units_are_plain_values_that_pickle(tmp_path):
+    arch = preset("conformer_xs").to_dict()
+    units = [Export(arch, "onnx", str(tmp_path)),
+             Measure("cpu", None, {"arch": arch}, None, asdict(FAST)),
+             TrainRung(arch, TINY, str(tmp_path), 2, "steps", 0, str(tmp_path / "r"))]
+    assert all(pickle.loads(pickle.dumps(u)) == u for u in units)
+    assert names() == ["local", "process"] and isinstance(make("local"), LocalExecutor)
+    with pytest.raises(ValueError, match="unknown executor 'ray'"):
+        make("ray")
+
+
+def test_a_profile_through_worker_processes_stores_every_row_once(tmp_path):
+    archs = default_space().with_choices({"encoder": ["lstm"], "num_layers": [1],
+                                          "d_model": [96]}).sample_distinct(2, 0)
+    run = ProfileRun(load_device("cpu"), tmp_path, 2, 0, default_space(), plan=FAST,
+                     archs=archs)
+    with ProcessExecutor() as ex:
+        run.executor = ex
+        rows = list(run.run())
+    assert [r["arch_id"] for r in rows] == [a.id for a in archs]
+    assert all(r["status"] in ("ok", "flagged") and r["p50_ms"] > 0 for r in rows), rows
+    assert sorted(r["key"] for r in run.store().rows()) == sorted(r["key"] for r in rows)
+    run.executor = LocalExecutor()
+    assert list(run.run()) == []   # resumable as before: nothing left to measure
+
+
+@pytest.fixture(scope="module")
+def tiny_workspace(tmp_path_factory):
+    from hwnas.training.prepare import ensure_corpus
+
+    ws = tmp_path_factory.mktemp("ws")
+    mp = pytest.MonkeyPatch()
+    mp.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    ensure_corpus(ws, ["en"], "tiny", 0)
+    mp.undo()
+    return ws
+
+
+def test_a_rung_continued_from_its_snapshot_in_another_process_equals_one_run(tiny_workspace):
+    """Rung state is a file: 2 steps here, then 2 more in a worker process,
+    give the weights of 4 steps in one go."""
+    arch = preset("conformer_xs").replace(num_layers=1, d_model=96, heads=2).to_dict()
+
+    def unit(steps, name, resume=False):
+        return TrainRung(arch, TINY, str(tiny_workspace), steps, "steps", 0,
+                         str(tiny_workspace / name), resume=resume,
+                         train_options={"eval_every": 10**9, "eval_utts": 4})
+
+    local = LocalExecutor()
+    first = local.submit(unit(2, "a")).result()
+    with ProcessExecutor() as ex:
+        second = ex.submit(unit(4, "a", resume=True)).result()
+    whole = local.submit(unit(4, "b")).result()
+    assert first["steps"] == 2 and second["steps"] == whole["steps"] == 4
+    assert second["cer"] == whole["cer"]
+    wa = torch.load(tiny_workspace / "a" / "weights.pt", weights_only=True)
+    wb = torch.load(tiny_workspace / "b" / "weights.pt", weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # a first rung never overwrites a trained run: the earlier one is set aside
+    local.submit(unit(2, "b")).result()
+    assert (tiny_workspace / "b" / "set-aside").is_dir()
