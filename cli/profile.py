@@ -8,7 +8,14 @@ import json
 import sys
 from typing import Any
 
-from ._common import console, measure_with_progress, plan_overrides, workspace
+from ._common import (
+    add_executor_arg,
+    console,
+    measure_with_progress,
+    open_executor,
+    plan_overrides,
+    workspace,
+)
 
 PROFILE_EPILOG = """examples:
   hwnas profile --device cpu --n 200 --seed 0      measure 200 sampled architectures
@@ -40,7 +47,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     space = SearchSpace.from_toml(args.space) if args.space else default_space()
     run = ProfileRun(spec, ws, args.n, args.seed, space, fmt=args.format,
                      plan=plan_overrides(args, spec.plan), keep_models=args.keep_models,
-                     retry_failed=args.retry_failed, repeats=args.repeats)
+                     retry_failed=args.retry_failed, repeats=args.repeats,
+                     executor=open_executor(args))
     try:
         rows, counts = measure_with_progress(run, f"profiling {spec.name}", quiet=args.json)
     except KeyboardInterrupt as e:
@@ -51,6 +59,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(f"hwnas: error: {e}. {getattr(e, 'stored', 0)} new rows stored; rerun the "
               "same command to continue.", file=sys.stderr)
         return 1
+    finally:
+        run.executor.close()
     folder = run.folder
     summary = {"device": spec.name, "profile": str(folder), "new_rows": len(rows),
                "stored_rows": run.stored_rows, "ok": counts["ok"], "flagged": counts["flagged"],
@@ -136,6 +146,7 @@ def add_parsers(sub: Any) -> None:
                    help="keep exported models under <workspace>/runs/profile-models/")
     s.add_argument("--retry-failed", action="store_true",
                    help="measure again the architectures stored as failed")
+    add_executor_arg(s, "exports and measurements")
     s.add_argument("--repeats", type=int, default=1, metavar="R",
                    help="independent measurements per architecture (default 1); pass 2 "
                         "starts after pass 1 has measured all N, and the predictor uses "

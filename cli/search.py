@@ -14,10 +14,12 @@ from hwnas.workflows.search import DEFAULT_CER_BUDGET
 
 from ._common import (
     add_corpus_args,
+    add_executor_arg,
     console,
     corpus_splits,
     measure_with_progress,
     open_corpus,
+    open_executor,
     parse_budget,
     workspace,
 )
@@ -160,7 +162,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         out=Path(args.out) if args.out else None, default_budget=default_budget)
     req.check()
     req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
-    outcome = run(req, _RichHooks(args.json, unit))
+    with open_executor(args) as req.executor:
+        outcome = run(req, _RichHooks(args.json, unit))
     if args.json:
         print(json.dumps(outcome.summary, sort_keys=True, default=str))
     else:
@@ -252,6 +255,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
     s.add_argument("--budget", metavar="TIME",
                    help="wall-clock limit for this run, e.g. 1h (checked between generations)")
+    add_executor_arg(s, "the trials' trainings")
     s.add_argument("--sampler", default="nsga2", choices=strategies.names(),
                    help="who proposes architectures: " + ", ".join(strategies.names()) +
                         " (default nsga2; evolution: regularised evolution over mutations "
