@@ -95,8 +95,6 @@ CHILD = r"""
 import sys
 from pathlib import Path
 from hwnas.profiling.store import ProfileStore
-
-from .helpers import garbage, stored
 import hwnas.profiling.store as m
 m.COMPACT_EVERY = 3
 s = ProfileStore(Path(sys.argv[1]), "d", create=True)
