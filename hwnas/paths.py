@@ -27,19 +27,26 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def stamped(folder: Path, name: str = "") -> Path:
+    """A path in ``folder`` named by the UTC time (then ``-name``) that does not
+    exist yet: where recovery puts what it sets aside."""
+    import datetime as _dt
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    tail = f"-{name}" if name else ""
+    dest, n = Path(folder) / f"{stamp}{tail}", 1
+    while dest.exists():
+        n += 1
+        dest = Path(folder) / f"{stamp}-{n}{tail}"
+    return dest
+
+
 def set_aside(path: Path, folder: Path) -> Path:
     """Move ``path`` into ``folder`` under a UTC time stamp, never over another
     file: how recovery keeps what it cannot use (nothing measured or trained is
     deleted). Returns where it went."""
-    import datetime as _dt
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
-    dest, n = folder / f"{stamp}-{Path(path).name}", 1
-    while dest.exists():
-        n += 1
-        dest = folder / f"{stamp}-{n}-{Path(path).name}"
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    dest = stamped(folder, Path(path).name)
     Path(path).replace(dest)
     return dest
 

@@ -47,9 +47,7 @@ class WorkerContext:
         self._adapters[device] = adapter
 
     def corpus(self, description: dict, workspace: str | Path) -> Any:
-        import json
-
-        key = json.dumps(description, sort_keys=True)
+        key = _corpus_key(description)
         if key not in self._corpora:
             from hwnas.training.prepare import corpus_from_description
 
@@ -57,16 +55,13 @@ class WorkerContext:
         return self._corpora[key]
 
     def share_corpus(self, corpus: Any) -> None:
-        import json
+        self._corpora[_corpus_key(corpus.description)] = corpus
 
-        self._corpora[json.dumps(corpus.description, sort_keys=True)] = corpus
 
-    def close(self, device: str | None = None) -> None:
-        """Close the adapters this context opened (one, or all)."""
-        for name in [device] if device else list(self._adapters):
-            a = self._adapters.pop(name, None)
-            if a is not None:
-                a.close()
+def _corpus_key(description: dict) -> str:
+    import json
+
+    return json.dumps(description, sort_keys=True)
 
 
 class Executor(ABC):

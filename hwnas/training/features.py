@@ -126,9 +126,9 @@ def _read_cache(name: str, meta: Path, raw: Path) -> FeatureSet:
     if (offsets.ndim != 1 or len(offsets) != len(ids) + 1 or len(texts) != len(ids)
             or offsets[0] != 0 or np.any(np.diff(offsets) < 0) or width < 1):
         raise ValueError("its index does not describe a feature set")
-    size = int(offsets[-1]) * width * 2
-    if raw.stat().st_size != size:
-        raise ValueError(f"{raw.name} holds {raw.stat().st_size} bytes, its index says {size}")
+    size, held = int(offsets[-1]) * width * 2, raw.stat().st_size
+    if held != size:
+        raise ValueError(f"{raw.name} holds {held} bytes, its index says {size}")
     frames = np.memmap(raw, dtype=np.float16, mode="r", shape=(int(offsets[-1]), width)) \
         if size else np.zeros((0, width), dtype=np.float16)
     return FeatureSet(name, ids, texts, frames, offsets, problems)

@@ -110,6 +110,21 @@ class _Call:
         return self.fn(self.arch, self.budget, self.state)
 
 
+@dataclass
+class _CallRungs:
+    """``RungUnits`` over a plain trainer callable: its state stays in memory."""
+    fn: Callable[[ArchConfig, float, Any], tuple[float, Any]]
+
+    def unit(self, cand: Candidate, budget: float, rung: int) -> _Call:
+        return _Call(self.fn, cand.arch, budget, cand.state)
+
+    def result(self, cand: Candidate, out: tuple[float, Any]) -> tuple[float, Any]:
+        return out
+
+    def release(self, cand: Candidate) -> None:
+        pass
+
+
 class RungUnits(Protocol):
     """How a rung's training becomes units an executor can run elsewhere:
     ``unit(candidate, budget, rung)`` describes the work, ``result(candidate,
@@ -138,17 +153,13 @@ def successive_halving(candidates: Sequence[Candidate],
     if not rungs or any(b <= a for a, b in zip(rungs, rungs[1:])):
         raise ValueError("rung budgets must be increasing")
     executor = executor or LocalExecutor()
-    if callable(run):
-        unit_of = lambda c, budget, r: _Call(run, c.arch, budget, c.state)  # noqa: E731
-        result_of = lambda c, out: out  # noqa: E731
-    else:
-        unit_of, result_of = run.unit, run.result
+    rungs_of = _CallRungs(run) if callable(run) else run
     alive = list(range(len(candidates)))
     for r, budget in enumerate(rungs):
-        outs = executor.map(unit_of(candidates[i], budget, r) for i in alive)
+        outs = executor.map(rungs_of.unit(candidates[i], budget, r) for i in alive)
         for i, out in zip(alive, outs):
             c = candidates[i]
-            cer, c.state = result_of(c, out)
+            cer, c.state = rungs_of.result(c, out)
             c.rungs.append({"rung": r, "budget_s": budget, "cer": float(cer)})
             if on_result:
                 on_result(c, r)
@@ -162,7 +173,7 @@ def successive_halving(candidates: Sequence[Candidate],
                 candidates[i].stopped_at = r
         alive = sorted(survivors)
     for c in candidates:
-        if c.state is not None and not callable(run):
-            run.release(c)
+        if c.state is not None:
+            rungs_of.release(c)
         c.state = None  # models are not kept past the search step
     return list(candidates)

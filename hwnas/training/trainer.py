@@ -414,17 +414,13 @@ def set_aside_run(out_dir: Any) -> Path | None:
     """Move the files of the run in ``out_dir`` into ``set-aside/<UTC stamp>/``
     before a fresh start writes there (nothing trained is deleted); None when
     there was nothing to keep."""
-    import datetime as _dt
+    from hwnas.paths import stamped
 
     out = Path(out_dir)
     files = [out / f for f in RUN_FILES if (out / f).is_file()]
     if all(f.name == "checkpoint.json" for f in files):  # only the data stamp: nothing trained
         return None
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
-    dest, n = out / "set-aside" / stamp, 1
-    while dest.exists():
-        n += 1
-        dest = out / "set-aside" / f"{stamp}-{n}"
+    dest = stamped(out / "set-aside")
     dest.mkdir(parents=True)
     for f in files:
         f.replace(dest / f.name)
