@@ -19,8 +19,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from hwnas.asr import default_space  # noqa: E402
 from hwnas.export import FORMATS, ExportError, export  # noqa: E402
-from hwnas.space import default_space  # noqa: E402
 
 
 def main() -> int:

@@ -47,11 +47,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from hwnas.adapters.devicefile import load_device  # noqa: E402
+from hwnas.asr import default_space  # noqa: E402
 from hwnas.predict.calibration import host_reference  # noqa: E402
 from hwnas.predict.latency import load_predictor  # noqa: E402
 from hwnas.predict.metrics import accuracy  # noqa: E402
 from hwnas.profiling.profiler import ProfileRun  # noqa: E402
-from hwnas.space import default_space  # noqa: E402
 
 
 def part_adapt(n: int, seed: int, workspace: Path) -> dict:
@@ -130,7 +130,7 @@ def main() -> int:
         run = ProfileRun(spec, ws, args.n, args.seed, default_space())
         rows = [r for r in run.run() if r["status"] != "failed" and r.get("rel_p50")]
         ref_after = host_reference(spec, ws, refresh=True)
-    from hwnas.space import ArchConfig
+    from hwnas.asr import ArchConfig
 
     archs = [ArchConfig.from_dict(r["arch"]) for r in rows]
     ratio = model.predict(archs)

@@ -44,13 +44,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from hwnas.asr import default_space  # noqa: E402
 from hwnas.predict.dataset import from_rows  # noqa: E402
 from hwnas.predict.evaluate import holdout_report, leave_family_out, split  # noqa: E402
 from hwnas.predict.features import feature_matrix  # noqa: E402
 from hwnas.predict.latency import CostModel, LatencyPredictor  # noqa: E402
 from hwnas.predict.metrics import accuracy, fmt_pct  # noqa: E402
 from hwnas.profiling.store import open_profile  # noqa: E402
-from hwnas.space import default_space  # noqa: E402
 
 KEYS = ("n", "within_5pct", "within_10pct", "rmspe", "median_ape", "max_ape", "kendall_tau",
         "spearman_rho")

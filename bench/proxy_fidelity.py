@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from hwnas.asr import ArchConfig, default_space, preset  # noqa: E402
 from hwnas.data.corpus import build, corpus_dir, words  # noqa: E402
 from hwnas.data.tokens import CharTokenizer  # noqa: E402
 from hwnas.predict.metrics import kendall_tau  # noqa: E402
-from hwnas.space import ArchConfig, default_space, preset  # noqa: E402
 from hwnas.training.prepare import SPLITS, builtin_features  # noqa: E402
 from hwnas.training.trainer import TrainConfig, evaluate, train  # noqa: E402
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from hwnas.space import ArchConfig, default_space  # noqa: E402
+from hwnas.asr import ArchConfig, default_space  # noqa: E402
 
 RUNS = ROOT / "bench" / "results" / "search_efficiency_runs.jsonl"
 MAX_LATENCY = 2.0

@@ -44,13 +44,13 @@ def main() -> int:
     import torch
 
     from hwnas.adapters.devicefile import load_device
+    from hwnas.asr import ArchConfig, default_space, preset
+    from hwnas.asr.presets import preset_names
     from hwnas.data.tokens import CharTokenizer
     from hwnas.predict.dataset import from_rows
     from hwnas.profiling.profiler import ProfileRun
     from hwnas.search.storage import study_paths, trial_dir
     from hwnas.search.study import pareto
-    from hwnas.space import ArchConfig, default_space, preset
-    from hwnas.space.presets import preset_names
     from hwnas.training.prepare import builtin_features
     from hwnas.training.trainer import TrainConfig, evaluate, load_run, train
 

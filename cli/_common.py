@@ -35,13 +35,14 @@ def workspace(args: argparse.Namespace) -> Path:
 
 
 def read_space(args: argparse.Namespace):
-    from hwnas.space import SearchSpace, default_space
+    from hwnas.asr import default_space
 
-    return SearchSpace.from_toml(args.space) if getattr(args, "space", None) else default_space()
+    space = default_space()
+    return space.with_toml(args.space) if getattr(args, "space", None) else space
 
 
 def read_arch(args: argparse.Namespace):
-    from hwnas.space import ArchConfig, preset
+    from hwnas.asr import ArchConfig, preset
 
     if getattr(args, "preset", None):
         if args.arch:
@@ -72,7 +73,7 @@ def read_arch(args: argparse.Namespace):
 
 
 def read_archs(path: str) -> list[Any]:
-    from hwnas.space import ArchConfig
+    from hwnas.asr import ArchConfig
 
     if path == "-":
         text = sys.stdin.read()

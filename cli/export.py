@@ -11,7 +11,7 @@ from ._common import CLIError, print_json, read_arch
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from hwnas.models.stats import model_stats
+    from hwnas.asr.models.stats import model_stats
 
     arch = read_arch(args)
     st = model_stats(arch)

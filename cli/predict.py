@@ -23,7 +23,7 @@ def _fmt_ms(x: float) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hwnas.space import preset
+    from hwnas.asr import preset
     from hwnas.workflows.target import target_predictor
 
     if bool(args.preset) == bool(args.arch):
@@ -44,7 +44,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
              "runtime": card.get("runtime"), "train_size": card.get("train_size"),
              "adapted_from": (card.get("adaptation") or {}).get("from"),
              "heldout_within_10pct": (card.get("heldout") or {}).get("within_10pct")}
-    from hwnas.space import default_space
+    from hwnas.asr import default_space
 
     space = default_space()   # the space the shipped predictors were trained on
     results = []

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import console, measure_with_progress, workspace
+from ._common import console, measure_with_progress, read_space, workspace
 
 PREDICTOR_EPILOG = """examples:
   hwnas predictor train --device cpu           XGBoost on the cpu profile -> predictors/cpu/
@@ -177,7 +177,6 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from hwnas.adapters import DeviceUnavailable
     from hwnas.adapters.devicefile import load_device
     from hwnas.predict.latency import load_predictor, predictor_dir
-    from hwnas.space import SearchSpace
     from hwnas.workflows.adapt import adapt_predictor
 
 
@@ -194,7 +193,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         adapted, report = adapt_predictor(
             source, args.source, spec, ws, n=args.n, pool=args.pool, seed=args.seed,
             method=args.method, label=args.label, measure=measure,
-            space=SearchSpace.from_toml(args.space) if args.space else None)
+            space=read_space(args) if args.space else None)
     except KeyboardInterrupt as e:
         print(f"hwnas: interrupted; {e.args[0] if e.args else 0} measurements stored. Rerun "
               "the same command to continue.", file=sys.stderr)

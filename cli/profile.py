@@ -14,6 +14,7 @@ from ._common import (
     measure_with_progress,
     open_executor,
     plan_overrides,
+    read_space,
     workspace,
 )
 
@@ -36,7 +37,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from hwnas.adapters import DeviceUnavailable
     from hwnas.adapters.devicefile import load_device
     from hwnas.profiling.profiler import ProfileRun
-    from hwnas.space import SearchSpace, default_space
 
     if args.n is None or args.n < 1:
         raise ValueError("--n must be a positive number of architectures")
@@ -44,7 +44,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise ValueError("--repeats must be >= 1")
     ws = workspace(args)
     spec = load_device(args.device, ws)
-    space = SearchSpace.from_toml(args.space) if args.space else default_space()
+    space = read_space(args)
     run = ProfileRun(spec, ws, args.n, args.seed, space, fmt=args.format,
                      plan=plan_overrides(args, spec.plan), keep_models=args.keep_models,
                      retry_failed=args.retry_failed, repeats=args.repeats,

@@ -21,6 +21,7 @@ from ._common import (
     open_corpus,
     open_executor,
     parse_budget,
+    read_space,
     workspace,
 )
 
@@ -141,7 +142,6 @@ class _RichHooks:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.space import SearchSpace
     from hwnas.workflows.search import SearchRequest, run
 
     if args.cer_budget is not None and args.cer_steps is not None:
@@ -157,7 +157,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_latency_ms=args.max_latency, max_params=args.max_params, max_size_mb=args.max_size,
         trials=args.trials, time_budget_s=parse_budget(args.budget) if args.budget else None,
         eta=args.eta, sampler=args.sampler, seed=args.seed, streaming=args.streaming,
-        space=SearchSpace.from_toml(args.space) if args.space else None,
+        space=read_space(args) if args.space else None,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
         out=Path(args.out) if args.out else None, default_budget=default_budget)
     req.check()

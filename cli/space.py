@@ -34,7 +34,7 @@ def cmd_space_count(args: argparse.Namespace) -> int:
 
 
 def cmd_space_presets(args: argparse.Namespace) -> int:
-    from hwnas.space import preset, preset_description, preset_names
+    from hwnas.asr import preset, preset_description, preset_names
 
     rows = [{"name": n, "id": preset(n).id, "description": preset_description(n),
              "arch": preset(n).to_dict()} for n in preset_names()]

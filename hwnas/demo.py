@@ -15,9 +15,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from hwnas.asr import ArchConfig, default_space, preset
+from hwnas.asr.models.stats import model_stats
 from hwnas.export import FORMATS, ExportError, export
-from hwnas.models.stats import model_stats
-from hwnas.space import ArchConfig, default_space, preset
 
 
 def pick(seed: int) -> list[tuple[str, ArchConfig]]:

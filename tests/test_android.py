@@ -279,10 +279,10 @@ max_drift = 1.0
 
 def _run(ws: Path, n: int, on_row=None) -> list[dict]:
     from hwnas.adapters.devicefile import load_device
+    from hwnas.asr import default_space
     from hwnas.profiling.profiler import ProfileRun
-    from hwnas.space import SearchSpace
 
-    run = ProfileRun(load_device("loop", ws), ws, n, 0, SearchSpace.from_toml(ws / "tiny.toml"))
+    run = ProfileRun(load_device("loop", ws), ws, n, 0, default_space().with_toml(ws / "tiny.toml"))
     rows = []
     for row in run.run():
         rows.append(row)

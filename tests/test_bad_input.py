@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from hwnas.space import default_space, preset
+from hwnas.asr import default_space, preset
 
 ARCH = preset("conformer_xs").to_dict()
 ONE = ('[choices]\nencoder=["lstm"]\nnum_layers=[1]\nd_model=[96]\ndecoder=["ctc"]\n'
@@ -47,15 +47,15 @@ def _norm(path: Path) -> None:
 
 
 def _run_arch():
+    from hwnas.asr import ArchConfig
     from hwnas.data.tokens import CharTokenizer
-    from hwnas.space import ArchConfig
 
     tok = CharTokenizer.for_languages(["en"])
     return ArchConfig.from_dict(ARCH).replace(vocab_size=tok.vocab_size), tok
 
 
 def _weights(path: Path) -> None:
-    from hwnas.models import build
+    from hwnas.asr.models import build
 
     _torch_file(path, build(_run_arch()[0]).state_dict())
 

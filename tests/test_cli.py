@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.space import ArchConfig, default_space, preset
+from hwnas.asr import ArchConfig, default_space, preset
 
 ROOT = Path(__file__).resolve().parents[1]
 

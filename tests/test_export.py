@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hwnas.asr import ArchConfig, preset
 from hwnas.export import ExportError, export
 from hwnas.export.edgetpu import compile_edgetpu, parse_compiler_log
-from hwnas.space import ArchConfig, preset
 from tests.test_models import small
 
 FIXTURES = Path(__file__).parent / "fixtures" / "edgetpu"
@@ -126,9 +126,9 @@ def train_briefly(arch: ArchConfig, path: Path, steps: int = 150) -> Path:
     network's near-tied logits make token agreement meaningless."""
     import torch
 
+    from hwnas.asr.models import build
+    from hwnas.asr.models.frontend import FeatureExtractor
     from hwnas.export.calibration import synthetic_audio
-    from hwnas.models import build
-    from hwnas.models.frontend import FeatureExtractor
 
     torch.manual_seed(0)
     model = build(arch)

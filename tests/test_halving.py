@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from hwnas.asr import default_space
 from hwnas.predict.cer import CERPredictor
-from hwnas.space import default_space
 from hwnas.training.halving import (
     Candidate,
     nondominated_fronts,
@@ -70,7 +70,7 @@ def test_cer_predictor_learns_final_from_early(tmp_path):
     p = CERPredictor.fit(records[:45])
     test = records[45:]
     early = np.array([[r["early_cer"], r["early_loss"], r["early_steps"]] for r in test])
-    from hwnas.space import ArchConfig
+    from hwnas.asr import ArchConfig
 
     pred = p.predict([ArchConfig.from_dict(r["arch"]) for r in test], early)
     truth = np.array([r["final_cer"] for r in test])
@@ -83,7 +83,7 @@ def test_cer_predictor_learns_final_from_early(tmp_path):
 
 
 def test_cer_predictor_from_the_architecture_alone(tmp_path):
-    from hwnas.space import ArchConfig
+    from hwnas.asr import ArchConfig
 
     archs = default_space().sample_distinct(80, 9)
     records = [{"arch": a.to_dict(), "final_cer": 0.9 - 0.1 * math.log2(a.d_model / 96)

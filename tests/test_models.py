@@ -5,10 +5,10 @@ import itertools
 import pytest
 import torch
 
-from hwnas.models import build, device_graph, speech_model
-from hwnas.models.frontend import FeatureExtractor, input_dim
-from hwnas.models.stats import model_stats
-from hwnas.space import ArchConfig, default_space, preset, preset_names
+from hwnas.asr import ArchConfig, default_space, preset, preset_names
+from hwnas.asr.models import build, device_graph, speech_model
+from hwnas.asr.models.frontend import FeatureExtractor, input_dim
+from hwnas.asr.models.stats import model_stats
 
 
 def small(encoder: str, decoder: str, attention: str | None, frontend: str,

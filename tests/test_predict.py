@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from hwnas.models.stats import model_stats
+from hwnas.asr import default_space, preset, preset_names
+from hwnas.asr.models.stats import model_stats
 from hwnas.predict.adapt import apply_correction, fit_correction, select_for_coverage
 from hwnas.predict.dataset import from_rows, holdout_mask, repeat_noise
 from hwnas.predict.evaluate import PowerLaw, holdout_report
@@ -23,7 +24,6 @@ from hwnas.predict.features import (
 from hwnas.predict.latency import CostModel, LatencyPredictor, SchemaMismatch
 from hwnas.predict.metrics import accuracy, kendall_tau, spearman_rho
 from hwnas.profiling.store import open_profile
-from hwnas.space import default_space, preset, preset_names
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_analytic_costs_equal_counted_flops_and_params_on_the_shipped_profile():
     (stored per row by the profiler) -- every profiled architecture."""
     rows = [r for r in open_profile("cpu", None).rows()]
     seen = {r["arch_id"]: r for r in rows}
-    from hwnas.space import ArchConfig
+    from hwnas.asr import ArchConfig
 
     archs = [ArchConfig.from_dict(r["arch"]) for r in seen.values()]
     X = feature_matrix(archs)

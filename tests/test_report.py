@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cli.main import main
+from hwnas.asr import default_space
 from hwnas.search.study import SearchConfig, run_search
-from hwnas.space import default_space
 from hwnas.visualization.report import entropy, front_2d, hypervolume_2d
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from hwnas.asr import default_space
 from hwnas.data import corpus
 from hwnas.search.study import (
     SearchConfig,
@@ -16,7 +17,6 @@ from hwnas.search.study import (
     run_search,
     select_for_target,
 )
-from hwnas.space import default_space
 
 SMALL = default_space().with_choices({
     "encoder": ["conformer", "lstm", "contextnet"], "num_layers": [1, 2], "d_model": [96, 144],

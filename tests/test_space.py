@@ -8,7 +8,8 @@ from collections import Counter
 import optuna
 import pytest
 
-from hwnas.space import ArchConfig, SearchSpace, default_space, preset, preset_names
+from hwnas.asr import ArchConfig, default_space, preset, preset_names
+from hwnas.space import SearchSpace
 
 REDUCED = {
     "frontend": ["logmel"], "n_filters": [40], "subsampling": ["conv2d4", "conv2d6"],
@@ -183,22 +184,22 @@ def test_encode_shape_and_content():
 def test_toml_override(tmp_path):
     f = tmp_path / "space.toml"
     f.write_text('[choices]\nencoder = ["lstm", "conformer"]\nd_model = [128, 512]\n')
-    space = SearchSpace.from_toml(f)
+    space = default_space().with_toml(f)
     archs = space.sample_distinct(30, 0)
     assert {a.encoder for a in archs} <= {"lstm", "conformer"}
     assert {a.d_model for a in archs} <= {128, 512}
     assert space.count() < default_space().count()
     f.write_text('[choices]\nencoder = ["gru"]\n')
     with pytest.raises(ValueError, match="'encoder'"):
-        SearchSpace.from_toml(f)
+        default_space().with_toml(f)
     f.write_text('[choices]\nwidth = [1]\n')
     with pytest.raises(ValueError, match="unknown decision 'width'"):
-        SearchSpace.from_toml(f)
+        default_space().with_toml(f)
     f.write_text('[choices\n')
     with pytest.raises(ValueError, match="not valid TOML"):
-        SearchSpace.from_toml(f)
+        default_space().with_toml(f)
     with pytest.raises(ValueError, match="not found"):
-        SearchSpace.from_toml(tmp_path / "missing.toml")
+        default_space().with_toml(tmp_path / "missing.toml")
 
 
 def test_presets_are_valid_and_named():

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from hwnas.asr import default_space
 from hwnas.search.study import SearchConfig, run_search
-from hwnas.space import default_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = default_space().with_choices({"encoder": ["lstm", "conformer"], "decoder": ["ctc"],

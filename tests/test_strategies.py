@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from hwnas import strategies
+from hwnas.asr import default_space
 from hwnas.search.study import SearchConfig, run_search
-from hwnas.space import default_space
 from hwnas.strategies.evolution import Evolution
 from tests.test_search import SMALL, _fake, lat
 

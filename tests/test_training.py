@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.data import corpus
-from hwnas.data.loaders import load_builtin
-from hwnas.data.tokens import CharTokenizer
-from hwnas.space import preset
-from hwnas.training.decode import (
+from hwnas.asr import preset
+from hwnas.asr.decode import (
     Lexicon,
     ctc_beam,
     ctc_greedy,
@@ -23,8 +20,11 @@ from hwnas.training.decode import (
     error_rates,
     snap_to_lexicon,
 )
+from hwnas.asr.losses import attention_loss, rnnt_loss
+from hwnas.data import corpus
+from hwnas.data.loaders import load_builtin
+from hwnas.data.tokens import CharTokenizer
 from hwnas.training.features import compute
-from hwnas.training.losses import attention_loss, rnnt_loss
 from hwnas.training.trainer import TrainConfig, evaluate, train, transcribe
 
 from .helpers import garbage, lost, stored
@@ -284,13 +284,13 @@ def test_a_stopped_run_resumes_to_the_same_weights(tiny_features, tmp_path):
 
 @pytest.mark.parametrize("decoder", ["rnnt", "las", "transformer"])
 def test_beam_search_of_width_one_is_greedy(decoder):
-    from hwnas.models.model import build
-    from hwnas.training.decode import (
+    from hwnas.asr.decode import (
         attention_beam,
         attention_greedy,
         rnnt_beam,
         rnnt_greedy,
     )
+    from hwnas.asr.models.model import build
 
     torch.manual_seed(3)
     arch = preset("conformer_xs").replace(num_layers=1, decoder=decoder, decoder_layers=1,

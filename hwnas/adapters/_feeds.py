@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.space.arch import UTTERANCE_FRAMES
+from hwnas.asr.arch import UTTERANCE_FRAMES
 
 
 def initial_feeds(inputs: list[dict[str, Any]], seed: int = 0) -> dict[str, np.ndarray]:

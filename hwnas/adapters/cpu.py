@@ -79,8 +79,8 @@ def ort_callables(sess: Any, inputs: list[dict[str, Any]], outputs: list[str]) -
 def torch_graph(arch_json: str, seed: int = 0) -> Any:
     import torch
 
-    from hwnas.models import build, device_graph
-    from hwnas.space import ArchConfig
+    from hwnas.asr import ArchConfig
+    from hwnas.asr.models import build, device_graph
 
     arch = ArchConfig.from_json(Path(arch_json).read_text())
     torch.manual_seed(seed)
@@ -134,7 +134,7 @@ class CPUAdapter(Adapter):
         if out["threads"] < 1:
             raise ValueError("threads must be >= 1")
         if out["reference"]:
-            from hwnas.space import preset_names
+            from hwnas.asr import preset_names
 
             if out["reference"] not in preset_names():
                 raise ValueError(f"reference must be a preset ({', '.join(preset_names())}) "
@@ -151,8 +151,8 @@ class CPUAdapter(Adapter):
             import shutil
             import tempfile
 
+            from hwnas.asr import preset
             from hwnas.export import export
-            from hwnas.space import preset
 
             work = Path(tempfile.mkdtemp(prefix="hwnas-reference-"))
             try:

@@ -24,8 +24,8 @@ class Export:
     repeat: int = 1
 
     def run(self, ctx: Any) -> tuple[dict[str, Any], Any]:
+        from hwnas.asr import ArchConfig
         from hwnas.profiling.profiler import export_row
-        from hwnas.space import ArchConfig
 
         return export_row(ArchConfig.from_dict(self.arch), self.fmt, Path(self.out_dir),
                           self.repeat)
@@ -46,8 +46,8 @@ class Measure:
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.adapters._base import Plan
+        from hwnas.asr import ArchConfig
         from hwnas.profiling.profiler import measure_artifact
-        from hwnas.space import ArchConfig
 
         adapter = ctx.adapter(self.device, self.workspace)
         row, _ = measure_artifact(adapter, ArchConfig.from_dict(self.row["arch"]),
@@ -76,7 +76,7 @@ class TrainRung:
     train_options: dict[str, Any] = field(default_factory=dict)
 
     def run(self, ctx: Any) -> dict[str, Any]:
-        from hwnas.space import ArchConfig
+        from hwnas.asr import ArchConfig
         from hwnas.training.trainer import (
             TrainConfig,
             load_snapshot,

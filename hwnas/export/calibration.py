@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-from hwnas.models.frontend import HOP, N_FFT, SAMPLE_RATE, FeatureExtractor
-from hwnas.models.graphs import ChunkGraph, UtteranceGraph
+from hwnas.asr.models.frontend import HOP, N_FFT, SAMPLE_RATE, FeatureExtractor
+from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph
 
 
 def synthetic_audio(seconds: float, seed: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from hwnas.models.graphs import ChunkGraph, UtteranceGraph
+from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph
 
 OPSET = 17
 

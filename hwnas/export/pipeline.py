@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from hwnas.asr import ArchConfig
+from hwnas.asr.models import build, device_graph
+from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph
 from hwnas.errors import first_line
 from hwnas.export.calibration import graph_inputs
 from hwnas.export.edgetpu import compile_edgetpu, compiler_available
@@ -27,10 +30,7 @@ from hwnas.export.errors import ExportError
 from hwnas.export.formats import FORMATS
 from hwnas.export.onnx import export_onnx
 from hwnas.export.tflite import TFLiteRunner, convert_tflite
-from hwnas.models import build, device_graph
-from hwnas.models.graphs import ChunkGraph, UtteranceGraph
 from hwnas.paths import write_atomic
-from hwnas.space import ArchConfig
 
 FLOAT_TOLERANCE = 1e-4     # max |diff| vs PyTorch for fp32 formats
 MIN_TOKEN_AGREEMENT = 0.95  # top-token agreement for quantised formats

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.asr import ArchConfig
 from hwnas.predict.features import feature_names
-from hwnas.space import ArchConfig
 
 METHODS = ("scale", "affine", "ridge")
 RIDGE_LAMBDA = 1.0

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.asr import ArchConfig
 from hwnas.predict.features import SCHEMA_VERSION, feature_matrix, feature_names
 from hwnas.predict.latency import load_booster, read_card, save_model_files
-from hwnas.space import ArchConfig
 
 EARLY = ("early_cer", "early_loss", "early_steps")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
 
 LABELS = {"rel": "rel_p50", "norm": "norm_p50_ms", "raw": "p50_ms"}
 HOLDOUT_SHARE = 0.2

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.asr import ArchConfig
 from hwnas.paths import write_atomic
 from hwnas.predict.features import KINDS, SCHEMA_VERSION, feature_matrix, feature_names
-from hwnas.space import ArchConfig
 
 MODEL_FILE = "model.json"
 CARD_FILE = "card.json"

@@ -20,11 +20,12 @@ from typing import Any
 from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement, Plan
 from hwnas.adapters._feeds import audio_ms_per_call
 from hwnas.adapters.devicefile import DeviceSpec
+from hwnas.asr import ArchConfig
 from hwnas.errors import first_line
 from hwnas.execution import LocalExecutor
 from hwnas.execution.units import Export, Measure
 from hwnas.profiling.store import ProfileStore, profile_dir
-from hwnas.space import ArchConfig, SearchSpace
+from hwnas.space import SearchSpace
 
 
 @dataclass
@@ -43,7 +44,7 @@ class TorchArtifact:
 
 
 def _torch_artifact(arch: ArchConfig, out_dir: Path) -> TorchArtifact:
-    from hwnas.models import build, device_graph
+    from hwnas.asr.models import build, device_graph
 
     work = out_dir / arch.id
     work.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,7 @@ def row_key(arch_id: str, fmt: str, repeat: int = 1) -> str:
 
 def base_row(arch: ArchConfig, fmt: str, repeat: int = 1) -> dict[str, Any]:
     """The fields of a profile row that come from the architecture alone."""
-    from hwnas.models.stats import model_stats
+    from hwnas.asr.models.stats import model_stats
 
     st = model_stats(arch)
     return {

@@ -28,8 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hwnas.asr import ArchConfig, default_space
 from hwnas.search.storage import open_storage
-from hwnas.space import ArchConfig, SearchSpace, default_space
+from hwnas.space import SearchSpace
 from hwnas.training.halving import Candidate, RungUnits, successive_halving
 
 OBJECTIVES = ("cer", "latency", "params")

@@ -1,9 +1,7 @@
-"""The search space: one definition of a speech architecture."""
+"""The task-agnostic search space: a decision graph that counts, samples,
+mutates, crosses over, suggests and encodes the architectures of any task."""
 
-from hwnas.space.arch import ArchConfig
 from hwnas.space.decisions import Decision
-from hwnas.space.presets import preset, preset_description, preset_names
-from hwnas.space.space import SearchSpace, default_space
+from hwnas.space.space import SearchSpace
 
-__all__ = ["ArchConfig", "Decision", "SearchSpace", "default_space", "preset",
-           "preset_description", "preset_names"]
+__all__ = ["Decision", "SearchSpace"]

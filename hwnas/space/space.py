@@ -1,29 +1,26 @@
 """SearchSpace: owns the choices; counts, samples, mutates, crosses over,
-suggests through Optuna and encodes architectures as feature vectors."""
+suggests through Optuna and encodes architectures as feature vectors.
+
+It knows no task: a task (``hwnas.asr``, ``hwnas.tts``) gives it its
+decisions, the frozen dataclass an architecture is (one field per decision,
+plus fixed fields such as a vocabulary size that no decision chooses) and
+the numeric bounds any value must keep."""
 
 from __future__ import annotations
 
 import random
 import tomllib
 from collections.abc import Iterator, Sequence
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.space.decisions import Decision, default_decisions
+from hwnas.space.decisions import Decision
 
 if TYPE_CHECKING:
     import optuna
 
-    from hwnas.space.arch import ArchConfig
-
-_MIN_ZERO = ("left_chunks", "lookahead")
-#: the largest value of each numeric field any device here could hold: an
-#: architecture beyond these is refused before anything is allocated
-MAX_VALUE = {"n_filters": 512, "num_layers": 64, "d_model": 4096, "heads": 64,
-             "local_window": 4096, "ffn_ratio": 16, "conv_kernel": 255, "decoder_layers": 16,
-             "decoder_dim": 4096, "chunk_ms": 10_000, "left_chunks": 1024, "lookahead": 64}
-MAX_VOCAB = 100_000
+Arch = Any   # a task's frozen architecture dataclass
 
 
 def _pruned(decisions: list[Decision]) -> list[Decision]:
@@ -61,11 +58,28 @@ def _pruned(decisions: list[Decision]) -> list[Decision]:
 
 
 class SearchSpace:
-    """An ordered decision graph (see :mod:`hwnas.space.decisions`)."""
+    """An ordered decision graph (see :mod:`hwnas.space.decisions`) whose
+    paths are architectures of type ``arch_type``.
 
-    def __init__(self, decisions: Sequence[Decision] | None = None) -> None:
-        self.decisions: tuple[Decision, ...] = tuple(decisions or default_decisions())
+    ``bounds`` maps a numeric field to its (lowest, highest) value: anything
+    beyond is refused before a model is allocated (a numeric decision without
+    bounds must be >= 1). ``domain`` holds the decisions as the code knows
+    them, before a user narrows the choices: a value in the domain but not in
+    this space's choices is buildable, and encodings line up across spaces.
+    """
+
+    def __init__(self, decisions: Sequence[Decision], arch_type: type,
+                 bounds: dict[str, tuple[int, int | None]] | None = None,
+                 domain: Sequence[Decision] | None = None) -> None:
+        self.decisions: tuple[Decision, ...] = tuple(decisions)
+        self.arch_type = arch_type
+        self.bounds = dict(bounds or {})
+        self.domain = {d.name: d for d in (domain or self.decisions)}
         self._by_name = {d.name: d for d in self.decisions}
+        from dataclasses import fields
+
+        #: fields no decision chooses (carried from parent to child unchanged)
+        self.fixed = tuple(f.name for f in fields(arch_type) if f.name not in self.domain)
         # Fields read by decision i or any later one: the DP state at step i.
         live: list[tuple[str, ...]] = []
         acc: set[str] = set()
@@ -92,12 +106,12 @@ class SearchSpace:
                 raise ValueError(f"choices for {name!r} repeat {', '.join(repeated)}; "
                                  "give each value once")
         return SearchSpace(_pruned([replace(d, choices=tuple(overrides[d.name]))
-                                    if d.name in overrides else d for d in self.decisions]))
+                                    if d.name in overrides else d for d in self.decisions]),
+                           self.arch_type, self.bounds, list(self.domain.values()))
 
-    @classmethod
-    def from_toml(cls, path: str | Path) -> SearchSpace:
-        """Override choices from a TOML file: a ``[choices]`` table, e.g.
-        ``encoder = ["conformer", "lstm"]``."""
+    def with_toml(self, path: str | Path) -> SearchSpace:
+        """This space with choices overridden from a TOML file: a ``[choices]``
+        table, e.g. ``encoder = ["conformer", "lstm"]``."""
         p = Path(path)
         try:
             data = tomllib.loads(p.read_text())
@@ -116,23 +130,22 @@ class SearchSpace:
             raise ValueError(f"space file {p}: [choices] must be a table of lists, "
                              f"e.g. encoder = [\"conformer\", \"lstm\"]")
         try:
-            return default_space().with_choices(choices)
+            return self.with_choices(choices)
         except ValueError as e:
             raise ValueError(f"space file {p}: {e}") from None
 
     # --- membership and validation ------------------------------------------
     def _check_value(self, d: Decision, v: Any, strict: bool) -> None:
-        base = default_decisions_by_name()[d.name]
+        base = self.domain[d.name]
         if isinstance(base.choices[0], bool):
             if not isinstance(v, bool):
                 raise ValueError(f"field {d.name!r} must be true or false, got {v!r}")
         elif base.numeric:
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"field {d.name!r} must be an integer, got {v!r}")
-            lo = 0 if d.name in _MIN_ZERO else 1
+            lo, hi = self.bounds.get(d.name, (1, None))
             if v < lo:
                 raise ValueError(f"field {d.name!r} must be >= {lo}, got {v}")
-            hi = MAX_VALUE.get(d.name)
             if hi is not None and v > hi:
                 raise ValueError(f"field {d.name!r} must be <= {hi}, got {v}")
         elif v not in base.choices:
@@ -142,7 +155,7 @@ class SearchSpace:
             raise ValueError(f"field {d.name!r}: {v!r} is not in this space's choices "
                              f"{list(d.choices)}")
 
-    def check(self, arch: ArchConfig, strict: bool = False) -> None:
+    def check(self, arch: Arch, strict: bool = False) -> None:
         """Raise ValueError naming the field and the rule an architecture breaks.
 
         ``strict`` also requires every value to be one of this space's choices;
@@ -162,12 +175,15 @@ class SearchSpace:
             if not d.allowed(v, ctx):
                 raise ValueError(f"field {d.name!r}={v!r} breaks the rule: {d.rule}")
             ctx[d.name] = v
-        if isinstance(arch.vocab_size, bool) or not isinstance(arch.vocab_size, int) \
-                or not 2 <= arch.vocab_size <= MAX_VOCAB:
-            raise ValueError(f"field 'vocab_size' must be an integer from 2 to {MAX_VOCAB}, "
-                             f"got {arch.vocab_size!r}")
+        for name in self.fixed:
+            if name not in self.bounds:
+                continue
+            v, (lo, hi) = getattr(arch, name), self.bounds[name]
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= (hi or v):
+                raise ValueError(f"field {name!r} must be an integer from {lo} to {hi}, "
+                                 f"got {v!r}")
 
-    def contains(self, arch: ArchConfig) -> bool:
+    def contains(self, arch: Arch) -> bool:
         try:
             self.check(arch, strict=True)
         except ValueError:
@@ -215,11 +231,10 @@ class SearchSpace:
 
     # --- sampling and variation ----------------------------------------------
     def _complete(self, rng: random.Random, prefer: list[dict[str, Any]],
-                  force: dict[str, Any] | None = None) -> ArchConfig:
+                  force: dict[str, Any] | None = None) -> Arch:
         """Walk the decisions; take a value from ``force``, else from the first
-        dict in ``prefer`` whose value is still allowed, else sample one."""
-        from hwnas.space.arch import ArchConfig
-
+        dict in ``prefer`` whose value is still allowed, else sample one; fixed
+        fields come from the first of ``prefer``."""
         ctx: dict[str, Any] = {}
         for d in self.decisions:
             if not d.applies(ctx):
@@ -238,20 +253,20 @@ class SearchSpace:
                     break
             else:
                 ctx[d.name] = rng.choice(opts)
-        vocab = prefer[0].get("vocab_size") if prefer else None
-        return ArchConfig(**ctx) if vocab is None else ArchConfig(**ctx, vocab_size=vocab)
+        kept = {f: prefer[0][f] for f in self.fixed if prefer and prefer[0].get(f) is not None}
+        return self.arch_type(**ctx, **kept)
 
-    def sample(self, rng: random.Random) -> ArchConfig:
+    def sample(self, rng: random.Random) -> Arch:
         """Sample each applicable decision uniformly among its allowed choices."""
         return self._complete(rng, [])
 
-    def sample_distinct(self, n: int, seed: int) -> list[ArchConfig]:
+    def sample_distinct(self, n: int, seed: int) -> list[Arch]:
         """``n`` distinct architectures, deterministic for ``seed``."""
         total = self.count()
         if n > total:
             raise ValueError(f"asked for {n} distinct architectures; the space holds {total}")
         rng = random.Random(seed)
-        out: dict[str, ArchConfig] = {}
+        out: dict[str, Arch] = {}
         tries = 0
         while len(out) < n:
             a = self.sample(rng)
@@ -262,7 +277,7 @@ class SearchSpace:
                                  f"{n} asked for after {tries} samples")
         return list(out.values())
 
-    def mutate(self, arch: ArchConfig, rng: random.Random, n_changes: int = 1) -> ArchConfig:
+    def mutate(self, arch: Arch, rng: random.Random, n_changes: int = 1) -> Arch:
         """Change ``n_changes`` applicable decisions to a different allowed value;
         downstream decisions keep their values where still valid."""
         current = arch.to_dict()
@@ -280,7 +295,7 @@ class SearchSpace:
             current = self._complete(rng, [current], force={d.name: new}).to_dict()
         return self._complete(rng, [current])
 
-    def crossover(self, a: ArchConfig, b: ArchConfig, rng: random.Random) -> ArchConfig:
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
         """Uniform crossover along the decision order; a parent's value is taken
         only where it is allowed in the child's context."""
         da, db = a.to_dict(), b.to_dict()
@@ -296,15 +311,14 @@ class SearchSpace:
                 ctx[d.name] = second[d.name]
             else:
                 ctx[d.name] = rng.choice(opts)
-        return self._complete(rng, [ctx | {"vocab_size": a.vocab_size}])
+        return self._complete(rng, [ctx | {f: getattr(a, f) for f in self.fixed}])
 
-    def suggest(self, trial: optuna.trial.BaseTrial, vocab_size: int = 64) -> ArchConfig:
+    def suggest(self, trial: optuna.trial.BaseTrial, **fixed: Any) -> Arch:
         """Define-by-run suggestion: only applicable decisions are suggested. A
         decision whose allowed choices depend on the context gets a parameter
         name qualified by that set, since Optuna's categorical distributions
-        must not change their choices under one name."""
-        from hwnas.space.arch import ArchConfig
-
+        must not change their choices under one name. ``fixed`` sets fields no
+        decision chooses (a vocabulary size)."""
         ctx: dict[str, Any] = {}
         for d in self.decisions:
             if not d.applies(ctx):
@@ -313,9 +327,9 @@ class SearchSpace:
             opts = d.options(ctx)
             name = d.name if opts == d.choices else f"{d.name}[{','.join(map(str, opts))}]"
             ctx[d.name] = trial.suggest_categorical(name, list(opts))
-        return ArchConfig(**ctx, vocab_size=vocab_size)
+        return self.arch_type(**ctx, **fixed)
 
-    def params_of(self, arch: ArchConfig) -> dict[str, Any]:
+    def params_of(self, arch: Arch) -> dict[str, Any]:
         """The inverse of ``suggest``: the Optuna parameter names and values
         that make ``suggest`` return ``arch`` (a fixed-parameter trial)."""
         ctx: dict[str, Any] = {}
@@ -340,29 +354,29 @@ class SearchSpace:
             if d.numeric:
                 names += [d.name, f"{d.name}:applies"]
             else:
-                names += [f"{d.name}={c}" for c in default_decisions_by_name()[d.name].choices]
+                names += [f"{d.name}={c}" for c in self.domain[d.name].choices]
         return names
 
-    def encode(self, arch: ArchConfig) -> list[float]:
+    def encode(self, arch: Arch) -> list[float]:
         """Feature vector: numeric decisions as value plus an 'applies' flag,
         categorical ones one-hot over every category the code knows (so
         vectors from different spaces line up)."""
         return self.encode_many([arch])[0].tolist()
 
-    def encode_many(self, archs: Sequence[ArchConfig], cols: dict[str, Any] | None = None
+    def encode_many(self, archs: Sequence[Arch], cols: dict[str, Any] | None = None
                     ) -> Any:
         """``encode`` of many architectures as one (n, features) float array;
         ``cols`` are their ``columns`` where the caller has them already."""
         import numpy as np
 
-        cols = cols if cols is not None else columns(archs)
+        cols = cols if cols is not None else self.columns(archs)
         parts = []
         for d in self.decisions:
             v, applies = cols[d.name], cols[d.name + ":set"]
             if d.numeric:
                 parts += [v, applies]
                 continue
-            for c in default_decisions_by_name()[d.name].choices:
+            for c in self.domain[d.name].choices:
                 parts.append(applies & (v == (float(c) if isinstance(c, bool) else c)))
         return np.column_stack(parts).astype(np.float64) if parts else \
             np.zeros((len(archs), 0))
@@ -371,40 +385,27 @@ class SearchSpace:
         return [{"name": d.name, "choices": list(d.choices), "help": d.help,
                  "rule": d.rule or None} for d in self.decisions]
 
+    def columns(self, archs: Sequence[Arch]) -> dict[str, Any]:
+        """Field -> NumPy array over architectures (every field of the
+        architecture type); ``None`` becomes 0 (or "" for fields whose choices
+        are strings) and ``FIELD:set`` says where the field applies."""
+        from dataclasses import fields
+        from operator import attrgetter
 
-@lru_cache(maxsize=1)
-def default_decisions_by_name() -> dict[str, Decision]:
-    return {d.name: d for d in default_decisions()}
+        import numpy as np
 
-
-@lru_cache(maxsize=1)
-def default_space() -> SearchSpace:
-    return SearchSpace()
-
-
-_STRINGS = ("frontend", "subsampling", "encoder", "decoder", "attention")
-
-
-def columns(archs: Sequence[ArchConfig]) -> dict[str, Any]:
-    """Field -> NumPy array over architectures (every ArchConfig field);
-    ``None`` becomes 0 (or "") and ``FIELD:set`` says where the field applies."""
-    from dataclasses import fields
-    from operator import attrgetter
-
-    import numpy as np
-
-    from hwnas.space.arch import ArchConfig
-
-    names = [f.name for f in fields(ArchConfig)]
-    # one C call per architecture, then NumPy's own loops over object arrays
-    table = np.array(list(map(attrgetter(*names), archs)), dtype=object).reshape(
-        len(archs), len(names))
-    cols: dict[str, Any] = {}
-    for j, f in enumerate(names):
-        col = table[:, j]
-        is_set = col != None  # noqa: E711 -- element-wise on an object array
-        cols[f] = np.where(is_set, col, "" if f in _STRINGS else 0)
-        if f not in _STRINGS:
-            cols[f] = cols[f].astype(np.float64)
-        cols[f + ":set"] = is_set.astype(bool)
-    return cols
+        strings = {d.name for d in self.domain.values()
+                   if not d.numeric and not isinstance(d.choices[0], bool)}
+        names = [f.name for f in fields(self.arch_type)]
+        # one C call per architecture, then NumPy's own loops over object arrays
+        table = np.array(list(map(attrgetter(*names), archs)), dtype=object).reshape(
+            len(archs), len(names))
+        cols: dict[str, Any] = {}
+        for j, f in enumerate(names):
+            col = table[:, j]
+            is_set = col != None  # noqa: E711 -- element-wise on an object array
+            cols[f] = np.where(is_set, col, "" if f in strings else 0)
+            if f not in strings:
+                cols[f] = cols[f].astype(np.float64)
+            cols[f + ":set"] = is_set.astype(bool)
+        return cols

@@ -15,7 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from hwnas.space import ArchConfig, SearchSpace
+from hwnas.asr import ArchConfig
+from hwnas.space import SearchSpace
 
 
 class Strategy(ABC):

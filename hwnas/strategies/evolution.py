@@ -13,7 +13,7 @@ import random
 from collections import deque
 from typing import Any
 
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
 from hwnas.strategies._base import Strategy
 
 TOURNAMENT = 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import Any
 
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
 from hwnas.strategies._base import Strategy
 
 

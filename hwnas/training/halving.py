@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
 
 #: first rung >= 2 CPU-minutes: at 1 minute a BLSTM still emits only blanks
 #: and the ranking is wrong (measured; see the data/training notes)

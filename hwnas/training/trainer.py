@@ -20,11 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.data.tokens import CharTokenizer
-from hwnas.errors import first_line
-from hwnas.models.model import build
-from hwnas.space import ArchConfig
-from hwnas.training.decode import (
+from hwnas.asr import ArchConfig
+from hwnas.asr.decode import (
     Lexicon,
     attention_beam,
     ctc_beam,
@@ -35,8 +32,11 @@ from hwnas.training.decode import (
     rnnt_greedy,
     snap_to_lexicon,
 )
+from hwnas.asr.losses import CTC_WEIGHT, attention_loss, ctc_loss, rnnt_loss
+from hwnas.asr.models.model import build
+from hwnas.data.tokens import CharTokenizer
+from hwnas.errors import first_line
 from hwnas.training.features import FeatureSet, spec_augment
-from hwnas.training.losses import CTC_WEIGHT, attention_loss, ctc_loss, rnnt_loss
 
 
 @dataclass

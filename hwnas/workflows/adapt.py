@@ -21,12 +21,12 @@ def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *,
     (e.g. with a progress bar); by default it is iterated silently. The
     architectures come from ``space`` (default: the whole space). The caller
     saves the predictor."""
+    from hwnas.asr import default_space
     from hwnas.predict.dataset import from_rows
     from hwnas.predict.features import feature_matrix
     from hwnas.predict.latency import LatencyPredictor
     from hwnas.predict.metrics import accuracy
     from hwnas.profiling.profiler import ProfileRun
-    from hwnas.space import default_space
 
     if source.card.get("adaptation"):
         raise ValueError(f"the {source_name} predictor is itself adapted; adapt from a "

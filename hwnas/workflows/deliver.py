@@ -73,8 +73,8 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     and write its model card (JSON and Markdown) beside it. ``context``:
     study, storage, target, constraints, predictor, corpus, training.
     Returns the card."""
+    from hwnas.asr import ArchConfig
     from hwnas.export import export
-    from hwnas.space import ArchConfig
 
     run = trial_dir(study_dir, row.get("run_trial", row["trial"]), row["arch_id"])
     result = json.loads((run / "result.json").read_text())

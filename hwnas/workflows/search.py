@@ -177,9 +177,9 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     import torch
 
     from hwnas.adapters.devicefile import load_device
+    from hwnas.asr import default_space
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
-    from hwnas.space import default_space
     from hwnas.workflows.target import target_predictor
 
     hooks = hooks or SearchHooks()

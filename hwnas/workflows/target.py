@@ -68,10 +68,10 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *, n: int = SPOT_N,
     profile) and compare their ratio to the reference with the prediction."""
     import numpy as np
 
+    from hwnas.asr import default_space
     from hwnas.predict.adapt import select_for_coverage
     from hwnas.predict.dataset import from_rows
     from hwnas.profiling.profiler import ProfileRun
-    from hwnas.space import default_space
 
     space = default_space()
     pool = space.sample_distinct(500, seed + 1000)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hwnas.space import ArchConfig, default_space
+from hwnas.asr import ArchConfig, default_space
 
 BORDERLINE_REPEATS = 2
 

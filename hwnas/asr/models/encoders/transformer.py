@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.attention import AttentionPlan, SelfAttention
-from hwnas.models.common import FeedForward, TimeConv, keep_frames
-from hwnas.models.encoders._attention_stack import AttentionStack, attention_plan
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.attention import AttentionPlan, SelfAttention
+from hwnas.asr.models.common import FeedForward, TimeConv, keep_frames
+from hwnas.asr.models.encoders._attention_stack import AttentionStack, attention_plan
 
 POS_CONV_KERNEL = 15
 

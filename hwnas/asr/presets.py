@@ -4,7 +4,7 @@ can be trained and measured on a small machine."""
 
 from __future__ import annotations
 
-from hwnas.space.arch import ArchConfig
+from hwnas.asr.arch import ArchConfig
 
 _PRESETS: dict[str, tuple[str, dict[str, object]]] = {
     "conformer_s": (

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.training.losses import BLANK
+from hwnas.asr.losses import BLANK
 
 
 def ctc_greedy(logits: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:

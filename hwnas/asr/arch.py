@@ -1,13 +1,16 @@
-"""ArchConfig: the one definition of a speech architecture."""
+"""ArchConfig, the one definition of a speech architecture, and the speech
+search space it is a point of."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from typing import Any
 
-from hwnas.space.decisions import FRAME_SHIFT_MS, SUBSAMPLING_FACTOR
+from hwnas.asr.decisions import FRAME_SHIFT_MS, SUBSAMPLING_FACTOR, default_decisions
+from hwnas.space import SearchSpace
 
 #: the device graph of a full-context architecture runs one utterance of this
 #: many 10 ms frames (4.8 s; divisible by every subsampling factor) ...
@@ -22,7 +25,9 @@ class ArchConfig:
     """A point of the search space. Fields that do not apply are ``None``.
 
     Every builder, exporter, predictor and search stage reads this object;
-    none keeps its own copy of the choices.
+    none keeps its own copy of the choices. Constructing one checks nothing
+    (the space builds valid ones); ``from_dict``/``from_json``, which read
+    what users and files say, check it against the speech space.
     """
 
     frontend: str                    # logmel | mfcc | learnable
@@ -45,11 +50,6 @@ class ArchConfig:
     left_chunks: int | None = None   # attention left context in chunks (streaming)
     lookahead: int | None = None     # look-ahead encoder frames (streaming)
     vocab_size: int = 64             # output tokens incl. blank; set by the tokenizer
-
-    def __post_init__(self) -> None:
-        from hwnas.space.space import default_space
-
-        default_space().check(self)
 
     # --- derived quantities -------------------------------------------------
     @property
@@ -103,7 +103,9 @@ class ArchConfig:
         missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"missing field(s) {', '.join(map(repr, missing))}")
-        return cls(**data)
+        arch = cls(**data)
+        default_space().check(arch)
+        return arch
 
     @classmethod
     def from_json(cls, text: str) -> ArchConfig:
@@ -115,3 +117,18 @@ class ArchConfig:
 
     def replace(self, **changes: Any) -> ArchConfig:
         return ArchConfig.from_dict({**self.to_dict(), **changes})
+
+
+#: the largest value of each numeric field any device here could hold (and the
+#: smallest): an architecture beyond these is refused before anything is allocated
+BOUNDS: dict[str, tuple[int, int | None]] = {
+    "n_filters": (1, 512), "num_layers": (1, 64), "d_model": (1, 4096), "heads": (1, 64),
+    "local_window": (1, 4096), "ffn_ratio": (1, 16), "conv_kernel": (1, 255),
+    "decoder_layers": (1, 16), "decoder_dim": (1, 4096), "chunk_ms": (1, 10_000),
+    "left_chunks": (0, 1024), "lookahead": (0, 64), "vocab_size": (2, 100_000)}
+
+
+@lru_cache(maxsize=1)
+def default_space() -> SearchSpace:
+    """The built-in speech search space."""
+    return SearchSpace(default_decisions(), ArchConfig, BOUNDS)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.attention import AttentionPlan, SelfAttention
-from hwnas.models.common import FeedForward, TimeConv
-from hwnas.models.encoders._attention_stack import AttentionStack, attention_plan
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.attention import AttentionPlan, SelfAttention
+from hwnas.asr.models.common import FeedForward, TimeConv
+from hwnas.asr.models.encoders._attention_stack import AttentionStack, attention_plan
 
 
 class ConvModule(nn.Module):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
 
 
 def build_encoder(arch: ArchConfig) -> nn.Module:
-    from hwnas.models.encoders import cnn_lstm, conformer, contextnet, rnn, transformer
+    from hwnas.asr.models.encoders import cnn_lstm, conformer, contextnet, rnn, transformer
 
     factories = {"conformer": conformer.conformer, "transformer": transformer.transformer,
                  "lstm": rnn.lstm, "blstm": rnn.blstm, "cnn_lstm": cnn_lstm.cnn_lstm,

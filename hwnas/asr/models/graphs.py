@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hwnas.models.decoders import RNNTDecoder
-from hwnas.models.model import SpeechModel
-from hwnas.space.arch import DECODE_TOKENS, UTTERANCE_FRAMES  # noqa: F401 - re-exported
+from hwnas.asr.arch import DECODE_TOKENS, UTTERANCE_FRAMES  # noqa: F401 - re-exported
+from hwnas.asr.models.decoders import RNNTDecoder
+from hwnas.asr.models.model import SpeechModel
 
 
 @dataclass(frozen=True)

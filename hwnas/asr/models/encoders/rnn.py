@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from hwnas.models.common import zero_state
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.common import zero_state
 
 
 class LSTMStack(nn.Module):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.common import TimeConv, keep_frames
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.common import TimeConv, cache_shapes_of, chunk_through, keep_frames
 
 CONVS_PER_BLOCK = 3
 SE_REDUCTION = 8
@@ -22,7 +22,7 @@ SE_REDUCTION = 8
 class SqueezeExcite(nn.Module):
     def __init__(self, d: int, causal: bool) -> None:
         super().__init__()
-        self.causal = causal
+        self.causal, self.d = causal, d
         self.fc = nn.Sequential(nn.Linear(d, d // SE_REDUCTION), nn.SiLU(),
                                 nn.Linear(d // SE_REDUCTION, d), nn.Sigmoid())
 
@@ -35,6 +35,9 @@ class SqueezeExcite(nn.Module):
             n = x.shape[1] if keep is None else keep.sum(dim=1, keepdim=True).clamp(min=1)
             ctx = xm.sum(dim=1, keepdim=True) / n
         return x * self.fc(ctx)
+
+    def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
+        return [(B, self.d), (B, 1)]   # running sum and frame count
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -53,7 +56,6 @@ class ContextBlock(nn.Module):
         self.pw = nn.ModuleList(nn.Linear(d, d) for _ in range(CONVS_PER_BLOCK))
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(CONVS_PER_BLOCK))
         self.se = SqueezeExcite(d, causal=streaming)
-        self.d = d
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         y = x
@@ -64,22 +66,17 @@ class ContextBlock(nn.Module):
         return x + self.se(y, keep)
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
-        shapes: list[tuple[int, ...]] = []
-        for dw in self.dw:
-            shapes += dw.cache_shapes(B)
-        return shapes + [(B, self.d), (B, 1)]
+        return cache_shapes_of([*self.dw, self.se], B)
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        new: list[torch.Tensor] = []
-        y, i = x, 0
-        for dw, pw, norm in zip(self.dw, self.pw, self.norms):
-            n = len(dw.cache_shapes(1))
-            h, c = dw.forward_chunk(y, caches[i:i + n])
-            y, i = nn.functional.silu(norm(pw(h))), i + n
-            new += c
-        s, c = self.se.forward_chunk(y, caches[i:i + 2])
-        return x + s, new + c
+        def after(k: int, h: torch.Tensor) -> torch.Tensor:   # a depthwise conv: pointwise
+            if k == len(self.pw):
+                return h
+            return nn.functional.silu(self.norms[k](self.pw[k](h)))
+
+        s, new = chunk_through([*self.dw, self.se], x, caches, after)
+        return x + s, new
 
 
 class ContextNet(nn.Module):
@@ -99,18 +96,11 @@ class ContextNet(nn.Module):
         return x
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
-        return [s for b in self.blocks for s in b.cache_shapes(B)]
+        return cache_shapes_of(self.blocks, B)
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        new: list[torch.Tensor] = []
-        i = 0
-        for block in self.blocks:
-            n = len(block.cache_shapes(1))
-            x, c = block.forward_chunk(x, caches[i:i + n])
-            new += c
-            i += n
-        return x, new
+        return chunk_through(self.blocks, x, caches)
 
 
 def contextnet(arch: ArchConfig) -> ContextNet:

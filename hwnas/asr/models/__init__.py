@@ -1,6 +1,6 @@
 """PyTorch builders for every architecture of the search space."""
 
-from hwnas.models.graphs import ChunkGraph, UtteranceGraph, device_graph
-from hwnas.models.model import SpeechModel, build, speech_model
+from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph, device_graph
+from hwnas.asr.models.model import SpeechModel, build, speech_model
 
 __all__ = ["ChunkGraph", "SpeechModel", "UtteranceGraph", "build", "device_graph", "speech_model"]

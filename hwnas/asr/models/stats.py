@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hwnas.models.graphs import ChunkGraph, device_graph
-from hwnas.models.model import build
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.graphs import ChunkGraph, device_graph
+from hwnas.asr.models.model import build
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.common import keep_frames, length_mask
-from hwnas.models.decoders import CTCHead, LASDecoder, RNNTDecoder, TransformerDecoder
-from hwnas.models.encoders import build_encoder
-from hwnas.models.frontend import LearnableFilterbank, input_dim
-from hwnas.models.subsampling import build_subsampling
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.common import keep_frames, length_mask
+from hwnas.asr.models.decoders import CTCHead, LASDecoder, RNNTDecoder, TransformerDecoder
+from hwnas.asr.models.encoders import build_encoder
+from hwnas.asr.models.frontend import LearnableFilterbank, input_dim
+from hwnas.asr.models.subsampling import build_subsampling
 
 
 class SpeechModel(nn.Module):
@@ -145,4 +145,4 @@ def speech_model(**hparams: object) -> SpeechModel:
     """Explicit factory: every hyper-parameter of :class:`ArchConfig` as a
     keyword (unset conditional ones stay ``None``); invalid settings raise
     ValueError naming the field and the rule."""
-    return SpeechModel(ArchConfig(**hparams))  # type: ignore[arg-type]
+    return SpeechModel(ArchConfig.from_dict(hparams))

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.attention import AttentionPlan
-from hwnas.models.common import length_mask
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.attention import AttentionPlan
+from hwnas.asr.models.common import cache_shapes_of, chunk_through, length_mask
 
 
 def attention_plan(arch: ArchConfig) -> AttentionPlan:
@@ -37,15 +37,8 @@ class AttentionStack(nn.Module):
         return x
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
-        return [s for layer in self.layers for s in layer.cache_shapes(B)]
+        return cache_shapes_of(self.layers, B)
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        new: list[torch.Tensor] = []
-        i = 0
-        for layer in self.layers:
-            n = len(layer.cache_shapes(1))
-            x, c = layer.forward_chunk(x, caches[i:i + n])
-            new += c
-            i += n
-        return x, new
+        return chunk_through(self.layers, x, caches)

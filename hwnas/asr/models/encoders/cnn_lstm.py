@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.models.common import TimeConv, keep_frames
-from hwnas.models.encoders.rnn import LSTMStack
-from hwnas.space import ArchConfig
+from hwnas.asr import ArchConfig
+from hwnas.asr.models.common import TimeConv, cache_shapes_of, chunk_through, keep_frames
+from hwnas.asr.models.encoders.rnn import LSTMStack
 
 CONV_LAYERS = 2
 
@@ -35,22 +35,14 @@ class CNNLSTM(nn.Module):
         return self.rnn(x, lengths)
 
     def cache_shapes(self, B: int) -> list[tuple[int, ...]]:
-        shapes: list[tuple[int, ...]] = []
-        for conv in self.convs:
-            shapes += conv.cache_shapes(B)
-        return shapes + self.rnn.cache_shapes(B)
+        return cache_shapes_of([*self.convs, self.rnn], B)
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        new: list[torch.Tensor] = []
-        i = 0
-        for conv, norm in zip(self.convs, self.norms):
-            n = len(conv.cache_shapes(1))
-            y, c = conv.forward_chunk(x, caches[i:i + n])
-            x, i = torch.relu(norm(y)), i + n
-            new += c
-        y, c = self.rnn.forward_chunk(x, caches[i:])
-        return y, new + c
+        def after(k: int, y: torch.Tensor) -> torch.Tensor:   # a conv: norm, ReLU
+            return torch.relu(self.norms[k](y)) if k < len(self.norms) else y
+
+        return chunk_through([*self.convs, self.rnn], x, caches, after)
 
 
 def cnn_lstm(arch: ArchConfig) -> CNNLSTM:

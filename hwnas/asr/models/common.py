@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
 
@@ -70,6 +72,30 @@ class TimeConv(nn.Module):
             return self.conv(x).transpose(1, 2), []
         full = torch.cat([caches[0], x], dim=2)
         return self.conv(full).transpose(1, 2), [full[:, :, -(self.kernel - 1):]]
+
+
+def cache_shapes_of(modules: Sequence[nn.Module], B: int) -> list[tuple[int, ...]]:
+    """The caches of modules run one after another: each one's, in order."""
+    return [s for m in modules for s in m.cache_shapes(B)]
+
+
+def chunk_through(modules: Sequence[nn.Module], x: torch.Tensor, caches: list[torch.Tensor],
+                  between: Callable[[int, torch.Tensor], torch.Tensor] | None = None
+                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``x`` through each module's ``forward_chunk`` in turn, each given its own
+    slice of ``caches`` (as many as its ``cache_shapes`` lists); ``between(i,
+    y)`` maps module i's output to the next input. Returns the output and the
+    new caches in the same order (see :func:`cache_shapes_of`)."""
+    new: list[torch.Tensor] = []
+    i = 0
+    for k, m in enumerate(modules):
+        n = len(m.cache_shapes(1))
+        x, c = m.forward_chunk(x, caches[i:i + n])
+        if between is not None:
+            x = between(k, x)
+        new += c
+        i += n
+    return x, new
 
 
 def sinusoid_table(n: int, d: int) -> torch.Tensor:
