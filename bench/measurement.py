@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from hwnas.adapters.cpu import ort_callables, ort_session  # noqa: E402
 from hwnas.adapters.devicefile import load_device  # noqa: E402
+from hwnas.adapters.runtimes import ort_callables, ort_session  # noqa: E402
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.export import export  # noqa: E402
 from hwnas.profiling.profiler import plan_for  # noqa: E402

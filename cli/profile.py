@@ -123,7 +123,7 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from hwnas.export.formats import FORMATS
+    from hwnas.adapters import runnable_formats
 
     s = sub.add_parser("profile", help="measure sampled architectures on a device",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -137,7 +137,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--n", type=int, metavar="N", help="architectures to have measured in total")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
-    s.add_argument("--format", choices=[f for f in FORMATS] + ["torch"], metavar="FORMAT",
+    s.add_argument("--format", choices=runnable_formats(), metavar="FORMAT",
                    help="override the device's format")
     s.add_argument("--warmup-runs", type=int, dest="warmup_runs", help="override the plan")
     s.add_argument("--min-runs", type=int, dest="min_runs", help="override the plan")

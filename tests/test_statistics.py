@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hwnas.adapters import Adapter, Plan, Timing
-from hwnas.adapters._base import timed_loop
+from hwnas.adapters.timing import timed_loop
 from hwnas.profiling.statistics import (
     drift,
     quality,

@@ -43,5 +43,16 @@ def make_adapter(device: str, adapter: str, options: dict[str, Any]) -> Adapter:
     return adapter_class(adapter)(device, options)
 
 
+def runnable_formats() -> list[str]:
+    """Every format some registered adapter declares it runs (registry order)."""
+    out: dict[str, None] = {}
+    for name in REGISTRY:
+        try:
+            out.update(dict.fromkeys(adapter_class(name).FORMATS))
+        except DeviceUnavailable:   # its package is missing: it runs nothing here
+            continue
+    return list(out)
+
+
 __all__ = ["REGISTRY", "Adapter", "DeviceError", "DeviceUnavailable", "Measurement", "Plan",
-           "Timing", "adapter_class", "make_adapter"]
+           "Timing", "adapter_class", "make_adapter", "runnable_formats"]

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.adapters._base import Plan, timed_loop
-from hwnas.adapters._feeds import feedback_pairs, initial_feeds
+from hwnas.adapters.records import Plan
+from hwnas.adapters.timing import timed_loop
+from hwnas.asr.graph_io import feedback_pairs, initial_feeds
 
 
 def interpreter_class(runtime: str) -> Any:

@@ -220,6 +220,7 @@ class AndroidAdapter(Adapter):
     }
     CHOICES = {"transport": ("auto", "tcp", "usb"), "delegate": ("cpu", "gpu", "nnapi"),
                "format": ("tflite", "tflite-dynamic", "tflite-int8")}
+    FORMATS = CHOICES["format"]
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -239,10 +240,6 @@ class AndroidAdapter(Adapter):
     @property
     def format(self) -> str:
         return self.options["format"]
-
-    @property
-    def formats(self) -> tuple[str, ...]:
-        return self.CHOICES["format"]
 
     @property
     def tool(self) -> str:

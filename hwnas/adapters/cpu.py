@@ -3,15 +3,13 @@ PyTorch, timed in-process with one call per streaming chunk."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from hwnas.adapters._base import Adapter, Plan, Timing, host_details, timed_loop
-from hwnas.adapters._feeds import feedback_pairs, initial_feeds
+from hwnas.adapters._base import Adapter, Plan, Timing
+from hwnas.adapters.host import host_details, rss_mb
+from hwnas.adapters.runtimes import Handle, ort_callables, ort_session, torch_callables, torch_graph
+from hwnas.adapters.timing import timed_loop
 from hwnas.errors import first_line
 
 RUNTIME_FORMATS = {
@@ -20,95 +18,6 @@ RUNTIME_FORMATS = {
     "tflite-runtime": ("tflite", "tflite-dynamic", "tflite-int8"),
     "torch": ("torch",),
 }
-
-
-def rss_mb() -> float:
-    """Resident set size of this process now."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@dataclass
-class _Handle:
-    kind: str
-    run: Any
-    feed: Any
-    reset: Any
-    rss_before: float
-    keep: Any = None      # objects that must stay alive (session, interpreter, model)
-
-
-def ort_session(path: str, threads: int, providers: list[str] | None = None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    if threads == 1:
-        # no worker pool to spin; spinning threads steal the other core's time
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(path, opts, providers=providers or ["CPUExecutionProvider"])
-
-
-def ort_callables(sess: Any, inputs: list[dict[str, Any]], outputs: list[str]) -> tuple:
-    feeds = initial_feeds(inputs)
-    start = dict(feeds)
-    pairs = feedback_pairs(inputs, outputs)
-    index = {o: outputs.index(o) for o in pairs}
-
-    def run() -> list[np.ndarray]:
-        return sess.run(outputs, feeds)
-
-    def feed(out: list[np.ndarray]) -> None:
-        for o, i in pairs.items():
-            feeds[i] = out[index[o]]
-
-    def reset() -> None:
-        feeds.update(start)
-
-    return run, (feed if pairs else None), (reset if pairs else None)
-
-
-def torch_graph(arch_json: str, seed: int = 0) -> Any:
-    import torch
-
-    from hwnas.asr import ArchConfig
-    from hwnas.asr.models import build, device_graph
-
-    arch = ArchConfig.from_json(Path(arch_json).read_text())
-    torch.manual_seed(seed)
-    return device_graph(build(arch))
-
-
-def torch_callables(graph: Any, inputs: list[dict[str, Any]], outputs: list[str],
-                    device: str = "cpu") -> tuple:
-    import torch
-
-    start = {k: torch.from_numpy(v).to(device) for k, v in initial_feeds(inputs).items()}
-    feeds = dict(start)
-    order = [s["name"] for s in inputs]
-    pairs = feedback_pairs(inputs, outputs)
-    index = {o: outputs.index(o) for o in pairs}
-
-    @torch.inference_mode()
-    def run() -> tuple:
-        return graph(*[feeds[n] for n in order])
-
-    def feed(out: tuple) -> None:
-        for o, i in pairs.items():
-            feeds[i] = out[index[o]]
-
-    def reset() -> None:
-        feeds.update(start)
-
-    return run, (feed if pairs else None), (reset if pairs else None)
 
 
 class CPUAdapter(Adapter):
@@ -122,8 +31,9 @@ class CPUAdapter(Adapter):
                                       "as a probe of the host's speed at that moment; "
                                       "\"\" = none"),
     }
-    CHOICES = {"runtime": tuple(RUNTIME_FORMATS),
-               "format": ("", "onnx", "tflite", "tflite-dynamic", "tflite-int8", "torch")}
+    FORMATS = tuple(dict.fromkeys(f for fs in RUNTIME_FORMATS.values() for f in fs))
+    CHOICES = {"runtime": tuple(RUNTIME_FORMATS), "format": ("", *FORMATS)}
+    runs_on_host = True
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -186,11 +96,6 @@ class CPUAdapter(Adapter):
             times.append(time.perf_counter() - t0)
         return times
 
-    def calibrate_reference(self, seconds: float = 5.0) -> float | None:
-        """Median ms of the reference workload over ``seconds`` (None without one)."""
-        times = self.reference_times(seconds)
-        return None if times is None else float(np.median(times)) * 1e3
-
     @property
     def runtime(self) -> str:
         return self.options["runtime"]
@@ -222,26 +127,26 @@ class CPUAdapter(Adapter):
                 return f"tflite-runtime does not load here: {first_line(e)}"
         return None
 
-    def prepare(self, artifact: Any) -> _Handle:
+    def prepare(self, artifact: Any) -> Handle:
         before = rss_mb()
         if self.runtime == "onnxruntime":
             sess = ort_session(artifact.path, self.threads)
             run, feed, reset = ort_callables(sess, artifact.inputs, artifact.outputs)
-            return _Handle("onnxruntime", run, feed, reset, before, sess)
+            return Handle("onnxruntime", run, feed, reset, before, sess)
         if self.runtime == "torch":
             import torch
 
             torch.set_num_threads(self.threads)
             graph = torch_graph(artifact.path)
             run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs)
-            return _Handle("torch", run, feed, reset, before, graph)
+            return Handle("torch", run, feed, reset, before, graph)
         from hwnas.adapters import _litert
 
         h = _litert.load(artifact.path, artifact.inputs, artifact.outputs, self.threads,
                          self.runtime)
-        return _Handle("litert", None, None, None, before, h)
+        return Handle("litert", None, None, None, before, h)
 
-    def _run(self, handle: _Handle, plan: Plan) -> Timing:
+    def _run(self, handle: Handle, plan: Plan) -> Timing:
         probe = self.probe()
         probe_times: list[float] = []
         if handle.kind == "litert":

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.adapters._base import Adapter, Plan, Timing, host_details, timed_loop
-from hwnas.adapters.cpu import _Handle, ort_callables, ort_session, torch_callables, torch_graph
+from hwnas.adapters._base import Adapter, Plan, Timing
+from hwnas.adapters.host import host_details
+from hwnas.adapters.runtimes import Handle, ort_callables, ort_session, torch_callables, torch_graph
+from hwnas.adapters.timing import timed_loop
 
 
 class CUDAAdapter(Adapter):
@@ -17,10 +19,15 @@ class CUDAAdapter(Adapter):
         "device_index": (0, "CUDA device number"),
     }
     CHOICES = {"runtime": ("torch", "onnxruntime")}
+    FORMATS = ("torch", "onnx")
 
     @property
     def format(self) -> str:
         return "torch" if self.options["runtime"] == "torch" else "onnx"
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return (self.format,)
 
     @property
     def cuda_device(self) -> str:
@@ -49,22 +56,22 @@ class CUDAAdapter(Adapter):
                     f"{torch.cuda.device_count()} visible")
         return None
 
-    def prepare(self, artifact: Any) -> _Handle:
+    def prepare(self, artifact: Any) -> Handle:
         if self.options["runtime"] == "onnxruntime":
             sess = ort_session(artifact.path, 1, [
                 ("CUDAExecutionProvider", {"device_id": self.options["device_index"]}),
                 "CPUExecutionProvider"])
             run, feed, reset = ort_callables(sess, artifact.inputs, artifact.outputs)
-            return _Handle("onnxruntime", run, feed, reset, 0.0, sess)
+            return Handle("onnxruntime", run, feed, reset, 0.0, sess)
         import torch
 
         torch.cuda.reset_peak_memory_stats(self.cuda_device)
         graph = torch_graph(artifact.path).to(self.cuda_device)
         run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs,
                                            self.cuda_device)
-        return _Handle("torch", run, feed, reset, 0.0, graph)
+        return Handle("torch", run, feed, reset, 0.0, graph)
 
-    def _run(self, handle: _Handle, plan: Plan) -> Timing:
+    def _run(self, handle: Handle, plan: Plan) -> Timing:
         if handle.reset is not None:
             handle.reset()
         if handle.kind == "onnxruntime":
@@ -86,7 +93,7 @@ class CUDAAdapter(Adapter):
         return Timing(times_s=times, memory_mb=round(peak, 2),
                       extra={"memory_kind": "torch.cuda.max_memory_allocated"})
 
-    def release(self, handle: _Handle) -> None:
+    def release(self, handle: Handle) -> None:
         handle.keep = None
         if self.options["runtime"] == "torch":
             import torch

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.adapters._base import Adapter, DeviceError, Plan, Timing, host_details
-from hwnas.adapters.cpu import rss_mb
+from hwnas.adapters._base import Adapter, DeviceError, Plan, Timing
+from hwnas.adapters.host import host_details, rss_mb
 from hwnas.errors import first_line
 
 
@@ -20,6 +20,7 @@ class EdgeTPUAdapter(Adapter):
         "threads": (1, "CPU threads for ops the TPU does not run"),
     }
     CHOICES = {"runtime": ("litert", "tflite-runtime")}
+    FORMATS = ("edgetpu",)
 
     @property
     def format(self) -> str:

@@ -45,7 +45,7 @@ class Measure:
     ref_nominal_ms: float | None = None
 
     def run(self, ctx: Any) -> dict[str, Any]:
-        from hwnas.adapters._base import Plan
+        from hwnas.adapters import Plan
         from hwnas.asr import ArchConfig
         from hwnas.profiling.profiler import measure_artifact
 

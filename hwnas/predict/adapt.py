@@ -142,10 +142,6 @@ def device_card(device: str, store: Any, rows: list[dict[str, Any]]) -> dict[str
                         "updated": store.manifest.get("updated")}}
 
 
-#: adapters that run on this host's own CPU: their latency belongs to the host
-HOST_ADAPTERS = ("cpu",)
-
-
 def host_mismatch(card: dict[str, Any], here: dict[str, Any]) -> str | None:
     """Why a host-CPU predictor does not describe this host (None if it does):
     another CPU model or core count."""

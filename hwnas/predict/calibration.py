@@ -40,7 +40,7 @@ def _boot_id() -> str | None:
 
 def fingerprint(spec: Any) -> dict[str, Any]:
     """What must be unchanged for a cached reference time to still hold."""
-    from hwnas.adapters._base import host_details
+    from hwnas.adapters.host import host_details
 
     h = host_details()
     adapter = spec.make()
@@ -80,8 +80,7 @@ def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
             from hwnas.adapters import DeviceUnavailable
 
             raise DeviceUnavailable(f"device {spec.name}: {why}")
-        timer = getattr(adapter, "reference_times", None)
-        times = timer(seconds) if timer is not None else None
+        times = adapter.reference_times(seconds)
     finally:
         adapter.close()
     if not times:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement, Plan
-from hwnas.adapters._feeds import audio_ms_per_call
 from hwnas.adapters.devicefile import DeviceSpec
 from hwnas.asr import ArchConfig
+from hwnas.asr.graph_io import audio_ms_per_call
 from hwnas.errors import first_line
 from hwnas.execution import LocalExecutor
 from hwnas.execution.units import Export, Measure
@@ -202,12 +202,9 @@ class ProfileRun:
     def reference(store: ProfileStore, adapter: Adapter) -> float | None:
         """The reference workload's nominal ms for this profile, calibrated once
         when the profile starts so that every later run shares the same scale."""
-        calibrate = getattr(adapter, "calibrate_reference", None)
-        if calibrate is None:
-            return None
         ref = store.manifest.get("reference")
         if ref is None:
-            nominal = calibrate()
+            nominal = adapter.calibrate_reference()
             if nominal is None:
                 return None
             ref = {"workload": adapter.describe().get("reference"), "nominal_ms": nominal,

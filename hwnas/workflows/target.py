@@ -103,14 +103,15 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
     ``check=False`` measures nothing but the reference (``hwnas predict``):
     the predictor adapted to this host earlier, else the one found.
     ``spec`` None: the target's device file, read only where it is needed."""
-    from hwnas.predict.adapt import HOST_ADAPTERS
+    from hwnas.adapters import adapter_class
     from hwnas.predict.calibration import describe, fingerprint, host_reference
     from hwnas.predict.latency import LatencyPredictor, find_predictor, predictor_dir
     from hwnas.workflows.adapt import adapt_predictor
 
     where = find_predictor(target, workspace)
     predictor = LatencyPredictor.load(where)
-    if not predictor.relative or (spec is not None and spec.adapter not in HOST_ADAPTERS):
+    on_host = spec is None or adapter_class(spec.adapter).runs_on_host
+    if not predictor.relative or not on_host:
         return TargetLatency(predictor, str(where), spec, None)
     if spec is None:
         from hwnas.adapters.devicefile import load_device

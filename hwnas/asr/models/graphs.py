@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from hwnas.asr.arch import DECODE_TOKENS, UTTERANCE_FRAMES  # noqa: F401 - re-exported
+from hwnas.asr.graph_io import initial_feeds
 from hwnas.asr.models.decoders import RNNTDecoder
 from hwnas.asr.models.model import SpeechModel
 
@@ -39,19 +40,11 @@ class _Graph(nn.Module):
     feedback: dict[int, int]
 
     def example_inputs(self, seed: int = 0) -> list[torch.Tensor]:
-        """Random features and zero states (the start of a stream)."""
-        g = torch.Generator().manual_seed(seed)
-        out = []
-        for spec in self.inputs:
-            if spec.name == "features":
-                out.append(torch.randn(spec.shape, generator=g))
-            elif spec.name in ("prev_token", "tokens"):
-                V = spec.shape[-1]
-                idx = torch.randint(0, V, spec.shape[:-1], generator=g)
-                out.append(nn.functional.one_hot(idx, V).float())
-            else:
-                out.append(torch.zeros(spec.shape))
-        return out
+        """Random features and zero states (the start of a stream): the feeds
+        every runtime times the graph with (:func:`hwnas.asr.graph_io.initial_feeds`)."""
+        feeds = initial_feeds([{"name": s.name, "shape": list(s.shape)} for s in self.inputs],
+                              seed)
+        return [torch.from_numpy(v) for v in feeds.values()]
 
 
 class ChunkGraph(_Graph):

@@ -1,4 +1,5 @@
-"""Inputs for timing a device graph, from the artifact's input specs alone.
+"""The device graphs' inputs and outputs by name: inputs for timing or
+calibrating a graph from its input specs alone.
 
 Features are random, states start at zero (a stream's start), token inputs
 are one-hot. ``new_X`` outputs feed input ``X`` on the next call, so a chunk
