@@ -24,6 +24,7 @@ from hwnas.asr.graph_io import audio_ms_per_call
 from hwnas.errors import first_line
 from hwnas.execution import LocalExecutor
 from hwnas.execution.units import Export, Measure
+from hwnas.profiling.row import LATENCY_FIELDS
 from hwnas.profiling.store import ProfileStore, profile_dir
 from hwnas.space import SearchSpace
 
@@ -139,10 +140,7 @@ def measure_artifact(adapter: Adapter, arch: ArchConfig, art: Any, plan: Plan,
     audio = audio_ms_per_call(art.graph, arch.chunk_ms)
     lat = m.latency
     p50 = lat.get("p50_ms", lat.get("mean_ms"))
-    row.update({k: lat.get(k) for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
-                                        "min_ms", "max_ms", "cv", "n", "ref_p50_ms", "rel_p50",
-                                        "p50_ci_lo", "p50_ci_hi", "p90_ci_lo", "p90_ci_hi",
-                                        "rel_p50_ci_lo", "rel_p50_ci_hi", "ci_method")})
+    row.update({k: lat.get(k) for k in LATENCY_FIELDS})
     row["ci"] = m.checks.get("ci")
     if lat.get("rel_p50") is not None and ref_nominal_ms:
         row["norm_p50_ms"] = lat["rel_p50"] * ref_nominal_ms

@@ -24,30 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.paths import set_aside, write_atomic
+from hwnas.profiling.row import COLUMNS, JSON_COLUMNS
 
 SCHEMA_VERSION = 1
 COMPACT_EVERY = 25
-
-# column -> Arrow type name; nested values (arch, provenance, ...) are JSON strings
-COLUMNS: dict[str, str] = {
-    "key": "string", "arch_id": "string", "format": "string", "status": "string",
-    "error": "string", "graph": "string",
-    "p50_ms": "float64", "p90_ms": "float64", "p99_ms": "float64", "mean_ms": "float64",
-    "std_ms": "float64", "min_ms": "float64", "max_ms": "float64", "cv": "float64",
-    "n": "int64", "robust_cv": "float64", "drift": "float64", "attempts": "int64",
-    "flags": "string", "audio_ms": "float64", "rtf": "float64", "memory_mb": "float64",
-    "init_ms": "float64", "first_ms": "float64", "model_bytes": "int64", "params": "int64",
-    "flops": "int64", "ref_p50_ms": "float64", "rel_p50": "float64",
-    "norm_p50_ms": "float64", "export_s": "float64", "measure_s": "float64", "encoder": "string",
-    "decoder": "string", "streaming": "bool", "arch": "string", "provenance": "string",
-    "extra": "string", "seed": "int64", "date": "string",
-    # 95% confidence intervals of the estimates (statistics.quantile_ci) and how they were made
-    "p50_ci_lo": "float64", "p50_ci_hi": "float64", "p90_ci_lo": "float64",
-    "p90_ci_hi": "float64", "rel_p50_ci_lo": "float64", "rel_p50_ci_hi": "float64",
-    "norm_p50_ci_lo": "float64", "norm_p50_ci_hi": "float64", "ci": "float64",
-    "ci_method": "string",
-}
-JSON_COLUMNS = ("flags", "arch", "provenance", "extra")
 
 
 def _schema() -> Any:

@@ -4,21 +4,26 @@ fit a correction (``hwnas.predict.adapt``) and check it on the rest."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from hwnas.predict.adapt import device_card, fit_correction, select_for_coverage
 
 
+class Adapted(NamedTuple):
+    predictor: Any              # the adapted LatencyPredictor (not saved yet)
+    report: dict[str, Any]      # measured, method, held-out accuracy adapted and not
+
+
 def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *, n: int = 20,
                     pool: int = 2000, seed: int = 0, method: str = "auto",
                     label: str = "auto", measure: Any = None, space: Any = None,
-                    ) -> tuple[Any, dict[str, Any]]:
+                    ) -> Adapted:
     """Measure ``n`` architectures chosen for coverage on ``spec``'s device
-    (into its profile, resumable), fit a correction of ``source`` and return
-    (adapted predictor, report). ``measure(run)`` drives the profile run
-    (e.g. with a progress bar); by default it is iterated silently. The
+    (into its profile, resumable) and fit a correction of ``source``.
+    ``measure(run)`` drives the profile run (e.g. with a progress bar); by
+    default it is iterated silently. The
     architectures come from ``space`` (default: the whole space). The caller
     saves the predictor."""
     from hwnas.asr import default_space
@@ -65,4 +70,4 @@ def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *,
         report["unadapted"] = accuracy(rest.y, source.predict(rest.archs))
         card["heldout"] = report["heldout"]
         card["test_size"] = len(rest)
-    return adapted, report
+    return Adapted(adapted, report)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_CER_BUDGET = "40s,2m"
 VERIFIED_KEYS = ("trial", "verdict", "latency_ms", "latency_ci", "predicted_ms", "reason",
@@ -265,9 +265,14 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     return SearchOutcome(out, export_error, study)
 
 
+class Delivered(NamedTuple):
+    card: dict[str, Any] | None      # the exported winner's model card
+    error: str | None                # why it could not be exported
+
+
 def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Path,
-             storage: str, tl: Any, hooks: SearchHooks) -> tuple[Any, str | None]:
-    """Export the winner with its model card: (card, None) or (None, why not)."""
+             storage: str, tl: Any, hooks: SearchHooks) -> Delivered:
+    """Export the winner with its model card, or say why not."""
     from hwnas.export import ExportError
     from hwnas.search.storage import trial_dir
     from hwnas.workflows.deliver import export_selected
@@ -275,15 +280,15 @@ def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Pa
     fmt = req.format or tl.predictor.card.get("format") or tl.spec.make().format
     hooks.say(f"exporting {best['arch_id']} as {fmt} ...")
     try:
-        return export_selected(best, study_dir, fmt, req.out or study_dir / "export", {
+        return Delivered(export_selected(best, study_dir, fmt, req.out or study_dir / "export", {
             "study": req.study, "storage": storage, "target": req.target,
             "constraints": study.user_attrs.get("constraints"), "predictor": tl.where,
             "corpus": req.corpus.description,
             "training": {"unit": req.rung_unit, "rung_budgets": list(req.rungs),
-                         "eta": req.eta, "seed": req.seed}}), None
+                         "eta": req.eta, "seed": req.seed}}), None)
     except ExportError as e:  # the study and its trained runs stay; say how to retry
         run = trial_dir(study_dir, best["run_trial"], best["arch_id"])
-        return None, (f"export of {best['arch_id']} as {fmt} failed: {e}; the study and its "
-                      f"trained weights are kept; retry with `hwnas export {run}/arch.json "
-                      f"--weights {run}/weights.pt --format FMT` or rerun this command with "
-                      "--format")
+        return Delivered(None, (f"export of {best['arch_id']} as {fmt} failed: {e}; the study "
+                                f"and its trained weights are kept; retry with `hwnas export "
+                                f"{run}/arch.json --weights {run}/weights.pt --format FMT` or "
+                                "rerun this command with --format"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hwnas.asr import ArchConfig, default_space
 
@@ -76,17 +76,29 @@ def _fmt(est: tuple[float, float, float]) -> str:
     return f"{e:.3f} ms (95% CI {lo:.3f}-{hi:.3f})"
 
 
+class Verified(NamedTuple):
+    """What verification on the device decided."""
+
+    kept: list[dict[str, Any]]       # measured within the constraint (or not measurable)
+    dropped: list[dict[str, Any]]    # measured over it, each with its reason
+    not_verified: str | None         # why nothing could be measured (None: measured)
+
+
+class _State(NamedTuple):
+    estimate: tuple[float, float, float] | None   # (p50, lo, hi) ms over the repeats
+    rows: list[dict[str, Any]]
+
+
 def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
            max_latency_ms: float | None, reference: dict[str, Any] | None = None,
-           measure: Callable[[Any], Any] | None = None,
-           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-    """(kept, dropped, reason-if-not-verified). ``reference`` is this host's
-    reference time when the predictor is relative (see module doc)."""
+           measure: Callable[[Any], Any] | None = None) -> Verified:
+    """``reference`` is this host's reference time when the predictor is
+    relative (see module doc)."""
     from hwnas.adapters import DeviceUnavailable
     from hwnas.profiling.profiler import ProfileRun, row_key
 
     if not rows:
-        return [], [], None
+        return Verified([], [], None)
     archs = {r["arch_id"]: ArchConfig.from_dict(r["arch"]) for r in rows}
 
     def run_pass(ids: list[str], repeats: int, longer: bool) -> ProfileRun:
@@ -103,15 +115,14 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
     try:  # the run checks the device first and raises before measuring anything
         run = run_pass(list(archs), 1, False)
     except DeviceUnavailable as e:
-        return rows, [], f"{e}: latencies are predicted"
+        return Verified(rows, [], f"{e}: latencies are predicted")
     fmt = run.fmt or spec.make().format
 
-    def state(arch_id: str, stored: dict[str, dict[str, Any]], repeats: int
-              ) -> tuple[tuple[float, float, float] | None, list[dict[str, Any]]]:
+    def state(arch_id: str, stored: dict[str, dict[str, Any]], repeats: int) -> _State:
         mine = [stored[k] for k in (row_key(arch_id, fmt, r) for r in range(1, repeats + 1))
                 if k in stored]
         ests = [e for e in (measured_ms(m, reference) for m in mine) if e is not None]
-        return (combine(ests) if ests else None), mine
+        return _State(combine(ests) if ests else None, mine)
 
     repeats = {i: 1 for i in archs}
     stored = {r["key"]: r for r in run.store().rows()}
@@ -153,4 +164,4 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
                 r["note"] = (f"borderline: measured {_fmt(est)} around the {max_latency_ms:g} ms "
                              f"limit after {len(mine)} measurements")
             kept.append(r)
-    return kept, dropped, None
+    return Verified(kept, dropped, None)
