@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hwnas.adapters import DeviceError, DeviceUnavailable, Plan
+from hwnas.adapters import DeviceError, DeviceUnavailable
 from hwnas.adapters.android import AdbTransport, AndroidAdapter
 from hwnas.testing.adb_device import LoopbackDevice
-from tests.test_models import small
+from tests.helpers import FAST
+from tests.helpers import android_options as options
 
 TINY_SPACE = """
 [choices]
@@ -31,40 +32,6 @@ decoder = ["ctc"]
 """
 
 
-@pytest.fixture
-def phone(tmp_path):
-    dev = LoopbackDevice(tmp_path / "phone").start()
-    yield dev
-    dev.stop()
-
-
-@pytest.fixture
-def tool(tmp_path) -> Path:
-    p = tmp_path / "host" / "benchmark_model"
-    p.parent.mkdir()
-    p.write_text("#!/bin/sh\n# stands in for benchmark_model: the loopback device runs its own\n")
-    return p
-
-
-def options(phone: LoopbackDevice, tmp_path: Path, tool: Path | None, **kw) -> dict:
-    return AndroidAdapter.validate_options({
-        "serial": f"127.0.0.1:{phone.port}", "adb_key": str(tmp_path / "keys" / "adbkey"),
-        "benchmark_binary": str(tool) if tool else "", "threads": 1, "connect_timeout_s": 5.0,
-        "reconnect_timeout_s": 3.0, **kw})
-
-
-@pytest.fixture(scope="session")
-def tflite_model(tmp_path_factory):
-    """One small streaming Conformer converted to .tflite (shared: conversion is slow)."""
-    from hwnas.export import export
-
-    arch = small("conformer", "ctc", "mhsa", "logmel", streaming=True, num_layers=1)
-    return export(arch, "tflite", tmp_path_factory.mktemp("export"))
-
-
-# mechanics, not noise: a 5-run measurement on a shared CI core may be noisy
-FAST = Plan(warmup_runs=2, min_runs=5, min_seconds=0.05, retries=0, max_ci=float("inf"),
-            max_drift=1.0)
 
 
 def test_auth_creates_key_is_accepted_then_verified(tmp_path):

@@ -22,6 +22,7 @@ from hwnas.data.loaders import (
 )
 from hwnas.data.synth import SAMPLE_RATE, SynthError, Voice, synthesize
 from hwnas.data.tokens import CharTokenizer, normalise
+from tests.helpers import tone, user_corpora
 
 sf = pytest.importorskip("soundfile")
 
@@ -99,16 +100,11 @@ def test_data_build_command(tmp_path, monkeypatch, capsys):
 
 
 # --- loaders on fixtures written in each layout -----------------------------------------
-def _tone(seconds: float = 0.5, sr: int = SAMPLE_RATE) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-
-
 def test_librispeech_layout(tmp_path):
     ch = tmp_path / "dev-clean" / "84" / "121123"
     ch.mkdir(parents=True)
-    sf.write(ch / "84-121123-0000.flac", _tone(), SAMPLE_RATE)
-    sf.write(ch / "84-121123-0002.flac", _tone(), SAMPLE_RATE)  # no transcript line
+    sf.write(ch / "84-121123-0000.flac", tone(), SAMPLE_RATE)
+    sf.write(ch / "84-121123-0002.flac", tone(), SAMPLE_RATE)  # no transcript line
     (ch / "84-121123.trans.txt").write_text("84-121123-0000 GO DO YOU HEAR\n"
                                             "84-121123-0001 BUT IN LESS THAN FIVE MINUTES\n")
     ds = load_librispeech(tmp_path / "dev-clean")
@@ -124,7 +120,7 @@ def test_librispeech_layout(tmp_path):
 
 def test_commonvoice_layout_with_mp3_at_48k(tmp_path):
     (tmp_path / "clips").mkdir()
-    sf.write(tmp_path / "clips" / "common_voice_es_1.mp3", _tone(1.0, 48000), 48000,
+    sf.write(tmp_path / "clips" / "common_voice_es_1.mp3", tone(1.0, 48000), 48000,
              format="MP3")
     (tmp_path / "test.tsv").write_text(
         "client_id\tpath\tsentence\tup_votes\n"
@@ -142,7 +138,7 @@ def test_commonvoice_layout_with_mp3_at_48k(tmp_path):
 
 
 def test_kaldi_layout_with_segments(tmp_path):
-    sf.write(tmp_path / "rec1.wav", _tone(2.0), SAMPLE_RATE, subtype="PCM_16")
+    sf.write(tmp_path / "rec1.wav", tone(2.0), SAMPLE_RATE, subtype="PCM_16")
     (tmp_path / "wav.scp").write_text("rec1 rec1.wav\nrec2 sox rec2.sph -t wav - |\n")
     (tmp_path / "segments").write_text("u1 rec1 0.0 0.5\nu2 rec1 1.0 2.0\nu3 rec2 0 1\n"
                                        "u4 rec1 0 1\n")
@@ -182,38 +178,10 @@ def test_character_tokens_round_trip_for_every_language():
 
 
 # --- training on the user's own corpora -------------------------------------------------
-def _user_corpora(root: Path) -> dict[str, str]:
-    """LibriSpeech train (one unreadable file), Kaldi dev, Common Voice test."""
-    rng = np.random.default_rng(0)
-    texts = ["go do you hear", "but in less than five minutes", "the red cat", "a blue dog"]
-    ch = root / "ls" / "19" / "198"
-    ch.mkdir(parents=True)
-    lines = []
-    for i in range(8):
-        uid = f"19-198-{i:04d}"
-        sf.write(ch / f"{uid}.flac", _tone(0.6) + 0.01 * rng.standard_normal(9600)
-                 .astype(np.float32), SAMPLE_RATE)
-        lines.append(f"{uid} {texts[i % 4].upper()}")
-    (ch / "19-198-0007.flac").write_bytes(b"broken")  # transcribed, unreadable
-    (ch / "19-198.trans.txt").write_text("\n".join(lines) + "\n")
-    kd = root / "kaldi_dev"
-    kd.mkdir()
-    sf.write(kd / "r1.wav", _tone(1.2), SAMPLE_RATE, subtype="PCM_16")
-    (kd / "wav.scp").write_text("r1 r1.wav\n")
-    (kd / "segments").write_text("d1 r1 0.0 0.6\nd2 r1 0.6 1.2\n")
-    (kd / "text").write_text("d1 the red cat\nd2 a blue dog\n")
-    cv = root / "cv"
-    (cv / "clips").mkdir(parents=True)
-    sf.write(cv / "clips" / "c1.wav", _tone(0.6), SAMPLE_RATE)
-    (cv / "test.tsv").write_text("client_id\tpath\tsentence\nx\tc1.wav\tThe red cat.\n")
-    return {"train": f"librispeech:{root / 'ls'}", "dev": f"kaldi:{kd}",
-            "test": f"cv=commonvoice:{cv / 'test.tsv'}"}
-
-
-def test_train_on_user_corpora(tmp_path, capsys):
+def test_train_onuser_corpora(tmp_path, capsys):
     import json
 
-    c = _user_corpora(tmp_path / "data")
+    c = user_corpora(tmp_path / "data")
     base = ["train", "--preset", "conformer_xs", "--steps", "2", "--workspace",
             str(tmp_path / "ws"), "--train", c["train"], "--dev", c["dev"]]
     assert main(base + ["--test", c["test"], "--test", c["dev"], "--json"]) == 0
@@ -261,7 +229,7 @@ def test_cached_features_are_memory_mapped_and_equal(tmp_path):
     larger than memory trains from the page cache); a cache cut short is redone."""
     from hwnas.training.features import compute
 
-    c = _user_corpora(tmp_path / "data")
+    c = user_corpora(tmp_path / "data")
     ds = load_kaldi(Path(c["dev"].split(":", 1)[1]))
     direct = compute(ds, "logmel", 40)
     cached = compute(ds, "logmel", 40, tmp_path / "cache")

@@ -9,16 +9,14 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from hwnas.adapters import Plan
 from hwnas.adapters.devicefile import load_device
 from hwnas.asr import default_space, preset
 from hwnas.data import corpus
 from hwnas.execution import LocalExecutor, ProcessExecutor, make, names
 from hwnas.execution.units import Export, Measure, TrainRung
 from hwnas.profiling.profiler import ProfileRun
+from tests.helpers import FAST
 
-FAST = Plan(warmup_runs=2, min_runs=5, min_seconds=0.02, retries=0, max_ci=float("inf"),
-            max_drift=1.0)
 TINY = {"kind": "builtin", "langs": ["en"], "size": "tiny", "seed": 0}
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -9,9 +8,8 @@ import pytest
 from hwnas.asr import ArchConfig, preset
 from hwnas.export import ExportError, export
 from hwnas.export.edgetpu import compile_edgetpu, parse_compiler_log
-from tests.test_models import small
-
-FIXTURES = Path(__file__).parent / "fixtures" / "edgetpu"
+from tests.helpers import EDGETPU_FIXTURES as FIXTURES
+from tests.helpers import fake_compiler, small
 
 ONNX_CASES = [
     small("conformer", "ctc", "relpos", "logmel", streaming=True),
@@ -78,24 +76,8 @@ def test_missing_compiler_is_one_clear_line(tmp_path, monkeypatch):
     assert "\n" not in str(e.value)
 
 
-def _fake_compiler(bin_dir: Path, log: Path, rc: int = 0) -> None:
-    """Stands in for the real compiler (not installable here): replays its
-    captured output and writes the compiled file where the real one would."""
-    script = bin_dir / "edgetpu_compiler"
-    script.write_text(f"""#!/bin/sh
-out=.; model=""
-while [ $# -gt 0 ]; do
-  case "$1" in -o) out="$2"; shift 2;; -s) shift;; *) model="$1"; shift;; esac
-done
-cat '{log}'
-[ {rc} -eq 0 ] && cp "$model" "$out/$(basename "$model" .tflite)_edgetpu.tflite"
-exit {rc}
-""")
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-
-
 def test_compile_with_compiler_on_path(tmp_path, monkeypatch):
-    _fake_compiler(tmp_path, FIXTURES / "partial.log")
+    fake_compiler(tmp_path, FIXTURES / "partial.log")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     model = tmp_path / "model_int8.tflite"
     model.write_bytes(b"tflite")
@@ -105,7 +87,7 @@ def test_compile_with_compiler_on_path(tmp_path, monkeypatch):
 
 
 def test_compiler_failure_reports_its_reason(tmp_path, monkeypatch):
-    _fake_compiler(tmp_path, FIXTURES / "not_quantized.log", rc=1)
+    fake_compiler(tmp_path, FIXTURES / "not_quantized.log", rc=1)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     model = tmp_path / "model_int8.tflite"
     model.write_bytes(b"tflite")

@@ -15,6 +15,7 @@ from hwnas.training.halving import (
     select,
     successive_halving,
 )
+from tests.helpers import fake_trainer
 
 
 def test_fronts_and_selection():
@@ -26,21 +27,11 @@ def test_fronts_and_selection():
     assert sorted(two) == [0, 2]
 
 
-def _curve_run(calls):
-    """A deterministic learning curve: CER falls with budget towards a floor
-    that depends on the architecture (a stand-in for training)."""
-    def run(arch, budget, state):
-        calls.append((arch.id, budget))
-        floor = 0.1 + 0.5 / arch.d_model * 96 / arch.num_layers
-        return floor + 0.5 * np.exp(-budget / 300), {"budget": budget}
-    return run
-
-
 def test_successive_halving_promotes_the_non_dominated_and_keeps_rung_results():
     archs = default_space().sample_distinct(27, 4)
     cands = [Candidate(a, latency_ms=float(i % 5 + 1)) for i, a in enumerate(archs)]
     calls: list = []
-    out = successive_halving(cands, _curve_run(calls), rungs=(120, 360, 1080), eta=3)
+    out = successive_halving(cands, fake_trainer(calls), rungs=(120, 360, 1080), eta=3)
     per_rung = [sum(1 for _, b in calls if b == r) for r in (120, 360, 1080)]
     assert per_rung == [27, 9, 3]
     finished = [c for c in out if c.stopped_at is None]
@@ -55,7 +46,7 @@ def test_successive_halving_promotes_the_non_dominated_and_keeps_rung_results():
             a, b = r0[id(s)], r0[id(p)]
             assert not (a[0] < b[0] and a[1] < b[1])
     with pytest.raises(ValueError, match="increasing"):
-        successive_halving(cands, _curve_run([]), rungs=(360, 120))
+        successive_halving(cands, fake_trainer([]), rungs=(360, 120))
 
 
 def test_cer_predictor_learns_final_from_early(tmp_path):

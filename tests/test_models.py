@@ -5,30 +5,11 @@ import itertools
 import pytest
 import torch
 
-from hwnas.asr import ArchConfig, default_space, preset, preset_names
+from hwnas.asr import default_space, preset, preset_names
 from hwnas.asr.models import build, device_graph, speech_model
 from hwnas.asr.models.frontend import FeatureExtractor, input_dim
 from hwnas.asr.models.stats import model_stats
-
-
-def small(encoder: str, decoder: str, attention: str | None, frontend: str,
-          streaming: bool = False, **kw) -> ArchConfig:
-    att = encoder in ("conformer", "transformer")
-    conv = encoder in ("conformer", "cnn_lstm", "contextnet")
-    d = dict(frontend=frontend, n_filters=40, subsampling="conv2d4", encoder=encoder,
-             streaming=streaming, num_layers=2, d_model=96, decoder=decoder,
-             attention=attention if att else None, heads=4 if att else None,
-             local_window=8 if attention == "local" and att else None,
-             ffn_ratio=2 if att else None, conv_kernel=7 if conv else None,
-             causal_conv=False if conv and not streaming else None,
-             decoder_layers=None if decoder == "ctc" else 1,
-             decoder_dim=None if decoder == "ctc" else 128, vocab_size=32)
-    if streaming:
-        d.update(chunk_ms=160, lookahead=0,
-                 left_chunks=1 if att and attention != "linear" else None)
-    d.update(kw)
-    return ArchConfig(**d)
-
+from tests.helpers import small
 
 ENCODER_VARIANTS = ([("conformer", a) for a in ("mhsa", "relpos", "local", "linear")]
                     + [("transformer", a) for a in ("mhsa", "relpos", "local", "linear")]

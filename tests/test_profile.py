@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from hwnas.adapters import Plan, adapter_class
+from hwnas.adapters import adapter_class
 from hwnas.adapters.devicefile import all_devices, load_device, parse_device
 from hwnas.profiling.profiler import export_for, measure_arch
-from tests.test_models import small
+from tests.helpers import FAST, small
 
 TINY = """
 [choices]
@@ -30,9 +30,6 @@ decoder = ["ctc", "rnnt"]
 decoder_layers = [1]
 decoder_dim = [128]
 """
-# mechanics, not noise: a 5-run measurement on a shared CI core may be noisy
-FAST = Plan(warmup_runs=2, min_runs=5, min_seconds=0.02, retries=0, max_ci=float("inf"),
-            max_drift=1.0)
 
 
 def test_every_shipped_device_file_parses():
@@ -202,9 +199,10 @@ def test_export_for_torch_needs_no_conversion(tmp_path):
 # LiteRT's Delegate.__del__ trips over a delegate that failed to load
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_edge_tpu_without_runtime_says_so(tmp_path, monkeypatch):
-    from tests.test_export import FIXTURES, _fake_compiler
+    from tests.helpers import EDGETPU_FIXTURES as FIXTURES
+    from tests.helpers import fake_compiler
 
-    _fake_compiler(tmp_path, FIXTURES / "partial.log")
+    fake_compiler(tmp_path, FIXTURES / "partial.log")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     cls = adapter_class("edgetpu")
     reason = cls("tpu", cls.validate_options({})).check()   # compiler found, no libedgetpu

@@ -12,6 +12,7 @@ from cli.main import main
 from hwnas.asr import default_space
 from hwnas.search.study import SearchConfig, run_search
 from hwnas.visualization.report import entropy, front_2d, hypervolume_2d
+from tests.helpers import fake_trainer
 
 
 def test_hypervolume_and_front_by_hand():
@@ -26,14 +27,12 @@ def test_hypervolume_and_front_by_hand():
 
 
 def _study(tmp_path, trials=24):
-    def runner(arch, budget, state):
-        return 0.2 + 20.0 / (arch.d_model * arch.num_layers) + 2.0 / budget, None
-
     storage = f"sqlite:///{tmp_path / 'runs' / 'search' / 'r.db'}"
     (tmp_path / "runs" / "search").mkdir(parents=True)
     cfg = SearchConfig(target="cpu", max_latency_ms=4.0, trials=trials, rungs=(10.0, 30.0),
                        seed=0, storage=storage, study="r", space=default_space())
-    return run_search(cfg, lambda a: 0.002 * a.d_model * a.num_layers, runner)
+    return run_search(cfg, lambda a: 0.002 * a.d_model * a.num_layers,
+                      fake_trainer())
 
 
 def test_report_writes_every_figure_and_a_self_contained_page(tmp_path, capsys):

@@ -17,20 +17,11 @@ from hwnas.search.study import (
     run_search,
     select_for_target,
 )
+from tests.helpers import fake_trainer
 
 SMALL = default_space().with_choices({
     "encoder": ["conformer", "lstm", "contextnet"], "num_layers": [1, 2], "d_model": [96, 144],
     "decoder": ["ctc"], "n_filters": [40]})
-
-
-def _fake(trained):
-    """A stand-in trainer: CER falls with width, depth and budget; deterministic."""
-    def runner(arch, budget, state):
-        trained.append((arch.id, budget))
-        base = 0.5 - 0.001 * arch.d_model * arch.num_layers
-        return base + 10.0 / budget, {"spent": budget}
-
-    return runner
 
 
 def lat(arch):
@@ -42,7 +33,7 @@ def test_infeasible_trials_are_not_trained_and_the_study_resumes(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     cfg = SearchConfig(target="cpu", max_latency_ms=2.0, trials=12, seed=1, storage=storage,
                        study="t", space=SMALL, rungs=(100.0,))
-    study = run_search(cfg, lat, _fake(trained))
+    study = run_search(cfg, lat, fake_trainer(trained))
     assert len(study.trials) == 12
     assert study.metric_names == ["dev CER", "latency ms (predicted)"]   # dashboard labels
     feas = [t for t in study.trials if t.user_attrs["trained"]]
@@ -57,24 +48,24 @@ def test_infeasible_trials_are_not_trained_and_the_study_resumes(tmp_path):
     assert select_for_target(front)["cer"] == min(r["cer"] for r in front)
     # resume: same study, a larger target count -> only the missing trials run
     cfg.trials = 15
-    assert len(run_search(cfg, lat, _fake(trained)).trials) == 15
+    assert len(run_search(cfg, lat, fake_trainer(trained)).trials) == 15
     # same seed, fresh storage -> the same architectures
     cfg2 = SearchConfig(target="cpu", max_latency_ms=2.0, trials=12, seed=1,
                         storage=f"sqlite:///{tmp_path / 's2.db'}", study="t", space=SMALL,
                         rungs=(100.0,))
-    again = run_search(cfg2, lat, _fake([]))
+    again = run_search(cfg2, lat, fake_trainer([]))
     assert [t.user_attrs["arch_id"] for t in again.trials] == \
         [t.user_attrs["arch_id"] for t in study.trials[:12]]
     cfg3 = SearchConfig(target="pixel6", trials=1, storage=storage, study="t", space=SMALL)
     with pytest.raises(ValueError, match="searched for cpu"):
-        run_search(cfg3, lat, _fake([]))
+        run_search(cfg3, lat, fake_trainer([]))
 
 
 def test_successive_halving_inside_the_study_keeps_every_rung(tmp_path):
     trained, seen = [], []
     cfg = SearchConfig(target="cpu", trials=8, generation=8, seed=0, space=SMALL,
                        rungs=(10.0, 30.0), eta=2, storage=f"sqlite:///{tmp_path / 'h.db'}")
-    study = run_search(cfg, lat, _fake(trained),
+    study = run_search(cfg, lat, fake_trainer(trained),
                        on_rung=lambda n, c, r: seen.append((n, r, c.state["spent"])))
     rung1 = [t for t in study.trials if t.user_attrs["stopped_at"] is None]
     stopped = [t for t in study.trials if t.user_attrs["stopped_at"] == 0]
@@ -103,7 +94,7 @@ def test_a_killed_generation_is_asked_again(tmp_path):
     study = open_study(cfg)
     t = study.ask()  # a process killed mid-generation leaves its trials RUNNING
     arch = SMALL.suggest(t)
-    study = run_search(cfg, lat, _fake([]))
+    study = run_search(cfg, lat, fake_trainer([]))
     states = [tr.state for tr in study.trials]
     assert states.count(optuna.trial.TrialState.FAIL) == 1
     assert states.count(optuna.trial.TrialState.COMPLETE) == 4
@@ -114,9 +105,9 @@ def test_a_killed_generation_is_asked_again(tmp_path):
 def test_search_on_the_users_corpus(tmp_path, capsys):
     """--train/--dev/--test: trials train on the user's files, the answer is
     scored on the named test sets; the study then refuses another corpus."""
-    from tests.test_data import _user_corpora
+    from tests.helpers import user_corpora
 
-    c = _user_corpora(tmp_path / "data")
+    c = user_corpora(tmp_path / "data")
     space = tmp_path / "space.toml"
     space.write_text('[choices]\nencoder = ["lstm"]\nnum_layers = [1]\nd_model = [96]\n'
                      'decoder = ["ctc"]\nn_filters = [40]\nfrontend = ["logmel"]\n')
@@ -299,7 +290,7 @@ def test_a_repeated_architecture_is_not_trained_twice(tmp_path):
     trained = []
     cfg = SearchConfig(target="cpu", trials=6, generation=3, space=one, rungs=(10.0,),
                        storage=f"sqlite:///{tmp_path / 'd.db'}")
-    study = run_search(cfg, lat, _fake(trained))
+    study = run_search(cfg, lat, fake_trainer(trained))
     assert len(trained) == 1  # six trials, one architecture, trained once
     assert [t.user_attrs["run_trial"] for t in study.trials[1:]] == [0] * 5
     assert len({t.values[0] for t in study.trials}) == 1

@@ -12,7 +12,8 @@ from hwnas import strategies
 from hwnas.asr import default_space
 from hwnas.search.study import SearchConfig, run_search
 from hwnas.strategies.evolution import Evolution
-from tests.test_search import SMALL, _fake, lat
+from tests.helpers import fake_trainer
+from tests.test_search import SMALL, lat
 
 
 @pytest.mark.parametrize("space", [default_space(), SMALL], ids=["default", "small"])
@@ -45,7 +46,7 @@ def test_evolution_proposes_into_the_study_and_resumes_where_it_stopped(tmp_path
                             sampler="evolution", population_size=4, storage=storage,
                             study="e", space=SMALL, rungs=(100.0,))
 
-    whole = run_search(cfg(f"sqlite:///{tmp_path / 'a.db'}", 16), lat, _fake([]))
+    whole = run_search(cfg(f"sqlite:///{tmp_path / 'a.db'}", 16), lat, fake_trainer([]))
     ids = [t.user_attrs["arch_id"] for t in whole.trials]
     assert len(ids) == 16 and all(t.state.name == "COMPLETE" for t in whole.trials)
     # after the first population, children are mutations of members: each differs
@@ -55,8 +56,8 @@ def test_evolution_proposes_into_the_study_and_resumes_where_it_stopped(tmp_path
     # stopped after 8 trials and resumed: the same 16 architectures (state comes
     # from the study's finished trials, nothing else)
     storage = f"sqlite:///{tmp_path / 'b.db'}"
-    run_search(cfg(storage, 8), lat, _fake([]))
-    resumed = run_search(cfg(storage, 16), lat, _fake([]))
+    run_search(cfg(storage, 8), lat, fake_trainer([]))
+    resumed = run_search(cfg(storage, 16), lat, fake_trainer([]))
     assert [t.user_attrs["arch_id"] for t in resumed.trials] == ids
 
 
