@@ -51,7 +51,7 @@ from hwnas.adapters.devicefile import load_device  # noqa: E402
 from hwnas.adapters.runtimes import ort_callables, ort_session  # noqa: E402
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.export import export  # noqa: E402
-from hwnas.profiling.profiler import plan_for  # noqa: E402
+from hwnas.profiling.measure import plan_for  # noqa: E402
 
 torch.set_num_threads(1)
 

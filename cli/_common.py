@@ -73,29 +73,14 @@ def read_arch(args: argparse.Namespace):
 
 
 def read_archs(path: str) -> list[Any]:
-    from hwnas.asr import ArchConfig
+    from hwnas.asr.arch import parse_archs
 
     if path == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            raise ValueError(f"architecture file not found: {path}") from None
+        return parse_archs(sys.stdin.read(), path)
     try:
-        return [ArchConfig.from_json(text)]
-    except ValueError:
-        pass
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(ArchConfig.from_json(line))
-            except ValueError as e:
-                raise ValueError(f"{path} line {n}: {e}") from None
-    if not out:
-        raise ValueError(f"{path} holds no architecture")
-    return out
+        return parse_archs(Path(path).read_text(), path)
+    except FileNotFoundError:
+        raise ValueError(f"architecture file not found: {path}") from None
 
 
 def plan_overrides(args: argparse.Namespace, base: Any) -> Any:
@@ -182,18 +167,10 @@ def add_corpus_args(s: argparse.ArgumentParser) -> None:
 
 def open_corpus(args: argparse.Namespace, ws: Any) -> Any:
     """The built-in corpus (built on first use), or --train/--dev/--test files."""
-    from hwnas.data.corpus import SIZES
-    from hwnas.training.prepare import BuiltinCorpus, UserCorpus
+    from hwnas.training.prepare import open_corpus as open_
 
-    if args.train:
-        return UserCorpus(ws, args.train, args.dev, args.test, strict=args.strict)
-    if args.dev or args.test:
-        raise ValueError("--dev/--test go with --train (your own corpus); without --train "
-                         "the built-in corpus's splits are used")
-    if args.size not in SIZES:
-        raise ValueError(f"unknown size {args.size!r}; one of {', '.join(SIZES)}")
-    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-    return BuiltinCorpus(ws, langs, args.size, args.corpus_seed)
+    return open_(ws, langs=args.langs, size=args.size, corpus_seed=args.corpus_seed,
+                 train=args.train, dev=args.dev, test=args.test, strict=args.strict)
 
 
 def say_skipped(err: Any, problems: dict[str, list], where: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from ._common import console, measure_with_progress, read_space, workspace
@@ -28,40 +27,11 @@ architectures chosen by a hash of their id: the same ones on every run.
 """
 
 
-def _data(device: str, ws: Path, label: str) -> tuple[Any, list[dict[str, Any]], Any]:
-    from hwnas.predict.dataset import from_rows
-    from hwnas.profiling.store import open_profile
-
-    store = open_profile(device, ws)
-    rows = store.rows()
-    data = from_rows(rows, label)
-    if len(data) == 0:
-        raise ValueError(f"the {device} profile in {store.folder} has no usable (ok) rows")
-    return store, rows, data
-
-
 def _fitter(args: argparse.Namespace) -> Any:
-    from hwnas.predict.latency import LatencyPredictor
+    from hwnas.workflows.predictor import fitter
 
-    params = {k: v for k, v in (("max_depth", args.max_depth), ("eta", args.eta))
-              if v is not None}
-    kw: dict[str, Any] = {"objective": args.objective, "params": params, "seed": args.seed,
-                          "cost_model": not args.no_cost_model}
-    if args.rounds is not None:
-        if args.rounds < 1:
-            raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
-        kw["rounds"] = args.rounds
-
-    def fit(d: Any) -> Any:
-        return LatencyPredictor.fit(d.archs, d.y, **kw)
-
-    return fit
-
-
-def unit_of(label: str) -> str:
-    return ("ratio to the reference workload's time, per device-graph call (p50); x this "
-            "host's reference time = ms" if label == "rel_p50"
-            else "ms per device-graph call (p50)")
+    return fitter(objective=args.objective, seed=args.seed, cost_model=not args.no_cost_model,
+                  rounds=args.rounds, max_depth=args.max_depth, eta=args.eta)
 
 
 def _metric_row(name: str, m: dict[str, Any]) -> list[str]:
@@ -107,21 +77,11 @@ def _print_report(rep: dict[str, Any], lofo: dict[str, Any] | None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hwnas.predict.adapt import device_card
-    from hwnas.predict.evaluate import holdout_report
     from hwnas.predict.latency import predictor_dir
+    from hwnas.workflows.predictor import train_predictor
 
     ws = workspace(args)
-    store, rows, data = _data(args.device, ws, args.label)
-    model, rep = holdout_report(data, _fitter(args))
-    model.card.update(device_card(args.device, store, rows))
-    model.card.update({"label": data.label, "heldout": rep["heldout"],
-                       "per_family": rep["per_family"], "baselines": rep["baselines"],
-                       "repeat_noise": rep["repeat_noise"], "test_size": rep["test_size"],
-                       "kind": "latency", "unit": unit_of(data.label)})
-    if data.label == "rel_p50":
-        # for reading the card: on the host that made the profile, the reference took this
-        model.card["reference"] = store.manifest.get("reference")
+    model, rep = train_predictor(args.device, ws, args.label, _fitter(args))
     out = model.save(predictor_dir(ws, args.device))
     if args.json:
         print(json.dumps({"predictor": str(out), **model.card}, sort_keys=True, default=str))
@@ -133,9 +93,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from hwnas.predict.evaluate import holdout_report, leave_family_out
+    from hwnas.workflows.predictor import profile_data
 
-    ws = workspace(args)
-    _, _, data = _data(args.device, ws, args.label)
+    data = profile_data(args.device, workspace(args), args.label).data
     fit = _fitter(args)
     _, rep = holdout_report(data, fit)
     lofo = None if args.no_lofo else leave_family_out(data, fit)

@@ -45,7 +45,7 @@ def cpu_onnxruntime(tmp_path, request):
 
 
 def cpu_torch(tmp_path, request):
-    from hwnas.profiling.profiler import export_for
+    from hwnas.profiling.measure import export_for
 
     arch = small("lstm", "rnnt", None, "logmel", streaming=True, num_layers=1)
     return Backend(_cpu("torch"), export_for(arch, "torch", tmp_path))

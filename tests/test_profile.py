@@ -15,7 +15,7 @@ import pytest
 from cli.main import main
 from hwnas.adapters import adapter_class
 from hwnas.adapters.devicefile import all_devices, load_device, parse_device
-from hwnas.profiling.profiler import export_for, measure_arch
+from hwnas.profiling.measure import export_for, measure_arch
 from tests.helpers import FAST, small
 
 TINY = """
@@ -108,12 +108,12 @@ def test_litert_adapter_full_context_and_int8(tmp_path):
 
 def test_export_failure_is_a_row_not_a_crash(tmp_path, monkeypatch):
     from hwnas.export.errors import ExportError
-    from hwnas.profiling import profiler
+    from hwnas.profiling import measure
 
     def boom(arch, fmt, out):
         raise ExportError("tflite: the TFLite converter crashed (SIGSEGV)")
 
-    monkeypatch.setattr(profiler, "export_for", boom)
+    monkeypatch.setattr(measure, "export_for", boom)
     a = adapter_class("cpu")("cpu", adapter_class("cpu").validate_options({}))
     row, m = measure_arch(a, small("lstm", "ctc", None, "logmel"), FAST, tmp_path)
     assert m is None and row["status"] == "failed"

@@ -119,6 +119,25 @@ class ArchConfig:
         return ArchConfig.from_dict({**self.to_dict(), **changes})
 
 
+def parse_archs(text: str, where: str) -> list[ArchConfig]:
+    """One architecture (a JSON object) or many (one per line) from ``text``;
+    a bad line is named by its number in ``where``."""
+    try:
+        return [ArchConfig.from_json(text)]
+    except ValueError:
+        pass
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(ArchConfig.from_json(line))
+            except ValueError as e:
+                raise ValueError(f"{where} line {n}: {e}") from None
+    if not out:
+        raise ValueError(f"{where} holds no architecture")
+    return out
+
+
 #: the largest value of each numeric field any device here could hold (and the
 #: smallest): an architecture beyond these is refused before anything is allocated
 BOUNDS: dict[str, tuple[int, int | None]] = {

@@ -25,7 +25,7 @@ class Export:
 
     def run(self, ctx: Any) -> tuple[dict[str, Any], Any]:
         from hwnas.asr import ArchConfig
-        from hwnas.profiling.profiler import export_row
+        from hwnas.profiling.measure import export_row
 
         return export_row(ArchConfig.from_dict(self.arch), self.fmt, Path(self.out_dir),
                           self.repeat)
@@ -47,7 +47,7 @@ class Measure:
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.adapters import Plan
         from hwnas.asr import ArchConfig
-        from hwnas.profiling.profiler import measure_artifact
+        from hwnas.profiling.measure import measure_artifact
 
         adapter = ctx.adapter(self.device, self.workspace)
         row, _ = measure_artifact(adapter, ArchConfig.from_dict(self.row["arch"]),

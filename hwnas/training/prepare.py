@@ -199,3 +199,22 @@ def corpus_from_description(c: dict, ws: Path) -> BuiltinCorpus | UserCorpus:
                  if k not in ("kind", "train", "dev")]
         return UserCorpus(ws, c["train"], c["dev"], tests)
     raise ValueError(f"unknown corpus kind in {c!r}")
+
+
+def open_corpus(workspace: Path, *, langs: str = "en", size: str = "small",
+                corpus_seed: int = 0, train: str | None = None, dev: str | None = None,
+                test: list[str] | None = None, strict: bool = False
+                ) -> BuiltinCorpus | UserCorpus:
+    """The built-in corpus (built on first use) in ``langs`` (comma-separated),
+    or the user's own ``train``/``dev``/``test`` specs."""
+    from hwnas.data.corpus import SIZES
+
+    if train:
+        return UserCorpus(workspace, train, dev, test, strict=strict)
+    if dev or test:
+        raise ValueError("--dev/--test go with --train (your own corpus); without --train "
+                         "the built-in corpus's splits are used")
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; one of {', '.join(SIZES)}")
+    return BuiltinCorpus(workspace, [x.strip() for x in langs.split(",") if x.strip()], size,
+                         corpus_seed)

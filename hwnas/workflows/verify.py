@@ -95,7 +95,8 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
     """``reference`` is this host's reference time when the predictor is
     relative (see module doc)."""
     from hwnas.adapters import DeviceUnavailable
-    from hwnas.profiling.profiler import ProfileRun, row_key
+    from hwnas.profiling.measure import row_key
+    from hwnas.profiling.profiler import ProfileRun
 
     if not rows:
         return Verified([], [], None)

@@ -1,0 +1,75 @@
+"""Training a latency predictor on a device's profile: the profile's
+usable rows, a fitter from the user's settings, and the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class ProfileData(NamedTuple):
+    store: Any                        # the ProfileStore
+    rows: list[dict[str, Any]]        # every stored row
+    data: Any                         # predict.dataset.Dataset: usable rows as labels
+
+
+def profile_data(device: str, workspace: Path, label: str) -> ProfileData:
+    """The ``device`` profile's usable rows, labelled by ``label``."""
+    from hwnas.predict.dataset import from_rows
+    from hwnas.profiling.store import open_profile
+
+    store = open_profile(device, workspace)
+    rows = store.rows()
+    data = from_rows(rows, label)
+    if len(data) == 0:
+        raise ValueError(f"the {device} profile in {store.folder} has no usable (ok) rows")
+    return ProfileData(store, rows, data)
+
+
+def fitter(*, objective: str, seed: int, cost_model: bool = True, rounds: int | None = None,
+           max_depth: int | None = None, eta: float | None = None) -> Any:
+    """``fit(dataset) -> LatencyPredictor`` with these settings (None: the default)."""
+    from hwnas.predict.latency import LatencyPredictor
+
+    params = {k: v for k, v in (("max_depth", max_depth), ("eta", eta)) if v is not None}
+    kw: dict[str, Any] = {"objective": objective, "params": params, "seed": seed,
+                          "cost_model": cost_model}
+    if rounds is not None:
+        if rounds < 1:
+            raise ValueError(f"--rounds must be >= 1, got {rounds}")
+        kw["rounds"] = rounds
+
+    def fit(d: Any) -> Any:
+        return LatencyPredictor.fit(d.archs, d.y, **kw)
+
+    return fit
+
+
+def unit_of(label: str) -> str:
+    return ("ratio to the reference workload's time, per device-graph call (p50); x this "
+            "host's reference time = ms" if label == "rel_p50"
+            else "ms per device-graph call (p50)")
+
+
+class Trained(NamedTuple):
+    predictor: Any                    # the LatencyPredictor with its card (not saved yet)
+    report: dict[str, Any]            # held-out accuracy, baselines, per family, noise
+
+
+def train_predictor(device: str, workspace: Path, label: str, fit: Any) -> Trained:
+    """Fit on a fixed 80% of the profile's architectures, report on the rest,
+    and fill the model card."""
+    from hwnas.predict.adapt import device_card
+    from hwnas.predict.evaluate import holdout_report
+
+    store, rows, data = profile_data(device, workspace, label)
+    model, rep = holdout_report(data, fit)
+    model.card.update(device_card(device, store, rows))
+    model.card.update({"label": data.label, "heldout": rep["heldout"],
+                       "per_family": rep["per_family"], "baselines": rep["baselines"],
+                       "repeat_noise": rep["repeat_noise"], "test_size": rep["test_size"],
+                       "kind": "latency", "unit": unit_of(data.label)})
+    if data.label == "rel_p50":
+        # for reading the card: on the host that made the profile, the reference took this
+        model.card["reference"] = store.manifest.get("reference")
+    return Trained(model, rep)
