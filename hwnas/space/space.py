@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,30 +229,40 @@ class SearchSpace:
 
         yield from walk(0, {})
 
+    # --- walking the graph ---------------------------------------------------------
+    def _walk(self, choose: Callable[[Decision, tuple[Any, ...], dict[str, Any]], Any]
+              ) -> dict[str, Any]:
+        """Take the decisions in order: one that does not apply is ``None``, any
+        other ``choose(decision, its allowed choices, the values so far)``."""
+        ctx: dict[str, Any] = {}
+        for d in self.decisions:
+            ctx[d.name] = choose(d, d.options(ctx), ctx) if d.applies(ctx) else None
+        return ctx
+
+    @staticmethod
+    def _param(d: Decision, opts: tuple[Any, ...]) -> str:
+        """The Optuna parameter name of ``d`` where ``opts`` are allowed: a
+        categorical distribution must not change its choices under one name."""
+        return d.name if opts == d.choices else f"{d.name}[{','.join(map(str, opts))}]"
+
     # --- sampling and variation ----------------------------------------------
     def _complete(self, rng: random.Random, prefer: list[dict[str, Any]],
                   force: dict[str, Any] | None = None) -> Arch:
         """Walk the decisions; take a value from ``force``, else from the first
         dict in ``prefer`` whose value is still allowed, else sample one; fixed
         fields come from the first of ``prefer``."""
-        ctx: dict[str, Any] = {}
-        for d in self.decisions:
-            if not d.applies(ctx):
-                ctx[d.name] = None
-                continue
-            opts = d.options(ctx)
+        def choose(d: Decision, opts: tuple[Any, ...], _: dict[str, Any]) -> Any:
             if not opts:
                 raise ValueError(f"decision {d.name!r} has no allowed choice "
                                  f"(rule: {d.rule}); widen the space")
             if force and d.name in force and force[d.name] in opts:
-                ctx[d.name] = force[d.name]
-                continue
+                return force[d.name]
             for src in prefer:
                 if src.get(d.name) in opts:
-                    ctx[d.name] = src[d.name]
-                    break
-            else:
-                ctx[d.name] = rng.choice(opts)
+                    return src[d.name]
+            return rng.choice(opts)
+
+        ctx = self._walk(choose)
         kept = {f: prefer[0][f] for f in self.fixed if prefer and prefer[0].get(f) is not None}
         return self.arch_type(**ctx, **kept)
 
@@ -319,32 +329,24 @@ class SearchSpace:
         name qualified by that set, since Optuna's categorical distributions
         must not change their choices under one name. ``fixed`` sets fields no
         decision chooses (a vocabulary size)."""
-        ctx: dict[str, Any] = {}
-        for d in self.decisions:
-            if not d.applies(ctx):
-                ctx[d.name] = None
-                continue
-            opts = d.options(ctx)
-            name = d.name if opts == d.choices else f"{d.name}[{','.join(map(str, opts))}]"
-            ctx[d.name] = trial.suggest_categorical(name, list(opts))
+        ctx = self._walk(lambda d, opts, _: trial.suggest_categorical(self._param(d, opts),
+                                                                      list(opts)))
         return self.arch_type(**ctx, **fixed)
 
     def params_of(self, arch: Arch) -> dict[str, Any]:
         """The inverse of ``suggest``: the Optuna parameter names and values
         that make ``suggest`` return ``arch`` (a fixed-parameter trial)."""
-        ctx: dict[str, Any] = {}
         params: dict[str, Any] = {}
-        for d in self.decisions:
-            if not d.applies(ctx):
-                ctx[d.name] = None
-                continue
-            opts = d.options(ctx)
+
+        def choose(d: Decision, opts: tuple[Any, ...], _: dict[str, Any]) -> Any:
             value = getattr(arch, d.name)
             if value not in opts:
                 raise ValueError(f"{arch.id}: {d.name} = {value!r} is not one of the space's "
                                  f"choices here ({', '.join(map(str, opts))})")
-            name = d.name if opts == d.choices else f"{d.name}[{','.join(map(str, opts))}]"
-            params[name] = ctx[d.name] = value
+            params[self._param(d, opts)] = value
+            return value
+
+        self._walk(choose)
         return params
 
     # --- features ----------------------------------------------------------------
