@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,12 +134,14 @@ class _RichHooks:
         what = f"  #{t.number} {a['arch']['encoder']}/{a['arch']['decoder']}"
         if not a["trained"]:
             self.progress.console.print(f"{what}: infeasible as predicted "
-                                        f"({a['latency_ms']:.2f} ms, {a['params']:,} params); "
-                                        "not trained")
+                                        f"({a['latency_ms']:.2f} ms compute, "
+                                        f"{a.get('delay_ms', math.nan):.0f} ms delay, "
+                                        f"{a['params']:,} params); not trained")
         else:
             rs = ", ".join(f"{r['cer']:.3f}" for r in a["rungs"])
             self.progress.console.print(f"{what}: dev CER by rung {rs}; {a['latency_ms']:.2f} "
-                                        f"ms predicted, {a['params']:,} params")
+                                        f"ms compute, {a.get('delay_ms', math.nan):.0f} ms "
+                                        f"delay predicted, {a['params']:,} params")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -154,7 +157,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     req = SearchRequest(
         target=args.target, workspace=ws, corpus=None, rungs=rungs, rung_unit=unit,
         study=args.study, storage=args.storage, objectives=tuple(args.objectives.split(",")),
-        max_latency_ms=args.max_latency, max_params=args.max_params, max_size_mb=args.max_size,
+        max_latency_ms=args.max_latency, max_delay_ms=args.max_delay, max_rtf=args.max_rtf,
+        max_params=args.max_params, max_size_mb=args.max_size,
         trials=args.trials, time_budget_s=parse_budget(args.budget) if args.budget else None,
         eta=args.eta, sampler=args.sampler, seed=args.seed, streaming=args.streaming,
         space=read_space(args) if args.space else None,
@@ -176,26 +180,33 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
     from rich.table import Table
 
+    from hwnas.asr import ArchConfig, delay
 
     front, source = out["pareto"], out["latency_source"].upper()
     tests = sorted({k for r in front for k in r.get("tests", {})})
     t = Table(title=f"Pareto front, {args.target} (feasible; latency {source}"
                     + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"))
     cols = ["trial", "arch", "encoder/decoder", "dev CER", *[f"{k} CER" for k in tests],
-            "p50 ms", "95% CI", "verdict", "p90 ms", "RTF", "predicted ms", "params", "MB"]
+            "chunk ms", "look-ahead ms", "algorithmic ms", "compute p50 ms", "95% CI",
+            "p90 ms", "emission delay ms", "RTF", "verdict", "predicted ms", "params", "MB"]
     for c in cols:
         t.add_column(c, justify="left" if c in ("arch", "encoder/decoder") else "right")
+
+    def num(v: Any, fmt: str) -> str:
+        return format(v, fmt) if v is not None else "-"
+
     for r in front:
-        a = r["arch"]
+        a, d = r["arch"], delay.describe(ArchConfig.from_dict(r["arch"]))
         t.add_row(str(r["trial"]), r["arch_id"], f"{a['encoder']}/{a['decoder']}",
                   f"{r['cer']:.3f}", *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
+                  num(d["chunk_ms"], ".0f") if a["streaming"] else "full",
+                  num(d["lookahead_ms"], ".0f"), num(d["algorithmic_ms"], ".0f"),
                   f"{r['latency_ms']:.3f} ({r['latency_source']})",
                   f"{r['latency_ci'][0]:.3f}-{r['latency_ci'][1]:.3f}"
-                  if r.get("latency_ci") else "-", r.get("verdict", "-"),
-                  f"{r['p90_ms']:.2f}" if r.get("p90_ms") is not None else "-",
-                  f"{r['rtf']:.4f}" if r.get("rtf") is not None else "-",
-                  f"{r.get('predicted_ms', r['latency_ms']):.2f}", f"{r['params']:,}",
-                  f"{r['size_mb']:.2f}")
+                  if r.get("latency_ci") else "-", num(r.get("p90_ms"), ".2f"),
+                  num(r.get("delay_ms"), ".1f"), num(r.get("rtf"), ".4f"),
+                  r.get("verdict", "-"), f"{r.get('predicted_ms', r['latency_ms']):.2f}",
+                  f"{r['params']:,}", f"{r['size_mb']:.2f}")
     con = console()
     con.print(t)
     if out["note"]:
@@ -212,7 +223,8 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
     if best:
         con.print(f"selected for {args.target}: {best['arch_id']} (lowest CER meeting the "
                   f"constraints): dev CER {best['cer']:.3f}, {best['latency_ms']:.2f} ms "
-                  f"{best['latency_source']}")
+                  f"compute per call, {best.get('delay_ms', math.nan):.0f} ms emission delay "
+                  f"({best['latency_source']})")
         if out["export"]:
             con.print(f"exported with its model card: {out['export']}")
     elif out["dropped"]:
@@ -220,11 +232,14 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
                   "above); the study is kept: add trials (the same command with a larger "
                   "--trials), or relax the constraint the measurements missed")
     elif not out["feasible_as_predicted"]:
-        low = out.get("min_predicted_ms")
+        low, low_delay = out.get("min_predicted_ms"), out.get("min_predicted_delay_ms")
         con.print(f"nothing was feasible as predicted: none of the {out['trials']} trials "
                   "met the constraints by its predicted figures"
                   + (f" (fastest predicted {low:.3f} ms against --max-latency "
                      f"{args.max_latency:g})" if low is not None and args.max_latency else "")
+                  + (f" (shortest predicted emission delay {low_delay:.0f} ms against "
+                     f"--max-delay {args.max_delay:g})" if low_delay is not None
+                     and args.max_delay else "")
                   + "; relax the constraints or add trials")
     else:
         con.print("no trained trial is on the feasible front yet; add trials")
@@ -243,15 +258,25 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--target", required=True, metavar="DEVICE",
                    help="device to search for (hwnas devices lists them)")
     s.add_argument("--max-latency", type=float, dest="max_latency", metavar="MS",
-                   help="constraint on the compute time of one device-graph call, p50 in ms "
-                        "(one chunk for streaming models, one 4.8 s utterance otherwise); "
-                        "verified as met when the measurement's 95%% interval is below it")
+                   help="constraint on COMPUTE only: the time of one device-graph call, p50 "
+                        "in ms (one chunk for streaming models, one 4.8 s utterance "
+                        "otherwise), not the delay a user hears; verified as met when the "
+                        "measurement's 95%% interval is below it")
+    s.add_argument("--max-delay", type=float, dest="max_delay", metavar="MS",
+                   help="constraint on the emission delay a user feels, ms: the chunk, its "
+                        "look-ahead and the 15 ms STFT window must arrive (algorithmic "
+                        "delay), then the chunk is computed (p50); full-context models wait "
+                        "for the whole 4.8 s utterance. Predicted during the search, "
+                        "verified as measured")
+    s.add_argument("--max-rtf", type=float, dest="max_rtf", metavar="R",
+                   help="constraint on the real-time factor: compute / audio per call")
     s.add_argument("--max-params", type=int, dest="max_params", metavar="N",
                    help="constraint on the parameter count")
     s.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
                    help="constraint on the fp32 weight size (MB)")
     s.add_argument("--objectives", default="cer,latency",
-                   help="comma-separated: cer, latency, params (default cer,latency)")
+                   help="comma-separated, minimised: cer, latency (compute per call), delay "
+                        "(emission delay), rtf, params (default cer,latency)")
     s.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
     s.add_argument("--budget", metavar="TIME",
                    help="wall-clock limit for this run, e.g. 1h (checked between generations)")

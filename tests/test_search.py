@@ -35,7 +35,7 @@ def test_infeasible_trials_are_not_trained_and_the_study_resumes(tmp_path):
                        study="t", space=SMALL, rungs=(100.0,))
     study = run_search(cfg, lat, fake_trainer(trained))
     assert len(study.trials) == 12
-    assert study.metric_names == ["dev CER", "latency ms (predicted)"]   # dashboard labels
+    assert study.metric_names == ["dev CER", "compute ms per call (predicted)"]   # dashboard labels
     feas = [t for t in study.trials if t.user_attrs["trained"]]
     # some broke the latency constraint; a repeated architecture is trained once
     assert len(trained) == len({t.user_attrs["arch_id"] for t in feas}) < 12

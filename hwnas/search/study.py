@@ -33,9 +33,11 @@ from hwnas.search.storage import open_storage
 from hwnas.space import SearchSpace
 from hwnas.training.halving import Candidate, RungUnits, successive_halving
 
-OBJECTIVES = ("cer", "latency", "params")
+OBJECTIVES = ("cer", "latency", "delay", "rtf", "params")
 UNTRAINED_CER = 1.0  # infeasible trials are not trained
-METRIC_NAMES = {"cer": "dev CER", "latency": "latency ms (predicted)", "params": "parameters"}
+METRIC_NAMES = {"cer": "dev CER", "latency": "compute ms per call (predicted)",
+                "delay": "emission delay ms (predicted)", "rtf": "real-time factor (predicted)",
+                "params": "parameters"}
 
 #: ``run(arch, budget, state) -> (dev CER, state)``: trains ``arch`` up to
 #: ``budget`` in total (continuing from ``state``), see ``training.trainer.rung_runner``;
@@ -47,7 +49,9 @@ Runner = Callable[[ArchConfig, float, Any], tuple[float, Any]] | RungUnits
 class SearchConfig:
     target: str
     objectives: tuple[str, ...] = ("cer", "latency")
-    max_latency_ms: float | None = None
+    max_latency_ms: float | None = None   # compute per device-graph call
+    max_delay_ms: float | None = None     # emission delay (hwnas.asr.delay)
+    max_rtf: float | None = None          # compute / audio per call
     max_params: int | None = None
     max_size_mb: float | None = None
     trials: int = 20
@@ -134,6 +138,8 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
     study.set_user_attr("generation", cfg.batch)
     study.set_user_attr("rung_unit", cfg.rung_unit)
     study.set_user_attr("constraints", {"max_latency_ms": cfg.max_latency_ms,
+                                        "max_delay_ms": cfg.max_delay_ms,
+                                        "max_rtf": cfg.max_rtf,
                                         "max_params": cfg.max_params,
                                         "max_size_mb": cfg.max_size_mb})
     return study
@@ -179,20 +185,27 @@ def _ask(study: Any, cfg: SearchConfig, strategy: Any, k: int) -> list[tuple[Any
 
 def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
                predict_latency: Callable[[ArchConfig], float]) -> Candidate | None:
-    """Predicted latency, parameters and size as Optuna constraints; the
-    candidate to train when all are met (None: infeasible, not trained)."""
+    """Predicted compute, emission delay, real-time factor, parameters and size
+    as Optuna constraints; the candidate to train when all are met (None:
+    infeasible, not trained)."""
+    from hwnas.asr import delay
     from hwnas.predict.features import costs
 
     c = costs(arch)
     latency, params, size = float(predict_latency(arch)), int(c["params"]), float(c["weight_mb"])
+    emission, rtf = delay.emission_delay_ms(arch, latency), delay.rtf(arch, latency)
     cons = {"latency": latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
+            "delay": emission - cfg.max_delay_ms if cfg.max_delay_ms else 0.0,
+            "rtf": rtf - cfg.max_rtf if cfg.max_rtf else 0.0,
             "params": params - cfg.max_params if cfg.max_params else 0.0,
             "size": size - cfg.max_size_mb if cfg.max_size_mb else 0.0}
     for key, v in cons.items():
         trial.set_constraint(key, v)
     feasible = all(v <= 0 for v in cons.values())
     for key, v in (("arch", arch.to_dict()), ("arch_id", arch.id), ("latency_ms", latency),
-                   ("latency_source", "predicted"), ("params", params), ("size_mb", size),
+                   ("latency_source", "predicted"), ("delay_ms", emission),
+                   ("algorithmic_ms", delay.algorithmic_delay_ms(arch)), ("rtf", rtf),
+                   ("params", params), ("size_mb", size),
                    ("constraints", list(cons.values())), ("trained", feasible)):
         trial.set_user_attr(key, v)
     return Candidate(arch, latency, tag=trial.number) if feasible else None
@@ -238,8 +251,9 @@ def _tell(study: Any, cfg: SearchConfig, trial: Any, cand: Candidate | None,
         trial.set_user_attr("rungs", cand.rungs)
         trial.set_user_attr("stopped_at", cand.stopped_at)
     trial.set_user_attr("cer", cer)
-    values = {"cer": cer, "latency": trial.user_attrs["latency_ms"],
-              "params": float(trial.user_attrs["params"])}
+    a = trial.user_attrs
+    values = {"cer": cer, "latency": a["latency_ms"], "delay": a["delay_ms"], "rtf": a["rtf"],
+              "params": float(a["params"])}
     return study.tell(trial, [values[o] for o in cfg.objectives]), values
 
 
@@ -293,8 +307,9 @@ def pareto(study: Any) -> list[dict[str, Any]]:
             seen.add(a["arch_id"])
             rows.append({"trial": t.number, "run_trial": a.get("run_trial", t.number),
                          **{k: a.get(k) for k in ("arch_id", "cer", "latency_ms",
-                                                  "latency_source", "params", "size_mb",
-                                                  "arch", "rungs")}})
+                                                  "latency_source", "delay_ms",
+                                                  "algorithmic_ms", "rtf", "params",
+                                                  "size_mb", "arch", "rungs")}})
     return sorted(rows, key=lambda r: (r["cer"], r["latency_ms"]))
 
 

@@ -64,6 +64,7 @@ class Strategy(ABC):
             if "arch" not in a or t.values is None:
                 continue
             values = {"cer": a.get("cer", math.nan), "latency": a.get("latency_ms", math.nan),
+                      "delay": a.get("delay_ms", math.nan), "rtf": a.get("rtf", math.nan),
                       "params": float(a.get("params", math.nan))}
             self.tell(ArchConfig.from_dict(a["arch"]), values,
                       all(c <= 0 for c in a.get("constraints", [0.0])))

@@ -42,7 +42,8 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
             continue
         rows.append({"trial": t.number, "arch": a["arch"], "arch_id": a["arch_id"],
                      "cer": float(a.get("cer", math.nan)), "latency_ms": a["latency_ms"],
-                     "params": a["params"], "size_mb": a.get("size_mb"),
+                     "delay_ms": a.get("delay_ms"), "algorithmic_ms": a.get("algorithmic_ms"),
+                     "rtf": a.get("rtf"), "params": a["params"], "size_mb": a.get("size_mb"),
                      "feasible": all(c <= 0 for c in a.get("constraints", [0.0])),
                      "trained": bool(a.get("trained")), "rungs": a.get("rungs") or [],
                      "stopped_at": a.get("stopped_at")})
@@ -387,28 +388,37 @@ def _html(s: dict[str, Any], files: dict[str, Path], top: list[dict[str, Any]]) 
             "lookahead", "decoder", "decoder_layers", "decoder_dim"]
     head = "".join(f"<th>#{r['trial']} {esc(r['arch_id'])}</th>" for r in top)
 
-    def ci(r: dict[str, Any]) -> str:
-        c = r.get("latency_ci")
-        return f"{c[0]:.3f}-{c[1]:.3f}" if c else "-"
+    def ci(r: dict[str, Any], key: str = "latency_ci", fmt: str = ".3f") -> str:
+        c = r.get(key)
+        return f"{c[0]:{fmt}}-{c[1]:{fmt}}" if c else "-"
+
+    def num(v: Any, fmt: str) -> str:
+        return format(v, fmt) if v is not None else "-"
 
     ver = s.get("verification") or []
     ver_rows = "".join(
         f"<tr><td>{r.get('trial', '')}</td><td>{esc(r['arch_id'])}</td>"
         f"<td><b>{esc(str(r.get('verdict')))}</b></td>"
-        f"<td>{r['latency_ms']:.3f}</td><td>{ci(r)}</td>"
+        f"<td>{r['latency_ms']:.3f}</td><td>{ci(r)}</td><td>{num(r.get('p90_ms'), '.3f')}</td>"
+        f"<td>{num(r.get('algorithmic_ms'), '.0f')}</td><td>{num(r.get('delay_ms'), '.1f')}</td>"
+        f"<td>{ci(r, 'delay_ci', '.1f')}</td><td>{num(r.get('rtf'), '.4f')}</td>"
         f"<td>{r['predicted_ms']:.3f}</td><td>{r.get('measurements') or ''}</td>"
         f"<td>{esc(r.get('reason') or r.get('note') or '; '.join(r.get('flags') or []))}</td>"
         "</tr>" if r.get("latency_ms") is not None else
         f"<tr><td>{r.get('trial', '')}</td><td>{esc(r['arch_id'])}</td>"
-        f"<td><b>{esc(str(r.get('verdict')))}</b></td><td colspan=4></td>"
+        f"<td><b>{esc(str(r.get('verdict')))}</b></td><td colspan=9></td>"
         f"<td>{esc(r.get('reason') or '')}</td></tr>" for r in ver)
     verified = (f"""<h2>Verification on the device (measured)</h2>
-<p>The final Pareto set as measured on {esc(str(s['target']))}: p50 per call with its 95%
-confidence interval; <i>met</i> when the interval is below the latency limit, <i>missed</i>
-(dropped) when above it, <i>borderline</i> when the limit lies inside it after repeated
+<p>The final Pareto set as measured on {esc(str(s['target']))}: compute p50 per call with its
+95% confidence interval, and the emission delay a user waits (algorithmic delay -- chunk,
+look-ahead and the 15 ms STFT window, or the whole 4.8 s utterance in full context -- plus
+the compute); <i>met</i> when every interval is below its limit, <i>missed</i> (dropped)
+when one is above it, <i>borderline</i> when a limit lies inside an interval after repeated
 measurements.</p>
-<table><tr><th>trial</th><th>arch</th><th>verdict</th><th>measured p50 ms</th><th>95% CI</th>
-<th>predicted ms</th><th>measurements</th><th>reason / note</th></tr>{ver_rows}</table>"""
+<table><tr><th>trial</th><th>arch</th><th>verdict</th><th>compute p50 ms</th><th>95% CI</th>
+<th>p90 ms</th><th>algorithmic delay ms</th><th>emission delay ms</th><th>95% CI</th>
+<th>RTF</th><th>predicted ms</th><th>measurements</th><th>reason / note</th></tr>{ver_rows}
+</table>"""
                 if ver else "<h2>Verification on the device</h2><p>Not verified: the search "
                             "ran with --no-verify, or the device was unreachable.</p>")
     body = "".join(
@@ -417,7 +427,11 @@ measurements.</p>
     metrics = "".join(
         f"<tr><td>{label}</td>" + "".join(f"<td>{fmt(r)}</td>" for r in top) + "</tr>"
         for label, fmt in (("dev CER", lambda r: f"{r['cer']:.3f}"),
-                           ("latency ms (predicted)", lambda r: f"{r['latency_ms']:.3f}"),
+                           ("compute ms (predicted)", lambda r: f"{r['latency_ms']:.3f}"),
+                           ("algorithmic delay ms", lambda r: num(r.get("algorithmic_ms"), ".0f")),
+                           ("emission delay ms (predicted)",
+                            lambda r: num(r.get("delay_ms"), ".1f")),
+                           ("RTF (predicted)", lambda r: num(r.get("rtf"), ".4f")),
                            ("params", lambda r: f"{r['params']:,}")))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hwnas report: {esc(s['study'])}</title>

@@ -73,7 +73,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     and write its model card (JSON and Markdown) beside it. ``context``:
     study, storage, target, constraints, predictor, corpus, training.
     Returns the card."""
-    from hwnas.asr import ArchConfig
+    from hwnas.asr import ArchConfig, delay
     from hwnas.export import export
 
     run = trial_dir(study_dir, row.get("run_trial", row["trial"]), row["arch_id"])
@@ -92,7 +92,9 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
         "metrics": {"dev_cer": row["cer"], "tests": row.get("tests", {}),
                     "latency_ms": row["latency_ms"], "latency_source": row["latency_source"],
                     "predicted_latency_ms": row.get("predicted_ms", row["latency_ms"]),
-                    **{k: row[k] for k in ("p90_ms", "rtf", "model_bytes") if k in row}},
+                    **{k: row[k] for k in ("p90_ms", "rtf", "model_bytes", "delay_ms",
+                                           "delay_ci", "delay_p90_ms") if k in row},
+                    "delay": delay.describe(arch)},
         "training": {"steps": result.get("steps"), "cpu_seconds": result.get("cpu_seconds"),
                      "rungs": row.get("rungs"), "curve": result.get("curve"),
                      **context.get("training", {})},
@@ -146,6 +148,12 @@ def card_markdown(card: dict[str, Any]) -> str:
         rtf = met.get("rtf")
         lines.append(f"p90 {met['p90_ms']:.3f} ms"
                      + (f", real-time factor {rtf:.4f}" if rtf is not None else "") + ".")
+    d = met.get("delay")
+    if d:
+        lines += ["", "Emission delay (what a user waits for a sound at the start of a chunk):",
+                  "", "| chunk | look-ahead | STFT window | algorithmic delay | compute p50 | "
+                  "emission delay p50 | emission delay p90 |", "|---|---|---|---|---|---|---|",
+                  "| " + " | ".join(_delay_cells(d, met)) + " |"]
     lines += ["", "## Training", "",
               f"{tr.get('steps')} steps, {tr.get('cpu_seconds')} CPU s on one thread; rungs: "
               + ", ".join(f"{r['budget_s']:g} -> dev CER {r['cer']:.3f}" for r in tr.get("rungs")
@@ -165,6 +173,17 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _delay_cells(d: dict[str, Any], met: dict[str, Any]) -> list[str]:
+    chunk = f"{d['chunk_ms']:.0f} ms" if d["chunk_ms"] else "full utterance"
+    p50 = d["algorithmic_ms"] + met["latency_ms"]
+    ci = met.get("delay_ci")
+    p90 = met.get("delay_p90_ms")
+    return [chunk, f"{d['lookahead_ms']:.0f} ms", f"{d['frontend_ms']:.0f} ms",
+            f"{d['algorithmic_ms']:.0f} ms", f"{met['latency_ms']:.3f} ms",
+            f"{p50:.1f} ms" + (f" (95% CI {ci[0]:.1f}-{ci[1]:.1f})" if ci else ""),
+            f"{p90:.1f} ms" if p90 is not None else "-"]
+
+
 def _parity_text(p: dict[str, Any] | None) -> str:
     if not p:
         return "not checked against PyTorch"
@@ -173,7 +192,9 @@ def _parity_text(p: dict[str, Any] | None) -> str:
 
 
 def _constraints_text(c: dict[str, Any] | None) -> str:
-    parts = [fmt.format(c[k]) for k, fmt in (("max_latency_ms", "p50 latency <= {:g} ms"),
+    parts = [fmt.format(c[k]) for k, fmt in (("max_latency_ms", "p50 compute <= {:g} ms"),
+                                              ("max_delay_ms", "emission delay <= {:g} ms"),
+                                              ("max_rtf", "real-time factor <= {:g}"),
                                               ("max_params", "params <= {:,}"),
                                               ("max_size_mb", "size <= {:g} MB"))
              if c and c.get(k) is not None]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 DEFAULT_CER_BUDGET = "40s,2m"
-VERIFIED_KEYS = ("trial", "verdict", "latency_ms", "latency_ci", "predicted_ms", "reason",
+VERIFIED_KEYS = ("trial", "verdict", "latency_ms", "latency_ci", "predicted_ms", "p90_ms",
+                 "delay_ms", "delay_ci", "delay_p90_ms", "algorithmic_ms", "rtf", "reason",
                  "note", "measurements", "flags")
 
 
@@ -35,7 +36,9 @@ class SearchRequest:
     study: str = "hwnas"
     storage: str | None = None          # default: <workspace>/runs/search/<study>.db
     objectives: tuple[str, ...] = ("cer", "latency")
-    max_latency_ms: float | None = None
+    max_latency_ms: float | None = None   # compute per device-graph call
+    max_delay_ms: float | None = None     # emission delay (hwnas.asr.delay)
+    max_rtf: float | None = None          # real-time factor
     max_params: int | None = None
     max_size_mb: float | None = None
     trials: int = 20
@@ -60,7 +63,8 @@ class SearchRequest:
             if self.format not in FORMATS:
                 raise ValueError(f"unknown --format {self.format!r}; one of "
                                  f"{', '.join(FORMATS)}")
-        for name, v in (("max-latency", self.max_latency_ms), ("max-params", self.max_params),
+        for name, v in (("max-latency", self.max_latency_ms), ("max-delay", self.max_delay_ms),
+                        ("max-rtf", self.max_rtf), ("max-params", self.max_params),
                         ("max-size", self.max_size_mb)):
             if v is not None and not v > 0:
                 raise ValueError(f"--{name} must be > 0, got {v:g}")
@@ -197,7 +201,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         space = space.with_choices({"streaming": [True]})
     steps = req.rung_unit == "steps"
     cfg = SearchConfig(target=req.target, objectives=tuple(req.objectives),
-                       max_latency_ms=req.max_latency_ms, max_params=req.max_params,
+                       max_latency_ms=req.max_latency_ms, max_delay_ms=req.max_delay_ms,
+                       max_rtf=req.max_rtf, max_params=req.max_params,
                        max_size_mb=req.max_size_mb, trials=req.trials,
                        time_budget_s=req.time_budget_s, rungs=req.rungs,
                        rung_unit="steps" if steps else "CPU s", eta=req.eta,
@@ -238,7 +243,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         hooks.say(f"verifying: measuring the {len(front)} Pareto architectures on "
                   f"{req.target} ...")
         front, dropped, note = verify(front, tl.spec, ws, req.max_latency_ms, tl.reference,
-                                      measure=hooks.measure)
+                                      measure=hooks.measure, max_delay_ms=req.max_delay_ms,
+                                      max_rtf=req.max_rtf)
         for r in [*front, *dropped]:
             study.set_user_attr(f"verified:{r['arch_id']}", {k: r.get(k) for k in VERIFIED_KEYS})
     if front:
@@ -257,6 +263,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                                         if t.user_attrs.get("trained")),
            "min_predicted_ms": min((t.user_attrs["latency_ms"] for t in study.trials
                                     if "latency_ms" in t.user_attrs), default=None),
+           "min_predicted_delay_ms": min((t.user_attrs["delay_ms"] for t in study.trials
+                                          if "delay_ms" in t.user_attrs), default=None),
            "selected": best, "export": card and card["folder"],
            "latency_source": "measured" if front and all(
                r.get("latency_source") == "measured" for r in front) else "predicted",

@@ -11,6 +11,12 @@ confidence interval of the p50, never the spread of single calls:
               (up to ``BORDERLINE_REPEATS`` times); if it stays borderline it
               is kept and reported as borderline with its interval
 
+Each limit is judged so: compute per call (``--max-latency``), emission
+delay (``--max-delay``: the architecture's algorithmic delay plus the
+measured compute, interval shifted by that constant) and real-time factor
+(``--max-rtf``: compute over the audio per call). An architecture is missed
+if any limit is missed, borderline if any is borderline, met otherwise.
+
 Figures are in ms on this host: for a relative (host-calibrated) predictor,
 the measured ratio to the reference x this host's reference time -- the
 same scale the predictions use -- with both intervals combined; otherwise
@@ -24,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hwnas.asr import ArchConfig, default_space
+from hwnas.asr import ArchConfig, default_space, delay
 
 BORDERLINE_REPEATS = 2
 
@@ -69,11 +75,44 @@ def judge(est: tuple[float, float, float], limit: float | None) -> str:
     return "borderline"
 
 
-def _fmt(est: tuple[float, float, float]) -> str:
+def _fmt(est: tuple[float, float, float], unit: str = " ms") -> str:
     e, lo, hi = est
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{e:.3f} ms (no interval)"
-    return f"{e:.3f} ms (95% CI {lo:.3f}-{hi:.3f})"
+        return f"{e:.3f}{unit} (no interval)"
+    return f"{e:.3f}{unit} (95% CI {lo:.3f}-{hi:.3f})"
+
+
+class Limits(NamedTuple):
+    """The limits verification judges, each on its own scale."""
+
+    latency_ms: float | None = None    # compute per device-graph call
+    delay_ms: float | None = None      # emission delay: algorithmic delay + compute
+    rtf: float | None = None           # compute / audio per call
+
+
+class Check(NamedTuple):
+    what: str                          # "compute", "emission delay", "real-time factor"
+    estimate: tuple[float, float, float]
+    limit: float | None
+    unit: str
+    verdict: str
+
+
+_ORDER = ("missed", "borderline", "met", "measured")
+
+
+def checks(arch: ArchConfig, compute: tuple[float, float, float], limits: Limits
+           ) -> list[Check]:
+    """The measured compute (p50, lo, hi ms) against every limit on its scale."""
+    alg, audio = delay.algorithmic_delay_ms(arch), delay.audio_ms(arch)
+    scaled = (("compute", compute, limits.latency_ms, " ms"),
+              ("emission delay", tuple(alg + v for v in compute), limits.delay_ms, " ms"),
+              ("real-time factor", tuple(v / audio for v in compute), limits.rtf, ""))
+    return [Check(w, e, lim, u, judge(e, lim)) for w, e, lim, u in scaled]  # type: ignore[arg-type]
+
+
+def verdict_of(cs: list[Check]) -> str:
+    return min((c.verdict for c in cs), key=_ORDER.index)
 
 
 class Verified(NamedTuple):
@@ -91,9 +130,11 @@ class _State(NamedTuple):
 
 def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
            max_latency_ms: float | None, reference: dict[str, Any] | None = None,
-           measure: Callable[[Any], Any] | None = None) -> Verified:
+           measure: Callable[[Any], Any] | None = None, *, max_delay_ms: float | None = None,
+           max_rtf: float | None = None) -> Verified:
     """``reference`` is this host's reference time when the predictor is
     relative (see module doc)."""
+    limits = Limits(max_latency_ms, max_delay_ms, max_rtf)
     from hwnas.adapters import DeviceUnavailable
     from hwnas.profiling.measure import row_key
     from hwnas.profiling.profiler import ProfileRun
@@ -130,7 +171,7 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
     for _ in range(BORDERLINE_REPEATS):
         border = [i for i in archs
                   if (e := state(i, stored, repeats[i])[0]) is not None
-                  and judge(e, max_latency_ms) == "borderline"]
+                  and verdict_of(checks(archs[i], e, limits)) == "borderline"]
         if not border:
             break
         for i in border:
@@ -142,27 +183,39 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
     kept, dropped = [], []
     for r in rows:
         est, mine = state(r["arch_id"], stored, repeats[r["arch_id"]])
-        r = {**r, "predicted_ms": r["latency_ms"]}
+        r = {**r, "predicted_ms": r["latency_ms"], "predicted_delay_ms": r.get("delay_ms"),
+             "predicted_rtf": r.get("rtf")}
         if est is None:
             why = next((m.get("error") for m in mine if m.get("error")), "no measurement")
             dropped.append({**r, "verdict": "failed", "reason": f"not measured: {why}"})
             continue
-        verdict = judge(est, max_latency_ms)
+        arch = archs[r["arch_id"]]
+        cs = checks(arch, est, limits)
+        verdict = verdict_of(cs)
         last = mine[-1]
         scale = est[0] / last["p50_ms"] if last.get("p50_ms") else 1.0
+        p90 = last["p90_ms"] * scale if last.get("p90_ms") is not None else None
+        alg = delay.algorithmic_delay_ms(arch)
         r.update(latency_ms=est[0], latency_ci=[est[1], est[2]], latency_source="measured",
                  verdict=verdict, measurements=len(mine),
                  flags=sorted({f for m in mine for f in (m.get("flags") or [])}),
-                 p90_ms=last["p90_ms"] * scale if last.get("p90_ms") is not None else None,
-                 rtf=last["rtf"] * scale if last.get("rtf") is not None else None,
+                 p90_ms=p90, rtf=cs[2].estimate[0], algorithmic_ms=alg,
+                 delay_ms=cs[1].estimate[0], delay_ci=list(cs[1].estimate[1:]),
+                 delay_p90_ms=alg + p90 if p90 is not None else None,
                  model_bytes=last.get("model_bytes"))
+        predicted = {"compute": r["predicted_ms"], "emission delay": r.get("predicted_delay_ms"),
+                     "real-time factor": r.get("predicted_rtf")}
         if verdict == "missed":
-            dropped.append({**r, "reason": f"missed: measured {_fmt(est)} > "
-                                           f"{max_latency_ms:g} ms (predicted "
-                                           f"{r['predicted_ms']:.3f} ms)"})
+            dropped.append({**r, "reason": "missed: " + "; ".join(
+                f"measured {c.what} {_fmt(c.estimate, c.unit)} > {c.limit:g}{c.unit}"
+                + (f" (predicted {predicted[c.what]:.3f}{c.unit})"
+                   if predicted[c.what] is not None else "")
+                for c in cs if c.verdict == "missed")})
         else:
             if verdict == "borderline":
-                r["note"] = (f"borderline: measured {_fmt(est)} around the {max_latency_ms:g} ms "
-                             f"limit after {len(mine)} measurements")
+                r["note"] = "borderline: " + "; ".join(
+                    f"measured {c.what} {_fmt(c.estimate, c.unit)} around the {c.limit:g}"
+                    f"{c.unit} limit" for c in cs if c.verdict == "borderline") \
+                    + f" after {len(mine)} measurements"
             kept.append(r)
     return Verified(kept, dropped, None)
