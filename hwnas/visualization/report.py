@@ -1,9 +1,11 @@
 """`hwnas report`: what a search did, as PNG figures and one HTML page.
 
 Figures (matplotlib, written as PNG and embedded in ``report.html``):
-  pareto.png      every trial on (latency, CER): trained, infeasible (not
-                  trained), early-stopped; the feasible front and the constraint
-  hypervolume.png hypervolume of the feasible (CER, latency) front after each trial
+  pareto.png      every trial on (speed, CER): trained, infeasible (not
+                  trained), early-stopped; the feasible front and the constraint.
+                  Speed is the study's own objective: emission delay, real-time
+                  factor or compute per call
+  hypervolume.png hypervolume of the feasible (CER, speed) front after each trial
   best_cer.png    dev CER of each trained trial and the best so far
   diversity.png   entropy of the encoder and decoder choices per generation
   compute.png     per generation: trained / stopped early / infeasible, and the
@@ -24,7 +26,7 @@ import math
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,12 +73,35 @@ def hypervolume_2d(points: np.ndarray, ref: tuple[float, float]) -> float:
     return float(np.sum((xs - f[:, 0]) * (ref[1] - f[:, 1])))
 
 
-def hv_history(rows: list[dict[str, Any]], ref: tuple[float, float]) -> list[float]:
-    """Hypervolume of the feasible trained (latency, CER) set after each trial."""
+class Axis(NamedTuple):
+    """The speed objective the figures put against CER: the study's own."""
+
+    key: str              # row field
+    limit: float | None   # its constraint
+    label: str            # what it is
+    unit: str
+
+
+def speed_axis(study: Any) -> Axis:
+    cons = study.user_attrs.get("constraints") or {}
+    objectives = study.user_attrs.get("objectives", ["cer", "latency"])
+    if "delay" in objectives:
+        return Axis("delay_ms", cons.get("max_delay_ms"), "emission delay", "ms")
+    if "rtf" in objectives and "latency" not in objectives:
+        return Axis("rtf", cons.get("max_rtf"), "real-time factor", "")
+    return Axis("latency_ms", cons.get("max_latency_ms"), "compute p50 per call", "ms")
+
+
+LATENCY = Axis("latency_ms", None, "compute p50 per call", "ms")
+
+
+def hv_history(rows: list[dict[str, Any]], ref: tuple[float, float], axis: Axis = LATENCY
+               ) -> list[float]:
+    """Hypervolume of the feasible trained (speed, CER) set after each trial."""
     out, pts = [], []
     for r in rows:
         if r["feasible"] and r["trained"]:
-            pts.append((r["latency_ms"], r["cer"]))
+            pts.append((r[axis.key], r["cer"]))
         out.append(hypervolume_2d(np.array(pts).reshape(-1, 2), ref))
     return out
 
@@ -103,42 +128,45 @@ def _plt() -> Any:
     return plt
 
 
-def fig_pareto(ax: Any, rows: list[dict[str, Any]], max_latency: float | None) -> None:
+def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis) -> None:
+    x = axis.key
     tr = [r for r in rows if r["trained"]]
     full = [r for r in tr if r["stopped_at"] is None]
     early = [r for r in tr if r["stopped_at"] is not None]
     inf = [r for r in rows if not r["trained"]]
     if inf:
-        ax.scatter([r["latency_ms"] for r in inf], [0.0] * len(inf), marker="|", s=60,
+        ax.scatter([r[x] for r in inf], [0.0] * len(inf), marker="|", s=60,
                    c="0.6", label=f"infeasible as predicted: not trained, no CER ({len(inf)})")
-    ax.scatter([r["latency_ms"] for r in early], [r["cer"] for r in early], s=22, c="tab:orange",
+    ax.scatter([r[x] for r in early], [r["cer"] for r in early], s=22, c="tab:orange",
                alpha=0.7, label=f"stopped early ({len(early)})")
-    ax.scatter([r["latency_ms"] for r in full], [r["cer"] for r in full], s=28, c="tab:blue",
+    ax.scatter([r[x] for r in full], [r["cer"] for r in full], s=28, c="tab:blue",
                label=f"trained to the last rung ({len(full)})")
     feas = [r for r in tr if r["feasible"]]
     if feas:
-        pts = np.array([(r["latency_ms"], r["cer"]) for r in feas])
+        pts = np.array([(r[x], r["cer"]) for r in feas])
         f = pts[front_2d(pts)]
         ax.step(f[:, 0], f[:, 1], where="post", c="tab:red", lw=1.5)
         ax.scatter(f[:, 0], f[:, 1], s=60, facecolors="none", edgecolors="tab:red",
                    label=f"feasible Pareto front ({len(f)})")
-    if max_latency:
-        ax.axvline(max_latency, ls="--", c="k", lw=1, label=f"max latency {max_latency:g} ms")
+    if axis.limit:
+        ax.axvline(axis.limit, ls="--", c="k", lw=1,
+                   label=f"max {axis.label} {axis.limit:g} {axis.unit}")
     ax.set_xscale("log")
-    ax.set_xlabel("latency p50 per call, ms (PREDICTED during the search; log scale)")
+    ax.set_xlabel(f"{axis.label}{', ' + axis.unit if axis.unit else ''} (PREDICTED during the "
+                  "search; log scale)")
     ax.set_ylabel("dev CER at the last rung reached")
-    ax.set_title("Trials on CER vs latency")
+    ax.set_title(f"Trials on CER vs {axis.label}")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
 
 
 def fig_hypervolume(ax: Any, rows: list[dict[str, Any]], hv: list[float],
-                    ref: tuple[float, float]) -> None:
+                    ref: tuple[float, float], axis: Axis = LATENCY) -> None:
     ax.plot([r["trial"] for r in rows], hv, c="tab:green")
     ax.set_xlabel("trial")
-    ax.set_ylabel("hypervolume (ms x CER)")
-    ax.set_title(f"Hypervolume of the feasible front (reference: {ref[0]:.3g} ms, "
-                 f"CER {ref[1]:g}; latency predicted)", fontsize=10)
+    ax.set_ylabel(f"hypervolume ({axis.unit or axis.label} x CER)")
+    ax.set_title(f"Hypervolume of the feasible front (reference: {ref[0]:.3g} {axis.unit}, "
+                 f"CER {ref[1]:g}; {axis.label} predicted)", fontsize=10)
     ax.grid(alpha=0.3)
 
 
@@ -291,12 +319,12 @@ def draw_arch(ax: Any, row: dict[str, Any]) -> None:
                         f"{row['params'] / 1e6:.2f} M", ha="center", fontsize=7)
 
 
-def top_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+def top_rows(rows: list[dict[str, Any]], n: int, axis: Axis = LATENCY) -> list[dict[str, Any]]:
     """The ``n`` best feasible trained trials: Pareto front first, then by CER."""
     feas = [r for r in rows if r["feasible"] and r["trained"]]
     if not feas:
         return []
-    pts = np.array([(r["latency_ms"], r["cer"]) for r in feas])
+    pts = np.array([(r[axis.key], r["cer"]) for r in feas])
     on = set(front_2d(pts).tolist())
     order = sorted(range(len(feas)), key=lambda i: (i not in on, feas[i]["cer"]))
     return [feas[i] for i in order[:n]]
@@ -317,16 +345,14 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
     rows = load_trials(study)
     if not rows:
         raise ValueError(f"study {study.study_name!r} has no completed trials to report")
-    cons = study.user_attrs.get("constraints") or {}
-    max_lat = cons.get("max_latency_ms")
-    lat_ref = max_lat or 1.1 * max(r["latency_ms"] for r in rows)
-    ref = (float(lat_ref), 1.0)
+    axis = speed_axis(study)
+    ref = (float(axis.limit or 1.1 * max(r[axis.key] for r in rows)), 1.0)
     unit = study.user_attrs.get("rung_unit", "CPU s")
     gen = int(study.user_attrs.get("generation", max(4, min(50, len(rows) // 4))))
     gens = _generations(rows, gen)
-    hv = hv_history(rows, ref)
+    hv = hv_history(rows, ref, axis)
     imp = importances(study)
-    top = top_rows(rows, top_n)
+    top = top_rows(rows, top_n, axis)
     files = {}
 
     def save(name: str, fig: Any) -> None:
@@ -337,8 +363,8 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
         files[name] = path
 
     for name, draw, size in (
-            ("pareto", lambda ax: fig_pareto(ax, rows, max_lat), (8, 5)),
-            ("hypervolume", lambda ax: fig_hypervolume(ax, rows, hv, ref), (7, 4)),
+            ("pareto", lambda ax: fig_pareto(ax, rows, axis), (8, 5)),
+            ("hypervolume", lambda ax: fig_hypervolume(ax, rows, hv, ref, axis), (7, 4)),
             ("best_cer", lambda ax: fig_best_cer(ax, rows), (7, 4)),
             ("diversity", lambda ax: fig_diversity(ax, gens), (7, 4)),
             ("compute", lambda ax: fig_compute(ax, gens, unit), (7, 4)),
@@ -355,7 +381,8 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
     trained = [r for r in rows if r["trained"]]
     summary = {
         "study": study.study_name, "target": study.user_attrs.get("target"),
-        "constraints": cons, "trials": len(rows), "trained": len(trained),
+        "constraints": study.user_attrs.get("constraints") or {},
+        "trials": len(rows), "trained": len(trained),
         "infeasible": len(rows) - len(trained),
         "stopped_early": sum(r["stopped_at"] is not None for r in trained),
         "early_stop_rate": (sum(r["stopped_at"] is not None for r in trained) / len(trained)
