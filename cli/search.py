@@ -27,7 +27,8 @@ from ._common import (
 )
 
 SEARCH_EPILOG = """examples:
-  hwnas search --target cpu --streaming --max-latency 2 --trials 16 --study main
+  hwnas search --target cpu --streaming --max-delay 500 --max-rtf 0.01 --objectives cer,delay
+               --trials 16 --study main            the main job (make search), one line
   hwnas search --target edge-tpu --max-latency 100
   hwnas search --target pixel6 --max-latency 40 --max-size 20 --budget 2h --cer-budget 2m,6m
   hwnas search --target cpu --objectives cer,latency,params --sampler tpe --study s1
@@ -39,6 +40,9 @@ How a trial is scored:
            turned into ms with this host's reference time (timed here, ~1.5 s,
            cached); the first search on a host also spot-checks 6 architectures
            and adapts the predictor with 20 measurements if they disagree
+  delay    emission delay: algorithmic delay (chunk + look-ahead + 15 ms STFT
+           window; 4.8 s utterance in full context) + compute; rtf = compute /
+           audio per call
   params   counted from the architecture; size = fp32 weights in MB
   CER      dev CER after short training on the corpus, by successive
            halving: a generation's feasible trials all train for the first rung
