@@ -188,31 +188,38 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
 
     front, source = out["pareto"], out["latency_source"].upper()
     tests = sorted({k for r in front for k in r.get("tests", {})})
-    t = Table(title=f"Pareto front, {args.target} (feasible; latency {source}"
-                    + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"))
-    cols = ["trial", "arch", "encoder/decoder", "dev CER", *[f"{k} CER" for k in tests],
-            "chunk ms", "look-ahead ms", "algorithmic ms", "compute p50 ms", "95% CI",
-            "p90 ms", "emission delay ms", "RTF", "verdict", "predicted ms", "params", "MB"]
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("arch", "encoder/decoder") else "right")
 
     def num(v: Any, fmt: str) -> str:
         return format(v, fmt) if v is not None else "-"
 
+    def table(title: str, cols: list[str]) -> Table:
+        t = Table(title=title, title_justify="left")
+        for c in cols:
+            t.add_column(c, justify="left" if c in ("arch", "encoder/decoder") else "right")
+        return t
+
+    # two tables, so that each fits a terminal: what it is and how accurate, then how fast
+    acc = table(f"Pareto front, {args.target}: accuracy (feasible)",
+                ["trial", "arch", "encoder/decoder", "dev CER", *[f"{k} CER" for k in tests],
+                 "params", "MB", "verdict"])
+    speed = table(f"... and latency on {args.target} ({source}"
+                  + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"),
+                  ["trial", "chunk ms", "look-ahead ms", "algorithmic ms", "compute p50 ms",
+                   "95% CI", "p90 ms", "emission delay ms", "RTF", "predicted ms"])
     for r in front:
         a, d = r["arch"], delay.describe(ArchConfig.from_dict(r["arch"]))
-        t.add_row(str(r["trial"]), r["arch_id"], f"{a['encoder']}/{a['decoder']}",
-                  f"{r['cer']:.3f}", *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
-                  num(d["chunk_ms"], ".0f") if a["streaming"] else "full",
-                  num(d["lookahead_ms"], ".0f"), num(d["algorithmic_ms"], ".0f"),
-                  f"{r['latency_ms']:.3f} ({r['latency_source']})",
-                  f"{r['latency_ci'][0]:.3f}-{r['latency_ci'][1]:.3f}"
-                  if r.get("latency_ci") else "-", num(r.get("p90_ms"), ".2f"),
-                  num(r.get("delay_ms"), ".1f"), num(r.get("rtf"), ".4f"),
-                  r.get("verdict", "-"), f"{r.get('predicted_ms', r['latency_ms']):.2f}",
-                  f"{r['params']:,}", f"{r['size_mb']:.2f}")
+        acc.add_row(str(r["trial"]), r["arch_id"], f"{a['encoder']}/{a['decoder']}",
+                    f"{r['cer']:.3f}", *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
+                    f"{r['params']:,}", f"{r['size_mb']:.2f}", r.get("verdict", "-"))
+        speed.add_row(str(r["trial"]), num(d["chunk_ms"], ".0f") if a["streaming"] else "full",
+                      num(d["lookahead_ms"], ".0f"), num(d["algorithmic_ms"], ".0f"),
+                      f"{r['latency_ms']:.3f}", f"{r['latency_ci'][0]:.3f}-"
+                      f"{r['latency_ci'][1]:.3f}" if r.get("latency_ci") else "-",
+                      num(r.get("p90_ms"), ".2f"), num(r.get("delay_ms"), ".1f"),
+                      num(r.get("rtf"), ".4f"), f"{r.get('predicted_ms', r['latency_ms']):.2f}")
     con = console()
-    con.print(t)
+    con.print(acc)
+    con.print(speed)
     if out["note"]:
         con.print(out["note"])
     if out.get("reference_ms"):
