@@ -124,3 +124,25 @@ def test_a_limit_that_cannot_mean_anything_is_one_line(flag, capsys, tmp_path):
     assert main(["search", "--target", "cpu", flag, "0", "--workspace", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"hwnas: error: {flag} must be > 0, got 0"]
+
+
+def test_choices_that_cannot_meet_the_delay_are_left_out_of_the_space():
+    def choices(limit):
+        sp = delay.within_delay(SPACE, limit)
+        return {d.name: d.choices for d in sp.decisions}
+
+    c = choices(500)   # 960 ms chunks wait 975 ms; 480 ms with any look-ahead still fits
+    assert c["chunk_ms"] == (240, 480) and c["lookahead"] == (0, 1, 2)
+    assert c["streaming"] == (True,) and "blstm" not in c["encoder"]
+    c = choices(300)   # 240 ms chunks, and one 40 ms look-ahead frame at most
+    assert c["chunk_ms"] == (240,) and c["lookahead"] == (0, 1)
+    assert choices(5000)["streaming"] == (False, True)
+    with pytest.raises(ValueError, match="shortest chunk of the space waits 255 ms"):
+        delay.within_delay(SPACE, 200)
+    # what is left: without look-ahead every architecture fits; one look-ahead frame fits
+    # with 40 ms frames only, a joint rule the per-trial (predicted) constraint enforces
+    archs = delay.within_delay(SPACE, 300).sample_distinct(300, 0)
+    alg = {a.id: delay.algorithmic_delay_ms(a) for a in archs}
+    assert all(alg[a.id] <= 300 for a in archs if a.lookahead == 0)
+    assert {a.subsampling for a in archs if a.lookahead and alg[a.id] > 300} <= {"conv2d6",
+                                                                               "conv2d8"}

@@ -27,7 +27,8 @@ and transport (the device's, not the model's).
 from __future__ import annotations
 
 from hwnas.asr.arch import UTTERANCE_FRAMES, ArchConfig
-from hwnas.asr.decisions import FRAME_SHIFT_MS
+from hwnas.asr.decisions import FRAME_SHIFT_MS, SUBSAMPLING_FACTOR
+from hwnas.space import SearchSpace
 
 WINDOW_MS = 25                               # STFT window (frontend.N_FFT at 16 kHz)
 FRONTEND_MS = WINDOW_MS - FRAME_SHIFT_MS     # past the last hop start: 15 ms
@@ -60,3 +61,31 @@ def describe(arch: ArchConfig) -> dict[str, float | None]:
     return {"chunk_ms": float(arch.chunk_ms) if arch.streaming else None,
             "lookahead_ms": lookahead_ms(arch), "frontend_ms": float(FRONTEND_MS),
             "audio_ms": audio_ms(arch), "algorithmic_ms": algorithmic_delay_ms(arch)}
+
+
+def within_delay(space: SearchSpace, max_delay_ms: float) -> SearchSpace:
+    """``space`` without the choices whose every architecture waits longer
+    than ``max_delay_ms`` before compute even starts. Algorithmic delay is
+    exact, not predicted, so no trial needs to discover this: the chunks,
+    look-aheads and full context that cannot meet the limit are left out."""
+    by = {d.name: d for d in space.decisions}
+    subs = list(by["subsampling"].choices)
+    frame = {s: FRAME_SHIFT_MS * SUBSAMPLING_FACTOR[s] for s in subs}
+
+    def fits(chunk: int, la: int) -> bool:
+        return any(chunk % frame[s] == 0 and chunk + la * frame[s] + FRONTEND_MS <= max_delay_ms
+                   for s in subs)
+
+    chunks = [c for c in by["chunk_ms"].choices if any(fits(c, la)
+                                                       for la in by["lookahead"].choices)]
+    if not chunks:
+        shortest = min(by["chunk_ms"].choices) + FRONTEND_MS
+        raise ValueError(f"--max-delay {max_delay_ms:g} ms cannot be met: the shortest chunk of "
+                         f"the space waits {shortest:g} ms for its audio before compute starts")
+    out: dict[str, list] = {"chunk_ms": chunks,
+                            "lookahead": [la for la in by["lookahead"].choices
+                                          if any(fits(c, la) for c in chunks)]}
+    if UTTERANCE_FRAMES * FRAME_SHIFT_MS + FRONTEND_MS > max_delay_ms:
+        out["streaming"] = [True]
+    return space.with_choices({k: v for k, v in out.items()
+                               if list(by[k].choices) != v})

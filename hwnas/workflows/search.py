@@ -199,6 +199,19 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     space = req.space or default_space()
     if req.streaming:
         space = space.with_choices({"streaming": [True]})
+    if req.max_delay_ms:
+        from hwnas.asr.delay import within_delay
+
+        narrowed = within_delay(space, req.max_delay_ms)
+        kept = {d.name: d.choices for d in narrowed.decisions}
+        gone = {d.name: [c for c in d.choices if c not in kept[d.name]]
+                for d in space.decisions}
+        gone = {k: v for k, v in gone.items() if v}
+        if gone:
+            hooks.say(f"--max-delay {req.max_delay_ms:g} ms: left out of the space, since "
+                      "their audio alone takes longer to arrive: "
+                      + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in gone.items()))
+        space = narrowed
     steps = req.rung_unit == "steps"
     cfg = SearchConfig(target=req.target, objectives=tuple(req.objectives),
                        max_latency_ms=req.max_latency_ms, max_delay_ms=req.max_delay_ms,
