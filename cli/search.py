@@ -27,7 +27,7 @@ from ._common import (
 )
 
 SEARCH_EPILOG = """examples:
-  hwnas search --target cpu --streaming --max-delay 500 --max-rtf 0.01 --objectives cer,delay
+  hwnas search --target cpu --streaming --max-delay 500 --objectives cer,delay
                --trials 16 --study main            the main job (make search), one line
   hwnas search --target edge-tpu --max-latency 100
   hwnas search --target pixel6 --max-latency 40 --max-size 20 --budget 2h --cer-budget 2m,6m
