@@ -105,10 +105,11 @@ def checks(arch: ArchConfig, compute: tuple[float, float, float], limits: Limits
            ) -> list[Check]:
     """The measured compute (p50, lo, hi ms) against every limit on its scale."""
     alg, audio = delay.algorithmic_delay_ms(arch), delay.audio_ms(arch)
+    e, lo, hi = compute
     scaled = (("compute", compute, limits.latency_ms, " ms"),
-              ("emission delay", tuple(alg + v for v in compute), limits.delay_ms, " ms"),
-              ("real-time factor", tuple(v / audio for v in compute), limits.rtf, ""))
-    return [Check(w, e, lim, u, judge(e, lim)) for w, e, lim, u in scaled]  # type: ignore[arg-type]
+              ("emission delay", (alg + e, alg + lo, alg + hi), limits.delay_ms, " ms"),
+              ("real-time factor", (e / audio, lo / audio, hi / audio), limits.rtf, ""))
+    return [Check(w, est, lim, u, judge(est, lim)) for w, est, lim, u in scaled]
 
 
 def verdict_of(cs: list[Check]) -> str:
@@ -134,10 +135,11 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
            max_rtf: float | None = None) -> Verified:
     """``reference`` is this host's reference time when the predictor is
     relative (see module doc)."""
-    limits = Limits(max_latency_ms, max_delay_ms, max_rtf)
     from hwnas.adapters import DeviceUnavailable
     from hwnas.profiling.measure import row_key
     from hwnas.profiling.profiler import ProfileRun
+
+    limits = Limits(max_latency_ms, max_delay_ms, max_rtf)
 
     if not rows:
         return Verified([], [], None)
