@@ -1,15 +1,16 @@
 """Chunk size against accuracy: what a shorter delay costs in CER, and what
 the search picks under a delay limit.
 
-    python bench/chunk_tradeoff.py --parts train      (~12 x 2 CPU-min; resumable)
+    python bench/chunk_tradeoff.py --parts train      (~16 x 2 CPU-min; resumable)
     python bench/chunk_tradeoff.py --parts figure     (seconds: table + docs/chunk_tradeoff.png)
     python bench/chunk_tradeoff.py --parts search     (~3 searches; resumable studies)
 
 Built-in English corpus (small, seed 0), one thread, budgets in CPU time.
 
-train    three architectures (a Conformer, an LSTM and a ContextNet, CTC), each
-         trained with every chunk size of the space (240, 480, 960 ms; no
-         look-ahead) and in full context, with the same budget and seed; dev,
+train    four architectures (a Conformer, a Transformer, an LSTM and a
+         ContextNet, CTC), each trained with every chunk size of the space
+         (240, 480, 960 ms; no look-ahead) and in full context, with the same
+         budget and seed; dev,
          test-clean and test-noisy CER against the algorithmic delay
          (hwnas.asr.delay). Every finished run is appended to
          bench/results/chunk_tradeoff.jsonl (committed); a rerun skips those
@@ -42,6 +43,9 @@ BASES = {
     "conformer": dict(frontend="logmel", n_filters=80, subsampling="conv2d4",
                       encoder="conformer", num_layers=2, d_model=144, attention="mhsa",
                       heads=4, ffn_ratio=4, conv_kernel=15, decoder="ctc"),
+    "transformer": dict(frontend="logmel", n_filters=80, subsampling="conv2d4",
+                        encoder="transformer", num_layers=2, d_model=144, attention="mhsa",
+                        heads=4, ffn_ratio=4, decoder="ctc"),
     "lstm": dict(frontend="logmel", n_filters=80, subsampling="conv2d4", encoder="lstm",
                  num_layers=2, d_model=192, decoder="ctc"),
     "contextnet": dict(frontend="logmel", n_filters=80, subsampling="conv2d4",
