@@ -125,6 +125,7 @@ def part_figure() -> None:
             a.plot([r["algorithmic_ms"] for r in mine], [r[key] for r in mine], "o-", label=fam)
     for a, title in zip(ax, ("dev CER", "test-clean CER")):
         a.set_xscale("log")
+        a.minorticks_off()
         a.set_xticks([255, 495, 975, 4815], ["255\n(240)", "495\n(480)", "975\n(960)",
                                               "4815\n(full)"])
         a.set_xlabel("algorithmic delay, ms (chunk)")
