@@ -44,16 +44,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
              "runtime": card.get("runtime"), "train_size": card.get("train_size"),
              "adapted_from": (card.get("adaptation") or {}).get("from"),
              "heldout_within_10pct": (card.get("heldout") or {}).get("within_10pct")}
-    from hwnas.asr import default_space
+    from hwnas.asr import default_space, delay
 
     space = default_space()   # the space the shipped predictors were trained on
     results = []
     for i, (a, p) in enumerate(zip(archs, pred)):
-        chunk = a.chunk_ms if a.streaming else None
-        audio = chunk or 4800
         results.append({"arch_id": a.id, "encoder": a.encoder, "decoder": a.decoder,
                         "graph": a.graph,
-                        "predicted_p50_ms": float(p), "predicted_rtf": float(p) / audio,
+                        "predicted_p50_ms": float(p), "predicted_rtf": delay.rtf(a, float(p)),
                         "predicted_ratio": float(ratio[i]) if ratio is not None else None,
                         "extrapolated": not space.contains(a),
                         "latency_source": "predicted"})

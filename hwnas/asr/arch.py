@@ -15,6 +15,7 @@ from hwnas.space import SearchSpace
 #: the device graph of a full-context architecture runs one utterance of this
 #: many 10 ms frames (4.8 s; divisible by every subsampling factor) ...
 UTTERANCE_FRAMES = 480
+UTTERANCE_MS = UTTERANCE_FRAMES * FRAME_SHIFT_MS
 #: ... and, with an attention decoder, one teacher-forced pass over this many
 #: tokens (the cost of rescoring one hypothesis)
 DECODE_TOKENS = 32

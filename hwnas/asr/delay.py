@@ -11,7 +11,7 @@ What is counted, for the sound at the *start* of a chunk (the worst case in
 the chunk; a sound at its end waits a chunk less):
 
 * the chunk itself (``chunk_ms``); in full context, the whole utterance the
-  device graph takes (``UTTERANCE_FRAMES`` frames, 4.8 s): nothing is emitted
+  device graph takes (``UTTERANCE_MS``, 4.8 s): nothing is emitted
   before it has all arrived;
 * the look-ahead: ``lookahead`` encoder frames of ``frame_ms`` each past the
   chunk's end;
@@ -26,7 +26,7 @@ and transport (the device's, not the model's).
 
 from __future__ import annotations
 
-from hwnas.asr.arch import UTTERANCE_FRAMES, ArchConfig
+from hwnas.asr.arch import UTTERANCE_MS, ArchConfig
 from hwnas.asr.decisions import FRAME_SHIFT_MS, SUBSAMPLING_FACTOR
 from hwnas.space import SearchSpace
 
@@ -36,7 +36,7 @@ FRONTEND_MS = WINDOW_MS - FRAME_SHIFT_MS     # past the last hop start: 15 ms
 
 def audio_ms(arch: ArchConfig) -> float:
     """Audio one device-graph call covers: a chunk, or the utterance."""
-    return float(arch.chunk_ms) if arch.streaming else UTTERANCE_FRAMES * float(FRAME_SHIFT_MS)
+    return float(arch.chunk_ms if arch.streaming else UTTERANCE_MS)
 
 
 def lookahead_ms(arch: ArchConfig) -> float:
@@ -85,7 +85,7 @@ def within_delay(space: SearchSpace, max_delay_ms: float) -> SearchSpace:
     out: dict[str, list] = {"chunk_ms": chunks,
                             "lookahead": [la for la in by["lookahead"].choices
                                           if any(fits(c, la) for c in chunks)]}
-    if UTTERANCE_FRAMES * FRAME_SHIFT_MS + FRONTEND_MS > max_delay_ms:
+    if UTTERANCE_MS + FRONTEND_MS > max_delay_ms:
         out["streaming"] = [True]
     return space.with_choices({k: v for k, v in out.items()
                                if list(by[k].choices) != v})

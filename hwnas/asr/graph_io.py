@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.asr.arch import UTTERANCE_FRAMES
-
 
 def initial_feeds(inputs: list[dict[str, Any]], seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -36,8 +34,3 @@ def feedback_pairs(inputs: list[dict[str, Any]], outputs: list[str]) -> dict[str
     """output name -> input name it feeds on the next call."""
     names = {s["name"] for s in inputs}
     return {o: o[4:] for o in outputs if o.startswith("new_") and o[4:] in names}
-
-
-def audio_ms_per_call(graph: str, chunk_ms: int, utterance_frames: int = UTTERANCE_FRAMES
-                      ) -> float:
-    return float(chunk_ms) if graph == "chunk" else utterance_frames * 10.0

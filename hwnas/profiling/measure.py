@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement, Plan
-from hwnas.asr import ArchConfig
-from hwnas.asr.graph_io import audio_ms_per_call
+from hwnas.asr import ArchConfig, delay
+from hwnas.asr.arch import UTTERANCE_MS
 from hwnas.errors import first_line
 from hwnas.profiling.row import LATENCY_FIELDS
 
@@ -60,7 +60,7 @@ def export_for(arch: ArchConfig, fmt: str, out_dir: Path) -> Any:
 def plan_for(arch: ArchConfig, plan: Plan) -> Plan:
     """Chunk graphs restart their stream every 4.8 s of audio, as utterances do."""
     if arch.streaming:
-        return plan.replace(calls_per_stream=max(1, 4800 // arch.chunk_ms))
+        return plan.replace(calls_per_stream=max(1, UTTERANCE_MS // arch.chunk_ms))
     return plan
 
 
@@ -126,7 +126,7 @@ def measure_artifact(adapter: Adapter, arch: ArchConfig, art: Any, plan: Plan,
     finally:
         if handle is not None:
             adapter.release(handle)
-    audio = audio_ms_per_call(art.graph, arch.chunk_ms)
+    audio = delay.audio_ms(arch)
     lat = m.latency
     p50 = lat.get("p50_ms", lat.get("mean_ms"))
     row.update({k: lat.get(k) for k in LATENCY_FIELDS})

@@ -193,7 +193,8 @@ def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
 
     c = costs(arch)
     latency, params, size = float(predict_latency(arch)), int(c["params"]), float(c["weight_mb"])
-    emission, rtf = delay.emission_delay_ms(arch, latency), delay.rtf(arch, latency)
+    algorithmic, rtf = delay.algorithmic_delay_ms(arch), delay.rtf(arch, latency)
+    emission = algorithmic + latency
     cons = {"latency": latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
             "delay": emission - cfg.max_delay_ms if cfg.max_delay_ms else 0.0,
             "rtf": rtf - cfg.max_rtf if cfg.max_rtf else 0.0,
@@ -204,7 +205,7 @@ def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
     feasible = all(v <= 0 for v in cons.values())
     for key, v in (("arch", arch.to_dict()), ("arch_id", arch.id), ("latency_ms", latency),
                    ("latency_source", "predicted"), ("delay_ms", emission),
-                   ("algorithmic_ms", delay.algorithmic_delay_ms(arch)), ("rtf", rtf),
+                   ("algorithmic_ms", algorithmic), ("rtf", rtf),
                    ("params", params), ("size_mb", size),
                    ("constraints", list(cons.values())), ("trained", feasible)):
         trial.set_user_attr(key, v)
