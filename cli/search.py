@@ -31,8 +31,14 @@ SEARCH_EPILOG = """examples:
                --trials 16 --study main            the main job (make search), one line
   hwnas search --target edge-tpu --max-latency 100
   hwnas search --target pixel6 --max-latency 40 --max-size 20 --budget 2h --cer-budget 2m,6m
-  hwnas search --target cpu --objectives cer,latency,params --sampler tpe --study s1
+  hwnas search --target cpu --objectives cer,latency,params --strategy bo --study s1
   hwnas search --target cpu --trials 40 --study s1      continue s1 up to 40 trials
+  hwnas search --target pixel6 --max-latency 40 --strategy transfer --warm-start s1
+                                    start from s1's Pareto set, re-scored on pixel6
+
+Strategies (--strategy; all propose into the same Optuna study, so resume,
+optuna-dashboard and hwnas report work the same):
+{strategies}
 
 How a trial is scored:
   latency  the target's latency predictor (shown as predicted until measured).
@@ -67,7 +73,7 @@ The study lives in SQLite at <workspace>/runs/search/<study>.db unless
 trained runs and the export go to <workspace>/runs/search/<study>/. Rerunning
 the same command resumes the study (a generation cut short is asked again).
 Open it with: optuna-dashboard sqlite:///runs/search/<study>.db
-"""
+""".format(strategies="\n".join(f"  {n:<10} {strategies.summary(n)}" for n in strategies.names()))
 
 
 def _rungs(text: str, unit: str) -> tuple[float, ...]:
@@ -164,7 +170,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_latency_ms=args.max_latency, max_delay_ms=args.max_delay, max_rtf=args.max_rtf,
         max_params=args.max_params, max_size_mb=args.max_size,
         trials=args.trials, time_budget_s=parse_budget(args.budget) if args.budget else None,
-        eta=args.eta, sampler=args.sampler, seed=args.seed, streaming=args.streaming,
+        eta=args.eta, sampler=args.strategy, warm_start=args.warm_start, seed=args.seed,
+        streaming=args.streaming,
         space=read_space(args) if args.space else None,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
         out=Path(args.out) if args.out else None, default_budget=default_budget)
@@ -292,10 +299,13 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--budget", metavar="TIME",
                    help="wall-clock limit for this run, e.g. 1h (checked between generations)")
     add_executor_arg(s, "the trials' trainings")
-    s.add_argument("--sampler", default="nsga2", choices=strategies.names(),
+    s.add_argument("--strategy", "--sampler", dest="strategy", default="nsga2",
+                   choices=strategies.names(), metavar="NAME",
                    help="who proposes architectures: " + ", ".join(strategies.names()) +
-                        " (default nsga2; evolution: regularised evolution over mutations "
-                        "and crossovers of the space)")
+                        " (default nsga2; one line each below)")
+    s.add_argument("--warm-start", dest="warm_start", metavar="STUDY",
+                   help="a new study evaluates STUDY's Pareto set first (found for another "
+                        "device or corpus; its latency is predicted again for --target)")
     s.add_argument("--cer-budget", dest="cer_budget", metavar="RUNGS",
                    help="training per rung, CPU time: 2m, or 1m,3m for two rungs "
                         f"(default {DEFAULT_CER_BUDGET})")

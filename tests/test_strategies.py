@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from hwnas import strategies
-from hwnas.asr import default_space
-from hwnas.search.study import SearchConfig, run_search
+from hwnas.asr import ArchConfig, default_space
+from hwnas.search.study import SearchConfig, pareto, run_search
 from hwnas.strategies.evolution import Evolution
 from tests.helpers import fake_trainer
 from tests.test_search import SMALL, lat
@@ -33,10 +33,10 @@ def test_the_registry_lists_what_the_cli_offers():
     from cli.main import build_parser
 
     search = build_parser()._subparsers._group_actions[0].choices["search"]
-    sampler = next(a for a in search._actions if a.dest == "sampler")
+    sampler = next(a for a in search._actions if a.dest == "strategy")
     assert tuple(sampler.choices) == strategies.names()
     assert "evolution" in strategies.names()
-    with pytest.raises(ValueError, match="unknown sampler 'nope'"):
+    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         strategies.make("nope", SMALL)
 
 
@@ -75,3 +75,93 @@ def test_evolution_prefers_feasible_non_dominated_parents():
     assert len(kids) == 8 and all(SMALL.contains(k) for k in kids)
     rng = random.Random(0)
     assert SMALL.mutate(archs[0], rng).id != archs[0].id
+
+
+NEW = ["evolution", "rl", "rl-hard", "bo", "transfer"]
+
+
+def _cfg(storage, trials, strategy, **kw):
+    return SearchConfig(target="cpu", max_latency_ms=2.0, trials=trials, seed=3,
+                        sampler=strategy, population_size=4, storage=storage, study="s",
+                        space=SMALL, rungs=(100.0,), **kw)
+
+
+def _ids(study):
+    return [t.user_attrs["arch_id"] for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_a_strategy_proposes_into_the_study_and_resumes_exactly(tmp_path, name):
+    whole = run_search(_cfg(f"sqlite:///{tmp_path / 'a.db'}", 20, name), lat, fake_trainer())
+    ids = _ids(whole)
+    assert len(ids) == 20 and len(set(ids)) > 10
+    assert all(SMALL.contains(ArchConfig.from_dict(t.user_attrs["arch"])) for t in whole.trials)
+    storage = f"sqlite:///{tmp_path / 'b.db'}"
+    run_search(_cfg(storage, 8, name), lat, fake_trainer())
+    assert _ids(run_search(_cfg(storage, 20, name), lat, fake_trainer())) == ids
+    if name in ("bo", "transfer"):   # after the random start, only feasible proposals
+        assert all(t.user_attrs["trained"] for t in whole.trials[8:])
+
+
+def test_the_rl_policy_samples_only_allowed_choices_and_learns():
+    from hwnas.strategies.rl import Reinforce
+
+    rl = Reinforce(SMALL, seed=0, objectives=("cer", "latency"), population=4)
+    before = rl.ask(300)
+    assert all(SMALL.contains(a) for a in before)
+    assert {a.encoder for a in before} == {"conformer", "lstm", "contextnet"}
+    # conditioned on earlier decisions: heads only where attention applies, and
+    # only heads dividing d_model
+    assert all((a.heads is None) == (a.encoder != "conformer") for a in before)
+    for a in before:    # rewarded: lstm; everything else scores CER 0.9
+        rl.tell(a, {"cer": 0.1 if a.encoder == "lstm" else 0.9, "latency": 1.0}, True)
+    after = [a.encoder for a in rl.ask(300)]
+    share = [sum(e == "lstm" for e in enc) / len(enc)
+             for enc in ([a.encoder for a in before], after)]
+    assert share[0] < 0.45 and share[1] > 0.8, share
+
+
+def test_the_rl_reward_is_mnasnets(tmp_path):
+    from hwnas.strategies.rl import Reinforce, ReinforceHard
+
+    study = optuna.create_study()
+    study.set_user_attr("constraints", {"max_latency_ms": 2.0})
+    soft, hard = (cls(SMALL, objectives=("cer", "latency")) for cls in (Reinforce, ReinforceHard))
+    for s in (soft, hard):
+        s.bind(study)
+    assert soft.reward({"cer": 0.2, "latency": 4.0}) == pytest.approx(0.8 * 2 ** -0.07)
+    assert soft.reward({"cer": 0.2, "latency": 1.0}) == pytest.approx(0.8 * 0.5 ** -0.07)
+    assert hard.reward({"cer": 0.2, "latency": 1.0}) == pytest.approx(0.8)
+    assert hard.reward({"cer": 0.2, "latency": 4.0}) == pytest.approx(0.4)
+    assert Reinforce(SMALL).reward({"cer": 0.3, "latency": 9.0}) == pytest.approx(0.7)
+
+
+def test_the_rl_policy_is_saved_with_the_study(tmp_path):
+    study = run_search(_cfg(f"sqlite:///{tmp_path / 'r.db'}", 12, "rl"), lat, fake_trainer())
+    saved = study.user_attrs["rl_policy"]
+    assert saved["told"] == 8 and saved["decisions"] == [d.name for d in SMALL.decisions]
+    assert any(any(x != 0 for x in b) for b in saved["bias"])   # it learned something
+
+
+def test_compound_scaling_follows_efficientnet():
+    from hwnas.strategies.transfer import scale
+
+    space = default_space()
+    base = space.nearest({**space.sample_distinct(1, 0)[0].to_dict(), "encoder": "conformer",
+                          "num_layers": 4, "d_model": 144, "n_filters": 64})
+    assert (base.encoder, base.num_layers, base.d_model, base.n_filters) == \
+        ("conformer", 4, 144, 64)
+    up, down = scale(space, base, 2.0), scale(space, base, -4.0)
+    assert (up.num_layers, up.d_model, up.n_filters) == (6, 192, 80)     # 5.8, 174, 85
+    assert (down.num_layers, down.d_model, down.n_filters) == (2, 96, 40)  # 1.9, 98, 37
+    assert scale(space, base, 0.0).id == base.id and space.contains(up)
+
+
+def test_warm_start_evaluates_another_studys_front_first(tmp_path):
+    donor = run_search(_cfg(f"sqlite:///{tmp_path / 'd.db'}", 12, "random"), lat, fake_trainer())
+    front = [ArchConfig.from_dict(r["arch"]) for r in pareto(donor)]
+    assert front
+    study = run_search(_cfg(f"sqlite:///{tmp_path / 'w.db'}", len(front) + 4, "transfer",
+                            warm_start=tuple(front)), lat, fake_trainer())
+    assert _ids(study)[:len(front)] == [a.id for a in front]

@@ -67,6 +67,7 @@ class SearchConfig:
     storage: str | None = None
     space: SearchSpace = field(default_factory=default_space)
     corpus: dict | None = None           # what trials train on (a study keeps one corpus)
+    warm_start: tuple[ArchConfig, ...] = ()  # evaluated first in a new study (transfer)
 
     def __post_init__(self) -> None:
         bad = [o for o in self.objectives if o not in OBJECTIVES]
@@ -75,7 +76,7 @@ class SearchConfig:
         from hwnas import strategies
 
         if self.sampler not in strategies.names():
-            raise ValueError(f"unknown sampler {self.sampler!r}; one of "
+            raise ValueError(f"unknown strategy {self.sampler!r}; one of "
                              f"{', '.join(strategies.names())}")
         if self.trials < 1:
             raise ValueError("--trials must be >= 1")
@@ -183,11 +184,11 @@ def _ask(study: Any, cfg: SearchConfig, strategy: Any, k: int) -> list[tuple[Any
     return out
 
 
-def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
-               predict_latency: Callable[[ArchConfig], float]) -> Candidate | None:
-    """Predicted compute, emission delay, real-time factor, parameters and size
-    as Optuna constraints; the candidate to train when all are met (None:
-    infeasible, not trained)."""
+def judge(cfg: SearchConfig, arch: ArchConfig, predict_latency: Callable[[ArchConfig], float]
+          ) -> tuple[dict[str, float], dict[str, float]]:
+    """(the predicted objective values of ``arch`` other than CER, its
+    constraint values: <= 0 is met). Known before any training, so strategies
+    may use it to propose feasible architectures (``Strategy.bind``)."""
     from hwnas.asr import delay
     from hwnas.predict.features import costs
 
@@ -195,21 +196,32 @@ def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
     latency, params, size = float(predict_latency(arch)), int(c["params"]), float(c["weight_mb"])
     algorithmic, rtf = delay.algorithmic_delay_ms(arch), delay.rtf(arch, latency)
     emission = algorithmic + latency
+    values = {"latency": latency, "delay": emission, "rtf": rtf, "params": float(params),
+              "size": size, "algorithmic": algorithmic}
     cons = {"latency": latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
             "delay": emission - cfg.max_delay_ms if cfg.max_delay_ms else 0.0,
             "rtf": rtf - cfg.max_rtf if cfg.max_rtf else 0.0,
             "params": params - cfg.max_params if cfg.max_params else 0.0,
             "size": size - cfg.max_size_mb if cfg.max_size_mb else 0.0}
-    for key, v in cons.items():
-        trial.set_constraint(key, v)
-    feasible = all(v <= 0 for v in cons.values())
-    for key, v in (("arch", arch.to_dict()), ("arch_id", arch.id), ("latency_ms", latency),
-                   ("latency_source", "predicted"), ("delay_ms", emission),
-                   ("algorithmic_ms", algorithmic), ("rtf", rtf),
-                   ("params", params), ("size_mb", size),
-                   ("constraints", list(cons.values())), ("trained", feasible)):
-        trial.set_user_attr(key, v)
-    return Candidate(arch, latency, tag=trial.number) if feasible else None
+    return values, cons
+
+
+def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
+               predict_latency: Callable[[ArchConfig], float]) -> Candidate | None:
+    """Predicted compute, emission delay, real-time factor, parameters and size
+    as Optuna constraints; the candidate to train when all are met (None:
+    infeasible, not trained)."""
+    v, cons = judge(cfg, arch, predict_latency)
+    for key, c in cons.items():
+        trial.set_constraint(key, c)
+    feasible = all(c <= 0 for c in cons.values())
+    for key, value in (("arch", arch.to_dict()), ("arch_id", arch.id),
+                       ("latency_ms", v["latency"]), ("latency_source", "predicted"),
+                       ("delay_ms", v["delay"]), ("algorithmic_ms", v["algorithmic"]),
+                       ("rtf", v["rtf"]), ("params", int(v["params"])), ("size_mb", v["size"]),
+                       ("constraints", list(cons.values())), ("trained", feasible)):
+        trial.set_user_attr(key, value)
+    return Candidate(arch, v["latency"], tag=trial.number) if feasible else None
 
 
 def _dedup(study: Any, cands: list[Candidate | None]
@@ -276,7 +288,14 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
     strategy = strategy or make_strategy(cfg)
     study = open_study(cfg, strategy.sampler())
     _requeue_orphans(study)
-    strategy.bind(study)
+    def feasible_as_predicted(arch: ArchConfig) -> tuple[dict[str, float], bool]:
+        values, cons = judge(cfg, arch, predict_latency)
+        return values, all(c <= 0 for c in cons.values())
+
+    strategy.bind(study, feasible_as_predicted)
+    if cfg.warm_start and not study.trials:   # a new study: these go first
+        for arch in cfg.warm_start:
+            study.enqueue_trial(cfg.space.params_of(arch), skip_if_exists=True)
     strategy.resume(study.get_trials(deepcopy=False,
                                      states=(optuna.trial.TrialState.COMPLETE,)))
     t0 = time.monotonic()

@@ -305,6 +305,25 @@ class SearchSpace:
             current = self._complete(rng, [current], force={d.name: new}).to_dict()
         return self._complete(rng, [current])
 
+    def nearest(self, values: dict[str, Any]) -> Arch:
+        """The architecture of this space closest to ``values`` (field -> value,
+        numbers may be fractional): each decision takes the given value where
+        allowed, a numeric one else the allowed choice nearest in ratio, any
+        other the first allowed choice. Fixed fields come from ``values``."""
+        import math
+
+        def choose(d: Decision, opts: tuple[Any, ...], _: dict[str, Any]) -> Any:
+            want = values.get(d.name)
+            if want in opts:
+                return opts[opts.index(want)]   # the choice itself (40, not 40.0)
+            if d.numeric and isinstance(want, (int, float)) and want > 0:
+                return min(opts, key=lambda o: abs(math.log(o / want)) if o > 0 else math.inf)
+            return opts[0]
+
+        ctx = self._walk(choose)
+        return self.arch_type(**ctx, **{f: values[f] for f in self.fixed
+                                        if values.get(f) is not None})
+
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
         """Uniform crossover along the decision order; a parent's value is taken
         only where it is allowed in the child's context."""

@@ -1,7 +1,7 @@
-"""Search strategies: a registry of what `hwnas search --sampler` can use.
+"""Search strategies: a registry of what `hwnas search --strategy` can use.
 
-Adding one is a module here with a ``Strategy`` subclass plus one line below.
-Entries are "module:Class", imported when used.
+Adding one is a module here with a ``Strategy`` subclass plus one line below
+("module:Class" and the line `hwnas search --help` shows; imported when used).
 """
 
 from __future__ import annotations
@@ -9,14 +9,25 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from hwnas.strategies._base import Strategy
+from hwnas.strategies._base import Judge, Strategy
 
-REGISTRY: dict[str, str] = {
-    "nsga2": "optuna:NSGA2",
-    "tpe": "optuna:TPE",
-    "gp": "optuna:GP",
-    "random": "optuna:Random",
-    "evolution": "evolution:Evolution",
+REGISTRY: dict[str, tuple[str, str]] = {
+    "nsga2": ("optuna:NSGA2", "Optuna's NSGA-II: a genetic algorithm on Pareto rank and "
+                              "crowding (the default)"),
+    "evolution": ("evolution:Evolution", "regularised (aging) evolution: tournaments on "
+                                         "Pareto rank, children by mutation and crossover"),
+    "rl": ("rl:Reinforce", "a REINFORCE controller over the decisions, MnasNet reward "
+                           "with the soft latency term (w = -0.07)"),
+    "rl-hard": ("rl:ReinforceHard", "the same controller with the hard latency term "
+                                    "(w = -1 beyond the limit)"),
+    "bo": ("bayesopt:BayesOpt", "Bayesian optimisation: a BoTorch GP on CER, log expected "
+                                "hypervolume improvement over feasible candidates"),
+    "transfer": ("transfer:CompoundScaling", "EfficientNet compound scaling of the best "
+                                             "so far (with --warm-start: another study's "
+                                             "Pareto set first)"),
+    "tpe": ("optuna:TPE", "Optuna's tree-structured Parzen estimator"),
+    "gp": ("optuna:GP", "Optuna's Gaussian-process sampler over Optuna's parameters"),
+    "random": ("optuna:Random", "uniform random sampling (the baseline)"),
 }
 
 
@@ -24,13 +35,17 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
+def summary(name: str) -> str:
+    return REGISTRY[name][1]
+
+
 def make(name: str, space: Any, seed: int = 0, objectives: Any = ("cer",),
          population: int = 8) -> Strategy:
     if name not in REGISTRY:
-        raise ValueError(f"unknown sampler {name!r}; one of {', '.join(REGISTRY)}")
-    module, cls = REGISTRY[name].split(":")
+        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name][0].split(":")
     klass = getattr(importlib.import_module(f"hwnas.strategies.{module}"), cls)
     return klass(space, seed=seed, objectives=objectives, population=population)
 
 
-__all__ = ["REGISTRY", "Strategy", "make", "names"]
+__all__ = ["REGISTRY", "Judge", "Strategy", "make", "names", "summary"]

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hwnas.asr import ArchConfig
 from hwnas.space import SearchSpace
+
+#: ``judge(arch) -> (predicted values by objective name except "cer", feasible)``
+Judge = Callable[[ArchConfig], tuple[dict[str, float], bool]]
 
 
 class Strategy(ABC):
@@ -29,6 +32,8 @@ class Strategy(ABC):
                  population: int = 8) -> None:
         self.space, self.seed, self.objectives = space, seed, tuple(objectives)
         self.population = population
+        self.study: Any = None
+        self.judge: Judge | None = None
 
     @abstractmethod
     def ask(self, n: int) -> list[ArchConfig]:
@@ -48,9 +53,15 @@ class Strategy(ABC):
 
         return optuna.samplers.RandomSampler(seed=self.seed)
 
-    def bind(self, study: Any) -> None:
-        """The study this strategy proposes into (before the first ``ask``)."""
-        self.study = study
+    def bind(self, study: Any, judge: Judge | None = None) -> None:
+        """The study this strategy proposes into (before the first ``ask``), and
+        the search's ``judge``: an architecture's predicted objective values
+        other than CER, and whether it meets the constraints as predicted."""
+        self.study, self.judge = study, judge
+
+    def feasible(self, arch: ArchConfig) -> bool:
+        """Whether ``arch`` meets the constraints as predicted (True without a judge)."""
+        return self.judge is None or self.judge(arch)[1]
 
     def trial_for(self, study: Any, arch: ArchConfig) -> Any:
         """A study trial that evaluates ``arch``: a fixed-parameter trial."""

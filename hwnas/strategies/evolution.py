@@ -1,10 +1,12 @@
-"""Regularised (aging) evolution, multi-objective (Real et al. 2019, with
-Pareto ranks for fitness): a population of the most recent ``population``
-results; each child is a mutation of a tournament winner, or, with
-probability ``CROSSOVER``, the crossover of two winners, then mutated.
-Tournaments prefer feasible results, then a lower non-domination rank on
-the objectives, then lower CER. Until the population is full, children are
-random samples.
+"""Regularised (aging) evolution (Real et al., 2019), made multi-objective.
+
+The population is the ``population`` most recent results: each new result
+pushes out the oldest, whatever its fitness (the aging that regularises).
+A parent is the winner of a tournament of ``TOURNAMENT`` random members:
+feasible beats infeasible, then a lower non-domination rank on the
+objectives, then a larger crowding distance (NSGA-II's order). A child is a
+mutation of a winner or, with probability ``CROSSOVER``, the crossover of two
+winners, mutated. Until the population is full, children are random samples.
 """
 
 from __future__ import annotations
@@ -15,13 +17,10 @@ from typing import Any
 
 from hwnas.asr import ArchConfig
 from hwnas.strategies._base import Strategy
+from hwnas.strategies._pareto import crowding, ranks
 
 TOURNAMENT = 3
 CROSSOVER = 0.3
-
-
-def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return all(x <= y for x, y in zip(a, b)) and a != b
 
 
 class Evolution(Strategy):
@@ -43,9 +42,16 @@ class Evolution(Strategy):
         return random.Random(f"{self.seed}:{self.told}")
 
     def _fitness(self) -> list[tuple[int, int, float]]:
-        pts = [(m[1], m[2]) for m in self.members]
-        return [(0 if ok else 1, sum(_dominates(q, v) for q, okq in pts if okq == ok), v[0])
-                for v, ok in pts]
+        """Per member, smaller is fitter: (infeasible, rank, -crowding), where
+        rank and crowding are taken among members of the same feasibility."""
+        out: list[tuple[int, int, float]] = [(0, 0, 0.0)] * len(self.members)
+        for ok in (True, False):
+            idx = [i for i, m in enumerate(self.members) if m[2] == ok]
+            pts = [self.members[i][1] for i in idx]
+            rk = ranks(pts)
+            for i, r, c in zip(idx, rk, crowding(pts, rk)):
+                out[i] = (0 if ok else 1, r, -c)
+        return out
 
     def ask(self, n: int) -> list[ArchConfig]:
         rng = self._rng()

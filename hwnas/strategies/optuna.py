@@ -15,8 +15,8 @@ from hwnas.strategies._base import Strategy
 
 
 class OptunaStrategy(Strategy):
-    def bind(self, study: Any) -> None:
-        super().bind(study)
+    def bind(self, study: Any, judge: Any = None) -> None:
+        super().bind(study, judge)
         self._asked: dict[str, deque] = defaultdict(deque)
 
     def ask(self, n: int) -> list[ArchConfig]:

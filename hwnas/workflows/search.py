@@ -44,7 +44,8 @@ class SearchRequest:
     trials: int = 20
     time_budget_s: float | None = None
     eta: int = 3
-    sampler: str = "nsga2"
+    sampler: str = "nsga2"              # the strategy (hwnas.strategies)
+    warm_start: str | None = None       # a study whose Pareto set a new study evaluates first
     seed: int = 0
     space: Any = None                   # default: the whole space
     streaming: bool = False
@@ -220,7 +221,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                        time_budget_s=req.time_budget_s, rungs=req.rungs,
                        rung_unit="steps" if steps else "CPU s", eta=req.eta,
                        sampler=req.sampler, seed=req.seed, study=req.study, storage=storage,
-                       space=space, corpus=req.corpus.description)
+                       space=space, corpus=req.corpus.description,
+                       warm_start=_warm_start(req, ws, storage, space, hooks))
     # before any work: a target without a predictor, a bad storage URL or database
     explain_missing_predictor(req.target, ws, spec)
     open_storage(storage)
@@ -284,6 +286,42 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
            "note": note, "export_error": export_error,
            "seconds": round(time.monotonic() - t0, 1)}
     return SearchOutcome(out, export_error, study)
+
+
+def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
+                hooks: SearchHooks) -> tuple[Any, ...]:
+    """The architectures of ``req.warm_start``'s Pareto set that this space
+    holds (in the same storage as this study, or that study's default file)."""
+    if not req.warm_start:
+        return ()
+    import optuna
+
+    from hwnas.asr import ArchConfig
+    from hwnas.search.storage import open_storage, study_paths
+    from hwnas.search.study import pareto
+
+    if req.warm_start == req.study:
+        raise ValueError("--warm-start names this study itself; name another study")
+    url = req.storage
+    if url is None:
+        db = study_paths(ws, req.warm_start)[0]
+        if not db.is_file():
+            raise ValueError(f"--warm-start {req.warm_start}: no such study in {ws} "
+                             f"({db} is missing)")
+        url = f"sqlite:///{db.resolve()}"
+    try:
+        other = optuna.load_study(study_name=req.warm_start, storage=open_storage(url))
+    except KeyError:
+        raise ValueError(f"--warm-start {req.warm_start}: no such study in {url}") from None
+    archs = [ArchConfig.from_dict(r["arch"]) for r in pareto(other)]
+    kept = tuple(a for a in archs if space.contains(a))
+    left = len(archs) - len(kept)
+    hooks.say(f"warm start (of a new study): {len(kept)} architectures of "
+              f"{req.warm_start}'s Pareto set (found for "
+              f"{other.user_attrs.get('target', '?')}) go first, their latency predicted "
+              f"for {req.target}"
+              + (f"; {left} left out, outside this search's space" if left else ""))
+    return kept
 
 
 class Delivered(NamedTuple):
