@@ -171,6 +171,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_params=args.max_params, max_size_mb=args.max_size,
         trials=args.trials, time_budget_s=parse_budget(args.budget) if args.budget else None,
         eta=args.eta, sampler=args.strategy, warm_start=args.warm_start, seed=args.seed,
+        population=args.population,
         streaming=args.streaming,
         space=read_space(args) if args.space else None,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
@@ -303,6 +304,10 @@ def add_parsers(sub: Any) -> None:
                    choices=strategies.names(), metavar="NAME",
                    help="who proposes architectures: " + ", ".join(strategies.names()) +
                         " (default nsga2; one line each below)")
+    s.add_argument("--population", type=int, metavar="N",
+                   help="trials proposed and trained together, a generation (default: "
+                        "trials / 25, at least 4, at most 50; the --budget is checked "
+                        "between generations)")
     s.add_argument("--warm-start", dest="warm_start", metavar="STUDY",
                    help="a new study evaluates STUDY's Pareto set first (found for another "
                         "device or corpus; its latency is predicted again for --target)")

@@ -21,6 +21,7 @@ sees every trial through the same features.
 from __future__ import annotations
 
 import random
+import warnings
 from typing import Any
 
 from hwnas.asr import ArchConfig
@@ -42,6 +43,7 @@ class BayesOpt(Strategy):
             raise ValueError("--strategy bo needs BoTorch: pip install 'hwnas[bo]'")
         super().__init__(*args, **kw)
         self.told: list[tuple[ArchConfig, dict[str, float], bool]] = []
+        self.unfitted = 0   # batches whose GP kept its prior hyperparameters
 
     def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
         self.told.append((arch, values, feasible))
@@ -75,8 +77,9 @@ class BayesOpt(Strategy):
             return cands + [self.space.sample(rng) for _ in range(n - len(cands))]
         import torch
 
-        with torch.random.fork_rng():   # BoTorch's samplers draw from torch's RNG
+        with torch.random.fork_rng(), warnings.catch_warnings():   # BoTorch's samplers draw from torch's RNG
             torch.manual_seed(rng.randrange(2**31))
+            warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit inside gpytorch
             picks = self._acquire(trained, cands, n)
         return [cands[i] for i in picks]
 
@@ -92,6 +95,7 @@ class BayesOpt(Strategy):
         from botorch.acquisition.multi_objective.logei import (
             qLogExpectedHypervolumeImprovement,
         )
+        from botorch.exceptions.errors import ModelFittingError
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import ModelList, SingleTaskGP
         from botorch.models.deterministic import GenericDeterministicModel
@@ -121,10 +125,21 @@ class BayesOpt(Strategy):
         models, y_cols = [], []
         if "cer" in self.objectives:
             cer = torch.tensor([[-v["cer"]] for _, v in trained], dtype=torch.float64)
-            gp = SingleTaskGP(x_obs, cer, outcome_transform=Standardize(1),
-                              covar_module=ScaleKernel(MaternKernel(
-                                  nu=2.5, ard_num_dims=dim, active_dims=list(range(dim)))))
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+            def gp_model() -> Any:
+                return SingleTaskGP(x_obs, cer, outcome_transform=Standardize(1),
+                                    covar_module=ScaleKernel(MaternKernel(
+                                        nu=2.5, ard_num_dims=dim, active_dims=list(range(dim)))))
+
+            gp = gp_model()
+            with warnings.catch_warnings():   # retried inside; the outcome is what counts
+                warnings.simplefilter("ignore")
+                try:
+                    fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+                except ModelFittingError:
+                    # CERs with many ties (short training) can defeat every restart: the
+                    # priors' hyperparameters still rank candidates sensibly
+                    gp = gp_model()
+                    self.unfitted += 1
             models.append(gp)
             y_cols.append(cer[:, 0])
         if known:

@@ -46,6 +46,7 @@ class SearchRequest:
     eta: int = 3
     sampler: str = "nsga2"              # the strategy (hwnas.strategies)
     warm_start: str | None = None       # a study whose Pareto set a new study evaluates first
+    population: int | None = None       # trials per generation (default: trials / 25, 4..50)
     seed: int = 0
     space: Any = None                   # default: the whole space
     streaming: bool = False
@@ -69,6 +70,8 @@ class SearchRequest:
                         ("max-size", self.max_size_mb)):
             if v is not None and not v > 0:
                 raise ValueError(f"--{name} must be > 0, got {v:g}")
+        if self.population is not None and self.population < 2:
+            raise ValueError(f"--population must be >= 2, got {self.population}")
 
 
 class SearchHooks:
@@ -221,6 +224,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                        time_budget_s=req.time_budget_s, rungs=req.rungs,
                        rung_unit="steps" if steps else "CPU s", eta=req.eta,
                        sampler=req.sampler, seed=req.seed, study=req.study, storage=storage,
+                       population_size=req.population,
                        space=space, corpus=req.corpus.description,
                        warm_start=_warm_start(req, ws, storage, space, hooks))
     # before any work: a target without a predictor, a bad storage URL or database
