@@ -13,20 +13,36 @@ REPORT_EPILOG = """examples:
   hwnas report hwnas                          the default study of `hwnas search`
   hwnas report s1 --out reports/s1 --top 6
   hwnas report s1 --storage postgresql+psycopg://user@db/hwnas
+  hwnas report evo --compare bo rl random     strategies side by side (hypervolume)
 
 Writes pareto.png, hypervolume.png, best_cer.png, diversity.png, compute.png,
-importance.png, top.png, report.json and report.html (self-contained: the
-figures are embedded) into --out (default <workspace>/runs/search/<study>/report).
+importance.png, top.png (and strategies.png with --compare), report.json and
+report.html (self-contained: the figures are embedded) into --out (default
+<workspace>/runs/search/<study>/report).
 """
 
 
-def _storage_for(args: argparse.Namespace, db: Path) -> str:
+def _storage_for(args: argparse.Namespace, db: Path, study: str | None = None) -> str:
     if args.storage:
         return args.storage
     if not db.is_file():
-        raise ValueError(f"no study database {db}; run `hwnas search ... --study {args.study}` "
-                         "first, or give --storage")
+        raise ValueError(f"no study database {db}; run `hwnas search ... --study "
+                         f"{study or args.study}` first, or give --storage")
     return f"sqlite:///{db.resolve()}"
+
+
+def _load(name: str, storage: str) -> Any:
+    import optuna
+
+    from hwnas.search.storage import open_storage
+
+    rdb = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=name, storage=rdb)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(rdb)]
+        raise ValueError(f"no study {name!r} in {storage}; it holds: "
+                         f"{', '.join(names) or 'none'}") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -35,23 +51,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hwnas.search.storage import study_paths
     from hwnas.visualization.report import build_report
 
-
     db, study_dir = study_paths(workspace(args), args.study)
     storage = _storage_for(args, db)
     if args.top < 1:
         raise ValueError("--top must be >= 1")
-    from hwnas.search.storage import open_storage
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rdb = open_storage(storage)
-    try:
-        study = optuna.load_study(study_name=args.study, storage=rdb)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(rdb)]
-        raise ValueError(f"no study {args.study!r} in {storage}; it holds: "
-                         f"{', '.join(names) or 'none'}") from None
+    study = _load(args.study, storage)
+    compare = []
+    for name in args.compare or []:
+        other = _load(name, _storage_for(args, study_paths(workspace(args), name)[0], name))
+        for key in ("target", "objectives"):
+            if other.user_attrs.get(key) != study.user_attrs.get(key):
+                raise ValueError(f"--compare {name}: its {key} {other.user_attrs.get(key)} is "
+                                 f"not {args.study}'s {study.user_attrs.get(key)}; compare "
+                                 "studies of one target and objectives")
+        compare.append(other)
     out = Path(args.out) if args.out else study_dir / "report"
-    s = build_report(study, out, args.top)
+    s = build_report(study, out, args.top, compare)
     if args.json:
         print(json.dumps(s, sort_keys=True, default=str))
         return 0
@@ -78,6 +94,9 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: the "
                    "workspace's SQLite file for STUDY)")
     r.add_argument("--out", metavar="DIR", help="output folder")
+    r.add_argument("--compare", nargs="+", metavar="STUDY",
+                   help="other studies (other strategies, same target and objectives) drawn "
+                        "beside this one: hypervolume against trials")
     r.add_argument("--top", type=int, default=4, help="architectures side by side (default 4)")
     r.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     r.add_argument("--json", action="store_true", help="machine-readable summary")

@@ -26,11 +26,12 @@ def test_hypervolume_and_front_by_hand():
     assert entropy(["a"] * 5) == 0.0 and entropy([]) == 0.0
 
 
-def _study(tmp_path, trials=24):
-    storage = f"sqlite:///{tmp_path / 'runs' / 'search' / 'r.db'}"
-    (tmp_path / "runs" / "search").mkdir(parents=True)
-    cfg = SearchConfig(target="cpu", max_latency_ms=4.0, trials=trials, rungs=(10.0, 30.0),
-                       seed=0, storage=storage, study="r", space=default_space())
+def _study(tmp_path, trials=24, name="r", strategy="nsga2", target="cpu"):
+    storage = f"sqlite:///{tmp_path / 'runs' / 'search' / f'{name}.db'}"
+    (tmp_path / "runs" / "search").mkdir(parents=True, exist_ok=True)
+    cfg = SearchConfig(target=target, max_latency_ms=4.0, trials=trials, rungs=(10.0, 30.0),
+                       seed=0, storage=storage, study=name, space=default_space(),
+                       sampler=strategy)
     return run_search(cfg, lambda a: 0.002 * a.d_model * a.num_layers,
                       fake_trainer())
 
@@ -89,3 +90,19 @@ def test_report_names_the_studies_a_storage_holds(tmp_path, capsys):
     assert main(["report", "other", "--storage", url, "--workspace", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "no study 'other'" in err and "it holds: r" in err
+
+
+def test_report_compares_strategies(tmp_path, capsys):
+    _study(tmp_path, trials=12)
+    _study(tmp_path, trials=12, name="evo", strategy="evolution")
+    _study(tmp_path, trials=4, name="pix", target="pixel6")
+    out = tmp_path / "rep"
+    assert main(["report", "r", "--compare", "evo", "--workspace", str(tmp_path), "--out",
+                 str(out), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["strategy"] == "nsga2" and list(s["compared"]) == ["evo (evolution)"]
+    assert s["compared"]["evo (evolution)"] > 0
+    page = (out / "report.html").read_text()
+    assert "Strategies compared" in page and page.count("data:image/png;base64,") == 8
+    assert main(["report", "r", "--compare", "pix", "--workspace", str(tmp_path)]) == 1
+    assert "--compare pix: its target pixel6 is not r's cpu" in capsys.readouterr().err

@@ -3,6 +3,7 @@ a non-Optuna strategy entering the study, and state rebuilt on resume."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import optuna
@@ -165,3 +166,69 @@ def test_warm_start_evaluates_another_studys_front_first(tmp_path):
     study = run_search(_cfg(f"sqlite:///{tmp_path / 'w.db'}", len(front) + 4, "transfer",
                             warm_start=tuple(front)), lat, fake_trainer())
     assert _ids(study)[:len(front)] == [a.id for a in front]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--warm-start", "nope"], "--warm-start nope: no such study"),
+    (["--warm-start", "hwnas"], "--warm-start names this study itself"),
+    (["--population", "1"], "--population must be >= 2, got 1"),
+    (["--strategy", "nope"], "invalid choice: 'nope'"),
+])
+def test_search_strategy_options_refuse_bad_input_in_one_line(argv, message, tmp_path, capsys):
+    from cli.main import main
+
+    with contextlib.suppress(SystemExit):   # argparse exits 2 on a bad choice
+        assert main(["search", "--target", "cpu", "--workspace", str(tmp_path), *argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]                       # the last line says it all ...
+    assert len(err) == 1 or err[0].startswith("usage:")   # ... after argparse's usage
+
+
+KILLED_SEARCH = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.test_strategies import _cfg
+from tests.test_search import lat
+from tests.helpers import fake_trainer
+from hwnas.search.study import run_search
+fast = fake_trainer()
+def slow(arch, budget, state):
+    time.sleep(0.3)
+    return fast(arch, budget, state)
+run_search(_cfg({storage!r}, 16, {name!r}), lat, slow)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NEW)
+def test_kill_9_mid_generation_then_the_rerun_proposes_what_an_uninterrupted_run_did(
+        tmp_path, name):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    whole = _ids(run_search(_cfg(f"sqlite:///{tmp_path / 'a.db'}", 16, name), lat,
+                            fake_trainer()))
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SEARCH.format(
+        root=str(Path(__file__).resolve().parents[1]), storage=storage, name=name)])
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)   # until the third generation is asked and training
+            with contextlib.suppress(KeyError):
+                trials = optuna.load_study(study_name="s", storage=storage).trials
+                if sum(t.state.name == "COMPLETE" for t in trials) == 8 \
+                        and sum("arch_id" in t.user_attrs for t in trials[8:]) == 4:
+                    break
+        else:
+            pytest.fail(f"the search did not reach its third generation (exit {proc.poll()})")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _ids(run_search(_cfg(storage, 16, name), lat, fake_trainer())) == whole

@@ -137,6 +137,7 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([METRIC_NAMES[o] for o in cfg.objectives])
     study.set_user_attr("generation", cfg.batch)
+    study.set_user_attr("strategy", cfg.sampler)
     study.set_user_attr("rung_unit", cfg.rung_unit)
     study.set_user_attr("constraints", {"max_latency_ms": cfg.max_latency_ms,
                                         "max_delay_ms": cfg.max_delay_ms,

@@ -12,21 +12,14 @@ from typing import Any
 from hwnas.strategies._base import Judge, Strategy
 
 REGISTRY: dict[str, tuple[str, str]] = {
-    "nsga2": ("optuna:NSGA2", "Optuna's NSGA-II: a genetic algorithm on Pareto rank and "
-                              "crowding (the default)"),
-    "evolution": ("evolution:Evolution", "regularised (aging) evolution: tournaments on "
-                                         "Pareto rank, children by mutation and crossover"),
-    "rl": ("rl:Reinforce", "a REINFORCE controller over the decisions, MnasNet reward "
-                           "with the soft latency term (w = -0.07)"),
-    "rl-hard": ("rl:ReinforceHard", "the same controller with the hard latency term "
-                                    "(w = -1 beyond the limit)"),
-    "bo": ("bayesopt:BayesOpt", "Bayesian optimisation: a BoTorch GP on CER, log expected "
-                                "hypervolume improvement over feasible candidates"),
-    "transfer": ("transfer:CompoundScaling", "EfficientNet compound scaling of the best "
-                                             "so far (with --warm-start: another study's "
-                                             "Pareto set first)"),
+    "nsga2": ("optuna:NSGA2", "Optuna's NSGA-II, on Pareto rank and crowding (the default)"),
+    "evolution": ("evolution:Evolution", "regularised (aging) evolution, Pareto tournaments"),
+    "rl": ("rl:Reinforce", "REINFORCE controller, MnasNet reward, soft limit (w = -0.07)"),
+    "rl-hard": ("rl:ReinforceHard", "the same, hard limit (w = -1 beyond it)"),
+    "bo": ("bayesopt:BayesOpt", "BoTorch GP on CER, expected hypervolume improvement"),
+    "transfer": ("transfer:CompoundScaling", "EfficientNet compound scaling of the best so far"),
     "tpe": ("optuna:TPE", "Optuna's tree-structured Parzen estimator"),
-    "gp": ("optuna:GP", "Optuna's Gaussian-process sampler over Optuna's parameters"),
+    "gp": ("optuna:GP", "Optuna's Gaussian-process sampler on Optuna's parameters"),
     "random": ("optuna:Random", "uniform random sampling (the baseline)"),
 }
 

@@ -77,7 +77,8 @@ class BayesOpt(Strategy):
             return cands + [self.space.sample(rng) for _ in range(n - len(cands))]
         import torch
 
-        with torch.random.fork_rng(), warnings.catch_warnings():   # BoTorch's samplers draw from torch's RNG
+        # BoTorch's samplers draw from torch's RNG: seeded here, restored after
+        with torch.random.fork_rng(), warnings.catch_warnings():
             torch.manual_seed(rng.randrange(2**31))
             warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit inside gpytorch
             picks = self._acquire(trained, cands, n)

@@ -25,6 +25,7 @@ import json
 import math
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -167,6 +168,19 @@ def fig_hypervolume(ax: Any, rows: list[dict[str, Any]], hv: list[float],
     ax.set_ylabel(f"hypervolume ({axis.unit or axis.label} x CER)")
     ax.set_title(f"Hypervolume of the feasible front (reference: {ref[0]:.3g} {axis.unit}, "
                  f"CER {ref[1]:g}; {axis.label} predicted)", fontsize=10)
+    ax.grid(alpha=0.3)
+
+
+def fig_strategies(ax: Any, runs: list[tuple[str, list[float]]], ref: tuple[float, float],
+                   axis: Axis = LATENCY) -> None:
+    """Hypervolume against trials, one line per study (label: study and strategy)."""
+    for label, hv in runs:
+        ax.plot(range(1, len(hv) + 1), hv, label=label)
+    ax.set_xlabel("trials")
+    ax.set_ylabel(f"hypervolume ({axis.unit or axis.label} x CER)")
+    ax.set_title(f"Strategies compared (reference {ref[0]:.3g} {axis.unit}, CER {ref[1]:g}; "
+                 f"{axis.label} predicted)", fontsize=10)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
 
@@ -338,19 +352,26 @@ def verification(study: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r.get("verdict") == "missed", r.get("latency_ms") or 0))
 
 
-def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
-    """Write the figures and report.html into ``out``; returns a summary."""
+def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] = ()
+                 ) -> dict[str, Any]:
+    """Write the figures and report.html into ``out``; returns a summary.
+    ``compare``: other studies (of the same target and objectives, typically
+    other strategies) drawn beside this one in a hypervolume figure."""
     plt = _plt()
     out.mkdir(parents=True, exist_ok=True)
     rows = load_trials(study)
     if not rows:
         raise ValueError(f"study {study.study_name!r} has no completed trials to report")
     axis = speed_axis(study)
-    ref = (float(axis.limit or 1.1 * max(r[axis.key] for r in rows)), 1.0)
+    others = [(st, load_trials(st)) for st in compare]
+    ref = (float(axis.limit or 1.1 * max(r[axis.key] for r in [*rows, *(
+        r for _, rs in others for r in rs)])), 1.0)
     unit = study.user_attrs.get("rung_unit", "CPU s")
     gen = int(study.user_attrs.get("generation", max(4, min(50, len(rows) // 4))))
     gens = _generations(rows, gen)
     hv = hv_history(rows, ref, axis)
+    runs = [(f"{st.study_name} ({st.user_attrs.get('strategy', '?')})",
+             hv_history(rs, ref, axis)) for st, rs in [(study, rows), *others]]
     imp = importances(study)
     top = top_rows(rows, top_n, axis)
     files = {}
@@ -368,7 +389,9 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
             ("best_cer", lambda ax: fig_best_cer(ax, rows), (7, 4)),
             ("diversity", lambda ax: fig_diversity(ax, gens), (7, 4)),
             ("compute", lambda ax: fig_compute(ax, gens, unit), (7, 4)),
-            ("importance", lambda ax: fig_importance(ax, imp), (7, 4.5))):
+            ("importance", lambda ax: fig_importance(ax, imp), (7, 4.5)),
+            *([("strategies", lambda ax: fig_strategies(ax, runs, ref, axis), (8, 5))]
+              if compare else [])):
         fig, ax = plt.subplots(figsize=size)
         draw(ax)
         save(name, fig)
@@ -389,6 +412,8 @@ def build_report(study: Any, out: Path, top_n: int = 4) -> dict[str, Any]:
                             if trained else 0.0),
         "training_spent": sum(r["rungs"][-1]["budget_s"] for r in trained if r["rungs"]),
         "training_unit": unit, "hypervolume": hv[-1],
+        "strategy": study.user_attrs.get("strategy"),
+        "compared": {label: h[-1] if h else 0.0 for label, h in runs[1:]},
         "hypervolume_ref": ref, "importances": imp,
         "top": [{k: r[k] for k in ("trial", "arch_id", "cer", "latency_ms", "params", "arch")}
                 for r in top],
@@ -475,6 +500,7 @@ Latencies are those recorded by the search: <b>predicted</b> by the target's pre
 {verified}
 <h2>Pareto front</h2>{img('pareto')}
 <h2>Hypervolume</h2>{img('hypervolume')}
+{"<h2>Strategies compared</h2>" + img('strategies') if 'strategies' in files else ""}
 <h2>Best CER</h2>{img('best_cer')}
 <h2>Diversity</h2>{img('diversity')}
 <h2>Early stopping and compute</h2>{img('compute')}
