@@ -350,3 +350,31 @@ def test_usb_support_is_installed_by_default():
     finally:
         adapter.close()
     assert reason is not None and "libusb" not in reason and "no USB phone" in reason
+
+
+@pytest.mark.slow
+def test_every_strategy_searches_for_the_loopback_phone(phone, tmp_path, tool, monkeypatch,
+                                                        capsys):
+    """Each strategy behind the seam runs `hwnas search` for a phone target: its
+    proposals are trained, and the answer is measured on the phone."""
+    import json
+
+    from cli.main import main
+    from hwnas import strategies
+    from hwnas.data import corpus
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    ws = _workspace(tmp_path, phone, tool)
+    common = ["--workspace", str(ws), "--json", "--size", "tiny", "--space",
+              str(ws / "tiny.toml")]
+    assert main(["predictor", "adapt", "--from", "cpu", "--device", "loop", "--n", "3",
+                 "--pool", "20", *common[:2], "--space", str(ws / "tiny.toml")]) == 0
+    capsys.readouterr()
+    for name in ("evolution", "rl", "rl-hard", "bo", "transfer"):
+        assert name in strategies.names()
+        assert main(["search", "--target", "loop", "--trials", "6", "--population", "2",
+                     "--cer-steps", "1", "--max-latency", "1000", "--strategy", name,
+                     "--study", name, "--no-export", *common]) == 0, name
+        out = json.loads(capsys.readouterr().out)
+        assert out["trials"] == 6 and out["pareto"], name
+        assert out["latency_source"] == "measured", name
