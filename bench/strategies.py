@@ -1,7 +1,7 @@
 """The search strategies compared on the same work.
 
     python bench/strategies.py --parts landscape        (~40 min; --seeds 0-9)
-    python bench/strategies.py --parts real             (~55 min; --seeds 0-2)
+    python bench/strategies.py --parts real             (~75 min; --seeds 0-2)
     python bench/strategies.py --parts plot             (the figures from saved results)
 
 landscape  every strategy of `hwnas search --strategy` except Optuna's GP, on
@@ -15,8 +15,9 @@ landscape  every strategy of `hwnas search --strategy` except Optuna's GP, on
            "not reached" counts as 201), and the hypervolume after 50 and 200.
 real       the real main search (`hwnas search --target cpu --streaming
            --max-delay 500 --objectives cer,delay`, real training) for each
-           strategy and seed at equal wall time (--minutes, default 3, with
-           --cer-budget 15s: a scaled-down main command), verified on this
+           strategy and seed at equal wall time (--minutes, default 2.5, with
+           --cer-budget 15s and --population 4: a scaled-down main command;
+           the budget is checked between generations), verified on this
            CPU. Reported: architectures evaluated and trained, hypervolume of
            the verified front (measured emission delay, dev CER; reference
            500 ms, CER 1.0), the best verified CER under the limit, and the
@@ -47,6 +48,7 @@ RESULTS = ROOT / "bench" / "results"
 LANDSCAPE = RESULTS / "strategies_landscape.json"
 REAL = RESULTS / "strategies_real.json"
 STRATEGIES = ("random", "nsga2", "tpe", "evolution", "rl", "rl-hard", "bo", "transfer")
+REAL_STRATEGIES = ("random", "nsga2", "evolution", "rl", "bo", "transfer")
 MAX_DELAY = 500.0
 
 
@@ -115,7 +117,8 @@ def part_real(seeds: tuple[int, ...], names: tuple[str, ...], minutes: float,
             study = f"bench-{name}-{s}"
             cmd = [hwnas, "search", "--target", "cpu", "--streaming", "--max-delay",
                    str(MAX_DELAY), "--objectives", "cer,delay", "--trials", "1000",
-                   "--budget", f"{minutes}m", "--cer-budget", "15s", "--strategy", name,
+                   "--budget", f"{minutes * 60:.0f}s", "--cer-budget", "15s", "--population",
+                   "4", "--strategy", name,
                    "--seed", str(s), "--study", study, "--no-export", "--json"]
             t0 = time.time()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -214,18 +217,20 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="landscape,plot")
     ap.add_argument("--seeds", help="A-B or a list (landscape: 0-9, real: 0-2)")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES))
-    ap.add_argument("--minutes", type=float, default=3.0, help="wall time per real search")
+    ap.add_argument("--strategies", help="comma-separated (default: all but gp for the "
+                    "landscape; random, nsga2, evolution, rl, bo, transfer for real)")
+    ap.add_argument("--minutes", type=float, default=2.5, help="wall time per real search")
     ap.add_argument("--workspace", default=str(ROOT / "runs" / "bench_strategies"))
     args = ap.parse_args()
-    names = tuple(args.strategies.split(","))
+    names = tuple(args.strategies.split(",")) if args.strategies else None
     RESULTS.mkdir(parents=True, exist_ok=True)
     for part in args.parts.split(","):
         print(part, flush=True)
         if part == "landscape":
-            part_landscape(_seeds(args.seeds or "0-9"), names)
+            part_landscape(_seeds(args.seeds or "0-9"), names or STRATEGIES)
         elif part == "real":
-            part_real(_seeds(args.seeds or "0-2"), names, args.minutes, Path(args.workspace))
+            part_real(_seeds(args.seeds or "0-2"), names or REAL_STRATEGIES, args.minutes,
+                      Path(args.workspace))
         elif part == "plot":
             part_plot()
         else:

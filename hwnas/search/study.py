@@ -289,9 +289,13 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
     strategy = strategy or make_strategy(cfg)
     study = open_study(cfg, strategy.sampler())
     _requeue_orphans(study)
+    judged: dict[str, tuple[dict[str, float], bool]] = {}
+
     def feasible_as_predicted(arch: ArchConfig) -> tuple[dict[str, float], bool]:
-        values, cons = judge(cfg, arch, predict_latency)
-        return values, all(c <= 0 for c in cons.values())
+        if arch.id not in judged:   # strategies judge many candidates, often twice
+            values, cons = judge(cfg, arch, predict_latency)
+            judged[arch.id] = values, all(c <= 0 for c in cons.values())
+        return judged[arch.id]
 
     strategy.bind(study, feasible_as_predicted)
     if cfg.warm_start and not study.trials:   # a new study: these go first
