@@ -76,7 +76,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     con.print(f"study {args.study} ({s['target']}): {s['trials']} trials, {s['trained']} "
               f"trained ({s['stopped_early']} stopped early), {s['infeasible']} infeasible; "
               f"training spent {s['training_spent']:g} {s['training_unit']}; hypervolume "
-              f"{s['hypervolume']:.4g} (latency predicted)")
+              f"{s['hypervolume']:.4g} ({s['hypervolume_axis']} predicted)")
+    for label, hv in s["compared"].items():
+        con.print(f"  compared with {label}: hypervolume {hv:.4g}")
     for name, path in s["figures"].items():
         con.print(f"  {name:<12} {path}")
     con.print(f"report: {s['html']}")

@@ -414,7 +414,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
         "training_unit": unit, "hypervolume": hv[-1],
         "strategy": study.user_attrs.get("strategy"),
         "compared": {label: h[-1] if h else 0.0 for label, h in runs[1:]},
-        "hypervolume_ref": ref, "importances": imp,
+        "hypervolume_ref": ref, "hypervolume_axis": axis.label, "importances": imp,
         "top": [{k: r[k] for k in ("trial", "arch_id", "cer", "latency_ms", "params", "arch")}
                 for r in top],
         "figures": {k: str(v) for k, v in files.items()},
