@@ -11,6 +11,7 @@ through ``tell``.
 from __future__ import annotations
 
 import math
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -62,6 +63,20 @@ class Strategy(ABC):
     def feasible(self, arch: ArchConfig) -> bool:
         """Whether ``arch`` meets the constraints as predicted (True without a judge)."""
         return self.judge is None or self.judge(arch)[1]
+
+    def feasible_samples(self, rng: random.Random, n: int, exclude: set[str],
+                         tries: int | None = None) -> list[ArchConfig]:
+        """Up to ``n`` distinct random architectures that meet the constraints as
+        predicted and are not in ``exclude`` (ids), from at most ``tries``
+        samples (default 50 per architecture asked for)."""
+        out: dict[str, ArchConfig] = {}
+        for _ in range(50 * n if tries is None else tries):
+            if len(out) >= n:
+                break
+            a = self.space.sample(rng)
+            if a.id not in exclude and a.id not in out and self.feasible(a):
+                out[a.id] = a
+        return list(out.values())
 
     def trial_for(self, study: Any, arch: ArchConfig) -> Any:
         """A study trial that evaluates ``arch``: a fixed-parameter trial."""

@@ -48,25 +48,14 @@ class BayesOpt(Strategy):
     def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
         self.told.append((arch, values, feasible))
 
-    def _feasible_samples(self, rng: random.Random, n: int, seen: set[str]
-                          ) -> list[ArchConfig]:
-        out: dict[str, ArchConfig] = {}
-        for _ in range(50 * n):
-            a = self.space.sample(rng)
-            if a.id not in seen and a.id not in out and self.feasible(a):
-                out[a.id] = a
-                if len(out) == n:
-                    break
-        return list(out.values())
-
     def ask(self, n: int) -> list[ArchConfig]:
         rng = random.Random(f"{self.seed}:{len(self.told)}")
         seen = {a.id for a, _, _ in self.told}
         trained = [(a, v) for a, v, ok in self.told if ok]
         if len(trained) < max(4, self.population) or self.judge is None:
-            got = self._feasible_samples(rng, n, seen)   # the initial design
+            got = self.feasible_samples(rng, n, seen)   # the initial design
             return got + [self.space.sample(rng) for _ in range(n - len(got))]
-        pool = {a.id: a for a in self._feasible_samples(rng, POOL, seen)}
+        pool = {a.id: a for a in self.feasible_samples(rng, POOL, seen)}
         for a in self._front(trained):
             for _ in range(MUTANTS):
                 m = self.space.mutate(a, rng)

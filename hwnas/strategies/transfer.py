@@ -61,11 +61,8 @@ class CompoundScaling(Strategy):
                         out[a.id] = a
                 if len(out) >= n:
                     break
-        for _ in range(50 * n):          # the random start, or nothing left to scale
-            if len(out) >= n:
-                break
-            a = self.space.sample(rng)
-            if a.id not in seen and a.id not in out and self.feasible(a):
-                out[a.id] = a
+        # the random start, or nothing left to scale
+        for a in self.feasible_samples(rng, n - len(out), seen | set(out), tries=50 * n):
+            out[a.id] = a
         got = list(out.values())[:n]
         return got + [self.space.sample(rng) for _ in range(n - len(got))]
