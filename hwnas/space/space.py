@@ -88,6 +88,12 @@ class SearchSpace:
             live.append(tuple(sorted(acc)))
         self._live = list(reversed(live))
 
+    def choices(self, name: str) -> tuple[Any, ...]:
+        """The choices of decision ``name``."""
+        if name not in self._by_name:
+            raise ValueError(f"unknown decision {name!r}; known: {', '.join(self._by_name)}")
+        return self._by_name[name].choices
+
     # --- construction -------------------------------------------------------
     def with_choices(self, overrides: dict[str, Sequence[Any]]) -> SearchSpace:
         """A copy with some decisions' choice lists replaced."""

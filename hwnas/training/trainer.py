@@ -82,7 +82,7 @@ class TrainResult:
                 "curve": self.curve, "dev": self.dev, "tests": self.tests}
 
 
-def _batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Generator
+def length_batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Generator
              ) -> list[np.ndarray]:
     order = np.argsort(lengths + rng.uniform(0, 1, len(lengths)) * 10, kind="stable")
     out, cur, longest = [], [], 0
@@ -99,7 +99,7 @@ def _batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Generator
     return out
 
 
-def _collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
+def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
              ) -> tuple[torch.Tensor, ...]:
     mean, std = norm
     feats = [(fs.feats(i).astype(np.float32) - mean) / std for i in idx]
@@ -118,7 +118,12 @@ def _collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
 
 def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple) -> torch.Tensor:
     x, xl, y, yl = batch
-    out = model(x, xl, y if arch.decoder != "ctc" else None)
+    return task_loss(arch, model(x, xl, y if arch.decoder != "ctc" else None), y, yl)
+
+
+def task_loss(arch: ArchConfig, out: dict[str, torch.Tensor], y: torch.Tensor,
+              yl: torch.Tensor) -> torch.Tensor:
+    """The training loss of ``arch`` given its forward's outputs ``out``."""
     el = out["enc_lengths"].clamp(min=1)
     if arch.decoder == "rnnt":
         return rnnt_loss(out["rnnt_logits"], el, y, yl)
@@ -150,9 +155,9 @@ def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Ch
     idx = np.arange(len(fs)) if idx is None else idx
     hyps: dict[int, str] = {}
     lengths = fs.lengths()
-    for b in _batches(lengths[idx], batch_frames, np.random.default_rng(0)):
+    for b in length_batches(lengths[idx], batch_frames, np.random.default_rng(0)):
         sel = idx[b]
-        x, xl, _, _ = _collate(fs, sel, tok, norm)
+        x, xl, _, _ = collate(fs, sel, tok, norm)
         enc, el = model.encode(x, xl)
         if lexicon is not None:
             lp = model.ctc(enc).log_softmax(-1).numpy()
@@ -249,11 +254,11 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     try:
         while not done():
             if batches is None or pos >= len(batches):
-                batches, pos = _batches(lengths, cfg.batch_frames, rng), 0
+                batches, pos = length_batches(lengths, cfg.batch_frames, rng), 0
             b = batches[pos]
             pos += 1
             model.train()
-            batch = _collate(train_set, b, tok, norm)
+            batch = collate(train_set, b, tok, norm)
             if cfg.specaug:
                 spec_augment(batch[0], rng)
             loss = _loss(model, arch, batch)

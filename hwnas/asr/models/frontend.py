@@ -34,10 +34,12 @@ def mel_filterbank(n_filters: int, n_bins: int = N_BINS, sample_rate: int = SAMP
     def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
         return 700.0 * (10 ** (m / 2595.0) - 1.0)
 
-    mels = torch.linspace(hz_to_mel(torch.tensor(f_min)).item(),
-                          hz_to_mel(torch.tensor(f_max)).item(), n_filters + 2)
+    cpu = torch.device("cpu")   # also when modules are built on the meta device
+    mels = torch.linspace(hz_to_mel(torch.tensor(f_min, device=cpu)).item(),
+                          hz_to_mel(torch.tensor(f_max, device=cpu)).item(), n_filters + 2,
+                          device=cpu)
     hz = mel_to_hz(mels)
-    bins = torch.linspace(0, sample_rate / 2, n_bins)
+    bins = torch.linspace(0, sample_rate / 2, n_bins, device=cpu)
     lower, center, upper = hz[:-2, None], hz[1:-1, None], hz[2:, None]
     up = (bins[None] - lower) / (center - lower)
     down = (upper - bins[None]) / (upper - center)

@@ -1,0 +1,310 @@
+"""Training a supernet: the sandwich rule with in-place distillation, and
+dynamic chunk training for streaming.
+
+Every step samples one architecture of the family (its stem, attention
+variant, decoder type, and whether and how it streams: chunk size, left
+context and look-ahead, so each batch sees a random chunk configuration as in
+U2/WeNet) and trains three subnets of that context on the same batch: the
+largest, the smallest and the sampled one (BigNAS's sandwich rule). The
+largest learns from the labels; the other two learn half from the labels and
+half from the largest's output distribution (in-place distillation), which
+shares their frame rate and token positions because the stem and decoder are
+the same.
+
+Budgets, snapshots and resuming behave as in :mod:`hwnas.training.trainer`:
+CPU time of this process (or steps, which are deterministic), a snapshot
+every CPU-minute, on Ctrl-C and at the end, and a resumed run takes the same
+steps as one that was never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas.asr import ArchConfig
+from hwnas.asr.arch import default_space
+from hwnas.data.tokens import CharTokenizer
+from hwnas.errors import first_line
+from hwnas.supernet.elastic import ElasticSupernet
+from hwnas.training.features import spec_augment
+from hwnas.training.trainer import collate, evaluate, length_batches, task_loss
+
+#: share of a smaller subnet's loss that comes from the largest one's outputs
+DISTILL = 0.5
+
+
+@dataclass
+class SupernetConfig:
+    steps: int | None = None
+    cpu_seconds: float | None = None
+    batch_frames: int = 4000
+    lr: float = 2e-3
+    warmup: int = 100
+    seed: int = 0
+    specaug: bool = True
+    eval_every: int = 100
+    eval_utts: int = 100
+    snapshot: Path | None = None
+    snapshot_every_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.cpu_seconds is None):
+            raise ValueError("give exactly one budget: steps or cpu_seconds")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if self.cpu_seconds is not None and self.cpu_seconds <= 0:
+            raise ValueError("the CPU-time budget must be positive")
+
+
+@dataclass
+class SupernetResult:
+    family: str
+    steps: int
+    cpu_seconds: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+    net: ElasticSupernet | None = None
+
+
+SplitsOf = Callable[[str, int], Any]   # (frontend, n_filters) -> Splits
+
+
+def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor],
+                 yl: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) over the output distributions both give, averaged
+    over real frames (CTC), real token positions (attention) or real lattice
+    points (RNN-T)."""
+    el = teacher["enc_lengths"]
+    total, n = student["enc"].new_zeros(()), 0
+    for key in ("ctc_logits", "att_logits", "rnnt_logits"):
+        if key not in student or key not in teacher:
+            continue
+        s, t = student[key].log_softmax(-1), teacher[key].detach().log_softmax(-1)
+        kl = (t.exp() * (t - s)).sum(-1)
+        if key == "ctc_logits":
+            mask = torch.arange(kl.shape[1])[None] < el[:, None]
+        elif key == "att_logits":
+            mask = torch.arange(kl.shape[1])[None] <= yl[:, None]
+        else:
+            mask = ((torch.arange(kl.shape[1])[None, :, None] < el[:, None, None])
+                    & (torch.arange(kl.shape[2])[None, None] <= yl[:, None, None]))
+        total = total + (kl * mask).sum() / mask.sum().clamp(min=1)
+        n += 1
+    return total / max(n, 1)
+
+
+def _optimizer(net: ElasticSupernet, cfg: SupernetConfig) -> tuple[Any, Any]:
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
+    return opt, sched
+
+
+def sandwich(net: ElasticSupernet, ctx: ArchConfig) -> list[ArchConfig]:
+    """The subnets one step trains: largest, smallest, and ``ctx`` itself."""
+    return [net.extreme(ctx, True), net.extreme(ctx, False), ctx]
+
+
+def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer,
+                   cfg: SupernetConfig,
+                   on_step: Callable[[int, float, dict[str, float]], None] | None = None,
+                   on_progress: Callable[[dict[str, float]], None] | None = None,
+                   resume: dict[str, Any] | None = None) -> SupernetResult:
+    """Train ``net`` within ``cfg``'s budget; ``resume`` is a snapshot's state
+    (:func:`load_snapshot`). ``splits_of`` gives a stem's features."""
+    if net.vocab_size != tok.vocab_size:
+        raise ValueError(f"the supernet has {net.vocab_size} tokens, the corpus "
+                         f"{tok.vocab_size}")
+    if resume is None:
+        torch.manual_seed(cfg.seed)
+        opt, sched = _optimizer(net, cfg)
+        rng, arch_rng = np.random.default_rng(cfg.seed), random.Random(cfg.seed)
+        step, spent, curve, batches, pos = 0, 0.0, [], None, 0
+        losses: dict[str, list[float]] = {"largest": [], "smallest": []}
+    else:
+        opt, sched, rng, arch_rng = resume["opt"], resume["sched"], resume["rng"], resume["arch_rng"]
+        step, spent, curve = resume["step"], resume["cpu"], list(resume["curve"])
+        batches, pos, losses = resume["batches"], resume["pos"], resume["losses"]
+        torch.set_rng_state(resume["torch_rng"])
+    probe = net.sample(random.Random(cfg.seed))   # the context the progress reports on
+    first = splits_of(probe.frontend, probe.n_filters)
+    lengths = first.train.lengths()
+    t0 = time.process_time() - spent
+    eval_cpu = [0.0]
+
+    def cpu() -> float:
+        return time.process_time() - t0 - eval_cpu[0]
+
+    def done() -> bool:
+        return step >= cfg.steps if cfg.steps is not None else cpu() >= cfg.cpu_seconds
+
+    def running() -> dict[str, float]:
+        return {k: float(np.mean(v[-50:])) if v else float("nan") for k, v in losses.items()}
+
+    def checkpoint() -> None:
+        e0 = time.process_time()
+        sp = first
+        idx = np.arange(min(cfg.eval_utts, len(sp.dev)))
+        norm = sp.train.stats()
+        point = {"step": step, "cpu_s": round(cpu(), 2), **running()}
+        for name, arch in (("largest", net.extreme(probe, True)),
+                           ("smallest", net.extreme(probe, False))):
+            point[f"dev_cer_{name}"] = evaluate(net.subnet(arch), arch, sp.dev, tok, norm,
+                                                idx)["cer"]
+        eval_cpu[0] += time.process_time() - e0
+        curve.append(point)
+        if on_progress:
+            on_progress(point)
+
+    def state() -> dict[str, Any]:
+        return {"opt": opt, "sched": sched, "rng": rng, "arch_rng": arch_rng, "step": step,
+                "cpu": cpu(), "curve": curve, "batches": batches, "pos": pos,
+                "losses": {k: v[-50:] for k, v in losses.items()},
+                "torch_rng": torch.get_rng_state()}
+
+    last_snapshot = cpu()
+    net.train()
+    try:
+        while not done():
+            if batches is None or pos >= len(batches):
+                batches, pos = length_batches(lengths, cfg.batch_frames, rng), 0
+            b = batches[pos]
+            pos += 1
+            ctx = net.sample(arch_rng)
+            sp = splits_of(ctx.frontend, ctx.n_filters)
+            x, xl, y, yl = collate(sp.train, b, tok, sp.train.stats())
+            if cfg.specaug:
+                spec_augment(x, rng)
+            total, teacher = None, None
+            for i, arch in enumerate(sandwich(net, ctx)):
+                out = net(arch, x, xl, y if arch.decoder != "ctc" else None)
+                loss = task_loss(arch, out, y, yl)
+                if teacher is None:
+                    teacher = out
+                    losses["largest"].append(float(loss.detach()))
+                else:
+                    loss = (1 - DISTILL) * loss + DISTILL * distill_loss(out, teacher, yl)
+                    if i == 1:
+                        losses["smallest"].append(float(loss.detach()))
+                total = loss if total is None else total + loss
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if on_step:
+                on_step(step, cpu(), running())
+            if step % cfg.eval_every == 0:
+                checkpoint()
+            if cfg.snapshot is not None and cpu() - last_snapshot >= cfg.snapshot_every_s:
+                save_snapshot(cfg.snapshot, net, state())
+                last_snapshot = cpu()
+    except KeyboardInterrupt:
+        if cfg.snapshot is not None:
+            save_snapshot(cfg.snapshot, net, state())
+        raise
+    if not curve or curve[-1]["step"] != step:
+        checkpoint()
+    net.eval()
+    if cfg.snapshot is not None:
+        save_snapshot(cfg.snapshot, net, state())
+    return SupernetResult(net.family, step, round(cpu(), 2), curve, net)
+
+
+# --- files: a snapshot to continue from, and the finished supernet ----------------------
+def _identity(net: ElasticSupernet) -> dict[str, Any]:
+    return {"family": net.family, "vocab_size": net.vocab_size,
+            "choices": {d.name: list(d.choices) for d in net.space.decisions}}
+
+
+def save_snapshot(path: Path, net: ElasticSupernet, st: dict[str, Any]) -> None:
+    """Everything ``train_supernet(resume=...)`` needs (atomic write)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"identity": json.dumps(_identity(net), sort_keys=True),
+                "weights": net.state_dict(), "opt": st["opt"].state_dict(),
+                "sched": st["sched"].state_dict(),
+                "rng": json.dumps(st["rng"].bit_generator.state),
+                "arch_rng": json.dumps(st["arch_rng"].getstate()), "step": st["step"],
+                "cpu": st["cpu"], "curve": json.dumps(st["curve"]),
+                "batches": None if st["batches"] is None else
+                [[int(i) for i in b] for b in st["batches"]],
+                "pos": st["pos"], "losses": json.dumps(st["losses"]),
+                "torch_rng": st["torch_rng"]}, tmp)
+    tmp.replace(path)
+
+
+def _read(path: Path, what: str) -> dict[str, Any]:
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
+        raise ValueError(f"{path}: unreadable {what} ({first_line(e)})") from None
+    if not isinstance(d, dict) or "identity" not in d or "weights" not in d:
+        raise ValueError(f"{path}: not a {what}")
+    return d
+
+
+def _net_of(d: dict[str, Any], path: Path) -> ElasticSupernet:
+    ident = json.loads(d["identity"])
+    space = default_space().with_choices(ident["choices"])
+    net = ElasticSupernet(space, ident["family"], ident["vocab_size"], materialize=False)
+    try:
+        net.load_state_dict(d["weights"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit the supernet ({first_line(e)})") from None
+    return net
+
+
+def load_snapshot(path: Path, net: ElasticSupernet, cfg: SupernetConfig) -> dict[str, Any]:
+    """Load a snapshot into ``net`` (same family, space and vocabulary) and
+    return its training state for ``train_supernet(resume=...)``."""
+    d = _read(path, "supernet snapshot")
+    if json.loads(d["identity"]) != _identity(net):
+        raise ValueError(f"{path}: the snapshot is of another family, space or vocabulary")
+    try:
+        net.load_state_dict(d["weights"])
+        opt, sched = _optimizer(net, cfg)
+        opt.load_state_dict(d["opt"])
+        sched.load_state_dict(d["sched"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = json.loads(d["rng"])
+        arch_rng = random.Random()
+        a, internal, g = json.loads(d["arch_rng"])
+        arch_rng.setstate((a, tuple(internal), g))
+        batches = None if d["batches"] is None else [np.array(b, dtype=np.int64)
+                                                     for b in d["batches"]]
+        return {"opt": opt, "sched": sched, "rng": rng, "arch_rng": arch_rng,
+                "step": d["step"], "cpu": d["cpu"], "curve": json.loads(d["curve"]),
+                "batches": batches, "pos": d["pos"], "losses": json.loads(d["losses"]),
+                "torch_rng": d["torch_rng"]}
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path}: incomplete supernet snapshot ({first_line(e)})") from None
+
+
+def save_supernet(path: Path, net: ElasticSupernet, info: dict[str, Any]) -> None:
+    """The trained supernet: its identity, ``info`` (JSON) and a plain state dict."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"identity": json.dumps(_identity(net), sort_keys=True),
+                "info": json.dumps(info, sort_keys=True), "weights": net.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+def load_supernet(path: Path) -> tuple[ElasticSupernet, dict[str, Any]]:
+    """A saved supernet (eval mode) and its info."""
+    d = _read(Path(path), "supernet")
+    net = _net_of(d, Path(path))
+    net.eval()
+    return net, json.loads(d.get("info", "{}"))

@@ -1,0 +1,50 @@
+"""Scoring an architecture with weights inherited from a supernet: dev CER of
+the extracted subnet as it is (``inherited``), or after a short fine-tune
+(``fine-tuned``) that continues from the inherited weights with the
+stand-alone trainer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas.asr import ArchConfig
+from hwnas.data.tokens import CharTokenizer
+from hwnas.supernet.elastic import ElasticSupernet
+from hwnas.training.trainer import TrainConfig, evaluate, train
+
+FINETUNE_LR = 5e-4   # a constant rate: the weights are already trained
+
+
+def finetune_state(model: torch.nn.Module, seed: int) -> dict[str, Any]:
+    """A ``train(resume=...)`` state that continues ``model`` from step 0."""
+    opt = torch.optim.AdamW(model.parameters(), lr=FINETUNE_LR, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    return {"model": model, "opt": opt, "sched": sched, "rng": np.random.default_rng(seed),
+            "step": 0, "cpu": 0.0, "curve": [], "batches": None, "pos": 0, "losses": []}
+
+
+def score(net: ElasticSupernet, arch: ArchConfig, splits: Any, tok: CharTokenizer,
+          finetune_cpu: float = 0.0, finetune_steps: int | None = None, seed: int = 0
+          ) -> dict[str, Any]:
+    """``{"cer", "wer", "source", "cpu_s", "steps"}`` of ``arch`` on the whole
+    dev set. ``cpu_s`` counts extraction, fine-tuning and scoring."""
+    t0 = time.process_time()
+    arch = arch.replace(vocab_size=tok.vocab_size)
+    model = net.subnet(arch)
+    norm = splits.train.stats()
+    steps, source = 0, "inherited"
+    if finetune_cpu > 0 or finetune_steps:
+        budget = ({"steps": finetune_steps} if finetune_steps else
+                  {"cpu_seconds": finetune_cpu})
+        res = train(arch, splits.train, splits.dev, tok,
+                    TrainConfig(seed=seed, eval_every=10**9, **budget),
+                    resume=finetune_state(model, seed))
+        r, steps, source = res.dev, res.steps, "fine-tuned"
+    else:
+        r = evaluate(model, arch, splits.dev, tok, norm)
+    return {"cer": r["cer"], "wer": r["wer"], "source": source, "steps": steps,
+            "cpu_s": round(time.process_time() - t0, 2)}
