@@ -132,3 +132,34 @@ def android_options(phone: Any, tmp_path: Path, tool: Path | None, **kw) -> dict
         "serial": f"127.0.0.1:{phone.port}", "adb_key": str(tmp_path / "keys" / "adbkey"),
         "benchmark_binary": str(tool) if tool else "", "threads": 1, "connect_timeout_s": 5.0,
         "reconnect_timeout_s": 3.0, **kw})
+
+
+def synthetic_splits(utts: int = 12, seed: int = 0):
+    """``splits_of(frontend, n_filters)`` over random features of ``utts`` short
+    utterances with short texts (the same texts and lengths for every stem),
+    and their tokenizer: training mechanics without synthesising a corpus."""
+    from hwnas.asr.models.frontend import input_dim
+    from hwnas.data.tokens import CharTokenizer
+    from hwnas.training.features import FeatureSet
+    from hwnas.training.prepare import Splits
+
+    rng = np.random.default_rng(seed)
+    texts = ["".join(rng.choice(list("abcde "), size=rng.integers(3, 8))).strip() or "a"
+             for _ in range(utts)]
+    lengths = rng.integers(60, 140, size=utts)
+    tok = CharTokenizer.from_texts(texts)
+    cache: dict = {}
+
+    def one(name: str, dim: int, k: int) -> FeatureSet:
+        r = np.random.default_rng([seed, dim, k])
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        frames = r.standard_normal((int(offsets[-1]), dim)).astype(np.float16)
+        return FeatureSet(name, [f"u{i}" for i in range(utts)], list(texts), frames, offsets)
+
+    def splits_of(frontend: str, n_filters: int) -> Splits:
+        dim = input_dim(frontend, n_filters)
+        if dim not in cache:
+            cache[dim] = Splits(one("train", dim, 0), one("dev", dim, 1), {}, {})
+        return cache[dim]
+
+    return splits_of, tok

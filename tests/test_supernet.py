@@ -1,0 +1,173 @@
+"""The elastic supernet: subnets are the models build(arch) gives, with
+weights that really are shared; every sampled subnet runs, exports and
+streams; supernet training resumes exactly."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from hwnas.asr import default_space
+from hwnas.asr.models.model import build
+from hwnas.supernet.elastic import ElasticSupernet
+from hwnas.supernet.sandwich import (
+    SupernetConfig,
+    load_snapshot,
+    load_supernet,
+    sandwich,
+    save_supernet,
+    train_supernet,
+)
+from tests.helpers import synthetic_splits
+
+FAMILIES = ("conformer", "transformer", "lstm", "blstm", "cnn_lstm", "contextnet")
+# every kind of choice the supernet slices, at sizes that build in milliseconds
+SPACE = default_space().with_choices({
+    "frontend": ["logmel", "learnable"], "n_filters": [40], "subsampling": ["conv2d4", "stack4"],
+    "num_layers": [1, 2], "d_model": [96, 144], "conv_kernel": [3, 7], "decoder_dim": [128, 256],
+    "chunk_ms": [240, 480]})
+VOCAB = 12
+
+
+@pytest.fixture(scope="module")
+def nets() -> dict[str, ElasticSupernet]:
+    return {f: ElasticSupernet(SPACE, f, VOCAB, seed=0) for f in FAMILIES}
+
+
+def _inputs(model, T: int = 96):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, T, model.input_dim, generator=g)
+    y = torch.randint(1, model.arch.vocab_size, (2, 5), generator=g)
+    return x, torch.tensor([T, T - 21]), y
+
+
+def _same(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a if a[k].dtype.is_floating_point)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_extracted_subnets_equal_the_supernets_own_forward(nets, family):
+    net = nets[family]
+    rng = random.Random(1)
+    for _ in range(4):
+        for arch in sandwich(net, net.sample(rng)):   # the largest, the smallest, a sample
+            sub = net.subnet(arch)
+            assert type(sub) is type(build(arch))
+            x, xl, y = _inputs(sub)
+            with torch.no_grad():
+                assert _same(net(arch, x, xl, y), sub(x, xl, y)) < 1e-6
+
+
+def test_weights_are_shared_between_subnets(nets):
+    net = nets["conformer"]
+    ctx = net.sample(random.Random(0))
+    big, small, _ = sandwich(net, ctx)
+    assert big != small
+    w_big, w_small = net.weights(big), net.weights(small)
+    # depth: the small subnet's layers are the big one's first layers; width: the
+    # first rows and columns; q/k/v each keep their own block
+    name = "encoder.layers.0.att.qkv.weight"
+    d, D = small.d_model, big.d_model
+    for block in range(3):
+        assert torch.equal(w_small[name][block * d:(block + 1) * d],
+                           w_big[name][block * D:block * D + d, :d])
+    # kernel: the centre (symmetric) or newest (causal) taps, through a transform
+    x, xl, y = _inputs(net.subnet(small))
+    before = net(big, x, xl).get("ctc_logits").detach()
+    loss = net(small, x, xl)["ctc_logits"].logsumexp(-1).mean()
+    loss.backward()
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    assert (net(big, x, xl)["ctc_logits"] - before).abs().max() > 1e-4   # big moved too
+    net.zero_grad(set_to_none=True)
+
+
+def test_architectures_outside_the_supernet_are_refused(nets):
+    net = nets["lstm"]
+    conformer = nets["conformer"].sample(random.Random(0))
+    with pytest.raises(ValueError, match="not in the lstm supernet"):
+        net.subnet(conformer)
+    too_wide = net.sample(random.Random(0)).replace(d_model=256)
+    with pytest.raises(ValueError, match="outside this supernet's space"):
+        net.weights(too_wide)
+    with pytest.raises(ValueError, match="no encoder family"):
+        ElasticSupernet(SPACE.with_choices({"encoder": ["lstm"]}), "conformer", VOCAB)
+
+
+def _sampled(n: int, seed: int):
+    rng = random.Random(seed)
+    return [SPACE.sample(rng) for _ in range(n)]
+
+
+@pytest.mark.parametrize("arch", _sampled(8, 5) + [
+    pytest.param(a, marks=pytest.mark.slow) for a in _sampled(24, 6)], ids=lambda a: a.id)
+def test_sampled_subnets_run_export_and_stream(nets, arch, tmp_path):
+    from hwnas.asr.models.graphs import device_graph
+    from hwnas.export.onnx import export_onnx
+    from hwnas.export.pipeline import check_parity
+
+    net = nets[arch.encoder]
+    sub = net.subnet(arch).eval()
+    x, xl, y = _inputs(sub)
+    with torch.no_grad():
+        out = sub(x, xl, y)
+    assert torch.isfinite(out["enc"]).all()
+    if arch.streaming:   # chunk by chunk equals the full-context forward under the same mask
+        step = arch.chunk_frames * arch.subsampling_factor
+        feats = torch.randn(1, step * 4, sub.input_dim)
+        with torch.no_grad():
+            full, _ = sub.encode(feats)
+            caches, outs = sub.init_caches(1), []
+            for chunk in sub.split_chunks(feats):
+                yc, caches = sub.encode_chunk(chunk, caches)
+                outs.append(yc)
+        assert (torch.cat(outs, dim=1) - full).abs().max() < 1e-4
+    graph = device_graph(sub)
+    path = export_onnx(graph, tmp_path / "model.onnx")
+    assert check_parity(graph, "onnx", path, n=2)["max_abs_diff"] < 1e-3
+
+
+def test_a_stopped_and_resumed_supernet_run_equals_an_uninterrupted_one(tmp_path):
+    splits_of, tok = synthetic_splits()
+    space = SPACE.with_choices({"decoder": ["ctc", "rnnt"], "frontend": ["logmel"]})
+
+    def run(steps: int, snap, resume: bool) -> ElasticSupernet:
+        net = ElasticSupernet(space, "conformer", tok.vocab_size, seed=0)
+        cfg = SupernetConfig(steps=steps, batch_frames=300, eval_every=10**9, eval_utts=2,
+                             snapshot=snap, warmup=2)
+        state = load_snapshot(snap, net, cfg) if resume else None
+        train_supernet(net, splits_of, tok, cfg, resume=state)
+        return net
+
+    whole = run(6, tmp_path / "a.pt", False)
+    run(3, tmp_path / "b.pt", False)
+    resumed = run(6, tmp_path / "b.pt", True)
+    for (k, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+    # and the trained supernet travels as a file, loaded without pickle
+    save_supernet(tmp_path / "supernet.pt", resumed, {"steps": 6})
+    loaded, info = load_supernet(tmp_path / "supernet.pt")
+    assert info == {"steps": 6}
+    arch = loaded.sample(random.Random(2))
+    x, xl, y = _inputs(loaded.subnet(arch))
+    with torch.no_grad():
+        assert _same(loaded(arch, x, xl, y), resumed(arch, x, xl, y)) == 0.0
+
+
+def test_snapshots_of_another_supernet_are_refused(tmp_path):
+    splits_of, tok = synthetic_splits()
+    net = ElasticSupernet(SPACE, "lstm", tok.vocab_size)
+    cfg = SupernetConfig(steps=1, batch_frames=300, eval_every=10**9, eval_utts=2,
+                         snapshot=tmp_path / "s.pt")
+    train_supernet(net, splits_of, tok, cfg)
+    other = ElasticSupernet(SPACE, "blstm", tok.vocab_size)
+    with pytest.raises(ValueError, match="another family"):
+        load_snapshot(tmp_path / "s.pt", other, cfg)
+    (tmp_path / "torn.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="unreadable supernet snapshot"):
+        load_snapshot(tmp_path / "torn.pt", net, cfg)
