@@ -32,6 +32,7 @@ EPILOG = """examples:
   hwnas train --preset conformer_xs --budget 3m   train; learning curve, CER/WER
   hwnas train --preset conformer_xs --budget 30m --train librispeech:DIR --dev kaldi:DIR
   hwnas score runs/train/RUN --test librispeech:DIR   CER/WER of a saved run
+  hwnas supernet train --family conformer --budget 60m   weight-sharing supernet
   hwnas search --target cpu --streaming --max-latency 2 --cer-budget 40s,2m
   hwnas report hwnas                        figures and HTML of a study
 """
@@ -46,11 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     # one module per command group, in the order `hwnas --help` lists them
-    from . import data, devices, export, predict, predictor, profile, report, score, search, train
+    from . import (
+        data,
+        devices,
+        export,
+        predict,
+        predictor,
+        profile,
+        report,
+        score,
+        search,
+        supernet,
+        train,
+    )
     from . import space as space_cmds
 
     for module in (space_cmds, export, devices, profile, predictor, predict, data, train, score,
-                   report, search):
+                   supernet, report, search):
         module.add_parsers(sub)
     return p
 

@@ -171,3 +171,52 @@ def test_snapshots_of_another_supernet_are_refused(tmp_path):
     (tmp_path / "torn.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable supernet snapshot"):
         load_snapshot(tmp_path / "torn.pt", net, cfg)
+
+
+TINY_SPACE = """[choices]
+frontend = ["logmel"]
+n_filters = [40]
+subsampling = ["conv2d4"]
+num_layers = [1, 2]
+d_model = [96]
+decoder = ["ctc", "rnnt"]
+decoder_dim = [128]
+"""
+
+
+def test_the_supernet_command_trains_continues_lists_and_scores(tmp_path, monkeypatch, capsys):
+    import json
+
+    from hwnas.cli.main import main
+    from hwnas.data import corpus
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    (tmp_path / "tiny.toml").write_text(TINY_SPACE)
+    common = ["--workspace", str(tmp_path), "--size", "tiny", "--space",
+              str(tmp_path / "tiny.toml")]
+    assert main(["supernet", "train", "--family", "lstm", "--budget", "2s", "--json",
+                 *common]) == 0
+    first = json.loads(capsys.readouterr().out)[0]
+    assert first["family"] == "lstm" and first["cpu_seconds"] >= 2
+    # a larger budget continues the same supernet
+    assert main(["supernet", "train", "--family", "lstm", "--budget", "4s", "--json",
+                 *common]) == 0
+    again = json.loads(capsys.readouterr().out)[0]
+    assert again["folder"] == first["folder"] and again["steps"] > first["steps"]
+    assert main(["supernet", "list", "--workspace", str(tmp_path), "--json"]) == 0
+    assert [r["family"] for r in json.loads(capsys.readouterr().out)] == ["lstm"]
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps({
+        "frontend": "logmel", "n_filters": 40, "subsampling": "conv2d4", "encoder": "lstm",
+        "streaming": True, "num_layers": 1, "d_model": 96, "decoder": "ctc",
+        "chunk_ms": 480, "lookahead": 0}))
+    assert main(["supernet", "score", str(arch), "--json", *common]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["source"] == "inherited" and 0 <= r["cer"] <= 1.5
+    assert main(["supernet", "score", str(arch), "--finetune", "1s", "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == "fine-tuned"
+    # another family has no supernet here: one line that says how to make one
+    arch.write_text(arch.read_text().replace('"lstm"', '"cnn_lstm"').replace(
+        '"lookahead": 0', '"lookahead": 0, "conv_kernel": 3'))
+    assert main(["supernet", "score", str(arch), *common]) == 1
+    assert "hwnas supernet train --family cnn_lstm" in capsys.readouterr().err

@@ -1,0 +1,204 @@
+"""`hwnas supernet`: train the weight-sharing supernets a search scores
+architectures with (`hwnas search --cer-source supernet`), list them, and
+score one architecture with inherited weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ._common import (
+    CLIError,
+    add_corpus_args,
+    corpus_splits,
+    open_corpus,
+    parse_budget,
+    read_arch,
+    read_space,
+    workspace,
+)
+
+EPILOG = """examples:
+  hwnas supernet train --family conformer --budget 60m     one family, 60 CPU-minutes
+  hwnas supernet train --family all --budget 2h            every family, 2h shared equally
+  hwnas supernet train --family lstm --budget 20m --space narrow.toml --langs en,es
+  hwnas supernet list
+  hwnas supernet score --preset conformer_xs               dev CER, inherited weights
+  hwnas supernet score arch.json --finetune 30s            ... after a 30 CPU-s fine-tune
+
+One supernet per encoder family holds the weights of every architecture of
+that family in the space (--space narrows it): layers, width, heads, FFN,
+kernel and attention variant share weights; each stem (front-end, filters,
+subsampling), convolution causality and decoder type has its own. Every step
+trains the largest, the smallest and a random subnet of a random context
+(the sandwich rule), the smaller two distilled from the largest, with random
+streaming chunk sizes and left contexts (dynamic chunk training).
+
+Budgets are CPU time on one thread. A run saves a snapshot every CPU-minute
+and on Ctrl-C: the same command continues it, and a larger budget continues
+a finished one. Supernets live in <workspace>/supernets/<family>-<space and
+corpus hash>-s<seed>/ (supernet.pt: a plain state dict, read without pickle).
+"""
+
+
+def _families(args: argparse.Namespace, space: Any) -> list[str]:
+    known = list(space.choices("encoder"))
+    if args.family == "all":
+        return known
+    wanted = [f.strip() for f in args.family.split(",") if f.strip()]
+    bad = [f for f in wanted if f not in known]
+    if bad:
+        raise CLIError(f"--family {','.join(bad)}: not in the space; one of "
+                       f"{', '.join(known)} or all")
+    return wanted
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hwnas.supernet.workspace import train_family
+
+    torch.set_num_threads(1)
+    space = read_space(args)
+    families = _families(args, space)
+    total = parse_budget(args.budget)
+    share = total / len(families)
+    ws = workspace(args)
+    err = Console(stderr=True)
+    corpus = open_corpus(args, ws)
+    if not args.json:
+        err.print("corpus and features (computed and cached on first use) ...")
+    corpus.prepare()
+    results = []
+    for family in families:
+        fam = space.with_choices({"encoder": [family]})
+        for fe in fam.choices("frontend"):
+            for nf in fam.choices("n_filters"):
+                corpus_splits(corpus, fe, nf, err)
+        progress = Progress(TextColumn(f"[bold]supernet {family}"), BarColumn(),
+                            TextColumn("{task.completed:.0f}/{task.total:.0f} CPU s"),
+                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                            console=err, transient=args.json)
+        with progress:
+            task = progress.add_task("train", total=share, info="")
+
+            def on_step(step: int, cpu: float, losses: dict, task: Any = task,
+                        progress: Any = progress) -> None:
+                progress.update(task, completed=min(cpu, share),
+                                info=f"step {step} loss largest {losses['largest']:.3f} "
+                                     f"smallest {losses['smallest']:.3f}")
+
+            try:
+                folder, info = train_family(ws, family, space, corpus, share, args.seed,
+                                            on_step=on_step, say=err.print)
+            except KeyboardInterrupt:
+                progress.stop()
+                err.print("interrupted; the supernet's snapshot is saved: the same command "
+                          "continues it", highlight=False)
+                return 130
+        last = info["curve"][-1] if info["curve"] else {}
+        results.append({"family": family, "folder": str(folder), "steps": info["steps"],
+                        "cpu_seconds": info["cpu_seconds"], "params": info["params"],
+                        "dev_cer_largest": last.get("dev_cer_largest"),
+                        "dev_cer_smallest": last.get("dev_cer_smallest")})
+        if not args.json:
+            print(f"{family}: {info['steps']} steps in {info['cpu_seconds']:.0f} CPU s, "
+                  f"{info['params'] / 1e6:.1f} M weights; dev CER of the largest "
+                  f"{last.get('dev_cer_largest', float('nan')):.3f}, smallest "
+                  f"{last.get('dev_cer_smallest', float('nan')):.3f} (first 100 dev "
+                  f"utterances); saved {folder}")
+    if args.json:
+        print(json.dumps(results, sort_keys=True))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    root = workspace(args) / "supernets"
+    rows = []
+    for info_file in sorted(root.glob("*/info.json")):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            continue
+        rows.append({"folder": str(info_file.parent), "family": info.get("family"),
+                     "steps": info.get("steps"), "cpu_seconds": info.get("cpu_seconds"),
+                     "corpus": info.get("corpus")})
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    elif not rows:
+        print(f"no supernets in {root}; train one: hwnas supernet train --family conformer "
+              "--budget 30m")
+    for r in rows if not args.json else []:
+        print(f"{r['family']:<12} {r['steps']:>6} steps  {r['cpu_seconds']:>7.0f} CPU s  "
+              f"{r['folder']}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+
+    from hwnas.supernet.score import score
+    from hwnas.supernet.workspace import open_family, supernet_dir
+
+    torch.set_num_threads(1)
+    arch = read_arch(args)
+    space = read_space(args)
+    ws = workspace(args)
+    err = Console(stderr=True)
+    corpus = open_corpus(args, ws)
+    folder = supernet_dir(ws, arch.encoder, space, corpus.description, args.seed)
+    if not (folder / "supernet.pt").is_file():
+        raise CLIError(f"no {arch.encoder} supernet for this space and corpus in {ws} "
+                       f"(looked for {folder}); train one: hwnas supernet train --family "
+                       f"{arch.encoder} --budget 30m")
+    net = open_family(folder)
+    finetune = parse_budget(args.finetune) if args.finetune else 0.0
+    sp = corpus_splits(corpus, arch.frontend, arch.n_filters, err)
+    r = score(net, arch, sp, corpus.tokenizer, finetune_cpu=finetune, seed=args.seed)
+    r = {"arch_id": arch.id, "supernet": str(folder), **r}
+    if args.json:
+        print(json.dumps(r, sort_keys=True))
+    else:
+        print(f"{arch.id} {arch.encoder}/{arch.decoder}: dev CER {r['cer']:.3f} "
+              f"WER {r['wer']:.3f} ({r['source']}, {r['steps']} fine-tuning steps, "
+              f"{r['cpu_s']:.1f} CPU s)")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("supernet", help="weight-sharing supernets: train, list, score",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train the elastic supernets a search can score thousands "
+                                   "of architectures with, in seconds each.", epilog=EPILOG)
+    ss = s.add_subparsers(dest="supernet_command", metavar="ACTION", required=True)
+
+    def common(p: Any) -> None:
+        p.add_argument("--space", metavar="FILE", help="TOML narrowing the space's choices")
+        add_corpus_args(p)
+        p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+        p.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    t = ss.add_parser("train", help="train (or continue) supernets",
+                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    t.add_argument("--family", default="all",
+                   help="encoder family, several (comma-separated) or all (default)")
+    t.add_argument("--budget", required=True,
+                   help="CPU time in all, shared equally by the families: 30m, 2h")
+    common(t)
+    t.set_defaults(func=cmd_train)
+    lst = ss.add_parser("list", help="the supernets in the workspace")
+    lst.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(func=cmd_list)
+    sc = ss.add_parser("score", help="dev CER of an architecture with inherited weights")
+    sc.add_argument("arch", nargs="?", metavar="ARCH.json", help="architecture JSON, or - ")
+    sc.add_argument("--preset", metavar="NAME", help="a named preset instead")
+    sc.add_argument("--finetune", metavar="BUDGET",
+                    help="fine-tune the inherited weights this much CPU time first (30s)")
+    common(sc)
+    sc.set_defaults(func=cmd_score)

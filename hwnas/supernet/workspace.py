@@ -1,0 +1,88 @@
+"""Supernets in a workspace: one folder per (family, space, corpus, seed)
+under ``<workspace>/supernets/``, trained to a budget and continued when a
+larger budget is asked for (`hwnas supernet train`, or a search with
+``--cer-source supernet`` that finds none)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hwnas.space import SearchSpace
+from hwnas.supernet.elastic import ElasticSupernet
+from hwnas.supernet.sandwich import (
+    SupernetConfig,
+    load_snapshot,
+    load_supernet,
+    save_supernet,
+    train_supernet,
+)
+
+
+def family_space(space: SearchSpace, family: str) -> SearchSpace:
+    return space.with_choices({"encoder": [family]})
+
+
+def supernet_dir(ws: Path, family: str, space: SearchSpace, corpus: dict[str, Any],
+                 seed: int) -> Path:
+    """The folder of ``family``'s supernet over ``space`` trained on ``corpus``."""
+    fam = family_space(space, family)
+    what = json.dumps({"choices": {d.name: list(d.choices) for d in fam.decisions},
+                       "corpus": corpus}, sort_keys=True, default=str)
+    tag = hashlib.sha256(what.encode()).hexdigest()[:8]
+    return Path(ws) / "supernets" / f"{family}-{tag}-s{seed}"
+
+
+def trained_budget(folder: Path) -> float:
+    """CPU seconds the supernet in ``folder`` was trained (0: none there)."""
+    try:
+        return float(json.loads((folder / "info.json").read_text())["cpu_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_s: float,
+                 seed: int = 0, on_step: Callable[[int, float, dict], None] | None = None,
+                 on_progress: Callable[[dict], None] | None = None,
+                 say: Callable[[str], None] = lambda s: None) -> tuple[Path, dict[str, Any]]:
+    """Train (or continue) ``family``'s supernet to ``budget_s`` CPU seconds in
+    total; returns its folder and info. A folder whose supernet already had
+    that budget is returned as it is."""
+    folder = supernet_dir(ws, family, space, corpus.description, seed)
+    info_file = folder / "info.json"
+    if trained_budget(folder) >= budget_s and (folder / "supernet.pt").is_file():
+        return folder, json.loads(info_file.read_text())
+    tok = corpus.tokenizer
+    net = ElasticSupernet(family_space(space, family), family, tok.vocab_size, seed=seed)
+    snap = folder / "checkpoint.pt"
+    cfg = SupernetConfig(cpu_seconds=budget_s, seed=seed, snapshot=snap)
+    resume = None
+    if snap.is_file():
+        try:
+            resume = load_snapshot(snap, net, cfg)
+            say(f"continuing the {family} supernet in {folder} from step {resume['step']} "
+                f"({resume['cpu']:.0f} CPU s)")
+        except ValueError as e:   # kept, never overwritten: set aside
+            from hwnas.paths import set_aside
+
+            kept = set_aside(snap, folder / "set-aside")
+            say(f"{e}; set aside as {kept}, starting over")
+            net = ElasticSupernet(family_space(space, family), family, tok.vocab_size,
+                                  seed=seed)
+    res = train_supernet(net, lambda f, n: corpus.splits(f, n), tok, cfg, on_step=on_step,
+                         on_progress=on_progress, resume=resume)
+    info = {"family": family, "steps": res.steps, "cpu_seconds": res.cpu_seconds,
+            "seed": seed, "corpus": corpus.description, "curve": res.curve,
+            "params": sum(p.numel() for p in net.parameters())}
+    save_supernet(folder / "supernet.pt", net, info)
+    from hwnas.paths import write_atomic
+
+    write_atomic(info_file, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return folder, info
+
+
+def open_family(folder: Path) -> ElasticSupernet:
+    return load_supernet(folder / "supernet.pt")[0]
