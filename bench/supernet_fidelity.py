@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
-from hwnas.asr import ArchConfig, default_space  # noqa: E402
+from hwnas.asr import default_space  # noqa: E402
 from hwnas.supernet.elastic import ElasticSupernet  # noqa: E402
 from hwnas.supernet.sandwich import (  # noqa: E402
     SupernetConfig,

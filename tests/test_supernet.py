@@ -188,6 +188,7 @@ def test_the_supernet_command_trains_continues_lists_and_scores(tmp_path, monkey
     import json
 
     from hwnas.cli.main import main
+
     from hwnas.data import corpus
 
     monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))

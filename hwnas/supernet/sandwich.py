@@ -131,7 +131,8 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
         step, spent, curve, batches, pos = 0, 0.0, [], None, 0
         losses: dict[str, list[float]] = {"largest": [], "smallest": []}
     else:
-        opt, sched, rng, arch_rng = resume["opt"], resume["sched"], resume["rng"], resume["arch_rng"]
+        opt, sched = resume["opt"], resume["sched"]
+        rng, arch_rng = resume["rng"], resume["arch_rng"]
         step, spent, curve = resume["step"], resume["cpu"], list(resume["curve"])
         batches, pos, losses = resume["batches"], resume["pos"], resume["losses"]
         torch.set_rng_state(resume["torch_rng"])
