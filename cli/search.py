@@ -53,7 +53,11 @@ How a trial is scored:
   CER      dev CER after short training on the corpus, by successive
            halving: a generation's feasible trials all train for the first rung
            of --cer-budget (CPU time; default 40s,2m) or --cer-steps; the best 1/--eta of them,
-           non-dominated on (CER, latency), continue to the next rung
+           non-dominated on (CER, latency), continue to the next rung. With
+           --cer-source supernet, a generation is first scored with weights
+           inherited from each family's supernet (seconds each; `hwnas supernet`),
+           and only its best go on to stand-alone training; the answer's CER is
+           always a stand-alone one
 Trials that break a constraint as predicted are recorded as infeasible (Optuna
 constraints) and not trained.
 
@@ -138,11 +142,32 @@ class _RichHooks:
                                              f"({_fmt_budget(r['budget_s'], self.unit)}): "
                                              f"dev CER {r['cer']:.3f}")
 
+    @contextlib.contextmanager
+    def training_supernet(self, family: str, budget_s: float) -> Iterator[Any]:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn(f"[bold]supernet {family}"), BarColumn(),
+                      TextColumn("{task.completed:.0f}/{task.total:.0f} CPU s"),
+                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                      console=self.err, transient=self.quiet) as bar:
+            task = bar.add_task("supernet", total=budget_s, info="")
+            yield lambda step, cpu, losses: bar.update(
+                task, completed=min(cpu, budget_s), info=f"step {step} loss largest "
+                f"{losses['largest']:.3f} smallest {losses['smallest']:.3f}")
+
+    def on_screen(self, cand: Any, r: dict[str, Any]) -> None:
+        self.progress.update(self.task, info=f"{cand.arch.encoder}/{cand.arch.decoder} "
+                                             f"{r['source']}: dev CER {r['cer']:.3f}")
+
     def on_trial(self, t: Any) -> None:
         a = t.user_attrs
         self.progress.update(self.task, advance=1)
         what = f"  #{t.number} {a['arch']['encoder']}/{a['arch']['decoder']}"
-        if not a["trained"]:
+        if a.get("cer_source", "trained") != "trained":
+            self.progress.console.print(f"{what}: dev CER {a['cer']:.3f} ({a['cer_source']} "
+                                        f"from the supernet); {a['latency_ms']:.2f} ms "
+                                        "compute predicted")
+        elif not a["trained"]:
             self.progress.console.print(f"{what}: infeasible as predicted "
                                         f"({a['latency_ms']:.2f} ms compute, "
                                         f"{a.get('delay_ms', math.nan):.0f} ms delay, "
@@ -171,7 +196,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_params=args.max_params, max_size_mb=args.max_size,
         trials=args.trials, time_budget_s=parse_budget(args.budget) if args.budget else None,
         eta=args.eta, sampler=args.strategy, warm_start=args.warm_start, seed=args.seed,
-        population=args.population,
+        population=args.population, cer_source=args.cer_source,
+        supernet_budget_s=parse_budget(args.supernet_budget),
+        finetune_s=parse_budget(args.finetune) if args.finetune not in ("0", "0s") else 0.0,
         streaming=args.streaming,
         space=read_space(args) if args.space else None,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
@@ -316,6 +343,18 @@ def add_parsers(sub: Any) -> None:
                         f"(default {DEFAULT_CER_BUDGET})")
     s.add_argument("--cer-steps", dest="cer_steps", metavar="RUNGS",
                    help="training per rung in steps (deterministic): 100,300")
+    s.add_argument("--cer-source", dest="cer_source", choices=("train", "supernet"),
+                   default="train",
+                   help="train: every feasible trial trains stand-alone (default); supernet: "
+                        "each is first scored with weights inherited from its family's "
+                        "supernet, the best 1/eta^2 fine-tuned, the best 1/eta of those "
+                        "trained stand-alone (only those can be the answer)")
+    s.add_argument("--supernet-budget", dest="supernet_budget", default="5m", metavar="TIME",
+                   help="with --cer-source supernet: CPU time per family to train a supernet "
+                        "the workspace lacks (default 5m; `hwnas supernet train` for more)")
+    s.add_argument("--finetune", default="20s", metavar="TIME",
+                   help="with --cer-source supernet: fine-tuning of inherited weights (default "
+                        "20s; 0 to skip)")
     s.add_argument("--eta", type=int, default=3, help="keep 1/eta at each rung (default 3)")
     add_corpus_args(s)
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")

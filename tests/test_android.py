@@ -378,3 +378,42 @@ def test_every_strategy_searches_for_the_loopback_phone(phone, tmp_path, tool, m
         out = json.loads(capsys.readouterr().out)
         assert out["trials"] == 6 and out["pareto"], name
         assert out["latency_source"] == "measured", name
+
+
+@pytest.mark.slow
+def test_a_supernet_screened_search_for_the_loopback_phone(phone, tmp_path, tool, monkeypatch,
+                                                           capsys):
+    """--cer-source supernet: every feasible trial is scored with inherited
+    weights, the best fine-tuned, the best of those trained stand-alone; only
+    stand-alone CERs reach the answer, and a second search reuses the supernets."""
+    import json
+
+    import optuna
+
+    from cli.main import main
+    from hwnas.data import corpus
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    ws = _workspace(tmp_path, phone, tool)
+    common = ["--workspace", str(ws), "--json", "--size", "tiny", "--space",
+              str(ws / "tiny.toml")]
+    assert main(["predictor", "adapt", "--from", "cpu", "--device", "loop", "--n", "3",
+                 "--pool", "20", *common[:2], "--space", str(ws / "tiny.toml")]) == 0
+    capsys.readouterr()
+    search = ["search", "--target", "loop", "--population", "9", "--cer-steps", "1",
+              "--max-latency", "1000", "--cer-source", "supernet", "--supernet-budget", "3s",
+              "--finetune", "1s", "--no-export", *common]
+    assert main([*search, "--trials", "9"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cer_source"] == "supernet"
+    assert out["scored"]["inherited"] == out["feasible_as_predicted"] == 9
+    assert 1 <= out["scored"]["fine-tuned"] < 9 and 1 <= out["scored"]["trained"] < 9
+    study = optuna.load_study(study_name="hwnas", storage=f"sqlite:///{ws}/runs/search/hwnas.db")
+    sources = {t.number: t.user_attrs["cer_source"] for t in study.trials}
+    assert {r["trial"] for r in out["pareto"]} <= {n for n, s in sources.items()
+                                                     if s == "trained"}
+    assert out["latency_source"] == "measured"
+    assert main([*search, "--trials", "18"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["trials"] == 18
+    assert "training the" not in captured.err   # the supernets trained above are reused

@@ -255,15 +255,20 @@ def _tell(study: Any, cfg: SearchConfig, trial: Any, cand: Candidate | None,
     cer = UNTRAINED_CER
     if cand is not None:
         if isinstance(src, Candidate):
-            cand.rungs, cand.stopped_at = src.rungs, src.stopped_at
-            trial.set_user_attr("run_trial", src.tag)
+            cand.rungs, cand.stopped_at, cand.screen = src.rungs, src.stopped_at, src.screen
+            if src.rungs:
+                trial.set_user_attr("run_trial", src.tag)
         elif src is not None:
             cand.rungs = list(src.user_attrs["rungs"])
             cand.stopped_at = src.user_attrs["stopped_at"]
+            cand.screen = list(src.user_attrs.get("screen", []))
             trial.set_user_attr("run_trial", src.user_attrs.get("run_trial", src.number))
-        cer = cand.cer if math.isfinite(cand.cer) else UNTRAINED_CER
+        cer = cand.best_cer if math.isfinite(cand.best_cer) else UNTRAINED_CER
         trial.set_user_attr("rungs", cand.rungs)
         trial.set_user_attr("stopped_at", cand.stopped_at)
+        trial.set_user_attr("cer_source", cand.cer_source or "trained")
+        if cand.screen:
+            trial.set_user_attr("screen", cand.screen)
     trial.set_user_attr("cer", cer)
     a = trial.user_attrs
     values = {"cer": cer, "latency": a["latency_ms"], "delay": a["delay_ms"], "rtf": a["rtf"],
@@ -275,7 +280,8 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
                runner: Runner,
                on_rung: Callable[[int, Candidate, int], None] | None = None,
                on_trial: Callable[[Any], None] | None = None,
-               strategy: Any = None, executor: Any = None) -> Any:
+               strategy: Any = None, executor: Any = None,
+               screen: Callable[[list[Candidate]], list[Candidate]] | None = None) -> Any:
     """Run (or continue) the study until it holds ``cfg.trials`` finished trials
     or ``cfg.time_budget_s`` has passed (checked between generations).
     ``on_rung(trial_number, candidate, rung)`` sees each trained rung while
@@ -283,7 +289,10 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
     ``strategy`` proposes (default: ``cfg.sampler`` from the registry); each
     generation is ask, constraints, dedup, halving, tell. ``runner`` is a
     trainer callable or ``RungUnits`` (``hwnas.training.halving``), run
-    through ``executor`` (default: in this process)."""
+    through ``executor`` (default: in this process). ``screen`` scores a
+    generation's candidates cheaply first (``Candidate.screen``, e.g. with
+    weights inherited from a supernet) and returns the finalists that train
+    stand-alone; the others keep their screened CER, labelled with its source."""
     import optuna
 
     strategy = strategy or make_strategy(cfg)
@@ -310,8 +319,11 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
         asked = _ask(study, cfg, strategy, min(cfg.batch, cfg.trials - _complete(study)))
         cands = [_constrain(cfg, trial, arch, predict_latency) for trial, arch in asked]
         first, repeat_of = _dedup(study, cands)
-        if first:
-            successive_halving(list(first.values()), runner, cfg.rungs, cfg.eta,
+        finalists = list(first.values())
+        if finalists and screen is not None:
+            finalists = screen(finalists)
+        if finalists:
+            successive_halving(finalists, runner, cfg.rungs, cfg.eta,
                                on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None,
                                executor=executor)
         for i, ((trial, arch), cand) in enumerate(zip(asked, cands)):
@@ -323,12 +335,23 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
 
 
 def pareto(study: Any) -> list[dict[str, Any]]:
-    """Feasible Pareto-optimal trials, lowest CER first."""
+    """Feasible Pareto-optimal trials among those trained stand-alone, lowest
+    CER first (a CER inherited from a supernet never makes the answer)."""
+    import numpy as np
+    import optuna
+
+    from hwnas.training.halving import nondominated_fronts
+
+    done = [t for t in study.get_trials(deepcopy=False,
+                                        states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("trained") and all(c <= 0 for c in t.user_attrs["constraints"])
+            and t.user_attrs.get("cer_source", "trained") == "trained"]
+    best = ([done[i] for i in nondominated_fronts(np.array([t.values for t in done]))[0]]
+            if done else [])
     rows, seen = [], set()
-    for t in sorted(study.best_trials, key=lambda t: t.number):
+    for t in sorted(best, key=lambda t: t.number):
         a = t.user_attrs
-        if a.get("trained") and all(c <= 0 for c in a["constraints"]) \
-                and a["arch_id"] not in seen:  # a repeated architecture once
+        if a["arch_id"] not in seen:  # a repeated architecture once
             seen.add(a["arch_id"])
             rows.append({"trial": t.number, "run_trial": a.get("run_trial", t.number),
                          **{k: a.get(k) for k in ("arch_id", "cer", "latency_ms",

@@ -37,10 +37,24 @@ class Candidate:
     state: Any = None
     stopped_at: int | None = None  # rung after which it stopped (None: ran them all)
     tag: Any = None                # the caller's handle (e.g. its trial number)
+    #: cheaper scores before any training (source, cer, cpu_s), e.g. inherited
+    #: from a supernet; a candidate screened out keeps only these
+    screen: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cer(self) -> float:
         return self.rungs[-1]["cer"] if self.rungs else float("inf")
+
+    @property
+    def cer_source(self) -> str | None:
+        """Where ``best_cer`` comes from: trained (stand-alone), or a screen's source."""
+        return "trained" if self.rungs else (self.screen[-1]["source"] if self.screen else None)
+
+    @property
+    def best_cer(self) -> float:
+        """The CER of the most faithful score it has: trained, else screened."""
+        return self.cer if self.rungs else (self.screen[-1]["cer"] if self.screen
+                                            else float("inf"))
 
 
 def nondominated_fronts(points: np.ndarray) -> list[list[int]]:

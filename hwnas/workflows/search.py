@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,6 +56,9 @@ class SearchRequest:
     out: Path | None = None             # default: <study dir>/export
     default_budget: bool = False        # ``rungs`` is DEFAULT_CER_BUDGET (said so)
     executor: Any = None                # where trainings run (default: this process)
+    cer_source: str = "train"           # "supernet": screen with inherited weights first
+    supernet_budget_s: float = 300.0    # CPU s per family where no supernet is trained yet
+    finetune_s: float = 20.0            # CPU s of fine-tuning inherited weights (0: none)
 
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
@@ -70,6 +73,10 @@ class SearchRequest:
                         ("max-size", self.max_size_mb)):
             if v is not None and not v > 0:
                 raise ValueError(f"--{name} must be > 0, got {v:g}")
+        if self.cer_source not in ("train", "supernet"):
+            raise ValueError(f"--cer-source must be train or supernet, got {self.cer_source!r}")
+        if self.supernet_budget_s <= 0 or self.finetune_s < 0:
+            raise ValueError("--supernet-budget must be > 0 and --finetune >= 0")
         if self.population is not None and self.population < 2:
             raise ValueError(f"--population must be >= 2, got {self.population}")
 
@@ -98,6 +105,15 @@ class SearchHooks:
 
     def on_trial(self, trial: Any) -> None:
         pass
+
+    @contextlib.contextmanager
+    def training_supernet(self, family: str, budget_s: float
+                          ) -> Iterator[Callable[[int, float, dict], None]]:
+        """Around a supernet's training; yields ``on_step(step, cpu_s, losses)``."""
+        yield lambda step, cpu_s, losses: None
+
+    def on_screen(self, cand: Any, result: dict[str, Any]) -> None:
+        """One architecture scored with supernet weights (inherited or fine-tuned)."""
 
 
 @dataclass
@@ -247,10 +263,18 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         rungs.record(number, cand)
         hooks.on_rung(number, cand, rung)
 
+    screen = None
+    if req.cer_source == "supernet":   # its training counts against --budget's wall time
+        t_screen = time.monotonic()
+        screen = _supernet_screen(req, ws, space, hooks)
+        if cfg.time_budget_s is not None:
+            cfg.time_budget_s = max(0.0, cfg.time_budget_s - (time.monotonic() - t_screen))
     t0 = time.monotonic()
     with hooks.searching(cfg.trials):
         study = run_search(cfg, lambda a: float(tl.ms([a])[0]), rungs, on_rung=on_rung,
-                           on_trial=hooks.on_trial, executor=rungs.executor)
+                           on_trial=hooks.on_trial, executor=rungs.executor, screen=screen)
+    if req.cer_source == "supernet":
+        study.set_user_attr("cer_source", "supernet")
     front = pareto(study)
     dropped: list[dict[str, Any]] = []
     note = None
@@ -287,9 +311,39 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
            "selected": best, "export": card and card["folder"],
            "latency_source": "measured" if front and all(
                r.get("latency_source") == "measured" for r in front) else "predicted",
-           "note": note, "export_error": export_error,
+           "note": note, "export_error": export_error, "cer_source": req.cer_source,
+           "scored": {src: sum(1 for t in study.trials if t.user_attrs.get("cer_source") == src
+                               or any(x["source"] == src
+                                      for x in t.user_attrs.get("screen", [])))
+                      for src in ("inherited", "fine-tuned", "trained")},
            "seconds": round(time.monotonic() - t0, 1)}
     return SearchOutcome(out, export_error, study)
+
+
+def _supernet_screen(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> Any:
+    """The screen ``run_search`` scores candidates with: each family's
+    supernet, trained now (to ``req.supernet_budget_s``) where the workspace
+    has none for this space -- or for the whole space, which contains it."""
+    from hwnas.asr import default_space
+    from hwnas.supernet.screen import SupernetScreen
+    from hwnas.supernet.workspace import open_family, supernet_dir, train_family, trained_budget
+
+    nets = {}
+    for family in space.choices("encoder"):
+        folder = supernet_dir(ws, family, req.space or default_space(),
+                              req.corpus.description, req.seed)
+        if not (trained_budget(folder) >= req.supernet_budget_s
+                and (folder / "supernet.pt").is_file()):
+            hooks.say(f"training the {family} supernet for this space "
+                      f"({req.supernet_budget_s:g} CPU s; kept in the workspace for later "
+                      "searches) ...")
+            with hooks.training_supernet(family, req.supernet_budget_s) as on_step:
+                folder, _ = train_family(ws, family, space, req.corpus, req.supernet_budget_s,
+                                         req.seed, on_step=on_step, say=hooks.say)
+        nets[family] = open_family(folder)
+    return SupernetScreen(nets, lambda fe, n: hooks.splits(req.corpus, fe, n),
+                          req.corpus.tokenizer, eta=req.eta, finetune_s=req.finetune_s,
+                          seed=req.seed, on_score=hooks.on_screen)
 
 
 def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
@@ -348,7 +402,9 @@ def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Pa
             "constraints": study.user_attrs.get("constraints"), "predictor": tl.where,
             "corpus": req.corpus.description,
             "training": {"unit": req.rung_unit, "rung_budgets": list(req.rungs),
-                         "eta": req.eta, "seed": req.seed}}), None)
+                         "eta": req.eta, "seed": req.seed,
+                         "screened_by": "supernet" if req.cer_source == "supernet" else None
+                         }}), None)
     except ExportError as e:  # the study and its trained runs stay; say how to retry
         run = trial_dir(study_dir, best["run_trial"], best["arch_id"])
         return Delivered(None, (f"export of {best['arch_id']} as {fmt} failed: {e}; the study "

@@ -1,0 +1,58 @@
+"""The search's screen with supernets (``hwnas search --cer-source supernet``):
+successive halving over inherited -> fine-tuned -> trained stand-alone.
+
+Every feasible candidate of a generation is scored with inherited weights
+(seconds); the best 1/eta^2 by non-dominated rank on (CER, latency) are
+fine-tuned from those weights for a few CPU-seconds and scored again; the best
+1/eta of those go on to stand-alone training from scratch (the search's
+rungs), which alone can make the answer. Each score is kept on its candidate
+with its source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hwnas.supernet.elastic import ElasticSupernet
+from hwnas.supernet.score import score
+from hwnas.training.halving import Candidate, select
+
+
+class SupernetScreen:
+    """``screen(candidates) -> finalists`` for ``run_search``."""
+
+    def __init__(self, nets: dict[str, ElasticSupernet], splits: Callable[[str, int], Any],
+                 tok: Any, eta: int = 3, finetune_s: float = 20.0, seed: int = 0,
+                 on_score: Callable[[Candidate, dict[str, Any]], None] | None = None) -> None:
+        self.nets, self.splits, self.tok = nets, splits, tok
+        self.eta, self.finetune_s, self.seed, self.on_score = eta, finetune_s, seed, on_score
+        self.scored = 0
+
+    def _score(self, cand: Candidate, finetune: float) -> None:
+        net = self.nets.get(cand.arch.encoder)
+        if net is None:
+            raise ValueError(f"no supernet for the {cand.arch.encoder} family")
+        r = score(net, cand.arch, self.splits(cand.arch.frontend, cand.arch.n_filters),
+                  self.tok, finetune_cpu=finetune, seed=self.seed)
+        cand.screen.append({"source": r["source"], "cer": float(r["cer"]),
+                            "cpu_s": r["cpu_s"], "steps": r["steps"]})
+        self.scored += 1
+        if self.on_score:
+            self.on_score(cand, r)
+
+    def _best(self, cands: list[Candidate], keep: int) -> list[Candidate]:
+        pts = np.array([[c.screen[-1]["cer"], c.latency_ms] for c in cands])
+        return [cands[i] for i in sorted(select(pts, keep))]
+
+    def __call__(self, cands: list[Candidate]) -> list[Candidate]:
+        for c in cands:
+            self._score(c, 0.0)
+        if self.finetune_s > 0:
+            cands = self._best(cands, max(1, math.ceil(len(cands) / self.eta ** 2)))
+            for c in cands:
+                self._score(c, self.finetune_s)
+        return self._best(cands, max(1, math.ceil(len(cands) / self.eta)))
