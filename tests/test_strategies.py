@@ -36,7 +36,7 @@ def test_the_registry_lists_what_the_cli_offers():
     search = build_parser()._subparsers._group_actions[0].choices["search"]
     sampler = next(a for a in search._actions if a.dest == "strategy")
     assert tuple(sampler.choices) == strategies.names()
-    assert "evolution" in strategies.names()
+    assert "evolution" in strategies.names() and "darts" in strategies.names()
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         strategies.make("nope", SMALL)
 
@@ -232,3 +232,86 @@ def test_kill_9_mid_generation_then_the_rerun_proposes_what_an_uninterrupted_run
         if proc.poll() is None:
             proc.kill()
     assert _ids(run_search(_cfg(storage, 16, name), lat, fake_trainer())) == whole
+
+
+def _darts(monkeypatch, storage, trials):
+    """A DARTS search over untrained supernets of SMALL and random features."""
+    from hwnas.search.study import make_strategy
+    from hwnas.strategies import darts
+    from hwnas.supernet.elastic import ElasticSupernet
+    from tests.helpers import synthetic_splits
+
+    monkeypatch.setattr(darts, "STEPS", 3)
+    splits_of, tok = synthetic_splits()
+    cfg = _cfg(storage, trials, "darts")
+    strategy = make_strategy(cfg)
+    strategy.use_supernets({f: ElasticSupernet(SMALL, f, tok.vocab_size, seed=0)
+                            for f in SMALL.choices("encoder")}, splits_of, tok)
+    return run_search(cfg, lat, fake_trainer(), strategy=strategy), strategy
+
+
+def test_darts_proposes_derived_architectures_and_resumes_exactly(tmp_path, monkeypatch):
+    whole, strategy = _darts(monkeypatch, f"sqlite:///{tmp_path / 'a.db'}", 12)
+    ids = _ids(whole)
+    assert len(ids) == 12 and len(set(ids)) >= 8
+    assert strategy.runs and all(r["steps"] >= 1 for r in strategy.runs)
+    assert all(SMALL.contains(ArchConfig.from_dict(t.user_attrs["arch"])) for t in whole.trials)
+    storage = f"sqlite:///{tmp_path / 'b.db'}"
+    _darts(monkeypatch, storage, 4)
+    assert _ids(_darts(monkeypatch, storage, 12)[0]) == ids
+
+
+@pytest.mark.parametrize("family", ["conformer", "transformer", "contextnet", "cnn_lstm"])
+def test_the_relaxation_at_one_hot_is_exactly_the_derived_subnet(family):
+    import torch
+
+    from hwnas.supernet.elastic import ElasticSupernet
+    from hwnas.supernet.relax import Relaxation
+
+    space = default_space().with_choices({"frontend": ["logmel"], "n_filters": [40],
+                                          "d_model": [96], "num_layers": [1, 2, 4]})
+    net = ElasticSupernet(space, family, 12)
+    rng = random.Random(0)
+    for _ in range(2):
+        rel = Relaxation(net, net.sample(rng))
+        assert rel.alpha   # depth, FFN ratio and/or kernel are relaxed
+        with torch.no_grad():
+            for a in rel.alpha.values():
+                a.fill_(-60.0)
+                a[rng.randrange(len(a))] = 60.0
+        sub = net.subnet(rel.derive()).eval()
+        x, xl = torch.randn(2, 80, sub.input_dim), torch.tensor([80, 57])
+        y = torch.randint(1, 12, (2, 4))
+        with torch.no_grad():
+            mixed, alone = rel(x, xl, y), sub(x, xl, y)
+        assert max(float((mixed[k] - alone[k]).abs().max()) for k in alone
+                   if alone[k].dtype.is_floating_point) < 1e-5
+        with torch.no_grad():   # soft weights: every relaxed decision gets a gradient
+            for a in rel.alpha.values():
+                a.zero_()
+        rel(x, xl, y)["enc"].pow(2).mean().backward()
+        assert all(a.grad is not None and float(a.grad.abs().sum()) > 0
+                   for a in rel.alpha.values())
+
+
+def test_the_latency_term_moves_darts_to_cheaper_choices():
+    from hwnas.supernet.elastic import ElasticSupernet
+    from hwnas.supernet.relax import differentiable_search
+    from tests.helpers import synthetic_splits
+
+    splits_of, tok = synthetic_splits()
+    space = default_space().with_choices({"frontend": ["logmel"], "n_filters": [40],
+                                          "d_model": [96], "decoder": ["ctc"]})
+    net = ElasticSupernet(space, "conformer", tok.vocab_size)
+    base = net.space.nearest({**net.sample(random.Random(1)).to_dict(), "num_layers": 4,
+                              "conv_kernel": 15})
+
+    def cost(a):
+        return a.num_layers * a.conv_kernel * a.ffn_ratio
+
+    free, _ = differentiable_search(net, base, splits_of, tok, cost, 100.0, steps=6,
+                                    latency_weight=0.0, seed=0, batch_frames=300)
+    cheap, info = differentiable_search(net, base, splits_of, tok, cost, 100.0, steps=6,
+                                        latency_weight=50.0, seed=0, batch_frames=300)
+    assert cost(cheap) < cost(base) and cost(cheap) <= cost(free)
+    assert set(info["probs"]) == {"num_layers", "ffn_ratio", "conv_kernel"}

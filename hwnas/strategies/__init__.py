@@ -18,6 +18,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "rl-hard": ("rl:ReinforceHard", "the same, hard limit (w = -1 beyond it)"),
     "bo": ("bayesopt:BayesOpt", "BoTorch GP on CER, expected hypervolume improvement"),
     "transfer": ("transfer:CompoundScaling", "EfficientNet compound scaling of the best so far"),
+    "darts": ("darts:Darts", "differentiable search in the supernets, latency-aware (DARTS)"),
     "tpe": ("optuna:TPE", "Optuna's tree-structured Parzen estimator"),
     "gp": ("optuna:GP", "Optuna's Gaussian-process sampler on Optuna's parameters"),
     "random": ("optuna:Random", "uniform random sampling (the baseline)"),

@@ -19,6 +19,9 @@ from typing import Any
 from hwnas.asr import ArchConfig
 from hwnas.space import SearchSpace
 
+#: the speed objectives and the constraint that limits each
+SPEED = (("latency", "max_latency_ms"), ("delay", "max_delay_ms"), ("rtf", "max_rtf"))
+
 #: ``judge(arch) -> (predicted values by objective name except "cer", feasible)``
 Judge = Callable[[ArchConfig], tuple[dict[str, float], bool]]
 
@@ -59,6 +62,14 @@ class Strategy(ABC):
         the search's ``judge``: an architecture's predicted objective values
         other than CER, and whether it meets the constraints as predicted."""
         self.study, self.judge = study, judge
+
+    def speed_target(self) -> tuple[str, float] | None:
+        """(speed objective, its limit) the study constrains, preferring one
+        that is also an objective; None without a speed constraint."""
+        limits = (self.study.user_attrs.get("constraints") or {}) if self.study else {}
+        keyed = [(k, limits.get(lim)) for k, lim in SPEED if limits.get(lim)]
+        preferred = [kv for kv in keyed if kv[0] in self.objectives]
+        return (preferred or keyed or [None])[0]
 
     def feasible(self, arch: ArchConfig) -> bool:
         """Whether ``arch`` meets the constraints as predicted (True without a judge)."""

@@ -33,7 +33,6 @@ from hwnas.strategies._base import Strategy
 LEARNING_RATE = 0.5
 ENTROPY = 0.02
 BASELINE_DECAY = 0.9
-SPEED = (("latency", "max_latency_ms"), ("delay", "max_delay_ms"), ("rtf", "max_rtf"))
 
 
 class Reinforce(Strategy):
@@ -98,10 +97,7 @@ class Reinforce(Strategy):
         return quality * (m / limit) ** w
 
     def _target(self) -> tuple[str, float] | None:
-        limits = (self.study.user_attrs.get("constraints") or {}) if self.study else {}
-        keyed = [(k, limits.get(lim)) for k, lim in SPEED if limits.get(lim)]
-        preferred = [kv for kv in keyed if kv[0] in self.objectives]
-        return (preferred or keyed or [None])[0]
+        return self.speed_target()
 
     def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
         r = self.reward(values)

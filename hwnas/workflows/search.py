@@ -203,7 +203,13 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     from hwnas.adapters.devicefile import load_device
     from hwnas.asr import default_space
     from hwnas.search.storage import open_storage, study_paths
-    from hwnas.search.study import SearchConfig, pareto, run_search, select_for_target
+    from hwnas.search.study import (
+        SearchConfig,
+        make_strategy,
+        pareto,
+        run_search,
+        select_for_target,
+    )
     from hwnas.workflows.target import target_predictor
 
     hooks = hooks or SearchHooks()
@@ -263,16 +269,26 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         rungs.record(number, cand)
         hooks.on_rung(number, cand, rung)
 
-    screen = None
-    if req.cer_source == "supernet":   # its training counts against --budget's wall time
-        t_screen = time.monotonic()
-        screen = _supernet_screen(req, ws, space, hooks)
+    screen, strategy = None, make_strategy(cfg)
+    if req.cer_source == "supernet" or hasattr(strategy, "use_supernets"):
+        t_nets = time.monotonic()   # their training counts against --budget's wall time
+        nets = _supernets(req, ws, space, hooks)
         if cfg.time_budget_s is not None:
-            cfg.time_budget_s = max(0.0, cfg.time_budget_s - (time.monotonic() - t_screen))
+            cfg.time_budget_s = max(0.0, cfg.time_budget_s - (time.monotonic() - t_nets))
+        splits = lambda fe, n: hooks.splits(req.corpus, fe, n)  # noqa: E731
+        if req.cer_source == "supernet":
+            from hwnas.supernet.screen import SupernetScreen
+
+            screen = SupernetScreen(nets, splits, req.corpus.tokenizer, eta=req.eta,
+                                    finetune_s=req.finetune_s, seed=req.seed,
+                                    on_score=hooks.on_screen)
+        if hasattr(strategy, "use_supernets"):
+            strategy.use_supernets(nets, splits, req.corpus.tokenizer)
     t0 = time.monotonic()
     with hooks.searching(cfg.trials):
         study = run_search(cfg, lambda a: float(tl.ms([a])[0]), rungs, on_rung=on_rung,
-                           on_trial=hooks.on_trial, executor=rungs.executor, screen=screen)
+                           on_trial=hooks.on_trial, executor=rungs.executor, screen=screen,
+                           strategy=strategy)
     if req.cer_source == "supernet":
         study.set_user_attr("cer_source", "supernet")
     front = pareto(study)
@@ -320,12 +336,11 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     return SearchOutcome(out, export_error, study)
 
 
-def _supernet_screen(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> Any:
-    """The screen ``run_search`` scores candidates with: each family's
-    supernet, trained now (to ``req.supernet_budget_s``) where the workspace
-    has none for this space -- or for the whole space, which contains it."""
+def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> dict[str, Any]:
+    """Each family's supernet (for ``--cer-source supernet`` and ``--strategy
+    darts``), trained now (to ``req.supernet_budget_s``) where the workspace has
+    none for this space -- or for the whole space, which contains it."""
     from hwnas.asr import default_space
-    from hwnas.supernet.screen import SupernetScreen
     from hwnas.supernet.workspace import open_family, supernet_dir, train_family, trained_budget
 
     nets = {}
@@ -341,9 +356,7 @@ def _supernet_screen(req: SearchRequest, ws: Path, space: Any, hooks: SearchHook
                 folder, _ = train_family(ws, family, space, req.corpus, req.supernet_budget_s,
                                          req.seed, on_step=on_step, say=hooks.say)
         nets[family] = open_family(folder)
-    return SupernetScreen(nets, lambda fe, n: hooks.splits(req.corpus, fe, n),
-                          req.corpus.tokenizer, eta=req.eta, finetune_s=req.finetune_s,
-                          seed=req.seed, on_score=hooks.on_screen)
+    return nets
 
 
 def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
