@@ -21,7 +21,10 @@ real       the real main search (`hwnas search --target cpu --streaming
            CPU. Reported: architectures evaluated and trained, hypervolume of
            the verified front (measured emission delay, dev CER; reference
            500 ms, CER 1.0), the best verified CER under the limit, and the
-           predicted front's hypervolume over time.
+           predicted front's hypervolume over time. darts needs supernets:
+           it uses the ones in the workspace (--supernet-budget 60s: those
+           bench/supernet_search.py trains, 60 CPU-s per family), whose
+           training is not in its wall time.
 plot       bench/results/strategies_landscape.json and strategies_real.json
            -> docs/strategies_hv.png (hypervolume against trials, mean over
            seeds with its spread) and docs/strategies_real.png.
@@ -118,7 +121,7 @@ def part_real(seeds: tuple[int, ...], names: tuple[str, ...], minutes: float,
             cmd = [hwnas, "search", "--target", "cpu", "--streaming", "--max-delay",
                    str(MAX_DELAY), "--objectives", "cer,delay", "--trials", "1000",
                    "--budget", f"{minutes * 60:.0f}s", "--cer-budget", "15s", "--population",
-                   "4", "--strategy", name,
+                   "4", "--strategy", name, "--supernet-budget", "60s",
                    "--seed", str(s), "--study", study, "--no-export", "--json"]
             t0 = time.time()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

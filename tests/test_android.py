@@ -370,11 +370,11 @@ def test_every_strategy_searches_for_the_loopback_phone(phone, tmp_path, tool, m
     assert main(["predictor", "adapt", "--from", "cpu", "--device", "loop", "--n", "3",
                  "--pool", "20", *common[:2], "--space", str(ws / "tiny.toml")]) == 0
     capsys.readouterr()
-    for name in ("evolution", "rl", "rl-hard", "bo", "transfer"):
+    for name in ("evolution", "rl", "rl-hard", "bo", "transfer", "darts"):
         assert name in strategies.names()
         assert main(["search", "--target", "loop", "--trials", "6", "--population", "2",
                      "--cer-steps", "1", "--max-latency", "1000", "--strategy", name,
-                     "--study", name, "--no-export", *common]) == 0, name
+                     "--supernet-budget", "3s", "--study", name, "--no-export", *common]) == 0, name
         out = json.loads(capsys.readouterr().out)
         assert out["trials"] == 6 and out["pareto"], name
         assert out["latency_source"] == "measured", name

@@ -344,9 +344,10 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
     from hwnas.supernet.workspace import open_family, supernet_dir, train_family, trained_budget
 
     nets = {}
+    seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
         folder = supernet_dir(ws, family, req.space or default_space(),
-                              req.corpus.description, req.seed)
+                              req.corpus.description, seed)
         if not (trained_budget(folder) >= req.supernet_budget_s
                 and (folder / "supernet.pt").is_file()):
             hooks.say(f"training the {family} supernet for this space "
@@ -354,7 +355,7 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
                       "searches) ...")
             with hooks.training_supernet(family, req.supernet_budget_s) as on_step:
                 folder, _ = train_family(ws, family, space, req.corpus, req.supernet_budget_s,
-                                         req.seed, on_step=on_step, say=hooks.say)
+                                         seed, on_step=on_step, say=hooks.say)
         nets[family] = open_family(folder)
     return nets
 
