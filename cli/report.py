@@ -74,7 +74,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     con = console()
     con.print(f"study {args.study} ({s['target']}): {s['trials']} trials, {s['trained']} "
-              f"trained ({s['stopped_early']} stopped early), {s['infeasible']} infeasible; "
+              f"trained ({s['stopped_early']} stopped early), "
+              + (f"{s['screened']} scored with supernet weights only, " if s.get("screened")
+                 else "")
+              + f"{s['infeasible']} infeasible; "
               f"training spent {s['training_spent']:g} {s['training_unit']}; hypervolume "
               f"{s['hypervolume']:.4g} ({s['hypervolume_axis']} predicted)")
     for label, hv in s["compared"].items():

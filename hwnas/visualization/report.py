@@ -43,12 +43,15 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
         a = t.user_attrs
         if "arch" not in a:
             continue
+        # "trained": stand-alone; "screened": scored only with supernet weights
+        source = a.get("cer_source", "trained") if a.get("trained") else None
         rows.append({"trial": t.number, "arch": a["arch"], "arch_id": a["arch_id"],
                      "cer": float(a.get("cer", math.nan)), "latency_ms": a["latency_ms"],
                      "delay_ms": a.get("delay_ms"), "algorithmic_ms": a.get("algorithmic_ms"),
                      "rtf": a.get("rtf"), "params": a["params"], "size_mb": a.get("size_mb"),
                      "feasible": all(c <= 0 for c in a.get("constraints", [0.0])),
-                     "trained": bool(a.get("trained")), "rungs": a.get("rungs") or [],
+                     "trained": source == "trained", "cer_source": source,
+                     "screened": source not in (None, "trained"), "rungs": a.get("rungs") or [],
                      "stopped_at": a.get("stopped_at")})
     return rows
 
@@ -134,7 +137,11 @@ def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis) -> None:
     tr = [r for r in rows if r["trained"]]
     full = [r for r in tr if r["stopped_at"] is None]
     early = [r for r in tr if r["stopped_at"] is not None]
-    inf = [r for r in rows if not r["trained"]]
+    inf = [r for r in rows if not r["trained"] and not r["screened"]]
+    screened = [r for r in rows if r["screened"]]
+    if screened:
+        ax.scatter([r[x] for r in screened], [r["cer"] for r in screened], s=10, c="tab:green",
+                   alpha=0.4, label=f"scored with supernet weights, not trained ({len(screened)})")
     if inf:
         ax.scatter([r[x] for r in inf], [0.0] * len(inf), marker="|", s=60,
                    c="0.6", label=f"infeasible as predicted: not trained, no CER ({len(inf)})")
@@ -220,10 +227,14 @@ def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
     x = np.arange(1, len(gens) + 1)
     full = np.array([sum(r["trained"] and r["stopped_at"] is None for r in g) for g in gens])
     early = np.array([sum(r["trained"] and r["stopped_at"] is not None for r in g) for g in gens])
-    inf = np.array([sum(not r["trained"] for r in g) for g in gens])
+    screened = np.array([sum(r["screened"] for r in g) for g in gens])
+    inf = np.array([sum(not r["trained"] and not r["screened"] for r in g) for g in gens])
     ax.bar(x, full, color="tab:blue", label="trained to the last rung")
     ax.bar(x, early, bottom=full, color="tab:orange", label="stopped early")
-    ax.bar(x, inf, bottom=full + early, color="0.7", label="infeasible (not trained)")
+    if screened.any():
+        ax.bar(x, screened, bottom=full + early, color="tab:green",
+               label="scored with supernet weights only")
+    ax.bar(x, inf, bottom=full + early + screened, color="0.7", label="infeasible (not trained)")
     from matplotlib.ticker import MaxNLocator
 
     ax.set_xticks(x)
@@ -406,7 +417,8 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
         "study": study.study_name, "target": study.user_attrs.get("target"),
         "constraints": study.user_attrs.get("constraints") or {},
         "trials": len(rows), "trained": len(trained),
-        "infeasible": len(rows) - len(trained),
+        "screened": sum(r["screened"] for r in rows),
+        "infeasible": sum(not r["trained"] and not r["screened"] for r in rows),
         "stopped_early": sum(r["stopped_at"] is not None for r in trained),
         "early_stop_rate": (sum(r["stopped_at"] is not None for r in trained) / len(trained)
                             if trained else 0.0),
@@ -473,6 +485,9 @@ measurements.</p>
 </table>"""
                 if ver else "<h2>Verification on the device</h2><p>Not verified: the search "
                             "ran with --no-verify, or the device was unreachable.</p>")
+    screened = (f"; {s['screened']} scored only with weights inherited from a supernet "
+                "(their CER is labelled so and never makes the answer)" if s.get("screened")
+                else "")
     body = "".join(
         f"<tr><td>{k}</td>" + "".join(f"<td>{esc(str(r['arch'].get(k)))}</td>" for r in top)
         + "</tr>" for k in keys)
@@ -493,7 +508,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;fo
 <h1>Search report: {esc(s['study'])}</h1>
 <p>Target <b>{esc(str(s['target']))}</b>; constraints: {esc(cons)}.
 {s['trials']} trials: {s['trained']} trained ({s['stopped_early']} stopped early by successive
-halving, {s['early_stop_rate']:.0%}), {s['infeasible']} infeasible as predicted (not trained).
+halving, {s['early_stop_rate']:.0%}), {s['infeasible']} infeasible as predicted (not
+trained){screened}.
 Training spent: {s['training_spent']:g} {esc(s['training_unit'])}.
 Latencies are those recorded by the search: <b>predicted</b> by the target's predictor
 (the search's verification step measures the final Pareto set: below).</p>
