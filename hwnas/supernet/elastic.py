@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -222,7 +221,8 @@ class ElasticSupernet(nn.Module):
         self._models.move_to_end(arch.id)
         return m
 
-    def _plan(self, arch: ArchConfig) -> list[tuple[str, str, tuple[Rule, ...], tuple]]:
+    def plan(self, arch: ArchConfig) -> list[tuple[str, str, tuple[Rule, ...], tuple]]:
+        """Per parameter of ``arch``: (name, store key, per-axis rule, shape)."""
         plan = self._plans.get(arch.id)
         if plan is None:
             model = self.model_of(arch)
@@ -253,7 +253,7 @@ class ElasticSupernet(nn.Module):
     def weights(self, arch: ArchConfig) -> dict[str, torch.Tensor]:
         """``arch``'s parameters by name, as (differentiable) slices of the store."""
         out = {}
-        for name, key, rule, shape in self._plan(arch):
+        for name, key, rule, shape in self.plan(arch):
             t = self.store[key]
             for axis, (r, n) in enumerate(zip(rule, shape)):
                 if t.shape[axis] == n:
@@ -271,12 +271,6 @@ class ElasticSupernet(nn.Module):
     def forward(self, arch: ArchConfig, *args: Any, **kwargs: Any) -> Any:
         """``SpeechModel.forward`` of ``arch`` with its weights from the store."""
         return functional_call(self.model_of(arch), self.weights(arch), args, kwargs)
-
-    def call(self, arch: ArchConfig, method: str, *args: Any) -> Any:
-        """Another method of the subnet (``encode``, ``encode_chunk``) on store weights."""
-        model = self.model_of(arch)
-        with torch.nn.utils.stateless._reparametrize_module(model, self.weights(arch)):
-            return getattr(model, method)(*args)
 
     @torch.no_grad()
     def subnet(self, arch: ArchConfig) -> SpeechModel:
@@ -296,6 +290,3 @@ class ElasticSupernet(nn.Module):
 
     def sample(self, rng: random.Random) -> ArchConfig:
         return self.space.sample(rng).replace(vocab_size=self.vocab_size)
-
-    def parameters_of(self, archs: Iterable[ArchConfig]) -> int:
-        return sum(t.numel() for a in archs for t in self.weights(a).values())

@@ -92,7 +92,7 @@ class Relaxation(nn.Module):
         top = self.top.conv_kernel
         each = [self.net.weights(self.net.space.nearest({**self.top.to_dict(), "conv_kernel": k}))
                 for k in self.options["conv_kernel"]]
-        for name, _, rule, _ in self.net._plan(self.top):
+        for name, _, rule, _ in self.net.plan(self.top):
             kernel = [r for r in rule if isinstance(r, tuple) and r[0] == "kernel"]
             if not kernel or weights[name].shape[-1] != top:
                 continue   # not a searched kernel (a transformer's position conv)
