@@ -13,9 +13,11 @@ standalone  --archs architectures sampled from the family's space (seed 3),
 supernet    the family's supernet trained --supernet-budget CPU time
             (snapshots in the workspace; a rerun continues it)
 score       every architecture's dev CER inherited (0 steps) and after a
-            --finetune CPU-second fine-tune; Kendall tau and Spearman against
-            the stand-alone CER, precision of the top 5 and top 10, and the
-            CPU-seconds one inherited score costs. bench/results/supernet_fidelity.json
+            --finetune CPU-second fine-tune (a line per architecture in
+            bench/results/supernet_fidelity_scores.jsonl); Kendall tau and
+            Spearman against the stand-alone CER, precision of the top 5 and
+            top 10, and the CPU-seconds one inherited score costs.
+            bench/results/supernet_fidelity.json
 """
 
 from __future__ import annotations
@@ -130,9 +132,17 @@ def main() -> None:
                            weights_only=True)
         net.load_state_dict(state["weights"])
         net.eval()
+        scored_file = RESULTS / f"supernet_fidelity_scores{tag}.jsonl"   # one line per arch
+        scored = {}
+        if scored_file.is_file():
+            scored = {json.loads(line)["arch_id"]: json.loads(line)
+                      for line in scored_file.read_text().splitlines() if line.strip()}
         rows = []
         for i, a in enumerate(archs):
             if a.id not in done:
+                continue
+            if a.id in scored:
+                rows.append(scored[a.id])
                 continue
             sp = corpus.splits(a.frontend, a.n_filters)
             inh = score(net, a, sp, tok)
@@ -141,6 +151,8 @@ def main() -> None:
                          "inherited": inh["cer"], "inherited_cpu_s": inh["cpu_s"],
                          "finetuned": fine["cer"], "finetuned_cpu_s": fine["cpu_s"],
                          "finetune_steps": fine["steps"]})
+            with scored_file.open("a") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
             print(f"score {i + 1}/{len(archs)} {a.id} stand-alone {done[a.id]['cer']:.3f} "
                   f"inherited {inh['cer']:.3f} ({inh['cpu_s']:.1f} CPU s) fine-tuned "
                   f"{fine['cer']:.3f}", flush=True)
