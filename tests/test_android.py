@@ -352,15 +352,10 @@ def test_usb_support_is_installed_by_default():
     assert reason is not None and "libusb" not in reason and "no USB phone" in reason
 
 
-@pytest.mark.slow
-def test_every_strategy_searches_for_the_loopback_phone(phone, tmp_path, tool, monkeypatch,
-                                                        capsys):
-    """Each strategy behind the seam runs `hwnas search` for a phone target: its
-    proposals are trained, and the answer is measured on the phone."""
-    import json
-
+def _adapted_phone(tmp_path, phone, tool, monkeypatch, capsys):
+    """A workspace with the loopback phone's predictor adapted from the CPU's
+    (3 measurements) and a tiny built-in corpus; the search options they share."""
     from cli.main import main
-    from hwnas import strategies
     from hwnas.data import corpus
 
     monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
@@ -370,6 +365,20 @@ def test_every_strategy_searches_for_the_loopback_phone(phone, tmp_path, tool, m
     assert main(["predictor", "adapt", "--from", "cpu", "--device", "loop", "--n", "3",
                  "--pool", "20", *common[:2], "--space", str(ws / "tiny.toml")]) == 0
     capsys.readouterr()
+    return ws, common
+
+
+@pytest.mark.slow
+def test_every_strategy_searches_for_the_loopback_phone(phone, tmp_path, tool, monkeypatch,
+                                                        capsys):
+    """Each strategy behind the seam runs `hwnas search` for a phone target: its
+    proposals are trained, and the answer is measured on the phone."""
+    import json
+
+    from cli.main import main
+    from hwnas import strategies
+
+    ws, common = _adapted_phone(tmp_path, phone, tool, monkeypatch, capsys)
     for name in ("evolution", "rl", "rl-hard", "bo", "transfer", "darts"):
         assert name in strategies.names()
         assert main(["search", "--target", "loop", "--trials", "6", "--population", "2",
@@ -391,15 +400,8 @@ def test_a_supernet_screened_search_for_the_loopback_phone(phone, tmp_path, tool
     import optuna
 
     from cli.main import main
-    from hwnas.data import corpus
 
-    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
-    ws = _workspace(tmp_path, phone, tool)
-    common = ["--workspace", str(ws), "--json", "--size", "tiny", "--space",
-              str(ws / "tiny.toml")]
-    assert main(["predictor", "adapt", "--from", "cpu", "--device", "loop", "--n", "3",
-                 "--pool", "20", *common[:2], "--space", str(ws / "tiny.toml")]) == 0
-    capsys.readouterr()
+    ws, common = _adapted_phone(tmp_path, phone, tool, monkeypatch, capsys)
     search = ["search", "--target", "loop", "--population", "9", "--cer-steps", "1",
               "--max-latency", "1000", "--cer-source", "supernet", "--supernet-budget", "3s",
               "--finetune", "1s", "--no-export", *common]

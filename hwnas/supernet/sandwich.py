@@ -37,33 +37,21 @@ from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
 from hwnas.supernet.elastic import ElasticSupernet
 from hwnas.training.features import spec_augment
-from hwnas.training.trainer import collate, evaluate, length_batches, task_loss
+from hwnas.training.trainer import (
+    TrainConfig,
+    collate,
+    evaluate,
+    length_batches,
+    task_loss,
+)
 
 #: share of a smaller subnet's loss that comes from the largest one's outputs
 DISTILL = 0.5
 
 
-@dataclass
-class SupernetConfig:
-    steps: int | None = None
-    cpu_seconds: float | None = None
-    batch_frames: int = 4000
-    lr: float = 2e-3
-    warmup: int = 100
-    seed: int = 0
-    specaug: bool = True
-    eval_every: int = 100
-    eval_utts: int = 100
-    snapshot: Path | None = None
-    snapshot_every_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        if (self.steps is None) == (self.cpu_seconds is None):
-            raise ValueError("give exactly one budget: steps or cpu_seconds")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.cpu_seconds is not None and self.cpu_seconds <= 0:
-            raise ValueError("the CPU-time budget must be positive")
+#: the budget, batch, optimiser, evaluation and snapshot settings are the
+#: stand-alone trainer's (``lr`` and ``warmup`` shape the store's schedule)
+SupernetConfig = TrainConfig
 
 
 @dataclass
