@@ -163,3 +163,21 @@ def synthetic_splits(utts: int = 12, seed: int = 0):
         return cache[dim]
 
     return splits_of, tok
+
+
+def streamed_and_full(model, chunks: int = 5):
+    """A streaming model's encoder output on random features, chunk by chunk
+    (each chunk checked to have the declared input size) and in one pass."""
+    import torch
+
+    arch = model.arch
+    feats = torch.randn(1, arch.chunk_frames * arch.subsampling_factor * chunks,
+                        model.input_dim)
+    with torch.no_grad():
+        full, _ = model.encode(feats)
+        caches, outs = model.init_caches(1), []
+        for chunk in model.split_chunks(feats):
+            assert chunk.shape[1] == model.chunk_input_frames
+            y, caches = model.encode_chunk(chunk, caches)
+            outs.append(y)
+    return torch.cat(outs, dim=1), full

@@ -9,7 +9,7 @@ from hwnas.asr import default_space, preset, preset_names
 from hwnas.asr.models import build, device_graph, speech_model
 from hwnas.asr.models.frontend import FeatureExtractor, input_dim
 from hwnas.asr.models.stats import model_stats
-from tests.helpers import small
+from tests.helpers import small, streamed_and_full
 
 ENCODER_VARIANTS = ([("conformer", a) for a in ("mhsa", "relpos", "local", "linear")]
                     + [("transformer", a) for a in ("mhsa", "relpos", "local", "linear")]
@@ -77,17 +77,7 @@ STREAMING = [
 def test_chunk_by_chunk_equals_full_context(enc, att, kw):
     frontend = kw.pop("frontend", "logmel") if "frontend" in kw else "logmel"
     arch = small(enc, "ctc", att, frontend, streaming=True, **kw)
-    model = build(arch).eval()
-    step = arch.chunk_frames * arch.subsampling_factor
-    feats = torch.randn(1, step * 5, model.input_dim)
-    with torch.no_grad():
-        full, _ = model.encode(feats)
-        caches, outs = model.init_caches(1), []
-        for chunk in model.split_chunks(feats):
-            assert chunk.shape[1] == model.chunk_input_frames
-            y, caches = model.encode_chunk(chunk, caches)
-            outs.append(y)
-    streamed = torch.cat(outs, dim=1)
+    streamed, full = streamed_and_full(build(arch).eval())
     assert streamed.shape == full.shape
     assert (streamed - full).abs().max().item() < 1e-4
 

@@ -20,7 +20,7 @@ from hwnas.supernet.sandwich import (
     save_supernet,
     train_supernet,
 )
-from tests.helpers import synthetic_splits
+from tests.helpers import streamed_and_full, synthetic_splits
 
 FAMILIES = ("conformer", "transformer", "lstm", "blstm", "cnn_lstm", "contextnet")
 # every kind of choice the supernet slices, at sizes that build in milliseconds
@@ -118,15 +118,8 @@ def test_sampled_subnets_run_export_and_stream(nets, arch, tmp_path):
         out = sub(x, xl, y)
     assert torch.isfinite(out["enc"]).all()
     if arch.streaming:   # chunk by chunk equals the full-context forward under the same mask
-        step = arch.chunk_frames * arch.subsampling_factor
-        feats = torch.randn(1, step * 4, sub.input_dim)
-        with torch.no_grad():
-            full, _ = sub.encode(feats)
-            caches, outs = sub.init_caches(1), []
-            for chunk in sub.split_chunks(feats):
-                yc, caches = sub.encode_chunk(chunk, caches)
-                outs.append(yc)
-        assert (torch.cat(outs, dim=1) - full).abs().max() < 1e-4
+        streamed, full = streamed_and_full(sub, chunks=4)
+        assert (streamed - full).abs().max() < 1e-4
     graph = device_graph(sub)
     path = export_onnx(graph, tmp_path / "model.onnx")
     assert check_parity(graph, "onnx", path, n=2)["max_abs_diff"] < 1e-3
