@@ -18,6 +18,7 @@ score       every architecture's dev CER inherited (0 steps) and after a
             Spearman against the stand-alone CER, precision of the top 5 and
             top 10, and the CPU-seconds one inherited score costs.
             bench/results/supernet_fidelity.json
+plot        that file -> docs/supernet_fidelity.png
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def precision_at(k: int, a: list[float], b: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="standalone,supernet,score")
+    ap.add_argument("--parts", default="standalone,supernet,score,plot")
     ap.add_argument("--family", default="conformer")
     ap.add_argument("--space", help="TOML narrowing the space (default: the whole space)")
     ap.add_argument("--archs", type=int, default=30)
@@ -177,6 +178,35 @@ def main() -> None:
                   f"{s['spearman']:.2f}  top-5 {s['precision_top5']:.1f}  top-10 "
                   f"{s['precision_top10']:.1f}  {s['cpu_s_per_arch']:.1f} CPU s per arch")
         print(f"wrote {out}")
+    if "plot" in parts:
+        plot(RESULTS / f"supernet_fidelity{tag}.json",
+             ROOT / "docs" / f"supernet_fidelity{tag}.png")
+
+
+def plot(src: Path, dest: Path) -> None:
+    """Inherited and fine-tuned CER against stand-alone CER, one point per architecture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = json.loads(src.read_text())
+    alone = [r["standalone"] for r in s["rows"]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
+    for ax, kind, title in ((axes[0], "inherited", "inherited (0 steps)"),
+                            (axes[1], "finetuned", f"fine-tuned {s['finetune_cpu_s']:g} CPU-s")):
+        ax.scatter([r[kind] for r in s["rows"]], alone, s=22)
+        k = s[kind]
+        ax.set_title(f"{title}: Kendall tau {k['kendall_tau']:.2f}, top-5 "
+                     f"{k['precision_top5']:.1f}", fontsize=10)
+        ax.set_xlabel(f"dev CER with supernet weights, {title}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"dev CER trained stand-alone {s['standalone_cpu_s']:g} CPU-s")
+    fig.suptitle(f"{s['archs']} {s['family']} architectures; supernet trained "
+                 f"{s['supernet_cpu_s'] / 60:g} CPU-min", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(dest, dpi=110)
+    print(f"wrote {dest}")
 
 
 if __name__ == "__main__":
