@@ -18,6 +18,9 @@ score       every architecture's dev CER inherited (0 steps) and after a
             Spearman against the stand-alone CER, precision of the top 5 and
             top 10, and the CPU-seconds one inherited score costs.
             bench/results/supernet_fidelity.json
+control     each architecture trained from scratch for the fine-tuning budget
+            (--finetune CPU-s): the same rank statistics, to tell what the
+            inherited weights add to a short training (into the same json)
 plot        that file -> docs/supernet_fidelity.png
 """
 
@@ -69,7 +72,7 @@ def precision_at(k: int, a: list[float], b: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="standalone,supernet,score,plot")
+    ap.add_argument("--parts", default="standalone,supernet,score,control,plot")
     ap.add_argument("--family", default="conformer")
     ap.add_argument("--space", help="TOML narrowing the space (default: the whole space)")
     ap.add_argument("--archs", type=int, default=30)
@@ -178,6 +181,40 @@ def main() -> None:
                   f"{s['spearman']:.2f}  top-5 {s['precision_top5']:.1f}  top-10 "
                   f"{s['precision_top10']:.1f}  {s['cpu_s_per_arch']:.1f} CPU s per arch")
         print(f"wrote {out}")
+    if "control" in parts:   # the same fine-tuning budget from scratch instead of inherited
+        ctl_file = RESULTS / f"supernet_fidelity_control{tag}.jsonl"
+        ctl = {}
+        if ctl_file.is_file():
+            ctl = {json.loads(line)["arch_id"]: json.loads(line)
+                   for line in ctl_file.read_text().splitlines() if line.strip()}
+        for a in archs:
+            if a.id in done and a.id not in ctl:
+                sp = corpus.splits(a.frontend, a.n_filters)
+                res = train(a, sp.train, sp.dev, tok, TrainConfig(
+                    cpu_seconds=args.finetune, seed=0, eval_every=10**9))
+                ctl[a.id] = {"arch_id": a.id, "cer": res.dev["cer"], "steps": res.steps}
+                with ctl_file.open("a") as f:
+                    f.write(json.dumps(ctl[a.id]) + "\n")
+        out = RESULTS / f"supernet_fidelity{tag}.json"
+        summary = json.loads(out.read_text())
+        rows = [r for r in summary["rows"] if r["arch_id"] in ctl]
+        got = [ctl[r["arch_id"]]["cer"] for r in rows]
+        alone = [r["standalone"] for r in rows]
+        summary["scratch"] = {
+            "kendall_tau": float(kendalltau(got, alone).statistic),
+            "spearman": float(spearmanr(got, alone).statistic),
+            "precision_top5": precision_at(5, got, alone),
+            "precision_top10": precision_at(10, got, alone),
+            "mean_cer": float(np.mean(got)),
+            "finetuned_mean_cer": float(np.mean([r["finetuned"] for r in rows])),
+            "finetuned_better": int(sum(r["finetuned"] < ctl[r["arch_id"]]["cer"]
+                                        for r in rows))}
+        out.write_text(json.dumps(summary, indent=2) + "\n")
+        c = summary["scratch"]
+        print(f"   scratch: Kendall tau {c['kendall_tau']:.2f}  Spearman {c['spearman']:.2f}  "
+              f"top-5 {c['precision_top5']:.1f}  top-10 {c['precision_top10']:.1f}; mean CER "
+              f"{c['mean_cer']:.3f} vs fine-tuned {c['finetuned_mean_cer']:.3f} (fine-tuned "
+              f"lower for {c['finetuned_better']}/{len(rows)})")
     if "plot" in parts:
         plot(RESULTS / f"supernet_fidelity{tag}.json",
              ROOT / "docs" / f"supernet_fidelity{tag}.png")
