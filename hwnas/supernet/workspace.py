@@ -44,6 +44,11 @@ def trained_budget(folder: Path) -> float:
         return 0.0
 
 
+def is_trained(folder: Path, budget_s: float) -> bool:
+    """Whether ``folder`` holds a supernet trained for at least ``budget_s`` CPU s."""
+    return trained_budget(folder) >= budget_s and (Path(folder) / "supernet.pt").is_file()
+
+
 def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_s: float,
                  seed: int = 0, on_step: Callable[[int, float, dict], None] | None = None,
                  on_progress: Callable[[dict], None] | None = None,
@@ -53,7 +58,7 @@ def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_
     that budget is returned as it is."""
     folder = supernet_dir(ws, family, space, corpus.description, seed)
     info_file = folder / "info.json"
-    if trained_budget(folder) >= budget_s and (folder / "supernet.pt").is_file():
+    if is_trained(folder, budget_s):
         return folder, json.loads(info_file.read_text())
     tok = corpus.tokenizer
     net = ElasticSupernet(family_space(space, family), family, tok.vocab_size, seed=seed)

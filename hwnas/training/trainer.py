@@ -83,7 +83,7 @@ class TrainResult:
 
 
 def length_batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Generator
-             ) -> list[np.ndarray]:
+                   ) -> list[np.ndarray]:
     order = np.argsort(lengths + rng.uniform(0, 1, len(lengths)) * 10, kind="stable")
     out, cur, longest = [], [], 0
     for i in order:
@@ -100,7 +100,7 @@ def length_batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Genera
 
 
 def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
-             ) -> tuple[torch.Tensor, ...]:
+            ) -> tuple[torch.Tensor, ...]:
     mean, std = norm
     feats = [(fs.feats(i).astype(np.float32) - mean) / std for i in idx]
     T = max(len(f) for f in feats)

@@ -341,15 +341,14 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
     darts``), trained now (to ``req.supernet_budget_s``) where the workspace has
     none for this space -- or for the whole space, which contains it."""
     from hwnas.asr import default_space
-    from hwnas.supernet.workspace import open_family, supernet_dir, train_family, trained_budget
+    from hwnas.supernet.workspace import is_trained, open_family, supernet_dir, train_family
 
     nets = {}
     seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
         folder = supernet_dir(ws, family, req.space or default_space(),
                               req.corpus.description, seed)
-        if not (trained_budget(folder) >= req.supernet_budget_s
-                and (folder / "supernet.pt").is_file()):
+        if not is_trained(folder, req.supernet_budget_s):
             hooks.say(f"training the {family} supernet for this space "
                       f"({req.supernet_budget_s:g} CPU s; kept in the workspace for later "
                       "searches) ...")
