@@ -35,6 +35,35 @@ def tool(tmp_path) -> Path:
     return p
 
 
+@pytest.fixture
+def adb_server(phone, tmp_path):
+    """Google's adb server on a free port (its own HOME: its own key), with the
+    loopback ``phone`` attached by `adb connect`. Yields (adb, env, serial):
+    ``env`` points adb clients (ours too) at this server."""
+    import subprocess
+
+    from tests.helpers import free_port, google_adb
+
+    adb = google_adb()
+    if adb is None:
+        pytest.skip("Google's adb client is not installed (apt-get install adb)")
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(free_port()),
+           "HOME": str(tmp_path / "adb-home")}
+    (tmp_path / "adb-home" / ".android").mkdir(parents=True)
+    serial = f"127.0.0.1:{phone.port}"
+
+    def adb_(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([adb, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    adb_("start-server")
+    try:
+        assert f"connected to {serial}" in adb_("connect", serial).stdout
+        yield adb_, env, serial
+    finally:
+        adb_("kill-server")
+
+
 @pytest.fixture(scope="session")
 def tflite_model(tmp_path_factory):
     """One small streaming Conformer converted to .tflite (shared: conversion is slow)."""

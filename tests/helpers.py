@@ -134,6 +134,27 @@ def android_options(phone: Any, tmp_path: Path, tool: Path | None, **kw) -> dict
         "reconnect_timeout_s": 3.0, **kw})
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def google_adb() -> str | None:
+    """Google's adb client, required under CI (.ci/run installs Debian's adb)."""
+    import os
+    import shutil
+
+    path = shutil.which("adb")
+    if path is None and os.environ.get("CI"):
+        import pytest
+
+        pytest.fail("Google's adb client is required in CI (.ci/run installs Debian's adb)")
+    return path
+
+
 def synthetic_splits(utts: int = 12, seed: int = 0):
     """``splits_of(frontend, n_filters)`` over random features of ``utts`` short
     utterances with short texts (the same texts and lengths for every stem),

@@ -5,7 +5,6 @@ thermal handling, quoting, reconnects and resumable profiling."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ import pytest
 from hwnas.adapters import DeviceError, DeviceUnavailable
 from hwnas.adapters.android import AdbTransport, AndroidAdapter
 from hwnas.testing.adb_device import LoopbackDevice
-from tests.helpers import FAST
+from tests.helpers import FAST, free_port, google_adb
 from tests.helpers import android_options as options
 
 TINY_SPACE = """
@@ -173,29 +172,28 @@ def test_throttling_during_the_run_is_flagged(phone, tmp_path, tool, tflite_mode
     a.close()
 
 
-def _adb() -> str | None:
-    path = shutil.which("adb")
-    if path is None and os.environ.get("CI"):
-        pytest.fail("Google's adb client is required in CI (.ci/run installs Debian's adb)")
-    return path
+def test_google_adb_client_talks_to_the_loopback_device(adb_server, tmp_path):
+    adb, _, serial = adb_server
+    r = adb("-s", serial, "shell", "echo", "ok")
+    assert r.returncode == 0 and r.stdout.strip() == "ok"
+    src = tmp_path / "hello.txt"
+    src.write_text("hello from adb\n")
+    assert adb("-s", serial, "push", str(src), "/data/local/tmp/hello.txt").returncode == 0
+    assert adb("-s", serial, "shell", "cat /data/local/tmp/hello.txt").stdout == \
+        "hello from adb\n"
+    assert "device" in adb("devices").stdout
 
 
-def test_google_adb_client_talks_to_the_loopback_device(tmp_path):
-    adb = _adb()
+def test_google_adb_client_talks_to_a_loopback_device_process(tmp_path):
+    """The device as its own process (as the lab's loopback phones run)."""
+    adb = google_adb()
     if adb is None:
         pytest.skip("Google's adb client is not installed (apt-get install adb)")
-    import socket
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    port, server = free_port(), free_port()
+    port = free_port()
     dev = subprocess.Popen([sys.executable, "-m", "hwnas.testing.adb_device", "--port",
                             str(port), "--root", str(tmp_path / "phone")],
                            stdout=subprocess.PIPE, text=True)
-    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(server), "HOME": str(tmp_path)}
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(free_port()), "HOME": str(tmp_path)}
     serial = f"127.0.0.1:{port}"
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -208,16 +206,62 @@ def test_google_adb_client_talks_to_the_loopback_device(tmp_path):
         assert f"connected to {serial}" in run("connect", serial).stdout
         r = run("-s", serial, "shell", "echo", "ok")
         assert r.returncode == 0 and r.stdout.strip() == "ok"
-        src = tmp_path / "hello.txt"
-        src.write_text("hello from adb\n")
-        assert run("-s", serial, "push", str(src), "/data/local/tmp/hello.txt").returncode == 0
-        assert run("-s", serial, "shell", "cat /data/local/tmp/hello.txt").stdout == \
-            "hello from adb\n"
-        assert "device" in run("devices").stdout
     finally:
         run("kill-server")
         dev.terminate()
         dev.wait(10)
+
+
+def test_our_client_of_googles_adb_server(adb_server, phone, tmp_path, monkeypatch):
+    """hwnas through the running adb server (smart sockets): devices, shell with
+    exit status, push, stat, and a missing phone in one line."""
+    from hwnas.adapters.adb_server import AdbServer
+
+    _, env, serial = adb_server
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", env["ANDROID_ADB_SERVER_PORT"])
+    server = AdbServer()
+    assert server.running() and server.version() >= 31
+    assert server.devices() == {serial: "device"}
+    t = AdbTransport(serial, tmp_path / "unused-key", transport="server")
+    assert t.shell("echo hi; false") == ("hi\n", 1)
+    src = tmp_path / "blob.bin"
+    src.write_bytes(os.urandom(200_000))   # more than one sync DATA packet
+    t.push(src, "/data/local/tmp/blob.bin", mode=0o755)
+    assert (phone.root / "data/local/tmp/blob.bin").read_bytes() == src.read_bytes()
+    mode, size = t.stat("/data/local/tmp/blob.bin")
+    assert size == 200_000 and mode & 0o777 == 0o755
+    assert t.stat("/data/local/tmp/none") == (0, 0)
+    gone = AdbTransport("emulator-5554", tmp_path / "k", transport="server",
+                        reconnect_timeout_s=0.5)
+    with pytest.raises(DeviceUnavailable, match=f"emulator-5554 via adb server.*lists {serial}"):
+        gone.shell("true")
+
+
+def test_measure_through_googles_adb_server(adb_server, phone, tmp_path, tool, tflite_model,
+                                            monkeypatch):
+    _, env, serial = adb_server
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", env["ANDROID_ADB_SERVER_PORT"])
+    a = AndroidAdapter("loop", options(phone, tmp_path, tool, transport="server"))
+    assert a.check() is None
+    h = a.prepare(tflite_model)
+    m = a.measure(h, FAST, arch_id=tflite_model.arch_id, graph="chunk",
+                  model_bytes=tflite_model.size_bytes)
+    assert m.ok, m.flags
+    assert m.latency["n"] >= 5 and m.latency["p50_ms"] > 0
+    assert "via adb server" in m.provenance["transport"]
+    a.close()
+
+
+def test_auto_transport_prefers_the_server_for_serials_it_lists(adb_server, monkeypatch):
+    from hwnas.adapters.android import pick_transport
+
+    _, env, serial = adb_server
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", env["ANDROID_ADB_SERVER_PORT"])
+    assert pick_transport(serial) == "tcp"         # host:port phones: direct TCP
+    assert pick_transport("") == "server"          # the only phone the server holds
+    assert pick_transport("0A1B2C3D") == "usb"     # not held by the server
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
+    assert pick_transport("") == "usb"             # no server running
 
 
 def _workspace(tmp_path: Path, phone: LoopbackDevice, tool: Path) -> Path:

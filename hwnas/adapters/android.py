@@ -1,5 +1,6 @@
-"""Android phones over ADB (adb-shell; TCP or USB; RSA key as Google's adb
-keeps it) running TFLite's ``benchmark_model`` under ``taskset``.
+"""Android phones over ADB running TFLite's ``benchmark_model`` under
+``taskset``: directly over TCP or USB (adb-shell; RSA key as Google's adb
+keeps it), or through the host's running adb server (``adb_server.py``).
 
 Transport (``AdbTransport``: connect, shell, push, reconnect) is separate from
 parsing (``hwnas.adapters.parsers``). Every value placed in a shell command
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.adapters._base import Adapter, DeviceError, DeviceUnavailable, Plan, Timing
+from hwnas.adapters.adb_server import AdbServer, AdbServerError
 from hwnas.adapters.parsers import (
     ParseError,
     parse_benchmark_model,
@@ -80,31 +82,67 @@ def preload_libusb() -> None:
             return
         adb_device.UsbTransport = UsbTransport
 
+def pick_transport(serial: str, server: str = "") -> str:
+    """``auto``: "host:port" is TCP; a phone that the host's adb server lists
+    goes through the server (which holds its USB interface); else USB."""
+    if re.fullmatch(r"[^:\s]+:\d+", serial):
+        return "tcp"
+    try:
+        listed = AdbServer(server, timeout_s=2.0).devices()
+    except (OSError, AdbServerError):
+        return "usb"
+    return "server" if serial in listed or (not serial and len(listed) == 1) else "usb"
+
+
 class AdbTransport:
-    """One ADB connection (adb-shell). ``serial`` "host:port" is TCP (also
-    ``adb tcpip`` phones); anything else is a USB serial ("" = the only one)."""
+    """One ADB connection. ``serial`` "host:port" is TCP (also ``adb tcpip``
+    phones); anything else is a USB serial ("" = the only one). ``server``
+    goes through the host's adb server (any serial it lists)."""
 
     def __init__(self, serial: str, key: Path, transport: str = "auto",
-                 connect_timeout_s: float = 10.0, reconnect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 10.0, reconnect_timeout_s: float = 30.0,
+                 server: str = "") -> None:
         self.serial = serial
         self.key = key
-        self.transport = transport if transport != "auto" else (
-            "tcp" if re.fullmatch(r"[^:\s]+:\d+", serial) else "usb")
+        self.server = server
+        self.transport = transport if transport != "auto" else pick_transport(serial, server)
         self.connect_timeout_s = connect_timeout_s
         self.reconnect_timeout_s = reconnect_timeout_s
         self.dev: Any = None
         self.reconnects = 0
         from adb_shell import exceptions as ex
 
-        # what a dropped or dead connection raises (reconnect and retry on these)
+        # what a dropped or dead connection raises (reconnect and retry on these;
+        # AdbServerError is a ConnectionError, hence an OSError)
         self.transport_errors: tuple[type[BaseException], ...] = (
             OSError, EOFError, TimeoutError, ex.TcpTimeoutException, ex.AdbConnectionError,
             ex.InvalidResponseError, ex.InvalidCommandError, ex.AdbTimeoutError)
 
     def describe(self) -> str:
+        if self.transport == "server":
+            return f"{self.serial or '(only phone)'} via {AdbServer(self.server).describe()}"
         return f"{self.transport} {self.serial or '(only USB device)'}"
 
+    def _connect_server(self) -> None:
+        server = AdbServer(self.server, timeout_s=self.connect_timeout_s)
+        try:
+            listed = server.devices()
+        except (OSError, AdbServerError) as e:
+            raise DeviceUnavailable(f"cannot reach {self.describe()}: {e}") from None
+        serial = self.serial or (next(iter(listed)) if len(listed) == 1 else "")
+        state = listed.get(serial)
+        if state != "device":
+            why = {None: f"it lists {', '.join(listed) or 'no phone'}",
+                   "unauthorized": "the phone refused the server's key: accept the RSA prompt "
+                                   "on its screen",
+                   "offline": "the phone is offline (replug it or `adb reconnect`)"}
+            raise DeviceUnavailable(f"cannot reach {self.describe()}: "
+                                    f"{why.get(state, f'its state is {state}')}")
+        self.dev = server.device(serial)
+
     def connect(self) -> None:
+        if self.transport == "server":
+            return self._connect_server()
         from adb_shell.adb_device import AdbDeviceTcp
 
         try:
@@ -201,7 +239,10 @@ class AndroidAdapter(Adapter):
     name = "android"
     OPTIONS = {
         "serial": ("", "\"host:port\" (TCP) or a USB serial; empty = the only USB phone"),
-        "transport": ("auto", "auto | tcp | usb"),
+        "transport": ("auto", "auto | tcp | usb | server (the host's adb server; auto "
+                              "picks it for a USB serial the server lists)"),
+        "adb_server": ("", "the adb server as HOST:PORT; empty = 127.0.0.1 and "
+                           "$ANDROID_ADB_SERVER_PORT or 5037"),
         "adb_key": ("", "RSA private key for ADB auth; empty = ~/.android/adbkey "
                         "(created when missing)"),
         "benchmark_binary": ("", "host path of TFLite's benchmark_model for this phone's ABI; "
@@ -218,7 +259,7 @@ class AndroidAdapter(Adapter):
         "reconnect_timeout_s": (30.0, "how long to retry a dropped connection"),
         "run_timeout_s": (600.0, "longest one benchmark run may take"),
     }
-    CHOICES = {"transport": ("auto", "tcp", "usb"), "delegate": ("cpu", "gpu", "nnapi"),
+    CHOICES = {"transport": ("auto", "tcp", "usb", "server"), "delegate": ("cpu", "gpu", "nnapi"),
                "format": ("tflite", "tflite-dynamic", "tflite-int8")}
     FORMATS = CHOICES["format"]
 
@@ -251,7 +292,8 @@ class AndroidAdapter(Adapter):
                 else default_key_path()
             self._transport = AdbTransport(self.options["serial"], key, self.options["transport"],
                                            self.options["connect_timeout_s"],
-                                           self.options["reconnect_timeout_s"])
+                                           self.options["reconnect_timeout_s"],
+                                           self.options["adb_server"])
         return self._transport
 
     def check(self) -> str | None:
