@@ -206,18 +206,3 @@ def corpus_splits(corpus: Any, frontend: str, n_filters: int, err: Any) -> Any:
     if first_time:
         say_skipped(err, sp.problems, "; all are listed in result.json")
     return sp
-
-
-def add_executor_arg(s: Any, what: str) -> None:
-    from hwnas import execution
-
-    s.add_argument("--executor", default="local", choices=execution.names(),
-                   help=f"where {what} run: local (this process, the default) or process "
-                        "(a worker process: a converter or trainer that crashes takes the "
-                        "worker down, not this command)")
-
-
-def open_executor(args: Any) -> Any:
-    from hwnas import execution
-
-    return execution.make(getattr(args, "executor", "local"))

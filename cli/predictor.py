@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from ._common import console, measure_with_progress, read_space, workspace
+from ._executor import add_executor_arg, open_executor
 
 PREDICTOR_EPILOG = """examples:
   hwnas predictor train --device cpu           XGBoost on the cpu profile -> predictors/cpu/
@@ -135,10 +136,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from hwnas.adapters import DeviceUnavailable
-    from hwnas.adapters.devicefile import load_device
+    from hwnas.adapters.devicefile import load_device, matching_devices
     from hwnas.predict.latency import load_predictor, predictor_dir
     from hwnas.workflows.adapt import adapt_predictor
-
 
     if args.device == args.source:
         raise ValueError("--from and --device name the same device")
@@ -149,11 +149,13 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     def measure(run: Any) -> None:
         measure_with_progress(run, f"measuring {run.n} on {spec.name}", quiet=args.json)
 
+    phones = matching_devices(args.phones, ws, like=spec) if args.phones else None
     try:
-        adapted, report = adapt_predictor(
-            source, args.source, spec, ws, n=args.n, pool=args.pool, seed=args.seed,
-            method=args.method, label=args.label, measure=measure,
-            space=read_space(args) if args.space else None)
+        with open_executor(args) as ex:
+            adapted, report = adapt_predictor(
+                source, args.source, spec, ws, n=args.n, pool=args.pool, seed=args.seed,
+                method=args.method, label=args.label, measure=measure,
+                space=read_space(args) if args.space else None, executor=ex, phones=phones)
     except KeyboardInterrupt as e:
         print(f"hwnas: interrupted; {e.args[0] if e.args else 0} measurements stored. Rerun "
               "the same command to continue.", file=sys.stderr)
@@ -249,6 +251,9 @@ def add_parsers(sub: Any) -> None:
                    help="correction; auto picks by leave-one-out error (default)")
     s.add_argument("--label", choices=("auto", "rel", "norm", "raw"), default="auto",
                    help="latency column of the new device's rows (default auto)")
+    add_executor_arg(s, "the measurements")
+    s.add_argument("--phones", metavar="PATTERN",
+                   help="interchangeable phones that share the measurements (as for profile)")
     common(s)
     s.set_defaults(func=cmd_adapt)
     s = ps.add_parser("show", help="print a predictor's model card")

@@ -9,24 +9,28 @@ import sys
 from typing import Any
 
 from ._common import (
-    add_executor_arg,
     console,
     measure_with_progress,
-    open_executor,
     plan_overrides,
     read_space,
     workspace,
 )
+from ._executor import add_executor_arg, open_executor
 
 PROFILE_EPILOG = """examples:
   hwnas profile --device cpu --n 200 --seed 0      measure 200 sampled architectures
   hwnas profile --device cpu --n 1000 --seed 0     later: adds the next 800, keeps the 200
   hwnas profile --device pixel6 --n 50 --json      a phone over ADB
   hwnas profile show --device cpu                  what is stored
+  hwnas profile --device pixel6 --phones 'pixel6-*' --executor ray --n 200
+                                                   one profile, measured on every pixel6-*
+                                                   phone of the lab's Ray cluster
 
 Rows go to <workspace>/profiles/<device>/ (Parquet shards + manifest.json).
 Interrupt at any time (Ctrl-C, kill -9): rerun the same command to continue;
-no row is lost or measured twice. An architecture that fails to export or run
+no row is lost or measured twice. With --phones, a phone that is lost gives
+its work to the others; on a Ray cluster the run waits for a lost phone
+(up to 10 min) when it was the last. An architecture that fails to export or run
 is stored with its reason (--retry-failed tries those again).
 """
 
@@ -35,7 +39,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.action == "show":
         return cmd_profile_show(args)
     from hwnas.adapters import DeviceUnavailable
-    from hwnas.adapters.devicefile import load_device
+    from hwnas.adapters.devicefile import load_device, matching_devices
     from hwnas.profiling.profiler import ProfileRun
 
     if args.n is None or args.n < 1:
@@ -48,6 +52,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     run = ProfileRun(spec, ws, args.n, args.seed, space, fmt=args.format,
                      plan=plan_overrides(args, spec.plan), keep_models=args.keep_models,
                      retry_failed=args.retry_failed, repeats=args.repeats,
+                     phones=matching_devices(args.phones, ws, like=spec)
+                     if args.phones else None,
+                     say=lambda line: print(f"hwnas: {line}", file=sys.stderr, flush=True),
                      executor=open_executor(args))
     try:
         rows, counts = measure_with_progress(run, f"profiling {spec.name}", quiet=args.json)
@@ -147,6 +154,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--retry-failed", action="store_true",
                    help="measure again the architectures stored as failed")
     add_executor_arg(s, "exports and measurements")
+    s.add_argument("--phones", metavar="PATTERN",
+                   help="device names (globs, comma-separated) of interchangeable phones that "
+                        "share the measurements of this profile; each row records which one "
+                        "and which host measured it (default: the device itself)")
     s.add_argument("--repeats", type=int, default=1, metavar="R",
                    help="independent measurements per architecture (default 1); pass 2 "
                         "starts after pass 1 has measured all N, and the predictor uses "

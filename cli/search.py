@@ -15,16 +15,15 @@ from hwnas.workflows.search import DEFAULT_CER_BUDGET
 
 from ._common import (
     add_corpus_args,
-    add_executor_arg,
     console,
     corpus_splits,
     measure_with_progress,
     open_corpus,
-    open_executor,
     parse_budget,
     read_space,
     workspace,
 )
+from ._executor import add_executor_arg, open_executor
 
 SEARCH_EPILOG = """examples:
   hwnas search --target cpu --streaming --max-delay 500 --objectives cer,delay

@@ -26,9 +26,9 @@ def test_units_are_plain_values_that_pickle(tmp_path):
              Measure("cpu", None, {"arch": arch}, None, asdict(FAST)),
              TrainRung(arch, TINY, str(tmp_path), 2, "steps", 0, str(tmp_path / "r"))]
     assert all(pickle.loads(pickle.dumps(u)) == u for u in units)
-    assert names() == ["local", "process"] and isinstance(make("local"), LocalExecutor)
-    with pytest.raises(ValueError, match="unknown executor 'ray'"):
-        make("ray")
+    assert names() == ["local", "process", "ray"] and isinstance(make("local"), LocalExecutor)
+    with pytest.raises(ValueError, match="unknown executor 'dask'"):
+        make("dask")
 
 
 def test_a_profile_through_worker_processes_stores_every_row_once(tmp_path):

@@ -107,3 +107,22 @@ def all_devices(workspace: Path | None = None) -> list[DeviceSpec | tuple[str, s
         except ValueError as e:
             out.append((name, str(e)))
     return out
+
+
+def matching_devices(pattern: str, workspace: Path | None,
+                     like: DeviceSpec | None = None) -> list[str]:
+    """Device names matching ``pattern`` (globs, comma-separated). With
+    ``like``, each must be the same kind of device (the same adapter): the
+    phones of one lab model, which share a profile."""
+    from fnmatch import fnmatch
+
+    pats = [p.strip() for p in pattern.split(",") if p.strip()]
+    names = [n for n in device_files(workspace) if any(fnmatch(n, p) for p in pats)]
+    if not names:
+        raise ValueError(f"{pattern!r} matches no device file (hwnas devices lists them)")
+    for n in names if like is not None else []:
+        other = load_device(n, workspace)
+        if other.adapter != like.adapter:
+            raise ValueError(f"{n} is an {other.adapter} device and {like.name} an "
+                             f"{like.adapter} one; a profile's phones are one kind of device")
+    return names

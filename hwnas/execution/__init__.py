@@ -9,13 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._base import Executor, Unit, WorkerContext
+from ._base import Executor, Unit, WorkerContext, WorkerLost, device_resource
 from .local import LocalExecutor
 from .process import ProcessExecutor
+
+
+def _ray(**options: Any) -> Executor:
+    from .ray import RayExecutor  # Ray is imported only when asked for
+
+    return RayExecutor(**options)
+
 
 REGISTRY: dict[str, Callable[..., Executor]] = {
     "local": LocalExecutor,
     "process": ProcessExecutor,
+    "ray": _ray,
 }
 
 
@@ -29,4 +37,5 @@ def make(name: str = "local", **options: Any) -> Executor:
     return REGISTRY[name](**options)
 
 
-__all__ = ["Executor", "LocalExecutor", "ProcessExecutor", "Unit", "WorkerContext", "make", "names"]
+__all__ = ["Executor", "LocalExecutor", "ProcessExecutor", "Unit", "WorkerContext", "WorkerLost",
+           "device_resource", "make", "names"]

@@ -25,22 +25,41 @@ from typing import Any, Protocol
 class Unit(Protocol):
     def run(self, ctx: WorkerContext) -> Any: ...
 
+    def needs(self) -> dict[str, Any]:
+        """What the unit needs where it runs: ``num_cpus`` and ``resources``
+        (a device's resource, :func:`device_resource`), as Ray places tasks."""
+        ...
+
+
+def device_resource(device: str) -> str:
+    """The cluster resource a node advertises for one attached device (one
+    unit of it: one measurement at a time)."""
+    return f"device:{device}"
+
+
+class WorkerLost(RuntimeError):
+    """The worker (process or node) running a unit died; the unit did not
+    fail, and may run again elsewhere."""
+
 
 class WorkerContext:
     """What a worker process opens once: device adapters (by device name) and
     corpora (by description). The local executor shares the driver's own, so
     a device is not opened twice and features are computed once."""
 
-    def __init__(self) -> None:
+    def __init__(self, devices_from: str | Path | None = None) -> None:
         self._adapters: dict[str, Any] = {}
         self._corpora: dict[str, Any] = {}
+        # a bench host's own workspace: its device files (serial -> name) are
+        # the ones that count where its phones are attached
+        self.devices_from = Path(devices_from) if devices_from else None
 
     def adapter(self, device: str, workspace: str | Path | None) -> Any:
         if device not in self._adapters:
             from hwnas.adapters.devicefile import load_device
 
-            self._adapters[device] = load_device(device, Path(workspace) if workspace
-                                                 else None).make()
+            where = self.devices_from or (Path(workspace) if workspace else None)
+            self._adapters[device] = load_device(device, where).make()
         return self._adapters[device]
 
     def share_adapter(self, device: str, adapter: Any) -> None:
@@ -69,6 +88,13 @@ class Executor(ABC):
     the unit's."""
 
     name = "?"
+    #: units run concurrently (the driver may keep several in flight)
+    concurrent = False
+
+    def device_available(self, device: str) -> bool | None:
+        """Whether a worker advertises ``device`` now; None: this executor
+        cannot tell (its devices are this host's)."""
+        return None
 
     @abstractmethod
     def submit(self, unit: Unit) -> Future: ...

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._base import device_resource
+
 
 @dataclass(frozen=True)
 class Export:
@@ -29,6 +31,9 @@ class Export:
 
         return export_row(ArchConfig.from_dict(self.arch), self.fmt, Path(self.out_dir),
                           self.repeat)
+
+    def needs(self) -> dict[str, Any]:
+        return {"num_cpus": 1}
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,14 @@ class Measure:
         row, _ = measure_artifact(adapter, ArchConfig.from_dict(self.row["arch"]),
                                   self.artifact, Plan(**self.plan), self.row,
                                   self.ref_nominal_ms)
+        # which phone of a pool, on which host, measured it
+        row["provenance"] = {**(row.get("provenance") or {}), "phone": self.device,
+                             "node": node_name()}
         return row
+
+    def needs(self) -> dict[str, Any]:
+        # the device, not a CPU: a bench host's CPUs stay free of other work
+        return {"num_cpus": 0, "resources": {device_resource(self.device): 1}}
 
 
 @dataclass(frozen=True)
@@ -104,3 +116,15 @@ class TrainRung:
         save_run(run_dir, res, tok, self.extra)
         return {"cer": float(res.dev["cer"]), "snapshot": str(snap), "steps": res.steps,
                 "cpu_seconds": res.cpu_seconds}
+
+    def needs(self) -> dict[str, Any]:
+        return {"num_cpus": 1}
+
+
+def node_name() -> str:
+    """The host a unit ran on: $HWNAS_LAB_NODE (set by `hwnas lab join`) or
+    the host name."""
+    import os
+    import socket
+
+    return os.environ.get("HWNAS_LAB_NODE") or socket.gethostname()

@@ -3,7 +3,9 @@
 Resumable: the architectures are ``space.sample_distinct(n, seed)`` (the
 first k of a larger n are the same k), and every stored key is skipped. An
 architecture that fails to export or run is stored with its reason; a device
-that drops off (DeviceUnavailable) stops the run, keeping every stored row.
+that drops off (DeviceUnavailable) stops the run, keeping every stored row --
+unless another phone of the pool can take its work, or the executor can tell
+when it is back (a Ray cluster), in which case the run waits for it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import tempfile
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +24,8 @@ from typing import Any
 from hwnas.adapters import Adapter, DeviceUnavailable, Plan
 from hwnas.adapters.devicefile import DeviceSpec
 from hwnas.asr import ArchConfig
-from hwnas.execution import LocalExecutor
+from hwnas.errors import first_line
+from hwnas.execution import LocalExecutor, WorkerLost
 from hwnas.execution.units import Export, Measure
 from hwnas.profiling.measure import row_key
 from hwnas.profiling.store import ProfileStore, profile_dir
@@ -41,6 +47,9 @@ class ProfileRun:
                              # run after the whole first pass, at another time)
     archs: list[ArchConfig] | None = None  # measure these instead of sampling n
     executor: Any = None     # where measurements run (default: this process)
+    phones: list[str] | None = None  # device names that may measure (default: the device)
+    phone_wait_s: float = 600.0      # how long to wait when every phone is lost
+    say: Callable[[str], None] | None = None   # one line per event (a phone lost, back)
     stored_rows: int = 0     # rows in the profile after the last run()
     notes: list[str] = field(default_factory=list)  # what opening the store recovered
 
@@ -87,6 +96,9 @@ class ProfileRun:
             for _ in self.run():
                 pass
 
+    def phone_names(self) -> list[str]:
+        return list(dict.fromkeys(self.phones or [self.spec.name]))
+
     def run(self, on_start: Callable[[int, int], None] | None = None,
             ) -> Iterator[dict[str, Any]]:
         """Measure what is missing; yields each stored row."""
@@ -94,34 +106,38 @@ class ProfileRun:
         if self.fmt is not None and self.fmt not in adapter.formats:
             raise ValueError(f"device {self.spec.name} runs {', '.join(adapter.formats)}, "
                              f"not {self.fmt}")
-        why = adapter.check()
-        if why is not None:
-            raise DeviceUnavailable(f"device {self.spec.name}: {why}")
+        executor = self.executor or LocalExecutor()
+        remote = executor.device_available(self.spec.name) is not None
+        if not remote:   # the device is this host's: check it before anything is exported
+            why = adapter.check()
+            if why is not None:
+                raise DeviceUnavailable(f"device {self.spec.name}: {why}")
         store = self.store()
         self.notes = list(store.notes)
         todo = self.todo(store, adapter)
         if on_start:
             on_start(len(todo), len(store))
         plan = self.plan or self.spec.plan
-        nominal = self.reference(store, adapter)
+        nominal = None if remote and "reference" not in store.manifest else \
+            self.reference(store, adapter)
         cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
-        executor = self.executor or LocalExecutor()
         ctx = getattr(executor, "ctx", None)
         if ctx is not None:   # in this process: the units use the adapter opened here
             ctx.share_adapter(self.spec.name, adapter)
         fmt = self.fmt or adapter.format
+        pool = PhonePool(self.phone_names(), executor, self.phone_wait_s, self.say)
 
-        def rows() -> Iterator[tuple[ArchConfig, dict[str, Any]]]:
-            for arch, rep in todo:   # host work, then device work, as two units
-                row, art = executor.submit(Export(arch.to_dict(), fmt, str(cache), rep)).result()
-                if art is not None:
-                    row = executor.submit(Measure(self.spec.name, str(self.workspace), row, art,
-                                                  asdict(plan), nominal)).result()
-                yield arch, row
+        def export(arch: ArchConfig, rep: int) -> Any:
+            return executor.submit(Export(arch.to_dict(), fmt, str(cache), rep))
+
+        def measure(phone: str, row: dict[str, Any], art: Any) -> Any:
+            return executor.submit(Measure(phone, str(self.workspace), row, art, asdict(plan),
+                                           nominal))
 
         try:
             # the results come back here: this process alone writes the store
-            for arch, row in rows():
+            for arch, row in pipeline(todo, export, measure, pool,
+                                      ahead=len(pool.phones) + 1):
                 row["seed"] = self.seed
                 store.append(row, replace_failed=self.retry_failed)
                 if not self.keep_models:
@@ -139,3 +155,97 @@ class ProfileRun:
                     shutil.move(str(d), keep / d.name)
             shutil.rmtree(cache, ignore_errors=True)
 
+
+class PhonePool:
+    """The phones a profile's measurements may run on (interchangeable: the
+    same model, the same device file but for the serial). A phone that is
+    lost is set aside; its work goes to the others. When every phone is lost,
+    the pool waits (up to ``wait_s``) for one to be advertised again where the
+    executor can tell, and otherwise gives up with the last reason."""
+
+    RECHECK_S = 5.0
+
+    def __init__(self, phones: list[str], executor: Any, wait_s: float,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.phones = phones
+        self.executor = executor
+        self.wait_s = wait_s
+        self.say = say or (lambda line: None)
+        self.down: dict[str, float] = {}      # phone -> when it was lost
+        self.last_error: BaseException | None = None
+        for p in phones:
+            if executor.device_available(p) is False:
+                self.down[p] = time.monotonic()
+                self.say(f"{p}: no node advertises it (is `hwnas lab join` running on its "
+                         "bench host?); waiting for it")
+
+    def up(self) -> list[str]:
+        return [p for p in self.phones if p not in self.down]
+
+    def lost(self, phone: str, error: BaseException) -> None:
+        self.down[phone] = time.monotonic()
+        self.last_error = error
+        others = self.up()
+        self.say(f"{phone} lost ({first_line(error)}); "
+                 + (f"its work moves to {', '.join(others)}" if others
+                    else "waiting for it to come back"))
+
+    def recheck(self) -> None:
+        """Bring back phones the executor advertises again; give up when all
+        are down for longer than ``wait_s`` (or the executor cannot tell)."""
+        now = time.monotonic()
+        for p, since in list(self.down.items()):
+            if now - since >= self.RECHECK_S and self.executor.device_available(p):
+                del self.down[p]
+                self.say(f"{p} is back")
+        if self.down and not self.up():
+            waited = now - max(self.down.values())
+            if self.executor.device_available(self.phones[0]) is None or waited > self.wait_s:
+                err = self.last_error or DeviceUnavailable(
+                    f"no phone of {', '.join(self.phones)} is advertised")
+                raise err if isinstance(err, DeviceUnavailable) else \
+                    DeviceUnavailable(first_line(err))
+
+
+def pipeline(todo: list[tuple[ArchConfig, int]], export: Callable[[ArchConfig, int], Any],
+             measure: Callable[[str, dict[str, Any], Any], Any], pool: PhonePool,
+             ahead: int) -> Iterator[tuple[ArchConfig, dict[str, Any]]]:
+    """Exports (host work, at most ``ahead`` in flight) feed measurements (one
+    in flight per phone). Yields (architecture, finished row) as they finish.
+    A unit lost with its phone or worker is measured again on another phone;
+    with an in-process executor everything runs in order, one at a time."""
+    waiting = list(todo)
+    exporting: dict[Any, ArchConfig] = {}
+    ready: deque[tuple[ArchConfig, dict[str, Any], Any]] = deque()
+    measuring: dict[Any, tuple[str, ArchConfig, dict[str, Any], Any]] = {}
+    while waiting or exporting or ready or measuring:
+        while waiting and len(exporting) + len(ready) < ahead:
+            arch, rep = waiting.pop(0)
+            exporting[export(arch, rep)] = arch
+        busy = {m[0] for m in measuring.values()}
+        for phone in pool.up():
+            if ready and phone not in busy:
+                arch, row, art = ready.popleft()
+                measuring[measure(phone, row, art)] = (phone, arch, row, art)
+        if not exporting and not measuring:
+            pool.recheck()   # everything left waits for a phone
+            time.sleep(0.2 if pool.down else 0)
+            continue
+        done, _ = wait([*exporting, *measuring], timeout=1.0, return_when=FIRST_COMPLETED)
+        for f in done:
+            if f in exporting:
+                arch = exporting.pop(f)
+                row, art = f.result()
+                if art is None:
+                    yield arch, row            # a failed export is a finished row
+                else:
+                    ready.append((arch, row, art))
+                continue
+            phone, arch, row, art = measuring.pop(f)
+            try:
+                yield arch, f.result()
+            except (DeviceUnavailable, WorkerLost) as e:
+                pool.lost(phone, e)
+                ready.appendleft((arch, row, art))
+        if pool.down:
+            pool.recheck()

@@ -19,13 +19,14 @@ class Adapted(NamedTuple):
 def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *, n: int = 20,
                     pool: int = 2000, seed: int = 0, method: str = "auto",
                     label: str = "auto", measure: Any = None, space: Any = None,
-                    ) -> Adapted:
+                    executor: Any = None, phones: list[str] | None = None) -> Adapted:
     """Measure ``n`` architectures chosen for coverage on ``spec``'s device
     (into its profile, resumable) and fit a correction of ``source``.
     ``measure(run)`` drives the profile run (e.g. with a progress bar); by
     default it is iterated silently. The
     architectures come from ``space`` (default: the whole space). The caller
-    saves the predictor."""
+    saves the predictor. ``executor`` and ``phones`` are the profile run's
+    (where the measurements run, and on which phones of a pool)."""
     from hwnas.asr import default_space
     from hwnas.predict.dataset import from_rows
     from hwnas.predict.features import feature_matrix
@@ -41,7 +42,8 @@ def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *,
     space = space or default_space()
     candidates = space.sample_distinct(pool, seed)
     chosen = select_for_coverage(candidates, source.predict(candidates), n)
-    run = ProfileRun(spec, workspace, len(chosen), seed, space, archs=chosen)
+    run = ProfileRun(spec, workspace, len(chosen), seed, space, archs=chosen,
+                     executor=executor, phones=phones)
     run.drive(measure)
     store = run.store()
     rows = store.rows()

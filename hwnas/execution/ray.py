@@ -1,0 +1,116 @@
+"""Units on a Ray cluster (``--executor ray --address auto|HOST:PORT``).
+
+Placement is Ray's: each unit's ``needs()`` becomes the task's resources.
+Exports and training rungs take one CPU on any node; a measurement takes no
+CPU but the device's custom resource (``device:NAME``, advertised by the
+node its phone is attached to: ``hwnas lab join``), so a phone runs one
+measurement at a time and, on a bench host that joins with no CPUs (the
+default), no export competes with it.
+
+Results come back to the driver, which stays the single writer of the
+profile store and the study. Ray does not retry a unit itself: a unit whose
+worker or node died comes back as :class:`WorkerLost`, and the driver decides
+(another phone of the pool, or wait for this one).
+
+Ray is imported here only, when this executor is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Future
+from typing import Any
+
+from ._base import Executor, Unit, WorkerContext, WorkerLost, device_resource
+
+_ctx: WorkerContext | None = None
+
+
+def _run_unit(unit: Unit) -> Any:
+    global _ctx
+    if _ctx is None:   # once per worker process: adapters and corpora are reused
+        import torch
+
+        torch.set_num_threads(1)
+        _ctx = WorkerContext(devices_from=os.environ.get("HWNAS_LAB_WORKSPACE"))
+    return unit.run(_ctx)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("the ray executor needs Ray: pip install 'hwnas[lab]' "
+                           "(ray==2.60.0)") from None
+    return ray
+
+
+def connect(address: str = "auto") -> Any:
+    """This process as a driver of the cluster at ``address``."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        if address != "auto":
+            _reachable(address)
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
+                     configure_logging=True)
+        except ConnectionError as e:
+            where = "on this host" if address == "auto" else f"at {address}"
+            raise RuntimeError(f"no Ray cluster {where} ({str(e).splitlines()[0][:120]}); "
+                               "start one with `ray start --head` or join a bench host with "
+                               "`hwnas lab join`") from None
+    return ray
+
+
+def _reachable(address: str) -> None:
+    """Fail in one line when nothing listens at HOST:PORT (Ray itself keeps
+    retrying for about a minute)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise RuntimeError(f"--address must be auto or HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3.0).close()
+    except OSError as e:
+        raise RuntimeError(f"no Ray cluster at {address} ({e.strerror or e}); start its head "
+                           "with `ray start --head --port PORT`") from None
+
+
+class RayExecutor(Executor):
+    name = "ray"
+    concurrent = True
+
+    def __init__(self, address: str = "auto") -> None:
+        self.ray = connect(address)
+        self._task = self.ray.remote(_run_unit)
+
+    def submit(self, unit: Unit) -> Future:
+        needs = unit.needs() if hasattr(unit, "needs") else {"num_cpus": 1}
+        ref = self._task.options(max_retries=0, **needs).remote(unit)
+        out: Future = Future()
+        ref.future().add_done_callback(lambda f: self._settle(f, out))
+        return out
+
+    def _settle(self, done: Future, out: Future) -> None:
+        exc = done.exception()
+        if exc is None:
+            out.set_result(done.result())
+            return
+        ex = self.ray.exceptions
+        if isinstance(exc, ex.RayTaskError):          # the unit's own exception
+            cause = getattr(exc, "cause", None)
+            out.set_exception(cause if isinstance(cause, BaseException) else exc)
+        elif isinstance(exc, ex.RayError):            # its worker or node died
+            out.set_exception(WorkerLost(f"{type(exc).__name__}: "
+                                         f"{str(exc).strip().splitlines()[0][:160]}"))
+        else:
+            out.set_exception(exc)
+
+    def device_available(self, device: str) -> bool:
+        return self.ray.cluster_resources().get(device_resource(device), 0) >= 1
+
+    def close(self) -> None:
+        if self.ray.is_initialized():
+            self.ray.shutdown()
