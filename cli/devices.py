@@ -38,7 +38,40 @@ def _adapter_options_help() -> str:
     return "\n".join(out)
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """Every phone the cluster's nodes advertise, and every Android device
+    file of this workspace that no node advertises."""
+    from hwnas.adapters.devicefile import all_devices
+    from hwnas.execution.ray import connect
+    from hwnas.lab import cluster_devices
+
+    ray = connect(args.address)
+    rows = cluster_devices(ray)
+    ray.shutdown()
+    seen = {r["device"] for r in rows}
+    rows += [{"device": d.name, "host": None, "node_ip": None, "node_id": None,
+              "state": "not advertised: is `hwnas lab join` running where it is attached?"}
+             for d in all_devices(workspace(args))
+             if not isinstance(d, tuple) and d.adapter == "android" and d.name not in seen]
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"phones of the cluster at {args.address}")
+    for col in ("device", "bench host", "node", "state"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        colour = {"free": "green", "busy": "yellow"}.get(r["state"], "red")
+        t.add_row(r["device"], r["host"] or "-", r["node_ip"] or "-",
+                  f"[{colour}]{r['state']}[/]")
+    console().print(t)
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
+    if args.cluster:
+        return cmd_cluster(args)
     from hwnas.adapters import DeviceError
     from hwnas.adapters.devicefile import all_devices
 
@@ -98,6 +131,11 @@ def add_parsers(sub: Any) -> None:
                                    "now -- if not, why, in one line.",
                        epilog=DEVICES_EPILOG)
     s.add_argument("-h", "--help", action=_DevicesHelp)
+    s.add_argument("--cluster", action="store_true",
+                   help="every phone of the lab's Ray cluster: its bench host, and free, busy "
+                        "or unreachable")
+    s.add_argument("--address", default="auto", metavar="auto|HOST:PORT",
+                   help="with --cluster: the cluster's head (default auto)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.set_defaults(func=cmd_devices)

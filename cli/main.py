@@ -23,6 +23,8 @@ EPILOG = """examples:
   hwnas stats --preset conformer_xs    parameters and FLOPs
   hwnas export arch.json --format tflite-int8 --out exported/
   hwnas devices                        device files; reachable now, or why not
+  hwnas devices --cluster              every phone of the lab's Ray cluster
+  hwnas lab join --address HEAD:6379   a bench host advertises its phones to the lab
   hwnas profile --device cpu --n 100   measure 100 sampled architectures (resumable)
   hwnas profile show --device cpu      what a profile holds
   hwnas predictor train --device cpu   latency predictor from the profile (XGBoost)
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         data,
         devices,
         export,
+        lab,
         predict,
         predictor,
         profile,
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import space as space_cmds
 
     for module in (space_cmds, export, devices, profile, predictor, predict, data, train, score,
-                   supernet, report, search):
+                   supernet, report, search, lab):
         module.add_parsers(sub)
     return p
 

@@ -41,7 +41,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise RuntimeError("the ray executor needs Ray: pip install 'hwnas[lab]' "
+        raise ValueError("the ray executor needs Ray: pip install 'hwnas[lab]' "
                            "(ray==2.60.0)") from None
     return ray
 
@@ -50,17 +50,34 @@ def connect(address: str = "auto") -> Any:
     """This process as a driver of the cluster at ``address``."""
     ray = import_ray()
     if not ray.is_initialized():
-        if address != "auto":
-            _reachable(address)
+        target = address if address != "auto" else _this_hosts_cluster()
+        _reachable(target)
         try:
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
+            ray.init(address=target, logging_level=logging.ERROR, log_to_driver=False,
                      configure_logging=True)
         except ConnectionError as e:
             where = "on this host" if address == "auto" else f"at {address}"
-            raise RuntimeError(f"no Ray cluster {where} ({str(e).splitlines()[0][:120]}); "
+            raise ConnectionError(f"no Ray cluster {where} ({str(e).splitlines()[0][:120]}); "
                                "start one with `ray start --head` or join a bench host with "
                                "`hwnas lab join`") from None
     return ray
+
+
+def _this_hosts_cluster() -> str:
+    """What ``auto`` means to Ray: $RAY_ADDRESS, else the address the last
+    `ray start` on this host wrote down (which may be stale: checked next)."""
+    import tempfile
+    from pathlib import Path
+
+    env = os.environ.get("RAY_ADDRESS", "")
+    if env and env != "auto":
+        return env
+    noted = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        return noted.read_text().strip()
+    except OSError:
+        raise ConnectionError("no Ray cluster on this host; start one with `ray start --head` "
+                              "or give --address HOST:PORT") from None
 
 
 def _reachable(address: str) -> None:
@@ -70,11 +87,11 @@ def _reachable(address: str) -> None:
 
     host, _, port = address.rpartition(":")
     if not port.isdigit():
-        raise RuntimeError(f"--address must be auto or HOST:PORT, got {address!r}")
+        raise ValueError(f"--address must be auto or HOST:PORT, got {address!r}")
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=3.0).close()
     except OSError as e:
-        raise RuntimeError(f"no Ray cluster at {address} ({e.strerror or e}); start its head "
+        raise ConnectionError(f"no Ray cluster at {address} ({e.strerror or e}); start its head "
                            "with `ray start --head --port PORT`") from None
 
 
