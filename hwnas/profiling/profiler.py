@@ -218,15 +218,18 @@ def pipeline(todo: list[tuple[ArchConfig, int]], export: Callable[[ArchConfig, i
     exporting: dict[Any, ArchConfig] = {}
     ready: deque[tuple[ArchConfig, dict[str, Any], Any]] = deque()
     measuring: dict[Any, tuple[str, ArchConfig, dict[str, Any], Any]] = {}
+    used: dict[str, int] = {}
     while waiting or exporting or ready or measuring:
         while waiting and len(exporting) + len(ready) < ahead:
             arch, rep = waiting.pop(0)
             exporting[export(arch, rep)] = arch
         busy = {m[0] for m in measuring.values()}
-        for phone in pool.up():
+        # the least used free phone first: the work (and the heat) is spread
+        for phone in sorted(pool.up(), key=lambda p: used.get(p, 0)):
             if ready and phone not in busy:
                 arch, row, art = ready.popleft()
                 measuring[measure(phone, row, art)] = (phone, arch, row, art)
+                used[phone] = used.get(phone, 0) + 1
         if not exporting and not measuring:
             pool.recheck()   # everything left waits for a phone
             time.sleep(0.2 if pool.down else 0)
