@@ -106,6 +106,9 @@ class _Threads:
     def device_available(self, device: str) -> bool:
         return device not in self.lost
 
+    def abandon(self, future: Future) -> None:
+        pass
+
     def measure(self, phone: str, row: dict, art: object) -> Future:
         def go() -> dict:
             time.sleep(0.01)

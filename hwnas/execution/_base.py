@@ -91,6 +91,10 @@ class Executor(ABC):
     #: units run concurrently (the driver may keep several in flight)
     concurrent = False
 
+    def abandon(self, future: Future) -> None:  # noqa: B027 - nothing to abandon in process
+        """Give up on a submitted unit (its device is gone): stop it where it
+        runs, if it still does; its future will not be waited for."""
+
     def device_available(self, device: str) -> bool | None:
         """Whether a worker advertises ``device`` now; None: this executor
         cannot tell (its devices are this host's)."""

@@ -107,10 +107,23 @@ class RayExecutor(Executor):
         needs = unit.needs() if hasattr(unit, "needs") else {"num_cpus": 1}
         ref = self._task.options(max_retries=0, **needs).remote(unit)
         out: Future = Future()
+        out.ref = ref  # type: ignore[attr-defined]  # for abandon()
         ref.future().add_done_callback(lambda f: self._settle(f, out))
         return out
 
+    def abandon(self, future: Future) -> None:
+        # a task whose node died before its worker started is not failed by Ray:
+        # it waits, unschedulable, for a resource nobody advertises any more
+        ref = getattr(future, "ref", None)
+        if ref is not None and not future.done():
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - already finished or its node is gone
+                pass
+
     def _settle(self, done: Future, out: Future) -> None:
+        if out.done():
+            return
         exc = done.exception()
         if exc is None:
             out.set_result(done.result())

@@ -164,6 +164,7 @@ class PhonePool:
     executor can tell, and otherwise gives up with the last reason."""
 
     RECHECK_S = 5.0
+    GONE_S = 10.0    # a measurement whose phone is not advertised this long is given up
 
     def __init__(self, phones: list[str], executor: Any, wait_s: float,
                  say: Callable[[str], None] | None = None) -> None:
@@ -172,6 +173,7 @@ class PhonePool:
         self.wait_s = wait_s
         self.say = say or (lambda line: None)
         self.down: dict[str, float] = {}      # phone -> when it was lost
+        self.gone: dict[str, float] = {}      # phone -> first seen unadvertised mid-measurement
         self.last_error: BaseException | None = None
         for p in phones:
             if executor.device_available(p) is False:
@@ -189,6 +191,20 @@ class PhonePool:
         self.say(f"{phone} lost ({first_line(error)}); "
                  + (f"its work moves to {', '.join(others)}" if others
                     else "waiting for it to come back"))
+
+    def orphans(self, measuring: dict[Any, tuple]) -> list[Any]:
+        """In-flight measurements whose phone nobody has advertised for
+        ``GONE_S``: abandoned (the executor stops them where it can)."""
+        now = time.monotonic()
+        out = []
+        for f, (phone, *_rest) in measuring.items():
+            if self.executor.device_available(phone) is False:
+                if now - self.gone.setdefault(phone, now) > self.GONE_S:
+                    self.executor.abandon(f)
+                    out.append(f)
+            else:
+                self.gone.pop(phone, None)
+        return out
 
     def recheck(self) -> None:
         """Bring back phones the executor advertises again; give up when all
@@ -250,5 +266,9 @@ def pipeline(todo: list[tuple[ArchConfig, int]], export: Callable[[ArchConfig, i
             except (DeviceUnavailable, WorkerLost) as e:
                 pool.lost(phone, e)
                 ready.appendleft((arch, row, art))
+        for f in pool.orphans(measuring):
+            phone, arch, row, art = measuring.pop(f)
+            pool.lost(phone, WorkerLost("no node advertises it any more"))
+            ready.appendleft((arch, row, art))
         if pool.down:
             pool.recheck()

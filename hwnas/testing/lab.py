@@ -46,7 +46,11 @@ max_drift = 1.0
 
 
 def interfaces() -> list[str]:
-    return sorted(os.listdir("/sys/class/net"))
+    """This network namespace's interfaces (/sys/class/net would show the
+    namespace that mounted /sys)."""
+    import socket
+
+    return sorted(name for _, name in socket.if_nameindex())
 
 
 def is_loopback_only() -> bool:
@@ -110,10 +114,10 @@ class LoopbackLab:
              "--node-ip-address=127.0.0.1", f"--num-cpus={self.head_cpus}", "--num-gpus=0",
              "--include-dashboard=false", "--disable-usage-stats"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        for name in self.names:
+        self.wait_for(lambda r: r.get("CPU"), 90, "the head up")
+        for name in self.names:   # one at a time: nodes starting together time out here
             self.start_node(name)
-        self.wait_for(lambda r: all(r.get(f"device:{n}") for n in self.names), 90,
-                      "every phone advertised")
+            self.wait_for(lambda r, n=name: r.get(f"device:{n}"), 90, f"{name} advertised")
         return self
 
     def serial(self, name: str) -> str:
@@ -184,7 +188,11 @@ class LoopbackLab:
         self.phones.clear()
 
     def __enter__(self) -> LoopbackLab:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

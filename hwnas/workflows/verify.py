@@ -132,9 +132,10 @@ class _State(NamedTuple):
 def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
            max_latency_ms: float | None, reference: dict[str, Any] | None = None,
            measure: Callable[[Any], Any] | None = None, *, max_delay_ms: float | None = None,
-           max_rtf: float | None = None) -> Verified:
+           max_rtf: float | None = None, executor: Any = None) -> Verified:
     """``reference`` is this host's reference time when the predictor is
-    relative (see module doc)."""
+    relative (see module doc). The measurements go through ``executor``
+    (default: this process), e.g. to the phone of a Ray cluster."""
     from hwnas.adapters import DeviceUnavailable
     from hwnas.profiling.measure import row_key
     from hwnas.profiling.profiler import ProfileRun
@@ -152,7 +153,8 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
                                 max_seconds=max(plan.max_seconds, 3 * plan.min_seconds, 3.0),
                                 max_ci=plan.max_ci / 2)
         run = ProfileRun(spec, workspace, len(ids), 0, default_space(),
-                         archs=[archs[i] for i in ids], repeats=repeats, plan=plan)
+                         archs=[archs[i] for i in ids], repeats=repeats, plan=plan,
+                         executor=executor)
         run.drive(measure)
         return run
 
