@@ -56,6 +56,14 @@ def cmd_join(args: argparse.Namespace) -> int:
     node = BenchNode(args.address, workspace(args), num_cpus=args.num_cpus,
                      node_ip=args.node_ip_address, name=args.name, adb_server=args.adb_server,
                      interval_s=args.interval, say=say)
+    import signal
+
+    def leave(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, or a service manager's SIGTERM (a background job may ignore SIGINT)
+    signal.signal(signal.SIGINT, leave)
+    signal.signal(signal.SIGTERM, leave)
     say(f"joining {args.address} as {node.name}; Ctrl-C to leave")
     try:
         node.run()

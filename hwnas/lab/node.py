@@ -55,6 +55,8 @@ class BenchNode:
         self.log = log
         self.proc: subprocess.Popen | None = None
         self.phones: dict[str, str] = {}
+        self.absent: dict[str, str] = {}
+        self.unknown: list[str] = []
         self.restarts = 0
 
     def command(self, resources: dict[str, float]) -> list[str]:
@@ -92,31 +94,31 @@ class BenchNode:
 
     def check(self) -> bool:
         """Scan once; (re)start the node when the phones changed. True when
-        the node was (re)started."""
+        the node was (re)started. Each problem is said once, until it changes."""
         found = scan(self.workspace, self.adb_server)
         if self.proc is not None and self.proc.poll() is not None:
             self.say(f"the Ray node exited ({self.proc.returncode}); starting it again")
             self.proc = None
-        if self.proc is not None and found.present == self.phones:
+        for name in sorted(set(found.absent) - set(self.absent) - set(self.phones)):
+            self.say(f"{name}: {found.absent[name]}")
+        for serial in sorted(set(found.unknown) - set(self.unknown)):
+            self.say(f"{serial} is attached but has no device file: copy a shipped one "
+                     f"(devices/pixel6.toml) to {self.workspace / 'devices'}/NAME.toml with "
+                     f"serial = \"{serial}\"")
+        self.absent, self.unknown = dict(found.absent), list(found.unknown)
+        want = bool(found.present or self.num_cpus)
+        if found.present == self.phones and (self.proc is not None) == want:
             return False
         for name in sorted(set(self.phones) - set(found.present)):
             self.say(f"{name} gone ({found.absent.get(name, 'not found')}); "
                      "no longer advertised")
         for name in sorted(set(found.present) - set(self.phones)):
             self.say(f"{name} ({found.present[name]}) found; advertised as device:{name}")
-        if self.proc is None and not self.phones:
-            for name, why in sorted(found.absent.items()):
-                self.say(f"{name}: {why}")
-            for serial in found.unknown:
-                self.say(f"{serial} has no device file: copy a shipped one (devices/pixel6"
-                         f".toml) to {self.workspace / 'devices'}/NAME.toml, serial = "
-                         f"\"{serial}\"")
         self.stop()
-        if found.present or self.num_cpus:
+        self.phones = {}
+        if want:
             self.start(found)
             self.restarts += 1
-        else:
-            self.phones = {}
         return True
 
     def run(self, until: Callable[[], bool] | None = None) -> None:

@@ -204,3 +204,22 @@ def can_unshare() -> bool:
         return False
     r = subprocess.run(in_loopback_namespace(["true"]), capture_output=True, timeout=30)
     return r.returncode == 0
+
+
+class Probe:
+    """A unit that only waits ``seconds`` on a device's resource (or a CPU):
+    what the executor itself costs per unit, measured against it."""
+
+    def __init__(self, seconds: float, device: str | None = None) -> None:
+        self.seconds = seconds
+        self.device = device
+
+    def run(self, ctx: Any) -> float:
+        t = time.perf_counter()
+        time.sleep(self.seconds)
+        return time.perf_counter() - t
+
+    def needs(self) -> dict[str, Any]:
+        if self.device is None:
+            return {"num_cpus": 1}
+        return {"num_cpus": 0, "resources": {f"device:{self.device}": 1}}

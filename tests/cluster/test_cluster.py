@@ -146,7 +146,7 @@ def test_a_phone_that_disappears_is_no_longer_advertised(lab):
         lab.wait_for(lambda r: r.get("device:loop-b"), 90, "loop-b advertised again")
         assert "loop-b (127.0.0.1:" in log.read_text()
     finally:
-        join.send_signal(signal.SIGINT)
+        join.send_signal(signal.SIGTERM)
         assert join.wait(60) == 130
     assert "left the cluster" in log.read_text()
     lab.wait_for(lambda r: not r.get("device:loop-b"), 60, "loop-b withdrawn after leaving")
@@ -188,6 +188,46 @@ def test_the_cluster_listing_names_every_phone(lab):
     assert rows["loop-a"]["state"] == rows["loop-b"]["state"] == "free"
     assert rows["loop-a"]["host"] == "bench-loop-a"
     assert rows[KIND]["state"].startswith("not advertised")
+
+
+def test_a_search_trains_on_the_cluster_and_verifies_on_a_cluster_phone(lab, monkeypatch,
+                                                                         capsys):
+    """`hwnas predictor adapt` (3 measurements) and a tiny `hwnas search` with
+    --executor ray: rungs train on the head's CPU, the Pareto set is measured on
+    loop-a's node, and the study lives in PostgreSQL (over its Unix socket:
+    this namespace has no route to the server's TCP port)."""
+    import json
+
+    from cli.main import main
+    from hwnas.data import corpus
+
+    url = os.environ.get("HWNAS_TEST_POSTGRES_SOCKET")
+    if url is None and os.environ.get("CI"):
+        pytest.fail("CI must set HWNAS_TEST_POSTGRES_SOCKET (.ci/run starts PostgreSQL)")
+    storage = ["--storage", url] if url else []
+    monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
+    ws = lab.workspace
+    ray_args = ["--executor", "ray", "--address", lab.address]
+    space = ["--space", str(ws / "tiny.toml")]
+    assert main(["predictor", "adapt", "--from", "cpu", "--device", "loop-a", "--n", "3",
+                 "--pool", "20", *space, *ray_args, "--workspace", str(ws), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["measured"] == 3
+    study = f"lab-{int(time.time())}"
+    assert main(["search", "--target", "loop-a", "--trials", "2", "--cer-steps", "1",
+                 "--size", "tiny", *space, "--max-latency", "1000", "--study", study,
+                 *storage, *ray_args, "--workspace", str(ws), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trials"] == 2 and out["pareto"]
+    assert all(r["latency_source"] == "measured" for r in out["pareto"])
+    rows = ProfileStore(ws / "profiles" / "loop-a", "loop-a").rows()
+    verified = [r for r in rows if r["arch_id"] in {p["arch_id"] for p in out["pareto"]}]
+    assert verified and {r["provenance"]["node"] for r in verified} == {"bench-loop-a"}
+    if url:
+        import optuna
+
+        done = optuna.load_study(study_name=study, storage=url).get_trials(
+            states=(optuna.trial.TrialState.COMPLETE,))
+        assert len(done) == 2
 
 
 @pytest.fixture(autouse=True)
