@@ -148,3 +148,26 @@ def test_when_every_phone_is_lost_the_run_stops_after_waiting():
     pool = PhonePool(["a"], ex, wait_s=0.5)
     with pytest.raises(DeviceUnavailable, match="no phone of a is advertised"):
         list(pipeline([(a, 1) for a in archs], ex.export, ex.measure, pool, ahead=2))
+
+
+def test_map_runs_a_unit_again_when_its_worker_died():
+    from hwnas.execution import Executor, WorkerLost
+
+    class Flaky(Executor):
+        def __init__(self, deaths: int) -> None:
+            self.deaths, self.calls = deaths, 0
+
+        def submit(self, unit):
+            f: Future = Future()
+            self.calls += 1
+            if self.deaths:
+                self.deaths -= 1
+                f.set_exception(WorkerLost("NodeDiedError: its node is dead"))
+            else:
+                f.set_result(unit * 2)
+            return f
+
+    ex = Flaky(deaths=2)
+    assert list(ex.map([1, 2])) == [2, 4] and ex.calls == 4
+    with pytest.raises(WorkerLost):
+        list(Flaky(deaths=3).map([1]))

@@ -103,11 +103,25 @@ class Executor(ABC):
     @abstractmethod
     def submit(self, unit: Unit) -> Future: ...
 
+    #: times a unit whose worker died is submitted again by ``map``
+    RETRIES = 2
+
     def map(self, units: Iterable[Unit]) -> Iterator[Any]:
-        """Every unit's result, in the order given (all submitted first)."""
+        """Every unit's result, in the order given (all submitted first). A
+        unit whose worker died (:class:`WorkerLost`) runs again, up to
+        ``RETRIES`` times: units are idempotent (a rung restarts from the
+        snapshot its previous rung left)."""
+        units = list(units)
         futures = [self.submit(u) for u in units]
-        for f in futures:
-            yield f.result()
+        for unit, f in zip(units, futures):
+            for attempt in range(self.RETRIES + 1):
+                try:
+                    yield f.result()
+                    break
+                except WorkerLost:
+                    if attempt == self.RETRIES:
+                        raise
+                    f = self.submit(unit)
 
     def close(self) -> None:  # noqa: B027 - optional: the local executor holds nothing
         """Release what the executor holds (workers, connections)."""
