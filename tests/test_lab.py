@@ -171,3 +171,25 @@ def test_map_runs_a_unit_again_when_its_worker_died():
     assert list(ex.map([1, 2])) == [2, 4] and ex.calls == 4
     with pytest.raises(WorkerLost):
         list(Flaky(deaths=3).map([1]))
+
+
+def test_lab_scan_and_cluster_listing_from_the_command_line(phone, tmp_path, monkeypatch,
+                                                            capsys):
+    import json
+
+    from cli.main import main
+    from hwnas.testing.lab import free_port
+
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
+    ws = tmp_path / "ws"
+    _android(ws, "here", f"127.0.0.1:{phone.port}")
+    assert main(["lab", "scan", "--workspace", str(ws), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["present"] == {"here": f"127.0.0.1:{phone.port}"}
+    assert main(["lab", "scan", "--workspace", str(ws)]) == 0
+    assert capsys.readouterr().out.startswith(f"here: present (127.0.0.1:{phone.port})")
+    pytest.importorskip("ray")
+    port = free_port()
+    assert main(["devices", "--cluster", "--address", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hwnas: error: no Ray cluster at 127.0.0.1:{port}") and \
+        err.count("\n") == 1
