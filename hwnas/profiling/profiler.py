@@ -188,9 +188,12 @@ class PhonePool:
         self.down[phone] = time.monotonic()
         self.last_error = error
         others = self.up()
-        self.say(f"{phone} lost ({first_line(error)}); "
-                 + (f"its work moves to {', '.join(others)}" if others
-                    else "waiting for it to come back"))
+        if others:
+            self.say(f"{phone} lost ({first_line(error)}); its work moves to "
+                     f"{', '.join(others)}")
+        elif self.executor.device_available(phone) is not None:   # it can be seen again
+            self.say(f"{phone} lost ({first_line(error)}); waiting for it to come back "
+                     f"(up to {self.wait_s / 60:g} min)")
 
     def orphans(self, measuring: dict[Any, tuple]) -> list[Any]:
         """In-flight measurements whose phone nobody has advertised for
