@@ -86,7 +86,8 @@ def add_parsers(sub: Any) -> None:
                        epilog=DATA_EPILOG)
     ps = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     s = ps.add_parser("build", help="synthesise a corpus (resumable)")
-    s.add_argument("--langs", default="en", help="comma-separated: en, es, de (default en)")
+    s.add_argument("--langs", default="en",
+                   help="comma-separated: en, es, de, ru, el, hi (default en)")
     s.add_argument("--size", default="small", help="tiny | small | medium (default small)")
     s.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     s.add_argument("--workers", type=int, default=2, help="parallel workers (default 2)")

@@ -98,5 +98,6 @@ def add_parsers(sub: Any) -> None:
                        help="the adb server to ask (default 127.0.0.1:5037 or "
                             "$ANDROID_ADB_SERVER_PORT)")
         s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
-        s.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "scan":
+            s.add_argument("--json", action="store_true", help="machine-readable output")
         s.set_defaults(func=fn)

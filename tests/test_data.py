@@ -40,8 +40,26 @@ def test_synthesis_is_reproducible_and_voices_differ():
     assert np.array_equal(a, b)
     c = synthesize("seven green trees", Voice("en-us", "f2", 150, 40))
     assert len(c) != len(a) or not np.array_equal(a, c)
-    for lang in ("es", "de"):
+    for lang in ("es", "de", "ru", "el", "hi"):
         assert len(synthesize(corpus.words(lang)[0], Voice(lang))) > 1000
+
+
+def test_six_languages_three_scripts_each_word_survives_normalisation():
+    """Every built-in word is one token sequence of its own script after
+    normalisation (a Devanagari vowel sign is a mark, not a word break)."""
+    import unicodedata
+
+    assert set(corpus.ACCENTS) == {"en", "es", "de", "ru", "el", "hi"}
+    scripts = {}
+    for lang in corpus.ACCENTS:
+        ws = corpus.words(lang)
+        assert len(ws) >= 150
+        assert all(normalise(w) == unicodedata.normalize("NFC", w.lower()) and " " not in
+                   normalise(w) for w in ws), lang
+        scripts[lang] = {unicodedata.name(c).split()[0] for w in ws for c in w
+                         if unicodedata.category(c).startswith("L")}
+    assert scripts["ru"] == {"CYRILLIC"} and scripts["el"] == {"GREEK"}
+    assert scripts["hi"] == {"DEVANAGARI"} and scripts["de"] == {"LATIN"}
 
 
 def test_a_missing_voice_is_one_clear_error():
@@ -51,11 +69,12 @@ def test_a_missing_voice_is_one_clear_error():
 
 # --- corpus -----------------------------------------------------------------------------
 def test_plans_are_deterministic_and_test_sentences_are_unseen():
-    plan = corpus.plan_corpus(["en", "es", "de"], "tiny", 3)
-    again = corpus.plan_corpus(["en", "es", "de"], "tiny", 3)
+    langs = list(corpus.ACCENTS)
+    plan = corpus.plan_corpus(langs, "tiny", 3)
+    again = corpus.plan_corpus(langs, "tiny", 3)
     assert plan == again
     assert corpus.plan_corpus(["en"], "tiny", 4)[("en", "train")] != plan[("en", "train")]
-    for lang in ("en", "es", "de"):
+    for lang in langs:
         train = {u.text for u in plan[(lang, "train")]}
         for split in ("dev", "test-clean", "test-noisy"):
             assert not train & {u.text for u in plan[(lang, split)]}
@@ -175,6 +194,12 @@ def test_character_tokens_round_trip_for_every_language():
     assert tok.encode("a b")[1] == 1  # the space
     assert CharTokenizer.from_json(tok.to_json()).symbols == tok.symbols
     assert tok.unknown("привет") == set("привет")
+    every = CharTokenizer.for_languages(list(corpus.ACCENTS))
+    for text in ("Красный дом", "μεγάλο σπίτι", "बड़ा घर", "नमस्ते दुनिया।"):
+        assert every.unknown(text) == set() or text.startswith("नमस्ते")
+        assert every.decode(every.encode(text)) == "".join(
+            c for c in normalise(text) if c == " " or c in every.symbols)
+    assert normalise("बड़ा घर।") == "बड़ा घर"
 
 
 # --- training on the user's own corpora -------------------------------------------------

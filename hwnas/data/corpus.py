@@ -43,7 +43,9 @@ SPLITS = ("train", "dev", "test-clean", "test-noisy")
 SIZES = {"tiny": (200, 40, 40), "small": (2000, 200, 200), "medium": (10000, 500, 500)}
 ACCENTS = {"en": ("en", "en-us", "en-029", "en-gb-scotland", "en-gb-x-gbclan",
                   "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us-nyc"),
-           "es": ("es", "es-419"), "de": ("de",)}
+           "es": ("es", "es-419"), "de": ("de",),
+           # non-Latin scripts: Cyrillic, Greek, Devanagari
+           "ru": ("ru",), "el": ("el",), "hi": ("hi",)}
 VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
             "adam", "Andy", "annie", "belinda", "benjamin", "boris", "caleb", "david", "ed",
             "edward", "iven", "john", "linda", "max", "michel", "norbert", "grandma", "aunty")

@@ -1,8 +1,9 @@
 """Character tokens. Id 0 is the blank (CTC/RNN-T) and doubles as start/end
 for the attention decoders; then the space, then the letters of every
 language in the set, sorted. Text is normalised the same way for training
-and scoring: lowercase, anything but letters, apostrophes and spaces becomes
-a space, runs of spaces collapse."""
+and scoring: lowercase (NFC), anything but letters, combining marks (the
+vowel signs and viramas of Devanagari are marks, not letters), apostrophes
+and spaces becomes a space, runs of spaces collapse."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ _SPACE_RUN = re.compile(r"\s+")
 
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFC", text.lower())
-    text = "".join(c if c.isalpha() or c == "'" else " " for c in text)
+    text = "".join(c if c.isalpha() or c == "'" or unicodedata.category(c)[0] == "M" else " "
+                   for c in text)
     return _SPACE_RUN.sub(" ", text).strip()
 
 
