@@ -149,6 +149,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  step {p['step']:>5}  {p['cpu_s']:>7.1f} CPU s  loss {p['loss']:.3f}  "
               f"dev CER {p['dev_cer']:.3f}")
     print(f"dev: CER {res.dev['cer']:.3f}  WER {res.dev['wer']:.3f}")
+    for lang, r in (res.dev.get("by_lang") or {}).items():
+        print(f"  {lang}: CER {r['cer']:.3f}  WER {r['wer']:.3f}")
     for name, r in res.tests.items():
         lex = (f"WER (lexicon beam) {r['wer_lexicon_beam']:.3f}  " if "wer_lexicon_beam" in r
                else "")

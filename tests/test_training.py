@@ -207,6 +207,37 @@ def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys)
     assert "budget 'soon'" in capsys.readouterr().err
 
 
+def test_multilingual_training_reports_each_language(tmp_path, monkeypatch, capsys):
+    """Russian and Hindi beside English: one model, one tokenizer over three
+    scripts, dev error rates per language and test sets per language."""
+    from cli.main import main
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (6, 3, 2))
+    argv = ["train", "--preset", "conformer_xs", "--steps", "2", "--size", "tiny", "--langs",
+            "en,ru,hi", "--workspace", str(tmp_path)]
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by = out["dev"]["by_lang"]
+    assert set(by) == {"en", "ru", "hi"} and all(0 <= r["cer"] <= 5 for r in by.values())
+    assert {t.split("/")[0] for t in out["tests"]} == {"en", "ru", "hi"}
+    result = json.loads((Path(out["out"]) / "result.json").read_text())
+    assert result["dev"]["by_lang"] == by
+    assert main(argv) == 0
+    assert "  hi: CER" in capsys.readouterr().out
+
+
+def test_error_rates_by_part_follow_the_evaluated_utterances():
+    from types import SimpleNamespace
+
+    from hwnas.training.trainer import by_part
+
+    fs = SimpleNamespace(parts=[("en", 2), ("ru", 3)],
+                         texts=["ab", "cd", "да", "нет", "мир"])
+    got = by_part(fs, np.array([1, 2, 4]), ["cd", "дa", "мир"])
+    assert got["en"]["cer"] == 0 and got["ru"]["cer"] == 0.2 and set(got) == {"en", "ru"}
+    assert by_part(fs, np.array([0]), ["ab"]) == {"en": {"cer": 0.0, "wer": 0.0, "n": 1}}
+
+
 def test_train_command_continues_a_stopped_run(tmp_path, monkeypatch, capsys):
     from cli.main import main
 

@@ -41,6 +41,9 @@ class FeatureSet:
     frames: np.ndarray           # (sum T, F) float16; memory-mapped when cached
     offsets: np.ndarray          # (N + 1,) int64
     problems: list[tuple[str, str]] = field(default_factory=list)
+    # (label, utterances) of the sets it concatenates, in order: the languages of a
+    # multilingual dev set, so that error rates can be reported per language
+    parts: list[tuple[str, int]] = field(default_factory=list)
     _stats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False,
                                                          compare=False)
 
@@ -185,12 +188,14 @@ def spec_augment(x: torch.Tensor, rng: np.random.Generator, freq_masks: int = 2,
     return x
 
 
-def concat(sets: list[FeatureSet], name: str) -> FeatureSet:
-    """One feature set from several (e.g. the train splits of several languages)."""
+def concat(sets: list[FeatureSet], name: str, labels: list[str] | None = None) -> FeatureSet:
+    """One feature set from several (e.g. the train splits of several languages);
+    ``labels`` name the parts (kept in ``parts``)."""
     if len(sets) == 1:
         return sets[0]
     frames = np.concatenate([s.frames for s in sets])
     lengths = np.concatenate([s.lengths() for s in sets])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    parts = list(zip(labels, [len(s) for s in sets])) if labels else []
     return FeatureSet(name, [i for s in sets for i in s.ids], [t for s in sets for t in s.texts],
-                      frames, offsets, [p for s in sets for p in s.problems])
+                      frames, offsets, [p for s in sets for p in s.problems], parts)

@@ -98,7 +98,8 @@ class BuiltinCorpus(_Corpus):
         s = builtin_features(self.workspace, self.langs, self.size, self.seed, frontend,
                              n_filters)
         train = concat([s[(lang, "train")] for lang in self.langs], "train")
-        return Splits(train, concat([s[(lang, "dev")] for lang in self.langs], "dev"),
+        return Splits(train, concat([s[(lang, "dev")] for lang in self.langs], "dev",
+                                    self.langs),
                       {f"{lang}/{split}": (s[(lang, split)], list(words(lang)))
                        for lang in self.langs for split in ("test-clean", "test-noisy")},
                       {"train": list(train.problems)} if train.problems else {})

@@ -189,6 +189,8 @@ def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
     idx = np.arange(len(fs)) if idx is None else idx
     hyps = transcribe(model, arch, fs, tok, norm, idx, beam=beam)
     r = error_rates([fs.texts[i] for i in idx], hyps)
+    if len(fs.parts) > 1:   # a multilingual set: each language's rates too
+        r["by_lang"] = by_part(fs, idx, hyps)
     if lexicon:
         refs = [fs.texts[i] for i in idx]
         r["wer_lexicon"] = error_rates(refs, [snap_to_lexicon(h, lexicon) for h in hyps])["wer"]
@@ -197,6 +199,17 @@ def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
                              lexicon=Lexicon(lexicon, tok.encode))
             r["wer_lexicon_beam"] = error_rates(refs, lex)["wer"]
     return r
+
+
+def by_part(fs: FeatureSet, idx: np.ndarray, hyps: list[str]) -> dict[str, dict[str, float]]:
+    """Error rates of each part (language) of ``fs`` over the evaluated ``idx``."""
+    bounds = np.cumsum([0] + [n for _, n in fs.parts])
+    out = {}
+    for (label, _), lo, hi in zip(fs.parts, bounds[:-1], bounds[1:]):
+        mine = [k for k, i in enumerate(idx) if lo <= i < hi]
+        if mine:
+            out[label] = error_rates([fs.texts[idx[k]] for k in mine], [hyps[k] for k in mine])
+    return out
 
 
 def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
