@@ -222,6 +222,9 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
 
     front, source = out["pareto"], out["latency_source"].upper()
     tests = sorted({k for r in front for k in r.get("tests", {})})
+    langs = sorted({k for r in front for k in r.get("cer_by_lang") or {}})
+    measure = {"cer_mean": "dev CER (lang mean)", "cer_worst": "dev CER (worst lang)"}.get(
+        next((o for o in args.objectives.split(",") if o.startswith("cer")), "cer"), "dev CER")
 
     def num(v: Any, fmt: str) -> str:
         return format(v, fmt) if v is not None else "-"
@@ -234,7 +237,8 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
 
     # two tables, so that each fits a terminal: what it is and how accurate, then how fast
     acc = table(f"Pareto front, {args.target}: accuracy (feasible)",
-                ["trial", "arch", "encoder/decoder", "dev CER", *[f"{k} CER" for k in tests],
+                ["trial", "arch", "encoder/decoder", measure, *[f"dev {k}" for k in langs],
+                 *[f"{k} CER" for k in tests],
                  "params", "MB", "verdict"])
     speed = table(f"... and latency on {args.target} ({source}"
                   + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"),
@@ -243,7 +247,9 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
     for r in front:
         a, d = r["arch"], delay.describe(ArchConfig.from_dict(r["arch"]))
         acc.add_row(str(r["trial"]), r["arch_id"], f"{a['encoder']}/{a['decoder']}",
-                    f"{r['cer']:.3f}", *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
+                    f"{r['cer']:.3f}",
+                    *[num((r.get("cer_by_lang") or {}).get(k), ".3f") for k in langs],
+                    *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
                     f"{r['params']:,}", f"{r['size_mb']:.2f}", r.get("verdict", "-"))
         speed.add_row(str(r["trial"]), num(d["chunk_ms"], ".0f") if a["streaming"] else "full",
                       num(d["lookahead_ms"], ".0f"), num(d["algorithmic_ms"], ".0f"),
@@ -320,8 +326,11 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
                    help="constraint on the fp32 weight size (MB)")
     s.add_argument("--objectives", default="cer,latency",
-                   help="comma-separated, minimised: cer, latency (compute per call), delay "
-                        "(emission delay), rtf, params (default cer,latency)")
+                   metavar="LIST",
+                   help="comma-separated, minimised: cer (dev CER over the corpus), or with "
+                        "several --langs cer_mean (the languages' mean) or cer_worst (the "
+                        "worst language's); latency (compute per call), delay (emission "
+                        "delay), rtf, params (default cer,latency)")
     s.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
     s.add_argument("--budget", metavar="TIME",
                    help="wall-clock limit for this run, e.g. 1h (checked between generations)")

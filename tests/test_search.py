@@ -123,6 +123,38 @@ def test_search_on_the_users_corpus(tmp_path, capsys):
     assert "trains on --train librispeech:" in capsys.readouterr().err
 
 
+def test_a_search_for_the_worst_language(tmp_path, monkeypatch, capsys):
+    """--langs en,ru --objectives cer_worst,latency: each rung records every
+    language's dev CER, the study minimises the worst, and the table shows
+    the Pareto set per language."""
+    import optuna
+
+    monkeypatch.setitem(corpus.SIZES, "tiny", (6, 3, 2))
+    space = tmp_path / "space.toml"
+    space.write_text('[choices]\nencoder = ["lstm", "conformer"]\nnum_layers = [1]\n'
+                     'd_model = [96]\ndecoder = ["ctc"]\nn_filters = [40]\n'
+                     'frontend = ["logmel"]\n')
+    _fast_cpu(tmp_path)
+    argv = ["search", "--target", "cpu", "--trials", "2", "--cer-steps", "2", "--size", "tiny",
+            "--langs", "en,ru", "--objectives", "cer_worst,latency", "--space", str(space),
+            "--workspace", str(tmp_path), "--no-verify", "--no-export", "--study", "ml"]
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pareto"]
+    for r in out["pareto"]:
+        assert set(r["cer_by_lang"]) == {"en", "ru"}
+        assert r["cer"] == max(r["cer_by_lang"].values())
+        assert r["rungs"][-1]["by_lang"] == r["cer_by_lang"] and "cer_pooled" in r["rungs"][-1]
+        assert {t.split("/")[0] for t in r["tests"]} == {"en", "ru"}
+    study = optuna.load_study(study_name="ml", storage=f"sqlite:///{tmp_path}/runs/search/ml.db")
+    assert study.metric_names[0] == "dev CER, worst language"
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "worst lang" in text and "dev ru" in text, text
+    assert main([*argv[:-2], "--study", "two", "--objectives", "cer,cer_mean"]) == 1
+    assert "give one CER objective" in capsys.readouterr().err
+
+
 def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
     space = tmp_path / "space.toml"

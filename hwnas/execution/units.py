@@ -114,8 +114,9 @@ class TrainRung:
             state = None
         res = train(arch, sp.train, sp.dev, tok, cfg, resume=state)
         save_run(run_dir, res, tok, self.extra)
+        by_lang = {k: float(v["cer"]) for k, v in (res.dev.get("by_lang") or {}).items()}
         return {"cer": float(res.dev["cer"]), "snapshot": str(snap), "steps": res.steps,
-                "cpu_seconds": res.cpu_seconds}
+                "cpu_seconds": res.cpu_seconds, **({"by_lang": by_lang} if by_lang else {})}
 
     def needs(self) -> dict[str, Any]:
         return {"num_cpus": 1}

@@ -33,9 +33,14 @@ from hwnas.search.storage import open_storage
 from hwnas.space import SearchSpace
 from hwnas.training.halving import Candidate, RungUnits, successive_halving
 
-OBJECTIVES = ("cer", "latency", "delay", "rtf", "params")
+OBJECTIVES = ("cer", "cer_mean", "cer_worst", "latency", "delay", "rtf", "params")
+#: the trained-quality objectives: dev CER pooled over the corpus's languages, the
+#: mean of the languages' CERs, or the worst language's; a search has one of them
+QUALITY = ("cer", "cer_mean", "cer_worst")
 UNTRAINED_CER = 1.0  # infeasible trials are not trained
-METRIC_NAMES = {"cer": "dev CER", "latency": "compute ms per call (predicted)",
+METRIC_NAMES = {"cer": "dev CER", "cer_mean": "dev CER, mean over languages",
+                "cer_worst": "dev CER, worst language",
+                "latency": "compute ms per call (predicted)",
                 "delay": "emission delay ms (predicted)", "rtf": "real-time factor (predicted)",
                 "params": "parameters"}
 
@@ -73,6 +78,8 @@ class SearchConfig:
         bad = [o for o in self.objectives if o not in OBJECTIVES]
         if bad or not self.objectives:
             raise ValueError(f"unknown objective(s) {bad}; choose from {', '.join(OBJECTIVES)}")
+        if sum(o in QUALITY for o in self.objectives) > 1:
+            raise ValueError("give one CER objective: cer, cer_mean or cer_worst")
         from hwnas import strategies
 
         if self.sampler not in strategies.names():
@@ -101,7 +108,9 @@ class SearchConfig:
 def make_strategy(cfg: SearchConfig) -> Any:
     from hwnas import strategies
 
-    return strategies.make(cfg.sampler, cfg.space, seed=cfg.seed, objectives=cfg.objectives,
+    # strategies know the trained quality as "cer", whichever measure the study uses
+    objectives = tuple("cer" if o in QUALITY else o for o in cfg.objectives)
+    return strategies.make(cfg.sampler, cfg.space, seed=cfg.seed, objectives=objectives,
                            population=cfg.population)
 
 
@@ -270,9 +279,12 @@ def _tell(study: Any, cfg: SearchConfig, trial: Any, cand: Candidate | None,
         if cand.screen:
             trial.set_user_attr("screen", cand.screen)
     trial.set_user_attr("cer", cer)
+    if cand is not None and cand.best_by_lang:
+        trial.set_user_attr("cer_by_lang", cand.best_by_lang)
     a = trial.user_attrs
-    values = {"cer": cer, "latency": a["latency_ms"], "delay": a["delay_ms"], "rtf": a["rtf"],
-              "params": float(a["params"])}
+    # a rung's "cer" is already the study's measure (pooled, mean or worst language)
+    values = {"cer": cer, "cer_mean": cer, "cer_worst": cer, "latency": a["latency_ms"],
+              "delay": a["delay_ms"], "rtf": a["rtf"], "params": float(a["params"])}
     return study.tell(trial, [values[o] for o in cfg.objectives]), values
 
 
@@ -354,7 +366,7 @@ def pareto(study: Any) -> list[dict[str, Any]]:
         if a["arch_id"] not in seen:  # a repeated architecture once
             seen.add(a["arch_id"])
             rows.append({"trial": t.number, "run_trial": a.get("run_trial", t.number),
-                         **{k: a.get(k) for k in ("arch_id", "cer", "latency_ms",
+                         **{k: a.get(k) for k in ("arch_id", "cer", "cer_by_lang", "latency_ms",
                                                   "latency_source", "delay_ms",
                                                   "algorithmic_ms", "rtf", "params",
                                                   "size_mb", "arch", "rungs")}})

@@ -46,6 +46,11 @@ class Candidate:
         return self.rungs[-1]["cer"] if self.rungs else float("inf")
 
     @property
+    def best_by_lang(self) -> dict[str, float] | None:
+        """Dev CER per language of the last rung (multilingual corpora)."""
+        return self.rungs[-1].get("by_lang") if self.rungs else None
+
+    @property
     def cer_source(self) -> str | None:
         """Where ``best_cer`` comes from: trained (stand-alone), or a screen's source."""
         return "trained" if self.rungs else (self.screen[-1]["source"] if self.screen else None)
@@ -135,6 +140,9 @@ class _CallRungs:
     def result(self, cand: Candidate, out: tuple[float, Any]) -> tuple[float, Any]:
         return out
 
+    def details(self, out: Any) -> dict[str, Any]:
+        return {}
+
     def release(self, cand: Candidate) -> None:
         pass
 
@@ -147,6 +155,10 @@ class RungUnits(Protocol):
     def unit(self, cand: Candidate, budget: float, rung: int) -> Any: ...
 
     def result(self, cand: Candidate, out: Any) -> tuple[float, Any]: ...
+
+    def details(self, out: Any) -> dict[str, Any]:
+        """What a rung's record keeps beside its CER (e.g. ``by_lang``)."""
+        ...
 
     def release(self, cand: Candidate) -> None:
         """The candidate trains no more: let go of its state."""
@@ -174,7 +186,9 @@ def successive_halving(candidates: Sequence[Candidate],
         for i, out in zip(alive, outs):
             c = candidates[i]
             cer, c.state = rungs_of.result(c, out)
-            c.rungs.append({"rung": r, "budget_s": budget, "cer": float(cer)})
+            details = getattr(rungs_of, "details", None)
+            c.rungs.append({"rung": r, "budget_s": budget, "cer": float(cer),
+                            **(details(out) if details else {})})
             if on_result:
                 on_result(c, r)
         if r == len(rungs) - 1:

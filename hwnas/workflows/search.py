@@ -176,7 +176,18 @@ class TrialRungs:
             train_options={"eval_every": 10**9})
 
     def result(self, cand: Any, out: dict[str, Any]) -> tuple[float, Any]:
-        return out["cer"], out["snapshot"]
+        """(the study's CER measure, the snapshot): pooled, or the mean or worst
+        of the languages' CERs (--objectives cer_mean|cer_worst)."""
+        by = out.get("by_lang")
+        measure = next((o for o in self.req.objectives if o in ("cer_mean", "cer_worst")), None)
+        if measure is None or not by:
+            return out["cer"], out["snapshot"]
+        cers = list(by.values())
+        return (sum(cers) / len(cers) if measure == "cer_mean" else max(cers)), out["snapshot"]
+
+    def details(self, out: dict[str, Any]) -> dict[str, Any]:
+        return {"by_lang": out["by_lang"], "cer_pooled": out["cer"]} if out.get("by_lang") \
+            else {}
 
     def release(self, cand: Any) -> None:
         """The optimiser's snapshot goes once the trial trains no more: it is
