@@ -90,6 +90,8 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
                   "streaming": arch.streaming, "params": row["params"],
                   "size_mb_fp32": row.get("size_mb")},
         "metrics": {"dev_cer": row["cer"], "tests": row.get("tests", {}),
+                    **({"dev_cer_by_lang": row["cer_by_lang"]} if row.get("cer_by_lang")
+                       else {}),
                     "latency_ms": row["latency_ms"], "latency_source": row["latency_source"],
                     "predicted_latency_ms": row.get("predicted_ms", row["latency_ms"]),
                     **{k: row[k] for k in ("p90_ms", "rtf", "model_bytes", "delay_ms",
@@ -133,6 +135,8 @@ def card_markdown(card: dict[str, Any]) -> str:
               "", f"## Accuracy ({corpus}; greedy decoding)", "",
               "| set | CER | WER | lexicon WER | utterances |", "|---|---|---|---|---|",
               f"| dev | {met['dev_cer']:.3f} | | | |"]
+    lines += [f"| dev {lang} | {c:.3f} | | | |"
+              for lang, c in (met.get("dev_cer_by_lang") or {}).items()]
     for name, r in met["tests"].items():
         lines.append(f"| {name} | {r['cer']:.3f} | {r['wer']:.3f} | {lexicon_wer(r)} "
                      f"| {r.get('n', '')} |")
