@@ -48,7 +48,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
+    from hwnas.execution.ray import reachable
     from hwnas.lab import BenchNode
+
+    reachable(args.address)   # a head that does not answer: one line now, not a retry loop
 
     def say(line: str) -> None:
         print(f"hwnas: {line}", file=sys.stderr, flush=True)

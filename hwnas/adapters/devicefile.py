@@ -123,6 +123,6 @@ def matching_devices(pattern: str, workspace: Path | None,
     for n in names if like is not None else []:
         other = load_device(n, workspace)
         if other.adapter != like.adapter:
-            raise ValueError(f"{n} is an {other.adapter} device and {like.name} an "
+            raise ValueError(f"{n} uses the {other.adapter} adapter and {like.name} the "
                              f"{like.adapter} one; a profile's phones are one kind of device")
     return names

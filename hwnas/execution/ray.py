@@ -51,7 +51,7 @@ def connect(address: str = "auto") -> Any:
     ray = import_ray()
     if not ray.is_initialized():
         target = address if address != "auto" else _this_hosts_cluster()
-        _reachable(target)
+        reachable(target)
         try:
             ray.init(address=target, logging_level=logging.ERROR, log_to_driver=False,
                      configure_logging=True)
@@ -80,7 +80,7 @@ def _this_hosts_cluster() -> str:
                               "or give --address HOST:PORT") from None
 
 
-def _reachable(address: str) -> None:
+def reachable(address: str) -> None:
     """Fail in one line when nothing listens at HOST:PORT (Ray itself keeps
     retrying for about a minute)."""
     import socket
