@@ -22,10 +22,6 @@ from pathlib import Path
 
 from hwnas.lab import Lab
 
-TINY = {"frontend": ["logmel"], "n_filters": [40], "subsampling": ["conv2d4"],
-        "encoder": ["conformer", "transformer"], "streaming": [True], "num_layers": [1],
-        "d_model": [96], "decoder": ["ctc"]}
-
 
 def bench(address: str, workspace: Path, device: str, phones: str, n: int,
           space=None) -> None:
@@ -52,15 +48,22 @@ def main() -> int:
         bench(args.address, args.workspace, args.device, args.phones, args.n)
         return 0
     from hwnas.asr import default_space
-    from hwnas.testing.lab import KIND, LoopbackLab, in_loopback_namespace, is_loopback_only
+    from hwnas.testing.lab import (
+        KIND,
+        TINY_SPACE,
+        LoopbackLab,
+        in_loopback_namespace,
+        is_loopback_only,
+    )
 
     if not is_loopback_only():
         return subprocess.run(in_loopback_namespace([sys.executable, *sys.argv]),
                               env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
     with tempfile.TemporaryDirectory() as tmp, \
             LoopbackLab(Path(tmp), ["loop-a", "loop-b"]) as lab:
+        (lab.workspace / "tiny.toml").write_text(TINY_SPACE)
         bench(lab.address, lab.workspace, KIND, "loop-*", 2,
-              space=default_space().with_choices(TINY))
+              space=default_space().with_toml(lab.workspace / "tiny.toml"))
     return 0
 
 

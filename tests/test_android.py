@@ -15,22 +15,9 @@ import pytest
 from hwnas.adapters import DeviceError, DeviceUnavailable
 from hwnas.adapters.android import AdbTransport, AndroidAdapter
 from hwnas.testing.adb_device import LoopbackDevice
+from hwnas.testing.lab import TINY_SPACE, device_file
 from tests.helpers import FAST, free_port, google_adb
 from tests.helpers import android_options as options
-
-TINY_SPACE = """
-[choices]
-frontend = ["logmel"]
-n_filters = [40]
-subsampling = ["conv2d4"]
-encoder = ["conformer", "transformer", "contextnet"]
-streaming = [true]
-num_layers = [1]
-d_model = [96]
-decoder = ["ctc"]
-"""
-
-
 
 
 def test_auth_creates_key_is_accepted_then_verified(tmp_path):
@@ -267,23 +254,8 @@ def test_auto_transport_prefers_the_server_for_serials_it_lists(adb_server, monk
 def _workspace(tmp_path: Path, phone: LoopbackDevice, tool: Path) -> Path:
     ws = tmp_path / "ws"
     (ws / "devices").mkdir(parents=True)
-    (ws / "devices" / "loop.toml").write_text(f"""
-description = "loopback phone"
-adapter = "android"
-[options]
-serial = "127.0.0.1:{phone.port}"
-adb_key = "{tmp_path / 'keys' / 'adbkey'}"
-benchmark_binary = "{tool}"
-threads = 1
-connect_timeout_s = 3.0
-reconnect_timeout_s = 3.0
-[plan]
-warmup_runs = 2
-min_runs = 5
-min_seconds = 0.05
-max_ci = inf
-max_drift = 1.0
-""")
+    (ws / "devices" / "loop.toml").write_text(
+        device_file(f"127.0.0.1:{phone.port}", tmp_path / "keys" / "adbkey", tool))
     (ws / "tiny.toml").write_text(TINY_SPACE)
     return ws
 

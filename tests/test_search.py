@@ -123,6 +123,14 @@ def test_search_on_the_users_corpus(tmp_path, capsys):
     assert "trains on --train librispeech:" in capsys.readouterr().err
 
 
+def _two_families(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text('[choices]\nencoder = ["lstm", "conformer"]\nnum_layers = [1]\n'
+                     'd_model = [96]\ndecoder = ["ctc"]\nn_filters = [40]\n'
+                     'frontend = ["logmel"]\n')
+    return space
+
+
 def test_a_search_for_the_worst_language(tmp_path, monkeypatch, capsys):
     """--langs en,ru --objectives cer_worst,latency: each rung records every
     language's dev CER, the study minimises the worst, and the table shows
@@ -130,10 +138,7 @@ def test_a_search_for_the_worst_language(tmp_path, monkeypatch, capsys):
     import optuna
 
     monkeypatch.setitem(corpus.SIZES, "tiny", (6, 3, 2))
-    space = tmp_path / "space.toml"
-    space.write_text('[choices]\nencoder = ["lstm", "conformer"]\nnum_layers = [1]\n'
-                     'd_model = [96]\ndecoder = ["ctc"]\nn_filters = [40]\n'
-                     'frontend = ["logmel"]\n')
+    space = _two_families(tmp_path)
     _fast_cpu(tmp_path)
     argv = ["search", "--target", "cpu", "--trials", "2", "--cer-steps", "2", "--size", "tiny",
             "--langs", "en,ru", "--objectives", "cer_worst,latency", "--space", str(space),
@@ -157,10 +162,7 @@ def test_a_search_for_the_worst_language(tmp_path, monkeypatch, capsys):
 
 def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(corpus.SIZES, "tiny", (12, 4, 4))
-    space = tmp_path / "space.toml"
-    space.write_text('[choices]\nencoder = ["lstm", "conformer"]\nnum_layers = [1]\n'
-                     'd_model = [96]\ndecoder = ["ctc"]\nn_filters = [40]\n'
-                     'frontend = ["logmel"]\n')
+    space = _two_families(tmp_path)
     _fast_cpu(tmp_path)
     argv = ["search", "--target", "cpu", "--trials", "3", "--cer-steps", "2,4", "--size", "tiny",
             "--space", str(space), "--workspace", str(tmp_path), "--max-latency", "50"]

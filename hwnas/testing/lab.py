@@ -27,6 +27,7 @@ from hwnas.testing.adb_device import LoopbackDevice
 #: the profile's device: the phones' model (plan and format); the phones are its copies
 KIND = "loop"
 
+#: a loopback phone's device file (fast plan: warm-up 2, 5 runs; no quality gates)
 DEVICE_FILE = """description = "loopback phone{what}"
 adapter = "android"
 [options]
@@ -42,6 +43,23 @@ min_runs = 5
 min_seconds = 0.05
 max_ci = inf
 max_drift = 1.0
+"""
+
+
+def device_file(serial: str, key: Path, tool: Path, what: str = "") -> str:
+    return DEVICE_FILE.format(what=what, serial=serial, key=key, tool=tool)
+
+
+#: the space the lab's tests and examples profile: small models, quick to convert
+TINY_SPACE = """[choices]
+frontend = ["logmel"]
+n_filters = [40]
+subsampling = ["conv2d4"]
+encoder = ["conformer", "transformer", "contextnet"]
+streaming = [true]
+num_layers = [1]
+d_model = [96]
+decoder = ["ctc"]
 """
 
 
@@ -89,8 +107,8 @@ class LoopbackLab:
     # --- files -------------------------------------------------------------------
     def _device_file(self, folder: Path, name: str, serial: str, what: str = "") -> None:
         (folder / "devices").mkdir(parents=True, exist_ok=True)
-        (folder / "devices" / f"{name}.toml").write_text(DEVICE_FILE.format(
-            what=what, serial=serial, key=self.root / "keys" / "adbkey", tool=self.tool))
+        (folder / "devices" / f"{name}.toml").write_text(device_file(
+            serial, self.root / "keys" / "adbkey", self.tool, what))
 
     def bench_workspace(self, name: str) -> Path:
         return self.root / f"bench-{name}"

@@ -19,19 +19,7 @@ from pathlib import Path
 import pytest
 
 from hwnas.profiling.store import ProfileStore
-from hwnas.testing.lab import KIND, LoopbackLab, is_loopback_only
-
-TINY_SPACE = """
-[choices]
-frontend = ["logmel"]
-n_filters = [40]
-subsampling = ["conv2d4"]
-encoder = ["conformer", "transformer", "contextnet"]
-streaming = [true]
-num_layers = [1]
-d_model = [96]
-decoder = ["ctc"]
-"""
+from hwnas.testing.lab import KIND, TINY_SPACE, LoopbackLab, is_loopback_only
 
 pytestmark = pytest.mark.skipif(not is_loopback_only(),
                                 reason="needs a loopback-only network namespace")
