@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,43 @@ def test_a_killed_generation_is_asked_again(tmp_path):
     assert states.count(optuna.trial.TrialState.COMPLETE) == 4
     done = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
     assert done[0].user_attrs["arch_id"] == arch.id  # asked again first
+
+
+def test_another_drivers_trial_is_left_alone_until_its_heartbeat_is_stale(tmp_path,
+                                                                           monkeypatch):
+    """Two drivers may share a study (PostgreSQL in a lab): a trial another
+    live driver holds has a fresh heartbeat and is not taken; once its driver
+    is dead for the grace period, it is failed and its architecture asked
+    again first."""
+    import optuna
+
+    from hwnas.search import storage as st
+    from hwnas.search.study import Heartbeat
+
+    monkeypatch.setattr(st, "GRACE_S", 1)
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    cfg = SearchConfig(target="cpu", trials=2, generation=2, seed=0, space=SMALL,
+                       rungs=(10.0,), storage=url, study="h")
+    study = open_study(cfg)
+    other = study.ask()
+    arch = SMALL.suggest(other)
+    beat = Heartbeat(study)
+    beat.name = "bench-host-2:4242"         # another host's driver, which then dies
+    beat.hold(other)
+    study = run_search(cfg, lat, fake_trainer([]))
+    running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert [t.number for t in running] == [other.number]   # left alone meanwhile
+    time.sleep(2.5)
+    cfg = SearchConfig(target="cpu", trials=3, generation=1, seed=0, space=SMALL,
+                       rungs=(10.0,), storage=url, study="h")
+    study = run_search(cfg, lat, fake_trainer([]))
+    states = {t.number: t.state for t in study.trials}
+    assert states[other.number] == optuna.trial.TrialState.FAIL
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3 and done[-1].user_attrs["arch_id"] == arch.id
+    import socket
+
+    assert done[-1].user_attrs["driver"] == f"{socket.gethostname()}:{os.getpid()}"
 
 
 def test_search_on_the_users_corpus(tmp_path, capsys):

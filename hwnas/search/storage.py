@@ -26,6 +26,18 @@ def trial_dir(study_dir: Path, number: int, arch_id: str) -> Path:
 
 
 
+#: a driver records a heartbeat for the trials it holds this often; a trial whose
+#: heartbeat is older than GRACE_S belongs to a dead driver (Optuna's heartbeat)
+HEARTBEAT_S = 10
+GRACE_S = 60
+
+
+def ask_again(study: Any, trial: Any) -> None:
+    """A stale trial (its driver died) is failed by Optuna; its architecture
+    is asked again (the next generation takes it first)."""
+    study.enqueue_trial(trial.params, skip_if_exists=False)
+
+
 def open_storage(url: str | None) -> Any:
     """Optuna's storage for ``url`` (None: in memory), or one ValueError line
     naming the URL and what is wrong with it (a bad scheme, a database that
@@ -36,7 +48,16 @@ def open_storage(url: str | None) -> Any:
         return None
     _refuse_foreign_sqlite(url)
     try:
-        return optuna.storages.RDBStorage(url)
+        import warnings
+
+        with warnings.catch_warnings():   # heartbeats are "experimental" to Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            beats = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
+            try:
+                return optuna.storages.RDBStorage(url, **beats,
+                                                  heartbeat_stale_trial_callback=ask_again)
+            except TypeError:   # Optuna < 4.9 named it failed_trial_callback
+                return optuna.storages.RDBStorage(url, **beats, failed_trial_callback=ask_again)
     except ImportError as e:
         raise ValueError(f"storage {url}: a driver is missing ({e})") from None
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors, whatever the backend

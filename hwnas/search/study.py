@@ -157,12 +157,104 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
 
 
 def _requeue_orphans(study: Any) -> None:
-    """Trials left RUNNING by a killed process: failed, their params asked again."""
+    """Trials left RUNNING by a dead driver: failed, their params asked again.
+    A trial a driver holds names it and carries a heartbeat (``Heartbeat``):
+    a driver on this host whose process is gone is dead now; one elsewhere
+    when its heartbeat is older than the grace period (Optuna's
+    ``fail_stale_trials``; ``storage.ask_again`` requeues). A trial naming no
+    driver (an in-memory study, a study of an older hwnas) is an orphan now."""
     import optuna
 
+    optuna.storages.fail_stale_trials(study)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.enqueue_trial(t.params, skip_if_exists=False)
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        driver = t.user_attrs.get("driver")
+        if driver is None or _dead_here(driver):
+            study.enqueue_trial(t.params, skip_if_exists=False)
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _dead_here(driver: str) -> bool:
+    """A driver ("host:pid") of this host whose process is gone: its trials are
+    orphans now (a rerun after kill -9 takes them at once, without waiting for
+    the grace period). Another host's driver is judged by its heartbeat."""
+    import os
+    import socket
+
+    host, _, pid = driver.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:   # alive, another user's
+        return False
+    return False
+
+
+class Heartbeat:
+    """The trials this driver holds (asked, not told) get a heartbeat every
+    ``storage.HEARTBEAT_S`` in a background thread, so that other drivers of a
+    shared study (PostgreSQL) leave them alone, and notice when this one dies.
+    On the way out (Ctrl-C, an error) the trials still held are failed and
+    asked again at once: nobody waits for the grace period."""
+
+    def __init__(self, study: Any) -> None:
+        import os
+        import socket
+        import threading
+
+        import optuna
+
+        from hwnas.search.storage import HEARTBEAT_S
+
+        self.study, self.held = study, {}
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        # Optuna's own heartbeat thread reaches the storage and trial id the same way
+        storage = study._storage
+        self.storage = storage if optuna.storages._heartbeat.is_heartbeat_enabled(storage) \
+            else None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._beat, args=(HEARTBEAT_S,), daemon=True)
+
+    def hold(self, trial: Any) -> None:
+        trial.set_user_attr("driver", self.name)
+        with self._lock:
+            self.held[trial.number] = trial
+        if self.storage is not None:
+            self.storage.record_heartbeat(trial._trial_id)
+
+    def release(self, trial: Any) -> None:
+        with self._lock:
+            self.held.pop(trial.number, None)
+
+    def _beat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with self._lock:
+                ids = [t._trial_id for t in self.held.values()]
+            for trial_id in ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:  # noqa: BLE001 - told meanwhile, or the database blinked
+                    pass
+
+    def __enter__(self) -> Heartbeat:
+        if self.storage is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import optuna
+
+        self._stop.set()
+        for t in list(self.held.values()):
+            try:
+                self.study.enqueue_trial(t.params, skip_if_exists=False)
+                self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            except Exception:  # noqa: BLE001 - told already; the original error matters
+                pass
+        self.held.clear()
 
 
 def _complete(study: Any) -> int:
@@ -305,10 +397,17 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
     generation's candidates cheaply first (``Candidate.screen``, e.g. with
     weights inherited from a supernet) and returns the finalists that train
     stand-alone; the others keep their screened CER, labelled with its source."""
+    import warnings
+
     import optuna
 
     strategy = strategy or make_strategy(cfg)
     study = open_study(cfg, strategy.sampler())
+    # the study is asked and told here, not through Study.optimize: Optuna warns that
+    # its heartbeat is meant for optimize, and that fail_stale_trials is experimental
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                            message=".*fail_stale_trials")
     _requeue_orphans(study)
     judged: dict[str, tuple[dict[str, float], bool]] = {}
 
@@ -325,10 +424,23 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
     strategy.resume(study.get_trials(deepcopy=False,
                                      states=(optuna.trial.TrialState.COMPLETE,)))
     t0 = time.monotonic()
+    with Heartbeat(study) as beat:
+        _generations(study, cfg, strategy, predict_latency, runner, beat, t0, on_rung, on_trial,
+                     executor, screen)
+    return study
+
+
+def _generations(study: Any, cfg: SearchConfig, strategy: Any,
+                 predict_latency: Callable[[ArchConfig], float], runner: Runner,
+                 beat: Heartbeat, t0: float, on_rung: Any, on_trial: Any, executor: Any,
+                 screen: Any) -> None:
     while _complete(study) < cfg.trials:
         if cfg.time_budget_s is not None and time.monotonic() - t0 >= cfg.time_budget_s:
             break
+        _requeue_orphans(study)   # another driver that died meanwhile
         asked = _ask(study, cfg, strategy, min(cfg.batch, cfg.trials - _complete(study)))
+        for trial, _ in asked:
+            beat.hold(trial)
         cands = [_constrain(cfg, trial, arch, predict_latency) for trial, arch in asked]
         first, repeat_of = _dedup(study, cands)
         finalists = list(first.values())
@@ -340,10 +452,10 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
                                executor=executor)
         for i, ((trial, arch), cand) in enumerate(zip(asked, cands)):
             frozen, values = _tell(study, cfg, trial, cand, repeat_of.get(i))
+            beat.release(trial)
             strategy.tell(arch, values, cand is not None)
             if on_trial:
                 on_trial(frozen)
-    return study
 
 
 def pareto(study: Any) -> list[dict[str, Any]]:
