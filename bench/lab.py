@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -163,16 +162,16 @@ def main() -> int:
     ap.add_argument("--postgres", help="a PostgreSQL URL for the storage part")
     ap.add_argument("--part", choices=("all", "cluster", "storage"), default="all")
     args = ap.parse_args()
-    from hwnas.testing.lab import in_loopback_namespace, is_loopback_only
+    from hwnas.testing.lab import is_loopback_only, run_in_loopback_namespace
 
     result = json.loads(OUT.read_text()) if OUT.is_file() else {}
     if args.part in ("all", "cluster"):
         if is_loopback_only():
             result.update(cluster_part(args.n))
         else:
-            r = subprocess.run(in_loopback_namespace([sys.executable, __file__, "--part",
-                                                      "cluster", "--n", str(args.n)]),
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+            r = run_in_loopback_namespace([sys.executable, __file__, "--part", "cluster",
+                                           "--n", str(args.n)],
+                                          env={**os.environ, "OMP_NUM_THREADS": "1"})
             if r.returncode:
                 return r.returncode
             result = json.loads(OUT.read_text())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -52,13 +51,13 @@ def main() -> int:
         KIND,
         TINY_SPACE,
         LoopbackLab,
-        in_loopback_namespace,
         is_loopback_only,
+        run_in_loopback_namespace,
     )
 
     if not is_loopback_only():
-        return subprocess.run(in_loopback_namespace([sys.executable, *sys.argv]),
-                              env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+        return run_in_loopback_namespace([sys.executable, *sys.argv],
+                                         env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
     with tempfile.TemporaryDirectory() as tmp, \
             LoopbackLab(Path(tmp), ["loop-a", "loop-b"]) as lab:
         (lab.workspace / "tiny.toml").write_text(TINY_SPACE)

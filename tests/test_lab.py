@@ -5,7 +5,6 @@ namespace with a real Ray cluster."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import Future
@@ -41,13 +40,13 @@ def test_cluster_scenarios_in_a_loopback_namespace():
     loopback phones: profile over both, kill -9 a node, a phone unplugged,
     kill -9 the driver, the cluster listing."""
     _ray_or_skip()
-    from hwnas.testing.lab import in_loopback_namespace
+    from hwnas.testing.lab import run_in_loopback_namespace
 
     env = {**os.environ, "HWNAS_LAB_TESTS": "1", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(in_loopback_namespace(
+    r = run_in_loopback_namespace(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o",
-         "addopts=-p no:anyio", "tests/cluster"]), cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=1500)
+         "addopts=-p no:anyio", "tests/cluster"], timeout_s=1500, capture=True, cwd=ROOT,
+        env=env)
     assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
 

@@ -80,6 +80,50 @@ def in_loopback_namespace(cmd: list[str]) -> list[str]:
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
 
 
+def run_in_loopback_namespace(cmd: list[str], timeout_s: float | None = None,
+                              capture: bool = False, **kw: Any) -> subprocess.CompletedProcess:
+    """``cmd`` in a new loopback-only namespace; afterwards (done, timed out or
+    interrupted) every process still in that namespace is killed: a Ray head
+    or node left by a killed run must not outlive it. ``capture``: stdout and
+    stderr as text (through files: a leftover process may hold a pipe open)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        if capture:
+            kw.update(stdout=out, stderr=err)
+        proc = subprocess.Popen(in_loopback_namespace(cmd), **kw)
+        netns = None
+        try:
+            for _ in range(50):   # the namespace exists once `unshare` has run
+                try:
+                    ns = os.readlink(f"/proc/{proc.pid}/ns/net")
+                except OSError:
+                    break
+                if ns != os.readlink("/proc/self/ns/net"):
+                    netns = ns
+                    break
+                time.sleep(0.1)
+            proc.wait(timeout_s)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if netns is not None:
+                _kill_namespace(netns)
+        text = [(f.seek(0), f.read().decode(errors="replace"))[1] if capture else None
+                for f in (out, err)]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, *text)
+
+
+def _kill_namespace(netns: str) -> None:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") == netns:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            continue
+
+
 def free_port() -> int:
     import socket
 
