@@ -98,7 +98,7 @@ def main() -> int:
     summary = {"n": len(ids), "budget_cpu_s": args.budget, "langs": langs,
                "kendall_tau": pairs,
                "mean_cer": {lang: round(float(cer[lang].mean()), 3) for lang in langs},
-               "cer": {lang: [round(float(c), 3) for c in cer[lang]] for lang in langs},
+               "cer": {lang: [float(c) for c in cer[lang]] for lang in langs},
                "archs": ids}
     OUT.write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps({k: summary[k] for k in ("kendall_tau", "mean_cer")}))
