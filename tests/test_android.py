@@ -265,13 +265,8 @@ def _run(ws: Path, n: int, on_row=None) -> list[dict]:
     from hwnas.asr import default_space
     from hwnas.profiling.profiler import ProfileRun
 
-    run = ProfileRun(load_device("loop", ws), ws, n, 0, default_space().with_toml(ws / "tiny.toml"))
-    rows = []
-    for row in run.run():
-        rows.append(row)
-        if on_row:
-            on_row(row)
-    return rows
+    return ProfileRun(load_device("loop", ws), ws, n, 0,
+                      default_space().with_toml(ws / "tiny.toml")).collect(on_row)
 
 
 @pytest.mark.slow

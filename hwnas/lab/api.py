@@ -49,14 +49,8 @@ class Lab:
 
         spec = load_device(device, self.workspace)
         pool = matching_devices(phones, self.workspace, like=spec) if phones else None
-        run = ProfileRun(spec, self.workspace, n, seed, space or default_space(),
-                         executor=self.executor, phones=pool, say=self.say)
-        rows = []
-        for row in run.run():
-            rows.append(row)
-            if on_row:
-                on_row(row)
-        return rows
+        return ProfileRun(spec, self.workspace, n, seed, space or default_space(),
+                          executor=self.executor, phones=pool, say=self.say).collect(on_row)
 
     def profile_each(self, pattern: str, n: int, seed: int = 0
                      ) -> dict[str, list[dict[str, Any]]]:

@@ -96,6 +96,16 @@ class ProfileRun:
             for _ in self.run():
                 pass
 
+    def collect(self, on_row: Callable[[dict[str, Any]], None] | None = None
+                ) -> list[dict[str, Any]]:
+        """Measure what is missing; the new rows (each also to ``on_row``)."""
+        rows = []
+        for row in self.run():
+            rows.append(row)
+            if on_row:
+                on_row(row)
+        return rows
+
     def phone_names(self) -> list[str]:
         return list(dict.fromkeys(self.phones or [self.spec.name]))
 
