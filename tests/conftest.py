@@ -46,7 +46,8 @@ def adb_server(phone, tmp_path):
     ``env`` points adb clients (ours too) at this server."""
     import subprocess
 
-    from tests.helpers import free_port, google_adb
+    from hwnas.testing.lab import free_port
+    from tests.helpers import google_adb
 
     adb = google_adb()
     if adb is None:

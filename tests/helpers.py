@@ -134,14 +134,6 @@ def android_options(phone: Any, tmp_path: Path, tool: Path | None, **kw) -> dict
         "reconnect_timeout_s": 3.0, **kw})
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def google_adb() -> str | None:
     """Google's adb client, required under CI (.ci/run installs Debian's adb)."""
     import os

@@ -15,8 +15,8 @@ import pytest
 from hwnas.adapters import DeviceError, DeviceUnavailable
 from hwnas.adapters.android import AdbTransport, AndroidAdapter
 from hwnas.testing.adb_device import LoopbackDevice
-from hwnas.testing.lab import TINY_SPACE, device_file
-from tests.helpers import FAST, free_port, google_adb
+from hwnas.testing.lab import TINY_SPACE, device_file, free_port
+from tests.helpers import FAST, google_adb
 from tests.helpers import android_options as options
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-DEVICE_PREFIX = "device:"
+from hwnas.execution import device_resource
+
+DEVICE_PREFIX = device_resource("")
 
 
 def cluster_devices(ray: Any) -> list[dict[str, Any]]:

@@ -284,4 +284,6 @@ class Probe:
     def needs(self) -> dict[str, Any]:
         if self.device is None:
             return {"num_cpus": 1}
-        return {"num_cpus": 0, "resources": {f"device:{self.device}": 1}}
+        from hwnas.execution import device_resource
+
+        return {"num_cpus": 0, "resources": {device_resource(self.device): 1}}
