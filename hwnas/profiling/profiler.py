@@ -210,11 +210,8 @@ class PhonePool:
         ``GONE_S``: abandoned (the executor stops them where it can)."""
         now = time.monotonic()
         out = []
-        # one question to the executor per phone, not per measurement
-        advertised = {p: self.executor.device_available(p)
-                      for p in {phone for phone, *_ in measuring.values()}}
         for f, (phone, *_rest) in measuring.items():
-            if advertised[phone] is False:
+            if self.executor.device_available(phone) is False:
                 if now - self.gone.setdefault(phone, now) > self.GONE_S:
                     self.executor.abandon(f)
                     out.append(f)
