@@ -62,12 +62,11 @@ def ort_callables(sess: Any, inputs: list[dict[str, Any]], outputs: list[str]) -
 def torch_graph(arch_json: str, seed: int = 0) -> Any:
     import torch
 
-    from hwnas.asr import ArchConfig
-    from hwnas.asr.models import build, device_graph
+    from hwnas.tasks import arch_from_json, build_model, device_graph
 
-    arch = ArchConfig.from_json(Path(arch_json).read_text())
+    arch = arch_from_json(Path(arch_json).read_text())
     torch.manual_seed(seed)
-    return device_graph(build(arch))
+    return device_graph(build_model(arch))
 
 
 def torch_callables(graph: Any, inputs: list[dict[str, Any]], outputs: list[str],

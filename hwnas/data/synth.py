@@ -13,6 +13,7 @@ byte-identical audio in any process, with any number of workers, at any time
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import struct
 from dataclasses import dataclass
@@ -27,6 +28,19 @@ _POS_CHARACTER = 1
 _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4}
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                              ctypes.c_void_p)
+_INITIALIZE_PHONEME_EVENTS = 1
+_EVENT_LIST_TERMINATED = 0
+_EVENT_PHONEME = 7
+
+
+class _Event(ctypes.Structure):
+    """speak_lib.h's espeak_EVENT (``id`` holds a phoneme's mnemonic for
+    phoneme events; ``sample`` counts samples at eSpeak's own rate)."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
+                ("text_position", ctypes.c_int), ("length", ctypes.c_int),
+                ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
 
 
 @dataclass(frozen=True)
@@ -59,11 +73,14 @@ def _library() -> tuple[str, str]:
     return str(espeakng_loader.get_library_path()), str(data.parent)
 
 
-def _synth_here(text: str, voice: Voice) -> np.ndarray:
-    """Synthesise in this process; returns int16 samples at eSpeak's rate."""
+def _synth_here(text: str, voice: Voice, phonemes: bool = False
+                ) -> tuple[np.ndarray, int, list[tuple[str, int]]]:
+    """Synthesise in this process: int16 samples at eSpeak's rate, the rate,
+    and (with ``phonemes``) each phoneme's name and first sample."""
     lib_path, data_parent = _library()
     lib = ctypes.CDLL(lib_path)
-    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0)
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(),
+                                 _INITIALIZE_PHONEME_EVENTS if phonemes else 0)
     if rate <= 0:
         raise SynthError(f"espeak_Initialize failed ({rate}) with data in {data_parent}")
     # espeak_Initialize seeds its random generator (voice breath, flutter) and
@@ -72,10 +89,18 @@ def _synth_here(text: str, voice: Voice) -> np.ndarray:
     lib.espeak_ng_SetRandSeed(ctypes.c_long(1))
     ctypes.CDLL("libc.so.6").srand(1)
     chunks: list[bytes] = []
+    marks: list[tuple[str, int]] = []
 
-    def on_audio(wav: ctypes.POINTER(ctypes.c_short), n: int, _events: int) -> int:
+    def on_audio(wav: ctypes.POINTER(ctypes.c_short), n: int, events: int) -> int:
         if n > 0 and wav:
             chunks.append(ctypes.string_at(wav, 2 * n))
+        if phonemes and events:
+            ev = ctypes.cast(events, ctypes.POINTER(_Event))
+            i = 0
+            while ev[i].type != _EVENT_LIST_TERMINATED:
+                if ev[i].type == _EVENT_PHONEME:
+                    marks.append((ev[i].id.decode("utf-8", "replace"), int(ev[i].sample)))
+                i += 1
         return 0
 
     cb = _CALLBACK(on_audio)
@@ -89,7 +114,7 @@ def _synth_here(text: str, voice: Voice) -> np.ndarray:
     if err != 0:
         raise SynthError(f"espeak_Synth failed ({err})")
     lib.espeak_Synchronize()
-    return np.frombuffer(b"".join(chunks), dtype=np.int16).copy(), rate
+    return np.frombuffer(b"".join(chunks), dtype=np.int16).copy(), rate, marks
 
 
 def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
@@ -103,19 +128,22 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def synthesize(text: str, voice: Voice) -> np.ndarray:
-    """Float32 waveform in [-1, 1] at 16 kHz; synthesised in a forked child so
-    the same request always gives the same samples."""
+def _forked(text: str, voice: Voice, phonemes: bool
+            ) -> tuple[np.ndarray, int, list[tuple[str, int]]]:
+    """:func:`_synth_here` in a forked child, so that eSpeak's state never
+    carries from one request to the next."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: synthesise, write, exit without running parent's handlers
         os.close(r)
         code = 0
         try:
-            samples, rate = _synth_here(text, voice)
-            payload = struct.pack("<iI", rate, len(samples)) + samples.tobytes()
+            samples, rate, marks = _synth_here(text, voice, phonemes)
+            tail = json.dumps(marks).encode()
+            payload = (struct.pack("<iII", rate, len(samples), len(tail)) + samples.tobytes()
+                       + tail)
         except Exception as e:  # reported to the parent as text
-            payload = struct.pack("<iI", -1, 0) + str(e).encode()
+            payload = struct.pack("<iII", -1, 0, 0) + str(e).encode()
             code = 1
         with os.fdopen(w, "wb") as f:
             f.write(payload)
@@ -124,10 +152,26 @@ def synthesize(text: str, voice: Voice) -> np.ndarray:
     with os.fdopen(r, "rb") as f:
         payload = f.read()
     os.waitpid(pid, 0)
-    if len(payload) < 8:
+    if len(payload) < 12:
         raise SynthError(f"synthesis of {text[:40]!r} died without output")
-    rate, n = struct.unpack("<iI", payload[:8])
+    rate, n, m = struct.unpack("<iII", payload[:12])
     if rate < 0:
-        raise SynthError(payload[8:].decode(errors="replace"))
-    pcm = np.frombuffer(payload[8:8 + 2 * n], dtype=np.int16)
+        raise SynthError(payload[12:].decode(errors="replace"))
+    pcm = np.frombuffer(payload[12:12 + 2 * n], dtype=np.int16)
+    marks = [(str(a), int(b)) for a, b in json.loads(payload[12 + 2 * n:12 + 2 * n + m] or b"[]")]
+    return pcm, rate, marks
+
+
+def synthesize(text: str, voice: Voice) -> np.ndarray:
+    """Float32 waveform in [-1, 1] at 16 kHz; synthesised in a forked child so
+    the same request always gives the same samples."""
+    pcm, rate, _ = _forked(text, voice, False)
     return resample(pcm, rate, SAMPLE_RATE) / 32768.0
+
+
+def synthesize_timed(text: str, voice: Voice) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """:func:`synthesize` plus eSpeak's own phoneme timing: each phoneme's
+    mnemonic and the second it starts at, from its phoneme events."""
+    pcm, rate, marks = _forked(text, voice, True)
+    return (resample(pcm, rate, SAMPLE_RATE) / 32768.0,
+            [(name, sample / rate) for name, sample in marks])

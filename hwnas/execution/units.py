@@ -26,10 +26,10 @@ class Export:
     repeat: int = 1
 
     def run(self, ctx: Any) -> tuple[dict[str, Any], Any]:
-        from hwnas.asr import ArchConfig
         from hwnas.profiling.measure import export_row
+        from hwnas.tasks import arch_from_dict
 
-        return export_row(ArchConfig.from_dict(self.arch), self.fmt, Path(self.out_dir),
+        return export_row(arch_from_dict(self.arch), self.fmt, Path(self.out_dir),
                           self.repeat)
 
     def needs(self) -> dict[str, Any]:
@@ -51,11 +51,11 @@ class Measure:
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.adapters import Plan
-        from hwnas.asr import ArchConfig
         from hwnas.profiling.measure import measure_artifact
+        from hwnas.tasks import arch_from_dict
 
         adapter = ctx.adapter(self.device, self.workspace)
-        row, _ = measure_artifact(adapter, ArchConfig.from_dict(self.row["arch"]),
+        row, _ = measure_artifact(adapter, arch_from_dict(self.row["arch"]),
                                   self.artifact, Plan(**self.plan), self.row,
                                   self.ref_nominal_ms)
         # which phone of a pool, on which host, measured it

@@ -53,6 +53,8 @@ def _features(graph: ChunkGraph | UtteranceGraph, frames: int, seed: int) -> tor
 
 def graph_inputs(graph: ChunkGraph | UtteranceGraph, n: int, seed: int) -> list[list[np.ndarray]]:
     """``n`` input sets for ``graph``, in its input order."""
+    if hasattr(graph, "sample_inputs"):   # a graph that knows its own inputs (TTS)
+        return graph.sample_inputs(n, seed)
     specs = graph.inputs
     samples: list[list[np.ndarray]] = []
     rng = torch.Generator().manual_seed(seed)

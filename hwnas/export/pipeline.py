@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models import build, device_graph
 from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph
 from hwnas.errors import first_line
 from hwnas.export.calibration import graph_inputs
@@ -31,6 +30,7 @@ from hwnas.export.formats import FORMATS
 from hwnas.export.onnx import export_onnx
 from hwnas.export.tflite import TFLiteRunner, convert_tflite
 from hwnas.paths import write_atomic
+from hwnas.tasks import build_model, device_graph
 
 FLOAT_TOLERANCE = 1e-4     # max |diff| vs PyTorch for fp32 formats
 MIN_TOKEN_AGREEMENT = 0.95  # top-token agreement for quantised formats
@@ -62,7 +62,7 @@ def _sha256(path: Path) -> str:
 
 def _graph(arch: ArchConfig, weights: Path | None, seed: int) -> ChunkGraph | UtteranceGraph:
     torch.manual_seed(seed)
-    model = build(arch)
+    model = build_model(arch)
     if weights is not None:
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement, Plan
-from hwnas.asr import ArchConfig, delay
+from hwnas.asr import ArchConfig
 from hwnas.asr.arch import UTTERANCE_MS
 from hwnas.errors import first_line
 from hwnas.profiling.row import LATENCY_FIELDS
@@ -34,13 +34,13 @@ class TorchArtifact:
 
 
 def _torch_artifact(arch: ArchConfig, out_dir: Path) -> TorchArtifact:
-    from hwnas.asr.models import build, device_graph
+    from hwnas.tasks import build_model, device_graph
 
     work = out_dir / arch.id
     work.mkdir(parents=True, exist_ok=True)
     path = work / "arch.json"
     path.write_text(arch.to_json(indent=2) + "\n")
-    model = build(arch)
+    model = build_model(arch)
     graph = device_graph(model)
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     return TorchArtifact(arch.id, "torch", str(path), size,
@@ -59,7 +59,7 @@ def export_for(arch: ArchConfig, fmt: str, out_dir: Path) -> Any:
 
 def plan_for(arch: ArchConfig, plan: Plan) -> Plan:
     """Chunk graphs restart their stream every 4.8 s of audio, as utterances do."""
-    if arch.streaming:
+    if getattr(arch, "streaming", False):
         return plan.replace(calls_per_stream=max(1, UTTERANCE_MS // arch.chunk_ms))
     return plan
 
@@ -71,15 +71,14 @@ def row_key(arch_id: str, fmt: str, repeat: int = 1) -> str:
 
 def base_row(arch: ArchConfig, fmt: str, repeat: int = 1) -> dict[str, Any]:
     """The fields of a profile row that come from the architecture alone."""
-    from hwnas.asr.models.stats import model_stats
+    from hwnas import tasks
 
-    st = model_stats(arch)
+    st = tasks.stats(arch)
     return {
         "key": row_key(arch.id, fmt, repeat), "arch_id": arch.id, "format": fmt,
-        "arch": arch.to_dict(),
-        "encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming,
-        "graph": arch.graph, "params": st.graph_params,
-        "flops": st.flops, "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+        "arch": arch.to_dict(), **tasks.row_fields(arch),
+        "graph": arch.graph, "params": st["params"],
+        "flops": st["flops"], "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
     }
 
 
@@ -126,7 +125,9 @@ def measure_artifact(adapter: Adapter, arch: ArchConfig, art: Any, plan: Plan,
     finally:
         if handle is not None:
             adapter.release(handle)
-    audio = delay.audio_ms(arch)
+    from hwnas.tasks import audio_ms
+
+    audio = audio_ms(arch)
     lat = m.latency
     p50 = lat.get("p50_ms", lat.get("mean_ms"))
     row.update({k: lat.get(k) for k in LATENCY_FIELDS})
