@@ -13,11 +13,11 @@ from hwnas.space import SearchSpace
 from hwnas.tts.decisions import default_decisions
 
 #: the device graph reads a bucket of this many phonemes and writes this many
-#: 10 ms mel frames (5.12 s of audio; eSpeak speaks about 7 frames a phoneme).
-#: Odd, so it never equals a width: onnx2tf infers a 3-D tensor's layout from
-#: its shape, and a (1, 64, 64) tensor gets normalised over the wrong axis
+#: 10 ms mel frames (5 s of audio; eSpeak speaks about 7 frames a phoneme).
+#: Neither may equal a width (x1, x2 or x4): onnx2tf infers a 3-D tensor's
+#: layout from its shape, and normalises a (1, 64, 64) tensor over the wrong axis
 PHONEME_BUCKET = 61
-FRAME_BUCKET = 512
+FRAME_BUCKET = 500
 FRAME_MS = 10
 N_MELS = 80
 
