@@ -35,7 +35,10 @@ def workspace(args: argparse.Namespace) -> Path:
 
 
 def read_space(args: argparse.Namespace):
-    from hwnas.asr import default_space
+    if getattr(args, "task", "asr") == "tts":
+        from hwnas.tts import default_space
+    else:
+        from hwnas.asr import default_space
 
     space = default_space()
     return space.with_toml(args.space) if getattr(args, "space", None) else space

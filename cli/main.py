@@ -37,6 +37,7 @@ EPILOG = """examples:
   hwnas supernet train --family conformer --budget 60m   weight-sharing supernet
   hwnas search --target cpu --streaming --max-latency 2 --cer-budget 40s,2m
   hwnas report hwnas                        figures and HTML of a study
+  hwnas tts train --preset lightspeech_like --budget 5m   the TTS task
 """
 
 
@@ -62,11 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         search,
         supernet,
         train,
+        tts,
     )
     from . import space as space_cmds
 
     for module in (space_cmds, export, devices, profile, predictor, predict, data, train, score,
-                   supernet, report, search, lab):
+                   supernet, report, search, lab, tts):
         module.add_parsers(sub)
     return p
 

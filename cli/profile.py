@@ -55,7 +55,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                      phones=matching_devices(args.phones, ws, like=spec)
                      if args.phones else None,
                      say=lambda line: print(f"hwnas: {line}", file=sys.stderr, flush=True),
-                     executor=open_executor(args))
+                     executor=open_executor(args), task=args.task)
     try:
         rows, counts = measure_with_progress(run, f"profiling {spec.name}", quiet=args.json)
     except KeyboardInterrupt as e:
@@ -92,7 +92,9 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
     from hwnas.profiling.store import open_profile
     from hwnas.workflows.profile import profile_summary
 
-    store = open_profile(args.device, workspace(args))
+    from hwnas.profiling.store import profile_name
+
+    store = open_profile(profile_name(args.device, args.task), workspace(args))
     for note in store.notes:
         print(f"hwnas: {note}", file=sys.stderr)
     s = profile_summary(store.rows())
@@ -143,6 +145,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--device", required=True, metavar="NAME", help="device name (hwnas devices)")
     s.add_argument("--n", type=int, metavar="N", help="architectures to have measured in total")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--task", choices=("asr", "tts"), default="asr",
+                   help="asr (default): speech recognisers; tts: TTS acoustic models, "
+                        "stored as the profile <device>.tts")
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--format", choices=runnable_formats(), metavar="FORMAT",
                    help="override the device's format")

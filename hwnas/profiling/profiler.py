@@ -28,7 +28,7 @@ from hwnas.errors import first_line
 from hwnas.execution import LocalExecutor, WorkerLost
 from hwnas.execution.units import Export, Measure
 from hwnas.profiling.measure import row_key
-from hwnas.profiling.store import ProfileStore, profile_dir
+from hwnas.profiling.store import ProfileStore, profile_dir, profile_name
 from hwnas.space import SearchSpace
 
 
@@ -50,12 +50,13 @@ class ProfileRun:
     phones: list[str] | None = None  # device names that may measure (default: the device)
     phone_wait_s: float = 600.0      # how long to wait when every phone is lost
     say: Callable[[str], None] | None = None   # one line per event (a phone lost, back)
+    task: str = "asr"        # whose architectures the space holds (hwnas.tasks)
     stored_rows: int = 0     # rows in the profile after the last run()
     notes: list[str] = field(default_factory=list)  # what opening the store recovered
 
     @property
     def folder(self) -> Path:
-        return profile_dir(self.workspace, self.spec.name)
+        return profile_dir(self.workspace, profile_name(self.spec.name, self.task))
 
     def store(self) -> ProfileStore:
         return ProfileStore(self.folder, self.spec.name, create=True,

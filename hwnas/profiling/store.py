@@ -319,6 +319,13 @@ def profile_dir(workspace: Path, device: str) -> Path:
     return Path(workspace) / "profiles" / device
 
 
+def profile_name(device: str, task: str = "asr") -> str:
+    """The profile a task's measurements on ``device`` go to: speech
+    recognisers under the device's name, TTS models under ``<device>.tts``
+    (a predictor learns one task's graphs)."""
+    return device if task == "asr" else f"{device}.{task}"
+
+
 def open_profile(device: str, workspace: Path | None) -> ProfileStore:
     """The workspace's profile of ``device``, else the shipped one. A
     workspace folder holding measurements but no readable manifest is still

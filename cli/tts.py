@@ -1,0 +1,144 @@
+"""`hwnas tts data|train|presets`: the TTS task (a FastSpeech 2-like space)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ._common import parse_budget, workspace
+
+EPILOG = """examples:
+  hwnas tts presets                          the FastSpeech 2-like baseline and others
+  hwnas tts data --lang en --size small      phonemes, durations and mels from eSpeak NG
+  hwnas tts train --preset lightspeech_like --budget 5m
+  hwnas tts train --arch arch.json --budget 2m --out runs/tts/mine
+  hwnas export runs/tts/mine/arch.json --weights runs/tts/mine/weights.pt --format tflite
+  hwnas profile --task tts --device cpu --n 20   RTF of sampled TTS models (resumable)
+
+A TTS architecture's JSON says "task": "tts"; export and profile take it as
+they take a speech recogniser. The device graph reads 61 phonemes and writes
+500 mel frames (5 s): its real-time factor is a call's latency over 5 s.
+"""
+
+
+def _arch(args: argparse.Namespace) -> Any:
+    from hwnas.tts.arch import TTSArch, preset
+
+    if bool(args.preset) == bool(args.arch):
+        raise ValueError("give one of --preset NAME or --arch FILE")
+    if args.preset:
+        return preset(args.preset)
+    path = Path(args.arch)
+    if not path.is_file():
+        raise ValueError(f"--arch {path}: no such file")
+    return TTSArch.from_json(path.read_text())
+
+
+def _bar(title: str):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{title}"), BarColumn(), TextColumn("{task.description}"),
+                    TimeElapsedColumn())
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from hwnas.tts import data
+
+    with _bar("synthesising") as progress:
+        task = progress.add_task("", total=None)
+
+        def on(done: int, total: int) -> None:
+            progress.update(task, total=total, completed=done, description=f"{done}/{total}")
+
+        root = data.build(workspace(args), args.lang, args.size, args.seed, args.workers, on)
+    info = json.loads((root / "phonemes.json").read_text())
+    out = {"data": str(root), "phonemes": len(info["phonemes"]), "voice": info["voice"]}
+    print(json.dumps(out) if args.json else
+          f"built {root}: {out['phonemes']} phonemes (incl. pad, unknown), voice {out['voice']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hwnas.tts.run import train_run
+
+    arch = _arch(args)
+    budget = parse_budget(args.budget)
+    out = Path(args.out) if args.out else workspace(args) / "runs" / "tts" / arch.id
+    with _bar("training") as progress:
+        synth = progress.add_task("data", total=None)
+        task = progress.add_task("", total=budget, visible=False)
+
+        def on_data(done: int, total: int) -> None:
+            progress.update(synth, total=total, completed=done,
+                            description=f"data {done}/{total}")
+
+        def on_step(step: int, cpu: float, loss: float) -> None:
+            progress.update(synth, visible=False)
+            progress.update(task, visible=True, completed=min(cpu, budget),
+                            description=f"step {step}  mel L1 (normalised) {loss:.3f}")
+
+        summary = train_run(workspace(args), arch, out, lang=args.lang, size=args.size,
+                            seed=args.seed, cpu_seconds=budget, on_data=on_data,
+                            on_step=on_step)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+        return 0
+    d = summary["dev"]
+    print(f"{arch.id}: {summary['steps']} steps in {summary['cpu_seconds']} CPU-s")
+    print(f"  dev (true durations): mel L1 {d['mel_l1']}, MCD {d['mcd_db']} dB, "
+          f"duration error {d['dur_mae_frames']} frames/phoneme")
+    print(f"  listen: {out}/wav/   picture: {out}/mel.png")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from hwnas import tasks
+    from hwnas.tts.arch import PRESETS, preset
+
+    rows = []
+    for name in PRESETS:
+        a = preset(name)
+        rows.append({"preset": name, "id": a.id, **tasks.stats(a), "arch": a.to_dict()})
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    for r in rows:
+        print(f"{r['preset']:<18} {r['id']}  params {r['params'] / 1e6:6.2f} M  "
+              f"GFLOPs/call {r['flops'] / 1e9:6.2f}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("tts", help="the TTS task: data, training, presets",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="A FastSpeech 2-like acoustic model searched for speed: "
+                                   "phoneme durations and mels from eSpeak NG, Griffin-Lim "
+                                   "to listen.", epilog=EPILOG)
+    ps = p.add_subparsers(dest="tts_command", metavar="SUBCOMMAND", required=True)
+
+    def common(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--lang", default="en", help="en, es, de, ru, el, hi (default en)")
+        s.add_argument("--size", default="small",
+                       help="tiny (120/20) | small (1,200/100) | medium (4,000/200) "
+                            "train/dev sentences (default small)")
+        s.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
+        s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
+        s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = ps.add_parser("data", help="synthesise the TTS targets (resumable)")
+    common(s)
+    s.add_argument("--workers", type=int, default=2, help="parallel workers (default 2)")
+    s.set_defaults(func=cmd_data)
+    s = ps.add_parser("train", help="train one architecture within a CPU-time budget")
+    common(s)
+    s.add_argument("--preset", help="a preset name (see `hwnas tts presets`)")
+    s.add_argument("--arch", metavar="FILE", help="an architecture JSON file")
+    s.add_argument("--budget", default="2m", help="CPU time, one thread: 90s, 5m (default 2m)")
+    s.add_argument("--out", metavar="DIR", help="default: <workspace>/runs/tts/<arch id>; "
+                   "a run stopped there continues from its snapshot")
+    s.set_defaults(func=cmd_train)
+    s = ps.add_parser("presets", help="the built-in TTS architectures")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_presets)

@@ -1,0 +1,224 @@
+"""Budgeted training of one TTS architecture, resumable, with dev quality.
+
+The budget is CPU time of this process on one thread (as for ASR), or a
+number of steps (deterministic). Loss: L1 between normalised log-mels (true
+durations drive the length regulator, as FastSpeech 2 trains) plus the MSE
+of the predicted log(1 + frames). A snapshot written every
+``snapshot_every_s`` CPU seconds (atomically) lets a stopped run continue.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas.errors import first_line
+from hwnas.training.trainer import length_batches
+from hwnas.tts.arch import TTSArch
+from hwnas.tts.data import PhonemeSet, Utterance
+from hwnas.tts.model import AcousticModel, build
+from hwnas.tts.quality import mcd_db
+
+
+@dataclass
+class TTSTrainConfig:
+    steps: int | None = None
+    cpu_seconds: float | None = None
+    batch_frames: int = 6000        # mel frames per batch (60 s of speech)
+    lr: float = 1e-3
+    warmup: int = 100
+    seed: int = 0
+    dev_utts: int = 50              # dev utterances scored at the end
+    snapshot: Path | None = None
+    snapshot_every_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.cpu_seconds is None):
+            raise ValueError("give exactly one budget: steps or cpu_seconds")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if self.cpu_seconds is not None and self.cpu_seconds <= 0:
+            raise ValueError("the CPU-time budget must be positive")
+
+
+@dataclass
+class TTSResult:
+    arch: dict[str, Any]
+    steps: int
+    cpu_seconds: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+    dev: dict[str, float] = field(default_factory=dict)
+    model: Any = None
+    norm: tuple[np.ndarray, np.ndarray] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("model")
+        d.pop("norm")
+        return d
+
+
+def mel_norm(utts: list[Utterance]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and std of the training mels."""
+    allm = np.concatenate([u.mel for u in utts])
+    return allm.mean(0).astype(np.float32), (allm.std(0) + 1e-5).astype(np.float32)
+
+
+def collate(utts: list[Utterance], idx: np.ndarray, phon: PhonemeSet,
+            norm: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, ...]:
+    N = max(len(utts[i].phonemes) for i in idx)
+    T = max(len(utts[i].mel) for i in idx)
+    ids = np.zeros((len(idx), N), np.int64)
+    dur = np.zeros((len(idx), N), np.int64)
+    mel = np.zeros((len(idx), T, utts[idx[0]].mel.shape[1]), np.float32)
+    for b, i in enumerate(idx):
+        u = utts[i]
+        ids[b, :len(u.phonemes)] = phon.ids(u.phonemes)
+        dur[b, :len(u.phonemes)] = u.durations
+        mel[b, :len(u.mel)] = (u.mel - norm[0]) / norm[1]
+    return torch.from_numpy(ids), torch.from_numpy(dur), torch.from_numpy(mel)
+
+
+def loss_of(model: AcousticModel, batch: tuple[torch.Tensor, ...]
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    ids, dur, mel = batch
+    pred, log_dur, fmask = model(ids, dur)
+    mel = mel[:, :pred.shape[1]]
+    m = fmask[..., None]
+    l1 = (pred - mel).abs().mul(m).sum() / (m.sum() * mel.shape[-1]).clamp(min=1)
+    pmask = (ids != 0).float()
+    d = ((log_dur - torch.log1p(dur.float())) ** 2 * pmask).sum() / pmask.sum().clamp(min=1)
+    return l1, d
+
+
+@torch.no_grad()
+def evaluate(model: AcousticModel, utts: list[Utterance], phon: PhonemeSet,
+             norm: tuple[np.ndarray, np.ndarray], n: int) -> dict[str, float]:
+    """Dev quality with the true durations (frames line up): mel L1 in
+    log-mel units, MCD in dB, and the duration predictor's mean absolute
+    error in frames."""
+    model.eval()
+    mean, std = torch.from_numpy(norm[0]), torch.from_numpy(norm[1])
+    l1s, mcds, dmae = [], [], []
+    for u in utts[:n]:
+        ids = torch.from_numpy(phon.ids(u.phonemes))[None]
+        dur = torch.from_numpy(u.durations)[None]
+        pred, log_dur, _ = model(ids, dur)
+        hyp = pred[0] * std + mean
+        ref = torch.from_numpy(u.mel)[:len(hyp)]
+        l1s.append(float((hyp - ref).abs().mean()))
+        mcds.append(mcd_db(ref, hyp))
+        frames = AcousticModel.frames_of(log_dur, torch.ones_like(log_dur))[0]
+        dmae.append(float((frames - dur[0].float()).abs().mean()))
+    return {"mel_l1": round(float(np.mean(l1s)), 4), "mcd_db": round(float(np.mean(mcds)), 3),
+            "dur_mae_frames": round(float(np.mean(dmae)), 3), "utterances": len(l1s)}
+
+
+def _fresh(arch: TTSArch, cfg: TTSTrainConfig) -> tuple[AcousticModel, Any, Any]:
+    model = build(arch)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
+    return model, opt, sched
+
+
+def _save_snapshot(path: Path, arch: TTSArch, st: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"arch": arch.to_dict(), "model": st["model"].state_dict(),
+                "opt": st["opt"].state_dict(), "sched": st["sched"].state_dict(),
+                "rng": json.dumps(st["rng"].bit_generator.state), "step": st["step"],
+                "cpu": st["cpu"], "curve": json.dumps(st["curve"]),
+                "batches": [[int(i) for i in b] for b in st["batches"] or []],
+                "pos": st["pos"], "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)
+
+
+def _load_snapshot(path: Path, arch: TTSArch, cfg: TTSTrainConfig) -> dict[str, Any]:
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
+        raise ValueError(f"{path}: unreadable training snapshot ({first_line(e)})") from None
+    if not isinstance(d, dict) or d.get("arch") != arch.to_dict():
+        raise ValueError(f"{path}: the snapshot is of another architecture or inventory")
+    model, opt, sched = _fresh(arch, cfg)
+    model.load_state_dict(d["model"])
+    opt.load_state_dict(d["opt"])
+    sched.load_state_dict(d["sched"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(d["rng"])
+    torch.set_rng_state(d["torch_rng"])
+    return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": d["step"],
+            "cpu": d["cpu"], "curve": json.loads(d["curve"]),
+            "batches": [np.array(b, dtype=np.int64) for b in d["batches"]] or None,
+            "pos": d["pos"]}
+
+
+def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
+          phon: PhonemeSet, cfg: TTSTrainConfig,
+          on_step: Callable[[int, float, float], None] | None = None) -> TTSResult:
+    """Train ``arch`` (inventory set to ``phon``'s) within ``cfg``'s budget,
+    continuing ``cfg.snapshot`` when it holds this architecture's run."""
+    arch = arch.replace(n_phonemes=len(phon))
+    norm = mel_norm(train_utts)
+    if cfg.snapshot is not None and Path(cfg.snapshot).is_file():
+        st = _load_snapshot(Path(cfg.snapshot), arch, cfg)
+    else:
+        torch.manual_seed(cfg.seed)
+        model, opt, sched = _fresh(arch, cfg)
+        st = {"model": model, "opt": opt, "sched": sched, "step": 0, "cpu": 0.0,
+              "rng": np.random.default_rng(cfg.seed), "curve": [], "batches": None, "pos": 0}
+    model, opt, sched = st["model"], st["opt"], st["sched"]
+    lengths = np.array([len(u.mel) for u in train_utts])
+    t0 = time.process_time() - st["cpu"]
+
+    def cpu() -> float:
+        return time.process_time() - t0
+
+    def done() -> bool:
+        return st["step"] >= cfg.steps if cfg.steps is not None else cpu() >= cfg.cpu_seconds
+
+    last, window = cpu(), []
+    try:
+        while not done():
+            if st["batches"] is None or st["pos"] >= len(st["batches"]):
+                st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames,
+                                                          st["rng"]), 0
+            idx = st["batches"][st["pos"]]
+            st["pos"] += 1
+            model.train()
+            l1, dl = loss_of(model, collate(train_utts, idx, phon, norm))
+            opt.zero_grad(set_to_none=True)
+            (l1 + dl).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            st["step"] += 1
+            window = (window + [float(l1.detach())])[-20:]
+            if on_step:
+                on_step(st["step"], cpu(), float(np.mean(window)))
+            if st["step"] % 50 == 0:
+                st["curve"].append({"step": st["step"], "cpu_s": round(cpu(), 2),
+                                    "mel_l1_norm": round(float(np.mean(window)), 4)})
+            if cfg.snapshot is not None and cpu() - last >= cfg.snapshot_every_s:
+                _save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu()})
+                last = cpu()
+    except KeyboardInterrupt:
+        if cfg.snapshot is not None:
+            _save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu()})
+        raise
+    spent = round(cpu(), 2)
+    if cfg.snapshot is not None:   # kept: a larger budget later continues from here
+        _save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu()})
+    res = TTSResult(arch=arch.to_dict(), steps=st["step"], cpu_seconds=spent,
+                    curve=st["curve"], model=model, norm=norm)
+    res.dev = evaluate(model, dev_utts, phon, norm, cfg.dev_utts)
+    return res
