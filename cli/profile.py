@@ -89,10 +89,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_profile_show(args: argparse.Namespace) -> int:
     from hwnas.paths import shipped_dir
-    from hwnas.profiling.store import open_profile
+    from hwnas.profiling.store import open_profile, profile_name
     from hwnas.workflows.profile import profile_summary
-
-    from hwnas.profiling.store import profile_name
 
     store = open_profile(profile_name(args.device, args.task), workspace(args))
     for note in store.notes:

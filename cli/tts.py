@@ -36,17 +36,17 @@ def _arch(args: argparse.Namespace) -> Any:
     return TTSArch.from_json(path.read_text())
 
 
-def _bar(title: str):
+def _bar(title: str, quiet: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn(f"[bold]{title}"), BarColumn(), TextColumn("{task.description}"),
-                    TimeElapsedColumn())
+                    TimeElapsedColumn(), disable=quiet)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     from hwnas.tts import data
 
-    with _bar("synthesising") as progress:
+    with _bar("synthesising", args.json) as progress:
         task = progress.add_task("", total=None)
 
         def on(done: int, total: int) -> None:
@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     arch = _arch(args)
     budget = parse_budget(args.budget)
     out = Path(args.out) if args.out else workspace(args) / "runs" / "tts" / arch.id
-    with _bar("training") as progress:
+    with _bar("training", args.json) as progress:
         synth = progress.add_task("data", total=None)
         task = progress.add_task("", total=budget, visible=False)
 

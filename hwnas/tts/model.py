@@ -5,7 +5,9 @@ phonemes -> embedding + positions -> encoder blocks -> duration predictor
 -> length regulator -> decoder blocks (+ positions) -> linear -> log-mel.
 
 Every block is pre-norm: ``x + mixer(norm(x))`` then ``x + ffn(x)``; padded
-positions are zeroed after each block so that convolutions see zeros there.
+positions are zeroed after each block, and convolutions zero them again
+right before they mix frames (a projection's bias would leak into the last
+real frames), so a padded batch computes what each utterance alone does.
 The length regulator is written with static shapes (an alignment matrix
 frames x phonemes from the cumulative durations, then a matmul) so that the
 same code trains with the true durations and exports to ONNX/TFLite with a
@@ -46,8 +48,8 @@ class SepConv(nn.Module):
         self.depthwise = TimeConv(d, d, kernel, causal=False, depthwise=True)
         self.pointwise = nn.Linear(d, d)
 
-    def forward(self, x: torch.Tensor, _mask: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(torch.relu(self.depthwise(x)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(torch.relu(self.depthwise(x * mask[..., None])))
 
 
 class LightConv(nn.Module):
@@ -61,8 +63,8 @@ class LightConv(nn.Module):
         self.weight = nn.Parameter(torch.randn(heads, kernel) * 0.1)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x: torch.Tensor, _mask: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.glu(self.inp(x), dim=-1)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.glu(self.inp(x), dim=-1) * mask[..., None]
         w = torch.softmax(self.weight, dim=-1).repeat_interleave(self.d // self.heads, dim=0)
         y = sum(v * w[:, j] for j, v in enumerate(_shifted(x, self.kernel)))
         return self.out(y)
@@ -79,9 +81,9 @@ class DynConv(nn.Module):
         self.kernels = nn.Linear(d, heads * kernel)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x: torch.Tensor, _mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # head by head in 3-D: converters lose the layout of 4-D reshapes
-        h = nn.functional.glu(self.inp(x), dim=-1)
+        h = nn.functional.glu(self.inp(x), dim=-1) * mask[..., None]
         logits = self.kernels(x)                                   # (B, T, heads * k)
         views = _shifted(h, self.kernel)
         c, k = self.d // self.heads, self.kernel

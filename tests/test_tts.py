@@ -1,0 +1,203 @@
+"""The TTS task: its space, eSpeak-timed targets, the model and its device
+graph, export, training and resume, profiling, and the command line."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cli.main import main
+from hwnas import tasks
+from hwnas.data.synth import Voice, synthesize, synthesize_timed
+from hwnas.tts import data
+from hwnas.tts.arch import FRAME_BUCKET, PHONEME_BUCKET, TTSArch, default_space, preset
+from hwnas.tts.model import build, device_graph, regulate
+from hwnas.tts.train import TTSTrainConfig, train
+
+SMALL = dict(enc_layers=1, enc_hidden=64, dec_layers=1, dec_hidden=64, var_hidden=32,
+             var_kernel=3)
+
+
+def small(enc_block: str = "transformer", dec_block: str = "sepconv", **kw) -> TTSArch:
+    fields = {**SMALL, "enc_block": enc_block, "dec_block": dec_block, "n_phonemes": 40, **kw}
+    for side in ("enc", "dec"):
+        block = fields[f"{side}_block"]
+        fields.setdefault(f"{side}_heads", None if block == "sepconv" else 2)
+        fields.setdefault(f"{side}_kernel", None if block == "transformer" else 5)
+    return TTSArch.from_dict(fields)
+
+
+@pytest.fixture(scope="module")
+def tiny_tts(tmp_path_factory):
+    """A built tiny TTS data folder (about 140 eSpeak sentences)."""
+    ws = tmp_path_factory.mktemp("tts-ws")
+    return ws, data.build(ws, "en", "tiny", 0, workers=2)
+
+
+# --- the space --------------------------------------------------------------
+def test_count_equals_brute_force_on_a_reduced_space():
+    space = default_space().with_choices({
+        "enc_layers": [1, 2], "enc_hidden": [64, 192], "enc_kernel": [1, 5],
+        "dec_layers": [1], "dec_hidden": [64], "dec_block": ["transformer", "dynconv"],
+        "dec_kernel": [5, 9], "var_hidden": [32], "var_kernel": [3]})
+    names = [d.name for d in space.decisions]
+    valid = set()
+    for values in itertools.product(*[(*d.choices, None) for d in space.decisions]):
+        arch = TTSArch(**dict(zip(names, values)))
+        if space.contains(arch):
+            valid.add(arch.id)
+    assert len(valid) == space.count() > 0
+    assert default_space().count() > 1_000_000
+
+
+def test_rules_of_the_space_hold_for_samples():
+    space = default_space()
+    for a in space.sample_distinct(200, seed=3):
+        for side in ("enc", "dec"):
+            block, width = getattr(a, f"{side}_block"), getattr(a, f"{side}_hidden")
+            heads, kernel = getattr(a, f"{side}_heads"), getattr(a, f"{side}_kernel")
+            assert (heads is None) == (block == "sepconv")
+            assert heads is None or width % heads == 0
+            assert (kernel is None) == (block == "transformer")
+        assert tasks.arch_from_dict(json.loads(a.to_json())) == a
+    with pytest.raises(ValueError, match="enc_heads"):   # heads do not apply to sepconv
+        small(enc_block="sepconv", enc_heads=2)
+    with pytest.raises(ValueError, match="not a TTS"):
+        TTSArch.from_dict({**preset("fastspeech2").to_dict(), "task": "asr"})
+
+
+# --- targets from eSpeak ----------------------------------------------------
+@pytest.mark.parametrize("text,voice", [("the quick brown fox jumps over", "en-us"),
+                                        ("привет мир как дела", "ru"),
+                                        ("नमस्ते दुनिया", "hi")])
+def test_phoneme_events_time_the_audio_and_durations_sum_to_it(text, voice):
+    wave, marks = synthesize_timed(text, Voice(voice))
+    assert np.array_equal(wave, synthesize(text, Voice(voice)))   # events change nothing
+    starts = [s for _, s in marks]
+    assert len(marks) >= 5 and starts == sorted(starts)
+    assert 0 <= starts[0] < starts[-1] <= (len(wave) + 1) / 16000   # resampling rounds
+    u, _ = data.make("x", text, Voice(voice))
+    assert u.durations.sum() == u.mel.shape[0] and (u.durations >= 0).all()
+    assert len(u.durations) == len(u.phonemes)
+
+
+def test_durations_from_start_times():
+    # frame t is centred at 10 t + 12.5 ms
+    assert data.durations([0.0, 0.05, 0.1], 20).tolist() == [4, 5, 11]
+    # a start past the end, and out of order, still sum to the frames
+    d = data.durations([0.0, 0.3, 0.2, 9.0], 25)
+    assert d.sum() == 25 and (d >= 0).all()
+
+
+# --- model and device graph -------------------------------------------------
+@pytest.mark.parametrize("block", ["transformer", "sepconv", "lightconv", "dynconv"])
+def test_batched_training_forward_equals_the_single_utterance_graph(block):
+    torch.manual_seed(0)
+    model = build(small(block, block)).eval()
+    ids = torch.randint(2, 40, (3, 12))
+    ids[1, 9:] = 0          # padding
+    dur = torch.randint(0, 6, (3, 12)) * (ids != 0)
+    dur[0] = 6              # the longest: utterance 1 has padded frames in the batch
+    with torch.no_grad():
+        batched, _, _ = model(ids, dur)
+        one, _, _ = model(ids[1:2, :9], dur[1:2, :9])
+    n = int(dur[1].sum())
+    assert torch.allclose(batched[1, :n], one[0, :n], atol=1e-5)
+    assert batched[1, n:].abs().max() == 0
+
+
+def test_length_regulator_repeats_each_phoneme_its_duration():
+    h = torch.arange(3, dtype=torch.float32)[None, :, None] + 1
+    for B in (1, 2):
+        y, mask = regulate(h.expand(B, 3, 1), torch.tensor([[2, 0, 3]] * B), 7)
+        assert y[0, :, 0].tolist() == [1, 1, 3, 3, 3, 0, 0]
+        assert mask[0].tolist() == [1, 1, 1, 1, 1, 0, 0]
+
+
+def test_device_graph_has_fixed_buckets():
+    g = device_graph(build(small()))
+    assert [tuple(s.shape) for s in g.inputs] == [(1, PHONEME_BUCKET, 40)]
+    mel, frames = g(*g.example_inputs())
+    assert mel.shape == (1, FRAME_BUCKET, 80) and 0 <= float(frames) <= FRAME_BUCKET
+
+
+@pytest.mark.parametrize("block", ["transformer", "sepconv", "lightconv", "dynconv"])
+def test_onnx_export_matches_pytorch(block, tmp_path):
+    from hwnas.export import export
+
+    art = export(small(block, block), "onnx", tmp_path)
+    assert art.parity["max_abs_diff"] < 1e-4
+    assert art.outputs == ["mel", "frames"]
+
+
+@pytest.mark.slow
+def test_tflite_export_of_sampled_architectures_matches_pytorch(tmp_path):
+    from hwnas.export import export
+
+    space = default_space()
+    archs = [preset("lightspeech_like")] + [space.sample(random.Random(i)) for i in (2, 3)]
+    for a in archs:
+        art = export(a, "tflite", tmp_path)
+        assert art.parity["max_abs_diff"] < 1e-4, a
+
+
+# --- training ---------------------------------------------------------------
+def test_stopped_and_resumed_training_equals_an_uninterrupted_run(tiny_tts, tmp_path):
+    _, root = tiny_tts
+    phon = data.PhonemeSet.of(root)
+    tr, dv = data.load_split(root, "train")[:24], data.load_split(root, "dev")[:4]
+    arch = small()
+    kw = dict(batch_frames=1500, dev_utts=2, seed=1)
+    whole = train(arch, tr, dv, phon, TTSTrainConfig(steps=6, **kw))
+    snap = tmp_path / "snap.pt"
+    train(arch, tr, dv, phon, TTSTrainConfig(steps=3, snapshot=snap, **kw))
+    resumed = train(arch, tr, dv, phon, TTSTrainConfig(steps=6, snapshot=snap, **kw))
+    assert resumed.steps == whole.steps == 6
+    for k, v in whole.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert resumed.dev == whole.dev
+    with pytest.raises(ValueError, match="another architecture"):
+        train(small("sepconv"), tr, dv, phon, TTSTrainConfig(steps=7, snapshot=snap, **kw))
+
+
+@pytest.mark.slow
+def test_cli_trains_writes_audio_and_profiles(tiny_tts, tmp_path, capsys):
+    ws, _ = tiny_tts
+    out = tmp_path / "run"
+    arch = tmp_path / "arch.json"
+    arch.write_text(small().to_json())
+    assert main(["tts", "train", "--arch", str(arch), "--size", "tiny", "--budget", "4s",
+                 "--workspace", str(ws), "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["steps"] > 0 and res["dev"]["mcd_db"] > 0
+    assert (out / "mel.png").stat().st_size > 10_000
+    assert len(list((out / "wav").glob("*-model.wav"))) == 3
+    # the trained architecture exports with its weights
+    from hwnas.export import export
+
+    trained = tasks.arch_from_json((out / "arch.json").read_text())
+    art = export(trained, "onnx", tmp_path / "exp", weights=out / "weights.pt")
+    assert art.parity["max_abs_diff"] < 1e-4
+    # measured through the CPU adapter into the TTS profile
+    assert main(["profile", "--task", "tts", "--device", "cpu", "--n", "2", "--workspace",
+                 str(ws), "--json"]) == 0
+    capsys.readouterr()
+    from hwnas.profiling.store import open_profile
+
+    rows = open_profile("cpu.tts", ws).rows()
+    assert len(rows) == 2 and all(r["arch_id"].startswith("tts-") for r in rows)
+    assert all(r["status"] in ("ok", "flagged") and r["rtf"] > 0 for r in rows)
+    assert not (Path(ws) / "profiles" / "cpu").exists()   # the speech profile is untouched
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["tts", "train", "--workspace", str(tmp_path)]) != 0
+    assert "one of --preset" in capsys.readouterr().err
+    assert main(["tts", "train", "--preset", "nope", "--workspace", str(tmp_path)]) != 0
+    assert "unknown TTS preset" in capsys.readouterr().err
