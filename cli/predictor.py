@@ -19,6 +19,7 @@ PREDICTOR_EPILOG = """examples:
                                                measure 20 chosen architectures on cpu-torch
                                                and adapt the cpu predictor to it
   hwnas predictor show --device cpu            the model card
+  hwnas predictor train --device cpu --task tts   TTS models (profile cpu.tts)
   hwnas predict --device cpu --preset conformer_s
 
 A predictor is two files under <workspace>/predictors/<device>/: model.json
@@ -26,6 +27,13 @@ A predictor is two files under <workspace>/predictors/<device>/: model.json
 training set, held-out accuracy). The held-out share is a fixed 20% of
 architectures chosen by a hash of their id: the same ones on every run.
 """
+
+
+def _named(args: argparse.Namespace) -> str:
+    """The profile and predictor name of ``--device`` for ``--task``."""
+    from hwnas.profiling.store import profile_name
+
+    return profile_name(args.device, getattr(args, "task", "asr"))
 
 
 def _fitter(args: argparse.Namespace) -> Any:
@@ -82,6 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hwnas.workflows.predictor import train_predictor
 
     ws = workspace(args)
+    args.device = _named(args)
     model, rep = train_predictor(args.device, ws, args.label, _fitter(args))
     out = model.save(predictor_dir(ws, args.device))
     if args.json:
@@ -96,6 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from hwnas.predict.evaluate import holdout_report, leave_family_out
     from hwnas.workflows.predictor import profile_data
 
+    args.device = _named(args)
     data = profile_data(args.device, workspace(args), args.label).data
     fit = _fitter(args)
     _, rep = holdout_report(data, fit)
@@ -111,6 +121,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from hwnas.predict.latency import find_predictor
 
+    args.device = _named(args)
     folder = find_predictor(args.device, workspace(args))
     card = json.loads((folder / "card.json").read_text())
     if args.json:
@@ -187,6 +198,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     def common(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--task", choices=("asr", "tts"), default="asr",
+                       help="whose graphs: asr (default) or tts (the profile <device>.tts)")
         s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
         s.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -181,6 +181,11 @@ class _RichHooks:
 def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.workflows.search import SearchRequest, run
 
+    if args.task == "tts":
+        from .tts import cmd_search as tts_search
+
+        return tts_search(args)
+
     if args.cer_budget is not None and args.cer_steps is not None:
         raise ValueError("give --cer-budget or --cer-steps, not both")
     default_budget = args.cer_budget is None and args.cer_steps is None
@@ -308,6 +313,14 @@ def add_parsers(sub: Any) -> None:
                        epilog=SEARCH_EPILOG)
     s.add_argument("--target", required=True, metavar="DEVICE",
                    help="device to search for (hwnas devices lists them)")
+    s.add_argument("--task", choices=("asr", "tts"), default="asr",
+                   help="asr (default): speech recognisers; tts: TTS acoustic models, on "
+                        "objectives mcd,rtf,params (see `hwnas tts --help`)")
+    s.add_argument("--tts-budget", dest="tts_budget", default="60s", metavar="TIME",
+                   help="--task tts: CPU time each trial trains (default 60s)")
+    s.add_argument("--tts-size", dest="tts_size", default="small",
+                   choices=("tiny", "small", "medium"),
+                   help="--task tts: the built-in TTS data's size (default small)")
     s.add_argument("--max-latency", type=float, dest="max_latency", metavar="MS",
                    help="constraint on COMPUTE only: the time of one device-graph call, p50 "
                         "in ms (one chunk for streaming models, one 4.8 s utterance "

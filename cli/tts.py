@@ -16,6 +16,8 @@ EPILOG = """examples:
   hwnas tts train --arch arch.json --budget 2m --out runs/tts/mine
   hwnas export runs/tts/mine/arch.json --weights runs/tts/mine/weights.pt --format tflite
   hwnas profile --task tts --device cpu --n 20   RTF of sampled TTS models (resumable)
+  hwnas predictor train --task tts --device cpu  a TTS latency predictor from that profile
+  hwnas search --task tts --target cpu --max-rtf 0.005 --trials 12 --tts-budget 60s
 
 A TTS architecture's JSON says "task": "tts"; export and profile take it as
 they take a speech recogniser. The device graph reads 61 phonemes and writes
@@ -107,6 +109,63 @@ def cmd_presets(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['preset']:<18} {r['id']}  params {r['params'] / 1e6:6.2f} M  "
               f"GFLOPs/call {r['flops'] / 1e9:6.2f}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """`hwnas search --task tts`: see hwnas.tts.search."""
+    from rich.table import Table
+
+    from hwnas.tts.search import TTSSearchRequest, run_search
+
+    from ._common import console, measure_with_progress, read_space
+
+    objectives = ("mcd", "rtf", "params") if args.objectives == "cer,latency" else \
+        tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    req = TTSSearchRequest(
+        target=args.target, workspace=workspace(args), max_rtf=args.max_rtf,
+        objectives=objectives, trials=args.trials, train_s=parse_budget(args.tts_budget),
+        size=args.tts_size, seed=args.seed, study=args.study if args.study != "hwnas" else "tts",
+        storage=args.storage, space=read_space(args) if args.space else None,
+        verify=not args.no_verify, export=not args.no_export, format=args.format)
+    req.check()
+    con = console()
+
+    def say(line: str) -> None:
+        if not args.json:
+            con.print(line)
+
+    def on_trial(rec: dict[str, Any]) -> None:
+        if not args.json:
+            mcd = f"MCD {rec['dev_mcd_db']:.2f} dB" if "dev_mcd_db" in rec else ""
+            rtf = f"{rec['rtf']:.4f}" if rec.get("rtf") is not None else "-"
+            con.print(f"trial {rec['trial']:>3} {rec['arch_id']}: RTF {rtf} (measured), "
+                      f"{rec['params'] / 1e6:.2f} M params; {rec['verdict']} {mcd}")
+
+    def drive(run: Any) -> None:
+        measure_with_progress(run, f"measuring on {args.target}", quiet=True)
+
+    summary = run_search(req, say, on_trial, drive)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True, default=str))
+        return 0
+    t = Table(title=f"Pareto set ({len(summary['pareto'])}): dev quality with true durations, "
+                    "RTF measured on the target over the 5 s bucket")
+    for col in ("trial", "arch", "MCD dB", "mel L1", "params M", "RTF", "RTF 95% hi",
+                "verdict"):
+        t.add_column(col)
+    for r in summary["pareto"]:
+        a = r["arch"]
+        desc = (f"enc {a['enc_layers']}x{a['enc_hidden']} {a['enc_block']}, dec "
+                f"{a['dec_layers']}x{a['dec_hidden']} {a['dec_block']}")
+        t.add_row(str(r["trial"]), desc, f"{r['mcd_db']:.2f}", f"{r['mel_l1']:.3f}",
+                  f"{r['params'] / 1e6:.2f}", f"{r.get('rtf') or 0:.4f}",
+                  f"{r.get('rtf_hi') or 0:.4f}", r.get("verdict", "not verified"))
+    con.print(t)
+    if "export" in summary:
+        e = summary["export"]
+        con.print(f"exported trial {e['trial']} ({e['format']}): {e['path']}")
+    con.print(f"study: {summary['result']}")
     return 0
 
 

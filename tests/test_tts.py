@@ -201,3 +201,53 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "one of --preset" in capsys.readouterr().err
     assert main(["tts", "train", "--preset", "nope", "--workspace", str(tmp_path)]) != 0
     assert "unknown TTS preset" in capsys.readouterr().err
+
+
+# --- predictor and search ---------------------------------------------------
+def test_latency_predictor_learns_tts_graphs_and_refuses_speech_ones():
+    from hwnas.asr import preset as asr_preset
+    from hwnas.predict.features import feature_matrix, feature_names
+    from hwnas.predict.latency import LatencyPredictor
+    from hwnas.tts.cost import analytic
+
+    space = default_space()
+    archs = space.sample_distinct(60, seed=1)
+    X = feature_matrix(archs)
+    assert X.shape == (60, len(feature_names("tts")))
+    # the analytic FLOPs agree with PyTorch's FLOP counter on the device graph
+    flops = analytic(space.columns(archs[:3]))["flops"]
+    for a, f in zip(archs[:3], flops):
+        assert abs(f / tasks.stats(a)["flops"] - 1) < 0.05
+    y = 1e-8 * analytic(space.columns(archs))["flops"] + 0.5
+    model = LatencyPredictor.fit(archs[:50], y[:50], rounds=50)
+    assert model.card["task"] == "tts"
+    err = np.abs(model.predict(archs[50:]) / y[50:] - 1)
+    assert np.median(err) < 0.2
+    with pytest.raises(ValueError, match="learned tts graphs"):
+        model.predict([asr_preset("conformer_xs")])
+    with pytest.raises(ValueError, match="mix"):
+        feature_matrix([archs[0], asr_preset("conformer_xs")])
+
+
+@pytest.mark.slow
+def test_tts_search_measures_trains_verifies_exports_and_resumes(tiny_tts, tmp_path, capsys):
+    ws, _ = tiny_tts
+    space = tmp_path / "space.toml"
+    space.write_text("[choices]\nenc_layers = [1]\nenc_hidden = [64]\ndec_layers = [1]\n"
+                     "dec_hidden = [64, 128]\nvar_hidden = [32]\n")
+    base = ["search", "--task", "tts", "--target", "cpu", "--tts-size", "tiny",
+            "--tts-budget", "3s", "--space", str(space), "--workspace", str(ws), "--json",
+            "--max-rtf", "0.05"]
+    assert main([*base, "--trials", "2"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["trials"] == 2 and first["pareto"]
+    assert all(r["verdict"] == "verified" and r["measurements"] >= 2 for r in first["pareto"])
+    assert Path(first["export"]["path"]).is_file()
+    assert first["export"]["parity"]["max_abs_diff"] < 1e-4
+    assert main([*base, "--trials", "3"]) == 0      # continues the study: one more trial
+    assert json.loads(capsys.readouterr().out)["trials"] == 3
+    # a limit nothing meets: measured, told infeasible, never trained, nothing exported
+    assert main([*base, "--trials", "1", "--max-rtf", "1e-7", "--study", "strict"]) == 0
+    strict = json.loads(capsys.readouterr().out)
+    assert strict["pareto"] == [] and "export" not in strict
+    assert not (Path(ws) / "runs" / "search" / "strict" / "trials").exists()

@@ -25,17 +25,15 @@ from typing import Any
 import numpy as np
 
 from hwnas.asr import ArchConfig
-from hwnas.predict.features import feature_names
+from hwnas.predict.features import analytic_column
 
 METHODS = ("scale", "affine", "ridge")
 RIDGE_LAMBDA = 1.0
 
 
 def _shares(X: np.ndarray) -> np.ndarray:
-    names = feature_names()
-
     def col(n: str) -> np.ndarray:
-        return X[:, names.index(n)]
+        return analytic_column(X, n)
 
     total = np.maximum(col("flops"), 1.0)
     return np.stack([

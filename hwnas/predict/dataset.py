@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.asr import ArchConfig
+from hwnas.tasks import arch_from_dict
 
 LABELS = {"rel": "rel_p50", "norm": "norm_p50_ms", "raw": "p50_ms"}
 HOLDOUT_SHARE = 0.2
@@ -49,7 +50,9 @@ class LatencyData:
 
     @property
     def families(self) -> np.ndarray:
-        return np.array([a.encoder for a in self.archs])
+        from hwnas.tasks import row_fields
+
+        return np.array([row_fields(a)["encoder"] for a in self.archs])
 
     def subset(self, mask: np.ndarray) -> LatencyData:
         idx = np.flatnonzero(mask)
@@ -96,7 +99,7 @@ def from_rows(rows: list[dict[str, Any]], label: str = "auto") -> LatencyData:
         by_arch.setdefault(r["arch_id"], []).append(float(v))
         arch_of[r["arch_id"]] = r["arch"]
     ids = sorted(by_arch)
-    archs = [ArchConfig.from_dict(arch_of[i]) for i in ids]
+    archs = [arch_from_dict(arch_of[i]) for i in ids]
     vals = [np.array(by_arch[i]) for i in ids]
     return LatencyData(
         archs=archs, y=np.array([float(np.median(v)) for v in vals]), label=col,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.predict.dataset import LatencyData, holdout_mask, repeat_noise
-from hwnas.predict.features import feature_matrix, feature_names
+from hwnas.predict.features import analytic_column, feature_matrix
 from hwnas.predict.latency import LatencyPredictor
 from hwnas.predict.metrics import accuracy
 
@@ -25,8 +25,7 @@ class PowerLaw:
         self.coef = np.zeros(2)
 
     def _x(self, archs: list) -> np.ndarray:
-        X = feature_matrix(archs)
-        return np.log(np.maximum(X[:, feature_names().index(self.column)], 1.0))
+        return np.log(np.maximum(analytic_column(feature_matrix(archs), self.column), 1.0))
 
     def fit(self, archs: list, y: np.ndarray) -> PowerLaw:
         x = self._x(archs)

@@ -1,6 +1,7 @@
 """Predictor features: the space's encoding plus the task's analytic cost
-model (:mod:`hwnas.asr.cost`: what one device-graph call does, per
-operator kind)."""
+model (:mod:`hwnas.asr.cost`, :mod:`hwnas.tts.cost`: what one device-graph
+call does, per operator kind). Both tasks end in the same analytic columns,
+so code that reads one by name (:func:`analytic_column`) serves both."""
 
 from __future__ import annotations
 
@@ -21,17 +22,48 @@ __all__ = ["ANALYTIC", "KINDS", "SCHEMA_VERSION", "analytic", "costs", "feature_
 SCHEMA_VERSION = 1
 
 
-def feature_names() -> list[str]:
-    return default_space().feature_names() + ANALYTIC
+def _space(task: str) -> Any:
+    if task == "tts":
+        from hwnas.tts import default_space as tts_space
+
+        return tts_space()
+    return default_space()
+
+
+def feature_names(task: str = "asr") -> list[str]:
+    return _space(task).feature_names() + ANALYTIC
+
+
+def task_of_archs(archs: Sequence[Any]) -> str:
+    """The one task of ``archs`` (a predictor learns one task's graphs)."""
+    from hwnas.tasks import task_of
+
+    found = {task_of(a) for a in archs}
+    if len(found) > 1:
+        raise ValueError("these architectures mix speech recognisers and TTS models; "
+                         "a predictor learns one task")
+    return found.pop() if found else "asr"
+
+
+def analytic_column(X: np.ndarray, name: str) -> np.ndarray:
+    """The analytic feature ``name`` of a feature matrix of either task."""
+    return X[:, X.shape[1] - len(ANALYTIC) + ANALYTIC.index(name)]
 
 
 def feature_matrix(archs: Sequence[ArchConfig]) -> np.ndarray:
-    """(N, len(feature_names())) float64 features of ``archs``."""
+    """(N, len(feature_names(task))) float64 features of ``archs``."""
+    task = task_of_archs(archs)
     if not archs:
-        return np.zeros((0, len(feature_names())))
-    cols = default_space().columns(archs)
-    a = analytic(cols)
-    parts = [*default_space().encode_many(archs, cols).T, *(a[n] for n in ANALYTIC)]
+        return np.zeros((0, len(feature_names(task))))
+    space = _space(task)
+    cols = space.columns(archs)
+    if task == "tts":
+        from hwnas.tts.cost import analytic as tts_analytic
+
+        a = tts_analytic(cols)
+    else:
+        a = analytic(cols)
+    parts = [*space.encode_many(archs, cols).T, *(a[n] for n in ANALYTIC)]
     # filled feature by feature (contiguous rows), returned as an (N, F) view
     out = np.empty((len(parts), len(archs)))
     for i, p in enumerate(parts):

@@ -33,7 +33,14 @@ import numpy as np
 
 from hwnas.asr import ArchConfig
 from hwnas.paths import write_atomic
-from hwnas.predict.features import KINDS, SCHEMA_VERSION, feature_matrix, feature_names
+from hwnas.predict.features import (
+    KINDS,
+    SCHEMA_VERSION,
+    analytic_column,
+    feature_matrix,
+    feature_names,
+    task_of_archs,
+)
 
 MODEL_FILE = "model.json"
 CARD_FILE = "card.json"
@@ -73,8 +80,7 @@ class CostModel:
 
     @staticmethod
     def design(X: np.ndarray) -> np.ndarray:
-        names = feature_names()
-        return np.stack([np.ones(len(X)) if c == "one" else X[:, names.index(c)]
+        return np.stack([np.ones(len(X)) if c == "one" else analytic_column(X, c)
                          for c in COST_COLUMNS], axis=1)
 
     @classmethod
@@ -120,21 +126,23 @@ class LatencyPredictor:
             raise ValueError(f"{len(archs)} measured architectures are too few to train a "
                              "predictor (need >= 10)")
         xgb = _xgb()
+        task = task_of_archs(archs)
+        names = feature_names(task)
         X = feature_matrix(archs)
         y = np.asarray(y, dtype=float)
         # the cost model is a base in log space; the relative objective is trees only
         cost = CostModel.fit(X, y) if cost_model and objective == "log" else None
         if objective == "log":
-            dtrain = xgb.DMatrix(X, label=np.log(y), feature_names=feature_names())
+            dtrain = xgb.DMatrix(X, label=np.log(y), feature_names=names)
             if cost is not None:
                 dtrain.set_base_margin(np.log(cost.predict(X)))
         else:
             dtrain = xgb.DMatrix(X, label=y, weight=1.0 / y ** 2,
-                                 feature_names=feature_names())
+                                 feature_names=names)
         p = {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 1,
              "seed": seed, **DEFAULT_PARAMS, **(params or {})}
         booster = xgb.train(p, dtrain, num_boost_round=rounds)
-        meta = {"schema_version": SCHEMA_VERSION, "features": len(feature_names()),
+        meta = {"schema_version": SCHEMA_VERSION, "features": len(names), "task": task,
                 "objective": objective, "params": p, "rounds": rounds,
                 "train_size": len(archs),
                 "cost_model": cost.to_dict() if cost is not None else None,
@@ -161,6 +169,10 @@ class LatencyPredictor:
         """Predicted latency of one device-graph call per architecture, in the
         label's unit: ms, or for a relative predictor the ratio to the
         reference workload (turn it into ms with :meth:`predict_ms`)."""
+        task = task_of_archs(archs)
+        if archs and task != self.card.get("task", "asr"):
+            raise ValueError(f"this predictor learned {self.card.get('task', 'asr')} graphs, "
+                             f"not {task} ones")
         return self.predict_features(feature_matrix(archs))
 
     @property
@@ -191,9 +203,10 @@ class LatencyPredictor:
                 f"predictor {folder} uses feature schema {got}, this hwnas computes schema "
                 f"{SCHEMA_VERSION}; retrain it with `hwnas predictor train --device "
                 f"{card.get('device', 'DEVICE')}`")
-        if card.get("features") != len(feature_names()):
+        n = len(feature_names(card.get("task", "asr")))
+        if card.get("features") != n:
             raise SchemaMismatch(f"predictor {folder} expects {card.get('features')} features, "
-                                 f"schema {SCHEMA_VERSION} has {len(feature_names())}")
+                                 f"schema {SCHEMA_VERSION} has {n}")
         return cls(load_booster(folder), card)
 
 

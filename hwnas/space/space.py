@@ -432,7 +432,9 @@ class SearchSpace:
             col = table[:, j]
             is_set = col != None  # noqa: E711 -- element-wise on an object array
             cols[f] = np.where(is_set, col, "" if f in strings else 0)
-            if f not in strings:
+            if f not in strings and f not in self.fixed:
                 cols[f] = cols[f].astype(np.float64)
+            elif f in self.fixed and all(isinstance(v, (int, float)) for v in cols[f]):
+                cols[f] = cols[f].astype(np.float64)   # fixed text (a TTS task tag) stays text
             cols[f + ":set"] = is_set.astype(bool)
         return cols
