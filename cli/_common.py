@@ -158,6 +158,10 @@ def add_corpus_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--size", default="small", help="built-in corpus size (default small)")
     s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed",
                    help="built-in corpus seed (default 0)")
+    s.add_argument("--charset", choices=("langs", "all"), default="langs",
+                   help="output characters: langs (default: the letters of --langs; one "
+                        "language, its own set) or all (one multilingual set of every "
+                        "built-in language); recorded in the run")
     s.add_argument("--train", metavar="SPEC", help="your own training corpus instead of the "
                    "built-in one: librispeech:DIR, commonvoice:DIR/SPLIT.tsv or kaldi:DIR")
     s.add_argument("--dev", metavar="SPEC", help="with --train: the held-out corpus")
@@ -173,7 +177,8 @@ def open_corpus(args: argparse.Namespace, ws: Any) -> Any:
     from hwnas.training.prepare import open_corpus as open_
 
     return open_(ws, langs=args.langs, size=args.size, corpus_seed=args.corpus_seed,
-                 train=args.train, dev=args.dev, test=args.test, strict=args.strict)
+                 train=args.train, dev=args.dev, test=args.test, strict=args.strict,
+                 charset=args.charset)
 
 
 def say_skipped(err: Any, problems: dict[str, list], where: str) -> None:

@@ -14,6 +14,7 @@ EPILOG = """examples:
   hwnas tts data --lang en --size small      phonemes, durations and mels from eSpeak NG
   hwnas tts train --preset lightspeech_like --budget 5m
   hwnas tts train --arch arch.json --budget 2m --out runs/tts/mine
+  hwnas tts score runs/tts/mine --asr runs/train/RUN   intelligibility (CER) by an ASR run
   hwnas export runs/tts/mine/arch.json --weights runs/tts/mine/weights.pt --format tflite
   hwnas profile --task tts --device cpu --n 20   RTF of sampled TTS models (resumable)
   hwnas predictor train --task tts --device cpu  a TTS latency predictor from that profile
@@ -92,6 +93,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  dev (true durations): mel L1 {d['mel_l1']}, MCD {d['mcd_db']} dB, "
           f"duration error {d['dur_mae_frames']} frames/phoneme")
     print(f"  listen: {out}/wav/   picture: {out}/mel.png")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from hwnas.paths import write_atomic
+    from hwnas.tts.intelligibility import score
+
+    for what, path in (("run", args.run), ("--asr", args.asr)):
+        if not Path(path).is_dir():
+            raise ValueError(f"{what} {path}: no such folder")
+    if args.n < 1:
+        raise ValueError("--n must be >= 1")
+    res = score(Path(args.run), Path(args.asr), args.n)
+    write_atomic(Path(args.run) / "intelligibility.json", json.dumps(res, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(res, sort_keys=True))
+        return 0
+    print(f"{res['utterances']} dev sentences through the recogniser {args.asr}:")
+    for k, label in (("model", "TTS model + Griffin-Lim"),
+                     ("espeak_griffin_lim", "eSpeak's mels + Griffin-Lim (vocoder ceiling)"),
+                     ("espeak", "eSpeak's audio (ceiling)")):
+        print(f"  {label:<48} CER {res[k]['cer']:.3f}  WER {res[k]['wer']:.3f}")
+    print(f"written to {Path(args.run) / 'intelligibility.json'}")
     return 0
 
 
@@ -198,6 +222,14 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--out", metavar="DIR", help="default: <workspace>/runs/tts/<arch id>; "
                    "a run stopped there continues from its snapshot")
     s.set_defaults(func=cmd_train)
+    s = ps.add_parser("score", help="intelligibility: CER of the model's speech as a "
+                      "reference ASR run hears it, beside eSpeak's ceilings")
+    s.add_argument("run", help="a `hwnas tts train` run folder")
+    s.add_argument("--asr", required=True, metavar="RUN",
+                   help="a `hwnas train` run folder (the reference recogniser)")
+    s.add_argument("--n", type=int, default=50, help="dev sentences (default 50)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_score)
     s = ps.add_parser("presets", help="the built-in TTS architectures")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_presets)

@@ -270,3 +270,17 @@ def test_cached_features_are_memory_mapped_and_equal(tmp_path):
     meta.unlink()  # as if killed between the frames and the index: computed again
     assert np.array_equal(compute(ds, "logmel", 40, tmp_path / "cache").frames, direct.frames)
     assert not list((tmp_path / "cache").glob(".*tmp*"))
+
+
+def test_character_set_per_language_or_shared_is_recorded(tmp_path):
+    from hwnas.training.prepare import BuiltinCorpus, corpus_from_description
+
+    own = BuiltinCorpus(tmp_path, ["en"], "tiny", 0)
+    shared = BuiltinCorpus(tmp_path, ["en"], "tiny", 0, charset="all")
+    assert "ж" not in own.tokenizer.symbols and "ж" in shared.tokenizer.symbols
+    assert "न" in shared.tokenizer.symbols and "λ" in shared.tokenizer.symbols
+    assert "charset" not in own.description and shared.description["charset"] == "all"
+    again = corpus_from_description(shared.description, tmp_path)
+    assert again.tokenizer.symbols == shared.tokenizer.symbols
+    with pytest.raises(ValueError, match="character set"):
+        BuiltinCorpus(tmp_path, ["en"], "tiny", 0, charset="latin")

@@ -74,21 +74,33 @@ class _Corpus:
         raise NotImplementedError
 
 
+CHARSETS = ("langs", "all")
+
+
 class BuiltinCorpus(_Corpus):
     """The built-in synthetic corpus: train/dev of every language pooled, a
     clean and a noisy test set per language, each scored with its word list.
     Built (once) when splits are first asked for."""
 
     def __init__(self, workspace: Path, langs: list[str], size: str = "small",
-                 seed: int = 0) -> None:
+                 seed: int = 0, charset: str = "langs") -> None:
         super().__init__()
+        from hwnas.data.corpus import ACCENTS
+
         if not langs:
             raise ValueError("give at least one language")
         for lang in langs:
             words(lang)  # an unknown language is refused now, not at the first trial
+        if charset not in CHARSETS:
+            raise ValueError(f"unknown character set {charset!r}; one of {', '.join(CHARSETS)}")
         self.workspace, self.langs, self.size, self.seed = Path(workspace), langs, size, seed
-        self.tokenizer = CharTokenizer.for_languages(langs)
+        # "langs": the letters of the languages trained on (one language: its own set);
+        # "all": one multilingual set of every built-in language, so that output
+        # layers line up across runs on different languages
+        self.tokenizer = CharTokenizer.for_languages(langs if charset == "langs" else ACCENTS)
         self.description = {"kind": "builtin", "langs": langs, "size": size, "seed": seed}
+        if charset != "langs":   # the default is left out: older runs' descriptions hold
+            self.description["charset"] = charset
 
     def prepare(self) -> None:
         ensure_corpus(self.workspace, self.langs, self.size, self.seed)
@@ -194,7 +206,7 @@ def corpus_from_description(c: dict, ws: Path) -> BuiltinCorpus | UserCorpus:
     """The corpus a ``Corpus.description`` names (how a unit of work names its
     corpus to a worker)."""
     if c.get("kind") == "builtin":
-        return BuiltinCorpus(ws, c["langs"], c["size"], c["seed"])
+        return BuiltinCorpus(ws, c["langs"], c["size"], c["seed"], c.get("charset", "langs"))
     if c.get("kind") == "user":
         tests = [v if k == v else f"{k}={v}" for k, v in c.items()
                  if k not in ("kind", "train", "dev")]
@@ -204,7 +216,7 @@ def corpus_from_description(c: dict, ws: Path) -> BuiltinCorpus | UserCorpus:
 
 def open_corpus(workspace: Path, *, langs: str = "en", size: str = "small",
                 corpus_seed: int = 0, train: str | None = None, dev: str | None = None,
-                test: list[str] | None = None, strict: bool = False
+                test: list[str] | None = None, strict: bool = False, charset: str = "langs"
                 ) -> BuiltinCorpus | UserCorpus:
     """The built-in corpus (built on first use) in ``langs`` (comma-separated),
     or the user's own ``train``/``dev``/``test`` specs."""
@@ -218,4 +230,4 @@ def open_corpus(workspace: Path, *, langs: str = "en", size: str = "small",
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; one of {', '.join(SIZES)}")
     return BuiltinCorpus(workspace, [x.strip() for x in langs.split(",") if x.strip()], size,
-                         corpus_seed)
+                         corpus_seed, charset)
