@@ -251,3 +251,29 @@ def test_tts_search_measures_trains_verifies_exports_and_resumes(tiny_tts, tmp_p
     strict = json.loads(capsys.readouterr().out)
     assert strict["pareto"] == [] and "export" not in strict
     assert not (Path(ws) / "runs" / "search" / "strict" / "trials").exists()
+
+
+@pytest.mark.slow
+def test_intelligibility_transcribes_model_and_ceilings(tiny_tts, tmp_path, capsys):
+    from hwnas.asr import preset as asr_preset
+    from hwnas.training.trainer import TrainConfig, save_run
+    from hwnas.training.trainer import train as train_asr
+    from hwnas.tts.run import train_run
+    from tests.helpers import synthetic_splits
+
+    ws, _ = tiny_tts
+    tts_run = tmp_path / "tts"
+    train_run(ws, small(), tts_run, size="tiny", steps=2)
+    splits_of, tok = synthetic_splits()
+    arch = asr_preset("conformer_xs")
+    sp = splits_of(arch.frontend, arch.n_filters)
+    res = train_asr(arch, sp.train, sp.dev, tok, TrainConfig(steps=1, specaug=False))
+    save_run(tmp_path / "asr", res, tok)
+    assert main(["tts", "score", str(tts_run), "--asr", str(tmp_path / "asr"), "--n", "3",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["utterances"] == 3 and len(out["examples"]) == 3
+    for source in ("model", "espeak", "espeak_griffin_lim"):
+        assert out[source]["cer"] >= 0 and out[source]["wer"] >= 0
+    assert json.loads((tts_run / "intelligibility.json").read_text()) == out
+    assert main(["tts", "score", str(tmp_path / "nope"), "--asr", str(tmp_path)]) != 0
