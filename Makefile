@@ -10,7 +10,7 @@ DEMO_OUT ?= runs/demo
 WORKSPACE ?= runs/workspace
 STUDY ?= main
 
-.PHONY: setup search demo test test-fast clean
+.PHONY: setup search search-tts demo test test-fast clean
 
 $(STAMP):
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ search: setup
 	HWNAS_WORKSPACE=$(WORKSPACE) OMP_NUM_THREADS=1 $(BIN)/hwnas search --target cpu \
 	    --streaming --max-delay 500 --objectives cer,delay --trials 16 --study $(STUDY)
 	HWNAS_WORKSPACE=$(WORKSPACE) $(BIN)/hwnas report $(STUDY)
+
+# the TTS search for this CPU (~15 min): FastSpeech 2-like space, RTF measured here
+search-tts: setup
+	HWNAS_WORKSPACE=$(WORKSPACE) OMP_NUM_THREADS=1 $(BIN)/hwnas search --task tts \
+	    --target cpu --max-rtf 0.002 --trials 12 --tts-budget 60s --study tts
 
 demo: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m hwnas.demo --out $(DEMO_OUT)

@@ -18,7 +18,7 @@ EPILOG = """examples:
   hwnas export runs/tts/mine/arch.json --weights runs/tts/mine/weights.pt --format tflite
   hwnas profile --task tts --device cpu --n 20   RTF of sampled TTS models (resumable)
   hwnas predictor train --task tts --device cpu  a TTS latency predictor from that profile
-  hwnas search --task tts --target cpu --max-rtf 0.005 --trials 12 --tts-budget 60s
+  hwnas search --task tts --target cpu --max-rtf 0.002 --trials 12 --tts-budget 60s
 
 A TTS architecture's JSON says "task": "tts"; export and profile take it as
 they take a speech recogniser. The device graph reads 61 phonemes and writes
