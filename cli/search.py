@@ -321,6 +321,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--tts-size", dest="tts_size", default="small",
                    choices=("tiny", "small", "medium"),
                    help="--task tts: the built-in TTS data's size (default small)")
+    s.add_argument("--asr-run", dest="asr_run", metavar="RUN",
+                   help="--task tts: a `hwnas train` run that transcribes each trial's "
+                        "speech: the cer (intelligibility) objective, default then "
+                        "cer,rtf,params")
     s.add_argument("--max-latency", type=float, dest="max_latency", metavar="MS",
                    help="constraint on COMPUTE only: the time of one device-graph call, p50 "
                         "in ms (one chunk for streaming models, one 4.8 s utterance "

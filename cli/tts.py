@@ -144,14 +144,16 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from ._common import console, measure_with_progress, read_space
 
-    objectives = ("mcd", "rtf", "params") if args.objectives == "cer,latency" else \
+    default = ("cer", "rtf", "params") if args.asr_run else ("mcd", "rtf", "params")
+    objectives = default if args.objectives == "cer,latency" else \
         tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     req = TTSSearchRequest(
         target=args.target, workspace=workspace(args), max_rtf=args.max_rtf,
         objectives=objectives, trials=args.trials, train_s=parse_budget(args.tts_budget),
         size=args.tts_size, seed=args.seed, study=args.study if args.study != "hwnas" else "tts",
         storage=args.storage, space=read_space(args) if args.space else None,
-        verify=not args.no_verify, export=not args.no_export, format=args.format)
+        verify=not args.no_verify, export=not args.no_export, format=args.format,
+        asr_run=Path(args.asr_run) if args.asr_run else None)
     req.check()
     con = console()
 
@@ -175,14 +177,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     t = Table(title=f"Pareto set ({len(summary['pareto'])}): dev quality with true durations, "
                     "RTF measured on the target over the 5 s bucket")
-    for col in ("trial", "arch", "MCD dB", "mel L1", "params M", "RTF", "RTF 95% hi",
-                "verdict"):
+    heard = any("cer" in r for r in summary["pareto"])
+    for col in ("trial", "arch", "MCD dB", "mel L1", *(("CER heard",) if heard else ()),
+                "params M", "RTF", "RTF 95% hi", "verdict"):
         t.add_column(col)
     for r in summary["pareto"]:
         a = r["arch"]
         desc = (f"enc {a['enc_layers']}x{a['enc_hidden']} {a['enc_block']}, dec "
                 f"{a['dec_layers']}x{a['dec_hidden']} {a['dec_block']}")
         t.add_row(str(r["trial"]), desc, f"{r['mcd_db']:.2f}", f"{r['mel_l1']:.3f}",
+                  *((f"{r['cer']:.3f} (eSpeak {r['cer_ceiling']:.3f})",) if heard else ()),
                   f"{r['params'] / 1e6:.2f}", f"{r.get('rtf') or 0:.4f}",
                   f"{r.get('rtf_hi') or 0:.4f}", r.get("verdict", "not verified"))
     con.print(t)

@@ -277,3 +277,18 @@ def test_intelligibility_transcribes_model_and_ceilings(tiny_tts, tmp_path, caps
         assert out[source]["cer"] >= 0 and out[source]["wer"] >= 0
     assert json.loads((tts_run / "intelligibility.json").read_text()) == out
     assert main(["tts", "score", str(tmp_path / "nope"), "--asr", str(tmp_path)]) != 0
+    capsys.readouterr()
+    # intelligibility as the search's quality objective
+    space = tmp_path / "space.toml"
+    space.write_text("[choices]\nenc_layers = [1]\nenc_hidden = [64]\ndec_layers = [1]\n"
+                     "dec_hidden = [64]\nvar_hidden = [32]\n")
+    assert main(["search", "--task", "tts", "--target", "cpu", "--tts-size", "tiny",
+                 "--tts-budget", "2s", "--space", str(space), "--workspace", str(ws),
+                 "--asr-run", str(tmp_path / "asr"), "--trials", "1", "--study", "heard",
+                 "--no-export", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["objectives"] == ["cer", "rtf", "params"]
+    assert found["pareto"] and 0 <= found["pareto"][0]["cer"]
+    assert main(["search", "--task", "tts", "--target", "cpu", "--objectives", "cer,rtf",
+                 "--workspace", str(ws)]) != 0
+    assert "needs --asr-run" in capsys.readouterr().err

@@ -24,7 +24,9 @@ from typing import Any
 
 from hwnas.paths import write_atomic
 
-OBJECTIVES = {"mcd": "dev MCD (dB)", "rtf": "measured RTF", "params": "parameters"}
+OBJECTIVES = {"mcd": "dev MCD (dB)", "cer": "intelligibility CER (needs asr_run)",
+              "rtf": "measured RTF", "params": "parameters"}
+INTELLIGIBILITY_UTTS = 30   # dev sentences a trial's intelligibility is scored on
 
 
 @dataclass
@@ -44,14 +46,20 @@ class TTSSearchRequest:
     verify: bool = True
     export: bool = True
     format: str | None = None
+    asr_run: Path | None = None         # the reference recogniser of the "cer" objective
 
     def check(self) -> None:
         bad = [o for o in self.objectives if o not in OBJECTIVES]
         if bad or not self.objectives:
             raise ValueError(f"TTS objectives are {', '.join(OBJECTIVES)}; got "
                              f"{', '.join(bad) or 'none'}")
-        if "mcd" not in self.objectives:
-            raise ValueError("a TTS search needs the quality objective mcd")
+        if not {"mcd", "cer"} & set(self.objectives):
+            raise ValueError("a TTS search needs a quality objective: mcd or cer")
+        if "cer" in self.objectives and self.asr_run is None:
+            raise ValueError("the cer objective (intelligibility) needs --asr-run RUN, a "
+                             "`hwnas train` run that transcribes the synthesised speech")
+        if self.asr_run is not None and not Path(self.asr_run).is_dir():
+            raise ValueError(f"--asr-run {self.asr_run}: no such folder")
         if self.max_rtf is not None and not self.max_rtf > 0:
             raise ValueError(f"--max-rtf must be > 0, got {self.max_rtf:g}")
         if self.trials < 1 or self.train_s <= 0:
@@ -140,7 +148,8 @@ def run_search(req: TTSSearchRequest, say: Callable[[str], None] = lambda _: Non
             rec["verdict"] = "failed to measure"
         elif limit is not None and rtf > limit:
             trial.set_user_attr("rtf_excess", rtf - limit)
-            values = {"mcd": 1e3, "rtf": rtf, "params": params}   # untrained: never on a front
+            # untrained: never on a front
+            values = {"mcd": 1e3, "cer": 10.0, "rtf": rtf, "params": params}
             study.tell(trial, [values[o] for o in req.objectives])
             rec["verdict"] = f"over the RTF limit ({rtf:.4f} > {limit:g}); not trained"
         else:
@@ -150,6 +159,13 @@ def run_search(req: TTSSearchRequest, say: Callable[[str], None] = lambda _: Non
                                                            snapshot=out / "snapshot.pt"))
             save(res, out, root, dv, phon)
             values = {"mcd": res.dev["mcd_db"], "rtf": rtf, "params": params}
+            if req.asr_run is not None:
+                from hwnas.tts.intelligibility import score
+
+                heard = score(out, Path(req.asr_run), INTELLIGIBILITY_UTTS)
+                values["cer"] = heard["model"]["cer"]
+                res.dev["cer"] = values["cer"]
+                res.dev["cer_ceiling"] = heard["espeak"]["cer"]
             for k, v in res.dev.items():
                 trial.set_user_attr(f"dev_{k}", v)
             trial.set_user_attr("run", str(out))
@@ -168,11 +184,14 @@ def _finish(req: TTSSearchRequest, study: Any, spec: Any, ws: Path, folder: Path
     feasible = [t for t in study.best_trials if "run" in t.user_attrs
                 and t.user_attrs.get("rtf_excess", 0.0) == 0.0]
     front = []
-    for t in sorted(feasible, key=lambda t: t.user_attrs["dev_mcd_db"]):
+    quality = "dev_cer" if "cer" in req.objectives else "dev_mcd_db"
+    for t in sorted(feasible, key=lambda t: t.user_attrs[quality]):
         arch = tasks.arch_from_dict(t.user_attrs["arch"])
         row = {"trial": t.number, "arch_id": arch.id, "arch": arch.to_dict(),
                "mcd_db": t.user_attrs["dev_mcd_db"], "mel_l1": t.user_attrs["dev_mel_l1"],
                "params": tasks.stats(arch)["params"], "run": t.user_attrs["run"]}
+        if "dev_cer" in t.user_attrs:
+            row.update(cer=t.user_attrs["dev_cer"], cer_ceiling=t.user_attrs["dev_cer_ceiling"])
         if req.verify:   # a second measurement, at another time
             rows = _measure(spec, ws, [arch], repeats=2, drive=drive)[arch.id]
             rtf, hi = _rtf(rows)
