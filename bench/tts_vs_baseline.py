@@ -2,7 +2,7 @@
 training budget: parameters, measured real-time factor, and dev quality.
 
     python bench/tts_vs_baseline.py --budget 120            (presets only)
-    python bench/tts_vs_baseline.py --budget 120 --arch found.json
+    python bench/tts_vs_baseline.py --budget 120 --arch found.json --asr runs/train/RUN
 
 Both are trained --budget CPU-seconds (one thread, seed 0) on the built-in
 English TTS data (small: 1,200 train / 100 dev sentences) and exported to
@@ -13,7 +13,11 @@ swings fall on both alike; the ratio's 95% interval is a bootstrap over
 rounds. RTF = median latency / 5 s. Quality on dev with the true durations:
 mel L1 (log-mel) and MCD (dB, see hwnas.tts.quality). Without --arch the
 candidate is the `lightspeech_like` preset (LightSpeech's published shape,
-not a search result). Results: bench/results/tts_vs_baseline.json
+not a search result; --arch writes tts_vs_baseline_found.json). With --asr
+(a `hwnas train` run), intelligibility too: the CER of 50 dev sentences
+synthesised (Griffin-Lim) and transcribed by that recogniser, eSpeak's own
+audio beside it as the ceiling.
+Results: bench/results/tts_vs_baseline.json
 """
 
 from __future__ import annotations
@@ -78,8 +82,12 @@ def main() -> None:
     ap.add_argument("--arch", help="candidate architecture JSON (default: lightspeech_like)")
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--size", default="small")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tts_vs_baseline.json"))
+    ap.add_argument("--asr", help="a `hwnas train` run: adds intelligibility CER")
+    ap.add_argument("--out", help="default: bench/results/tts_vs_baseline.json, or "
+                    "tts_vs_baseline_found.json with --arch")
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "bench" / "results" / (
+        "tts_vs_baseline_found.json" if args.arch else "tts_vs_baseline.json"))
     torch.set_num_threads(1)
     cand = TTSArch.from_json(Path(args.arch).read_text()) if args.arch else \
         preset("lightspeech_like")
@@ -96,6 +104,12 @@ def main() -> None:
         rows[name] = {"arch": res["arch"], "id": trained.id, **tasks.stats(trained),
                       "steps": res["steps"], "cpu_s": res["cpu_seconds"], "dev": res["dev"],
                       "wall_s": round(time.time() - t, 1)}
+        if args.asr:
+            from hwnas.tts.intelligibility import score
+
+            heard = score(out, Path(args.asr), 50)
+            rows[name]["intelligibility"] = {k: heard[k] for k in
+                                             ("model", "espeak", "espeak_griffin_lim")}
         print(f"{name}: {res['steps']} steps, dev {res['dev']}", flush=True)
     t = timings(paths, args.rounds)
     (base, b), (cname, c) = list(rows.items())
@@ -109,10 +123,17 @@ def main() -> None:
                "mcd_db_delta": round(c["dev"]["mcd_db"] - b["dev"]["mcd_db"], 3),
                "command": "python bench/tts_vs_baseline.py " + " ".join(sys.argv[1:])}
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\n{'model':<24}{'params M':>10}{'ms/5 s':>10}{'RTF':>9}{'mel L1':>9}{'MCD dB':>9}")
+    print(f"\n{'model':<24}{'params M':>10}{'ms/5 s':>10}{'RTF':>9}{'mel L1':>9}{'MCD dB':>9}"
+          f"{'CER heard':>11}")
     for name, row in rows.items():
+        heard = row.get("intelligibility", {}).get("model", {}).get("cer")
         print(f"{name:<24}{row['params'] / 1e6:>10.2f}{row['latency_ms_p50']:>10.1f}"
-              f"{row['rtf']:>9.4f}{row['dev']['mel_l1']:>9.3f}{row['dev']['mcd_db']:>9.2f}")
+              f"{row['rtf']:>9.4f}{row['dev']['mel_l1']:>9.3f}{row['dev']['mcd_db']:>9.2f}"
+              f"{'' if heard is None else f'{heard:.3f}':>11}")
+    ceiling = next((r["intelligibility"]["espeak"]["cer"] for r in rows.values()
+                    if "intelligibility" in r), None)
+    if ceiling is not None:
+        print(f"(eSpeak's own audio through the same recogniser: CER {ceiling:.3f})")
     print(f"\n{base} / {cname}: {summary['params_ratio']}x the parameters, "
           f"{r:.2f}x slower (95% CI {lo:.2f}-{hi:.2f}); MCD {cname} - baseline "
           f"{summary['mcd_db_delta']:+.2f} dB")

@@ -136,6 +136,13 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _side(a: dict[str, Any], p: str) -> str:
+    """One stack of a TTS architecture in a few characters: 2x128 lightconv h2 k9."""
+    extra = "".join(f" {k}{a[f'{p}_{n}']}" for k, n in (("h", "heads"), ("k", "kernel"))
+                    if a.get(f"{p}_{n}") is not None)
+    return f"{a[f'{p}_layers']}x{a[f'{p}_hidden']} {a[f'{p}_block']}{extra}"
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """`hwnas search --task tts`: see hwnas.tts.search."""
     from rich.table import Table
@@ -183,8 +190,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         t.add_column(col)
     for r in summary["pareto"]:
         a = r["arch"]
-        desc = (f"enc {a['enc_layers']}x{a['enc_hidden']} {a['enc_block']}, dec "
-                f"{a['dec_layers']}x{a['dec_hidden']} {a['dec_block']}")
+        desc = f"enc {_side(a, 'enc')}, dec {_side(a, 'dec')}, dur {a['var_hidden']}"
         t.add_row(str(r["trial"]), desc, f"{r['mcd_db']:.2f}", f"{r['mel_l1']:.3f}",
                   *((f"{r['cer']:.3f} (eSpeak {r['cer_ceiling']:.3f})",) if heard else ()),
                   f"{r['params'] / 1e6:.2f}", f"{r.get('rtf') or 0:.4f}",

@@ -113,6 +113,10 @@ def run_search(req: TTSSearchRequest, say: Callable[[str], None] = lambda _: Non
     db.parent.mkdir(parents=True, exist_ok=True)
     url = req.storage or f"sqlite:///{db}"
     space = req.space or default_space()
+    root = data.data_dir(ws, req.lang, req.size, req.seed)
+    if not (root / "phonemes.json").is_file():
+        n = sum(data.SIZES[req.size])
+        say(f"synthesising the TTS data ({n} {req.lang} sentences, once) into {root} ...")
     root = data.build(ws, req.lang, req.size, req.seed)
     phon = data.PhonemeSet.of(root)
     tr, dv = data.load_split(root, "train"), data.load_split(root, "dev")
