@@ -68,7 +68,7 @@ def test_rules_of_the_space_hold_for_samples():
         assert tasks.arch_from_dict(json.loads(a.to_json())) == a
     with pytest.raises(ValueError, match="enc_heads"):   # heads do not apply to sepconv
         small(enc_block="sepconv", enc_heads=2)
-    with pytest.raises(ValueError, match="not a TTS"):
+    with pytest.raises(ValueError, match="not a tts architecture"):
         TTSArch.from_dict({**preset("fastspeech2").to_dict(), "task": "asr"})
 
 

@@ -3,14 +3,12 @@ search space it is a point of."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from hwnas.asr.decisions import FRAME_SHIFT_MS, SUBSAMPLING_FACTOR, default_decisions
 from hwnas.space import SearchSpace
+from hwnas.space.record import ArchRecord
 
 #: the device graph of a full-context architecture runs one utterance of this
 #: many 10 ms frames (4.8 s; divisible by every subsampling factor) ...
@@ -22,7 +20,7 @@ DECODE_TOKENS = 32
 
 
 @dataclass(frozen=True)
-class ArchConfig:
+class ArchConfig(ArchRecord):
     """A point of the search space. Fields that do not apply are ``None``.
 
     Every builder, exporter, predictor and search stage reads this object;
@@ -76,48 +74,9 @@ class ArchConfig:
     def uses_conv_causally(self) -> bool:
         return bool(self.streaming or self.causal_conv)
 
-    # --- serialisation ------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
-
-    @property
-    def id(self) -> str:
-        """Stable id: hash of the canonical JSON (sorted keys, no whitespace)."""
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canon.encode()).hexdigest()[:12]
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ArchConfig:
-        if not isinstance(data, dict):
-            raise ValueError(f"an architecture must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k != "id"}  # derived; printed for convenience
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; "
-                             f"known fields: {', '.join(sorted(known))}")
-        required = ("frontend", "n_filters", "subsampling", "encoder", "streaming",
-                    "num_layers", "d_model", "decoder")
-        missing = [name for name in required if name not in data]
-        if missing:
-            raise ValueError(f"missing field(s) {', '.join(map(repr, missing))}")
-        arch = cls(**data)
-        default_space().check(arch)
-        return arch
-
-    @classmethod
-    def from_json(cls, text: str) -> ArchConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-        return cls.from_dict(data)
-
-    def replace(self, **changes: Any) -> ArchConfig:
-        return ArchConfig.from_dict({**self.to_dict(), **changes})
+    def space(cls) -> SearchSpace:
+        return default_space()
 
 
 def parse_archs(text: str, where: str) -> list[ArchConfig]:

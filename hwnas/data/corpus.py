@@ -183,6 +183,29 @@ def _render_to(args: tuple[Utterance, str]) -> tuple[str, int]:
     return u.id, len(x)
 
 
+def run_all(fn: Callable[[Any], Any], todo: list[Any], total: int, workers: int,
+            on_progress: Callable[[int, int], None] | None, chunksize: int = 8) -> None:
+    """``fn`` over ``todo`` (what is missing of ``total`` items), in ``workers``
+    forked processes, with ``on_progress(done, total)`` as items finish."""
+    done = total - len(todo)
+    if on_progress:
+        on_progress(done, total)
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            for _ in pool.imap_unordered(fn, todo, chunksize=chunksize):
+                done += 1
+                if on_progress:
+                    on_progress(done, total)
+        return
+    for item in todo:
+        fn(item)
+        done += 1
+        if on_progress:
+            on_progress(done, total)
+
+
 def corpus_dir(workspace: Path, size: str, seed: int) -> Path:
     return Path(workspace) / "data" / f"builtin-{size}-s{seed}"
 
@@ -201,24 +224,7 @@ def build(workspace: Path, langs: list[str], size: str = "small", seed: int = 0,
             if not path.is_file():
                 todo.append((u, str(path)))
     total = sum(len(v) for v in plan.values())
-    done = total - len(todo)
-    if on_progress:
-        on_progress(done, total)
-    if todo:
-        if workers > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_render_to, todo, chunksize=8):
-                    done += 1
-                    if on_progress:
-                        on_progress(done, total)
-        else:
-            for item in todo:
-                _render_to(item)
-                done += 1
-                if on_progress:
-                    on_progress(done, total)
+    run_all(_render_to, todo, total, workers, on_progress)
     manifest = _manifest(root, size, seed)
     for (lang, split), utts in plan.items():
         lines = []

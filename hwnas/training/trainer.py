@@ -57,12 +57,17 @@ class TrainConfig:
     snapshot_every_s: float = 60.0      # CPU seconds between snapshots
 
     def __post_init__(self) -> None:
-        if (self.steps is None) == (self.cpu_seconds is None):
-            raise ValueError("give exactly one budget: steps or cpu_seconds")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.cpu_seconds is not None and self.cpu_seconds <= 0:
-            raise ValueError("the CPU-time budget must be positive")
+        check_budget(self.steps, self.cpu_seconds)
+
+
+def check_budget(steps: int | None, cpu_seconds: float | None) -> None:
+    """A training budget is steps or CPU seconds, one of them, positive."""
+    if (steps is None) == (cpu_seconds is None):
+        raise ValueError("give exactly one budget: steps or cpu_seconds")
+    if steps is not None and steps < 1:
+        raise ValueError("steps must be >= 1")
+    if cpu_seconds is not None and cpu_seconds <= 0:
+        raise ValueError("the CPU-time budget must be positive")
 
 
 @dataclass
@@ -304,12 +309,17 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     return res
 
 
+def optimiser(model: torch.nn.Module, lr: float, warmup: int) -> tuple[Any, Any]:
+    """AdamW with linear warm-up then inverse-square-root decay (both tasks)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, math.sqrt(warmup / (s + 1))))
+    return opt, sched
+
+
 def _fresh(arch: ArchConfig, cfg: TrainConfig) -> tuple[torch.nn.Module, Any, Any]:
     model = build(arch)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
-    return model, opt, sched
+    return (model, *optimiser(model, cfg.lr, cfg.warmup))
 
 
 def save_snapshot(path: Path, arch: ArchConfig, st: dict[str, Any]) -> None:
@@ -332,16 +342,23 @@ def save_snapshot(path: Path, arch: ArchConfig, st: dict[str, Any]) -> None:
 def load_snapshot(path: Path, arch: ArchConfig, cfg: TrainConfig, vocab_size: int
                   ) -> dict[str, Any]:
     """A snapshot as ``train``'s ``resume`` state; refuses one of another architecture."""
+    arch = arch.replace(vocab_size=vocab_size)
+    return restore_snapshot(path, arch, lambda: _fresh(arch, cfg))
+
+
+def restore_snapshot(path: Path, arch: Any, fresh: Callable[[], tuple[Any, Any, Any]]
+                     ) -> dict[str, Any]:
+    """A snapshot of ``arch``'s training (any task) as live objects:
+    ``fresh()`` makes the model, optimiser and schedule the state loads into."""
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
         raise ValueError(f"{path}: unreadable training snapshot "
                          f"({first_line(e)})") from None
-    arch = arch.replace(vocab_size=vocab_size)
     if not isinstance(d, dict) or d.get("arch") != arch.to_dict():
         raise ValueError(f"{path}: the snapshot is of another architecture or vocabulary")
     try:
-        model, opt, sched = _fresh(arch, cfg)
+        model, opt, sched = fresh()
         model.load_state_dict(d["model"])
         opt.load_state_dict(d["opt"])
         sched.load_state_dict(d["sched"])

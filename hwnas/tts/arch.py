@@ -3,13 +3,12 @@ space it is a point of."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from hwnas.space import SearchSpace
+from hwnas.space.record import ArchRecord
 from hwnas.tts.decisions import default_decisions
 
 #: the device graph reads a bucket of this many phonemes and writes this many
@@ -23,9 +22,11 @@ N_MELS = 80
 
 
 @dataclass(frozen=True)
-class TTSArch:
+class TTSArch(ArchRecord):
     """A point of the TTS space; fields that do not apply are ``None``.
     ``task`` tells a TTS architecture's JSON from a speech recogniser's."""
+
+    ID_PREFIX = "tts-"
 
     enc_layers: int
     enc_hidden: int
@@ -47,47 +48,9 @@ class TTSArch:
     def graph(self) -> str:
         return "utterance"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
-
-    @property
-    def id(self) -> str:
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return "tts-" + hashlib.sha256(canon.encode()).hexdigest()[:12]
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TTSArch:
-        if not isinstance(data, dict):
-            raise ValueError(f"an architecture must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k != "id"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; "
-                             f"known fields: {', '.join(sorted(known))}")
-        if data.get("task", "tts") != "tts":
-            raise ValueError(f"task {data['task']!r} is not a TTS architecture")
-        required = [f.name for f in fields(cls) if f.default is MISSING]
-        missing = [n for n in required if n not in data]
-        if missing:
-            raise ValueError(f"missing field(s) {', '.join(map(repr, missing))}")
-        arch = cls(**data)
-        default_space().check(arch)
-        return arch
-
-    @classmethod
-    def from_json(cls, text: str) -> TTSArch:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-        return cls.from_dict(data)
-
-    def replace(self, **changes: Any) -> TTSArch:
-        return TTSArch.from_dict({**self.to_dict(), **changes})
+    def space(cls) -> SearchSpace:
+        return default_space()
 
 
 BOUNDS: dict[str, tuple[int, int | None]] = {

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.data.corpus import ACCENTS, plan_split, write_wav
+from hwnas.data.corpus import ACCENTS, plan_split, run_all, write_wav
 from hwnas.data.synth import SAMPLE_RATE, Voice, synthesize_timed
 from hwnas.paths import write_atomic
 
@@ -124,24 +124,7 @@ def build(workspace: Path, lang: str = "en", size: str = "small", seed: int = 0,
         (root / split).mkdir(parents=True, exist_ok=True)
         todo += [(u.id, u.text, lang, str(root / split)) for u in utts
                  if not (root / split / f"{u.id}.npz").is_file()]
-    total = n_train + n_dev
-    done = total - len(todo)
-    if on_progress:
-        on_progress(done, total)
-    if workers > 1 and len(todo) > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_build_one, todo, chunksize=4):
-                done += 1
-                if on_progress:
-                    on_progress(done, total)
-    else:
-        for item in todo:
-            _build_one(item)
-            done += 1
-            if on_progress:
-                on_progress(done, total)
+    run_all(_build_one, todo, n_train + n_dev, workers, on_progress, chunksize=4)
     inventory = sorted({p for u in load_split(root, "train") for p in u.phonemes})
     write_atomic(root / "phonemes.json", json.dumps(
         {"lang": lang, "voice": voice_for(lang).spec, "size": size, "seed": seed,

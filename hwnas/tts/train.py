@@ -9,8 +9,6 @@ of the predicted log(1 + frames). A snapshot written every
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,8 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.errors import first_line
-from hwnas.training.trainer import length_batches
+from hwnas.training.trainer import (
+    check_budget,
+    length_batches,
+    optimiser,
+    restore_snapshot,
+    save_snapshot,
+)
 from hwnas.tts.arch import TTSArch
 from hwnas.tts.data import PhonemeSet, Utterance
 from hwnas.tts.model import AcousticModel, build
@@ -41,12 +44,7 @@ class TTSTrainConfig:
     snapshot_every_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if (self.steps is None) == (self.cpu_seconds is None):
-            raise ValueError("give exactly one budget: steps or cpu_seconds")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.cpu_seconds is not None and self.cpu_seconds <= 0:
-            raise ValueError("the CPU-time budget must be positive")
+        check_budget(self.steps, self.cpu_seconds)
 
 
 @dataclass
@@ -124,42 +122,13 @@ def evaluate(model: AcousticModel, utts: list[Utterance], phon: PhonemeSet,
 
 def _fresh(arch: TTSArch, cfg: TTSTrainConfig) -> tuple[AcousticModel, Any, Any]:
     model = build(arch)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / cfg.warmup, math.sqrt(cfg.warmup / (s + 1))))
-    return model, opt, sched
+    return (model, *optimiser(model, cfg.lr, cfg.warmup))
 
 
-def _save_snapshot(path: Path, arch: TTSArch, st: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"arch": arch.to_dict(), "model": st["model"].state_dict(),
-                "opt": st["opt"].state_dict(), "sched": st["sched"].state_dict(),
-                "rng": json.dumps(st["rng"].bit_generator.state), "step": st["step"],
-                "cpu": st["cpu"], "curve": json.dumps(st["curve"]),
-                "batches": [[int(i) for i in b] for b in st["batches"] or []],
-                "pos": st["pos"], "torch_rng": torch.get_rng_state()}, tmp)
-    tmp.replace(path)
-
-
-def _load_snapshot(path: Path, arch: TTSArch, cfg: TTSTrainConfig) -> dict[str, Any]:
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
-        raise ValueError(f"{path}: unreadable training snapshot ({first_line(e)})") from None
-    if not isinstance(d, dict) or d.get("arch") != arch.to_dict():
-        raise ValueError(f"{path}: the snapshot is of another architecture or inventory")
-    model, opt, sched = _fresh(arch, cfg)
-    model.load_state_dict(d["model"])
-    opt.load_state_dict(d["opt"])
-    sched.load_state_dict(d["sched"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(d["rng"])
-    torch.set_rng_state(d["torch_rng"])
-    return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": d["step"],
-            "cpu": d["cpu"], "curve": json.loads(d["curve"]),
-            "batches": [np.array(b, dtype=np.int64) for b in d["batches"]] or None,
-            "pos": d["pos"]}
+def _snapshot(cfg: TTSTrainConfig, arch: TTSArch, st: dict[str, Any], cpu: float) -> None:
+    """The ASR trainer's snapshot format (atomic), for this run's state."""
+    save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu, "losses": [],
+                                             "torch_rng": torch.get_rng_state()})
 
 
 def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
@@ -170,7 +139,8 @@ def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
     arch = arch.replace(n_phonemes=len(phon))
     norm = mel_norm(train_utts)
     if cfg.snapshot is not None and Path(cfg.snapshot).is_file():
-        st = _load_snapshot(Path(cfg.snapshot), arch, cfg)
+        st = restore_snapshot(Path(cfg.snapshot), arch, lambda: _fresh(arch, cfg))
+        torch.set_rng_state(st["torch_rng"])
     else:
         torch.manual_seed(cfg.seed)
         model, opt, sched = _fresh(arch, cfg)
@@ -209,15 +179,15 @@ def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
                 st["curve"].append({"step": st["step"], "cpu_s": round(cpu(), 2),
                                     "mel_l1_norm": round(float(np.mean(window)), 4)})
             if cfg.snapshot is not None and cpu() - last >= cfg.snapshot_every_s:
-                _save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu()})
+                _snapshot(cfg, arch, st, cpu())
                 last = cpu()
     except KeyboardInterrupt:
         if cfg.snapshot is not None:
-            _save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu()})
+            _snapshot(cfg, arch, st, cpu())
         raise
     spent = round(cpu(), 2)
     if cfg.snapshot is not None:   # kept: a larger budget later continues from here
-        _save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu()})
+        _snapshot(cfg, arch, st, cpu())
     res = TTSResult(arch=arch.to_dict(), steps=st["step"], cpu_seconds=spent,
                     curve=st["curve"], model=model, norm=norm)
     res.dev = evaluate(model, dev_utts, phon, norm, cfg.dev_utts)
