@@ -2,6 +2,7 @@
 another? The same architectures trained on English, German and Russian.
 
     python bench/multilingual.py --n 12 --budget 45     (~n x 3 x budget CPU-s; resumable)
+    python bench/multilingual.py --search --trials 8 --budget 45
 
 Built-in corpus (small: 2,000 train / 200 dev utterances per language, seed
 0; German and Russian are built on first use), one thread, budgets in CPU
@@ -12,6 +13,16 @@ and the Kendall tau of the architectures' CERs between each pair of
 languages (1: the same ranking; a search on one language would pick for the
 other). Every finished run is appended to bench/results/multilingual.jsonl;
 a rerun skips those. Summary: bench/results/multilingual.json
+
+--search: what a multilingual-fitness search picks against what an
+English-only one picks. Two `hwnas search` studies, same seed, same space
+(bench/multilingual_space.toml), --trials trials of --budget CPU-s each:
+`--langs en --objectives cer,latency` and `--langs en,de,ru --objectives
+cer_mean,latency` (trained on the three pooled). Each study's lowest-CER
+Pareto architecture is then trained stand-alone on each language (as above,
+--budget each) and its dev CERs compared: the mean over languages, and the
+relative CER reduction of the multilingual pick. Summary:
+bench/results/multilingual_search.json
 """
 
 from __future__ import annotations
@@ -56,25 +67,22 @@ def splits(lang: str, arch: ArchConfig):
 
 
 def archs(n: int) -> list[ArchConfig]:
-    space = default_space().with_choices({"decoder": ["ctc"], "num_layers": [1, 2, 4]})
+    space = default_space().with_toml(ROOT / "bench" / "multilingual_space.toml")
     return space.sample_distinct(n, 5)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=12)
-    ap.add_argument("--budget", type=float, default=45.0, help="CPU-seconds per run")
-    ap.add_argument("--langs", default="en,de,ru")
-    args = ap.parse_args()
-    langs = args.langs.split(",")
+def logged() -> dict:
     done = {}
     if LOG.is_file():
         for line in LOG.read_text().splitlines():
             r = json.loads(line)
             done[(r["arch_id"], r["lang"], r["budget"])] = r
-    todo = [(a, lang) for a in archs(args.n) for lang in langs
-            if (a.id, lang, args.budget) not in done]
-    print(f"{len(done)} runs logged, {len(todo)} to go", flush=True)
+    return done
+
+
+def train_each(todo: list, budget: float, done: dict) -> None:
+    """Train each (architecture, language) of ``todo`` not logged yet."""
+    todo = [(a, lang) for a, lang in todo if (a.id, lang, budget) not in done]
     for i, (arch, lang) in enumerate(todo):
         tok = CharTokenizer.for_languages([lang])
         # one architecture id across languages: the output layer keeps the space's 64
@@ -82,15 +90,76 @@ def main() -> int:
         assert tok.vocab_size <= arch.vocab_size, (lang, tok.vocab_size)
         tr, dev = splits(lang, arch)
         t0 = time.time()
-        res = train(arch, tr, dev, tok, TrainConfig(cpu_seconds=args.budget, seed=0))
-        rec = {"arch_id": arch.id, "lang": lang, "budget": args.budget, "encoder": arch.encoder,
+        res = train(arch, tr, dev, tok, TrainConfig(cpu_seconds=budget, seed=0))
+        rec = {"arch_id": arch.id, "lang": lang, "budget": budget, "encoder": arch.encoder,
                "steps": res.steps, "cpu_s": res.cpu_seconds, "cer": res.dev["cer"],
                "wer": res.dev["wer"], "wall_s": round(time.time() - t0, 1)}
         with LOG.open("a") as f:
             f.write(json.dumps(rec) + "\n")
-        done[(arch.id, lang, args.budget)] = rec
+        done[(arch.id, lang, budget)] = rec
         print(f"[{i + 1}/{len(todo)}] {arch.id} {arch.encoder:<11} {lang}: CER "
               f"{rec['cer']:.3f} ({res.steps} steps)", flush=True)
+
+
+def search_pick(name: str, langs: str, objective: str, trials: int, budget: float,
+                seed: int) -> ArchConfig:
+    """The lowest-CER Pareto architecture of one `hwnas search` study."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "hwnas", "search", "--target", "cpu", "--objectives",
+           f"{objective},latency", "--langs", langs, "--trials", str(trials),
+           "--cer-budget", f"{budget:g}s", "--space", str(ROOT / "bench" /
+                                                        "multilingual_space.toml"),
+           "--study", f"multilingual-{name}-s{seed}", "--seed", str(seed), "--no-verify",
+           "--no-export", "--json", "--workspace", str(ROOT)]
+    print(f"search {name}: {' '.join(cmd[2:])}", flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    pareto = json.loads(out.strip().splitlines()[-1])["pareto"]
+    best = min(pareto, key=lambda r: r["cer"])
+    print(f"  picked {best['arch_id']} (study CER {best['cer']:.3f})", flush=True)
+    return ArchConfig.from_dict(best["arch"])
+
+
+def compare_searches(args: argparse.Namespace, langs: list[str]) -> int:
+    done = logged()
+    picks = {"english_only": search_pick("en", "en", "cer", args.trials, args.budget, 0),
+             "multilingual": search_pick("multi", ",".join(langs), "cer_mean", args.trials,
+                                         args.budget, 0)}
+    train_each([(a, lang) for a in picks.values() for lang in langs], args.budget, done)
+    rows = {}
+    for name, a in picks.items():
+        cer = {lang: done[(a.id, lang, args.budget)]["cer"] for lang in langs}
+        rows[name] = {"arch_id": a.id, "arch": a.to_dict(), "cer": cer,
+                      "mean_cer": round(float(np.mean(list(cer.values()))), 4)}
+    en, ml = rows["english_only"]["mean_cer"], rows["multilingual"]["mean_cer"]
+    summary = {"trials": args.trials, "budget_cpu_s": args.budget, "langs": langs,
+               "picks": rows, "relative_cer_reduction": round((en - ml) / en, 4),
+               "command": "python bench/multilingual.py " + " ".join(sys.argv[1:])}
+    (OUT.parent / "multilingual_search.json").write_text(json.dumps(summary, indent=1) + "\n")
+    for name, r in rows.items():
+        print(f"{name:<14} {r['arch_id']}  " + "  ".join(
+            f"{k} {v:.3f}" for k, v in r["cer"].items()) + f"  mean {r['mean_cer']:.3f}")
+    print("relative CER reduction of the multilingual pick: "
+          f"{summary['relative_cer_reduction']:+.1%}")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--budget", type=float, default=45.0, help="CPU-seconds per run")
+    ap.add_argument("--langs", default="en,de,ru")
+    ap.add_argument("--search", action="store_true",
+                    help="compare a multilingual-fitness search with an English-only one")
+    ap.add_argument("--trials", type=int, default=8, help="--search: trials per study")
+    args = ap.parse_args()
+    langs = args.langs.split(",")
+    if args.search:
+        return compare_searches(args, langs)
+    done = logged()
+    todo = [(a, lang) for a in archs(args.n) for lang in langs]
+    print(f"{len(done)} runs logged", flush=True)
+    train_each(todo, args.budget, done)
     ids = [a.id for a in archs(args.n)]
     cer = {lang: np.array([done[(i, lang, args.budget)]["cer"] for i in ids]) for lang in langs}
     pairs = {f"{a}-{b}": round(float(kendall_tau(cer[a], cer[b])), 3)
