@@ -246,6 +246,8 @@ def test_tts_search_measures_trains_verifies_exports_and_resumes(tiny_tts, tmp_p
     assert first["export"]["parity"]["max_abs_diff"] < 1e-4
     assert main([*base, "--trials", "3"]) == 0      # continues the study: one more trial
     assert json.loads(capsys.readouterr().out)["trials"] == 3
+    assert main(["report", "tts", "--workspace", str(ws)]) != 0   # one line, no traceback
+    assert "is a TTS search" in capsys.readouterr().err
     # a limit nothing meets: measured, told infeasible, never trained, nothing exported
     assert main([*base, "--trials", "1", "--max-rtf", "1e-7", "--study", "strict"]) == 0
     strict = json.loads(capsys.readouterr().out)

@@ -38,6 +38,10 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
     """Completed trials as plain rows, in trial order."""
     import optuna
 
+    if study.user_attrs.get("task") == "tts":
+        raise ValueError(f"study {study.study_name} is a TTS search; its Pareto table is "
+                         "in runs/search/<study>/result.json (`hwnas report` draws speech "
+                         "recognition searches)")
     rows = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         a = t.user_attrs
