@@ -101,6 +101,18 @@ def train_each(todo: list, budget: float, done: dict) -> None:
               f"{rec['cer']:.3f} ({res.steps} steps)", flush=True)
 
 
+def search_workspace() -> Path:
+    """The studies' workspace, under runs/ (their host calibration and studies
+    stay out of the tracked profiles/), sharing the corpus and feature cache."""
+    ws = ROOT / "runs" / "bench_multilingual"
+    ws.mkdir(parents=True, exist_ok=True)
+    for shared in ("data", "cache"):
+        (ROOT / shared).mkdir(exist_ok=True)
+        if not (ws / shared).exists():
+            (ws / shared).symlink_to(ROOT / shared)
+    return ws
+
+
 def search_pick(name: str, langs: str, objective: str, trials: int, budget: float,
                 seed: int) -> ArchConfig:
     """The lowest-CER Pareto architecture of one `hwnas search` study."""
@@ -111,7 +123,7 @@ def search_pick(name: str, langs: str, objective: str, trials: int, budget: floa
            "--cer-budget", f"{budget:g}s", "--space", str(ROOT / "bench" /
                                                         "multilingual_space.toml"),
            "--study", f"multilingual-{name}-s{seed}", "--seed", str(seed), "--no-verify",
-           "--no-export", "--json", "--workspace", str(ROOT)]
+           "--no-export", "--json", "--workspace", str(search_workspace())]
     print(f"search {name}: {' '.join(cmd[2:])}", flush=True)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     pareto = json.loads(out.strip().splitlines()[-1])["pareto"]
