@@ -44,8 +44,11 @@ def read_space(args: argparse.Namespace):
     return space.with_toml(args.space) if getattr(args, "space", None) else space
 
 
-def read_arch(args: argparse.Namespace):
-    from hwnas.asr import ArchConfig, preset
+def read_arch(args: argparse.Namespace, tasks: tuple[str, ...] = ("asr",)):
+    """The architecture of ARCH.json or --preset; ``tasks`` are those the
+    command takes (a TTS architecture's JSON says "task": "tts")."""
+    from hwnas.asr import preset
+    from hwnas.tasks import arch_from_json, require
 
     if getattr(args, "preset", None):
         if args.arch:
@@ -70,9 +73,10 @@ def read_arch(args: argparse.Namespace):
             raise CLIError(f"{args.arch} holds {len(lines)} JSON lines; give one architecture "
                            "(e.g. `head -n 1`)") from None
     try:
-        return ArchConfig.from_json(text)
+        return require(arch_from_json(text), tasks, args.arch)
     except ValueError as e:
-        raise CLIError(f"{args.arch}: {e}") from None
+        raise CLIError(f"{args.arch}: {e}" if "architecture;" not in str(e) else str(e)) \
+            from None
 
 
 def read_archs(path: str) -> list[Any]:

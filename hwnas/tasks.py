@@ -16,6 +16,16 @@ def task_of(arch: Any) -> str:
     return "tts" if getattr(arch, "task", None) == "tts" else "asr"
 
 
+def require(arch: Any, allowed: tuple[str, ...], where: str) -> Any:
+    """``arch`` when its task is one of ``allowed``, else one ValueError line."""
+    task = task_of(arch)
+    if task not in allowed:
+        hint = " (see `hwnas tts --help`)" if task == "tts" else ""
+        raise ValueError(f"{where} is a {task.upper()} architecture; this command takes "
+                         f"{' or '.join(t.upper() for t in allowed)} ones{hint}")
+    return arch
+
+
 def arch_from_dict(data: Any) -> Any:
     if isinstance(data, dict) and data.get("task") == "tts":
         from hwnas.tts.arch import TTSArch

@@ -196,6 +196,17 @@ def test_cli_trains_writes_audio_and_profiles(tiny_tts, tmp_path, capsys):
     assert not (Path(ws) / "profiles" / "cpu").exists()   # the speech profile is untouched
 
 
+def test_the_shared_commands_take_a_tts_architecture(tmp_path, capsys):
+    arch = tmp_path / "tts.json"
+    arch.write_text(small().to_json())
+    assert main(["stats", str(arch), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == tasks.stats(small())["params"]
+    assert main(["export", str(arch), "--format", "onnx", "--out", str(tmp_path / "x")]) == 0
+    assert "max |diff|" in capsys.readouterr().out
+    assert main(["train", str(arch), "--budget", "5s", "--workspace", str(tmp_path)]) != 0
+    assert "is a TTS architecture; this command takes ASR ones" in capsys.readouterr().err
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     assert main(["tts", "train", "--workspace", str(tmp_path)]) != 0
     assert "one of --preset" in capsys.readouterr().err
