@@ -35,12 +35,9 @@ def workspace(args: argparse.Namespace) -> Path:
 
 
 def read_space(args: argparse.Namespace):
-    if getattr(args, "task", "asr") == "tts":
-        from hwnas.tts import default_space
-    else:
-        from hwnas.asr import default_space
+    from hwnas.tasks import default_space
 
-    space = default_space()
+    space = default_space(getattr(args, "task", "asr"))
     return space.with_toml(args.space) if getattr(args, "space", None) else space
 
 

@@ -46,6 +46,25 @@ def arch_from_json(text: str) -> Any:
     return arch_from_dict(data)
 
 
+def default_space(task: str = "asr") -> Any:
+    """The task's built-in search space."""
+    if task == "tts":
+        from hwnas.tts import default_space as space
+    else:
+        from hwnas.asr import default_space as space
+    return space()
+
+
+def analytic(task: str, cols: dict[str, Any]) -> dict[str, Any]:
+    """The task's analytic cost model over the space's ``columns`` (the
+    columns of :data:`hwnas.asr.cost.ANALYTIC`, for either task)."""
+    if task == "tts":
+        from hwnas.tts.cost import analytic as cost
+    else:
+        from hwnas.asr.cost import analytic as cost
+    return cost(cols)
+
+
 def build_model(arch: Any) -> Any:
     if task_of(arch) == "tts":
         from hwnas.tts.model import build

@@ -22,16 +22,10 @@ __all__ = ["ANALYTIC", "KINDS", "SCHEMA_VERSION", "analytic", "costs", "feature_
 SCHEMA_VERSION = 1
 
 
-def _space(task: str) -> Any:
-    if task == "tts":
-        from hwnas.tts import default_space as tts_space
-
-        return tts_space()
-    return default_space()
-
-
 def feature_names(task: str = "asr") -> list[str]:
-    return _space(task).feature_names() + ANALYTIC
+    from hwnas.tasks import default_space as space
+
+    return space(task).feature_names() + ANALYTIC
 
 
 def task_of_archs(archs: Sequence[Any]) -> str:
@@ -55,14 +49,11 @@ def feature_matrix(archs: Sequence[ArchConfig]) -> np.ndarray:
     task = task_of_archs(archs)
     if not archs:
         return np.zeros((0, len(feature_names(task))))
-    space = _space(task)
-    cols = space.columns(archs)
-    if task == "tts":
-        from hwnas.tts.cost import analytic as tts_analytic
+    from hwnas import tasks
 
-        a = tts_analytic(cols)
-    else:
-        a = analytic(cols)
+    space = tasks.default_space(task)
+    cols = space.columns(archs)
+    a = tasks.analytic(task, cols)
     parts = [*space.encode_many(archs, cols).T, *(a[n] for n in ANALYTIC)]
     # filled feature by feature (contiguous rows), returned as an (N, F) view
     out = np.empty((len(parts), len(archs)))

@@ -423,6 +423,8 @@ class SearchSpace:
 
         strings = {d.name for d in self.domain.values()
                    if not d.numeric and not isinstance(d.choices[0], bool)}
+        if archs:   # a fixed field holding text (a TTS architecture's task tag)
+            strings |= {f for f in self.fixed if isinstance(getattr(archs[0], f), str)}
         names = [f.name for f in fields(self.arch_type)]
         # one C call per architecture, then NumPy's own loops over object arrays
         table = np.array(list(map(attrgetter(*names), archs)), dtype=object).reshape(
@@ -432,9 +434,7 @@ class SearchSpace:
             col = table[:, j]
             is_set = col != None  # noqa: E711 -- element-wise on an object array
             cols[f] = np.where(is_set, col, "" if f in strings else 0)
-            if f not in strings and f not in self.fixed:
+            if f not in strings:
                 cols[f] = cols[f].astype(np.float64)
-            elif f in self.fixed and all(isinstance(v, (int, float)) for v in cols[f]):
-                cols[f] = cols[f].astype(np.float64)   # fixed text (a TTS task tag) stays text
             cols[f + ":set"] = is_set.astype(bool)
         return cols

@@ -40,14 +40,16 @@ def load_tts_run(run: Path) -> tuple[Any, Path, tuple[torch.Tensor, torch.Tensor
     return model.eval(), Path(summary["data"]), norm
 
 
-def _features(waves: list[np.ndarray], frontend: str, n_filters: int) -> Any:
+def _features(name: str, waves: list[np.ndarray], ids: list[str], texts: list[str],
+              frontend: str, n_filters: int) -> Any:
+    """A FeatureSet of in-memory waveforms, as the recogniser's front-end sees them."""
     from hwnas.asr.models.frontend import FeatureExtractor
     from hwnas.training.features import FeatureSet
 
     fe = FeatureExtractor(frontend, n_filters)
     frames = [fe(torch.from_numpy(w).float())[0].numpy().astype(np.float16) for w in waves]
     offsets = np.cumsum([0] + [len(f) for f in frames]).astype(np.int64)
-    return frames, offsets, FeatureSet
+    return FeatureSet(name, ids, texts, np.concatenate(frames), offsets)
 
 
 def score(tts_run: Path, asr_run: Path, n: int = 50) -> dict[str, Any]:
@@ -72,8 +74,8 @@ def score(tts_run: Path, asr_run: Path, n: int = 50) -> dict[str, Any]:
                            "tts_run": str(tts_run)}
     hyps_of = {}
     for name, waves in sources.items():
-        frames, offsets, FeatureSet = _features(waves, asr_arch.frontend, asr_arch.n_filters)
-        fs = FeatureSet(name, [u.id for u in dev], texts, np.concatenate(frames), offsets)
+        fs = _features(name, waves, [u.id for u in dev], texts, asr_arch.frontend,
+                       asr_arch.n_filters)
         hyps = transcribe(asr, asr_arch, fs, tok, norm)
         hyps_of[name] = hyps
         out[name] = {k: round(float(v), 4) for k, v in error_rates(texts, hyps).items()
