@@ -1,27 +1,31 @@
 """How far can weight sharing be trusted? Architectures scored with weights
 inherited from a supernet against the same architectures trained stand-alone.
 
+    python bench/supernet_fidelity.py --family all --space main --archs 30 \\
+        --standalone 40 --supernet-budget 6m --finetune 20 --tag main
     python bench/supernet_fidelity.py --family conformer --space bench/supernet_space.toml \\
-        --archs 30 --standalone 60 --supernet-budget 30m --finetune 30
+        --archs 30 --standalone 60 --supernet-budget 25m --finetune 30
 
+``--space main`` is the README's main command's space (streaming, algorithmic
+delay <= 500 ms); a TOML file narrows the whole space instead. With ``--family
+all`` the architectures are stratified over the space's encoder families (an
+equal share of ``--archs`` from each) and every family gets its own supernet.
 Built-in English corpus (small), one thread, budgets in CPU time. Parts
-(``--parts``, default all, each resumable):
+(``--parts``, default all, each resumable; files carry ``--tag``):
 
-standalone  --archs architectures sampled from the family's space (seed 3),
-            each trained --standalone CPU-seconds from scratch: dev CER.
-            One JSON line per run in bench/results/supernet_fidelity_standalone.jsonl
-supernet    the family's supernet trained --supernet-budget CPU time
-            (snapshots in the workspace; a rerun continues it)
-score       every architecture's dev CER inherited (0 steps) and after a
-            --finetune CPU-second fine-tune (a line per architecture in
-            bench/results/supernet_fidelity_scores.jsonl); Kendall tau and
-            Spearman against the stand-alone CER, precision of the top 5 and
-            top 10, and the CPU-seconds one inherited score costs.
-            bench/results/supernet_fidelity.json
-control     each architecture trained from scratch for the fine-tuning budget
-            (--finetune CPU-s): the same rank statistics, to tell what the
-            inherited weights add to a short training (into the same json)
-plot        that file -> docs/supernet_fidelity.png
+standalone  each architecture trained --standalone CPU-seconds from scratch:
+            dev CER (bench/results/supernet_fidelity_standalone<tag>.jsonl)
+supernet    each family's supernet trained --supernet-budget CPU time, in the
+            workspace's supernets/ folder where a search finds it (a rerun
+            continues it)
+score       every architecture's dev CER inherited (0 steps; also on the first
+            --screen-utts dev utterances), and after a --finetune CPU-second
+            fine-tune (bench/results/supernet_fidelity_scores<tag>.jsonl); rank
+            statistics against the stand-alone CER, pooled and within each
+            family (bench/results/supernet_fidelity<tag>.json)
+control     each architecture trained from scratch for the fine-tuning budget:
+            the same statistics, to tell what the inherited weights add
+plot        that file -> docs/supernet_fidelity<tag>.png
 """
 
 from __future__ import annotations
@@ -43,19 +47,15 @@ import torch  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from hwnas.asr import default_space  # noqa: E402
-from hwnas.supernet.elastic import ElasticSupernet  # noqa: E402
-from hwnas.supernet.sandwich import (  # noqa: E402
-    SupernetConfig,
-    load_snapshot,
-    save_supernet,
-    train_supernet,
-)
+from hwnas.asr.delay import within_delay  # noqa: E402
 from hwnas.supernet.score import score  # noqa: E402
+from hwnas.supernet.workspace import open_family, train_family  # noqa: E402
 from hwnas.training.prepare import open_corpus  # noqa: E402
 from hwnas.training.trainer import TrainConfig, train  # noqa: E402
 
 torch.set_num_threads(1)
 RESULTS = ROOT / "bench" / "results"
+MAIN_DELAY_MS = 500   # the main command's --max-delay (with --streaming)
 
 
 def budget(text: str) -> float:
@@ -69,146 +69,177 @@ def precision_at(k: int, a: list[float], b: list[float]) -> float:
     return len(top_a & top_b) / k
 
 
+def ranks(got: list[float], alone: list[float]) -> dict[str, float]:
+    return {"kendall_tau": float(kendalltau(got, alone).statistic),
+            "spearman": float(spearmanr(got, alone).statistic),
+            "precision_top5": precision_at(5, got, alone),
+            "precision_top10": precision_at(10, got, alone)}
+
+
+def within_family(rows: list[dict], kind: str, families: dict[str, str]) -> dict[str, float]:
+    """Kendall tau inside each family (where the supernets share weights)."""
+    out = {}
+    for fam in sorted(set(families.values())):
+        mine = [r for r in rows if families[r["arch_id"]] == fam]
+        if len(mine) >= 3:
+            out[fam] = float(kendalltau([r[kind] for r in mine],
+                                        [r["standalone"] for r in mine]).statistic)
+    return out
+
+
+def jsonl(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    return {json.loads(line)["arch_id"]: json.loads(line)
+            for line in path.read_text().splitlines() if line.strip()}
+
+
+def append(path: Path, row: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def the_space(spec: str | None):
+    space = default_space()
+    if spec == "main":
+        return within_delay(space.with_choices({"streaming": [True]}), MAIN_DELAY_MS)
+    return space.with_toml(spec) if spec else space
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="standalone,supernet,score,control,plot")
-    ap.add_argument("--family", default="conformer")
-    ap.add_argument("--space", help="TOML narrowing the space (default: the whole space)")
+    ap.add_argument("--family", default="conformer", help="a family, or all (stratified)")
+    ap.add_argument("--space", help="main (the main command's space) or a TOML narrowing "
+                    "the whole space (default: the whole space)")
     ap.add_argument("--archs", type=int, default=30)
     ap.add_argument("--standalone", type=float, default=60.0, help="CPU-s per stand-alone run")
-    ap.add_argument("--supernet-budget", default="30m")
+    ap.add_argument("--supernet-budget", default="30m", help="CPU time per family")
     ap.add_argument("--finetune", type=float, default=30.0, help="CPU-s of fine-tuning")
+    ap.add_argument("--screen-utts", type=int, default=50,
+                    help="dev utterances of the cheap inherited score")
     ap.add_argument("--workspace", default=str(ROOT / "runs" / "bench_supernet"))
     ap.add_argument("--tag", default="", help="suffix of the result files")
     args = ap.parse_args()
     ws = Path(args.workspace)
-    space = default_space().with_choices({"encoder": [args.family]})
-    if args.space:
-        space = space.with_toml(args.space).with_choices({"encoder": [args.family]})
+    space = the_space(args.space)
+    fams = list(space.choices("encoder")) if args.family == "all" else [args.family]
     corpus = open_corpus(ws, langs="en")
     tok = corpus.tokenizer
-    archs = space.sample_distinct(args.archs, seed=3)
+    archs, family_of = [], {}
+    for i, fam in enumerate(fams):   # an equal share per family, the remainder to the first
+        n = args.archs // len(fams) + (1 if i < args.archs % len(fams) else 0)
+        for a in space.with_choices({"encoder": [fam]}).sample_distinct(n, seed=3):
+            archs.append(a)
+            family_of[a.id] = fam
     tag = f"_{args.tag}" if args.tag else ""
-    alone_file = RESULTS / f"supernet_fidelity_standalone{tag}.jsonl"
     parts = args.parts.split(",")
+    alone_file = RESULTS / f"supernet_fidelity_standalone{tag}.jsonl"
+    done = jsonl(alone_file)
 
-    done = {}
-    if alone_file.is_file():
-        done = {json.loads(line)["arch_id"]: json.loads(line)
-                for line in alone_file.read_text().splitlines() if line.strip()}
+    def trained(a, seconds: float):
+        sp = corpus.splits(a.frontend, a.n_filters)
+        return train(a, sp.train, sp.dev, tok, TrainConfig(cpu_seconds=seconds, seed=0,
+                                                           eval_every=10**9))
+
     if "standalone" in parts:
         for i, a in enumerate(archs):
-            if a.id in done:
-                continue
-            sp = corpus.splits(a.frontend, a.n_filters)
-            res = train(a, sp.train, sp.dev, tok, TrainConfig(cpu_seconds=args.standalone,
-                                                              seed=0, eval_every=10**9))
-            row = {"arch_id": a.id, "arch": a.to_dict(), "cer": res.dev["cer"],
-                   "steps": res.steps, "cpu_s": res.cpu_seconds}
-            done[a.id] = row
-            with alone_file.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"stand-alone {i + 1}/{len(archs)} {a.id} CER {row['cer']:.3f} "
-                  f"({res.steps} steps)", flush=True)
+            if a.id not in done:
+                res = trained(a, args.standalone)
+                done[a.id] = {"arch_id": a.id, "arch": a.to_dict(), "cer": res.dev["cer"],
+                              "steps": res.steps, "cpu_s": res.cpu_seconds}
+                append(alone_file, done[a.id])
+            print(f"stand-alone {i + 1}/{len(archs)} {family_of[a.id]} {a.id} CER "
+                  f"{done[a.id]['cer']:.3f} ({done[a.id]['steps']} steps)", flush=True)
 
-    snap = ws / "supernets" / f"{args.family}{tag}" / "checkpoint.pt"
-    final = snap.with_name("supernet.pt")
-    net = ElasticSupernet(space, args.family, tok.vocab_size, seed=0)
-    cfg = SupernetConfig(cpu_seconds=budget(args.supernet_budget), snapshot=snap, eval_every=200)
-    if "supernet" in parts:
-        resume = load_snapshot(snap, net, cfg) if snap.is_file() else None
-        t0 = time.time()
-
-        def on_step(step: int, cpu: float, losses: dict) -> None:
+    folders, infos = {}, {}
+    for fam in fams:
+        def on_step(step: int, cpu: float, losses: dict, fam: str = fam) -> None:
             if step % 20 == 0:
-                print(f"supernet step {step} {cpu:.0f} CPU s  loss largest "
+                print(f"{fam} supernet step {step} {cpu:.0f} CPU s  loss largest "
                       f"{losses['largest']:.3f} smallest {losses['smallest']:.3f}", flush=True)
 
-        res = train_supernet(net, lambda f, n: corpus.splits(f, n), tok, cfg, on_step=on_step,
-                             resume=resume)
-        save_supernet(final, net, {"steps": res.steps, "cpu_seconds": res.cpu_seconds,
-                                   "curve": res.curve})
-        print(f"supernet: {res.steps} steps, {res.cpu_seconds:.0f} CPU s "
-              f"({time.time() - t0:.0f} s wall)", flush=True)
+        if "supernet" in parts or "score" in parts:
+            t0 = time.time()
+            folders[fam], infos[fam] = train_family(ws, fam, space, corpus,
+                                                    budget(args.supernet_budget),
+                                                    on_step=on_step, say=print)
+            print(f"{fam} supernet: {infos[fam]['steps']} steps, "
+                  f"{infos[fam]['cpu_seconds']:.0f} CPU s ({time.time() - t0:.0f} s wall) "
+                  f"in {folders[fam]}", flush=True)
+
+    out = RESULTS / f"supernet_fidelity{tag}.json"
     if "score" in parts:
-        state = torch.load(final if final.is_file() else snap, map_location="cpu",
-                           weights_only=True)
-        net.load_state_dict(state["weights"])
-        net.eval()
-        scored_file = RESULTS / f"supernet_fidelity_scores{tag}.jsonl"   # one line per arch
-        scored = {}
-        if scored_file.is_file():
-            scored = {json.loads(line)["arch_id"]: json.loads(line)
-                      for line in scored_file.read_text().splitlines() if line.strip()}
-        rows = []
+        scored_file = RESULTS / f"supernet_fidelity_scores{tag}.jsonl"
+        scored, rows = jsonl(scored_file), []
+        nets = {}
         for i, a in enumerate(archs):
             if a.id not in done:
                 continue
-            if a.id in scored:
-                rows.append(scored[a.id])
-                continue
-            sp = corpus.splits(a.frontend, a.n_filters)
-            inh = score(net, a, sp, tok)
-            fine = score(net, a, sp, tok, finetune_cpu=args.finetune)
-            rows.append({"arch_id": a.id, "standalone": done[a.id]["cer"],
-                         "inherited": inh["cer"], "inherited_cpu_s": inh["cpu_s"],
-                         "finetuned": fine["cer"], "finetuned_cpu_s": fine["cpu_s"],
-                         "finetune_steps": fine["steps"]})
-            with scored_file.open("a") as f:
-                f.write(json.dumps(rows[-1]) + "\n")
-            print(f"score {i + 1}/{len(archs)} {a.id} stand-alone {done[a.id]['cer']:.3f} "
-                  f"inherited {inh['cer']:.3f} ({inh['cpu_s']:.1f} CPU s) fine-tuned "
-                  f"{fine['cer']:.3f}", flush=True)
+            if a.id not in scored:
+                fam = family_of[a.id]
+                if fam not in nets:
+                    nets[fam] = open_family(folders[fam])
+                sp = corpus.splits(a.frontend, a.n_filters)
+                inh = score(nets[fam], a, sp, tok)
+                cheap = score(nets[fam], a, sp, tok, dev_utts=args.screen_utts)
+                fine = score(nets[fam], a, sp, tok, finetune_cpu=args.finetune)
+                scored[a.id] = {"arch_id": a.id, "family": fam, "standalone": done[a.id]["cer"],
+                                "inherited": inh["cer"], "inherited_cpu_s": inh["cpu_s"],
+                                "screen": cheap["cer"], "screen_cpu_s": cheap["cpu_s"],
+                                "finetuned": fine["cer"], "finetuned_cpu_s": fine["cpu_s"],
+                                "finetune_steps": fine["steps"]}
+                append(scored_file, scored[a.id])
+            r = scored[a.id]
+            rows.append(r)
+            print(f"score {i + 1}/{len(archs)} {a.id} stand-alone {r['standalone']:.3f} "
+                  f"inherited {r['inherited']:.3f} ({r['inherited_cpu_s']:.1f} CPU s) "
+                  f"fine-tuned {r['finetuned']:.3f}", flush=True)
         alone = [r["standalone"] for r in rows]
-        summary = {"family": args.family, "space": args.space, "archs": len(rows),
+        summary = {"families": fams, "space": args.space, "archs": len(rows),
                    "standalone_cpu_s": args.standalone,
                    "supernet_cpu_s": budget(args.supernet_budget),
-                   "finetune_cpu_s": args.finetune, "rows": rows}
-        for kind in ("inherited", "finetuned"):
+                   "supernets": {f: {k: infos[f][k] for k in ("steps", "cpu_seconds", "params")}
+                                 | {"last": infos[f]["curve"][-1] if infos[f]["curve"] else None}
+                                 for f in fams},
+                   "finetune_cpu_s": args.finetune, "screen_utts": args.screen_utts,
+                   "rows": rows}
+        kinds = ["inherited", "finetuned"] + (["screen"] if "screen" in rows[0] else [])
+        for kind in kinds:
             got = [r[kind] for r in rows]
-            summary[kind] = {
-                "kendall_tau": float(kendalltau(got, alone).statistic),
-                "spearman": float(spearmanr(got, alone).statistic),
-                "precision_top5": precision_at(5, got, alone),
-                "precision_top10": precision_at(10, got, alone),
-                "cpu_s_per_arch": float(np.mean([r[f"{kind}_cpu_s"] for r in rows]))}
-        out = RESULTS / f"supernet_fidelity{tag}.json"
+            cost = [r[f"{kind}_cpu_s"] for r in rows]
+            summary[kind] = ranks(got, alone) | {
+                "cpu_s_per_arch": float(np.mean(cost)), "cpu_s_median": float(np.median(cost)),
+                "cpu_s_max": float(np.max(cost)), "mean_cer": float(np.mean(got))}
+            if len(fams) > 1:
+                summary[kind]["tau_within_family"] = within_family(rows, kind, family_of)
         out.write_text(json.dumps(summary, indent=2) + "\n")
-        for kind in ("inherited", "finetuned"):
+        for kind in kinds:
             s = summary[kind]
             print(f"{kind:>10}: Kendall tau {s['kendall_tau']:.2f}  Spearman "
                   f"{s['spearman']:.2f}  top-5 {s['precision_top5']:.1f}  top-10 "
-                  f"{s['precision_top10']:.1f}  {s['cpu_s_per_arch']:.1f} CPU s per arch")
+                  f"{s['precision_top10']:.1f}  {s['cpu_s_per_arch']:.2f} CPU s per arch"
+                  + (f"  within family {s['tau_within_family']}" if len(fams) > 1 else ""))
         print(f"wrote {out}")
     if "control" in parts:   # the same fine-tuning budget from scratch instead of inherited
         ctl_file = RESULTS / f"supernet_fidelity_control{tag}.jsonl"
-        ctl = {}
-        if ctl_file.is_file():
-            ctl = {json.loads(line)["arch_id"]: json.loads(line)
-                   for line in ctl_file.read_text().splitlines() if line.strip()}
+        ctl = jsonl(ctl_file)
         for a in archs:
             if a.id in done and a.id not in ctl:
-                sp = corpus.splits(a.frontend, a.n_filters)
-                res = train(a, sp.train, sp.dev, tok, TrainConfig(
-                    cpu_seconds=args.finetune, seed=0, eval_every=10**9))
+                res = trained(a, args.finetune)
                 ctl[a.id] = {"arch_id": a.id, "cer": res.dev["cer"], "steps": res.steps}
-                with ctl_file.open("a") as f:
-                    f.write(json.dumps(ctl[a.id]) + "\n")
-        out = RESULTS / f"supernet_fidelity{tag}.json"
+                append(ctl_file, ctl[a.id])
         summary = json.loads(out.read_text())
-        rows = [r for r in summary["rows"] if r["arch_id"] in ctl]
-        got = [ctl[r["arch_id"]]["cer"] for r in rows]
-        alone = [r["standalone"] for r in rows]
-        summary["scratch"] = {
-            "kendall_tau": float(kendalltau(got, alone).statistic),
-            "spearman": float(spearmanr(got, alone).statistic),
-            "precision_top5": precision_at(5, got, alone),
-            "precision_top10": precision_at(10, got, alone),
+        rows = [r | {"scratch": ctl[r["arch_id"]]["cer"]} for r in summary["rows"]
+                if r["arch_id"] in ctl]
+        got = [r["scratch"] for r in rows]
+        summary["scratch"] = ranks(got, [r["standalone"] for r in rows]) | {
             "mean_cer": float(np.mean(got)),
             "finetuned_mean_cer": float(np.mean([r["finetuned"] for r in rows])),
-            "finetuned_better": int(sum(r["finetuned"] < ctl[r["arch_id"]]["cer"]
-                                        for r in rows))}
+            "finetuned_better": int(sum(r["finetuned"] < r["scratch"] for r in rows))}
+        if len(fams) > 1:
+            summary["scratch"]["tau_within_family"] = within_family(rows, "scratch", family_of)
         out.write_text(json.dumps(summary, indent=2) + "\n")
         c = summary["scratch"]
         print(f"   scratch: Kendall tau {c['kendall_tau']:.2f}  Spearman {c['spearman']:.2f}  "
@@ -216,8 +247,7 @@ def main() -> None:
               f"{c['mean_cer']:.3f} vs fine-tuned {c['finetuned_mean_cer']:.3f} (fine-tuned "
               f"lower for {c['finetuned_better']}/{len(rows)})")
     if "plot" in parts:
-        plot(RESULTS / f"supernet_fidelity{tag}.json",
-             ROOT / "docs" / f"supernet_fidelity{tag}.png")
+        plot(out, ROOT / "docs" / f"supernet_fidelity{tag}.png")
 
 
 def plot(src: Path, dest: Path) -> None:
@@ -229,18 +259,24 @@ def plot(src: Path, dest: Path) -> None:
 
     s = json.loads(src.read_text())
     alone = [r["standalone"] for r in s["rows"]]
+    fams = s.get("families") or [s.get("family")]
+    fam_of = [r.get("family", fams[0]) for r in s["rows"]]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
     for ax, kind, title in ((axes[0], "inherited", "inherited (0 steps)"),
                             (axes[1], "finetuned", f"fine-tuned {s['finetune_cpu_s']:g} CPU-s")):
-        ax.scatter([r[kind] for r in s["rows"]], alone, s=22)
+        for fam in fams:
+            pts = [(r[kind], y) for r, y, f in zip(s["rows"], alone, fam_of) if f == fam]
+            ax.scatter(*zip(*pts), s=22, label=fam)
         k = s[kind]
         ax.set_title(f"{title}: Kendall tau {k['kendall_tau']:.2f}, top-5 "
                      f"{k['precision_top5']:.1f}", fontsize=10)
         ax.set_xlabel(f"dev CER with supernet weights, {title}")
         ax.grid(alpha=0.3)
+    if len(fams) > 1:
+        axes[1].legend(fontsize=8)
     axes[0].set_ylabel(f"dev CER trained stand-alone {s['standalone_cpu_s']:g} CPU-s")
-    fig.suptitle(f"{s['archs']} {s['family']} architectures; supernet trained "
-                 f"{s['supernet_cpu_s'] / 60:g} CPU-min", fontsize=11)
+    fig.suptitle(f"{s['archs']} architectures ({', '.join(fams)}); each family's supernet "
+                 f"trained {s['supernet_cpu_s'] / 60:g} CPU-min", fontsize=11)
     fig.tight_layout()
     fig.savefig(dest, dpi=110)
     print(f"wrote {dest}")

@@ -139,30 +139,36 @@ def ctc_lexicon_beam(log_probs: np.ndarray, lexicon: Lexicon, beam: int = 8,
 @torch.no_grad()
 def rnnt_greedy(model: torch.nn.Module, enc: torch.Tensor, lengths: torch.Tensor,
                 max_symbols: int = 5) -> list[list[int]]:
-    """Greedy transducer decoding, one utterance at a time."""
+    """Greedy transducer decoding of a batch, frame by frame for all
+    utterances at once: each follows the rule it would alone (up to
+    ``max_symbols`` per frame; the prediction network advances only where a
+    symbol was emitted), so one joint call serves the whole batch instead of
+    one per utterance and frame."""
     dec = model.decoder
-    out = []
-    V = dec.vocab
-    for b in range(enc.shape[0]):
-        h = enc.new_zeros(1, dec.layers, dec.dim)
-        c = enc.new_zeros(1, dec.layers, dec.dim)
-        prev = torch.zeros(1, V)
-        prev[0, BLANK] = 1.0
-        g, h2, c2 = dec.step(prev, h, c)
-        seq: list[int] = []
-        e = dec.enc_proj(enc[b, : int(lengths[b])])
-        for t in range(e.shape[0]):
-            for _ in range(max_symbols):
-                logits = dec.out(torch.tanh(e[t] + dec.pred_proj(g[0])))
-                k = int(logits.argmax())
-                if k == BLANK:
-                    break
-                seq.append(k)
-                h, c = h2, c2
-                prev = torch.zeros(1, V)
-                prev[0, k] = 1.0
-                g, h2, c2 = dec.step(prev, h, c)
-        out.append(seq)
+    B, V = enc.shape[0], dec.vocab
+    h = enc.new_zeros(B, dec.layers, dec.dim)
+    c = enc.new_zeros(B, dec.layers, dec.dim)
+    prev = enc.new_zeros(B, V)
+    prev[:, BLANK] = 1.0
+    g, h2, c2 = dec.step(prev, h, c)
+    e = dec.enc_proj(enc)
+    lengths = lengths.to(torch.long)
+    out: list[list[int]] = [[] for _ in range(B)]
+    for t in range(int(lengths.max()) if B else 0):
+        emitting = lengths > t
+        for _ in range(max_symbols):
+            k = dec.out(torch.tanh(e[:, t] + dec.pred_proj(g))).argmax(-1)
+            emitting = emitting & (k != BLANK)
+            if not bool(emitting.any()):
+                break
+            for b in emitting.nonzero()[:, 0].tolist():
+                out[b].append(int(k[b]))
+            keep = emitting[:, None, None]
+            h, c = torch.where(keep, h2, h), torch.where(keep, c2, c)
+            g_new, h2_new, c2_new = dec.step(torch.nn.functional.one_hot(k, V).to(enc.dtype),
+                                             h, c)
+            g = torch.where(emitting[:, None], g_new, g)
+            h2, c2 = torch.where(keep, h2_new, h2), torch.where(keep, c2_new, c2)
     return out
 
 
