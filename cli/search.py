@@ -203,6 +203,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         population=args.population, cer_source=args.cer_source,
         supernet_budget_s=parse_budget(args.supernet_budget),
         finetune_s=parse_budget(args.finetune) if args.finetune not in ("0", "0s") else 0.0,
+        screen_utts=args.screen_utts,
         streaming=args.streaming,
         space=read_space(args) if args.space else None,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
@@ -380,6 +381,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--finetune", default="20s", metavar="TIME",
                    help="with --cer-source supernet: fine-tuning of inherited weights (default "
                         "20s; 0 to skip)")
+    s.add_argument("--screen-utts", dest="screen_utts", type=int, default=100, metavar="N",
+                   help="with --cer-source supernet: inherited scores on the first N dev "
+                        "utterances (default 100; 0 for all: slower, less noisy)")
     s.add_argument("--eta", type=int, default=3, help="keep 1/eta at each rung (default 3)")
     add_corpus_args(s)
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")

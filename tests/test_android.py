@@ -415,7 +415,7 @@ def test_a_supernet_screened_search_for_the_loopback_phone(phone, tmp_path, tool
     ws, common = _adapted_phone(tmp_path, phone, tool, monkeypatch, capsys)
     search = ["search", "--target", "loop", "--population", "9", "--cer-steps", "1",
               "--max-latency", "1000", "--cer-source", "supernet", "--supernet-budget", "3s",
-              "--finetune", "1s", "--no-export", *common]
+              "--finetune", "1s", "--screen-utts", "2", "--no-export", *common]
     assert main([*search, "--trials", "9"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["cer_source"] == "supernet"
@@ -423,6 +423,9 @@ def test_a_supernet_screened_search_for_the_loopback_phone(phone, tmp_path, tool
     assert 1 <= out["scored"]["fine-tuned"] < 9 and 1 <= out["scored"]["trained"] < 9
     study = optuna.load_study(study_name="hwnas", storage=f"sqlite:///{ws}/runs/search/hwnas.db")
     sources = {t.number: t.user_attrs["cer_source"] for t in study.trials}
+    screened = [x for t in study.trials for x in t.user_attrs.get("screen", [])]
+    assert {x["utts"] for x in screened if x["source"] == "inherited"} == {2}
+    assert all(x["utts"] > 2 for x in screened if x["source"] == "fine-tuned")
     assert {r["trial"] for r in out["pareto"]} <= {n for n, s in sources.items()
                                                      if s == "trained"}
     assert out["latency_source"] == "measured"

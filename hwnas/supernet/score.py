@@ -30,8 +30,8 @@ def finetune_state(model: torch.nn.Module, seed: int) -> dict[str, Any]:
 def score(net: ElasticSupernet, arch: ArchConfig, splits: Any, tok: CharTokenizer,
           finetune_cpu: float = 0.0, finetune_steps: int | None = None, seed: int = 0,
           dev_utts: int | None = None) -> dict[str, Any]:
-    """``{"cer", "wer", "source", "cpu_s", "steps"}`` of ``arch`` on the dev
-    set, or on its first ``dev_utts`` utterances (a cheaper, noisier score).
+    """``{"cer", "wer", "source", "cpu_s", "steps", "utts"}`` of ``arch`` on the
+    dev set, or on its first ``dev_utts`` utterances (a cheaper, noisier score).
     ``cpu_s`` counts extraction, fine-tuning and scoring."""
     t0 = time.process_time()
     arch = arch.replace(vocab_size=tok.vocab_size)
@@ -45,8 +45,8 @@ def score(net: ElasticSupernet, arch: ArchConfig, splits: Any, tok: CharTokenize
                     TrainConfig(seed=seed, eval_every=10**9, **budget),
                     resume=finetune_state(model, seed))
         model, steps, source, r = res.model, res.steps, "fine-tuned", res.dev
+    utts = min(dev_utts or len(splits.dev), len(splits.dev))
     if source == "inherited" or dev_utts:   # else the trainer scored the whole dev set
-        idx = np.arange(min(dev_utts or len(splits.dev), len(splits.dev)))
-        r = evaluate(model, arch, splits.dev, tok, norm, idx)
-    return {"cer": r["cer"], "wer": r["wer"], "source": source, "steps": steps,
+        r = evaluate(model, arch, splits.dev, tok, norm, np.arange(utts))
+    return {"cer": r["cer"], "wer": r["wer"], "source": source, "steps": steps, "utts": utts,
             "cpu_s": round(time.process_time() - t0, 2)}

@@ -27,9 +27,11 @@ class SupernetScreen:
 
     def __init__(self, nets: dict[str, ElasticSupernet], splits: Callable[[str, int], Any],
                  tok: Any, eta: int = 3, finetune_s: float = 20.0, seed: int = 0,
-                 on_score: Callable[[Candidate, dict[str, Any]], None] | None = None) -> None:
+                 on_score: Callable[[Candidate, dict[str, Any]], None] | None = None,
+                 dev_utts: int | None = None) -> None:
         self.nets, self.splits, self.tok = nets, splits, tok
         self.eta, self.finetune_s, self.seed, self.on_score = eta, finetune_s, seed, on_score
+        self.dev_utts = dev_utts   # inherited scores on the first dev utterances only
         self.scored = 0
 
     def _score(self, cand: Candidate, finetune: float) -> None:
@@ -37,9 +39,10 @@ class SupernetScreen:
         if net is None:
             raise ValueError(f"no supernet for the {cand.arch.encoder} family")
         r = score(net, cand.arch, self.splits(cand.arch.frontend, cand.arch.n_filters),
-                  self.tok, finetune_cpu=finetune, seed=self.seed)
+                  self.tok, finetune_cpu=finetune, seed=self.seed,
+                  dev_utts=None if finetune else self.dev_utts)
         cand.screen.append({"source": r["source"], "cer": float(r["cer"]),
-                            "cpu_s": r["cpu_s"], "steps": r["steps"]})
+                            "cpu_s": r["cpu_s"], "steps": r["steps"], "utts": r["utts"]})
         self.scored += 1
         if self.on_score:
             self.on_score(cand, r)

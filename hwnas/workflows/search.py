@@ -59,6 +59,7 @@ class SearchRequest:
     cer_source: str = "train"           # "supernet": screen with inherited weights first
     supernet_budget_s: float = 300.0    # CPU s per family where no supernet is trained yet
     finetune_s: float = 20.0            # CPU s of fine-tuning inherited weights (0: none)
+    screen_utts: int = 100              # dev utterances of an inherited score (0: all)
 
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
@@ -75,8 +76,8 @@ class SearchRequest:
                 raise ValueError(f"--{name} must be > 0, got {v:g}")
         if self.cer_source not in ("train", "supernet"):
             raise ValueError(f"--cer-source must be train or supernet, got {self.cer_source!r}")
-        if self.supernet_budget_s <= 0 or self.finetune_s < 0:
-            raise ValueError("--supernet-budget must be > 0 and --finetune >= 0")
+        if self.supernet_budget_s <= 0 or self.finetune_s < 0 or self.screen_utts < 0:
+            raise ValueError("--supernet-budget must be > 0, --finetune and --screen-utts >= 0")
         if self.population is not None and self.population < 2:
             raise ValueError(f"--population must be >= 2, got {self.population}")
 
@@ -292,7 +293,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
 
             screen = SupernetScreen(nets, splits, req.corpus.tokenizer, eta=req.eta,
                                     finetune_s=req.finetune_s, seed=req.seed,
-                                    on_score=hooks.on_screen)
+                                    dev_utts=req.screen_utts or None, on_score=hooks.on_screen)
         if hasattr(strategy, "use_supernets"):
             strategy.use_supernets(nets, splits, req.corpus.tokenizer)
     t0 = time.monotonic()
@@ -349,17 +350,21 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
 
 def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> dict[str, Any]:
     """Each family's supernet (for ``--cer-source supernet`` and ``--strategy
-    darts``), trained now (to ``req.supernet_budget_s``) where the workspace has
-    none for this space -- or for the whole space, which contains it."""
+    darts``): one the workspace holds for this search's space, or for the whole
+    space (which contains it), or else one trained now for this search's space
+    (to ``req.supernet_budget_s``)."""
     from hwnas.asr import default_space
     from hwnas.supernet.workspace import is_trained, open_family, supernet_dir, train_family
 
     nets = {}
     seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
-        folder = supernet_dir(ws, family, req.space or default_space(),
-                              req.corpus.description, seed)
-        if not is_trained(folder, req.supernet_budget_s):
+        held = [f for f in (supernet_dir(ws, family, s, req.corpus.description, seed)
+                            for s in (space, req.space or default_space()))
+                if is_trained(f, req.supernet_budget_s)]
+        if held:
+            folder = held[0]
+        else:
             hooks.say(f"training the {family} supernet for this space "
                       f"({req.supernet_budget_s:g} CPU s; kept in the workspace for later "
                       "searches) ...")
