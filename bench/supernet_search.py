@@ -10,7 +10,10 @@ train, as the main command has; 27 for supernet, so that 27 inherited scores
 leave 3 fine-tuned and 1 stand-alone finalist per generation). The supernet
 run starts with no supernet in the workspace, so their training
 (--supernet-budget per family, 5 families) is inside its wall time; an
-earlier run's supernets are set aside, not deleted.
+earlier run's supernets are set aside, not deleted. With --supernets DIR it
+starts instead with the supernets in DIR (trained beforehand, as a shipped
+supernet would be: their CPU time is recorded, not inside the wall time), and
+its key says so ("supernet-pretrained:SEED").
 
 Reported per run: architectures scored (by source), verified front
 hypervolume in (emission delay <= 500 ms, CER <= 1) and the best verified
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +42,12 @@ OUT = ROOT / "bench" / "results" / "supernet_search.json"
 MAX_DELAY = 500
 
 
+def pretrained_cpu(ws: Path) -> float:
+    """CPU seconds the supernets a pretrained run started with had been trained."""
+    return sum(json.loads(f.read_text())["cpu_seconds"]
+               for f in (ws / "supernets").glob("*/info.json"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,6 +56,12 @@ def main() -> None:
     ap.add_argument("--supernet-budget", default="60s")
     ap.add_argument("--finetune", default="20s")
     ap.add_argument("--sources", default="supernet,train")
+    ap.add_argument("--population", type=int, default=27,
+                    help="generation size of the supernet run")
+    ap.add_argument("--screen-utts", default="100", help="dev utterances per inherited score")
+    ap.add_argument("--supernets", metavar="DIR",
+                    help="a supernets/ folder trained beforehand, to start the supernet run "
+                         "with")
     ap.add_argument("--workspace", default=str(ROOT / "runs" / "bench_strategies"))
     args = ap.parse_args()
     ws = Path(args.workspace)
@@ -55,16 +71,20 @@ def main() -> None:
     runs = old.get("runs", {})
     for seed in [int(s) for s in args.seeds.split(",")]:
         for source in args.sources.split(","):
-            key = f"{source}:{seed}"
+            pre = source == "supernet" and args.supernets
+            key = f"{source}{'-pretrained' if pre else ''}:{seed}"
             if key in runs:
                 continue
-            study = f"bench-cer-{source}-{seed}"
+            study = f"bench-cer-{key.replace(':', '-')}"
             extra = ["--population", "4"]
             if source == "supernet":
                 if (ws / "supernets").exists():   # kept, out of the way
                     (ws / "supernets").rename(ws / f"supernets.before-{study}-{time.time():.0f}")
-                extra = ["--population", "27", "--cer-source", "supernet",
-                         "--supernet-budget", args.supernet_budget, "--finetune", args.finetune]
+                if pre:   # copies: the search may continue them, the originals stay as they are
+                    shutil.copytree(args.supernets, ws / "supernets")
+                extra = ["--population", str(args.population), "--cer-source", "supernet",
+                         "--supernet-budget", args.supernet_budget, "--finetune", args.finetune,
+                         "--screen-utts", args.screen_utts]
             cmd = [hwnas, "search", "--target", "cpu", "--streaming", "--max-delay",
                    str(MAX_DELAY), "--objectives", "cer,delay", "--trials", "100000",
                    "--budget", f"{args.minutes * 60:.0f}s", *extra, "--seed", str(seed),
@@ -77,6 +97,8 @@ def main() -> None:
             verified = [r for r in s["pareto"] if r.get("verdict") in ("met", "borderline")]
             pts = np.array([(r["delay_ms"], r["cer"]) for r in verified]).reshape(-1, 2)
             runs[key] = {"source": source, "seed": seed, "wall_s": round(time.time() - t0, 1),
+                         "supernets_cpu_s_beforehand": pretrained_cpu(ws) if pre else 0,
+                         "args": extra,
                          "trials": s["trials"], "feasible": s["feasible_as_predicted"],
                          "scored": s["scored"], "verified": len(verified),
                          "hv_verified": hypervolume_2d(pts, (MAX_DELAY, 1.0)),

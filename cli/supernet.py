@@ -23,12 +23,18 @@ EPILOG = """examples:
   hwnas supernet train --family conformer --budget 60m     one family, 60 CPU-minutes
   hwnas supernet train --family all --budget 2h            every family, 2h shared equally
   hwnas supernet train --family lstm --budget 20m --space narrow.toml --langs en,es
+  hwnas supernet train --budget 30m --streaming --max-delay 500
+                                          the supernets `make search`'s command then uses
+                                          with --cer-source supernet
   hwnas supernet list
   hwnas supernet score --preset conformer_xs               dev CER, inherited weights
   hwnas supernet score arch.json --finetune 30s            ... after a 30 CPU-s fine-tune
+  hwnas supernet score arch.json --utts 100                ... on the first 100 dev utterances
 
 One supernet per encoder family holds the weights of every architecture of
-that family in the space (--space narrows it): layers, width, heads, FFN,
+that family in the space (--space narrows it, and --streaming and --max-delay
+narrow it as `hwnas search` does, so its training goes to the architectures
+that search explores): layers, width, heads, FFN,
 kernel and attention variant share weights; each stem (front-end, filters,
 subsampling), convolution causality and decoder type has its own. Every step
 trains the largest, the smallest and a random subnet of a random context
@@ -54,6 +60,16 @@ def _families(args: argparse.Namespace, space: Any) -> list[str]:
     return wanted
 
 
+def _space(args: argparse.Namespace) -> Any:
+    """The space of --space, narrowed by --streaming and --max-delay as a search's."""
+    from hwnas.asr.delay import narrow
+
+    try:
+        return narrow(read_space(args), args.streaming, args.max_delay)[0]
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
@@ -62,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hwnas.supernet.workspace import train_family
 
     torch.set_num_threads(1)
-    space = read_space(args)
+    space = _space(args)
     families = _families(args, space)
     total = parse_budget(args.budget)
     share = total / len(families)
@@ -142,30 +158,33 @@ def cmd_score(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hwnas.supernet.score import score
-    from hwnas.supernet.workspace import open_family, supernet_dir
+    from hwnas.supernet.workspace import held_supernet, open_family, supernet_dir
 
     torch.set_num_threads(1)
     arch = read_arch(args)
-    space = read_space(args)
+    space = _space(args)
     ws = workspace(args)
     err = Console(stderr=True)
     corpus = open_corpus(args, ws)
-    folder = supernet_dir(ws, arch.encoder, space, corpus.description, args.seed)
-    if not (folder / "supernet.pt").is_file():
+    folder = held_supernet(ws, arch.encoder, (space, read_space(args)), corpus.description,
+                           args.seed)
+    if folder is None:
+        looked = supernet_dir(ws, arch.encoder, space, corpus.description, args.seed)
         raise CLIError(f"no {arch.encoder} supernet for this space and corpus in {ws} "
-                       f"(looked for {folder}); train one: hwnas supernet train --family "
+                       f"(looked for {looked}); train one: hwnas supernet train --family "
                        f"{arch.encoder} --budget 30m")
     net = open_family(folder)
     finetune = parse_budget(args.finetune) if args.finetune else 0.0
     sp = corpus_splits(corpus, arch.frontend, arch.n_filters, err)
-    r = score(net, arch, sp, corpus.tokenizer, finetune_cpu=finetune, seed=args.seed)
+    r = score(net, arch, sp, corpus.tokenizer, finetune_cpu=finetune, seed=args.seed,
+              dev_utts=args.utts)
     r = {"arch_id": arch.id, "supernet": str(folder), **r}
     if args.json:
         print(json.dumps(r, sort_keys=True))
     else:
         print(f"{arch.id} {arch.encoder}/{arch.decoder}: dev CER {r['cer']:.3f} "
-              f"WER {r['wer']:.3f} ({r['source']}, {r['steps']} fine-tuning steps, "
-              f"{r['cpu_s']:.1f} CPU s)")
+              f"WER {r['wer']:.3f} on {r['utts']} dev utterances ({r['source']}, "
+              f"{r['steps']} fine-tuning steps, {r['cpu_s']:.1f} CPU s)")
     return 0
 
 
@@ -178,6 +197,10 @@ def add_parsers(sub: Any) -> None:
 
     def common(p: Any) -> None:
         p.add_argument("--space", metavar="FILE", help="TOML narrowing the space's choices")
+        p.add_argument("--streaming", action="store_true",
+                       help="streaming architectures only, as hwnas search --streaming")
+        p.add_argument("--max-delay", dest="max_delay", type=float, metavar="MS",
+                       help="only the chunks and look-aheads hwnas search --max-delay keeps")
         add_corpus_args(p)
         p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
         p.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
@@ -200,5 +223,7 @@ def add_parsers(sub: Any) -> None:
     sc.add_argument("--preset", metavar="NAME", help="a named preset instead")
     sc.add_argument("--finetune", metavar="BUDGET",
                     help="fine-tune the inherited weights this much CPU time first (30s)")
+    sc.add_argument("--utts", type=int, metavar="N",
+                    help="score on the first N dev utterances only (default: all)")
     common(sc)
     sc.set_defaults(func=cmd_score)

@@ -206,7 +206,14 @@ def test_the_supernet_command_trains_continues_lists_and_scores(tmp_path, monkey
         "chunk_ms": 480, "lookahead": 0}))
     assert main(["supernet", "score", str(arch), "--json", *common]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["source"] == "inherited" and 0 <= r["cer"] <= 1.5
+    assert r["source"] == "inherited" and 0 <= r["cer"] <= 1.5 and r["utts"] == 4
+    # a search's narrowed space finds the supernet of the space that contains it
+    assert main(["supernet", "score", str(arch), "--utts", "2", "--streaming", "--max-delay",
+                 "1000", "--json", *common]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["utts"] == 2 and r["supernet"] == first["folder"]
+    assert main(["supernet", "train", "--budget", "1s", "--max-delay", "50", *common]) == 1
+    assert "cannot be met" in capsys.readouterr().err
     assert main(["supernet", "score", str(arch), "--finetune", "1s", "--json", *common]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == "fine-tuned"
     # another family has no supernet here: one line that says how to make one

@@ -89,3 +89,15 @@ def within_delay(space: SearchSpace, max_delay_ms: float) -> SearchSpace:
         out["streaming"] = [True]
     return space.with_choices({k: v for k, v in out.items()
                                if list(by[k].choices) != v})
+
+
+def narrow(space: SearchSpace, streaming: bool = False, max_delay_ms: float | None = None
+           ) -> tuple[SearchSpace, dict[str, list]]:
+    """The space a search with ``--streaming`` and ``--max-delay`` explores,
+    and the choices each left out (``{decision: [choices]}``)."""
+    out = space.with_choices({"streaming": [True]}) if streaming else space
+    if max_delay_ms:
+        out = within_delay(out, max_delay_ms)
+    kept = {d.name: d.choices for d in out.decisions}
+    gone = {d.name: [c for c in d.choices if c not in kept[d.name]] for d in space.decisions}
+    return out, {k: v for k, v in gone.items() if v}

@@ -49,6 +49,19 @@ def is_trained(folder: Path, budget_s: float) -> bool:
     return trained_budget(folder) >= budget_s and (Path(folder) / "supernet.pt").is_file()
 
 
+def held_supernet(ws: Path, family: str, spaces: Any, corpus: dict[str, Any], seed: int,
+                  budget_s: float = 0.0) -> Path | None:
+    """The folder of a supernet of ``family`` trained at least ``budget_s`` CPU
+    s on ``corpus``, for the first of ``spaces`` the workspace has one for (a
+    search's own narrowed space first, then the whole space, which contains
+    it); None where there is none."""
+    for space in spaces:
+        folder = supernet_dir(ws, family, space, corpus, seed)
+        if is_trained(folder, max(budget_s, 1e-9)):
+            return folder
+    return None
+
+
 def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_s: float,
                  seed: int = 0, on_step: Callable[[int, float, dict], None] | None = None,
                  on_progress: Callable[[dict], None] | None = None,

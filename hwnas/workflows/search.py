@@ -234,22 +234,15 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     if storage is None:
         db.parent.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{db.resolve()}"
-    space = req.space or default_space()
-    if req.streaming:
-        space = space.with_choices({"streaming": [True]})
-    if req.max_delay_ms:
-        from hwnas.asr.delay import within_delay
+    from hwnas.asr.delay import narrow
 
-        narrowed = within_delay(space, req.max_delay_ms)
-        kept = {d.name: d.choices for d in narrowed.decisions}
-        gone = {d.name: [c for c in d.choices if c not in kept[d.name]]
-                for d in space.decisions}
-        gone = {k: v for k, v in gone.items() if v}
-        if gone:
-            hooks.say(f"--max-delay {req.max_delay_ms:g} ms: left out of the space, since "
-                      "their audio alone takes longer to arrive: "
-                      + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in gone.items()))
-        space = narrowed
+    space, gone = narrow(req.space or default_space(), req.streaming, req.max_delay_ms)
+    if req.streaming:   # --streaming's own choice, not a consequence of the delay
+        gone.pop("streaming", None)
+    if gone:
+        hooks.say(f"--max-delay {req.max_delay_ms:g} ms: left out of the space, since "
+                  "their audio alone takes longer to arrive: "
+                  + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in gone.items()))
     steps = req.rung_unit == "steps"
     cfg = SearchConfig(target=req.target, objectives=tuple(req.objectives),
                        max_latency_ms=req.max_latency_ms, max_delay_ms=req.max_delay_ms,
@@ -354,17 +347,14 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
     space (which contains it), or else one trained now for this search's space
     (to ``req.supernet_budget_s``)."""
     from hwnas.asr import default_space
-    from hwnas.supernet.workspace import is_trained, open_family, supernet_dir, train_family
+    from hwnas.supernet.workspace import held_supernet, open_family, train_family
 
     nets = {}
     seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
-        held = [f for f in (supernet_dir(ws, family, s, req.corpus.description, seed)
-                            for s in (space, req.space or default_space()))
-                if is_trained(f, req.supernet_budget_s)]
-        if held:
-            folder = held[0]
-        else:
+        folder = held_supernet(ws, family, (space, req.space or default_space()),
+                               req.corpus.description, seed, req.supernet_budget_s)
+        if folder is None:
             hooks.say(f"training the {family} supernet for this space "
                       f"({req.supernet_budget_s:g} CPU s; kept in the workspace for later "
                       "searches) ...")
