@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
 from hwnas.supernet.elastic import ElasticSupernet
 from hwnas.training.features import spec_augment
+from hwnas.training.loop import Clock, run_budget
 from hwnas.training.trainer import (
     TrainConfig,
     collate,
@@ -115,99 +115,87 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
     if resume is None:
         torch.manual_seed(cfg.seed)
         opt, sched = _optimizer(net, cfg)
-        rng, arch_rng = np.random.default_rng(cfg.seed), random.Random(cfg.seed)
-        step, spent, curve, batches, pos = 0, 0.0, [], None, 0
-        losses: dict[str, list[float]] = {"largest": [], "smallest": []}
+        st = {"opt": opt, "sched": sched, "rng": np.random.default_rng(cfg.seed),
+              "arch_rng": random.Random(cfg.seed), "step": 0, "curve": [], "batches": None,
+              "pos": 0, "losses": {"largest": [], "smallest": []}}
+        clock = Clock()
     else:
-        opt, sched = resume["opt"], resume["sched"]
-        rng, arch_rng = resume["rng"], resume["arch_rng"]
-        step, spent, curve = resume["step"], resume["cpu"], list(resume["curve"])
-        batches, pos, losses = resume["batches"], resume["pos"], resume["losses"]
+        st = {k: resume[k] for k in ("opt", "sched", "rng", "arch_rng", "step", "batches",
+                                     "pos", "losses")}
+        st["curve"] = list(resume["curve"])
         torch.set_rng_state(resume["torch_rng"])
+        clock = Clock(resume["cpu"])
+    opt, sched, rng, losses = st["opt"], st["sched"], st["rng"], st["losses"]
     probe = net.sample(random.Random(cfg.seed))   # the context the progress reports on
     first = splits_of(probe.frontend, probe.n_filters)
     lengths = first.train.lengths()
-    t0 = time.process_time() - spent
-    eval_cpu = [0.0]
-
-    def cpu() -> float:
-        return time.process_time() - t0 - eval_cpu[0]
-
-    def done() -> bool:
-        return step >= cfg.steps if cfg.steps is not None else cpu() >= cfg.cpu_seconds
 
     def running() -> dict[str, float]:
         return {k: float(np.mean(v[-50:])) if v else float("nan") for k, v in losses.items()}
 
     def checkpoint() -> None:
-        e0 = time.process_time()
-        sp = first
-        idx = np.arange(min(cfg.eval_utts, len(sp.dev)))
-        norm = sp.train.stats()
-        point = {"step": step, "cpu_s": round(cpu(), 2), **running()}
-        for name, arch in (("largest", net.extreme(probe, True)),
-                           ("smallest", net.extreme(probe, False))):
-            point[f"dev_cer_{name}"] = evaluate(net.subnet(arch), arch, sp.dev, tok, norm,
-                                                idx)["cer"]
-        eval_cpu[0] += time.process_time() - e0
-        curve.append(point)
+        with clock.uncharged():
+            sp = first
+            idx = np.arange(min(cfg.eval_utts, len(sp.dev)))
+            norm = sp.train.stats()
+            point = {"step": st["step"], "cpu_s": round(clock(), 2), **running()}
+            for name, arch in (("largest", net.extreme(probe, True)),
+                               ("smallest", net.extreme(probe, False))):
+                point[f"dev_cer_{name}"] = evaluate(net.subnet(arch), arch, sp.dev, tok, norm,
+                                                    idx)["cer"]
+        st["curve"].append(point)
         if on_progress:
             on_progress(point)
 
     def state() -> dict[str, Any]:
-        return {"opt": opt, "sched": sched, "rng": rng, "arch_rng": arch_rng, "step": step,
-                "cpu": cpu(), "curve": curve, "batches": batches, "pos": pos,
-                "losses": {k: v[-50:] for k, v in losses.items()},
+        return {**st, "cpu": clock(), "losses": {k: v[-50:] for k, v in losses.items()},
                 "torch_rng": torch.get_rng_state()}
 
-    last_snapshot = cpu()
+    def one_step() -> None:
+        if st["batches"] is None or st["pos"] >= len(st["batches"]):
+            st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames, rng), 0
+        b = st["batches"][st["pos"]]
+        st["pos"] += 1
+        ctx = net.sample(st["arch_rng"])
+        sp = splits_of(ctx.frontend, ctx.n_filters)
+        x, xl, y, yl = collate(sp.train, b, tok, sp.train.stats())
+        if cfg.specaug:
+            spec_augment(x, rng)
+        total, teacher = None, None
+        for i, arch in enumerate(sandwich(net, ctx)):
+            out = net(arch, x, xl, y if arch.decoder != "ctc" else None)
+            loss = task_loss(arch, out, y, yl)
+            if teacher is None:
+                teacher = out
+                losses["largest"].append(float(loss.detach()))
+            else:
+                loss = (1 - DISTILL) * loss + DISTILL * distill_loss(out, teacher, yl)
+                if i == 1:
+                    losses["smallest"].append(float(loss.detach()))
+            total = loss if total is None else total + loss
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+
+    def after(step: int) -> None:
+        if on_step:
+            on_step(step, clock(), running())
+        if step % cfg.eval_every == 0:
+            checkpoint()
+
+    def save() -> None:
+        save_snapshot(cfg.snapshot, net, state())
+
     net.train()
-    try:
-        while not done():
-            if batches is None or pos >= len(batches):
-                batches, pos = length_batches(lengths, cfg.batch_frames, rng), 0
-            b = batches[pos]
-            pos += 1
-            ctx = net.sample(arch_rng)
-            sp = splits_of(ctx.frontend, ctx.n_filters)
-            x, xl, y, yl = collate(sp.train, b, tok, sp.train.stats())
-            if cfg.specaug:
-                spec_augment(x, rng)
-            total, teacher = None, None
-            for i, arch in enumerate(sandwich(net, ctx)):
-                out = net(arch, x, xl, y if arch.decoder != "ctc" else None)
-                loss = task_loss(arch, out, y, yl)
-                if teacher is None:
-                    teacher = out
-                    losses["largest"].append(float(loss.detach()))
-                else:
-                    loss = (1 - DISTILL) * loss + DISTILL * distill_loss(out, teacher, yl)
-                    if i == 1:
-                        losses["smallest"].append(float(loss.detach()))
-                total = loss if total is None else total + loss
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if on_step:
-                on_step(step, cpu(), running())
-            if step % cfg.eval_every == 0:
-                checkpoint()
-            if cfg.snapshot is not None and cpu() - last_snapshot >= cfg.snapshot_every_s:
-                save_snapshot(cfg.snapshot, net, state())
-                last_snapshot = cpu()
-    except KeyboardInterrupt:
-        if cfg.snapshot is not None:
-            save_snapshot(cfg.snapshot, net, state())
-        raise
-    if not curve or curve[-1]["step"] != step:
+    run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
+    if not st["curve"] or st["curve"][-1]["step"] != st["step"]:
         checkpoint()
     net.eval()
     if cfg.snapshot is not None:
-        save_snapshot(cfg.snapshot, net, state())
-    return SupernetResult(net.family, step, round(cpu(), 2), curve, net)
+        save()
+    return SupernetResult(net.family, st["step"], round(clock(), 2), st["curve"], net)
 
 
 # --- files: a snapshot to continue from, and the finished supernet ----------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from hwnas.asr.models.model import build
 from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
 from hwnas.training.features import FeatureSet, spec_augment
+from hwnas.training.loop import Clock, run_budget
 
 
 @dataclass
@@ -228,79 +228,68 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     norm = train_set.stats()
     if resume is None:
         torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
         model, opt, sched = _fresh(arch, cfg)
-        step, spent, curve = 0, 0.0, []
-        batches, pos, losses = None, 0, []
+        st = {"model": model, "opt": opt, "sched": sched, "rng": np.random.default_rng(cfg.seed),
+              "step": 0, "curve": [], "batches": None, "pos": 0, "losses": []}
+        clock = Clock()
     else:
-        model, opt, sched, rng = resume["model"], resume["opt"], resume["sched"], resume["rng"]
-        step, spent, curve = resume["step"], resume["cpu"], list(resume["curve"])
         # the epoch in progress, the loss window and the dropout generator: a
         # continued run takes the same steps as one that was never stopped
-        batches, pos = resume.get("batches"), resume.get("pos", 0)
-        losses = list(resume.get("losses", []))
+        st = {k: resume[k] for k in ("model", "opt", "sched", "rng", "step")}
+        st.update(curve=list(resume["curve"]), batches=resume.get("batches"),
+                  pos=resume.get("pos", 0), losses=list(resume.get("losses", [])))
         if "torch_rng" in resume:
             torch.set_rng_state(resume["torch_rng"])
+        clock = Clock(resume["cpu"])
+    model, opt, sched, rng = st["model"], st["opt"], st["sched"], st["rng"]
     dev_idx = np.arange(min(cfg.eval_utts, len(dev_set)))
     lengths = train_set.lengths()
-    res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=curve)
-    t0 = time.process_time() - spent
-    eval_cpu = [0.0]  # dev evaluations are not charged to the budget
-
-    def cpu() -> float:
-        return time.process_time() - t0 - eval_cpu[0]
-
-    def done() -> bool:
-        return (step >= cfg.steps) if cfg.steps is not None else cpu() >= cfg.cpu_seconds
+    res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=st["curve"])
 
     def checkpoint() -> None:
-        e0 = time.process_time()
-        point = {"step": step, "cpu_s": round(cpu(), 2),
-                 "loss": float(np.mean(losses[-50:])) if losses else float("nan"),
-                 "dev_cer": evaluate(model, arch, dev_set, tok, norm, dev_idx)["cer"]}
-        eval_cpu[0] += time.process_time() - e0
+        with clock.uncharged():   # dev evaluations are not charged to the budget
+            losses = st["losses"]
+            point = {"step": st["step"], "cpu_s": round(clock(), 2),
+                     "loss": float(np.mean(losses[-50:])) if losses else float("nan"),
+                     "dev_cer": evaluate(model, arch, dev_set, tok, norm, dev_idx)["cer"]}
         res.curve.append(point)
         if on_progress:
             on_progress(point)
 
     def state() -> dict[str, Any]:
-        return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": step,
-                "cpu": cpu(), "curve": res.curve, "batches": batches, "pos": pos,
-                "losses": losses[-50:], "torch_rng": torch.get_rng_state()}
+        return {**st, "cpu": clock(), "losses": st["losses"][-50:],
+                "torch_rng": torch.get_rng_state()}
 
-    last_snapshot = cpu()
-    try:
-        while not done():
-            if batches is None or pos >= len(batches):
-                batches, pos = length_batches(lengths, cfg.batch_frames, rng), 0
-            b = batches[pos]
-            pos += 1
-            model.train()
-            batch = collate(train_set, b, tok, norm)
-            if cfg.specaug:
-                spec_augment(batch[0], rng)
-            loss = _loss(model, arch, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if on_step:
-                on_step(step, cpu())
-            if step % cfg.eval_every == 0:
-                checkpoint()
-            if cfg.snapshot is not None and cpu() - last_snapshot >= cfg.snapshot_every_s:
-                save_snapshot(cfg.snapshot, arch, state())
-                last_snapshot = cpu()
-    except KeyboardInterrupt:
-        if cfg.snapshot is not None:
-            save_snapshot(cfg.snapshot, arch, state())
-        raise
-    if not res.curve or res.curve[-1]["step"] != step:
+    def one_step() -> None:
+        if st["batches"] is None or st["pos"] >= len(st["batches"]):
+            st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames, rng), 0
+        b = st["batches"][st["pos"]]
+        st["pos"] += 1
+        model.train()
+        batch = collate(train_set, b, tok, norm)
+        if cfg.specaug:
+            spec_augment(batch[0], rng)
+        loss = _loss(model, arch, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        st["losses"].append(float(loss.detach()))
+
+    def after(step: int) -> None:
+        if on_step:
+            on_step(step, clock())
+        if step % cfg.eval_every == 0:
+            checkpoint()
+
+    def save() -> None:
+        save_snapshot(cfg.snapshot, arch, state())
+
+    run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
+    if not res.curve or res.curve[-1]["step"] != st["step"]:
         checkpoint()
-    res.steps, res.cpu_seconds = step, round(cpu(), 2)
+    res.steps, res.cpu_seconds = st["step"], round(clock(), 2)
     res.state = state()
     if cfg.snapshot is not None:  # kept: a larger budget later continues from here
         save_snapshot(cfg.snapshot, arch, res.state)

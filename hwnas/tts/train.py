@@ -9,7 +9,6 @@ of the predicted log(1 + frames). A snapshot written every
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hwnas.training.loop import Clock, run_budget
 from hwnas.training.trainer import (
     check_budget,
     length_batches,
@@ -148,46 +148,36 @@ def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
               "rng": np.random.default_rng(cfg.seed), "curve": [], "batches": None, "pos": 0}
     model, opt, sched = st["model"], st["opt"], st["sched"]
     lengths = np.array([len(u.mel) for u in train_utts])
-    t0 = time.process_time() - st["cpu"]
+    clock, window = Clock(st["cpu"]), []
 
-    def cpu() -> float:
-        return time.process_time() - t0
+    def one_step() -> None:
+        if st["batches"] is None or st["pos"] >= len(st["batches"]):
+            st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames, st["rng"]), 0
+        idx = st["batches"][st["pos"]]
+        st["pos"] += 1
+        model.train()
+        l1, dl = loss_of(model, collate(train_utts, idx, phon, norm))
+        opt.zero_grad(set_to_none=True)
+        (l1 + dl).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        window[:] = (window + [float(l1.detach())])[-20:]
 
-    def done() -> bool:
-        return st["step"] >= cfg.steps if cfg.steps is not None else cpu() >= cfg.cpu_seconds
+    def after(step: int) -> None:
+        if on_step:
+            on_step(step, clock(), float(np.mean(window)))
+        if step % 50 == 0:
+            st["curve"].append({"step": step, "cpu_s": round(clock(), 2),
+                                "mel_l1_norm": round(float(np.mean(window)), 4)})
 
-    last, window = cpu(), []
-    try:
-        while not done():
-            if st["batches"] is None or st["pos"] >= len(st["batches"]):
-                st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames,
-                                                          st["rng"]), 0
-            idx = st["batches"][st["pos"]]
-            st["pos"] += 1
-            model.train()
-            l1, dl = loss_of(model, collate(train_utts, idx, phon, norm))
-            opt.zero_grad(set_to_none=True)
-            (l1 + dl).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            st["step"] += 1
-            window = (window + [float(l1.detach())])[-20:]
-            if on_step:
-                on_step(st["step"], cpu(), float(np.mean(window)))
-            if st["step"] % 50 == 0:
-                st["curve"].append({"step": st["step"], "cpu_s": round(cpu(), 2),
-                                    "mel_l1_norm": round(float(np.mean(window)), 4)})
-            if cfg.snapshot is not None and cpu() - last >= cfg.snapshot_every_s:
-                _snapshot(cfg, arch, st, cpu())
-                last = cpu()
-    except KeyboardInterrupt:
-        if cfg.snapshot is not None:
-            _snapshot(cfg, arch, st, cpu())
-        raise
-    spent = round(cpu(), 2)
+    def save() -> None:
+        _snapshot(cfg, arch, st, clock())
+
+    run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
+    spent = round(clock(), 2)
     if cfg.snapshot is not None:   # kept: a larger budget later continues from here
-        _snapshot(cfg, arch, st, cpu())
+        save()
     res = TTSResult(arch=arch.to_dict(), steps=st["step"], cpu_seconds=spent,
                     curve=st["curve"], model=model, norm=norm)
     res.dev = evaluate(model, dev_utts, phon, norm, cfg.dev_utts)
