@@ -36,7 +36,7 @@ from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
 from hwnas.supernet.elastic import ElasticSupernet
 from hwnas.training.features import spec_augment
-from hwnas.training.loop import Clock, run_budget
+from hwnas.training.loop import Clock, next_batch, run_budget
 from hwnas.training.trainer import (
     TrainConfig,
     collate,
@@ -152,10 +152,7 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
                 "torch_rng": torch.get_rng_state()}
 
     def one_step() -> None:
-        if st["batches"] is None or st["pos"] >= len(st["batches"]):
-            st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames, rng), 0
-        b = st["batches"][st["pos"]]
-        st["pos"] += 1
+        b = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, rng))
         ctx = net.sample(st["arch_rng"])
         sp = splits_of(ctx.frontend, ctx.n_filters)
         x, xl, y, yl = collate(sp.train, b, tok, sp.train.stats())

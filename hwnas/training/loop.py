@@ -13,6 +13,15 @@ from contextlib import contextmanager
 from typing import Any
 
 
+def next_batch(st: dict[str, Any], new_epoch: Callable[[], list]) -> Any:
+    """The next batch of the epoch in progress (``st["batches"]``, ``st["pos"]``,
+    kept in snapshots), after ``new_epoch()`` where the last one ended."""
+    if st["batches"] is None or st["pos"] >= len(st["batches"]):
+        st["batches"], st["pos"] = new_epoch(), 0
+    st["pos"] += 1
+    return st["batches"][st["pos"] - 1]
+
+
 class Clock:
     """CPU seconds charged to a run: this process's CPU time since the run
     began, plus what it had spent before a resume, less evaluations."""

@@ -36,7 +36,7 @@ from hwnas.asr.models.model import build
 from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
 from hwnas.training.features import FeatureSet, spec_augment
-from hwnas.training.loop import Clock, run_budget
+from hwnas.training.loop import Clock, next_batch, run_budget
 
 
 @dataclass
@@ -261,10 +261,7 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
                 "torch_rng": torch.get_rng_state()}
 
     def one_step() -> None:
-        if st["batches"] is None or st["pos"] >= len(st["batches"]):
-            st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames, rng), 0
-        b = st["batches"][st["pos"]]
-        st["pos"] += 1
+        b = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, rng))
         model.train()
         batch = collate(train_set, b, tok, norm)
         if cfg.specaug:

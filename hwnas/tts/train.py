@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.training.loop import Clock, run_budget
+from hwnas.training.loop import Clock, next_batch, run_budget
 from hwnas.training.trainer import (
     check_budget,
     length_batches,
@@ -151,10 +151,7 @@ def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
     clock, window = Clock(st["cpu"]), []
 
     def one_step() -> None:
-        if st["batches"] is None or st["pos"] >= len(st["batches"]):
-            st["batches"], st["pos"] = length_batches(lengths, cfg.batch_frames, st["rng"]), 0
-        idx = st["batches"][st["pos"]]
-        st["pos"] += 1
+        idx = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, st["rng"]))
         model.train()
         l1, dl = loss_of(model, collate(train_utts, idx, phon, norm))
         opt.zero_grad(set_to_none=True)
