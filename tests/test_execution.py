@@ -81,3 +81,29 @@ def test_a_rung_continued_from_its_snapshot_in_another_process_equals_one_run(ti
     # a first rung never overwrites a trained run: the earlier one is set aside
     local.submit(unit(2, "b")).result()
     assert (tiny_workspace / "b" / "set-aside").is_dir()
+
+
+def test_a_subnet_scored_in_a_worker_process_equals_one_scored_here(tiny_workspace):
+    """The supernet screen's unit: the worker reads the supernet from its
+    folder once, and scores as the driver would."""
+    from hwnas.execution.units import ScoreSubnet
+    from hwnas.supernet.elastic import ElasticSupernet
+    from hwnas.supernet.sandwich import save_supernet
+    from hwnas.training.prepare import corpus_from_description
+
+    space = default_space().with_choices({
+        "encoder": ["lstm"], "frontend": ["logmel"], "n_filters": [40],
+        "subsampling": ["conv2d4"], "decoder": ["ctc"], "num_layers": [1, 2],
+        "d_model": [96, 144]})
+    tok = corpus_from_description(TINY, tiny_workspace).tokenizer
+    folder = tiny_workspace / "supernets" / "lstm"
+    save_supernet(folder / "supernet.pt", ElasticSupernet(space, "lstm", tok.vocab_size, seed=0),
+                  {"cpu_seconds": 0})
+    units = [ScoreSubnet(a.to_dict(), str(folder), TINY, str(tiny_workspace), dev_utts=3)
+             for a in space.sample_distinct(2, 0)]
+    assert all(pickle.loads(pickle.dumps(u)) == u for u in units)
+    here = list(LocalExecutor().map(units))
+    with ProcessExecutor() as ex:
+        there = list(ex.map(units))
+    assert [r["utts"] for r in there] == [3, 3]
+    assert [(r["cer"], r["source"]) for r in there] == [(r["cer"], r["source"]) for r in here]

@@ -43,13 +43,15 @@ class WorkerLost(RuntimeError):
 
 
 class WorkerContext:
-    """What a worker process opens once: device adapters (by device name) and
-    corpora (by description). The local executor shares the driver's own, so
-    a device is not opened twice and features are computed once."""
+    """What a worker process opens once: device adapters (by device name),
+    corpora (by description) and supernets (by folder). The local executor
+    shares the driver's own, so a device is not opened twice and features are
+    computed once."""
 
     def __init__(self, devices_from: str | Path | None = None) -> None:
         self._adapters: dict[str, Any] = {}
         self._corpora: dict[str, Any] = {}
+        self._supernets: dict[str, Any] = {}
         # a bench host's own workspace: its device files (serial -> name) are
         # the ones that count where its phones are attached
         self.devices_from = Path(devices_from) if devices_from else None
@@ -75,6 +77,15 @@ class WorkerContext:
 
     def share_corpus(self, corpus: Any) -> None:
         self._corpora[_corpus_key(corpus.description)] = corpus
+
+    def supernet(self, folder: str | Path) -> Any:
+        """The supernet saved in ``folder``, read once per worker."""
+        key = str(Path(folder).resolve())
+        if key not in self._supernets:
+            from hwnas.supernet.workspace import open_family
+
+            self._supernets[key] = open_family(Path(folder))
+        return self._supernets[key]
 
 
 def _corpus_key(description: dict) -> str:

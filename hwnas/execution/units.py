@@ -1,4 +1,4 @@
-"""The units of work: export, measure, train a rung.
+"""The units of work: export, measure, train a rung, score a subnet.
 
 Each is a frozen dataclass of plain values (architectures as dicts, paths as
 strings), so it pickles to another process or host, and a ``run(ctx)``
@@ -117,6 +117,35 @@ class TrainRung:
         by_lang = {k: float(v["cer"]) for k, v in (res.dev.get("by_lang") or {}).items()}
         return {"cer": float(res.dev["cer"]), "snapshot": str(snap), "steps": res.steps,
                 "cpu_seconds": res.cpu_seconds, **({"by_lang": by_lang} if by_lang else {})}
+
+    def needs(self) -> dict[str, Any]:
+        return {"num_cpus": 1}
+
+
+@dataclass(frozen=True)
+class ScoreSubnet:
+    """Dev CER of ``arch`` with weights inherited from the supernet saved in
+    ``supernet`` (a folder), after ``finetune_s`` CPU-seconds of fine-tuning
+    (0: as inherited), on the first ``dev_utts`` dev utterances (None: all).
+    Returns :func:`hwnas.supernet.score.score`'s dict."""
+
+    arch: dict[str, Any]
+    supernet: str
+    corpus: dict[str, Any]
+    workspace: str
+    finetune_s: float = 0.0
+    dev_utts: int | None = None
+    seed: int = 0
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        from hwnas.asr import ArchConfig
+        from hwnas.supernet.score import score
+
+        arch = ArchConfig.from_dict(self.arch)
+        corpus = ctx.corpus(self.corpus, self.workspace)
+        return score(ctx.supernet(self.supernet), arch,
+                     corpus.splits(arch.frontend, arch.n_filters), corpus.tokenizer,
+                     finetune_cpu=self.finetune_s, seed=self.seed, dev_utts=self.dev_utts)
 
     def needs(self) -> dict[str, Any]:
         return {"num_cpus": 1}

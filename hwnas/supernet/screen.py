@@ -17,45 +17,54 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.supernet.elastic import ElasticSupernet
-from hwnas.supernet.score import score
+from hwnas.execution.units import ScoreSubnet
 from hwnas.training.halving import Candidate, select
 
 
 class SupernetScreen:
-    """``screen(candidates) -> finalists`` for ``run_search``."""
+    """``screen(candidates) -> finalists`` for ``run_search``. Scores are units
+    of work (:class:`ScoreSubnet`) on the search's executor, so a cluster
+    scores a generation in parallel; each worker reads a supernet once.
 
-    def __init__(self, nets: dict[str, ElasticSupernet], splits: Callable[[str, int], Any],
-                 tok: Any, eta: int = 3, finetune_s: float = 20.0, seed: int = 0,
+    ``folders`` maps a family to its supernet's folder; ``prepare(frontend,
+    n_filters)`` computes a stem's features before the units that need them."""
+
+    def __init__(self, folders: dict[str, Any], executor: Any, corpus: dict[str, Any],
+                 workspace: str, prepare: Callable[[str, int], Any] = lambda fe, n: None,
+                 eta: int = 3, finetune_s: float = 20.0, seed: int = 0,
                  on_score: Callable[[Candidate, dict[str, Any]], None] | None = None,
                  dev_utts: int | None = None) -> None:
-        self.nets, self.splits, self.tok = nets, splits, tok
+        self.folders, self.executor, self.prepare = folders, executor, prepare
+        self.corpus, self.workspace = corpus, str(workspace)
         self.eta, self.finetune_s, self.seed, self.on_score = eta, finetune_s, seed, on_score
         self.dev_utts = dev_utts   # inherited scores on the first dev utterances only
         self.scored = 0
 
-    def _score(self, cand: Candidate, finetune: float) -> None:
-        net = self.nets.get(cand.arch.encoder)
-        if net is None:
+    def _unit(self, cand: Candidate, finetune: float) -> ScoreSubnet:
+        folder = self.folders.get(cand.arch.encoder)
+        if folder is None:
             raise ValueError(f"no supernet for the {cand.arch.encoder} family")
-        r = score(net, cand.arch, self.splits(cand.arch.frontend, cand.arch.n_filters),
-                  self.tok, finetune_cpu=finetune, seed=self.seed,
-                  dev_utts=None if finetune else self.dev_utts)
-        cand.screen.append({"source": r["source"], "cer": float(r["cer"]),
-                            "cpu_s": r["cpu_s"], "steps": r["steps"], "utts": r["utts"]})
-        self.scored += 1
-        if self.on_score:
-            self.on_score(cand, r)
+        self.prepare(cand.arch.frontend, cand.arch.n_filters)
+        return ScoreSubnet(arch=cand.arch.to_dict(), supernet=str(folder), corpus=self.corpus,
+                           workspace=self.workspace, finetune_s=finetune, seed=self.seed,
+                           dev_utts=None if finetune else self.dev_utts)
+
+    def _score(self, cands: list[Candidate], finetune: float) -> None:
+        units = [self._unit(c, finetune) for c in cands]
+        for cand, r in zip(cands, self.executor.map(units)):
+            cand.screen.append({"source": r["source"], "cer": float(r["cer"]),
+                                "cpu_s": r["cpu_s"], "steps": r["steps"], "utts": r["utts"]})
+            self.scored += 1
+            if self.on_score:
+                self.on_score(cand, r)
 
     def _best(self, cands: list[Candidate], keep: int) -> list[Candidate]:
         pts = np.array([[c.screen[-1]["cer"], c.latency_ms] for c in cands])
         return [cands[i] for i in sorted(select(pts, keep))]
 
     def __call__(self, cands: list[Candidate]) -> list[Candidate]:
-        for c in cands:
-            self._score(c, 0.0)
+        self._score(cands, 0.0)
         if self.finetune_s > 0:
             cands = self._best(cands, max(1, math.ceil(len(cands) / self.eta ** 2)))
-            for c in cands:
-                self._score(c, self.finetune_s)
+            self._score(cands, self.finetune_s)
         return self._best(cands, max(1, math.ceil(len(cands) / self.eta)))

@@ -277,18 +277,23 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     screen, strategy = None, make_strategy(cfg)
     if req.cer_source == "supernet" or hasattr(strategy, "use_supernets"):
         t_nets = time.monotonic()   # their training counts against --budget's wall time
-        nets = _supernets(req, ws, space, hooks)
+        folders = _supernets(req, ws, space, hooks)
         if cfg.time_budget_s is not None:
             cfg.time_budget_s = max(0.0, cfg.time_budget_s - (time.monotonic() - t_nets))
-        splits = lambda fe, n: hooks.splits(req.corpus, fe, n)  # noqa: E731
         if req.cer_source == "supernet":
             from hwnas.supernet.screen import SupernetScreen
 
-            screen = SupernetScreen(nets, splits, req.corpus.tokenizer, eta=req.eta,
-                                    finetune_s=req.finetune_s, seed=req.seed,
+            screen = SupernetScreen(folders, rungs.executor, req.corpus.description, str(ws),
+                                    prepare=lambda fe, n: hooks.splits(req.corpus, fe, n),
+                                    eta=req.eta, finetune_s=req.finetune_s, seed=req.seed,
                                     dev_utts=req.screen_utts or None, on_score=hooks.on_screen)
-        if hasattr(strategy, "use_supernets"):
-            strategy.use_supernets(nets, splits, req.corpus.tokenizer)
+        if hasattr(strategy, "use_supernets"):   # read once, shared with a local screen
+            from hwnas.execution import WorkerContext
+
+            ctx = getattr(rungs.executor, "ctx", None) or WorkerContext()
+            strategy.use_supernets({f: ctx.supernet(p) for f, p in folders.items()},
+                                   lambda fe, n: hooks.splits(req.corpus, fe, n),
+                                   req.corpus.tokenizer)
     t0 = time.monotonic()
     with hooks.searching(cfg.trials):
         study = run_search(cfg, lambda a: float(tl.ms([a])[0]), rungs, on_rung=on_rung,
@@ -341,15 +346,15 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     return SearchOutcome(out, export_error, study)
 
 
-def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> dict[str, Any]:
-    """Each family's supernet (for ``--cer-source supernet`` and ``--strategy
-    darts``): one the workspace holds for this search's space, or for the whole
+def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> dict[str, Path]:
+    """Each family's supernet folder (for ``--cer-source supernet`` and
+    ``--strategy darts``): one the workspace holds for this search's space, or for the whole
     space (which contains it), or else one trained now for this search's space
     (to ``req.supernet_budget_s``)."""
     from hwnas.asr import default_space
-    from hwnas.supernet.workspace import held_supernet, open_family, train_family
+    from hwnas.supernet.workspace import held_supernet, train_family
 
-    nets = {}
+    folders = {}
     seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
         folder = held_supernet(ws, family, (space, req.space or default_space()),
@@ -361,8 +366,8 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
             with hooks.training_supernet(family, req.supernet_budget_s) as on_step:
                 folder, _ = train_family(ws, family, space, req.corpus, req.supernet_budget_s,
                                          seed, on_step=on_step, say=hooks.say)
-        nets[family] = open_family(folder)
-    return nets
+        folders[family] = folder
+    return folders
 
 
 def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
