@@ -280,19 +280,19 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         folders = _supernets(req, ws, space, hooks)
         if cfg.time_budget_s is not None:
             cfg.time_budget_s = max(0.0, cfg.time_budget_s - (time.monotonic() - t_nets))
+        splits = lambda fe, n: hooks.splits(req.corpus, fe, n)  # noqa: E731
         if req.cer_source == "supernet":
             from hwnas.supernet.screen import SupernetScreen
 
             screen = SupernetScreen(folders, rungs.executor, req.corpus.description, str(ws),
-                                    prepare=lambda fe, n: hooks.splits(req.corpus, fe, n),
+                                    prepare=splits,
                                     eta=req.eta, finetune_s=req.finetune_s, seed=req.seed,
                                     dev_utts=req.screen_utts or None, on_score=hooks.on_screen)
         if hasattr(strategy, "use_supernets"):   # read once, shared with a local screen
             from hwnas.execution import WorkerContext
 
             ctx = getattr(rungs.executor, "ctx", None) or WorkerContext()
-            strategy.use_supernets({f: ctx.supernet(p) for f, p in folders.items()},
-                                   lambda fe, n: hooks.splits(req.corpus, fe, n),
+            strategy.use_supernets({f: ctx.supernet(p) for f, p in folders.items()}, splits,
                                    req.corpus.tokenizer)
     t0 = time.monotonic()
     with hooks.searching(cfg.trials):
