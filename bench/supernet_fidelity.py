@@ -18,11 +18,11 @@ standalone  each architecture trained --standalone CPU-seconds from scratch:
 supernet    each family's supernet trained --supernet-budget CPU time, in the
             workspace's supernets/ folder where a search finds it (a rerun
             continues it)
-score       every architecture's dev CER inherited (0 steps; also on the first
-            --screen-utts dev utterances), and after a --finetune CPU-second
-            fine-tune (bench/results/supernet_fidelity_scores<tag>.jsonl); rank
-            statistics against the stand-alone CER, pooled and within each
-            family (bench/results/supernet_fidelity<tag>.json)
+score       every architecture's dev CER and dev loss inherited (0 steps; also
+            on the first --screen-utts dev utterances), and after a --finetune
+            CPU-second fine-tune (bench/results/supernet_fidelity_scores<tag>.jsonl);
+            rank statistics of each against the stand-alone CER, pooled and
+            within each family (bench/results/supernet_fidelity<tag>.json)
 control     each architecture trained from scratch for the fine-tuning budget:
             the same statistics, to tell what the inherited weights add
 plot        that file -> docs/supernet_fidelity<tag>.png
@@ -186,10 +186,10 @@ def main() -> None:
                 cheap = score(nets[fam], a, sp, tok, dev_utts=args.screen_utts)
                 fine = score(nets[fam], a, sp, tok, finetune_cpu=args.finetune)
                 scored[a.id] = {"arch_id": a.id, "family": fam, "standalone": done[a.id]["cer"],
-                                "inherited": inh["cer"], "inherited_cpu_s": inh["cpu_s"],
-                                "screen": cheap["cer"], "screen_cpu_s": cheap["cpu_s"],
-                                "finetuned": fine["cer"], "finetuned_cpu_s": fine["cpu_s"],
                                 "finetune_steps": fine["steps"]}
+                for kind, r in (("inherited", inh), ("screen", cheap), ("finetuned", fine)):
+                    scored[a.id] |= {kind: r["cer"], f"{kind}_loss": r["loss"],
+                                     f"{kind}_cpu_s": r["cpu_s"]}
                 append(scored_file, scored[a.id])
             r = scored[a.id]
             rows.append(r)
@@ -205,19 +205,21 @@ def main() -> None:
                                  for f in fams},
                    "finetune_cpu_s": args.finetune, "screen_utts": args.screen_utts,
                    "rows": rows}
-        kinds = ["inherited", "finetuned"] + (["screen"] if "screen" in rows[0] else [])
+        # each score ranks by its CER, and (``*_loss``) by its dev loss per token
+        kinds = [k + loss for k in ("inherited", "screen", "finetuned") if k in rows[0]
+                 for loss in ("", "_loss") if k + loss in rows[0]]
         for kind in kinds:
             got = [r[kind] for r in rows]
-            cost = [r[f"{kind}_cpu_s"] for r in rows]
+            cost = [r[kind.removesuffix("_loss") + "_cpu_s"] for r in rows]
             summary[kind] = ranks(got, alone) | {
                 "cpu_s_per_arch": float(np.mean(cost)), "cpu_s_median": float(np.median(cost)),
-                "cpu_s_max": float(np.max(cost)), "mean_cer": float(np.mean(got))}
+                "cpu_s_max": float(np.max(cost)), "mean": float(np.mean(got))}
             if len(fams) > 1:
                 summary[kind]["tau_within_family"] = within_family(rows, kind, family_of)
         out.write_text(json.dumps(summary, indent=2) + "\n")
         for kind in kinds:
             s = summary[kind]
-            print(f"{kind:>10}: Kendall tau {s['kendall_tau']:.2f}  Spearman "
+            print(f"{kind:>14}: Kendall tau {s['kendall_tau']:.2f}  Spearman "
                   f"{s['spearman']:.2f}  top-5 {s['precision_top5']:.1f}  top-10 "
                   f"{s['precision_top10']:.1f}  {s['cpu_s_per_arch']:.2f} CPU s per arch"
                   + (f"  within family {s['tau_within_family']}" if len(fams) > 1 else ""))

@@ -362,6 +362,29 @@ def test_batched_rnnt_greedy_equals_one_utterance_at_a_time():
     assert sum(map(len, together)) > 20   # the cap is reached somewhere, not all blank
 
 
+@pytest.mark.parametrize("decoder", ["ctc", "rnnt"])
+def test_dev_loss_is_the_mean_of_each_utterances_loss(decoder):
+    """Batched and padded, the dev loss is the mean of every utterance's own
+    loss, taken without dropout."""
+    from hwnas.asr.models.model import build
+    from hwnas.training.trainer import dev_loss
+
+    from .helpers import synthetic_splits
+
+    splits_of, tok = synthetic_splits(utts=6)
+    arch = preset("conformer_xs").replace(num_layers=1, vocab_size=tok.vocab_size)
+    if decoder == "rnnt":
+        arch = arch.replace(decoder="rnnt", decoder_layers=1, decoder_dim=128)
+    dev = splits_of(arch.frontend, arch.n_filters).dev
+    norm = dev.stats()
+    torch.manual_seed(0)
+    model = build(arch)
+    together = dev_loss(model, arch, dev, tok, norm)
+    alone = [dev_loss(model, arch, dev, tok, norm, np.array([i])) for i in range(6)]
+    assert together == pytest.approx(np.mean(alone), rel=1e-4)
+    assert model.training is False and math.isfinite(together) and together > 0
+
+
 # --- corrupted state of a training run and of the feature cache: nothing trained
 # or computed is deleted; each case continues, recomputes, or stops with one line
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 from hwnas.asr import ArchConfig
 from hwnas.data.tokens import CharTokenizer
 from hwnas.supernet.elastic import ElasticSupernet
-from hwnas.training.trainer import TrainConfig, evaluate, train
+from hwnas.training.trainer import TrainConfig, dev_loss, evaluate, train
 
 FINETUNE_LR = 5e-4   # a constant rate: the weights are already trained
 
@@ -30,8 +30,9 @@ def finetune_state(model: torch.nn.Module, seed: int) -> dict[str, Any]:
 def score(net: ElasticSupernet, arch: ArchConfig, splits: Any, tok: CharTokenizer,
           finetune_cpu: float = 0.0, finetune_steps: int | None = None, seed: int = 0,
           dev_utts: int | None = None) -> dict[str, Any]:
-    """``{"cer", "wer", "source", "cpu_s", "steps", "utts"}`` of ``arch`` on the
-    dev set, or on its first ``dev_utts`` utterances (a cheaper, noisier score).
+    """``{"cer", "wer", "loss", "source", "cpu_s", "steps", "utts"}`` of ``arch``
+    on the dev set, or on its first ``dev_utts`` utterances (a cheaper, noisier
+    score). ``loss`` is the training loss per token on the same utterances.
     ``cpu_s`` counts extraction, fine-tuning and scoring."""
     t0 = time.process_time()
     arch = arch.replace(vocab_size=tok.vocab_size)
@@ -48,5 +49,6 @@ def score(net: ElasticSupernet, arch: ArchConfig, splits: Any, tok: CharTokenize
     utts = min(dev_utts or len(splits.dev), len(splits.dev))
     if source == "inherited" or dev_utts:   # else the trainer scored the whole dev set
         r = evaluate(model, arch, splits.dev, tok, norm, np.arange(utts))
-    return {"cer": r["cer"], "wer": r["wer"], "source": source, "steps": steps, "utts": utts,
-            "cpu_s": round(time.process_time() - t0, 2)}
+    loss = dev_loss(model, arch, splits.dev, tok, norm, np.arange(utts))
+    return {"cer": r["cer"], "wer": r["wer"], "loss": round(loss, 4), "source": source,
+            "steps": steps, "utts": utts, "cpu_s": round(time.process_time() - t0, 2)}

@@ -206,6 +206,19 @@ def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
     return r
 
 
+@torch.no_grad()
+def dev_loss(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
+             norm: tuple, idx: np.ndarray | None = None, batch_frames: int = 20000) -> float:
+    """The training loss on ``idx`` (per target token, averaged over utterances),
+    without dropout. Unlike CER it still orders models that emit only blanks."""
+    model.eval()
+    idx = np.arange(len(fs)) if idx is None else idx
+    total = 0.0
+    for b in length_batches(fs.lengths()[idx], batch_frames, np.random.default_rng(0)):
+        total += float(_loss(model, arch, collate(fs, idx[b], tok, norm))) * len(b)
+    return total / len(idx)
+
+
 def by_part(fs: FeatureSet, idx: np.ndarray, hyps: list[str]) -> dict[str, dict[str, float]]:
     """Error rates of each part (language) of ``fs`` over the evaluated ``idx``."""
     bounds = np.cumsum([0] + [n for _, n in fs.parts])
