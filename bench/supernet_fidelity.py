@@ -182,9 +182,9 @@ def main() -> None:
                 if fam not in nets:
                     nets[fam] = open_family(folders[fam])
                 sp = corpus.splits(a.frontend, a.n_filters)
-                inh = score(nets[fam], a, sp, tok)
-                cheap = score(nets[fam], a, sp, tok, dev_utts=args.screen_utts)
-                fine = score(nets[fam], a, sp, tok, finetune_cpu=args.finetune)
+                inh = score(nets[fam], a, sp, tok, with_loss=True)
+                cheap = score(nets[fam], a, sp, tok, dev_utts=args.screen_utts, with_loss=True)
+                fine = score(nets[fam], a, sp, tok, finetune_cpu=args.finetune, with_loss=True)
                 scored[a.id] = {"arch_id": a.id, "family": fam, "standalone": done[a.id]["cer"],
                                 "finetune_steps": fine["steps"]}
                 for kind, r in (("inherited", inh), ("screen", cheap), ("finetuned", fine)):
