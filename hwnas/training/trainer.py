@@ -209,8 +209,9 @@ def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
 @torch.no_grad()
 def dev_loss(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
              norm: tuple, idx: np.ndarray | None = None, batch_frames: int = 20000) -> float:
-    """The training loss on ``idx`` (per target token, averaged over utterances),
-    without dropout. Unlike CER it still orders models that emit only blanks."""
+    """The training loss on ``idx`` without dropout: per target token, averaged
+    over utterances (attention decoders: over the tokens of each batch).
+    Unlike CER it still orders models that emit only blanks."""
     model.eval()
     idx = np.arange(len(fs)) if idx is None else idx
     total = 0.0
