@@ -191,8 +191,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("supernet", help="weight-sharing supernets: train, list, score",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Train the elastic supernets a search can score thousands "
-                                   "of architectures with, in seconds each.", epilog=EPILOG)
+                       description="Train the elastic supernets with which a search scores "
+                                   "an architecture in about a second (inherited weights) "
+                                   "before training the best stand-alone.", epilog=EPILOG)
     ss = s.add_subparsers(dest="supernet_command", metavar="ACTION", required=True)
 
     def common(p: Any) -> None:
