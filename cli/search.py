@@ -72,7 +72,9 @@ limit falls inside it. Each is scored on every test set, and the lowest-CER one 
 the constraints is exported in the target's format with a model card.
 
 The study lives in SQLite at <workspace>/runs/search/<study>.db unless
---storage names another SQLAlchemy URL (postgresql+psycopg://user@host/db);
+--storage names another SQLAlchemy URL (postgresql+psycopg://user@host/db)
+or an Optuna journal file (journal:FILE: asks stay fast with hundreds of
+trials per generation, where SQLite slows down; one host only, no heartbeats);
 trained runs and the export go to <workspace>/runs/search/<study>/. Rerunning
 the same command resumes the study (a generation cut short is asked again).
 Open it with: optuna-dashboard sqlite:///runs/search/<study>.db
@@ -389,7 +391,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--streaming", action="store_true",
                    help="streaming architectures only (latency is then per chunk)")
-    s.add_argument("--storage", metavar="URL", help="Optuna storage URL (default SQLite)")
+    s.add_argument("--storage", metavar="URL",
+                   help="Optuna storage: a SQLAlchemy URL (default: SQLite in the workspace; "
+                        "postgresql+psycopg://... for a shared study) or journal:FILE (a "
+                        "journal file on this host: fast with large generations)")
     s.add_argument("--study", default="hwnas", help="study name (default hwnas)")
     s.add_argument("--seed", type=int, default=0, help="sampler and training seed")
     s.add_argument("--no-verify", action="store_true", dest="no_verify",

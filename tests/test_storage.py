@@ -1,4 +1,5 @@
-"""Study storage: SQLite survives kill -9, PostgreSQL works, optuna-dashboard opens it."""
+"""Study storage: SQLite and journal files survive kill -9, PostgreSQL works,
+optuna-dashboard opens it."""
 
 from __future__ import annotations
 
@@ -47,12 +48,15 @@ run_search(_cfg({storage!r}, "k", 8), lat, slow)
 """
 
 
-def test_kill_9_mid_generation_then_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_kill_9_mid_generation_then_rerun_resumes(tmp_path, kind):
     import optuna
 
+    from hwnas.search.storage import open_storage
     from hwnas.search.study import open_study
 
-    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    storage = (f"sqlite:///{tmp_path / 'k.db'}" if kind == "sqlite"
+               else f"journal:{tmp_path / 'k.log'}")
     open_study(_cfg(storage, "k", 8))  # the schema exists before two processes open it
     proc = subprocess.Popen([sys.executable, "-c",
                              SLOW_SEARCH.format(root=str(ROOT), storage=storage)])
@@ -60,7 +64,7 @@ def test_kill_9_mid_generation_then_rerun_resumes(tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)  # until the first generation is told and the second asked
-            trials = optuna.load_study(study_name="k", storage=storage).trials
+            trials = optuna.load_study(study_name="k", storage=open_storage(storage)).trials
             done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
             asked = [t for t in trials[4:] if "arch_id" in t.user_attrs]
             if len(done) == 4 and len(asked) == 4:  # (not killed halfway through a suggest)
@@ -72,7 +76,7 @@ def test_kill_9_mid_generation_then_rerun_resumes(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    left = optuna.load_study(study_name="k", storage=storage).trials
+    left = optuna.load_study(study_name="k", storage=open_storage(storage)).trials
     orphans = [t for t in left if t.state == optuna.trial.TrialState.RUNNING]
     assert len(orphans) == 4
     study = run_search(_cfg(storage, "k", 8), lat, runner)
@@ -81,6 +85,22 @@ def test_kill_9_mid_generation_then_rerun_resumes(tmp_path):
     assert states.count(optuna.trial.TrialState.FAIL) == 4
     redone = [t.user_attrs["arch_id"] for t in study.trials[8:]]
     assert sorted(redone) == sorted(t.user_attrs["arch_id"] for t in orphans)
+
+
+def test_a_journal_study_is_reported_and_a_foreign_file_refused(tmp_path, capsys):
+    from cli.main import main
+
+    url = f"journal:{tmp_path / 'j' / 'study.log'}"
+    assert len(run_search(_cfg(url, "j", 4), lat, runner).trials) == 4
+    assert main(["report", "j", "--storage", url, "--out", str(tmp_path / "rep"),
+                 "--workspace", str(tmp_path), "--json"]) == 0
+    capsys.readouterr()
+    sqlite = tmp_path / "k.db"
+    run_search(_cfg(f"sqlite:///{sqlite}", "k", 2), lat, runner)
+    for bad in (f"journal:{sqlite}", f"journal:{tmp_path}"):
+        assert main(["report", "k", "--storage", bad, "--workspace", str(tmp_path)]) != 0
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and bad in err
 
 
 def test_study_in_postgresql(tmp_path):
