@@ -7,7 +7,9 @@ Both runs are the README's main command (`hwnas search --target cpu
 with the same wall time (--budget), seed and constraint; the only
 differences are --cer-source and the generation size (--population: 4 for
 train, as the main command has; 27 for supernet, so that 27 inherited scores
-leave 3 fine-tuned and 1 stand-alone finalist per generation). The supernet
+leave 3 fine-tuned and 1 stand-alone finalist per generation; --eta and
+--journal change the supernet run's halving and storage, and --label names
+such a variant). The supernet
 run starts with no supernet in the workspace, so their training
 (--supernet-budget per family, 5 families) is inside its wall time; an
 earlier run's supernets are set aside, not deleted. With --supernets DIR it
@@ -62,6 +64,11 @@ def main() -> None:
     ap.add_argument("--supernets", metavar="DIR",
                     help="a supernets/ folder trained beforehand, to start the supernet run "
                          "with")
+    ap.add_argument("--eta", type=int, default=3,
+                    help="the supernet run's --eta: it fine-tunes 1/eta^2 of a generation")
+    ap.add_argument("--journal", action="store_true",
+                    help="the supernet run's study in a journal file (--storage journal:)")
+    ap.add_argument("--label", default="", help="names a variant in the results' keys")
     ap.add_argument("--workspace", default=str(ROOT / "runs" / "bench_strategies"))
     args = ap.parse_args()
     ws = Path(args.workspace)
@@ -72,7 +79,8 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         for source in args.sources.split(","):
             pre = source == "supernet" and args.supernets
-            key = f"{source}{'-pretrained' if pre else ''}:{seed}"
+            key = (f"{source}{'-pretrained' if pre else ''}"
+                   f"{'-' + args.label if args.label else ''}:{seed}")
             if key in runs:
                 continue
             study = f"bench-cer-{key.replace(':', '-')}"
@@ -84,7 +92,9 @@ def main() -> None:
                     shutil.copytree(args.supernets, ws / "supernets")
                 extra = ["--population", str(args.population), "--cer-source", "supernet",
                          "--supernet-budget", args.supernet_budget, "--finetune", args.finetune,
-                         "--screen-utts", args.screen_utts]
+                         "--screen-utts", args.screen_utts, "--eta", str(args.eta)]
+                if args.journal:
+                    extra += ["--storage", f"journal:{ws / 'runs' / 'search' / study}.log"]
             cmd = [hwnas, "search", "--target", "cpu", "--streaming", "--max-delay",
                    str(MAX_DELAY), "--objectives", "cer,delay", "--trials", "100000",
                    "--budget", f"{args.minutes * 60:.0f}s", *extra, "--seed", str(seed),
