@@ -64,12 +64,21 @@ The corpus is the built-in one (--langs, --size) unless --train/--dev name
 your own (librispeech:DIR, commonvoice:DIR/SPLIT.tsv, kaldi:DIR; --test for
 the answer's test sets, as in `hwnas train`). A study keeps one corpus.
 
-Before answering, the Pareto set is measured on the target (when reachable)
+Baselines: a new study first trains the hand-designed presets that fit its
+space and constraints (hwnas.asr.presets; made streaming, 16 blocks cut to
+the space's 8, the longest chunk meeting --max-delay: each change is printed),
+like any trial. Final phase: the feasible Pareto set and the best baseline
+each train to one final budget (--final-budget, default a third of the whole
+training) and the answer is decided there: the best found architecture that
+beats the best baseline (lower CER at equal or lower latency/delay), or else
+the baseline itself, said so.
+
+Before answering, the finalists are measured on the target (when reachable)
 and judged by the 95% confidence interval of each measured p50: met when the
 interval is below --max-latency, missed (dropped, with both numbers) when it
 is above, borderline (measured again, longer, and reported as such) when the
-limit falls inside it. Each is scored on every test set, and the lowest-CER one meeting
-the constraints is exported in the target's format with a model card.
+limit falls inside it. Each is scored on every test set, and the answer is
+exported in the target's format with a model card.
 
 The study lives in SQLite at <workspace>/runs/search/<study>.db unless
 --storage names another SQLAlchemy URL (postgresql+psycopg://user@host/db)
@@ -94,6 +103,38 @@ def _rungs(text: str, unit: str) -> tuple[float, ...]:
     else:
         vals = tuple(parse_budget(p) for p in parts)
     return vals
+
+
+def _final_budget(text: str, unit: str) -> Any:
+    """--final-budget: a share of the whole training ("1/3", "0.25", "25%"; 0
+    for none), or what each finalist trains to (a time, or steps with --cer-steps)."""
+    import re
+
+    from hwnas.workflows.final import FinalBudget
+
+    t = text.strip()
+    m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", t)
+    if m:
+        if int(m.group(2)) == 0:
+            raise ValueError(f"--final-budget {text!r}: division by zero")
+        return FinalBudget(share=int(m.group(1)) / int(m.group(2)))
+    if t.endswith("%"):
+        try:
+            return FinalBudget(share=float(t[:-1]) / 100)
+        except ValueError:
+            raise ValueError(f"--final-budget {text!r}: give e.g. 1/3, 25%, 10m or 0") from None
+    try:
+        share = float(t)
+    except ValueError:
+        share = None
+    if share is not None and (share < 1 or not math.isfinite(share)):
+        return FinalBudget(share=share)
+    if unit == "steps":
+        if share is None or share != int(share):
+            raise ValueError(f"--final-budget {text!r}: with --cer-steps give the steps each "
+                             "finalist trains to, or a share such as 1/3")
+        return FinalBudget(share=None, each=share)
+    return FinalBudget(share=None, each=parse_budget(t))
 
 
 def _fmt_budget(b: float, unit: str) -> str:
@@ -209,7 +250,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         streaming=args.streaming,
         space=read_space(args) if args.space else None,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
-        out=Path(args.out) if args.out else None, default_budget=default_budget)
+        out=Path(args.out) if args.out else None, default_budget=default_budget,
+        baselines=not args.no_baselines, final=_final_budget(args.final_budget, unit))
     req.check()
     req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
     with open_executor(args) as req.executor:
@@ -244,22 +286,28 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
         return t
 
     # two tables, so that each fits a terminal: what it is and how accurate, then how fast
-    acc = table(f"Pareto front, {args.target}: accuracy (feasible)",
+    final = out.get("final_budget")
+    unit = "steps" if out.get("budget_unit") == "steps" else "CPU s"
+    title = (f"Finalists, {args.target}: the feasible Pareto set and the best baseline, each "
+             f"trained {final:g} {unit}" if final else
+             f"Pareto front and the best baseline, {args.target}: accuracy (feasible)")
+    acc = table(title,
                 ["trial", "arch", "encoder/decoder", measure, *[f"dev {k}" for k in langs],
                  *[f"{k} CER" for k in tests],
                  "params", "MB", "verdict"])
     speed = table(f"... and latency on {args.target} ({source}"
                   + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"),
-                  ["trial", "chunk ms", "look-ahead ms", "algorithmic ms", "compute p50 ms",
+                  ["trial", *(["rung CER"] if final else []), "chunk ms", "look-ahead ms", "algorithmic ms", "compute p50 ms",
                    "95% CI", "p90 ms", "emission delay ms", "RTF", "predicted ms"])
     for r in front:
         a, d = r["arch"], delay.describe(ArchConfig.from_dict(r["arch"]))
-        acc.add_row(str(r["trial"]), r["arch_id"], f"{a['encoder']}/{a['decoder']}",
-                    f"{r['cer']:.3f}",
+        acc.add_row(f"{r['trial']}*" if r.get("baseline") else str(r["trial"]), r["arch_id"],
+                    f"{a['encoder']}/{a['decoder']}", f"{r['cer']:.3f}",
                     *[num((r.get("cer_by_lang") or {}).get(k), ".3f") for k in langs],
                     *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
                     f"{r['params']:,}", f"{r['size_mb']:.2f}", r.get("verdict", "-"))
-        speed.add_row(str(r["trial"]), num(d["chunk_ms"], ".0f") if a["streaming"] else "full",
+        speed.add_row(str(r["trial"]), *([num(r.get("rung_cer"), ".3f")] if final else []),
+                      num(d["chunk_ms"], ".0f") if a["streaming"] else "full",
                       num(d["lookahead_ms"], ".0f"), num(d["algorithmic_ms"], ".0f"),
                       f"{r['latency_ms']:.3f}", f"{r['latency_ci'][0]:.3f}-"
                       f"{r['latency_ci'][1]:.3f}" if r.get("latency_ci") else "-",
@@ -268,6 +316,10 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
     con = console()
     con.print(acc)
     con.print(speed)
+    for r in front:
+        if r.get("baseline"):
+            con.print(f"{r['trial']}*: the best baseline, {r['baseline']} (hand-designed, "
+                      "brought into the space; trained like any trial)")
     if out["note"]:
         con.print(out["note"])
     if out.get("reference_ms"):
@@ -279,9 +331,13 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
     for r in out["dropped"]:
         con.print(f"dropped {r['arch_id']}: {r['reason']}")
     best = out["selected"]
+    if out.get("versus_baseline"):
+        con.print(out["versus_baseline"])
     if best:
-        con.print(f"selected for {args.target}: {best['arch_id']} (lowest CER meeting the "
-                  f"constraints): dev CER {best['cer']:.3f}, {best['latency_ms']:.2f} ms "
+        why = (f"the baseline {best['baseline']}" if best.get("baseline") else
+               "lowest CER meeting the constraints")
+        con.print(f"selected for {args.target}: {best['arch_id']} ({why}): dev CER "
+                  f"{best['cer']:.3f}, {best['latency_ms']:.2f} ms "
                   f"compute per call, {best.get('delay_ms', math.nan):.0f} ms emission delay "
                   f"({best['latency_source']})")
         if out["export"]:
@@ -387,6 +443,17 @@ def add_parsers(sub: Any) -> None:
                    help="with --cer-source supernet: inherited scores on the first N dev "
                         "utterances (default 100; 0 for all: slower, less noisy)")
     s.add_argument("--eta", type=int, default=3, help="keep 1/eta at each rung (default 3)")
+    s.add_argument("--final-budget", dest="final_budget", default="1/3", metavar="SHARE|TIME",
+                   help="the final phase: the feasible Pareto set and the best baseline each "
+                        "train to one final budget, and the answer is decided there. A share "
+                        "of the whole training (default 1/3: half as much again as the "
+                        "trials spent, split between the finalists, never less than the "
+                        "longest rung), or what each finalist trains to (10m; steps with "
+                        "--cer-steps); 0 for none (the answer at the rungs' CERs)")
+    s.add_argument("--no-baselines", action="store_true", dest="no_baselines",
+                   help="do not start a new study with the hand-designed presets that fit "
+                        "its space and constraints (by default they train first, like any "
+                        "trial, and the answer is compared with the best of them)")
     add_corpus_args(s)
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--streaming", action="store_true",

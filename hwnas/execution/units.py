@@ -86,6 +86,7 @@ class TrainRung:
     resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
+    snapshot_every_s: float = float("inf")   # a rung is short: a killed one starts again
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.asr import ArchConfig
@@ -104,8 +105,7 @@ class TrainRung:
         run_dir = Path(self.run_dir)
         snap = run_dir / "checkpoint.pt"
         budget = {self.unit: int(self.budget) if self.unit == "steps" else self.budget}
-        # snapshots at the end only: a rung is short, and a killed one starts again
-        cfg = TrainConfig(seed=self.seed, snapshot=snap, snapshot_every_s=float("inf"),
+        cfg = TrainConfig(seed=self.seed, snapshot=snap, snapshot_every_s=self.snapshot_every_s,
                           **budget, **self.train_options)
         if self.resume:
             state = load_snapshot(snap, arch, cfg, tok.vocab_size)

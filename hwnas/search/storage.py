@@ -25,6 +25,14 @@ def trial_dir(study_dir: Path, number: int, arch_id: str) -> Path:
     return Path(study_dir) / "trials" / f"{number:05d}-{arch_id}"
 
 
+def run_of(row: dict[str, Any], study_dir: Path) -> Path:
+    """The trained run an answer row stands for: its final-phase run where it
+    has one, else the run of the trial that trained it."""
+    if row.get("run_dir"):
+        return Path(row["run_dir"])
+    return trial_dir(study_dir, row.get("run_trial", row["trial"]), row["arch_id"])
+
+
 
 #: a driver records a heartbeat for the trials it holds this often; a trial whose
 #: heartbeat is older than GRACE_S belongs to a dead driver (Optuna's heartbeat)

@@ -73,6 +73,7 @@ class SearchConfig:
     space: SearchSpace = field(default_factory=default_space)
     corpus: dict | None = None           # what trials train on (a study keeps one corpus)
     warm_start: tuple[ArchConfig, ...] = ()  # evaluated first in a new study (transfer)
+    baselines: tuple[Any, ...] = ()      # hwnas.search.baselines.Baseline: a new study's first
 
     def __post_init__(self) -> None:
         bad = [o for o in self.objectives if o not in OBJECTIVES]
@@ -418,8 +419,9 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
         return judged[arch.id]
 
     strategy.bind(study, feasible_as_predicted)
-    if cfg.warm_start and not study.trials:   # a new study: these go first
-        for arch in cfg.warm_start:
+    if not study.trials:   # a new study: the baselines go first, then a warm start's
+        study.set_user_attr("baselines", {b.arch.id: b.to_dict() for b in cfg.baselines})
+        for arch in ([b.arch for b in cfg.baselines] + list(cfg.warm_start))[:cfg.trials]:
             study.enqueue_trial(cfg.space.params_of(arch), skip_if_exists=True)
     strategy.resume(study.get_trials(deepcopy=False,
                                      states=(optuna.trial.TrialState.COMPLETE,)))
@@ -438,10 +440,16 @@ def _generations(study: Any, cfg: SearchConfig, strategy: Any,
         if cfg.time_budget_s is not None and time.monotonic() - t0 >= cfg.time_budget_s:
             break
         _requeue_orphans(study)   # another driver that died meanwhile
-        asked = _ask(study, cfg, strategy, min(cfg.batch, cfg.trials - _complete(study)))
+        # what waits (baselines, a warm start, a killed generation) goes in one generation
+        asked = _ask(study, cfg, strategy, min(max(cfg.batch, _waiting(study)),
+                                               cfg.trials - _complete(study)))
         for trial, _ in asked:
             beat.hold(trial)
         cands = [_constrain(cfg, trial, arch, predict_latency) for trial, arch in asked]
+        baselines = study.user_attrs.get("baselines") or {}
+        for trial, arch in asked:
+            if arch.id in baselines:
+                trial.set_user_attr("baseline", baselines[arch.id]["name"])
         first, repeat_of = _dedup(study, cands)
         finalists = list(first.values())
         if finalists and screen is not None:
@@ -458,31 +466,55 @@ def _generations(study: Any, cfg: SearchConfig, strategy: Any,
                 on_trial(frozen)
 
 
+def _trained_feasible(study: Any) -> list[Any]:
+    """Finished trials trained stand-alone that meet every constraint as predicted."""
+    import optuna
+
+    return [t for t in study.get_trials(deepcopy=False,
+                                        states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("trained") and all(c <= 0 for c in t.user_attrs["constraints"])
+            and t.user_attrs.get("cer_source", "trained") == "trained"]
+
+
+def _row(t: Any) -> dict[str, Any]:
+    a = t.user_attrs
+    return {"trial": t.number, "run_trial": a.get("run_trial", t.number),
+            **{k: a.get(k) for k in ("arch_id", "cer", "cer_by_lang", "latency_ms",
+                                     "latency_source", "delay_ms", "algorithmic_ms", "rtf",
+                                     "params", "size_mb", "arch", "rungs", "baseline")}}
+
+
 def pareto(study: Any) -> list[dict[str, Any]]:
     """Feasible Pareto-optimal trials among those trained stand-alone, lowest
     CER first (a CER inherited from a supernet never makes the answer)."""
     import numpy as np
-    import optuna
 
     from hwnas.training.halving import nondominated_fronts
 
-    done = [t for t in study.get_trials(deepcopy=False,
-                                        states=(optuna.trial.TrialState.COMPLETE,))
-            if t.user_attrs.get("trained") and all(c <= 0 for c in t.user_attrs["constraints"])
-            and t.user_attrs.get("cer_source", "trained") == "trained"]
+    done = _trained_feasible(study)
     best = ([done[i] for i in nondominated_fronts(np.array([t.values for t in done]))[0]]
             if done else [])
     rows, seen = [], set()
     for t in sorted(best, key=lambda t: t.number):
-        a = t.user_attrs
-        if a["arch_id"] not in seen:  # a repeated architecture once
-            seen.add(a["arch_id"])
-            rows.append({"trial": t.number, "run_trial": a.get("run_trial", t.number),
-                         **{k: a.get(k) for k in ("arch_id", "cer", "cer_by_lang", "latency_ms",
-                                                  "latency_source", "delay_ms",
-                                                  "algorithmic_ms", "rtf", "params",
-                                                  "size_mb", "arch", "rungs")}})
+        if t.user_attrs["arch_id"] not in seen:  # a repeated architecture once
+            seen.add(t.user_attrs["arch_id"])
+            rows.append(_row(t))
     return sorted(rows, key=lambda r: (r["cer"], r["latency_ms"]))
+
+
+def best_baseline(study: Any) -> dict[str, Any] | None:
+    """The feasible baseline trial of lowest CER (ties: faster), as a row."""
+    from hwnas.search.baselines import best
+
+    return best([_row(t) for t in _trained_feasible(study) if t.user_attrs.get("baseline")])
+
+
+def spent(study: Any) -> float:
+    """The stand-alone training the study's trials spent (CPU s or steps): each
+    trained run's last rung, once however many trials repeat it."""
+    runs = {t.user_attrs.get("run_trial", t.number): t.user_attrs["rungs"][-1]["budget_s"]
+            for t in study.get_trials(deepcopy=False) if t.user_attrs.get("rungs")}
+    return float(sum(runs.values()))
 
 
 def select_for_target(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hwnas.search.storage import trial_dir
+from hwnas.search.storage import run_of
 
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
@@ -31,7 +31,7 @@ def score_tests(rows: list[dict[str, Any]], study_dir: Path,
     from hwnas.training.trainer import evaluate, load_run
 
     for r in rows:
-        run = trial_dir(study_dir, r.get("run_trial", r["trial"]), r["arch_id"])
+        run = run_of(r, study_dir)
         model, arch, tok, norm = load_run(run)
         r["tests"] = {name: evaluate(model, arch, fs, tok, norm, lexicon=lex)
                       for name, (fs, lex) in test_sets(arch.frontend, arch.n_filters).items()}
@@ -76,7 +76,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     from hwnas.asr import ArchConfig, delay
     from hwnas.export import export
 
-    run = trial_dir(study_dir, row.get("run_trial", row["trial"]), row["arch_id"])
+    run = run_of(row, study_dir)
     result = json.loads((run / "result.json").read_text())
     arch = ArchConfig.from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
     art = export(arch, fmt, out_dir, weights=run / "weights.pt")

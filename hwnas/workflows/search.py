@@ -60,6 +60,8 @@ class SearchRequest:
     supernet_budget_s: float = 300.0    # CPU s per family where no supernet is trained yet
     finetune_s: float = 20.0            # CPU s of fine-tuning inherited weights (0: none)
     screen_utts: int = 100              # dev utterances of an inherited score (0: all)
+    baselines: bool = True              # the presets that fit go first (hwnas.search.baselines)
+    final: Any = None                   # hwnas.workflows.final.FinalBudget (default: a third)
 
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
@@ -80,6 +82,16 @@ class SearchRequest:
             raise ValueError("--supernet-budget must be > 0, --finetune and --screen-utts >= 0")
         if self.population is not None and self.population < 2:
             raise ValueError(f"--population must be >= 2, got {self.population}")
+        from hwnas.workflows.final import FinalBudget
+
+        self.final = self.final or FinalBudget()
+        if self.final.each is not None and self.final.each < max(self.rungs):
+            raise ValueError(f"--final-budget {self.final.each:g} is below the longest rung "
+                             f"({max(self.rungs):g}): the finalists would train less than "
+                             "the search trained them")
+        if self.final.share is not None and not 0 <= self.final.share < 1:
+            raise ValueError(f"--final-budget share must be from 0 to below 1, got "
+                             f"{self.final.share:g}")
 
 
 class SearchHooks:
@@ -177,14 +189,17 @@ class TrialRungs:
             train_options={"eval_every": 10**9})
 
     def result(self, cand: Any, out: dict[str, Any]) -> tuple[float, Any]:
-        """(the study's CER measure, the snapshot): pooled, or the mean or worst
-        of the languages' CERs (--objectives cer_mean|cer_worst)."""
-        by = out.get("by_lang")
+        """(the study's CER measure, the snapshot)."""
+        return self.measure(out["cer"], out.get("by_lang")), out["snapshot"]
+
+    def measure(self, cer: float, by_lang: dict[str, float] | None) -> float:
+        """The study's CER measure: pooled, or the mean or worst of the
+        languages' CERs (--objectives cer_mean|cer_worst)."""
         measure = next((o for o in self.req.objectives if o in ("cer_mean", "cer_worst")), None)
-        if measure is None or not by:
-            return out["cer"], out["snapshot"]
-        cers = list(by.values())
-        return (sum(cers) / len(cers) if measure == "cer_mean" else max(cers)), out["snapshot"]
+        if measure is None or not by_lang:
+            return cer
+        cers = list(by_lang.values())
+        return sum(cers) / len(cers) if measure == "cer_mean" else max(cers)
 
     def details(self, out: dict[str, Any]) -> dict[str, Any]:
         return {"by_lang": out["by_lang"], "cer_pooled": out["cer"]} if out.get("by_lang") \
@@ -192,8 +207,34 @@ class TrialRungs:
 
     def release(self, cand: Any) -> None:
         """The optimiser's snapshot goes once the trial trains no more: it is
-        three times the model, and weights.pt beside it holds what was trained."""
-        Path(cand.state).unlink(missing_ok=True)
+        three times the model, and weights.pt beside it holds what was trained.
+        With a final phase it stays until the finalists are known (``prune``):
+        a finalist continues it."""
+        if self.req.final.off:
+            Path(cand.state).unlink(missing_ok=True)
+
+    def prune(self, study: Any, keep: set[int]) -> None:
+        """The snapshots of finished trials whose runs are not in ``keep``."""
+        import optuna
+
+        from hwnas.search.storage import trial_dir
+
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.user_attrs.get("rungs") and t.number not in keep:
+                (trial_dir(self.study_dir, t.number, t.user_attrs["arch_id"])
+                 / "checkpoint.pt").unlink(missing_ok=True)
+
+    def final_unit(self, row: dict[str, Any], folder: Path, budget: float, resume: bool) -> Any:
+        """The unit that trains a finalist to the final budget in ``folder``."""
+        from hwnas.execution.units import TrainRung
+
+        return TrainRung(
+            arch=row["arch"], corpus=self.req.corpus.description,
+            workspace=str(self.req.workspace), budget=budget, unit=self.req.rung_unit,
+            seed=self.req.seed, run_dir=str(folder), resume=resume,
+            extra={"trial": row["trial"], "corpus": self.req.corpus.description,
+                   "final_budget": budget, "unit": self.req.rung_unit},
+            train_options={"eval_every": 10**9}, snapshot_every_s=60.0)
 
     def record(self, number: int, cand: Any) -> None:
         """The trial's rungs so far, into its run's result.json (the driver's record)."""
@@ -217,6 +258,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import (
         SearchConfig,
+        best_baseline,
         make_strategy,
         pareto,
         run_search,
@@ -262,6 +304,12 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     # check, adaptation where the ratios differ); its measurements go to a
     # host-specific profile, never into another host's
     tl = target_predictor(req.target, ws, spec, measure=hooks.measure, say=hooks.say)
+
+    def predict(a: Any) -> float:
+        return float(tl.ms([a])[0])
+
+    if req.baselines:
+        cfg.baselines = _baselines(cfg, predict, hooks)
     if req.default_budget:
         hooks.say(f"training per trial: {' then '.join(f'{b:g} s' for b in req.rungs)} of "
                   f"CPU time by rung (the default, --cer-budget {DEFAULT_CER_BUDGET}; change "
@@ -294,14 +342,24 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
             ctx = getattr(rungs.executor, "ctx", None) or WorkerContext()
             strategy.use_supernets({f: ctx.supernet(p) for f, p in folders.items()}, splits,
                                    req.corpus.tokenizer)
+    if cfg.time_budget_s is not None and not req.final.off:
+        # a wall-clock --budget keeps the final phase's share for it
+        cfg.time_budget_s *= 1 - (req.final.share or 0.0)
     t0 = time.monotonic()
     with hooks.searching(cfg.trials):
-        study = run_search(cfg, lambda a: float(tl.ms([a])[0]), rungs, on_rung=on_rung,
+        study = run_search(cfg, predict, rungs, on_rung=on_rung,
                            on_trial=hooks.on_trial, executor=rungs.executor, screen=screen,
                            strategy=strategy)
     if req.cer_source == "supernet":
         study.set_user_attr("cer_source", "supernet")
     front = pareto(study)
+    base = best_baseline(study)
+    if base is not None and base["arch_id"] not in {r["arch_id"] for r in front}:
+        front.append(base)   # the answer always shows the best baseline beside the found
+    final_budget = None
+    if front and not req.final.off:
+        rungs.prune(study, {r["run_trial"] for r in front})
+        front, final_budget = _final_phase(req, study, study_dir, front, rungs, hooks)
     dropped: list[dict[str, Any]] = []
     note = None
     if not req.verify:
@@ -309,7 +367,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     elif front:
         from hwnas.workflows.verify import verify
 
-        hooks.say(f"verifying: measuring the {len(front)} Pareto architectures on "
+        hooks.say(f"verifying: measuring the {len(front)} finalist architectures on "
                   f"{req.target} ...")
         front, dropped, note = verify(front, tl.spec, ws, req.max_latency_ms, tl.reference,
                                       measure=hooks.measure, max_delay_ms=req.max_delay_ms,
@@ -319,13 +377,23 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     if front:
         from hwnas.workflows.deliver import score_tests
 
-        hooks.say("scoring the Pareto set on the test sets ...")
+        hooks.say(f"scoring the {len(front)} finalists on the test sets ...")
         score_tests(front, study_dir, lambda fe, n: hooks.splits(req.corpus, fe, n).tests)
-    best = select_for_target(front)
+    from hwnas.workflows.final import decide
+
+    best, versus = decide(front, cfg.objectives, select_for_target)
+    if versus:
+        hooks.say(versus + (f" (each trained {final_budget:g} {cfg.rung_unit})"
+                            if final_budget else " (at the search's rungs: no final phase)"))
     card, export_error = None, None
     if best and req.export:
-        card, export_error = _deliver(req, best, study, study_dir, storage, tl, hooks)
-    out = {"study": req.study, "target": req.target, "trials": len(study.trials),
+        card, export_error = _deliver(req, best, study, study_dir, storage, tl, hooks,
+                                      final_budget)
+    import optuna
+
+    out = {"study": req.study, "target": req.target,
+           "trials": len(study.get_trials(deepcopy=False,
+                                          states=(optuna.trial.TrialState.COMPLETE,))),
            "predictor": tl.where, "adapted": tl.adapted, "pareto": front, "dropped": dropped,
            "reference_ms": tl.ref_ms, "spot_check": tl.spot_check,
            "feasible_as_predicted": sum(1 for t in study.trials
@@ -335,6 +403,9 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
            "min_predicted_delay_ms": min((t.user_attrs["delay_ms"] for t in study.trials
                                           if "delay_ms" in t.user_attrs), default=None),
            "selected": best, "export": card and card["folder"],
+           "baseline": next((r for r in front if r.get("baseline")), None),
+           "versus_baseline": versus, "final_budget": final_budget,
+           "budget_unit": cfg.rung_unit,
            "latency_source": "measured" if front and all(
                r.get("latency_source") == "measured" for r in front) else "predicted",
            "note": note, "export_error": export_error, "cer_source": req.cer_source,
@@ -344,6 +415,64 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                       for src in ("inherited", "fine-tuned", "trained")},
            "seconds": round(time.monotonic() - t0, 1)}
     return SearchOutcome(out, export_error, study)
+
+
+def _baselines(cfg: Any, predict: Callable[[Any], float], hooks: SearchHooks) -> tuple[Any, ...]:
+    """The presets that fit the space and the constraints as predicted, each
+    brought in by the smallest change (said, with what was left out and why)."""
+    from hwnas.search.baselines import for_search
+    from hwnas.search.study import judge
+
+    found, notes = for_search(cfg.space, lambda a: judge(cfg, a, predict))
+    if len(found) >= cfg.trials:
+        notes.append(f"--trials {cfg.trials} leaves no trial for the search itself: "
+                     f"{min(len(found), cfg.trials)} of the baselines are the whole study")
+    hooks.say(f"baselines ({len(found)}; a new study trains them first, like any trial): "
+              + "; ".join(b.describe() for b in found))
+    for line in notes:
+        hooks.say(f"  {line}")
+    return tuple(found)
+
+
+def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dict[str, Any]],
+                 rungs: TrialRungs, hooks: SearchHooks) -> tuple[list[dict[str, Any]], float]:
+    """Train the finalists to one final budget (kept in the study, so that a
+    rerun resumes the same phase); returns their rows as they stand there."""
+    from hwnas.search.study import spent
+    from hwnas.workflows import final
+
+    unit = req.rung_unit
+    ids = sorted(r["arch_id"] for r in rows)
+    kept = study.user_attrs.get("final") or {}
+    if kept.get("finalists") == ids and kept.get("unit") == unit and kept.get("rule") == \
+            repr(req.final):
+        budget = float(kept["budget"])
+        final.prepare(rows, study_dir, unit)
+    else:
+        done = final.prepare(rows, study_dir, unit)
+        budget = req.final.per_finalist(spent(study), done, max(req.rungs))
+        study.set_user_attr("final", {"finalists": ids, "unit": unit, "budget": budget,
+                                      "rule": repr(req.final)})
+    shown = "steps" if unit == "steps" else "CPU s"
+    base = next((r["baseline"] for r in rows if r.get("baseline")), None)
+    hooks.say(f"final phase ({req.final.describe(shown)}): {len(rows)} finalists, the "
+              f"feasible Pareto set" + (f" and the best baseline ({base})" if base else "")
+              + f", each trained to {budget:g} {shown} ...")
+
+    def on_done(row: dict[str, Any], res: dict[str, Any]) -> None:
+        hooks.say(f"  {row['arch_id']} {row['arch']['encoder']}/{row['arch']['decoder']}"
+                  + (f" (baseline {row['baseline']})" if row.get("baseline") else "")
+                  + f": dev CER {res['dev']['cer']:.3f} at {budget:g} {shown} "
+                  f"(rung: {row['cer']:.3f})")
+
+    out = final.train_finalists(rows, study_dir, budget, unit,
+                                lambda r, folder, resume: rungs.final_unit(r, folder, budget,
+                                                                           resume),
+                                rungs.executor, rungs.measure, on_done)
+    for r in out:
+        study.set_user_attr(f"final:{r['arch_id']}", {k: r.get(k) for k in (
+            "cer", "rung_cer", "cer_by_lang", "final_budget", "final_steps", "run_dir")})
+    return sorted(out, key=lambda r: (r["cer"], r["latency_ms"])), budget
 
 
 def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> dict[str, Path]:
@@ -412,10 +541,11 @@ class Delivered(NamedTuple):
 
 
 def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Path,
-             storage: str, tl: Any, hooks: SearchHooks) -> Delivered:
+             storage: str, tl: Any, hooks: SearchHooks, final_budget: float | None
+             ) -> Delivered:
     """Export the winner with its model card, or say why not."""
     from hwnas.export import ExportError
-    from hwnas.search.storage import trial_dir
+    from hwnas.search.storage import run_of
     from hwnas.workflows.deliver import export_selected
 
     fmt = req.format or tl.predictor.card.get("format") or tl.spec.make().format
@@ -426,11 +556,12 @@ def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Pa
             "constraints": study.user_attrs.get("constraints"), "predictor": tl.where,
             "corpus": req.corpus.description,
             "training": {"unit": req.rung_unit, "rung_budgets": list(req.rungs),
-                         "eta": req.eta, "seed": req.seed,
+                         "eta": req.eta, "seed": req.seed, "final_budget": final_budget,
+                         "baseline": best.get("baseline"),
                          "screened_by": "supernet" if req.cer_source == "supernet" else None
                          }}), None)
     except ExportError as e:  # the study and its trained runs stay; say how to retry
-        run = trial_dir(study_dir, best["run_trial"], best["arch_id"])
+        run = run_of(best, study_dir)
         return Delivered(None, (f"export of {best['arch_id']} as {fmt} failed: {e}; the study "
                                 f"and its trained weights are kept; retry with `hwnas export "
                                 f"{run}/arch.json --weights {run}/weights.pt --format FMT` or "

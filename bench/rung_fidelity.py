@@ -1,0 +1,130 @@
+"""Do the search's rungs predict the end of training, or only its start?
+
+    python bench/rung_fidelity.py --n 20                 (~20 x 6 CPU-min; resumable)
+    python bench/rung_fidelity.py --report               (seconds: the taus only)
+
+Architectures are drawn (seed 11) from the space the main command searches
+(`--streaming --max-delay 500`: streaming, chunks of 240 and 480 ms), keeping
+those whose algorithmic delay leaves at least 5 ms for compute. Each trains
+on the built-in English corpus of the workspace (small, seed 0; built if
+missing) exactly as a search trial trains (one thread, CPU-time budgets, seed
+0), continued stage by stage to each budget of --budgets (default the main
+command's rungs, 40 s and 120 s, then 240 s and 360 s), with the full dev CER
+at every stage and a dev curve every 50 steps (50 utterances, not charged).
+
+Every finished stage is appended to bench/results/rung_fidelity.jsonl
+(committed, so the run spans sittings); a rerun continues each architecture
+from its last snapshot in <workspace>/bench/rung_fidelity/. Reported: Kendall
+tau between each early budget's dev CER and the last budget's, over the
+architectures that reached it, and the same for each promotion rule of
+hwnas.training.promote given only what the rung saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LOG = ROOT / "bench" / "results" / "rung_fidelity.jsonl"
+
+
+def archs(n: int) -> list:
+    from hwnas.asr import default_space
+    from hwnas.asr.delay import algorithmic_delay_ms, narrow
+
+    space, _ = narrow(default_space(), streaming=True, max_delay_ms=500)
+    out = [a for a in space.sample_distinct(4 * n, 11) if algorithmic_delay_ms(a) <= 495]
+    return out[:n]
+
+
+def read_log() -> dict[str, dict[float, dict]]:
+    done: dict[str, dict[float, dict]] = {}
+    if LOG.is_file():
+        for line in LOG.read_text().splitlines():
+            r = json.loads(line)
+            done.setdefault(r["arch_id"], {})[float(r["budget_s"])] = r
+    return done
+
+
+def run(ws: Path, n: int, budgets: list[float]) -> None:
+    import torch
+
+    from hwnas.training.prepare import open_corpus
+    from hwnas.training.trainer import TrainConfig, load_snapshot, train
+
+    torch.set_num_threads(1)
+    corpus = open_corpus(ws)
+    corpus.prepare()
+    tok = corpus.tokenizer
+    done = read_log()
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    for i, arch in enumerate(archs(n)):
+        have = done.get(arch.id, {})
+        todo = [b for b in budgets if b not in have]
+        if not todo:
+            continue
+        sp = corpus.splits(arch.frontend, arch.n_filters)
+        snap = ws / "bench" / "rung_fidelity" / arch.id / "checkpoint.pt"
+        for b in todo:
+            cfg = TrainConfig(cpu_seconds=b, seed=0, snapshot=snap, snapshot_every_s=60,
+                              eval_every=50, eval_utts=50)
+            state = load_snapshot(snap, arch, cfg, tok.vocab_size) if snap.is_file() else None
+            if state is not None and state["cpu"] > b:   # a later stage's snapshot: redo
+                snap.unlink()
+                state = None
+            res = train(arch, sp.train, sp.dev, tok, cfg, resume=state)
+            rec = {"arch_id": arch.id, "arch": arch.to_dict(), "budget_s": b,
+                   "dev_cer": res.dev["cer"], "steps": res.steps,
+                   "cpu_seconds": res.cpu_seconds, "curve": res.curve}
+            with LOG.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+            print(f"[{i + 1}/{n}] {arch.id} {arch.encoder}/{arch.decoder} x{arch.num_layers} "
+                  f"d{arch.d_model}: {b:g} CPU s, {res.steps} steps, dev CER "
+                  f"{res.dev['cer']:.3f}", flush=True)
+
+
+def report(budgets: list[float]) -> dict:
+    from hwnas.predict.metrics import kendall_tau
+
+    done = read_log()
+    last = budgets[-1]
+    full = {k: v for k, v in done.items() if last in v and all(b in v for b in budgets)}
+    out = {"architectures": len(full), "final_budget_s": last, "tau": {}}
+    print(f"{len(full)} architectures trained to {last:g} CPU s")
+    if len(full) < 3:
+        return out
+    ids = sorted(full)
+    final = [full[k][last]["dev_cer"] for k in ids]
+    for b in budgets[:-1]:
+        tau = kendall_tau([full[k][b]["dev_cer"] for k in ids], final)
+        out["tau"][f"{b:g}"] = tau
+        print(f"  dev CER at {b:>5g} CPU s vs {last:g}: Kendall tau {tau:.3f}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", default=str(ROOT / "runs" / "workspace"))
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--budgets", default="40,120,240,360",
+                    help="CPU seconds, increasing; the last is the final budget")
+    ap.add_argument("--report", action="store_true", help="only the taus of what is logged")
+    args = ap.parse_args()
+    budgets = [float(b) for b in args.budgets.split(",")]
+    if not args.report:
+        run(Path(args.workspace).resolve(), args.n, budgets)
+    report(budgets)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Hand-designed baselines in the loop.
+
+A search's answer means something only beside what an engineer would have
+tried first. So every new study starts with the presets (``hwnas.asr.presets``)
+that fit its space and constraints, each brought in by the smallest change
+(16 blocks to the space's deepest 8, a full-context model made streaming, the
+longest chunk that meets ``--max-delay``), the change stated. They train and
+are judged like any trial; the best of them is a finalist of the final phase
+(``hwnas.search.final``), and the answer says whether the search beat it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hwnas.asr import ArchConfig
+from hwnas.asr.presets import preset, preset_names
+from hwnas.space import SearchSpace
+
+#: how a full-context preset is made streaming: conformer_s_streaming's choices
+#: (480 ms chunks, attention over 2 chunks of left context, no look-ahead)
+STREAMING_FORM = {"streaming": True, "chunk_ms": 480, "left_chunks": 2, "lookahead": 0}
+
+#: ``judge(arch) -> (predicted values, constraint values)``, <= 0 met (``study.judge``)
+Judge = Callable[[ArchConfig], tuple[dict[str, float], dict[str, float]]]
+
+_LIMITS = {"latency": ("compute", "ms", "--max-latency"), "delay": ("emission delay", "ms",
+                                                                     "--max-delay"),
+           "rtf": ("real-time factor", "", "--max-rtf"), "params": ("parameters", "",
+                                                                      "--max-params"),
+           "size": ("fp32 size", "MB", "--max-size")}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str            # the preset's
+    arch: ArchConfig     # as brought into the space
+    change: str          # what was changed, "" when the preset is in the space as it is
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.change})" if self.change else f"{self.name} (as it is)"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "change": self.change}
+
+
+def _changes(before: ArchConfig, after: ArchConfig) -> list[str]:
+    a, b = before.to_dict(), after.to_dict()
+    return [f"{k} {a[k]} -> {b[k]}" for k in a
+            if a[k] is not None and b[k] is not None and a[k] != b[k]]
+
+
+def _broken(values: dict[str, float], cons: dict[str, float]) -> str:
+    out = []
+    for key, c in cons.items():
+        if c > 0:
+            what, unit, flag = _LIMITS[key]
+            out.append(f"predicted {what} {values[key]:.4g}{(' ' + unit) if unit else ''} "
+                       f"breaks {flag} by {c:.3g}")
+    return "; ".join(out)
+
+
+def for_search(space: SearchSpace, judge: Judge) -> tuple[list[Baseline], list[str]]:
+    """(the baselines a search in ``space`` under ``judge``'s constraints starts
+    with, one line per preset left out and why)."""
+    out: list[Baseline] = []
+    notes: list[str] = []
+    seen: dict[str, str] = {}
+    modes = space.choices("streaming")
+    # presets the space holds as they are first: a streaming preset keeps its own name
+    # where a full-context one made streaming would be the same architecture
+    for name in sorted(preset_names(), key=lambda n: preset(n).streaming not in modes):
+        p = preset(name)
+        made: list[str] = []
+        form = p
+        if p.streaming not in modes:
+            if p.streaming:   # the fields only streaming uses go in ``nearest``
+                form = ArchConfig(**{**p.to_dict(), "streaming": False})
+                made.append("made full-context")
+            elif p.encoder == "blstm":
+                notes.append(f"{name}: left out: a bidirectional encoder cannot stream")
+                continue
+            else:
+                form = ArchConfig(**{**p.to_dict(), **STREAMING_FORM})
+                made.append("made streaming: 480 ms chunks, 2 chunks of left context, "
+                            "no look-ahead")
+        values = form.to_dict()
+        # the preset's own chunk first, then each shorter one: the smallest change that
+        # meets the delay and the other limits as predicted
+        chunks = ([c for c in sorted(space.choices("chunk_ms"), reverse=True)
+                   if c <= form.chunk_ms] or [min(space.choices("chunk_ms"))]
+                  ) if form.streaming else [None]
+        why = ""
+        for chunk in chunks:
+            arch = space.nearest({**values, "chunk_ms": chunk} if chunk else values)
+            v, cons = judge(arch)
+            why = _broken(v, cons)
+            if not why:
+                break
+        else:
+            notes.append(f"{name}: left out: {why}")
+            continue
+        if arch.id in seen:
+            notes.append(f"{name}: the same architecture as {seen[arch.id]} in this space")
+            continue
+        seen[arch.id] = name
+        out.append(Baseline(name, arch, "; ".join(made + _changes(form, arch))))
+    return out, notes
+
+
+def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The lowest-CER baseline row (ties: lower latency)."""
+    rows = [r for r in rows if r.get("baseline")]
+    return min(rows, key=lambda r: (r["cer"], r["latency_ms"])) if rows else None
