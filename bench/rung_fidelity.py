@@ -11,13 +11,13 @@ missing) exactly as a search trial trains (one thread, CPU-time budgets, seed
 0), continued stage by stage to each budget of --budgets (default the main
 command's rungs, 40 s and 120 s, then 240 s and 360 s), with the full dev CER
 at every stage and a dev curve every 50 steps (50 utterances, not charged).
+Breadth first: every architecture reaches a budget before any goes further.
 
 Every finished stage is appended to bench/results/rung_fidelity.jsonl
 (committed, so the run spans sittings); a rerun continues each architecture
 from its last snapshot in <workspace>/bench/rung_fidelity/. Reported: Kendall
-tau between each early budget's dev CER and the last budget's, over the
-architectures that reached it, and the same for each promotion rule of
-hwnas.training.promote given only what the rung saw.
+tau between each budget's dev CER and every later budget's, over the
+architectures that reached both.
 """
 
 from __future__ import annotations
@@ -66,47 +66,47 @@ def run(ws: Path, n: int, budgets: list[float]) -> None:
     tok = corpus.tokenizer
     done = read_log()
     LOG.parent.mkdir(parents=True, exist_ok=True)
-    for i, arch in enumerate(archs(n)):
-        have = done.get(arch.id, {})
-        todo = [b for b in budgets if b not in have]
-        if not todo:
-            continue
-        sp = corpus.splits(arch.frontend, arch.n_filters)
-        snap = ws / "bench" / "rung_fidelity" / arch.id / "checkpoint.pt"
-        for b in todo:
+    chosen = archs(n)
+    # breadth first: every architecture reaches a budget before any goes further,
+    # so that a sitting cut short still gives the taus up to the last budget reached
+    for b in budgets:
+        for i, arch in enumerate(chosen):
+            if b in done.get(arch.id, {}):
+                continue
+            sp = corpus.splits(arch.frontend, arch.n_filters)
+            snap = ws / "bench" / "rung_fidelity" / arch.id / "checkpoint.pt"
             cfg = TrainConfig(cpu_seconds=b, seed=0, snapshot=snap, snapshot_every_s=60,
                               eval_every=50, eval_utts=50)
             state = load_snapshot(snap, arch, cfg, tok.vocab_size) if snap.is_file() else None
-            if state is not None and state["cpu"] > b:   # a later stage's snapshot: redo
-                snap.unlink()
-                state = None
             res = train(arch, sp.train, sp.dev, tok, cfg, resume=state)
             rec = {"arch_id": arch.id, "arch": arch.to_dict(), "budget_s": b,
                    "dev_cer": res.dev["cer"], "steps": res.steps,
                    "cpu_seconds": res.cpu_seconds, "curve": res.curve}
             with LOG.open("a") as f:
                 f.write(json.dumps(rec) + "\n")
+            done.setdefault(arch.id, {})[b] = rec
             print(f"[{i + 1}/{n}] {arch.id} {arch.encoder}/{arch.decoder} x{arch.num_layers} "
                   f"d{arch.d_model}: {b:g} CPU s, {res.steps} steps, dev CER "
                   f"{res.dev['cer']:.3f}", flush=True)
 
 
 def report(budgets: list[float]) -> dict:
+    """Kendall tau of each earlier budget's dev CER against each later one's,
+    over the architectures that reached both."""
     from hwnas.predict.metrics import kendall_tau
 
     done = read_log()
-    last = budgets[-1]
-    full = {k: v for k, v in done.items() if last in v and all(b in v for b in budgets)}
-    out = {"architectures": len(full), "final_budget_s": last, "tau": {}}
-    print(f"{len(full)} architectures trained to {last:g} CPU s")
-    if len(full) < 3:
-        return out
-    ids = sorted(full)
-    final = [full[k][last]["dev_cer"] for k in ids]
-    for b in budgets[:-1]:
-        tau = kendall_tau([full[k][b]["dev_cer"] for k in ids], final)
-        out["tau"][f"{b:g}"] = tau
-        print(f"  dev CER at {b:>5g} CPU s vs {last:g}: Kendall tau {tau:.3f}")
+    out: dict = {"tau": {}}
+    for j, last in enumerate(budgets[1:], 1):
+        ids = sorted(k for k, v in done.items() if last in v)
+        if len(ids) < 3:
+            continue
+        final = [done[k][last]["dev_cer"] for k in ids]
+        for b in budgets[:j]:
+            tau = kendall_tau([done[k][b]["dev_cer"] for k in ids], final)
+            out["tau"][f"{b:g}->{last:g}"] = {"tau": tau, "n": len(ids)}
+            print(f"  dev CER at {b:>4g} CPU s vs at {last:g}: Kendall tau {tau:.3f} "
+                  f"({len(ids)} architectures)")
     return out
 
 

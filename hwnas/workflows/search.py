@@ -382,6 +382,10 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     from hwnas.workflows.final import decide
 
     best, versus = decide(front, cfg.objectives, select_for_target)
+    study.set_user_attr("seed", req.seed)
+    study.set_user_attr("delivered", best and {"arch_id": best["arch_id"],
+                                               "baseline": best.get("baseline"),
+                                               "versus_baseline": versus})
     if versus:
         hooks.say(versus + (f" (each trained {final_budget:g} {cfg.rung_unit})"
                             if final_budget else " (at the search's rungs: no final phase)"))
