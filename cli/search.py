@@ -134,7 +134,11 @@ def _final_budget(text: str, unit: str) -> Any:
             raise ValueError(f"--final-budget {text!r}: with --cer-steps give the steps each "
                              "finalist trains to, or a share such as 1/3")
         return FinalBudget(share=None, each=share)
-    return FinalBudget(share=None, each=parse_budget(t))
+    try:
+        return FinalBudget(share=None, each=parse_budget(t))
+    except ValueError:
+        raise ValueError(f"--final-budget {text!r}: give a share (1/3, 25%), a time each "
+                         "finalist trains to (10m) or 0") from None
 
 
 def _fmt_budget(b: float, unit: str) -> str:

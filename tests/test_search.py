@@ -265,6 +265,13 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
      "found"),
     (["search", "--target", "cpu", "--cer-steps", "1", "--objectives", "cer,speed"],
      "unknown objective"),
+    (["search", "--target", "cpu", "--final-budget", "soon"], "--final-budget 'soon': give"),
+    (["search", "--target", "cpu", "--final-budget", "1/0"], "division by zero"),
+    (["search", "--target", "cpu", "--final-budget", "-0.5"], "share must be from 0"),
+    (["search", "--target", "cpu", "--final-budget", "30s"],
+     "--final-budget 30 is below the longest rung (120)"),
+    (["search", "--target", "cpu", "--cer-steps", "5,10", "--final-budget", "7.5"],
+     "with --cer-steps give the steps"),
 ])
 def test_search_errors_are_one_line(argv, message, tmp_path, capsys):
     assert main(argv + ["--workspace", str(tmp_path)]) == 1

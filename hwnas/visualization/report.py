@@ -56,7 +56,7 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
                      "feasible": all(c <= 0 for c in a.get("constraints", [0.0])),
                      "trained": source == "trained", "cer_source": source,
                      "screened": source not in (None, "trained"), "rungs": a.get("rungs") or [],
-                     "stopped_at": a.get("stopped_at")})
+                     "stopped_at": a.get("stopped_at"), "baseline": a.get("baseline")})
     return rows
 
 
@@ -153,6 +153,14 @@ def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis) -> None:
                alpha=0.7, label=f"stopped early ({len(early)})")
     ax.scatter([r[x] for r in full], [r["cer"] for r in full], s=28, c="tab:blue",
                label=f"trained to the last rung ({len(full)})")
+    base = [r for r in tr if r.get("baseline")]
+    if base:
+        ax.scatter([r[x] for r in base], [r["cer"] for r in base], marker="s", s=70,
+                   facecolors="none", edgecolors="k",
+                   label=f"hand-designed baselines ({len(base)})")
+        for r in base:
+            ax.annotate(r["baseline"], (r[x], r["cer"]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
     feas = [r for r in tr if r["feasible"]]
     if feas:
         pts = np.array([(r[x], r["cer"]) for r in feas])
@@ -367,6 +375,30 @@ def verification(study: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r.get("verdict") == "missed", r.get("latency_ms") or 0))
 
 
+def final_phase(study: Any) -> dict[str, Any] | None:
+    """The final phase as ``hwnas search`` recorded it: the budget, each
+    finalist's rung and final dev CER, and how the answer stands against the
+    best baseline."""
+    fin = study.user_attrs.get("final")
+    if not isinstance(fin, dict) or not isinstance(fin.get("finalists"), list):
+        return None
+    by = {t.user_attrs.get("arch_id"): t for t in study.get_trials(deepcopy=False)}
+    rows = []
+    for arch_id in fin["finalists"]:
+        f = study.user_attrs.get(f"final:{arch_id}")
+        t = by.get(arch_id)
+        if isinstance(f, dict) and t is not None:
+            rows.append({"trial": t.number, "arch_id": arch_id,
+                         "baseline": t.user_attrs.get("baseline"),
+                         "encoder": t.user_attrs["arch"]["encoder"],
+                         "decoder": t.user_attrs["arch"]["decoder"],
+                         "rung_cer": f.get("rung_cer"), "cer": f.get("cer")})
+    delivered = study.user_attrs.get("delivered")
+    return {"budget": fin.get("budget"), "unit": fin.get("unit"),
+            "rows": sorted(rows, key=lambda r: r["cer"] if r["cer"] is not None else 9),
+            "delivered": delivered if isinstance(delivered, dict) else None}
+
+
 def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] = ()
                  ) -> dict[str, Any]:
     """Write the figures and report.html into ``out``; returns a summary.
@@ -435,6 +467,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
                 for r in top],
         "figures": {k: str(v) for k, v in files.items()},
         "verification": verification(study),
+        "final": final_phase(study),
     }
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / "report.html").write_text(_html(summary, files, top))
@@ -489,6 +522,23 @@ measurements.</p>
 </table>"""
                 if ver else "<h2>Verification on the device</h2><p>Not verified: the search "
                             "ran with --no-verify, or the device was unreachable.</p>")
+    fin = s.get("final")
+    final = ""
+    if fin and fin["rows"]:
+        unit = "steps" if fin["unit"] == "steps" else "CPU s"
+        chosen = (fin.get("delivered") or {}).get("arch_id")
+        final_rows = "".join(
+            f"<tr><td>{r['trial']}</td><td>{'<b>' if r['arch_id'] == chosen else ''}"
+            f"{esc(r['arch_id'])}{' (delivered)</b>' if r['arch_id'] == chosen else ''}</td>"
+            f"<td>{esc(r['encoder'])}/{esc(r['decoder'])}</td>"
+            f"<td>{esc(r['baseline'] or '-')}</td><td>{num(r['rung_cer'], '.3f')}</td>"
+            f"<td>{num(r['cer'], '.3f')}</td></tr>" for r in fin["rows"])
+        versus = esc((fin.get("delivered") or {}).get("versus_baseline") or "")
+        final = f"""<h2>Final phase: the answer at equal training</h2>
+<p>The feasible Pareto set and the best hand-designed baseline, each trained to
+{fin['budget']:g} {unit}; the answer was decided here. {versus}</p>
+<table><tr><th>trial</th><th>arch</th><th>encoder/decoder</th><th>baseline</th>
+<th>dev CER at the last rung</th><th>dev CER at the final budget</th></tr>{final_rows}</table>"""
     screened = (f"; {s['screened']} scored only with weights inherited from a supernet "
                 "(their CER is labelled so and never makes the answer)" if s.get("screened")
                 else "")
@@ -517,6 +567,7 @@ trained){screened}.
 Training spent: {s['training_spent']:g} {esc(s['training_unit'])}.
 Latencies are those recorded by the search: <b>predicted</b> by the target's predictor
 (the search's verification step measures the final Pareto set: below).</p>
+{final}
 {verified}
 <h2>Pareto front</h2>{img('pareto')}
 <h2>Hypervolume</h2>{img('hypervolume')}
