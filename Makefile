@@ -9,6 +9,7 @@ DEMO_OUT ?= runs/demo
 # the main job's workspace: corpus, profiles of this host, predictors, study, export
 WORKSPACE ?= runs/workspace
 STUDY ?= main
+SEED ?= 0
 
 .PHONY: setup search search-tts demo test test-fast clean
 
@@ -27,7 +28,8 @@ setup: $(STAMP)
 # verified Pareto table, the exported winner, then the report
 search: setup
 	HWNAS_WORKSPACE=$(WORKSPACE) OMP_NUM_THREADS=1 $(BIN)/hwnas search --target cpu \
-	    --streaming --max-delay 500 --objectives cer,delay --trials 16 --study $(STUDY)
+	    --streaming --max-delay 500 --objectives cer,delay --trials 16 --study $(STUDY) \
+	    --seed $(SEED)
 	HWNAS_WORKSPACE=$(WORKSPACE) $(BIN)/hwnas report $(STUDY)
 
 # the TTS search for this CPU (~15 min): FastSpeech 2-like space, RTF measured here

@@ -3,6 +3,7 @@ against the hand-designed presets at equal final training."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -170,6 +171,15 @@ def test_the_final_phase_trains_the_finalists_to_the_final_budget_and_resumes_af
         res = json.loads((Path(r["run_dir"]) / "result.json").read_text())
         assert res["steps"] == 150 and res["final_budget"] == 150
         assert r["final_budget"] == 150 and "rung_cer" in r
+    # the report shows the final phase and how the answer stands against the baseline
+    from cli.main import main
+
+    assert main(["report", "f", "--workspace", str(tmp_path / "killed"), "--out",
+                 str(tmp_path / "rep"), "--json"]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "Final phase: the answer at equal training" in page
+    assert "trained to\n150 steps" in page and "(delivered)" in page
+    assert html.escape(a["versus_baseline"]) in page
     # the trials' own runs stay as the search left them
     trials = tmp_path / "killed" / "runs" / "search" / "f" / "trials"
     for d in trials.iterdir():

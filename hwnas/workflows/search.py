@@ -382,13 +382,13 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     from hwnas.workflows.final import decide
 
     best, versus = decide(front, cfg.objectives, select_for_target)
+    if versus:
+        versus += (f" (each trained {final_budget:g} {cfg.rung_unit})" if final_budget
+                   else " (at the search's rungs: no final phase)")
     study.set_user_attr("seed", req.seed)
     study.set_user_attr("delivered", best and {"arch_id": best["arch_id"],
                                                "baseline": best.get("baseline"),
                                                "versus_baseline": versus})
-    if versus:
-        hooks.say(versus + (f" (each trained {final_budget:g} {cfg.rung_unit})"
-                            if final_budget else " (at the search's rungs: no final phase)"))
     card, export_error = None, None
     if best and req.export:
         card, export_error = _deliver(req, best, study, study_dir, storage, tl, hooks,
@@ -448,12 +448,11 @@ def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dic
     unit = req.rung_unit
     ids = sorted(r["arch_id"] for r in rows)
     kept = study.user_attrs.get("final") or {}
+    done = final.prepare(rows, study_dir, unit)
     if kept.get("finalists") == ids and kept.get("unit") == unit and kept.get("rule") == \
-            repr(req.final):
+            repr(req.final):   # a rerun: the phase as it began, however far it got
         budget = float(kept["budget"])
-        final.prepare(rows, study_dir, unit)
     else:
-        done = final.prepare(rows, study_dir, unit)
         budget = req.final.per_finalist(spent(study), done, max(req.rungs))
         study.set_user_attr("final", {"finalists": ids, "unit": unit, "budget": budget,
                                       "rule": repr(req.final)})
