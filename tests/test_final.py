@@ -75,8 +75,8 @@ def test_the_final_budget_is_a_share_of_the_whole_training():
     # 900 s spent by the search: the final phase gets 450 more, shared by 3 finalists
     # that already hold 120, 120 and 40
     b = third.per_finalist(900.0, [120.0, 120.0, 40.0], 120.0)
-    assert b == pytest.approx((450 + 280) / 3)
-    assert sum(b - d for d in (120, 120, 40)) == pytest.approx(450)
+    assert b == round((450 + 280) / 3)
+    assert sum(b - d for d in (120, 120, 40)) == pytest.approx(450, abs=1.5)
     assert third.per_finalist(30.0, [0.0], 120.0) == 120.0   # never below the longest rung
     assert FinalBudget(share=None, each=600.0).per_finalist(900.0, [120.0], 120.0) == 600.0
     assert FinalBudget(share=0).off and not third.off

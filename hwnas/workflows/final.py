@@ -48,7 +48,9 @@ class FinalBudget:
         if self.each is not None:
             return self.each
         extra = spent * self.share / (1 - self.share)
-        return max(longest_rung, max(done, default=0.0), (extra + sum(done)) / len(done))
+        # whole seconds (or steps): a budget users read and type again
+        return float(round(max(longest_rung, max(done, default=0.0),
+                               (extra + sum(done)) / len(done))))
 
     def describe(self, unit: str) -> str:
         if self.each is not None:
