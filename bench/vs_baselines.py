@@ -117,6 +117,15 @@ def one(ws: Path, name: str, whole: bool) -> dict:
             f"{gain:+.0%} lower")
     print(f"equal final training ({budget:g} CPU s): answer {chosen['arch_id']} vs best "
           f"baseline {base['baseline']}: {what}")
+    found = min((r for r in rows if not r["baseline"]), key=lambda r: r["test_clean"],
+                default=None)
+    if found is not None:
+        rel = found["test_clean"] / base["test_clean"] - 1
+        out["best_found"] = {"arch_id": found["arch_id"], "test_clean": found["test_clean"],
+                             "vs_baseline": rel, "delay_ms": found["delay_ms"]}
+        print(f"best found architecture {found['arch_id']}: test-clean CER "
+              f"{found['test_clean']:.3f} ({rel:+.0%} against the baseline) at "
+              f"{found['delay_ms']:.1f} ms emission delay against {base['delay_ms']:.1f}")
     if whole:
         out["whole"] = whole_budget(ws, name, study_dir, base, searched + extra, corpus,
                                     chosen)

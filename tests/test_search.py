@@ -240,6 +240,12 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
         assert {"tokenizer.json", "feature_norm.npz"} <= set(card["export"]["files"])
         assert "# Model card" in (folder / "MODEL_CARD.md").read_text()
         assert "| lexicon WER |" in (folder / "MODEL_CARD.md").read_text()
+    # the best baseline is among the finalists, and the answer says where it stands
+    assert out["baseline"] is not None
+    trained = f"(each trained {out['final_budget']:g} steps)"
+    assert out["versus_baseline"].endswith(trained)
+    assert ("the answer is the baseline" in out["versus_baseline"]) == \
+        bool(out["selected"].get("baseline"))
     assert main(argv + ["--no-export"]) == 0
     text = capsys.readouterr().out
     # judged by the interval: each Pareto member is met, borderline or dropped as missed
