@@ -154,9 +154,12 @@ def test_search_on_the_users_corpus(tmp_path, capsys):
     argv = ["search", "--target", "cpu", "--trials", "2", "--cer-steps", "2", "--space",
             str(space), "--workspace", str(tmp_path / "ws"), "--no-verify", "--json"]
     user = ["--train", c["train"], "--dev", c["dev"], "--test", c["test"]]
-    assert main(argv + user + ["--no-export"]) == 0
+    assert main(argv + user + ["--no-export", "--no-baselines", "--final-budget", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["pareto"] and all(set(r["tests"]) == {"cv"} for r in out["pareto"])
+    # neither baselines nor a final phase: the answer at the rungs, as trained there
+    assert out["baseline"] is None and out["final_budget"] is None
+    assert out["versus_baseline"] is None and "run_dir" not in out["selected"]
     assert "wer_lexicon_beam" in out["pareto"][0]["tests"]["cv"]
     assert main(argv + ["--trials", "3", "--size", "tiny"]) == 1  # the built-in corpus now
     assert "trains on --train librispeech:" in capsys.readouterr().err
