@@ -24,8 +24,9 @@ $(STAMP):
 
 setup: $(STAMP)
 
-# a complete small search for this CPU on the built-in corpus (~15 min): the
-# verified Pareto table, the exported winner, then the report
+# a complete small search for this CPU on the built-in corpus (~25 min): the
+# baselines, the trials, the final phase, the verified finalists, the exported
+# answer, then the report
 search: setup
 	HWNAS_WORKSPACE=$(WORKSPACE) OMP_NUM_THREADS=1 $(BIN)/hwnas search --target cpu \
 	    --streaming --max-delay 500 --objectives cer,delay --trials 16 --study $(STUDY) \

@@ -301,8 +301,9 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
                  "params", "MB", "verdict"])
     speed = table(f"... and latency on {args.target} ({source}"
                   + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"),
-                  ["trial", *(["rung CER"] if final else []), "chunk ms", "look-ahead ms", "algorithmic ms", "compute p50 ms",
-                   "95% CI", "p90 ms", "emission delay ms", "RTF", "predicted ms"])
+                  ["trial", *(["rung CER"] if final else []), "chunk ms", "look-ahead ms",
+                   "algorithmic ms", "compute p50 ms", "95% CI", "p90 ms", "emission delay ms",
+                   "RTF", "predicted ms"])
     for r in front:
         a, d = r["arch"], delay.describe(ArchConfig.from_dict(r["arch"]))
         acc.add_row(f"{r['trial']}*" if r.get("baseline") else str(r["trial"]), r["arch_id"],
@@ -320,10 +321,12 @@ def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
     con = console()
     con.print(acc)
     con.print(speed)
+    top = (out.get("baseline") or {}).get("arch_id")
     for r in front:
         if r.get("baseline"):
-            con.print(f"{r['trial']}*: the best baseline, {r['baseline']} (hand-designed, "
-                      "brought into the space; trained like any trial)")
+            con.print(f"{r['trial']}*: {'the best' if r['arch_id'] == top else 'a'} baseline, "
+                      f"{r['baseline']} (hand-designed, brought into the space; trained like "
+                      "any trial)")
     if out["note"]:
         con.print(out["note"])
     if out.get("reference_ms"):

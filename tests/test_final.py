@@ -105,6 +105,11 @@ def test_the_answer_is_the_best_found_that_beats_the_best_baseline_or_the_baseli
     a = _row(0.1, 495.3, (495.1, 495.5))
     assert not_slower(a, base, ("delay",)) and not not_slower(
         _row(0.1, 496.0, (495.8, 496.2)), base, ("delay",))
+    # a second baseline on the front (the fastest, barely trained) is not the one to beat
+    slow_learner = _row(0.92, 256.0, (255.9, 256.1), baseline="lstm_rnnt")
+    best, line = decide([slow_learner, base, _row(0.30, 255.0, (255.0, 255.1))],
+                        ("cer", "delay"), select_for_target)
+    assert best is base and "best baseline, conformer_xs" in line
     # no baseline in the answer: the lowest CER, no line
     best, line = decide([_row(0.3, 255.0), _row(0.2, 495.0)], ("cer", "delay"),
                         select_for_target)

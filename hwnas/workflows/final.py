@@ -174,11 +174,12 @@ def decide(rows: Sequence[dict[str, Any]], objectives: Sequence[str],
     The answer is the best found architecture that beats the best baseline:
     lower CER at equal or lower speed objectives; where none does, the
     baseline itself, said so."""
-    base = [r for r in rows if r.get("baseline")]
+    from hwnas.search.baselines import best
+
     found = [r for r in rows if not r.get("baseline")]
-    if not base:
+    b = best(list(rows))
+    if b is None:
         return select(found), None
-    b = min(base, key=lambda r: (r["cer"], r["latency_ms"]))
     speed = [n for n, _, _ in SPEED if n in objectives] or ["latency"]
     beating = [r for r in found if r["cer"] < b["cer"] and not_slower(r, b, speed)]
     if beating:

@@ -379,6 +379,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
 
         hooks.say(f"scoring the {len(front)} finalists on the test sets ...")
         score_tests(front, study_dir, lambda fe, n: hooks.splits(req.corpus, fe, n).tests)
+    from hwnas.search.baselines import best as best_of
     from hwnas.workflows.final import decide
 
     best, versus = decide(front, cfg.objectives, select_for_target)
@@ -407,7 +408,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
            "min_predicted_delay_ms": min((t.user_attrs["delay_ms"] for t in study.trials
                                           if "delay_ms" in t.user_attrs), default=None),
            "selected": best, "export": card and card["folder"],
-           "baseline": next((r for r in front if r.get("baseline")), None),
+           "baseline": best_of(front),
            "versus_baseline": versus, "final_budget": final_budget,
            "budget_unit": cfg.rung_unit,
            "latency_source": "measured" if front and all(
@@ -442,6 +443,7 @@ def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dic
                  rungs: TrialRungs, hooks: SearchHooks) -> tuple[list[dict[str, Any]], float]:
     """Train the finalists to one final budget (kept in the study, so that a
     rerun resumes the same phase); returns their rows as they stand there."""
+    from hwnas.search.baselines import best
     from hwnas.search.study import spent
     from hwnas.workflows import final
 
@@ -457,9 +459,10 @@ def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dic
         study.set_user_attr("final", {"finalists": ids, "unit": unit, "budget": budget,
                                       "rule": repr(req.final)})
     shown = "steps" if unit == "steps" else "CPU s"
-    base = next((r["baseline"] for r in rows if r.get("baseline")), None)
+    base = best(rows)
     hooks.say(f"final phase ({req.final.describe(shown)}): {len(rows)} finalists, the "
-              f"feasible Pareto set" + (f" and the best baseline ({base})" if base else "")
+              f"feasible Pareto set" + (f" and the best baseline ({base['baseline']})"
+                                        if base else "")
               + f", each trained to {budget:g} {shown} ...")
 
     def on_done(row: dict[str, Any], res: dict[str, Any]) -> None:
