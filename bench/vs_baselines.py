@@ -114,7 +114,7 @@ def one(ws: Path, name: str, whole: bool) -> dict:
                               gain >= 0.10 and chosen["delay_ms"] <= base["delay_ms"] + 1.0)}
     what = ("the answer IS the baseline (said so)" if chosen["baseline"] else
             f"test-clean CER {chosen['test_clean']:.3f} vs {base['test_clean']:.3f}: "
-            f"{gain:+.0%} lower")
+            f"{gain:.0%} lower")
     print(f"equal final training ({budget:g} CPU s): answer {chosen['arch_id']} vs best "
           f"baseline {base['baseline']}: {what}")
     found = min((r for r in rows if not r["baseline"]), key=lambda r: r["test_clean"],
