@@ -184,7 +184,8 @@ def test_the_final_phase_trains_the_finalists_to_the_final_budget_and_resumes_af
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "Final phase: the answer at equal training" in page
     assert "trained to\n150 steps" in page and "(delivered)" in page
-    assert html.escape(a["versus_baseline"]) in page
+    line = a["versus_baseline"]
+    assert html.escape(line[:1].upper() + line[1:]) in page
     # the trials' own runs stay as the search left them
     trials = tmp_path / "killed" / "runs" / "search" / "f" / "trials"
     for d in trials.iterdir():

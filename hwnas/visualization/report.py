@@ -534,7 +534,8 @@ measurements.</p>
             f"<td>{esc(r['encoder'])}/{esc(r['decoder'])}</td>"
             f"<td>{esc(r['baseline'] or '-')}</td><td>{num(r['rung_cer'], '.3f')}</td>"
             f"<td>{num(r['cer'], '.3f')}</td></tr>" for r in fin["rows"])
-        versus = esc((fin.get("delivered") or {}).get("versus_baseline") or "")
+        versus = (fin.get("delivered") or {}).get("versus_baseline") or ""
+        versus = esc(versus[:1].upper() + versus[1:])
         final = f"""<h2>Final phase: the answer at equal training</h2>
 <p>The feasible Pareto set and the best hand-designed baseline, each trained to
 {fin['budget']:g} {unit}; the answer was decided here. {versus}</p>
