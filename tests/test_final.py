@@ -60,6 +60,18 @@ def test_baselines_enter_the_first_generation_adapted_to_the_flags(tmp_path):
         "baseline"]
 
 
+def test_a_preset_whose_family_or_decoder_the_space_lacks_is_left_out():
+    space = default_space().with_choices({"encoder": ["lstm", "conformer"],
+                                          "decoder": ["ctc"], "num_layers": [1, 2]})
+    cfg = SearchConfig(target="cpu", space=space)
+    found, notes = for_search(space, lambda a: judge(cfg, a, lat))
+    assert {b.name for b in found} == {"conformer_xs"}
+    assert any(n == "blstm_ctc: left out: this space has no encoder blstm" for n in notes)
+    assert any(n == "lstm_rnnt: left out: this space has no decoder rnnt" for n in notes)
+    assert any(n.startswith("contextnet_s: left out: this space has no encoder contextnet "
+                            "and no decoder rnnt") for n in notes)
+
+
 def test_a_baseline_that_breaks_a_limit_at_every_chunk_is_left_out_with_the_reason():
     space, _ = narrow(default_space(), streaming=True, max_delay_ms=500)
     cfg = SearchConfig(target="cpu", max_latency_ms=0.5, space=space)

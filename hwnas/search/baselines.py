@@ -4,7 +4,9 @@ A search's answer means something only beside what an engineer would have
 tried first. So every new study starts with the presets (``hwnas.asr.presets``)
 that fit its space and constraints, each brought in by the smallest change
 (16 blocks to the space's deepest 8, a full-context model made streaming, the
-longest chunk that meets ``--max-delay``), the change stated. They train and
+longest chunk that meets ``--max-delay``), the change stated. A preset whose
+encoder family or decoder the space lacks is left out, said so: changed
+there, it would be another model. They train and
 are judged like any trial; the best of them is a finalist of the final phase
 (``hwnas.search.final``), and the answer says whether the search beat it.
 """
@@ -86,6 +88,12 @@ def for_search(space: SearchSpace, judge: Judge) -> tuple[list[Baseline], list[s
                 form = ArchConfig(**{**p.to_dict(), **STREAMING_FORM})
                 made.append("made streaming: 480 ms chunks, 2 chunks of left context, "
                             "no look-ahead")
+        # a baseline is its family and its decoder: another one would be another model
+        missing = [f"{k} {getattr(p, k)}" for k in ("encoder", "decoder")
+                   if getattr(p, k) not in space.choices(k)]
+        if missing:
+            notes.append(f"{name}: left out: this space has no {' and no '.join(missing)}")
+            continue
         values = form.to_dict()
         # the preset's own chunk first, then each shorter one: the smallest change that
         # meets the delay and the other limits as predicted
