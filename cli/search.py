@@ -201,6 +201,26 @@ class _RichHooks:
                 task, completed=min(cpu, budget_s), info=f"step {step} loss largest "
                 f"{losses['largest']:.3f} smallest {losses['smallest']:.3f}")
 
+    @contextlib.contextmanager
+    def finalising(self, total: int) -> Iterator[Any]:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(TextColumn("[bold]final phase"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=self.err, transient=self.quiet) as bar:
+            task = bar.add_task("final", total=total)
+
+            def done(line: str) -> None:
+                bar.console.print(line)
+                bar.update(task, advance=1)
+
+            yield done
+
     def on_screen(self, cand: Any, r: dict[str, Any]) -> None:
         self.progress.update(self.task, info=f"{cand.arch.encoder}/{cand.arch.decoder} "
                                              f"{r['source']}: dev CER {r['cer']:.3f}")

@@ -128,6 +128,12 @@ class SearchHooks:
     def on_screen(self, cand: Any, result: dict[str, Any]) -> None:
         """One architecture scored with supernet weights (inherited or fine-tuned)."""
 
+    @contextlib.contextmanager
+    def finalising(self, total: int) -> Iterator[Callable[[str], None]]:
+        """Around the final phase; yields ``done(line)``, called as each finalist
+        reaches the final budget."""
+        yield self.say
+
 
 @dataclass
 class SearchOutcome:
@@ -465,16 +471,17 @@ def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dic
                                         if base else "")
               + f", each trained to {budget:g} {shown} ...")
 
-    def on_done(row: dict[str, Any], res: dict[str, Any]) -> None:
-        hooks.say(f"  {row['arch_id']} {row['arch']['encoder']}/{row['arch']['decoder']}"
-                  + (f" (baseline {row['baseline']})" if row.get("baseline") else "")
-                  + f": dev CER {res['dev']['cer']:.3f} at {budget:g} {shown} "
-                  f"(rung: {row['cer']:.3f})")
+    with hooks.finalising(len(rows)) as done_line:
+        def on_done(row: dict[str, Any], res: dict[str, Any]) -> None:
+            done_line(f"  {row['arch_id']} {row['arch']['encoder']}/{row['arch']['decoder']}"
+                      + (f" (baseline {row['baseline']})" if row.get("baseline") else "")
+                      + f": dev CER {res['dev']['cer']:.3f} at {budget:g} {shown} "
+                      f"(rung: {row['cer']:.3f})")
 
-    out = final.train_finalists(rows, study_dir, budget, unit,
-                                lambda r, folder, resume: rungs.final_unit(r, folder, budget,
-                                                                           resume),
-                                rungs.executor, rungs.measure, on_done)
+        out = final.train_finalists(rows, study_dir, budget, unit,
+                                    lambda r, folder, resume: rungs.final_unit(r, folder,
+                                                                               budget, resume),
+                                    rungs.executor, rungs.measure, on_done)
     for r in out:
         study.set_user_attr(f"final:{r['arch_id']}", {k: r.get(k) for k in (
             "cer", "rung_cer", "cer_by_lang", "final_budget", "final_steps", "run_dir")})
