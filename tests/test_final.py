@@ -60,6 +60,32 @@ def test_baselines_enter_the_first_generation_adapted_to_the_flags(tmp_path):
         "baseline"]
 
 
+def test_baselines_train_stand_alone_where_the_others_are_screened(tmp_path):
+    """With a screen (supernet weights), the others may stop at an inherited
+    score; a baseline always trains, so the answer can be set beside it."""
+    space, _ = narrow(default_space(), streaming=True, max_delay_ms=500)
+    cfg = SearchConfig(target="cpu", objectives=("cer", "delay"), max_delay_ms=500, trials=10,
+                       population_size=5, space=space, rungs=(10.0,),
+                       storage=f"sqlite:///{tmp_path / 'sc.db'}", study="sc")
+    found, _ = for_search(space, lambda a: judge(cfg, a, lat))
+    cfg.baselines = tuple(found)
+    seen = []
+
+    def screen(cands):   # scores everything it is given, keeps none for training
+        seen.extend(c.arch.id for c in cands)
+        for c in cands:
+            c.screen.append({"source": "inherited", "cer": 0.5, "cpu_s": 0.1})
+        return []
+
+    study = run_search(cfg, lat, fake_trainer([]), screen=screen)
+    ids = {b.arch.id for b in found}
+    assert seen and not ids & set(seen)
+    for t in study.trials:
+        if t.user_attrs.get("baseline"):
+            assert t.user_attrs["cer_source"] == "trained" and t.user_attrs["rungs"]
+    assert best_baseline(study) is not None
+
+
 def test_a_preset_whose_family_or_decoder_the_space_lacks_is_left_out():
     space = default_space().with_choices({"encoder": ["lstm", "conformer"],
                                           "decoder": ["ctc"], "num_layers": [1, 2]})

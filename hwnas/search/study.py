@@ -452,8 +452,11 @@ def _generations(study: Any, cfg: SearchConfig, strategy: Any,
                 trial.set_user_attr("baseline", baselines[arch.id]["name"])
         first, repeat_of = _dedup(study, cands)
         finalists = list(first.values())
-        if finalists and screen is not None:
-            finalists = screen(finalists)
+        if finalists and screen is not None:   # baselines train stand-alone, unscreened:
+            # the answer is always set beside them
+            kept = [c for c in finalists if c.arch.id in baselines]
+            rest = [c for c in finalists if c.arch.id not in baselines]
+            finalists = kept + (screen(rest) if rest else [])
         if finalists:
             successive_halving(finalists, runner, cfg.rungs, cfg.eta,
                                on_result=(lambda c, r: on_rung(c.tag, c, r)) if on_rung else None,
