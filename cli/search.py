@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas import strategies
+from hwnas.workflows.final import FinalBudget
 from hwnas.workflows.search import DEFAULT_CER_BUDGET
 
 from ._common import (
@@ -103,42 +104,6 @@ def _rungs(text: str, unit: str) -> tuple[float, ...]:
     else:
         vals = tuple(parse_budget(p) for p in parts)
     return vals
-
-
-def _final_budget(text: str, unit: str) -> Any:
-    """--final-budget: a share of the whole training ("1/3", "0.25", "25%"; 0
-    for none), or what each finalist trains to (a time, or steps with --cer-steps)."""
-    import re
-
-    from hwnas.workflows.final import FinalBudget
-
-    t = text.strip()
-    m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", t)
-    if m:
-        if int(m.group(2)) == 0:
-            raise ValueError(f"--final-budget {text!r}: division by zero")
-        return FinalBudget(share=int(m.group(1)) / int(m.group(2)))
-    if t.endswith("%"):
-        try:
-            return FinalBudget(share=float(t[:-1]) / 100)
-        except ValueError:
-            raise ValueError(f"--final-budget {text!r}: give e.g. 1/3, 25%, 10m or 0") from None
-    try:
-        share = float(t)
-    except ValueError:
-        share = None
-    if share is not None and (share < 1 or not math.isfinite(share)):
-        return FinalBudget(share=share)
-    if unit == "steps":
-        if share is None or share != int(share):
-            raise ValueError(f"--final-budget {text!r}: with --cer-steps give the steps each "
-                             "finalist trains to, or a share such as 1/3")
-        return FinalBudget(share=None, each=share)
-    try:
-        return FinalBudget(share=None, each=parse_budget(t))
-    except ValueError:
-        raise ValueError(f"--final-budget {text!r}: give a share (1/3, 25%), a time each "
-                         "finalist trains to (10m) or 0") from None
 
 
 def _fmt_budget(b: float, unit: str) -> str:
@@ -275,7 +240,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         space=read_space(args) if args.space else None,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
         out=Path(args.out) if args.out else None, default_budget=default_budget,
-        baselines=not args.no_baselines, final=_final_budget(args.final_budget, unit))
+        baselines=not args.no_baselines,
+        final=FinalBudget.parse(args.final_budget, unit, parse_budget))
     req.check()
     req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
     with open_executor(args) as req.executor:

@@ -120,6 +120,21 @@ def test_the_final_budget_is_a_share_of_the_whole_training():
     assert FinalBudget(share=0).off and not third.off
 
 
+def test_final_budget_as_users_type_it():
+    from cli._common import parse_budget
+
+    def parse(text, unit="cpu_seconds"):
+        return FinalBudget.parse(text, unit, parse_budget)
+
+    assert parse("1/3").share == pytest.approx(1 / 3) and parse("25%").share == 0.25
+    assert parse("0.5").share == 0.5 and parse("0").off
+    assert parse("10m") == FinalBudget(share=None, each=600.0)
+    assert parse("300", "steps") == FinalBudget(share=None, each=300.0)
+    for bad in ("soon", "1/0", "abc%"):
+        with pytest.raises(ValueError, match="--final-budget"):
+            parse(bad)
+
+
 def _row(cer, delay, ci=None, baseline=None, lat_ms=1.0):
     return {"arch_id": f"a{cer}", "cer": cer, "delay_ms": delay, "latency_ms": lat_ms,
             "delay_ci": ci, "baseline": baseline, "verdict": "met"}

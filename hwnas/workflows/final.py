@@ -37,6 +37,37 @@ class FinalBudget:
     share: float | None = DEFAULT_SHARE
     each: float | None = None
 
+    @classmethod
+    def parse(cls, text: str, unit: str, duration: Callable[[str], float]) -> FinalBudget:
+        """``--final-budget``: a share of the whole training ("1/3", "0.25",
+        "25%"; 0 for none), or what each finalist trains to: a time
+        (``duration`` reads it) or, with a step budget, steps."""
+        import math
+        import re
+
+        t = text.strip()
+        m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", t)
+        if m:
+            if int(m.group(2)) == 0:
+                raise ValueError(f"--final-budget {text!r}: division by zero")
+            return cls(share=int(m.group(1)) / int(m.group(2)))
+        try:
+            share = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+        except ValueError:
+            share = None
+        if share is not None and (share < 1 or not math.isfinite(share) or t.endswith("%")):
+            return cls(share=share)
+        if unit == "steps":
+            if share is None or share != int(share):
+                raise ValueError(f"--final-budget {text!r}: with --cer-steps give the steps "
+                                 "each finalist trains to, or a share such as 1/3")
+            return cls(share=None, each=share)
+        try:
+            return cls(share=None, each=duration(t))
+        except ValueError:
+            raise ValueError(f"--final-budget {text!r}: give a share (1/3, 25%), a time each "
+                             "finalist trains to (10m) or 0") from None
+
     @property
     def off(self) -> bool:
         return self.each is None and not self.share
