@@ -213,6 +213,9 @@ def test_kill_9_mid_generation_then_the_rerun_proposes_what_an_uninterrupted_run
     whole = _ids(run_search(_cfg(f"sqlite:///{tmp_path / 'a.db'}", 16, name), lat,
                             fake_trainer()))
     storage = f"sqlite:///{tmp_path / 'k.db'}"
+    from hwnas.search.storage import open_storage
+
+    open_storage(storage)   # the schema exists before two processes open the file
     proc = subprocess.Popen([sys.executable, "-c", KILLED_SEARCH.format(
         root=str(Path(__file__).resolve().parents[1]), storage=storage, name=name)])
     try:
