@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SHARE = 1 / 3
-#: what a finalist's row takes from the final training (the rung's CER is kept)
+#: the final runs' folder in the study's folder, one sub-folder per architecture
 FINAL_DIR = "final"
 
 
