@@ -125,14 +125,17 @@ def prepare(rows: Sequence[dict[str, Any]], study_dir: Path, unit: str) -> list[
     for r in rows:
         folder = final_dir(study_dir, r["arch_id"])
         snap = folder / "checkpoint.pt"
-        if not snap.is_file():
+        if snap.is_file():
+            held = _spent_in(snap, unit)
+        else:
             src = run_of(r, study_dir) / "checkpoint.pt"
-            if src.is_file() and _spent_in(src, unit) is not None:
+            held = _spent_in(src, unit) if src.is_file() else None
+            if held is not None:
                 folder.mkdir(parents=True, exist_ok=True)
                 tmp = snap.with_name("checkpoint.pt.tmp")
                 shutil.copyfile(src, tmp)
                 tmp.replace(snap)
-        done.append((_spent_in(snap, unit) or 0.0) if snap.is_file() else 0.0)
+        done.append(held or 0.0)
     return done
 
 

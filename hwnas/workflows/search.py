@@ -181,18 +181,25 @@ class TrialRungs:
             ctx.share_corpus(req.corpus)
 
     def unit(self, cand: Any, budget: float, rung: int) -> Any:
-        from hwnas.execution.units import TrainRung
         from hwnas.search.storage import trial_dir
 
         if rung == 0:   # features before the first unit that needs them
             self.hooks.splits(self.req.corpus, cand.arch.frontend, cand.arch.n_filters)
+        return self._train(cand.arch.to_dict(), budget,
+                           trial_dir(self.study_dir, cand.tag, cand.arch.id),
+                           cand.state is not None, {"trial": cand.tag})
+
+    def _train(self, arch: dict[str, Any], budget: float, run_dir: Path, resume: bool,
+               extra: dict[str, Any], **options: Any) -> Any:
+        """A unit that trains ``arch`` to ``budget`` in ``run_dir`` as the search's
+        trials train (its corpus, seed and unit; no dev evaluations on the way)."""
+        from hwnas.execution.units import TrainRung
+
         return TrainRung(
-            arch=cand.arch.to_dict(), corpus=self.req.corpus.description,
-            workspace=str(self.req.workspace), budget=budget, unit=self.req.rung_unit,
-            seed=self.req.seed, run_dir=str(trial_dir(self.study_dir, cand.tag, cand.arch.id)),
-            resume=cand.state is not None,
-            extra={"trial": cand.tag, "corpus": self.req.corpus.description},
-            train_options={"eval_every": 10**9})
+            arch=arch, corpus=self.req.corpus.description, workspace=str(self.req.workspace),
+            budget=budget, unit=self.req.rung_unit, seed=self.req.seed, run_dir=str(run_dir),
+            resume=resume, extra={**extra, "corpus": self.req.corpus.description},
+            train_options={"eval_every": 10**9}, **options)
 
     def result(self, cand: Any, out: dict[str, Any]) -> tuple[float, Any]:
         """(the study's CER measure, the snapshot)."""
@@ -231,16 +238,11 @@ class TrialRungs:
                  / "checkpoint.pt").unlink(missing_ok=True)
 
     def final_unit(self, row: dict[str, Any], folder: Path, budget: float, resume: bool) -> Any:
-        """The unit that trains a finalist to the final budget in ``folder``."""
-        from hwnas.execution.units import TrainRung
-
-        return TrainRung(
-            arch=row["arch"], corpus=self.req.corpus.description,
-            workspace=str(self.req.workspace), budget=budget, unit=self.req.rung_unit,
-            seed=self.req.seed, run_dir=str(folder), resume=resume,
-            extra={"trial": row["trial"], "corpus": self.req.corpus.description,
-                   "final_budget": budget, "unit": self.req.rung_unit},
-            train_options={"eval_every": 10**9}, snapshot_every_s=60.0)
+        """The unit that trains a finalist to the final budget in ``folder``
+        (a snapshot every CPU-minute: a final run is long enough to resume)."""
+        return self._train(row["arch"], budget, folder, resume,
+                           {"trial": row["trial"], "final_budget": budget,
+                            "unit": self.req.rung_unit}, snapshot_every_s=60.0)
 
     def record(self, number: int, cand: Any) -> None:
         """The trial's rungs so far, into its run's result.json (the driver's record)."""
