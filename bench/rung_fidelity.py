@@ -2,6 +2,8 @@
 
     python bench/rung_fidelity.py --n 20                 (~20 x 6 CPU-min; resumable)
     python bench/rung_fidelity.py --report               (seconds: the taus only)
+    python bench/rung_fidelity.py --floors 400,1000      (~20 x 3 CPU-min: the rungs
+                                                          of the search, with floors)
 
 Architectures are drawn (seed 11) from the space the main command searches
 (`--streaming --max-delay 500`: streaming, chunks of 240 and 480 ms), keeping
@@ -18,6 +20,12 @@ Every finished stage is appended to bench/results/rung_fidelity.jsonl
 from its last snapshot in <workspace>/bench/rung_fidelity/. Reported: Kendall
 tau between each budget's dev CER and every later budget's, over the
 architectures that reached both.
+
+With --floors, the first budgets (the rungs) are trained again from scratch
+as the search trains them now: each rung lasts its seconds and at least its
+floor of updates, stretched to at most twice its seconds
+(``hwnas.training.halving.floor_options``); their dev CERs are ranked
+against the plain run's last budget.
 """
 
 from __future__ import annotations
@@ -45,18 +53,24 @@ def archs(n: int) -> list:
     return out[:n]
 
 
-def read_log() -> dict[str, dict[float, dict]]:
-    done: dict[str, dict[float, dict]] = {}
+def key(budget: float, floor: int = 0) -> float | str:
+    """A stage's name in the log: its budget, or "budget/floor" for a floored rung."""
+    return f"{budget:g}/{floor}" if floor else float(budget)
+
+
+def read_log() -> dict[str, dict[float | str, dict]]:
+    done: dict[str, dict[float | str, dict]] = {}
     if LOG.is_file():
         for line in LOG.read_text().splitlines():
             r = json.loads(line)
-            done.setdefault(r["arch_id"], {})[float(r["budget_s"])] = r
+            done.setdefault(r["arch_id"], {})[key(r["budget_s"], r.get("floor", 0))] = r
     return done
 
 
-def run(ws: Path, n: int, budgets: list[float]) -> None:
+def run(ws: Path, n: int, budgets: list[float], floors: list[int]) -> None:
     import torch
 
+    from hwnas.training.halving import floor_options
     from hwnas.training.prepare import open_corpus
     from hwnas.training.trainer import TrainConfig, load_snapshot, train
 
@@ -69,25 +83,28 @@ def run(ws: Path, n: int, budgets: list[float]) -> None:
     chosen = archs(n)
     # breadth first: every architecture reaches a budget before any goes further,
     # so that a sitting cut short still gives the taus up to the last budget reached
-    for b in budgets:
+    stages = list(zip(budgets[:len(floors)], floors)) if floors else [(b, 0) for b in budgets]
+    folder = "rung_fidelity_floors" if floors else "rung_fidelity"
+    for b, floor in stages:
         for i, arch in enumerate(chosen):
-            if b in done.get(arch.id, {}):
+            if key(b, floor) in done.get(arch.id, {}):
                 continue
             sp = corpus.splits(arch.frontend, arch.n_filters)
-            snap = ws / "bench" / "rung_fidelity" / arch.id / "checkpoint.pt"
+            snap = ws / "bench" / folder / arch.id / "checkpoint.pt"
             cfg = TrainConfig(cpu_seconds=b, seed=0, snapshot=snap, snapshot_every_s=60,
-                              eval_every=50, eval_utts=50)
+                              eval_every=50, eval_utts=50, **floor_options(b, floor))
             state = load_snapshot(snap, arch, cfg, tok.vocab_size) if snap.is_file() else None
             res = train(arch, sp.train, sp.dev, tok, cfg, resume=state)
             rec = {"arch_id": arch.id, "arch": arch.to_dict(), "budget_s": b,
+                   **({"floor": floor} if floor else {}),
                    "dev_cer": res.dev["cer"], "steps": res.steps,
                    "cpu_seconds": res.cpu_seconds, "curve": res.curve}
             with LOG.open("a") as f:
                 f.write(json.dumps(rec) + "\n")
-            done.setdefault(arch.id, {})[b] = rec
+            done.setdefault(arch.id, {})[key(b, floor)] = rec
             print(f"[{i + 1}/{n}] {arch.id} {arch.encoder}/{arch.decoder} x{arch.num_layers} "
-                  f"d{arch.d_model}: {b:g} CPU s, {res.steps} steps, dev CER "
-                  f"{res.dev['cer']:.3f}", flush=True)
+                  f"d{arch.d_model}: {key(b, floor)} -> {res.cpu_seconds:g} CPU s, "
+                  f"{res.steps} steps, dev CER {res.dev['cer']:.3f}", flush=True)
 
 
 def _at(rec: dict, budget: float) -> dict:
@@ -128,7 +145,7 @@ def rules(done: dict, ids: list[str], cut: float, last: float) -> dict[str, list
     return out
 
 
-def report(budgets: list[float]) -> dict:
+def report(budgets: list[float], floors: list[int]) -> dict:
     """Kendall tau of each earlier budget's dev CER against each later one's,
     over the architectures that reached both, and of each promotion rule."""
     from hwnas.predict.metrics import kendall_tau
@@ -147,6 +164,19 @@ def report(budgets: list[float]) -> dict:
                 out["tau"][f"{b:g}->{last:g}: {name}"] = {"tau": tau, "n": len(ids)}
                 print(f"  rung {b:>4g} CPU s -> {last:g}: {name:<42} Kendall tau {tau:.3f} "
                       f"({len(ids)} architectures)")
+    last = budgets[-1]
+    for b, floor in zip(budgets, floors):
+        ids = sorted(k for k, v in done.items() if key(b, floor) in v and last in v)
+        if len(ids) < 3:
+            continue
+        tau = kendall_tau([done[k][key(b, floor)]["dev_cer"] for k in ids],
+                          [done[k][last]["dev_cer"] for k in ids])
+        cost = sum(done[k][key(b, floor)]["cpu_seconds"] for k in ids) / len(ids)
+        out["tau"][f"{key(b, floor)}->{last:g}: dev CER at the rung"] = {
+            "tau": tau, "n": len(ids), "mean_cpu_s": cost}
+        print(f"  rung {b:>4g} CPU s, >= {floor} updates -> {last:g}: dev CER at the rung   "
+              f"Kendall tau {tau:.3f} ({len(ids)} architectures; the rung took "
+              f"{cost:.0f} CPU s on average)")
     return out
 
 
@@ -157,12 +187,18 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--budgets", default="40,120,240,360",
                     help="CPU seconds, increasing; the last is the final budget")
+    ap.add_argument("--floors", default="",
+                    help="updates, one per rung (the first budgets): train the rungs again "
+                         "with these floors")
     ap.add_argument("--report", action="store_true", help="only the taus of what is logged")
     args = ap.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
+    floors = [int(f) for f in args.floors.split(",") if f]
+    if len(floors) >= len(budgets):
+        ap.error("--floors: one per rung, and the last budget (the final one) has none")
     if not args.report:
-        run(Path(args.workspace).resolve(), args.n, budgets)
-    report(budgets)
+        run(Path(args.workspace).resolve(), args.n, budgets, floors)
+    report(budgets, floors or [400, 1000])
     return 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from hwnas import strategies
 from hwnas.workflows.final import FinalBudget
-from hwnas.workflows.search import DEFAULT_CER_BUDGET
+from hwnas.workflows.search import DEFAULT_CER_BUDGET, DEFAULT_RUNG_FLOORS, rung_floors
 
 from ._common import (
     add_corpus_args,
@@ -227,6 +227,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     ws = workspace(args)
     req = SearchRequest(
         target=args.target, workspace=ws, corpus=None, rungs=rungs, rung_unit=unit,
+        rung_floors=rung_floors(args.rung_floors, default_budget),
         study=args.study, storage=args.storage, objectives=tuple(args.objectives.split(",")),
         max_latency_ms=args.max_latency, max_delay_ms=args.max_delay, max_rtf=args.max_rtf,
         max_params=args.max_params, max_size_mb=args.max_size,
@@ -420,6 +421,12 @@ def add_parsers(sub: Any) -> None:
                         f"(default {DEFAULT_CER_BUDGET})")
     s.add_argument("--cer-steps", dest="cer_steps", metavar="RUNGS",
                    help="training per rung in steps (deterministic): 100,300")
+    s.add_argument("--rung-floors", dest="rung_floors", metavar="UPDATES",
+                   help="updates each CPU-time rung lasts at least, stretched to at most "
+                        "twice its time: a model slow per update is judged further along "
+                        "its curve (default with the default --cer-budget: "
+                        f"{','.join(map(str, DEFAULT_RUNG_FLOORS))}; otherwise none; 0 "
+                        "for none)")
     s.add_argument("--cer-source", dest="cer_source", choices=("train", "supernet"),
                    default="train",
                    help="train: every feasible trial trains stand-alone (default); supernet: "

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from hwnas.asr import default_space
+from hwnas.asr import default_space, preset
 from hwnas.data import corpus
 from hwnas.search.study import (
     SearchConfig,
@@ -278,7 +278,11 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
     (["search", "--target", "cpu", "--final-budget", "1/0"], "division by zero"),
     (["search", "--target", "cpu", "--final-budget", "-0.5"], "share must be from 0"),
     (["search", "--target", "cpu", "--final-budget", "30s"],
-     "--final-budget 30 is below the longest rung (120)"),
+     "--final-budget 30 is below the longest rung (240)"),   # 2 min stretched to its floor
+    (["search", "--target", "cpu", "--rung-floors", "a"], "give update counts, e.g. 400,1000"),
+    (["search", "--target", "cpu", "--rung-floors", "1,2,3"], "at most one per rung (2)"),
+    (["search", "--target", "cpu", "--cer-steps", "5", "--rung-floors", "9"],
+     "--cer-steps rungs are updates already"),
     (["search", "--target", "cpu", "--cer-steps", "5,10", "--final-budget", "7.5"],
      "with --cer-steps give the steps"),
 ])
@@ -286,6 +290,36 @@ def test_search_errors_are_one_line(argv, message, tmp_path, capsys):
     assert main(argv + ["--workspace", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_rung_with_a_floor_trains_on_to_it_and_the_study_counts_what_it_took(tmp_path):
+    """The default rungs carry their floors of updates into the trainer; the
+    training a study spent is what its rungs took, each run once."""
+    from types import SimpleNamespace
+
+    from hwnas.search.study import spent
+    from hwnas.training.halving import Candidate
+    from hwnas.workflows.search import DEFAULT_RUNG_FLOORS, SearchRequest, TrialRungs
+
+    req = SearchRequest(target="cpu", workspace=tmp_path, rungs=(40.0, 120.0),
+                        corpus=SimpleNamespace(description={"kind": "builtin"}),
+                        rung_floors=DEFAULT_RUNG_FLOORS)
+    req.check()
+    rungs = TrialRungs(req, tmp_path, None)
+    cand = Candidate(preset("conformer_xs"), 10.0, tag=3, state="snapshot")
+    unit = rungs.unit(cand, 120.0, 1)
+    assert unit.budget == 120.0 and unit.resume
+    assert unit.train_options["min_steps"] == 1000 and unit.train_options["max_cpu_seconds"] == 240
+    assert "min_steps" not in rungs.final_unit({"arch": cand.arch.to_dict(), "trial": 3},
+                                               tmp_path, 300.0, True).train_options
+    assert req.longest_rung() == 240.0
+    study = SimpleNamespace(user_attrs={"rung_unit": "CPU s"}, get_trials=lambda **_: [
+        SimpleNamespace(number=n, user_attrs={"run_trial": run, "rungs": r}) for n, run, r in (
+            (0, 0, [{"budget_s": 40.0, "cpu_s": 61.5}]),
+            (1, 1, [{"budget_s": 40.0, "cpu_s": 40.2}, {"budget_s": 120.0, "cpu_s": 180.0}]),
+            (2, 1, [{"budget_s": 40.0, "cpu_s": 40.2}, {"budget_s": 120.0, "cpu_s": 180.0}]),
+            (3, 3, [{"budget_s": 40.0}]))]) # recorded before rungs kept what they took
+    assert spent(study) == 61.5 + 180.0 + 40.0
 
 
 def _fast_cpu(ws, runtime="onnxruntime"):

@@ -503,3 +503,26 @@ def _corrupted_training_state(ws, case, capsys, monkeypatch):
         kept = _one(_run(ws) / "set-aside", "*")
         assert (kept / "weights.pt").read_bytes() == before[
             (_run(ws) / "weights.pt").relative_to(ws).as_posix()]
+
+
+def test_a_floor_of_updates_stretches_a_cpu_time_budget_up_to_its_ceiling():
+    """The rung rule: the budget's seconds, then on to the floor of updates,
+    never past the ceiling (a clock of 1/8 s per update)."""
+    from hwnas.training.halving import floor_options
+    from hwnas.training.loop import run_budget
+
+    def steps_taken(**budget: float) -> int:
+        st = {"step": 0}
+        run_budget(TrainConfig(**budget), lambda: st["step"] / 8, st, lambda: None,
+                   lambda _s: None, None)
+        return st["step"]
+
+    assert steps_taken(cpu_seconds=1.0) == 8
+    assert steps_taken(cpu_seconds=1.0, min_steps=5, max_cpu_seconds=2.0) == 8
+    assert steps_taken(cpu_seconds=1.0, min_steps=12, max_cpu_seconds=2.0) == 12
+    assert steps_taken(cpu_seconds=1.0, **floor_options(1.0, 40)) == 16   # stretched 2x at most
+    assert floor_options(1.0, 0) == {}
+    with pytest.raises(ValueError, match="CPU-time budget only"):
+        TrainConfig(steps=10, min_steps=20)
+    with pytest.raises(ValueError, match="below the CPU-time budget"):
+        TrainConfig(cpu_seconds=10, max_cpu_seconds=5)

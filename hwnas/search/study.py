@@ -514,10 +514,12 @@ def best_baseline(study: Any) -> dict[str, Any] | None:
 
 def spent(study: Any) -> float:
     """The stand-alone training the study's trials spent (CPU s or steps): each
-    trained run's last rung, once however many trials repeat it."""
-    runs = {t.user_attrs.get("run_trial", t.number): t.user_attrs["rungs"][-1]["budget_s"]
+    trained run's last rung as it ran (a floor of updates may stretch a rung
+    past its budget), once however many trials repeat it."""
+    took = "steps" if study.user_attrs.get("rung_unit") == "steps" else "cpu_s"
+    runs = {t.user_attrs.get("run_trial", t.number): t.user_attrs["rungs"][-1]
             for t in study.get_trials(deepcopy=False) if t.user_attrs.get("rungs")}
-    return float(sum(runs.values()))
+    return float(sum(r.get(took, r["budget_s"]) for r in runs.values()))
 
 
 def select_for_target(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -28,6 +28,19 @@ from hwnas.asr import ArchConfig
 #: and the ranking is wrong (measured; see the data/training notes)
 DEFAULT_RUNGS = (120.0, 360.0, 1080.0)
 
+#: how far a rung with a floor of updates may stretch its CPU time: a model
+#: too slow to take its floor in twice the rung's time is judged there
+STRETCH = 2.0
+
+
+def floor_options(budget_s: float, floor: int) -> dict[str, Any]:
+    """Training options that make a CPU-time rung of ``budget_s`` last at least
+    ``floor`` updates, up to STRETCH times as long. At equal seconds, models
+    that are slow per update are still early in their curve when small fast
+    ones have flattened, so an equal-seconds rung ranks by who learns first,
+    not who ends best (bench/rung_fidelity.py measures both)."""
+    return {"min_steps": int(floor), "max_cpu_seconds": STRETCH * budget_s} if floor else {}
+
 
 @dataclass
 class Candidate:

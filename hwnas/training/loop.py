@@ -46,12 +46,21 @@ class Clock:
 def run_budget(cfg: Any, clock: Clock, st: dict[str, Any], one_step: Callable[[], None],
                after: Callable[[int], None], save: Callable[[], None] | None) -> None:
     """Call ``one_step()`` and count it in ``st["step"]`` until ``cfg``'s
-    budget (``cfg.steps``, else ``cfg.cpu_seconds``) is spent; ``after(step)``
+    budget (``cfg.steps``, else ``cfg.cpu_seconds``, stretched to
+    ``cfg.min_steps`` updates up to ``cfg.max_cpu_seconds`` where set) is spent; ``after(step)``
     follows each step (progress, evaluation). ``save()`` writes a snapshot
     every ``cfg.snapshot_every_s`` CPU seconds and on Ctrl-C; the caller
     writes the last one once it has scored the run."""
+    floor = getattr(cfg, "min_steps", 0)
+    ceiling = getattr(cfg, "max_cpu_seconds", None) or float("inf")
+
     def done() -> bool:
-        return st["step"] >= cfg.steps if cfg.steps is not None else clock() >= cfg.cpu_seconds
+        if cfg.steps is not None:
+            return st["step"] >= cfg.steps
+        t = clock()
+        # a CPU-time budget with a floor of updates: a slow model trains on past
+        # the budget until it has taken them, but never past the ceiling
+        return t >= cfg.cpu_seconds and (st["step"] >= floor or t >= ceiling)
 
     last = clock()
     try:

@@ -43,6 +43,8 @@ from hwnas.training.loop import Clock, next_batch, run_budget
 class TrainConfig:
     steps: int | None = None            # stop after this many updates, or
     cpu_seconds: float | None = None    # after this much CPU time
+    min_steps: int = 0                  # ... and at least this many updates (a floor that
+    max_cpu_seconds: float | None = None  # gives slow models a fair rung), up to this
     batch_frames: int = 4000            # feature frames per batch (~40 s of audio): in a
                                         # 3-minute budget more updates beat bigger batches
                                         # (conformer_xs test-clean CER 0.34 at 12,000, 0.19
@@ -58,6 +60,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_budget(self.steps, self.cpu_seconds)
+        if self.min_steps and self.cpu_seconds is None:
+            raise ValueError("a floor of updates (min_steps) stretches a CPU-time budget only")
+        if self.max_cpu_seconds is not None and self.cpu_seconds is not None \
+                and self.max_cpu_seconds < self.cpu_seconds:
+            raise ValueError("max_cpu_seconds is below the CPU-time budget")
 
 
 def check_budget(steps: int | None, cpu_seconds: float | None) -> None:

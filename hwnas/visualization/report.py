@@ -56,8 +56,23 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
                      "feasible": all(c <= 0 for c in a.get("constraints", [0.0])),
                      "trained": source == "trained", "cer_source": source,
                      "screened": source not in (None, "trained"), "rungs": a.get("rungs") or [],
-                     "stopped_at": a.get("stopped_at"), "baseline": a.get("baseline")})
+                     "stopped_at": a.get("stopped_at"), "baseline": a.get("baseline"),
+                     "run_trial": a.get("run_trial", t.number)})
     return rows
+
+
+def training_of(rows: list[dict[str, Any]], unit: str, seen: set[int] | None = None) -> float:
+    """The training the rows' runs took (their last rungs, as they ran: a floor
+    of updates may stretch a rung past its budget), each run once; ``seen``
+    carries the runs already counted across calls."""
+    seen = set() if seen is None else seen
+    took = "steps" if unit == "steps" else "cpu_s"
+    total = 0.0
+    for r in rows:
+        if r["rungs"] and r["run_trial"] not in seen:
+            seen.add(r["run_trial"])
+            total += r["rungs"][-1].get(took, r["rungs"][-1]["budget_s"])
+    return total
 
 
 def front_2d(points: np.ndarray) -> np.ndarray:
@@ -253,7 +268,8 @@ def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("trials")
-    spent = np.cumsum([sum(r["rungs"][-1]["budget_s"] for r in g if r["rungs"]) for g in gens])
+    seen: set[int] = set()
+    spent = np.cumsum([training_of(g, unit, seen) for g in gens])
     ax2 = ax.twinx()
     ax2.plot(x, spent, c="k", marker="s", label=f"training spent, cumulative ({unit})")
     ax2.set_ylabel(f"training budget spent ({unit})")
@@ -458,7 +474,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
         "stopped_early": sum(r["stopped_at"] is not None for r in trained),
         "early_stop_rate": (sum(r["stopped_at"] is not None for r in trained) / len(trained)
                             if trained else 0.0),
-        "training_spent": sum(r["rungs"][-1]["budget_s"] for r in trained if r["rungs"]),
+        "training_spent": training_of(trained, unit),
         "training_unit": unit, "hypervolume": hv[-1],
         "strategy": study.user_attrs.get("strategy"),
         "compared": {label: h[-1] if h else 0.0 for label, h in runs[1:]},
