@@ -91,8 +91,10 @@ def run(ws: Path, n: int, budgets: list[float], floors: list[int]) -> None:
                 continue
             sp = corpus.splits(arch.frontend, arch.n_filters)
             snap = ws / "bench" / folder / arch.id / "checkpoint.pt"
+            # the floored rungs are ranked by their end alone: no dev curve on the way
             cfg = TrainConfig(cpu_seconds=b, seed=0, snapshot=snap, snapshot_every_s=60,
-                              eval_every=50, eval_utts=50, **floor_options(b, floor))
+                              eval_every=10**9 if floors else 50, eval_utts=50,
+                              **floor_options(b, floor))
             state = load_snapshot(snap, arch, cfg, tok.vocab_size) if snap.is_file() else None
             res = train(arch, sp.train, sp.dev, tok, cfg, resume=state)
             rec = {"arch_id": arch.id, "arch": arch.to_dict(), "budget_s": b,
