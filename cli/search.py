@@ -44,8 +44,9 @@ How a trial is scored:
   latency  the target's latency predictor (shown as predicted until measured).
            For a host CPU target it predicts the ratio to a reference workload,
            turned into ms with this host's reference time (timed here, ~1.5 s,
-           cached); the first search on a host also spot-checks 6 architectures
-           and adapts the predictor with 20 measurements if they disagree
+           cached); the first search on a host also measures architectures here
+           until the predictor, corrected by them, is within this host's noise
+           (at most --spot-budget of measuring); the correction is always used
   delay    emission delay: algorithmic delay (chunk + look-ahead + 15 ms STFT
            window; 4.8 s utterance in full context) + compute; rtf = compute /
            audio per call
@@ -242,7 +243,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         verify=not args.no_verify, export=not args.no_export, format=args.format,
         out=Path(args.out) if args.out else None, default_budget=default_budget,
         baselines=not args.no_baselines,
-        final=FinalBudget.parse(args.final_budget, unit, parse_budget))
+        final=FinalBudget.parse(args.final_budget, unit, parse_budget),
+        spot_budget_s=parse_budget(args.spot_budget))
     req.check()
     req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
     with open_executor(args) as req.executor:
@@ -450,6 +452,10 @@ def add_parsers(sub: Any) -> None:
                         "trials spent, split between the finalists, never less than the "
                         "longest rung), or what each finalist trains to (10m; steps with "
                         "--cer-steps); 0 for none (the answer at the rungs' CERs)")
+    s.add_argument("--spot-budget", dest="spot_budget", default="2m", metavar="TIME",
+                   help="on a host CPU not spot-checked yet: measuring time at most to "
+                        "correct the latency predictor for this host (default 2m; the first "
+                        "6 architectures are always measured)")
     s.add_argument("--no-baselines", action="store_true", dest="no_baselines",
                    help="do not start a new study with the hand-designed presets that fit "
                         "its space and constraints (by default they train first, like any "

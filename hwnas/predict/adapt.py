@@ -84,22 +84,58 @@ def fit_correction(X: np.ndarray, base: np.ndarray, y: np.ndarray,
     zmean, zstd = z.mean(axis=0), z.std(axis=0)
     zstd[zstd == 0] = 1.0
     loo: dict[str, float] = {}
+    errs: dict[str, list[float]] = {}
     for m in methods:
         A = _design(m, X, base, zmean, zstd)
         if A.shape[1] >= len(y) - 1:
             continue
-        errs = []
+        errs[m] = []
         for i in range(len(y)):
             keep = np.arange(len(y)) != i
             coef = _solve(m, A[keep], t[keep])
-            errs.append(float(A[i] @ coef - t[i]))
-        loo[m] = float(np.sqrt(np.mean(np.square(errs))))
+            errs[m].append(float(A[i] @ coef - t[i]))
+        loo[m] = float(np.sqrt(np.mean(np.square(errs[m]))))
     if not loo:
         raise ValueError(f"{len(y)} measurements are too few for method {method!r}")
     best = min(loo, key=loo.__getitem__)
     coef = _solve(best, _design(best, X, base, zmean, zstd), t)
-    return {"method": best, "coef": coef.tolist(), "zmean": zmean.tolist(),
-            "zstd": zstd.tolist(), "n": int(len(y)), "loo_rmse_log": loo}
+    # each measurement as predicted without it, as a relative error: how well
+    # the correction holds on architectures it has not seen
+    held = np.exp(np.array(errs[best])) - 1
+    out = {"method": best, "coef": coef.tolist(), "zmean": zmean.tolist(),
+           "zstd": zstd.tolist(), "n": int(len(y)), "loo_rmse_log": loo,
+           "loo_median_abs": float(np.median(np.abs(held))),
+           "loo_within_10pct": float(np.mean(np.abs(held) <= 0.10))}
+    if best == "scale":   # the scale with its 95% interval (t on the log ratios)
+        from scipy import stats
+
+        half = (stats.t.ppf(0.975, len(t) - 1) * float(np.std(t, ddof=1)) / np.sqrt(len(t))
+                if len(t) > 1 else float("inf"))
+        out["scale_ci"] = [float(np.exp(coef[0] - half)), float(np.exp(coef[0] + half))]
+    return out
+
+
+def least_certain(X_pool: np.ndarray, base_pool: np.ndarray, X: np.ndarray,
+                  base: np.ndarray, k: int, exclude: Sequence[int] = ()) -> list[int]:
+    """The ``k`` rows of the pool where a correction fitted on (X, base) is
+    least certain: greedily, the largest leverage under the richest design
+    (affine plus the ridge terms), each pick counted as measured before the
+    next -- so the picks spread over what the measurements do not cover yet."""
+    z = _shares(X)
+    zmean, zstd = z.mean(axis=0), z.std(axis=0)
+    zstd[zstd == 0] = 1.0
+    A = _design("ridge", X, base, zmean, zstd)
+    P = _design("ridge", X_pool, base_pool, zmean, zstd)
+    M = A.T @ A + np.diag([1e-6, 1e-6] + [RIDGE_LAMBDA] * (A.shape[1] - 2))
+    skip = set(exclude)
+    picks: list[int] = []
+    for _ in range(min(k, len(P) - len(skip))):
+        lev = np.einsum("ij,jk,ik->i", P, np.linalg.inv(M), P)
+        lev[list(skip | set(picks))] = -np.inf
+        i = int(np.argmax(lev))
+        picks.append(i)
+        M = M + np.outer(P[i], P[i])
+    return picks
 
 
 def apply_correction(adapt: dict[str, Any], X: np.ndarray, base: np.ndarray) -> np.ndarray:

@@ -79,6 +79,7 @@ class SearchRequest:
     screen_utts: int = 100              # dev utterances of an inherited score (0: all)
     baselines: bool = True              # the presets that fit go first (hwnas.search.baselines)
     final: Any = None                   # hwnas.workflows.final.FinalBudget (default: a third)
+    spot_budget_s: float = 120.0        # measuring on a new host, at most (workflows.target)
 
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
@@ -103,6 +104,8 @@ class SearchRequest:
         if len(self.rung_floors) > len(self.rungs) or any(f < 0 for f in self.rung_floors):
             raise ValueError(f"--rung-floors: at most one per rung ({len(self.rungs)}), "
                              f"each >= 0, got {','.join(map(str, self.rung_floors))}")
+        if not self.spot_budget_s >= 0:
+            raise ValueError(f"--spot-budget must be >= 0, got {self.spot_budget_s:g}")
         if self.population is not None and self.population < 2:
             raise ValueError(f"--population must be >= 2, got {self.population}")
         from hwnas.workflows.final import FinalBudget
@@ -353,7 +356,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     # on a host CPU the predictor is calibrated to this host (reference time, spot
     # check, adaptation where the ratios differ); its measurements go to a
     # host-specific profile, never into another host's
-    tl = target_predictor(req.target, ws, spec, measure=hooks.measure, say=hooks.say)
+    tl = target_predictor(req.target, ws, spec, measure=hooks.measure, say=hooks.say,
+                          budget_s=req.spot_budget_s)
 
     def predict(a: Any) -> float:
         return float(tl.ms([a])[0])
@@ -455,7 +459,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     out = {"study": req.study, "target": req.target,
            "trials": len(study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))),
-           "predictor": tl.where, "adapted": tl.adapted, "pareto": front, "dropped": dropped,
+           "predictor": tl.where, "corrected": tl.corrected, "pareto": front, "dropped": dropped,
            "reference_ms": tl.ref_ms, "spot_check": tl.spot_check,
            "feasible_as_predicted": sum(1 for t in study.trials
                                         if t.user_attrs.get("trained")),

@@ -5,13 +5,14 @@ call's time to the reference workload's (``rel_p50``); in ms on this host
 that is the ratio x this host's reference time (``hwnas.predict.calibration``,
 about 1.5 s at first use, cached). The ratio itself can change with the
 microarchitecture, the runtime or the thread count, which no CPU model string
-reveals reliably, so the first search for a target on a host also runs a
-spot check: ``SPOT_N`` architectures chosen for coverage are measured here
-and compared with the predictor. When their median absolute error is beyond
-``SPOT_TOLERANCE`` (the label noise: two measurements of one architecture
-are 3% apart at the median and within 12% for 90% of them), the predictor is
-adapted with ``ADAPT_N`` measurements (few-shot, ``hwnas.predict.adapt``).
-Measurements, the spot check's verdict and an adapted predictor are kept
+reveals reliably, so the first search for a target on a host runs a spot
+check (``spot_check``): architectures are measured here until the corrected
+predictor's leave-one-out error is within the host's own repeat-to-repeat
+noise, or the measurement budget (``SPOT_BUDGET_S``) is spent. What it
+measured always corrects the predictor (``hwnas.predict.adapt``: a scale
+with its interval, or more terms where leave-one-out says they help); a
+small error decides only that no more measurements are needed.
+Measurements, the spot check's report and the corrected predictor are kept
 under a host-specific name, ``<target>.host-<hash>`` (profiles/ and
 predictors/ of the workspace), so the next search on this host starts from
 them and the original profile and predictor stay as they were. Other
@@ -24,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +34,13 @@ from typing import Any
 
 from hwnas.paths import write_atomic
 
-ADAPT_N = 20        # measurements for a host whose ratios differ (~1 minute on a small CPU)
-SPOT_N = 6          # measurements of the spot check
-SPOT_TOLERANCE = 0.10
+SPOT_FIRST = 6           # first batch, chosen for coverage of the predicted latency
+SPOT_STEP = 3            # then this many at a time, where the correction is least certain
+SPOT_REPEATED = 3        # of the first batch, measured twice: the host's own noise
+SPOT_BUDGET_S = 120.0    # measurement time at most (--spot-budget); the first batch always
+SPOT_MAX = 60            # architectures at most
+NOISE_FLOOR = 0.02       # a noise estimate from 3 repeats can come out near 0
+SPOT_VERSION = 2         # spot checks before this one only judged, never corrected
 
 
 @dataclass
@@ -44,8 +51,8 @@ class TargetLatency:
     where: str                          # folder of the predictor used
     spec: Any                           # device spec to measure with (maybe host-specific)
     reference: dict[str, Any] | None    # this host's reference time (relative predictors)
-    adapted: dict[str, Any] | None = None   # adaptation report, when adapted now
-    spot_check: dict[str, Any] | None = None
+    spot_check: dict[str, Any] | None = None   # the report of the correction in force
+    corrected: bool | None = None   # by this host's spot check; None: not a host target
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -61,108 +68,162 @@ def host_tag(spec: Any, fp: dict[str, Any]) -> str:
     return hashlib.sha1(f"{spec.name}|{key}".encode()).hexdigest()[:8]
 
 
-def spot_check(predictor: Any, spec: Any, workspace: Path, *, n: int = SPOT_N,
-               measure: Callable[[Any], None] | None = None, seed: int = 0
-               ) -> dict[str, Any]:
-    """Measure ``n`` architectures chosen for coverage on ``spec`` (into its
-    profile) and compare their ratio to the reference with the prediction."""
+def _profile_batch(spec: Any, workspace: Path, measure: Callable[[Any], None] | None,
+                   seed: int) -> Callable[[list[Any], int], list[dict[str, Any]]]:
+    """Measure architectures on ``spec`` into its profile (resumable: what is
+    stored is not measured again); returns the profile's rows."""
+    from hwnas.asr import default_space
+    from hwnas.profiling.profiler import ProfileRun
+
+    def batch(archs: list[Any], repeats: int) -> list[dict[str, Any]]:
+        if archs:
+            run = ProfileRun(spec, workspace, len(archs), seed, default_space(), archs=archs,
+                             repeats=repeats)
+            run.drive(measure)
+        return ProfileRun(spec, workspace, 0, seed, default_space(), archs=[]).store().rows()
+
+    return batch
+
+
+def spot_check(predictor: Any, spec: Any, workspace: Path, *,
+               budget_s: float = SPOT_BUDGET_S, measure: Callable[[Any], None] | None = None,
+               seed: int = 0, first: int = SPOT_FIRST,
+               batch: Callable[[list[Any], int], list[dict[str, Any]]] | None = None,
+               clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Measure on ``spec`` (into its profile) until the correction of
+    ``predictor`` fitted on everything measured there predicts each
+    measurement, left out, within the host's repeat-to-repeat noise (median),
+    or until ``budget_s`` seconds of measuring are spent. ``batch(archs,
+    repeats)`` measures and returns every row of the host's profile (a
+    stand-in device replaces it in tests). Returns the report, with the
+    correction under ``correction``."""
     import numpy as np
 
     from hwnas.asr import default_space
-    from hwnas.predict.adapt import select_for_coverage
-    from hwnas.predict.dataset import from_rows
-    from hwnas.profiling.profiler import ProfileRun
+    from hwnas.predict.adapt import fit_correction, least_certain, select_for_coverage
+    from hwnas.predict.dataset import from_rows, repeat_noise
+    from hwnas.predict.features import feature_matrix
 
-    space = default_space()
-    pool = space.sample_distinct(500, seed + 1000)
-    chosen = select_for_coverage(pool, predictor.predict(pool), n)
-    run = ProfileRun(spec, workspace, len(chosen), seed, space, archs=chosen)
-    run.drive(measure)
-    ids = {a.id for a in chosen}
-    data = from_rows([r for r in run.store().rows() if r["arch_id"] in ids], "rel")
-    if len(data) < 3:
-        raise ValueError(f"the spot check measured only {len(data)} of {n} architectures ok "
-                         f"on {spec.name}")
-    err = np.log(data.y / predictor.predict(data.archs))
-    med = float(np.exp(np.median(err)) - 1)
-    # a shift of the scale and a scatter between architectures both count: the
-    # median absolute error (a changed microarchitecture scatters more than it shifts)
-    mad = float(np.median(np.abs(np.exp(err) - 1)))
-    return {"n": len(data), "median_error": med, "median_abs_error": mad,
-            "errors": [float(np.exp(e) - 1) for e in err],
-            "agrees": mad <= SPOT_TOLERANCE, "tolerance": SPOT_TOLERANCE}
+    batch = batch or _profile_batch(spec, workspace, measure, seed)
+    pool = default_space().sample_distinct(500, seed + 1000)
+    X_pool = feature_matrix(pool)
+    base_pool = predictor.predict_features(X_pool)
+    spent, timed = 0.0, 0
+    rows = batch([], 1)   # measured here before (an older spot check, an adaptation)
+    if not rows:
+        chosen = select_for_coverage(pool, base_pool, first)
+        t0 = clock()
+        batch(chosen[:SPOT_REPEATED], 2)
+        rows = batch(chosen[SPOT_REPEATED:], 1)
+        spent, timed = clock() - t0, first + SPOT_REPEATED
+    while True:
+        data = from_rows(rows, "rel")
+        if len(data) < 3:
+            raise ValueError(f"the spot check measured only {len(data)} architectures ok on "
+                             f"{spec.name}; see `hwnas profile --device {spec.name}`")
+        X = feature_matrix(data.archs)
+        base = predictor.predict_features(X)
+        corr = fit_correction(X, base, data.y)
+        rn = repeat_noise(data)
+        noise = max(NOISE_FLOOR, rn["median"] if rn else NOISE_FLOOR)
+        per = spent / timed if timed else 5.0   # s per measurement; a guess before any
+        room = int((budget_s - spent) / per) if per > 0 else SPOT_STEP
+        if corr["loo_median_abs"] <= noise:
+            stop = "within the noise"
+        elif len(data) >= SPOT_MAX:
+            stop = f"{SPOT_MAX} architectures"
+        elif room < 1:
+            stop = "budget spent"
+        else:
+            known = set(data.ids)
+            picks = least_certain(X_pool, base_pool, X, base, min(SPOT_STEP, room),
+                                  exclude=[i for i, a in enumerate(pool) if a.id in known])
+            t0 = clock()
+            rows = batch([pool[i] for i in picks], 1)
+            spent, timed = spent + clock() - t0, timed + len(picks)
+            continue
+        break
+    err = np.log(base / data.y)   # the prediction's error: negative where it is low
+    return {"version": SPOT_VERSION, "n": len(data), "spent_s": round(spent, 1),
+            "budget_s": budget_s, "stopped": stop, "noise": noise,
+            "repeat_noise": rn, "correction": corr,
+            "uncorrected_median_error": float(np.exp(np.median(err)) - 1),
+            "uncorrected_median_abs_error": float(np.median(np.abs(np.exp(err) - 1))),
+            "loo_median_abs_error": corr["loo_median_abs"]}
+
+
+def describe_correction(report: dict[str, Any]) -> str:
+    """One line: the correction in force, from how many measurements, how well it fits."""
+    c = report["correction"]
+    if c["method"] == "scale":
+        lo, hi = c.get("scale_ci", (math.nan, math.nan))
+        what = f"x{math.exp(c['coef'][0]):.3f} (95% CI {lo:.3f}-{hi:.3f})"
+    else:
+        what = f"{c['method']} in log time"
+    return (f"{what} from {report['n']} architectures measured here; left out one at a time "
+            f"they are predicted within {c['loo_median_abs']:.1%} (median; host noise "
+            f"{report['noise']:.1%}; uncorrected {report['uncorrected_median_abs_error']:.1%}, "
+            f"bias {report['uncorrected_median_error']:+.1%})")
 
 
 def target_predictor(target: str, workspace: Path, spec: Any | None,
                      measure: Callable[[Any], None] | None = None,
-                     say: Callable[[str], None] = lambda s: None, n: int = ADAPT_N,
-                     spot_n: int = SPOT_N, calibrate: Callable[..., dict] | None = None,
-                     check: bool = True) -> TargetLatency:
+                     say: Callable[[str], None] = lambda s: None,
+                     budget_s: float = SPOT_BUDGET_S, calibrate: Callable[..., dict] | None = None,
+                     check: bool = True, batch: Callable[..., list] | None = None
+                     ) -> TargetLatency:
     """The predictor the search uses for ``target``, with this host's
-    reference time and, for host CPUs, the spot check done (once per host).
-    ``check=False`` measures nothing but the reference (``hwnas predict``):
-    the predictor adapted to this host earlier, else the one found.
-    ``spec`` None: the target's device file, read only where it is needed."""
+    reference time and, for host CPUs, corrected by the spot check's
+    measurements (made once per host). ``check=False`` measures nothing but
+    the reference: the correction made here earlier, else the predictor as
+    found (``corrected`` False). ``spec`` None: the target's device file,
+    read only where it is needed; ``batch`` as ``spot_check``'s."""
     from hwnas.adapters import adapter_class
     from hwnas.predict.calibration import describe, fingerprint, host_reference
     from hwnas.predict.latency import LatencyPredictor, find_predictor, predictor_dir
-    from hwnas.workflows.adapt import adapt_predictor
 
     where = find_predictor(target, workspace)
     predictor = LatencyPredictor.load(where)
     on_host = spec is None or adapter_class(spec.adapter).runs_on_host
     if not predictor.relative or not on_host:
-        return TargetLatency(predictor, str(where), spec, None)
+        return TargetLatency(predictor, str(where), spec, None, corrected=None)
     if spec is None:
         from hwnas.adapters.devicefile import load_device
 
         spec = load_device(target, workspace)
     calibrate = calibrate or host_reference
     ref = calibrate(spec, workspace)
-    out = TargetLatency(predictor, str(where), spec, ref)
+    out = TargetLatency(predictor, str(where), spec, ref, corrected=False)
     say(f"calibrated to this host: {describe(ref)}; the {target} predictor's ratios x "
         f"{ref['ms']:.3f} ms = predicted ms here")
     fp = ref.get("fingerprint") or fingerprint(spec)
     local = dataclasses.replace(spec, name=f"{target}.host-{host_tag(spec, fp)}")
     out.spec = local
     mine = predictor_dir(workspace, local.name)
-    if (mine / "card.json").is_file():   # adapted on this kind of host before
-        out.predictor, out.where = LatencyPredictor.load(mine), str(mine)
-        say(f"using the predictor adapted to this host earlier: {mine}")
-        return out
+    if (mine / "card.json").is_file():
+        kept = LatencyPredictor.load(mine)
+        report = kept.card.get("spot_check") or {}
+        if report.get("version") == SPOT_VERSION and report.get("predictor") == str(where):
+            out.predictor, out.where, out.spot_check, out.corrected = kept, str(mine), report, True
+            say(f"corrected for this host earlier ({mine}): {describe_correction(report)}")
+            return out
     if not check:
         return out
+    say(f"spot check: measuring architectures on this host until the corrected {target} "
+        f"predictor is within the host's noise, at most {budget_s:g} s (once per host)")
+    report = {**spot_check(predictor, local, workspace, budget_s=budget_s, measure=measure,
+                           batch=batch), "predictor": str(where)}
     verdict_path = Path(workspace) / "profiles" / local.name / "spot-check.json"
-    verdict = None
-    if verdict_path.is_file():
-        try:
-            verdict = json.loads(verdict_path.read_text())
-            verdict = verdict if isinstance(verdict, dict) and \
-                verdict.get("predictor") == str(where) and "agrees" in verdict else None
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            verdict = None
-    if verdict is None:
-        say(f"spot check: measuring {spot_n} architectures on this host to check the "
-            f"{target} predictor's ratios (once per host)")
-        verdict = {**spot_check(predictor, local, workspace, n=spot_n, measure=measure),
-                   "predictor": str(where)}
-        verdict_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(verdict_path, json.dumps(verdict, indent=2, sort_keys=True) + "\n")
-    out.spot_check = verdict
-    mad = verdict.get("median_abs_error", abs(verdict["median_error"]))
-    if verdict["agrees"]:
-        say(f"spot check: predictions off by a median {mad:.1%} (bias "
-            f"{verdict['median_error']:+.1%}) over {verdict['n']} architectures measured "
-            f"here, within {verdict['tolerance']:.0%}: the predictor is used as is")
-        return out
-    say(f"spot check: predictions off by a median {mad:.1%} (bias "
-        f"{verdict['median_error']:+.1%}) over {verdict['n']} architectures measured here, "
-        f"beyond {verdict['tolerance']:.0%}: adapting it with {n} measurements here (few-shot)")
-    adapted, report = adapt_predictor(predictor, target, local, workspace, n=n,
-                                      measure=measure, label="rel")
-    adapted.card["host"] = {k: fp.get(k) for k in ("cpu", "cores", "runtime", "threads")}
-    adapted.card["spot_check"] = verdict
-    saved = adapted.save(mine)
-    say(f"adapted predictor saved to {saved} (correction: {report['method']})")
-    out.predictor, out.where, out.adapted = adapted, str(saved), report
+    verdict_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(verdict_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    card = {**predictor.card, "host": {k: fp.get(k) for k in ("cpu", "cores", "runtime",
+                                                             "threads")},
+            "adaptation": {**report["correction"], "from": target}, "spot_check": report}
+    corrected = LatencyPredictor(predictor.booster, card)
+    if mine.exists():   # a correction of an older kind: set aside, not overwritten
+        mine.rename(mine.with_name(f"{mine.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}"))
+    saved = corrected.save(mine)
+    say(f"spot check ({report['stopped']}, {report['spent_s']:g} s of measuring): correction "
+        f"{describe_correction(report)}; saved to {saved}")
+    out.predictor, out.where, out.spot_check, out.corrected = corrected, str(saved), report, True
     return out
