@@ -194,3 +194,29 @@ def streamed_and_full(model, chunks: int = 5):
             y, caches = model.encode_chunk(chunk, caches)
             outs.append(y)
     return torch.cat(outs, dim=1), full
+
+
+class StandInHost:
+    """A stand-in host for the spot check (``batch``, ``clock``): a call takes
+    ``predictor``'s ratio x ``slowdown(arch)``, with 1% noise per measurement, and
+    4 s of (scripted) clock per measurement."""
+
+    def __init__(self, predictor, slowdown):
+        self.predictor, self.slowdown = predictor, slowdown
+        self.rows, self.now, self.measured = [], 0.0, 0
+        self.rng = np.random.default_rng(0)
+
+    def truth(self, archs):
+        return self.predictor.predict(archs) * np.array([self.slowdown(a) for a in archs])
+
+    def batch(self, archs, repeats):
+        for _ in range(repeats):
+            for a, t in zip(archs, self.truth(archs)):
+                self.rows.append({"arch_id": a.id, "arch": a.to_dict(), "status": "ok",
+                                  "rel_p50": float(t * self.rng.lognormal(0, 0.01))})
+                self.now += 4.0
+                self.measured += 1
+        return list(self.rows)
+
+    def clock(self):
+        return self.now

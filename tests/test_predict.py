@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from hwnas.predict.features import (
 from hwnas.predict.latency import CostModel, LatencyPredictor, SchemaMismatch
 from hwnas.predict.metrics import accuracy, kendall_tau, spearman_rho
 from hwnas.profiling.store import open_profile
+from tests.helpers import StandInHost
 
 
 @pytest.fixture(scope="module")
@@ -236,15 +238,43 @@ def test_coverage_selection_spans_latency_and_families():
 
 # --- CLI ----------------------------------------------------------------------------------
 def test_predict_labels_its_figures_as_predicted(trained, capsys):
-    assert main(["predict", "--device", "cpu", "--preset", preset_names()[0], "--workspace",
-                 str(trained), "--json"]) == 0
+    """Without this host's spot check (and told not to make one): labelled uncorrected."""
+    argv = ["predict", "--device", "cpu", "--preset", preset_names()[0], "--workspace",
+            str(trained), "--no-spot-check"]
+    assert main(argv + ["--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     (p,) = out["predictions"]
-    assert p["latency_source"] == "predicted" and p["predicted_p50_ms"] > 0
-    assert out["card"]["train_size"] > 500
-    assert main(["predict", "--device", "cpu", "--preset", preset_names()[0], "--workspace",
-                 str(trained)]) == 0
-    assert "predicted, not measured" in capsys.readouterr().out
+    assert p["latency_source"] == "predicted, uncorrected" and p["predicted_p50_ms"] > 0
+    assert out["card"]["train_size"] > 500 and out["card"]["corrected"] is False
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "predicted, UNCORRECTED for this host, not measured" in text
+    assert "UNCORRECTED: this host has no spot check yet" in text
+
+
+def test_predict_uses_the_correction_the_search_uses_on_this_host(tmp_path, capsys):
+    """A spot check made on this host (a stand-in measures 9% slower) is what
+    `hwnas predict` applies, and says so; nothing is measured again."""
+    from hwnas.adapters.devicefile import load_device
+    from hwnas.predict.latency import LatencyPredictor, find_predictor
+    from hwnas.workflows.target import target_predictor
+
+    spec = load_device("cpu", tmp_path)
+    host = StandInHost(LatencyPredictor.load(find_predictor("cpu", tmp_path)), lambda a: 1.09)
+    tl = target_predictor("cpu", tmp_path, spec, batch=host.batch)
+    arch = preset("conformer_s")
+    assert main(["predict", "--device", "cpu", "--preset", "conformer_s", "--workspace",
+                 str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["card"]["corrected"] and out["card"]["predictor"] == tl.where
+    assert out["card"]["spot_check"]["n"] == 6
+    assert out["predictions"][0]["predicted_p50_ms"] == pytest.approx(
+        float(tl.ms([arch])[0]), rel=0.02)   # the reference time, measured again
+    assert main(["predict", "--device", "cpu", "--preset", "conformer_s", "--workspace",
+                 str(tmp_path)]) == 0
+    scale = re.search(r"corrected for this host: x([\d.]+) \(95% CI", capsys.readouterr().out)
+    assert float(scale.group(1)) == pytest.approx(1.09, abs=0.01)
+    assert host.measured == 9
 
 
 def test_predict_reads_json_lines(trained, tmp_path, capsys):
@@ -252,7 +282,7 @@ def test_predict_reads_json_lines(trained, tmp_path, capsys):
     f = tmp_path / "archs.jsonl"
     f.write_text("\n".join(a.to_json() for a in archs) + "\n")
     assert main(["predict", "--device", "cpu", str(f), "--workspace", str(trained),
-                 "--json"]) == 0
+                 "--json", "--no-spot-check"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [p["arch_id"] for p in out["predictions"]] == [a.id for a in archs]
 
