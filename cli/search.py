@@ -53,8 +53,9 @@ How a trial is scored:
   params   counted from the architecture; size = fp32 weights in MB
   CER      dev CER after short training on the corpus, by successive
            halving: a generation's feasible trials all train for the first rung
-           of --cer-budget (CPU time; default 40s,2m) or --cer-steps; the best 1/--eta of them,
-           non-dominated on (CER, latency), continue to the next rung. With
+           of --cer-budget (CPU time; default 40s,2m, each rung lasting at least
+           --rung-floors updates, up to twice its time) or --cer-steps; the best
+           1/--eta of them, non-dominated on (CER, latency), continue to the next rung. With
            --cer-source supernet, a generation is first scored with weights
            inherited from each family's supernet (seconds each; `hwnas supernet`),
            and only its best go on to stand-alone training; the answer's CER is
