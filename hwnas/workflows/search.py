@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 DEFAULT_CER_BUDGET = "40s,2m"
 #: the updates each default rung lasts at least (up to twice its time): with
 #: them the rungs rank 20 architectures as 240 s of training does with Kendall
-#: tau 0.73 and 0.89 instead of 0.57 and 0.76 (bench/rung_fidelity.py)
+#: tau 0.70 and 0.93 instead of 0.57 and 0.76 (bench/rung_fidelity.py)
 DEFAULT_RUNG_FLOORS = (400, 1000)
 VERIFIED_KEYS = ("trial", "verdict", "latency_ms", "latency_ci", "predicted_ms", "p90_ms",
                  "delay_ms", "delay_ci", "delay_p90_ms", "algorithmic_ms", "rtf", "reason",
