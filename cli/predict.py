@@ -43,7 +43,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # by this host's spot check (run now where there is none, unless told not to)
     tl = target_predictor(args.device, ws, None, check=not args.no_spot_check,
                           budget_s=parse_budget(args.spot_budget), measure=lambda run:
-                          measure_with_progress(run, f"spot check: measuring {run.n}",
+                          measure_with_progress(run, "spot check: measuring on this host",
                                                 quiet=args.json),
                           say=lambda line: print(line, file=sys.stderr))
     folder, model, ref = tl.where, tl.predictor, tl.reference

@@ -274,7 +274,7 @@ def test_predict_uses_the_correction_the_search_uses_on_this_host(tmp_path, caps
                  str(tmp_path)]) == 0
     scale = re.search(r"corrected for this host: x([\d.]+) \(95% CI", capsys.readouterr().out)
     assert float(scale.group(1)) == pytest.approx(1.09, abs=0.01)
-    assert host.measured == 9
+    assert host.measured == 12
 
 
 def test_predict_reads_json_lines(trained, tmp_path, capsys):

@@ -360,7 +360,7 @@ def test_a_host_is_calibrated_spot_checked_once_and_corrected(tmp_path):
     assert tl.ms(arch)[0] == pytest.approx(tl.predictor.predict(arch)[0] * 2.0)
     assert tl.spot_check["n"] == 6 and tl.spot_check["stopped"] in ("budget spent",
                                                                     "within the noise")
-    assert tl.spot_check["repeat_noise"]["archs"] == 3   # the host's own noise, measured
+    assert tl.spot_check["repeat_noise"]["archs"] == 6   # the host's own noise, measured
     assert tl.spec.name.startswith("cpu.host-") and any("spot check" in s for s in said)
     assert tl.where.startswith(str(tmp_path / "a" / "predictors" / "cpu.host-"))
     assert tl.predictor.card["adaptation"]["from"] == "cpu"
@@ -390,7 +390,7 @@ def test_a_spot_check_that_measures_a_9pct_slowdown_corrects_the_predictor(tmp_p
     tl = target_predictor("cpu", tmp_path, spec, say=said.append, calibrate=_ref(2.0),
                           batch=host.batch)
     assert tl.where == str(older) and len(list(older.parent.glob(older.name + ".replaced-*"))) == 1
-    assert tl.corrected and host.measured == 9   # 6 + 3 repeats: within the noise at once
+    assert tl.corrected and host.measured == 12   # 6, each twice: within the noise at once
     report = tl.spot_check
     assert report["stopped"] == "within the noise"
     assert report["uncorrected_median_error"] == pytest.approx(-0.083, abs=0.01)  # 1/1.09 - 1
@@ -414,7 +414,7 @@ def test_the_adaptive_spot_check_stops_at_its_budget(tmp_path):
     report = spot_check(shipped, None, tmp_path, budget_s=60.0, batch=host.batch,
                         clock=host.clock)
     assert report["stopped"] == "budget spent" and report["spent_s"] == 60.0
-    assert host.measured == 9 + 6 and report["n"] == 12   # 36 s, then 24 s: 3 + 3 more
+    assert host.measured == 12 + 3 and report["n"] == 9   # 48 s, then 12 s: 3 more
     assert report["loo_median_abs_error"] > report["noise"]
 
 

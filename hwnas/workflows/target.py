@@ -36,7 +36,8 @@ from hwnas.paths import write_atomic
 
 SPOT_FIRST = 6           # first batch, chosen for coverage of the predicted latency
 SPOT_STEP = 3            # then this many at a time, where the correction is least certain
-SPOT_REPEATED = 3        # of the first batch, measured twice: the host's own noise
+SPOT_REPEATED = 6        # of the first batch, measured twice: the host's own noise
+                         # (with 3 the median spread came out 2% and 4.8% on one host)
 SPOT_BUDGET_S = 120.0    # measurement time at most (--spot-budget); the first batch always
 SPOT_MAX = 60            # architectures at most
 NOISE_FLOOR = 0.02       # a noise estimate from 3 repeats can come out near 0
@@ -216,8 +217,10 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
     verdict_path = Path(workspace) / "profiles" / local.name / "spot-check.json"
     verdict_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(verdict_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
-    card = {**predictor.card, "host": {k: fp.get(k) for k in ("cpu", "cores", "runtime",
-                                                             "threads")},
+    # the source's held-out figures describe its own host, not this one
+    card = {**{k: v for k, v in predictor.card.items()
+               if k not in ("heldout", "per_family", "baselines", "repeat_noise", "test_size")},
+            "host": {k: fp.get(k) for k in ("cpu", "cores", "runtime", "threads")},
             "adaptation": {**report["correction"], "from": target}, "spot_check": report}
     corrected = LatencyPredictor(predictor.booster, card)
     if mine.exists():   # a correction of an older kind: set aside, not overwritten
