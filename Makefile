@@ -24,7 +24,7 @@ $(STAMP):
 
 setup: $(STAMP)
 
-# a complete small search for this CPU on the built-in corpus (~25 min): the
+# a complete small search for this CPU on the built-in corpus (~40 min): the
 # baselines, the trials, the final phase, the verified finalists, the exported
 # answer, then the report
 search: setup
