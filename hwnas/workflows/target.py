@@ -40,7 +40,7 @@ SPOT_REPEATED = 6        # of the first batch, measured twice: the host's own no
                          # (with 3 the median spread came out 2% and 4.8% on one host)
 SPOT_BUDGET_S = 120.0    # measurement time at most (--spot-budget); the first batch always
 SPOT_MAX = 60            # architectures at most
-NOISE_FLOOR = 0.02       # a noise estimate from 3 repeats can come out near 0
+NOISE_FLOOR = 0.02       # a noise estimate from a few repeats can come out near 0
 SPOT_VERSION = 2         # spot checks before this one only judged, never corrected
 
 
@@ -116,7 +116,7 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *,
         t0 = clock()
         batch(chosen[:SPOT_REPEATED], 2)
         rows = batch(chosen[SPOT_REPEATED:], 1)
-        spent, timed = clock() - t0, first + SPOT_REPEATED
+        spent, timed = clock() - t0, first + min(first, SPOT_REPEATED)
     while True:
         data = from_rows(rows, "rel")
         if len(data) < 3:
