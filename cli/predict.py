@@ -47,6 +47,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                 quiet=args.json),
                           say=lambda line: print(line, file=sys.stderr))
     folder, model, ref = tl.where, tl.predictor, tl.reference
+    uncorrected = tl.corrected is False   # a host CPU without its spot check
     ratio = model.predict(archs) if model.relative else None
     pred = model.predict_ms(archs, ref["ms"] if ref else None)
     card = model.card
@@ -70,17 +71,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         "predicted_p50_ms": float(p), "predicted_rtf": delay.rtf(a, float(p)),
                         "predicted_ratio": float(ratio[i]) if ratio is not None else None,
                         "extrapolated": not space.contains(a),
-                        "latency_source": "predicted" if tl.corrected is not False
-                        else "predicted, uncorrected"})
+                        "latency_source": "predicted, uncorrected" if uncorrected
+                        else "predicted"})
     if args.json:
         print(json.dumps({"predictions": results, "card": about}, sort_keys=True))
         return 0
+    label = "predicted, UNCORRECTED for this host, not measured" if uncorrected else \
+        "predicted, not measured"
     for r in results:
         per = "per chunk" if r["graph"] == "chunk" else "per 4.8 s utterance"
         rel = (f"{r['predicted_ratio']:.4f} x reference, " if r["predicted_ratio"] is not None
                else "")
-        label = "predicted, not measured" if tl.corrected is not False else \
-            "predicted, UNCORRECTED for this host, not measured"
         print(f"{r['arch_id']} {r['encoder']}/{r['decoder']}: predicted p50 "
               f"{_fmt_ms(r['predicted_p50_ms'])} ms {per} ({rel}RTF "
               f"{r['predicted_rtf']:.4f}, {label})"

@@ -46,6 +46,15 @@ def _shares(X: np.ndarray) -> np.ndarray:
     ], axis=1)
 
 
+def _zstats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of the ridge terms over the measured rows (a constant
+    term is left unscaled)."""
+    z = _shares(X)
+    zmean, zstd = z.mean(axis=0), z.std(axis=0)
+    zstd[zstd == 0] = 1.0
+    return zmean, zstd
+
+
 def _design(method: str, X: np.ndarray, base: np.ndarray,
             zmean: np.ndarray | None = None, zstd: np.ndarray | None = None) -> np.ndarray:
     lp = np.log(base)[:, None]
@@ -80,9 +89,7 @@ def fit_correction(X: np.ndarray, base: np.ndarray, y: np.ndarray,
         raise ValueError(f"unknown adaptation method {method!r}; one of auto, "
                          f"{', '.join(METHODS)}")
     t = np.log(y) - np.log(base)
-    z = _shares(X)
-    zmean, zstd = z.mean(axis=0), z.std(axis=0)
-    zstd[zstd == 0] = 1.0
+    zmean, zstd = _zstats(X)
     loo: dict[str, float] = {}
     errs: dict[str, list[float]] = {}
     for m in methods:
@@ -109,8 +116,8 @@ def fit_correction(X: np.ndarray, base: np.ndarray, y: np.ndarray,
     if best == "scale":   # the scale with its 95% interval (t on the log ratios)
         from scipy import stats
 
-        half = (stats.t.ppf(0.975, len(t) - 1) * float(np.std(t, ddof=1)) / np.sqrt(len(t))
-                if len(t) > 1 else float("inf"))
+        # (a scale is fitted on >= 3 measurements: the interval is defined)
+        half = stats.t.ppf(0.975, len(t) - 1) * float(np.std(t, ddof=1)) / np.sqrt(len(t))
         out["scale_ci"] = [float(np.exp(coef[0] - half)), float(np.exp(coef[0] + half))]
     return out
 
@@ -121,9 +128,7 @@ def least_certain(X_pool: np.ndarray, base_pool: np.ndarray, X: np.ndarray,
     least certain: greedily, the largest leverage under the richest design
     (affine plus the ridge terms), each pick counted as measured before the
     next -- so the picks spread over what the measurements do not cover yet."""
-    z = _shares(X)
-    zmean, zstd = z.mean(axis=0), z.std(axis=0)
-    zstd[zstd == 0] = 1.0
+    zmean, zstd = _zstats(X)
     A = _design("ridge", X, base, zmean, zstd)
     P = _design("ridge", X_pool, base_pool, zmean, zstd)
     M = A.T @ A + np.diag([1e-6, 1e-6] + [RIDGE_LAMBDA] * (A.shape[1] - 2))

@@ -512,14 +512,20 @@ def best_baseline(study: Any) -> dict[str, Any] | None:
     return best([_row(t) for t in _trained_feasible(study) if t.user_attrs.get("baseline")])
 
 
+def took(rung: dict[str, Any], unit: str) -> float:
+    """The training a rung's record says it took, in the study's ``unit`` (CPU s
+    or steps): a floor of updates may stretch a rung past its budget; records
+    made before rungs kept it have their budget."""
+    return float(rung.get("steps" if unit == "steps" else "cpu_s", rung["budget_s"]))
+
+
 def spent(study: Any) -> float:
     """The stand-alone training the study's trials spent (CPU s or steps): each
-    trained run's last rung as it ran (a floor of updates may stretch a rung
-    past its budget), once however many trials repeat it."""
-    took = "steps" if study.user_attrs.get("rung_unit") == "steps" else "cpu_s"
+    trained run's last rung as it ran, once however many trials repeat it."""
+    unit = study.user_attrs.get("rung_unit", "CPU s")
     runs = {t.user_attrs.get("run_trial", t.number): t.user_attrs["rungs"][-1]
             for t in study.get_trials(deepcopy=False) if t.user_attrs.get("rungs")}
-    return float(sum(r.get(took, r["budget_s"]) for r in runs.values()))
+    return float(sum(took(r, unit) for r in runs.values()))
 
 
 def select_for_target(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -62,16 +62,16 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
 
 
 def training_of(rows: list[dict[str, Any]], unit: str, seen: set[int] | None = None) -> float:
-    """The training the rows' runs took (their last rungs, as they ran: a floor
-    of updates may stretch a rung past its budget), each run once; ``seen``
-    carries the runs already counted across calls."""
+    """The training the rows' runs took (their last rungs, as they ran), each
+    run once; ``seen`` carries the runs already counted across calls."""
+    from hwnas.search.study import took
+
     seen = set() if seen is None else seen
-    took = "steps" if unit == "steps" else "cpu_s"
     total = 0.0
     for r in rows:
         if r["rungs"] and r["run_trial"] not in seen:
             seen.add(r["run_trial"])
-            total += r["rungs"][-1].get(took, r["rungs"][-1]["budget_s"])
+            total += took(r["rungs"][-1], unit)
     return total
 
 

@@ -119,15 +119,16 @@ class SearchRequest:
             raise ValueError(f"--final-budget share must be from 0 to below 1, got "
                              f"{self.final.share:g}")
 
+    def floor(self, rung: int) -> int:
+        """The floor of updates of rung ``rung`` (0: none)."""
+        return self.rung_floors[rung] if rung < len(self.rung_floors) else 0
 
     def longest_rung(self) -> float:
         """The most training a trial's rungs may take (a floor of updates
         stretches a rung up to STRETCH times its budget)."""
         from hwnas.training.halving import STRETCH
 
-        floors = self.rung_floors
-        return max(b * (STRETCH if i < len(floors) and floors[i] else 1.0)
-                   for i, b in enumerate(self.rungs))
+        return max(b * (STRETCH if self.floor(i) else 1.0) for i, b in enumerate(self.rungs))
 
 
 class SearchHooks:
@@ -223,11 +224,10 @@ class TrialRungs:
             self.hooks.splits(self.req.corpus, cand.arch.frontend, cand.arch.n_filters)
         from hwnas.training.halving import floor_options
 
-        floors = self.req.rung_floors
         return self._train(cand.arch.to_dict(), budget,
                            trial_dir(self.study_dir, cand.tag, cand.arch.id),
                            cand.state is not None, {"trial": cand.tag},
-                           floor_options(budget, floors[rung]) if rung < len(floors) else {})
+                           floor_options(budget, self.req.floor(rung)))
 
     def _train(self, arch: dict[str, Any], budget: float, run_dir: Path, resume: bool,
                extra: dict[str, Any], options: dict[str, Any] | None = None,
@@ -367,9 +367,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     if req.default_budget:
         from hwnas.training.halving import STRETCH
 
-        floors = req.rung_floors
-        rung = [f"{b:g} s" + (f" (at least {floors[i]} updates, up to {STRETCH * b:g} s)"
-                              if i < len(floors) and floors[i] else "")
+        rung = [f"{b:g} s" + (f" (at least {req.floor(i)} updates, up to {STRETCH * b:g} s)"
+                              if req.floor(i) else "")
                 for i, b in enumerate(req.rungs)]
         hooks.say(f"training per trial: {' then '.join(rung)} of CPU time by rung (the "
                   f"default, --cer-budget {DEFAULT_CER_BUDGET}; change it with --cer-budget, "
