@@ -12,6 +12,7 @@ setup(
     + [f"hwnas.shipped.{d}" for d in DATA],
     package_dir={"hwnas.cli": "cli", **{f"hwnas.shipped.{d}": d for d in DATA}},
     package_data={**{f"hwnas.shipped.{d}": ["*", "**/*"] for d in DATA},
-                  "hwnas.data": ["words/*.txt"]},
+                  "hwnas.data": ["words/*.txt"],
+                  "hwnas.adapters.reference": ["*.tflite"]},
     include_package_data=False,
 )

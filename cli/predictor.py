@@ -36,6 +36,12 @@ def _named(args: argparse.Namespace) -> str:
     return profile_name(args.device, getattr(args, "task", "asr"))
 
 
+def _named_all(args: argparse.Namespace, devices: list[str]) -> list[str]:
+    from hwnas.profiling.store import profile_name
+
+    return [profile_name(d, getattr(args, "task", "asr")) for d in devices]
+
+
 def _fitter(args: argparse.Namespace) -> Any:
     from hwnas.workflows.predictor import fitter
 
@@ -91,7 +97,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     args.device = _named(args)
-    model, rep = train_predictor(args.device, ws, args.label, _fitter(args))
+    model, rep = train_predictor(args.device, ws, args.label, _fitter(args),
+                                 tuple(_named_all(args, args.also or [])))
     out = model.save(predictor_dir(ws, args.device))
     if args.json:
         print(json.dumps({"predictor": str(out), **model.card}, sort_keys=True, default=str))
@@ -231,6 +238,11 @@ def add_parsers(sub: Any) -> None:
                                   "held-out share beside FLOPs-only and params-only baselines, "
                                   "save to <workspace>/predictors/<device>/.")
     s.add_argument("--device", required=True, metavar="NAME", help="device whose profile to use")
+    s.add_argument("--also", action="append", metavar="NAME",
+                   help="learn this profile too (repeatable): the same target measured on "
+                        "another CPU, e.g. copied from another machine into profiles/NAME; "
+                        "each CPU's descriptor (ISA, caches, runtime, reference time) "
+                        "becomes features, and predictions are made at this host's")
     training(s)
     common(s)
     s.set_defaults(func=cmd_train)

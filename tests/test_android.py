@@ -159,6 +159,56 @@ def test_throttling_during_the_run_is_flagged(phone, tmp_path, tool, tflite_mode
     a.close()
 
 
+def test_phone_rows_are_ratios_to_the_shipped_reference_through_a_slow_phase(
+        phone, tmp_path, tool, tflite_model):
+    """The reference model is timed before and after each run: a phone at half
+    speed for the whole run keeps its ratio; one that slows during the run is
+    flagged, waited for, and measured again."""
+    import time
+
+    from hwnas.adapters.records import Plan
+    from hwnas.testing.benchmark_model import SLOWDOWN
+
+    plan = Plan(warmup_runs=2, min_runs=10, min_seconds=0.3, retries=1, max_ci=float("inf"),
+                max_drift=0.3)
+    a = AndroidAdapter("loop", options(phone, tmp_path, tool, reference_seconds=0.3,
+                                       cooldown_timeout_s=20.0))
+    h = a.prepare(tflite_model)
+    assert "reference" in a.describe() and "sha256" in a.describe()["reference"]
+    normal = a.measure(h, plan, arch_id="x", graph="chunk", model_bytes=1)
+    assert normal.ok, normal.flags
+    assert (phone.root / "data/local/tmp/hwnas/hwnas_reference.tflite").is_file()
+    lat = normal.latency
+    assert lat["rel_p50_ci_lo"] < lat["rel_p50"] < lat["rel_p50_ci_hi"]
+    assert lat["rel_p50"] == pytest.approx(lat["p50_ms"] / lat["ref_p50_ms"])
+
+    slow = phone.root / SLOWDOWN
+    slow.parent.mkdir(exist_ok=True)
+    slow.write_text(f"2 {time.time() + 3600}\n")      # half speed for the whole run
+    halved = a.measure(h, plan, arch_id="x", graph="chunk", model_bytes=1)
+    assert halved.latency["p50_ms"] > 1.6 * lat["p50_ms"]
+    assert halved.latency["rel_p50"] == pytest.approx(lat["rel_p50"], rel=0.25)
+    assert halved.ok, halved.flags
+
+    slow.unlink()
+    real = a.reference_summary
+    calls = []
+
+    def reference_summary(seconds):   # the phone slows down right after the first timing
+        got = real(seconds)
+        calls.append(got)
+        if len(calls) == 1:
+            slow.write_text(f"2 {time.time() + 4}\n")
+        return got
+
+    a.reference_summary = reference_summary
+    m = a.measure(h, plan, arch_id="x", graph="chunk", model_bytes=1)
+    assert m.attempts == 2 and m.ok, m.flags    # flagged, waited for, measured again
+    assert m.extra["cooldown_s"] >= 1.0
+    assert m.latency["rel_p50"] == pytest.approx(lat["rel_p50"], rel=0.25)
+    a.close()
+
+
 def test_google_adb_client_talks_to_the_loopback_device(adb_server, tmp_path):
     adb, _, serial = adb_server
     r = adb("-s", serial, "shell", "echo", "ok")

@@ -379,3 +379,79 @@ def test_predict_shows_ratio_ms_and_the_reference_time(tmp_path):
     assert out["card"]["reference"]["cached"] is True
     assert r["predicted_p50_ms"] == pytest.approx(r["predicted_ratio"]
                                                    * out["card"]["reference_ms"])
+
+
+# --- several CPUs in one predictor ---------------------------------------------------------
+INTEL = {"vendor": "GenuineIntel", "model_name": "Xeon (synthetic)", "family_model": "6/143/8",
+         "isa": ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"],
+         "cache_kib": {"l1": 48.0, "l2": 2048.0, "l3": 107520.0}}
+AMD = {"vendor": "AuthenticAMD", "model_name": "EPYC (synthetic)", "family_model": "25/1/1",
+       "isa": ["avx2"], "cache_kib": {"l1": 32.0, "l2": 512.0, "l3": 32768.0}}
+
+
+def _as_host(rows, descriptor, ratio):
+    """The shipped profile's rows as if measured on a CPU with ``descriptor``,
+    where each architecture's ratio is ``ratio(row)`` times the shipped one."""
+    out = []
+    for r in rows:
+        prov = r["provenance"]
+        prov = {**(json.loads(prov) if isinstance(prov, str) else prov),
+                "descriptor": descriptor}
+        out.append({**r, "provenance": prov, "rel_p50": r["rel_p50"] * ratio(r)
+                    if r.get("rel_p50") else None})
+    return out
+
+
+def test_a_predictor_learns_two_cpus_from_their_descriptors():
+    """Two synthetic microarchitectures whose ratios differ by encoder family
+    (convolutions 1.5x slower on the AVX2-only CPU, attention 0.8x): one
+    predictor with host features predicts each at its own descriptor, where
+    one without them cannot fit both."""
+    from hwnas.predict.dataset import from_profiles
+    from hwnas.predict.hosts import HOST_FEATURES, host_vector
+    from hwnas.workflows.predictor import fitter
+
+    store = open_profile("cpu", None)
+    rows = store.rows()
+    slower = {"conformer": 0.8, "transformer": 0.8, "contextnet": 1.5, "quartznet": 1.5}
+
+    def amd_ratio(r):
+        return slower.get(r["encoder"], 1.1)
+
+    data = from_profiles([(_as_host(rows, INTEL, lambda r: 1.0), store.manifest),
+                          (_as_host(rows, AMD, amd_ratio), {"reference": {"nominal_ms": 6.1}})])
+    assert data.hosts.shape == (len(data), len(HOST_FEATURES))
+    assert len(data.info["hosts"]) == 2 and data.label == "rel_p50"
+    ho = holdout_mask(data.ids)
+    train, test = data.subset(~ho), data.subset(ho)
+    model = fitter(objective="log", seed=0)(train)
+    assert model.multi_host
+    assert model.card["features"] == len(feature_names()) + len(HOST_FEATURES)
+    for desc, ref in ((INTEL, store.manifest["reference"]["nominal_ms"]), (AMD, 6.1)):
+        mine = test.hosts[:, 2] == (1.0 if desc is INTEL else 0.0)   # avx512 or not
+        here = model.at_host(host_vector(desc, "onnxruntime 1.32.0", ref))
+        got = accuracy(test.y[mine], here.predict([test.archs[i] for i in np.flatnonzero(mine)]))
+        assert got["within_10pct"] >= 0.8, (desc["vendor"], got)
+    # without host features the two CPUs' labels contradict each other
+    plain = LatencyPredictor.fit(train.archs, train.y)
+    amd = test.hosts[:, 2] == 0.0
+    off = accuracy(test.y[amd], plain.predict([test.archs[i] for i in np.flatnonzero(amd)]))
+    assert off["within_10pct"] < 0.6, off
+    with pytest.raises(ValueError, match="needs the host's descriptor"):
+        model.predict(test.archs[:2])
+
+
+def test_a_multi_host_predictor_saves_loads_and_is_trained_from_the_cli(tmp_path, capsys):
+    """`hwnas predictor train --also NAME` learns a second CPU's profile."""
+    import shutil
+
+    from hwnas.predict.latency import predictor_dir
+
+    shutil.copytree(open_profile("cpu", None).folder, tmp_path / "profiles" / "cpu-amd")
+    assert main(["predictor", "train", "--device", "cpu", "--also", "cpu-amd",
+                 "--workspace", str(tmp_path), "--rounds", "30"]) == 0
+    loaded = LatencyPredictor.load(predictor_dir(tmp_path, "cpu"))
+    assert loaded.multi_host and len(loaded.card["hosts"]) >= 1
+    assert main(["predictor", "train", "--device", "cpu", "--also", "nope",
+                 "--workspace", str(tmp_path)]) != 0
+    assert "nope" in capsys.readouterr().err

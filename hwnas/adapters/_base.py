@@ -103,14 +103,25 @@ class Adapter(ABC):
         ``seconds``: how fast the device is right now. None: it has none."""
         return None
 
-    def calibrate_reference(self, seconds: float = 5.0) -> float | None:
-        """Median ms of the reference workload over ``seconds`` (None without one)."""
+    def reference_summary(self, seconds: float) -> dict[str, Any] | None:
+        """The reference workload timed for ``seconds``: {"ms" (median), "ci_lo",
+        "ci_hi" (its 95% interval), "ci_method", "n"}; None: the device has none.
+        Devices whose tool prints statistics rather than every call override it."""
         times = self.reference_times(seconds)
         if not times:
             return None
         import numpy as np
 
-        return float(np.median(times)) * 1e3
+        from hwnas.profiling.statistics import quantile_ci
+
+        lo, hi, method = quantile_ci(times, 0.5)
+        return {"ms": float(np.median(times)) * 1e3, "ci_lo": lo * 1e3, "ci_hi": hi * 1e3,
+                "ci_method": method, "n": len(times)}
+
+    def calibrate_reference(self, seconds: float = 5.0) -> float | None:
+        """Median ms of the reference workload over ``seconds`` (None without one)."""
+        got = self.reference_summary(seconds)
+        return got["ms"] if got else None
 
     # -- shared -------------------------------------------------------------
     def available(self) -> bool:

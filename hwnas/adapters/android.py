@@ -30,6 +30,14 @@ from hwnas.errors import first_line
 from hwnas.profiling.statistics import summary_from_counts
 
 STATUS = "hwnas-exit:"
+# The phones' reference workload: one fixed TFLite graph that ships with hwnas
+# (the CPU devices' reference preset, exported once; regenerate with
+# `python -m hwnas.adapters.reference`). Timed before and after every
+# measurement, it says how fast the phone is right now: rows keep the ratio
+# to it, which carries a profile from phone to phone and through heat.
+REFERENCE_FILE = Path(__file__).with_name("reference") / "conformer_xs_chunk.tflite"
+REFERENCE_NAME = "conformer_xs chunk graph, TFLite fp32 (shipped with hwnas)"
+REFERENCE_REMOTE = "hwnas_reference.tflite"
 THERMAL_GLOB = "/sys/class/thermal/thermal_zone*"
 # the policy's current cap: thermal throttling lowers it (cur_freq also moves with idle DVFS)
 FREQ_GLOB = "/sys/devices/system/cpu/cpu*/cpufreq/scaling_max_freq"
@@ -254,6 +262,10 @@ class AndroidAdapter(Adapter):
         "format": ("tflite", "tflite | tflite-dynamic | tflite-int8"),
         "max_temp_c": (45.0, "wait for the hottest thermal zone to cool below this"),
         "cooldown_timeout_s": (300.0, "give up waiting (and flag the measurement) after this"),
+        "reference": (True, "time the shipped reference model with benchmark_model before "
+                            "and after every measurement (same mask, threads, delegate): "
+                            "rows keep the ratio to it, and a slow-down flags throttling"),
+        "reference_seconds": (0.5, "how long each reference timing runs"),
         "op_profiling": (False, "pass --enable_op_profiling=true (slower; per-op table kept)"),
         "connect_timeout_s": (10.0, "ADB connect/auth timeout"),
         "reconnect_timeout_s": (30.0, "how long to retry a dropped connection"),
@@ -277,6 +289,8 @@ class AndroidAdapter(Adapter):
         super().__init__(device, options)
         self._transport: AdbTransport | None = None
         self._details: dict[str, Any] | None = None
+        self._reference: str | None = None            # its path on the phone, once pushed
+        self._throttled: dict[str, Any] | None = None  # the reference before a throttled run
 
     @property
     def format(self) -> str:
@@ -381,7 +395,7 @@ class AndroidAdapter(Adapter):
                 return temps, freqs, waited, False
             time.sleep(min(2.0, max(self.options["cooldown_timeout_s"] - waited, 0.1)))
 
-    def command(self, remote: str, plan: Plan) -> str:
+    def command(self, remote: str, plan: Plan, op_profiling: bool | None = None) -> str:
         q = shlex.quote
         o = self.options
         args = [f"--graph={remote}", f"--num_threads={o['threads']}",
@@ -392,12 +406,74 @@ class AndroidAdapter(Adapter):
             args.append("--use_gpu=true")
         elif o["delegate"] == "nnapi":
             args.append("--use_nnapi=true")
-        if o["op_profiling"]:
+        if o["op_profiling"] if op_profiling is None else op_profiling:
             args.append("--enable_op_profiling=true")
         return " ".join(["taskset", q(o["cpu_mask"]), q(self.tool), *map(q, args)])
 
+    # -- the reference workload ----------------------------------------------
+    def _reference_path(self) -> str:
+        """Push the shipped reference model once (again only if its size differs)."""
+        if self._reference is None:
+            self._ensure_tool()
+            local = reference_model()
+            remote = f"{self.options['remote_dir'].rstrip('/')}/{REFERENCE_REMOTE}"
+            try:
+                _, size = self.transport().stat(remote)
+            except DeviceError:
+                size = -1
+            if size != local.stat().st_size:
+                self.transport().push(local, remote)
+            self._reference = remote
+        return self._reference
+
+    def reference_summary(self, seconds: float) -> dict[str, Any] | None:
+        """The shipped reference model timed by benchmark_model for ``seconds``
+        under this device's mask, threads and delegate (None: turned off)."""
+        if not self.options["reference"]:
+            return None
+        plan = Plan(warmup_runs=3, min_runs=10, min_seconds=seconds,
+                    max_seconds=max(5.0, 4 * seconds))
+        out, rc = self.transport().shell(self.command(self._reference_path(), plan, False),
+                                         timeout_s=self.options["run_timeout_s"])
+        try:
+            r = parse_benchmark_model(out).get("runs", {})
+        except ParseError as e:
+            raise DeviceError(f"the reference model: {e} (exit {rc})") from None
+        if rc not in (0, None) or not r.get("count"):
+            raise DeviceError(f"benchmark_model ran the reference model with exit {rc} and "
+                              f"no run statistics")
+        s = summary_from_counts(int(r["count"]), r["avg"], r.get("std", 0.0), r["min"],
+                                r["max"], r.get("median"), r.get("p95"))
+        ms = s.get("p50_ms", s["mean_ms"])
+        return {"ms": ms, "ci_lo": s.get("p50_ci_lo", ms), "ci_hi": s.get("p50_ci_hi", ms),
+                "ci_method": s.get("ci_method", "single run"), "n": s["n"]}
+
+    def _recover(self, normal: dict[str, Any], limit: float) -> tuple[float, dict | None]:
+        """After a throttled run: wait until the reference is back within
+        ``limit`` of its speed before that run (or the cool-down timeout).
+        Returns (seconds waited, the last reference timing)."""
+        start, last = time.monotonic(), None
+        while True:
+            last = self.reference_summary(self.options["reference_seconds"])
+            waited = time.monotonic() - start
+            if last is None or last["ms"] <= normal["ci_hi"] * (1 + limit) \
+                    or waited >= self.options["cooldown_timeout_s"]:
+                return waited, last
+            time.sleep(min(2.0, max(self.options["cooldown_timeout_s"] - waited, 0.1)))
+
     def _run(self, handle: RemoteModel, plan: Plan) -> Timing:
         before, f_before, waited, cool = self._cool_down()
+        problems = []
+        ref0 = None
+        if self._throttled is not None:
+            slept, ref0 = self._recover(self._throttled, plan.max_drift)
+            waited += slept
+            if ref0 is not None and ref0["ms"] > self._throttled["ci_hi"] * (1 + plan.max_drift):
+                problems.append(f"throttled: the reference still takes {ref0['ms']:.2f} ms "
+                                f"after {slept:.0f} s of cool-down (normal "
+                                f"{self._throttled['ms']:.2f} ms)")
+        elif self.options["reference"]:
+            ref0 = self.reference_summary(self.options["reference_seconds"])
         out, rc = self.transport().shell(self.command(handle.path, plan),
                                          timeout_s=self.options["run_timeout_s"])
         try:
@@ -406,8 +482,9 @@ class AndroidAdapter(Adapter):
             raise DeviceError(f"{e} (exit {rc})") from None
         if rc not in (0, None):
             raise DeviceError(f"benchmark_model exited {rc}")
+        ref1 = self.reference_summary(self.options["reference_seconds"]) \
+            if ref0 is not None else None
         after, f_after = self.thermal()
-        problems = []
         if not cool:
             problems.append(f"hot: {max(before.values()):.1f} °C after waiting {waited:.0f} s "
                             f"(limit {self.options['max_temp_c']:.0f} °C)")
@@ -424,13 +501,25 @@ class AndroidAdapter(Adapter):
             raise DeviceError("benchmark_model printed no run statistics")
         summary = summary_from_counts(count, r["avg"], r.get("std", 0.0), r["min"], r["max"],
                                       r.get("median"), r.get("p95"))
+        self._throttled = None
+        if ref0 is not None and ref1 is not None:
+            summary.update(relative_to_reference(summary, ref0, ref1))
+            slowed = ref1["ms"] / ref0["ms"] - 1
+            # slower after than before beyond both intervals and the drift limit:
+            # the phone slowed down during the run (heat, a governor, a neighbour)
+            if ref1["ci_lo"] > ref0["ci_hi"] and slowed > plan.max_drift:
+                problems.append(f"throttled: the reference slowed from {ref0['ms']:.2f} to "
+                                f"{ref1['ms']:.2f} ms during the run ({slowed:+.0%}, beyond "
+                                f"its 95% interval)")
+                self._throttled = ref0
         mem = res.get("memory", {})
         memory = mem.get("overall_mb", mem.get("peak_mb"))
         extra = {"tool_format": res.get("format"), "temps_before_c": before,
                  "temps_after_c": after, "freqs_before_khz": f_before, "freqs_after_khz": f_after,
                  "cooldown_s": round(waited, 1), "memory": mem, "problems": problems,
                  "delegate": res.get("delegate"), "inference_avg_us": res["inference_avg_us"],
-                 "warmup_avg_us": res["warmup_avg_us"]}
+                 "warmup_avg_us": res["warmup_avg_us"],
+                 "reference_before": ref0, "reference_after": ref1}
         return Timing(summary=summary, memory_mb=memory, init_ms=res["init_us"] / 1e3,
                       first_ms=res["first_us"] / 1e3, extra=extra)
 
@@ -447,5 +536,39 @@ class AndroidAdapter(Adapter):
                 "runtime": "TFLite benchmark_model", "transport": self.transport().describe(),
                 "threads": self.options["threads"], "delegate": self.options["delegate"],
                 "cpu_mask": self.options["cpu_mask"], "phone": props,
+                "reference": f"{REFERENCE_NAME} sha256 {reference_sha256()[:12]}"
+                if self.options["reference"] else None,
                 "adb_shell": adb_shell_version}
         return dict(self._details)
+
+
+def reference_model() -> Path:
+    """The shipped reference model, checked against its recorded digest."""
+    if not REFERENCE_FILE.is_file():
+        raise DeviceError(f"the reference model {REFERENCE_FILE} is missing from this "
+                          f"installation; reinstall hwnas or set reference = false")
+    return REFERENCE_FILE
+
+
+def reference_sha256() -> str:
+    import hashlib
+
+    return hashlib.sha256(reference_model().read_bytes()).hexdigest()
+
+
+def relative_to_reference(summary: dict[str, Any], ref0: dict[str, Any],
+                          ref1: dict[str, Any]) -> dict[str, Any]:
+    """The run as a ratio to the reference timed before and after it: the
+    reference's time is their geometric mean, and the ratio's interval adds
+    the relative half-widths of the run's p50 and of the reference in
+    quadrature (independent errors)."""
+    import math
+
+    ref = math.sqrt(ref0["ms"] * ref1["ms"])
+    p50 = summary.get("p50_ms", summary["mean_ms"])
+    rel = p50 / ref
+    h_run = (summary.get("p50_ci_hi", p50) - summary.get("p50_ci_lo", p50)) / (2 * p50)
+    h_ref = sum((r["ci_hi"] - r["ci_lo"]) / (2 * r["ms"]) for r in (ref0, ref1)) / 2
+    h = math.hypot(h_run, h_ref)
+    return {"ref_p50_ms": ref, "rel_p50": rel, "rel_p50_ci_lo": rel * (1 - h),
+            "rel_p50_ci_hi": rel * (1 + h)}

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.adapters._base import Adapter, Plan, Timing
-from hwnas.adapters.host import host_details, rss_mb
+from hwnas.adapters.host import cpu_descriptor, host_details, rss_mb
 from hwnas.adapters.runtimes import Handle, ort_callables, ort_session, torch_callables, torch_graph
 from hwnas.adapters.timing import timed_loop
 from hwnas.errors import first_line
@@ -176,4 +176,5 @@ class CPUAdapter(Adapter):
             version = runtime_version(self.runtime)
         ref = (f"{self.options['reference']} chunk graph, onnxruntime, 1 thread"
                if self.options["reference"] else None)
-        return {"runtime": version, "threads": self.threads, "reference": ref, **host_details()}
+        return {"runtime": version, "threads": self.threads, "reference": ref, **host_details(),
+                "descriptor": cpu_descriptor()}

@@ -45,12 +45,16 @@ def fingerprint(spec: Any) -> dict[str, Any]:
     h = host_details()
     adapter = spec.make()
     try:
-        runtime = adapter.describe().get("runtime")
+        about = adapter.describe()
     finally:
         adapter.close()
-    return {"host": h["host"], "boot": _boot_id(), "cpu": h["cpu"], "cores": h["cores"],
-            "runtime": runtime, "threads": spec.options.get("threads"),
-            "reference": spec.options.get("reference")}
+    fp = {"host": h["host"], "boot": _boot_id(), "cpu": h["cpu"], "cores": h["cores"],
+          "runtime": about.get("runtime"), "threads": spec.options.get("threads"),
+          "reference": spec.options.get("reference")}
+    if about.get("phone"):   # a phone's reference belongs to the phone, not to this host
+        fp.update(phone=about["phone"], cpu_mask=spec.options.get("cpu_mask"),
+                  delegate=spec.options.get("delegate"))
+    return fp
 
 
 def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
@@ -58,8 +62,6 @@ def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
     """This host's reference time for ``spec``'s device: {"ms", "ci_lo", "ci_hi",
     "n", "measured", "fingerprint", "cached"}. Raises ValueError when the device
     has no reference workload (then its latencies are plain ms)."""
-    from hwnas.profiling.statistics import quantile_ci
-
     path = Path(workspace) / CACHE / f"{spec.name}.json"
     fp = fingerprint(spec)
     now = time.time() if now is None else now
@@ -80,15 +82,12 @@ def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
             from hwnas.adapters import DeviceUnavailable
 
             raise DeviceUnavailable(f"device {spec.name}: {why}")
-        times = adapter.reference_times(seconds)
+        got = adapter.reference_summary(seconds)
     finally:
         adapter.close()
-    if not times:
+    if not got:
         raise ValueError(f"device {spec.name} has no reference workload to calibrate with")
-    lo, hi, method = quantile_ci(times, 0.5)
-    ms = sorted(times)[len(times) // 2] * 1e3
-    out = {"ms": ms, "ci_lo": lo * 1e3, "ci_hi": hi * 1e3, "ci_method": method,
-           "n": len(times), "epoch": now, "fingerprint": fp,
+    out = {**got, "epoch": now, "fingerprint": fp,
            "measured": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(out, indent=2, sort_keys=True) + "\n")

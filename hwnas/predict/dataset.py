@@ -40,6 +40,8 @@ class LatencyData:
     repeats: np.ndarray                # ok measurements behind each label
     spread: np.ndarray                 # max/min - 1 over repeats (0 with one)
     info: dict[str, Any] = field(default_factory=dict)
+    hosts: np.ndarray | None = None    # (N, len(HOST_FEATURES)): each label's host, where
+    #                                    profiles of several CPUs are learnt together
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -57,7 +59,8 @@ class LatencyData:
     def subset(self, mask: np.ndarray) -> LatencyData:
         idx = np.flatnonzero(mask)
         return LatencyData([self.archs[i] for i in idx], self.y[idx], self.label,
-                           self.repeats[idx], self.spread[idx], dict(self.info))
+                           self.repeats[idx], self.spread[idx], dict(self.info),
+                           None if self.hosts is None else self.hosts[idx])
 
 
 def holdout_mask(ids: list[str], share: float = HOLDOUT_SHARE, salt: str = "holdout"
@@ -107,6 +110,42 @@ def from_rows(rows: list[dict[str, Any]], label: str = "auto") -> LatencyData:
         spread=np.array([float(v.max() / v.min() - 1) for v in vals]),
         info={"rows": len(rows), "ok_rows": len(ok),
               "left_out": len({r["arch_id"] for r in rows}) - len(ids)})
+
+
+def from_profiles(profiles: list[tuple[list[dict[str, Any]], dict[str, Any]]],
+                  label: str = "rel") -> LatencyData:
+    """Profiles made on several CPUs as one training set: per profile
+    (rows, manifest), its labels grouped per architecture *and host kind*
+    (a profile resumed on another CPU holds two), each with that host's
+    descriptor as features (``hwnas.predict.hosts``). An architecture
+    measured on two hosts is two labels."""
+    from hwnas.predict.hosts import row_host
+
+    parts: list[LatencyData] = []
+    for rows, manifest in profiles:
+        ref = (manifest.get("reference") or {}).get("nominal_ms")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        vectors: dict[str, np.ndarray] = {}
+        for r in rows:
+            key, vec = row_host(r, ref)
+            groups.setdefault(key, []).append(r)
+            vectors[key] = vec
+        for key, group in groups.items():
+            d = from_rows(group, label)
+            d.hosts = np.tile(vectors[key], (len(d), 1))
+            d.info["host"] = key
+            parts.append(d)
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise ValueError("these profiles have no usable rows")
+    if len({p.label for p in parts}) > 1:
+        raise ValueError("profiles of several hosts must share one label (use --label rel)")
+    return LatencyData(
+        archs=[a for p in parts for a in p.archs], y=np.concatenate([p.y for p in parts]),
+        label=parts[0].label, repeats=np.concatenate([p.repeats for p in parts]),
+        spread=np.concatenate([p.spread for p in parts]),
+        info={"hosts": [{"host": p.info["host"], "labels": len(p)} for p in parts]},
+        hosts=np.concatenate([p.hosts for p in parts]))
 
 
 def repeat_noise(data: LatencyData) -> dict[str, Any] | None:

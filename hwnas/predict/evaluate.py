@@ -54,7 +54,7 @@ def holdout_report(data: LatencyData, fit: Callable[[LatencyData], LatencyPredic
         raise ValueError(f"{len(data)} measured architectures are too few for a held-out "
                          "evaluation (need about 60); measure more with `hwnas profile`")
     model = fit(train)
-    pred = model.predict(test.archs)
+    pred = model.predict(test.archs, test.hosts)
     report: dict[str, Any] = {
         "train_size": len(train), "test_size": len(test), "label": data.label,
         "heldout": accuracy(test.y, pred),
@@ -78,5 +78,5 @@ def leave_family_out(data: LatencyData, fit: Callable[[LatencyData], LatencyPred
     for f in sorted(set(fam)):
         model = fit(data.subset(fam != f))
         test = data.subset(fam == f)
-        out[f] = accuracy(test.y, model.predict(test.archs))
+        out[f] = accuracy(test.y, model.predict(test.archs, test.hosts))
     return out

@@ -113,13 +113,39 @@ class LatencyPredictor:
         self.booster = booster
         self.card = card
         self.cost = CostModel.from_dict(card["cost_model"]) if card.get("cost_model") else None
+        self.host: np.ndarray | None = None   # this host's features (multi-host predictors)
+
+    @property
+    def multi_host(self) -> bool:
+        """Learnt from profiles of several CPUs, with their descriptors as features."""
+        return bool(self.card.get("host_features"))
+
+    def at_host(self, vector: np.ndarray) -> LatencyPredictor:
+        """This predictor, predicting for the host with these HOST_FEATURES."""
+        out = LatencyPredictor(self.booster, self.card)
+        out.host = np.asarray(vector, dtype=float)
+        return out
+
+    def _with_hosts(self, X: np.ndarray, hosts: np.ndarray | None) -> np.ndarray:
+        """The trees' input: the host's features first (the analytic columns are
+        read from the end, so they stay where the cost model looks)."""
+        if not self.multi_host:
+            return X
+        if hosts is None:
+            if self.host is None:
+                raise ValueError("this predictor learnt several CPUs; it needs the host's "
+                                 "descriptor (LatencyPredictor.at_host)")
+            hosts = np.tile(self.host, (len(X), 1))
+        return np.hstack([hosts, X])
 
     # --- training -------------------------------------------------------------
     @classmethod
     def fit(cls, archs: Sequence[ArchConfig], y: np.ndarray, *, objective: str = "log",
             params: dict[str, Any] | None = None, rounds: int = DEFAULT_ROUNDS,
             seed: int = 0, cost_model: bool = True, card: dict[str, Any] | None = None,
-            ) -> LatencyPredictor:
+            hosts: np.ndarray | None = None) -> LatencyPredictor:
+        """``hosts`` (one row of ``HOST_FEATURES`` per architecture): learn
+        several CPUs at once (``hwnas.predict.hosts``)."""
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; one of {', '.join(OBJECTIVES)}")
         if len(archs) < 10:
@@ -132,10 +158,18 @@ class LatencyPredictor:
         y = np.asarray(y, dtype=float)
         # the cost model is a base in log space; the relative objective is trees only
         cost = CostModel.fit(X, y) if cost_model and objective == "log" else None
+        margin = np.log(cost.predict(X)) if cost is not None else None
+        host_names: list[str] = []
+        if hosts is not None:
+            from hwnas.predict.hosts import HOST_FEATURES
+
+            host_names = list(HOST_FEATURES)
+            X = np.hstack([np.asarray(hosts, dtype=float), X])
+            names = host_names + names
         if objective == "log":
             dtrain = xgb.DMatrix(X, label=np.log(y), feature_names=names)
-            if cost is not None:
-                dtrain.set_base_margin(np.log(cost.predict(X)))
+            if margin is not None:
+                dtrain.set_base_margin(margin)
         else:
             dtrain = xgb.DMatrix(X, label=y, weight=1.0 / y ** 2,
                                  feature_names=names)
@@ -144,19 +178,21 @@ class LatencyPredictor:
         booster = xgb.train(p, dtrain, num_boost_round=rounds)
         meta = {"schema_version": SCHEMA_VERSION, "features": len(names), "task": task,
                 "objective": objective, "params": p, "rounds": rounds,
-                "train_size": len(archs),
+                "train_size": len(archs), "host_features": host_names,
                 "cost_model": cost.to_dict() if cost is not None else None,
                 "xgboost": xgb.__version__,
                 "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
         return cls(booster, {**(card or {}), **meta})
 
     # --- prediction -------------------------------------------------------------
-    def predict_features(self, X: np.ndarray) -> np.ndarray:
-        """Milliseconds for a feature matrix from :func:`feature_matrix`."""
+    def predict_features(self, X: np.ndarray, hosts: np.ndarray | None = None) -> np.ndarray:
+        """Milliseconds for a feature matrix from :func:`feature_matrix`
+        (``hosts``: per row, for a multi-host predictor; else its ``at_host``)."""
         margin = None if self.cost is None else np.log(self.cost.predict(X))
         # float32 is what the trees compare in; converting here is faster than inside
-        raw = np.asarray(self.booster.inplace_predict(np.asarray(X, dtype=np.float32),
-                                                      base_margin=margin), dtype=float)
+        raw = np.asarray(self.booster.inplace_predict(
+            np.asarray(self._with_hosts(X, hosts), dtype=np.float32), base_margin=margin),
+            dtype=float)
         base = np.exp(raw) if self.card["objective"] == "log" else np.maximum(raw, 1e-6)
         adapt = self.card.get("adaptation")
         if adapt:
@@ -165,7 +201,8 @@ class LatencyPredictor:
             base = apply_correction(adapt, X, base)
         return base
 
-    def predict(self, archs: Sequence[ArchConfig]) -> np.ndarray:
+    def predict(self, archs: Sequence[ArchConfig], hosts: np.ndarray | None = None
+                ) -> np.ndarray:
         """Predicted latency of one device-graph call per architecture, in the
         label's unit: ms, or for a relative predictor the ratio to the
         reference workload (turn it into ms with :meth:`predict_ms`)."""
@@ -173,7 +210,7 @@ class LatencyPredictor:
         if archs and task != self.card.get("task", "asr"):
             raise ValueError(f"this predictor learned {self.card.get('task', 'asr')} graphs, "
                              f"not {task} ones")
-        return self.predict_features(feature_matrix(archs))
+        return self.predict_features(feature_matrix(archs), hosts)
 
     @property
     def relative(self) -> bool:
@@ -203,10 +240,17 @@ class LatencyPredictor:
                 f"predictor {folder} uses feature schema {got}, this hwnas computes schema "
                 f"{SCHEMA_VERSION}; retrain it with `hwnas predictor train --device "
                 f"{card.get('device', 'DEVICE')}`")
-        n = len(feature_names(card.get("task", "asr")))
+        n = len(feature_names(card.get("task", "asr"))) + len(card.get("host_features") or [])
         if card.get("features") != n:
             raise SchemaMismatch(f"predictor {folder} expects {card.get('features')} features, "
                                  f"schema {SCHEMA_VERSION} has {n}")
+        hosts = card.get("host_features") or []
+        if hosts:
+            from hwnas.predict.hosts import HOST_FEATURES
+
+            if tuple(hosts) != HOST_FEATURES:
+                raise SchemaMismatch(f"predictor {folder} learnt other host features than this "
+                                     f"hwnas computes; retrain it")
         return cls(load_booster(folder), card)
 
 

@@ -131,6 +131,8 @@ class ProfileRun:
         plan = self.plan or self.spec.plan
         nominal = None if remote and "reference" not in store.manifest else \
             self.reference(store, adapter)
+        if adapter.runs_on_host and not remote:
+            record_host(store)
         cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
         ctx = getattr(executor, "ctx", None)
         if ctx is not None:   # in this process: the units use the adapter opened here
@@ -286,3 +288,27 @@ def pipeline(todo: list[tuple[ArchConfig, int]], export: Callable[[ArchConfig, i
             ready.appendleft((arch, row, art))
         if pool.down:
             pool.recheck()
+
+
+def record_host(store: ProfileStore) -> None:
+    """lscpu's model name and whole flags line, once per CPU kind that adds rows
+    to this profile (the rows carry the short descriptor)."""
+    from hwnas.adapters.host import cpu_descriptor
+
+    d = cpu_descriptor()
+    key = f"{d['model_name']} ({d['family_model']})"
+    hosts = dict(store.manifest.get("hosts") or {})
+    if key in hosts:
+        return
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    hosts[key] = {**d, "flags": flags,
+                  "recorded": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    store.set_meta("hosts", hosts)
+

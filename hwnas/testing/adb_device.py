@@ -15,7 +15,9 @@ Nothing is executed on the host except that tool. It works with Google's
 ``adb`` client (``adb connect 127.0.0.1:PORT``) as well as adb-shell.
 
 The device also has /sys thermal zones and cpufreq files that tests may edit
-(to make the "phone" hot, for instance).
+(to make the "phone" hot, for instance), and ROOT/.loopback/slowdown, where
+"FACTOR UNTIL" makes its benchmark_model that many times slower until then
+(a phone that throttles for a while).
 """
 
 from __future__ import annotations

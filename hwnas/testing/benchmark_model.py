@@ -39,6 +39,20 @@ def _stats_line(us: list[int]) -> str:
             f"avg={_g(avg)} std={std} p5={p5} median={med} p95={p95}")
 
 
+SLOWDOWN = ".loopback/slowdown"
+
+
+def slowdown(root: Path) -> float:
+    """How much slower the loopback phone runs now: ROOT/.loopback/slowdown
+    holds "FACTOR UNTIL" (UNTIL in epoch seconds), written by a test to make
+    the phone slow for a while, as a hot phone's governor would; 1 otherwise."""
+    try:
+        factor, until = (float(x) for x in (root / SLOWDOWN).read_text().split())
+    except (OSError, ValueError):
+        return 1.0
+    return factor if time.time() < until and factor > 1 else 1.0
+
+
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -124,6 +138,12 @@ def main(argv: list[str]) -> int:
             s = time.perf_counter()
             it.invoke()
             e = time.perf_counter()
+            slower = slowdown(root)
+            if slower > 1:   # the phone's clock fell: each call takes longer (a spin, not
+                end = e + (slower - 1) * (e - s)   # a sleep: sleeps overshoot by ~60 us)
+                while time.perf_counter() < end:
+                    pass
+                e = time.perf_counter()
             times.append(int((e - s) * 1e6))
             total = e - begin
             if (len(times) >= min_runs and total >= min_secs) or total >= max_secs:

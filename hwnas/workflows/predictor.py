@@ -13,14 +13,26 @@ class ProfileData(NamedTuple):
     data: Any                         # predict.dataset.Dataset: usable rows as labels
 
 
-def profile_data(device: str, workspace: Path, label: str) -> ProfileData:
-    """The ``device`` profile's usable rows, labelled by ``label``."""
-    from hwnas.predict.dataset import from_rows
+def profile_data(device: str, workspace: Path, label: str, also: tuple[str, ...] = ()
+                 ) -> ProfileData:
+    """The ``device`` profile's usable rows, labelled by ``label``; with
+    ``also``, those profiles' rows too, every label with its host's
+    descriptor (profiles of the same target made on other CPUs)."""
+    from hwnas.predict.dataset import from_profiles, from_rows
     from hwnas.profiling.store import open_profile
 
     store = open_profile(device, workspace)
     rows = store.rows()
-    data = from_rows(rows, label)
+    if also:
+        if label not in ("auto", "rel"):
+            raise ValueError("profiles of several CPUs are learnt as ratios to the reference "
+                             "workload (--label rel)")
+        others = [open_profile(name, workspace) for name in also]
+        data = from_profiles([(rows, store.manifest)]
+                             + [(o.rows(), o.manifest) for o in others], "rel")
+        rows = rows + [r for o in others for r in o.rows()]
+    else:
+        data = from_rows(rows, label)
     if len(data) == 0:
         raise ValueError(f"the {device} profile in {store.folder} has no usable (ok) rows")
     return ProfileData(store, rows, data)
@@ -40,7 +52,7 @@ def fitter(*, objective: str, seed: int, cost_model: bool = True, rounds: int | 
         kw["rounds"] = rounds
 
     def fit(d: Any) -> Any:
-        return LatencyPredictor.fit(d.archs, d.y, **kw)
+        return LatencyPredictor.fit(d.archs, d.y, hosts=d.hosts, **kw)
 
     return fit
 
@@ -56,19 +68,22 @@ class Trained(NamedTuple):
     report: dict[str, Any]            # held-out accuracy, baselines, per family, noise
 
 
-def train_predictor(device: str, workspace: Path, label: str, fit: Any) -> Trained:
+def train_predictor(device: str, workspace: Path, label: str, fit: Any,
+                    also: tuple[str, ...] = ()) -> Trained:
     """Fit on a fixed 80% of the profile's architectures, report on the rest,
     and fill the model card."""
     from hwnas.predict.adapt import device_card
     from hwnas.predict.evaluate import holdout_report
 
-    store, rows, data = profile_data(device, workspace, label)
+    store, rows, data = profile_data(device, workspace, label, also)
     model, rep = holdout_report(data, fit)
     model.card.update(device_card(device, store, rows))
     model.card.update({"label": data.label, "heldout": rep["heldout"],
                        "per_family": rep["per_family"], "baselines": rep["baselines"],
                        "repeat_noise": rep["repeat_noise"], "test_size": rep["test_size"],
                        "kind": "latency", "unit": unit_of(data.label)})
+    if also:
+        model.card["hosts"] = data.info["hosts"]
     if data.label == "rel_p50":
         # for reading the card: on the host that made the profile, the reference took this
         model.card["reference"] = store.manifest.get("reference")

@@ -16,8 +16,10 @@ Measurements, the spot check's report and the corrected predictor are kept
 under a host-specific name, ``<target>.host-<hash>`` (profiles/ and
 predictors/ of the workspace), so the next search on this host starts from
 them and the original profile and predictor stay as they were. Other
-targets (phones, Edge TPU, GPUs) are their own hardware and use their
-predictor as found, in ms.
+targets are their own hardware and use their predictor as found: in ms
+(Edge TPU, GPUs), or for phones profiled with the shipped reference model
+(``hwnas.adapters.android``) as ratios x the phone's reference time, timed
+on the phone at first use and cached like a host's.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ SPOT_REPEATED = 6        # of the first batch, measured twice: the host's own no
 SPOT_BUDGET_S = 120.0    # measurement time at most (--spot-budget); the first batch always
 SPOT_MAX = 60            # architectures at most
 NOISE_FLOOR = 0.02       # a noise estimate from a few repeats can come out near 0
-SPOT_VERSION = 2         # spot checks before this one only judged, never corrected
+SPOT_VERSION = 3         # 2: labels not yet rescaled to the reference timed alone;
+                         # before 2, spot checks only judged, never corrected
 
 
 @dataclass
@@ -90,14 +93,22 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *,
                budget_s: float = SPOT_BUDGET_S, measure: Callable[[Any], None] | None = None,
                seed: int = 0, first: int = SPOT_FIRST,
                batch: Callable[[list[Any], int], list[dict[str, Any]]] | None = None,
-               clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+               clock: Callable[[], float] = time.monotonic,
+               ref_ms: float | None = None) -> dict[str, Any]:
     """Measure on ``spec`` (into its profile) until the correction of
     ``predictor`` fitted on everything measured there predicts each
     measurement, left out, within the host's repeat-to-repeat noise (median),
     or until ``budget_s`` seconds of measuring are spent. ``batch(archs,
     repeats)`` measures and returns every row of the host's profile (a
     stand-in device replaces it in tests). Returns the report, with the
-    correction under ``correction``."""
+    correction under ``correction``.
+
+    ``ref_ms`` (the reference timed alone, as the search converts ratios to
+    ms with it): rows are ratios to the reference timed *beside* the calls,
+    which runs at another speed than alone (the model under test shares its
+    caches). The labels are rescaled by the median of the two over what was
+    measured, so that the corrected ratio x ``ref_ms`` is the ms a user's own
+    loop shows (measured: 10% low on one host without it)."""
     import numpy as np
 
     from hwnas.asr import default_space
@@ -122,6 +133,10 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *,
         if len(data) < 3:
             raise ValueError(f"the spot check measured only {len(data)} architectures ok on "
                              f"{spec.name}; see `hwnas profile --device {spec.name}`")
+        beside = [float(r["ref_p50_ms"]) for r in rows
+                  if r.get("ref_p50_ms") and r.get("status") != "failed"]
+        context = float(np.median(beside)) / ref_ms if beside and ref_ms else 1.0
+        data.y = data.y * context
         X = feature_matrix(data.archs)
         base = predictor.predict_features(X)
         corr = fit_correction(X, base, data.y)
@@ -148,6 +163,7 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *,
     return {"version": SPOT_VERSION, "n": len(data), "spent_s": round(spent, 1),
             "budget_s": budget_s, "stopped": stop, "noise": noise,
             "repeat_noise": rn, "correction": corr,
+            "reference_alone_ms": ref_ms, "context_factor": context,
             "uncorrected_median_error": float(np.exp(np.median(err)) - 1),
             "uncorrected_median_abs_error": float(np.median(np.abs(np.exp(err) - 1))),
             "loo_median_abs_error": corr["loo_median_abs"]}
@@ -165,6 +181,24 @@ def describe_correction(report: dict[str, Any]) -> str:
             f"they are predicted within {c['loo_median_abs']:.1%} (median; host noise "
             f"{report['noise']:.1%}; uncorrected {report['uncorrected_median_abs_error']:.1%}, "
             f"bias {report['uncorrected_median_error']:+.1%})")
+
+
+def _at_this_host(predictor: Any, fp: dict[str, Any], ref_ms: float,
+                  say: Callable[[str], None]) -> Callable[[Any], Any]:
+    """For a predictor that learnt several CPUs: predict at this host's
+    descriptor (``hwnas.predict.hosts``); other predictors pass unchanged."""
+    if not predictor.multi_host:
+        return lambda p: p
+    from hwnas.adapters.host import cpu_descriptor
+    from hwnas.predict.hosts import host_vector
+
+    d = cpu_descriptor()
+    here = host_vector(d, fp.get("runtime"), ref_ms)
+    learnt = [h["host"] for h in predictor.card.get("hosts") or []]
+    say(f"this predictor learnt {len(learnt) or 'several'} CPUs; predicting at this host's "
+        f"descriptor: {d['model_name']} ({d['family_model']}), {'/'.join(d['isa']) or 'no'} "
+        f"AVX/AMX, L2 {d['cache_kib'].get('l2', 0):g} KiB")
+    return lambda p: p.at_host(here)
 
 
 def target_predictor(target: str, workspace: Path, spec: Any | None,
@@ -185,8 +219,7 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
 
     where = find_predictor(target, workspace)
     predictor = LatencyPredictor.load(where)
-    on_host = spec is None or adapter_class(spec.adapter).runs_on_host
-    if not predictor.relative or not on_host:
+    if not predictor.relative:
         return TargetLatency(predictor, str(where), spec, None, corrected=None)
     if spec is None:
         from hwnas.adapters.devicefile import load_device
@@ -194,10 +227,18 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
         spec = load_device(target, workspace)
     calibrate = calibrate or host_reference
     ref = calibrate(spec, workspace)
+    if not adapter_class(spec.adapter).runs_on_host:
+        # a phone: its own hardware, timed against the shipped reference model
+        say(f"calibrated to {target}: its reference {ref['ms']:.3f} ms (95% CI "
+            f"{ref['ci_lo']:.3f}-{ref['ci_hi']:.3f}); the predictor's ratios x {ref['ms']:.3f} "
+            f"ms = predicted ms on it")
+        return TargetLatency(predictor, str(where), spec, ref, corrected=None)
+    fp = ref.get("fingerprint") or fingerprint(spec)
+    bind = _at_this_host(predictor, fp, ref["ms"], say)
+    predictor = bind(predictor)
     out = TargetLatency(predictor, str(where), spec, ref, corrected=False)
     say(f"calibrated to this host: {describe(ref)}; the {target} predictor's ratios x "
         f"{ref['ms']:.3f} ms = predicted ms here")
-    fp = ref.get("fingerprint") or fingerprint(spec)
     local = dataclasses.replace(spec, name=f"{target}.host-{host_tag(spec, fp)}")
     out.spec = local
     mine = predictor_dir(workspace, local.name)
@@ -205,7 +246,8 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
         kept = LatencyPredictor.load(mine)
         report = kept.card.get("spot_check") or {}
         if report.get("version") == SPOT_VERSION and report.get("predictor") == str(where):
-            out.predictor, out.where, out.spot_check, out.corrected = kept, str(mine), report, True
+            out.predictor, out.where, out.spot_check, out.corrected = bind(kept), str(mine), \
+                report, True
             say(f"corrected for this host earlier ({mine}): {describe_correction(report)}")
             return out
     if not check:
@@ -213,7 +255,7 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
     say(f"spot check: measuring architectures on this host until the corrected {target} "
         f"predictor is within the host's noise, at most {budget_s:g} s (once per host)")
     report = {**spot_check(predictor, local, workspace, budget_s=budget_s, measure=measure,
-                           batch=batch), "predictor": str(where)}
+                           batch=batch, ref_ms=ref["ms"]), "predictor": str(where)}
     verdict_path = Path(workspace) / "profiles" / local.name / "spot-check.json"
     verdict_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(verdict_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -222,7 +264,7 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
                if k not in ("heldout", "per_family", "baselines", "repeat_noise", "test_size")},
             "host": {k: fp.get(k) for k in ("cpu", "cores", "runtime", "threads")},
             "adaptation": {**report["correction"], "from": target}, "spot_check": report}
-    corrected = LatencyPredictor(predictor.booster, card)
+    corrected = bind(LatencyPredictor(predictor.booster, card))
     if mine.exists():   # a correction of an older kind: set aside, not overwritten
         mine.rename(mine.with_name(f"{mine.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}"))
     saved = corrected.save(mine)
