@@ -17,6 +17,70 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, Ray, `kill`): handled where Ctrl-C is -- training
+    saves its snapshot, a profile keeps its rows -- then exit 143."""
+
+
+def interrupted_status(e: KeyboardInterrupt) -> int:
+    return 143 if isinstance(e, Terminated) else 130
+
+
+# -- numeric options: the range is part of the declaration (type=COUNT, ...), so
+# argparse refuses a value outside it in one line before any work starts
+def _integer(low: int, high: int | None, what: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            v = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return v
+
+    parse.__name__ = what   # argparse names the type in its messages
+    return parse
+
+
+def _number(low: float, inclusive: bool, what: str) -> Any:
+    def parse(text: str) -> float:
+        import math
+
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(v) or v < low or (v == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return v
+
+    parse.__name__ = what
+    return parse
+
+
+COUNT = _integer(1, None, "an integer >= 1")
+COUNT0 = _integer(0, None, "an integer >= 0")
+COUNT2 = _integer(2, None, "an integer >= 2")
+SEED = _integer(0, 2**32 - 1, "an integer from 0 to 4294967295")
+POSITIVE = _number(0.0, False, "a finite number > 0")
+NONNEGATIVE = _number(0.0, True, "a finite number >= 0")
+
+
+def defaults_of(parser: argparse.ArgumentParser) -> dict[str, tuple[str, Any]]:
+    """dest -> (its flag, its default), for ``refuse_given``."""
+    return {a.dest: (a.option_strings[-1], a.default) for a in parser._actions
+            if a.option_strings and a.dest != "help"}
+
+
+def refuse_given(args: argparse.Namespace, dests: Any, why: str) -> None:
+    """One line naming the options among ``dests`` that were given (differ from
+    their default) where they would be ignored: an option is used or refused."""
+    given = [flag for dest, (flag, default) in getattr(args, "option_defaults", {}).items()
+             if dest in dests and getattr(args, dest, default) != default]
+    if given:
+        raise CLIError(f"{', '.join(given)}: {why}")
+
+
 def console():
     from rich.console import Console
 
@@ -134,8 +198,8 @@ def measure_with_progress(run: Any, title: str, quiet: bool = False
                 last = (f"{row['arch_id']} {row['p50_ms']:.2f} ms" if row.get("p50_ms")
                         is not None else f"{row['arch_id']} {row['status']}")
                 progress.update(state["task"], advance=1, last=last)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(len(rows)) from None
+    except KeyboardInterrupt as e:
+        raise type(e)(len(rows)) from None   # Ctrl-C or SIGTERM, with the rows stored
     except DeviceUnavailable as e:
         e.stored = len(rows)  # type: ignore[attr-defined]
         raise
@@ -157,7 +221,7 @@ def add_corpus_args(s: argparse.ArgumentParser) -> None:
     """The corpus options `hwnas train` and `hwnas search` share."""
     s.add_argument("--langs", default="en", help="comma-separated built-in languages (en)")
     s.add_argument("--size", default="small", help="built-in corpus size (default small)")
-    s.add_argument("--corpus-seed", type=int, default=0, dest="corpus_seed",
+    s.add_argument("--corpus-seed", type=SEED, default=0, dest="corpus_seed",
                    help="built-in corpus seed (default 0)")
     s.add_argument("--charset", choices=("langs", "all"), default="langs",
                    help="output characters: langs (default: the letters of --langs; one "

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from ._common import workspace
+from ._common import COUNT, SEED, workspace
 
 DATA_EPILOG = """examples:
   hwnas data build                          English, small (2,000 train / 200 dev /
@@ -89,8 +89,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--langs", default="en",
                    help="comma-separated: en, es, de, ru, el, hi (default en)")
     s.add_argument("--size", default="small", help="tiny | small | medium (default small)")
-    s.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
-    s.add_argument("--workers", type=int, default=2, help="parallel workers (default 2)")
+    s.add_argument("--seed", type=SEED, default=0, help="corpus seed (default 0)")
+    s.add_argument("--workers", type=COUNT, default=2, help="parallel workers (default 2)")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_build)

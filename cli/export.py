@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import CLIError, print_json, read_arch
+from ._common import SEED, CLIError, print_json, read_arch
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -95,7 +95,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
     s.add_argument("--weights", type=Path, metavar="FILE",
                    help="PyTorch state dict to export (default: random initialisation)")
-    s.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    s.add_argument("--seed", type=SEED, default=0, help="initialisation seed (default 0)")
     s.add_argument("--no-check", action="store_true", help="skip the parity check")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_export)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ._common import workspace
+from ._common import COUNT0, POSITIVE, workspace
 
 LAB_EPILOG = """examples:
   ray start --head --port 6379                      on the lab's head host (once)
@@ -89,13 +89,13 @@ def add_parsers(sub: Any) -> None:
         if name == "join":
             s.add_argument("--address", required=True, metavar="HOST:PORT",
                            help="the cluster's head (its `ray start --head` port)")
-            s.add_argument("--num-cpus", type=int, default=0, metavar="N",
+            s.add_argument("--num-cpus", type=COUNT0, default=0, metavar="N",
                            help="CPUs this node offers for exports and training (default 0)")
             s.add_argument("--node-ip-address", metavar="IP",
                            help="this host's address as the other nodes reach it")
             s.add_argument("--name", metavar="NAME",
                            help="the bench host's name in rows (default: the host name)")
-            s.add_argument("--interval", type=float, default=5.0, metavar="S",
+            s.add_argument("--interval", type=POSITIVE, default=5.0, metavar="S",
                            help="seconds between checks for phones (default 5)")
         s.add_argument("--adb-server", default="", metavar="HOST:PORT",
                        help="the adb server to ask (default 127.0.0.1:5037 or "

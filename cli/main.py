@@ -13,7 +13,7 @@ import sys
 
 import hwnas
 
-from ._common import CLIError
+from ._common import CLIError, Terminated
 
 EPILOG = """examples:
   hwnas space show                     the decisions and their choices
@@ -88,22 +88,41 @@ def _notes_to_stderr() -> None:
         log.propagate = False
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     _notes_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except (CLIError, ValueError) as e:
         print(f"hwnas: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:   # `hwnas space sample | head -1`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"hwnas: error:{where} {e.strerror or e}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("hwnas: terminated (SIGTERM); what was finished is kept, and the same command "
+              "continues", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("hwnas: interrupted", file=sys.stderr)
         return 130
@@ -114,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     except RecursionError:
         print("hwnas: error: input nested too deeply to read", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,16 @@ import json
 import sys
 from typing import Any
 
-from ._common import console, measure_with_progress, read_space, workspace
+from ._common import (
+    COUNT,
+    POSITIVE,
+    SEED,
+    console,
+    interrupted_status,
+    measure_with_progress,
+    read_space,
+    workspace,
+)
 from ._executor import add_executor_arg, open_executor
 
 PREDICTOR_EPILOG = """examples:
@@ -93,18 +102,19 @@ def _print_report(rep: dict[str, Any], lofo: dict[str, Any] | None) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from hwnas.predict.latency import predictor_dir
-    from hwnas.workflows.predictor import train_predictor
+    from hwnas.workflows.predictor import install, train_predictor
 
     ws = workspace(args)
     args.device = _named(args)
     model, rep = train_predictor(args.device, ws, args.label, _fitter(args),
                                  tuple(_named_all(args, args.also or [])))
-    out = model.save(predictor_dir(ws, args.device))
+    out, what = install(model, predictor_dir(ws, args.device), args.replace)
     if args.json:
-        print(json.dumps({"predictor": str(out), **model.card}, sort_keys=True, default=str))
+        print(json.dumps({"predictor": str(out), "installed": what, **model.card},
+                         sort_keys=True, default=str))
         return 0
     _print_report(rep, None)
-    print(f"saved {out}/model.json and card.json ({rep['train_size']} architectures)")
+    print(f"{what} ({rep['train_size']} architectures trained on)")
     return 0
 
 
@@ -126,11 +136,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from hwnas.predict.latency import find_predictor
+    from hwnas.predict.latency import find_predictor, read_card
 
     args.device = _named(args)
     folder = find_predictor(args.device, workspace(args))
-    card = json.loads((folder / "card.json").read_text())
+    card = read_card(folder)
     if args.json:
         print(json.dumps({"predictor": str(folder), **card}, sort_keys=True))
         return 0
@@ -177,14 +187,16 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as e:
         print(f"hwnas: interrupted; {e.args[0] if e.args else 0} measurements stored. Rerun "
               "the same command to continue.", file=sys.stderr)
-        return 130
+        return interrupted_status(e)
     except DeviceUnavailable as e:
         raise ValueError(f"{e}; {getattr(e, 'stored', 0)} measurements stored, rerun to "
                          "continue") from None
     corr = adapted.card["adaptation"]
     fit_n, rest_n = report["measured"], adapted.card.get("test_size", 0)
-    out = adapted.save(predictor_dir(ws, args.device))
-    report["predictor"] = str(out)
+    from hwnas.workflows.predictor import install
+
+    out, what = install(adapted, predictor_dir(ws, args.device), args.replace)
+    report["predictor"], report["installed"] = str(out), what
     if args.json:
         print(json.dumps(report, sort_keys=True, default=str))
         return 0
@@ -201,6 +213,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         con.print(f"no other measured architectures on {args.device} to check it against; "
                   f"measure some with `hwnas profile --device {args.device} --n 100 --seed 1`")
     return 0
+
+
+def replace_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--replace", action="store_true",
+                   help="install the new predictor even where the one there is better on "
+                        "its held-out figures (the earlier one is kept as "
+                        "<device>.replaced-<time>); without it a worse one is saved beside, "
+                        "as <device>.candidate-<time>")
 
 
 def add_parsers(sub: Any) -> None:
@@ -223,10 +243,10 @@ def add_parsers(sub: Any) -> None:
                             "trees only")
         s.add_argument("--no-cost-model", action="store_true",
                        help="trees only, without the additive cost model as their base")
-        s.add_argument("--rounds", type=int, help="boosting rounds (default 300)")
-        s.add_argument("--max-depth", type=int, dest="max_depth", help="tree depth (default 3)")
-        s.add_argument("--eta", type=float, help="learning rate (default 0.1)")
-        s.add_argument("--seed", type=int, default=0, help="XGBoost seed (default 0)")
+        s.add_argument("--rounds", type=COUNT, help="boosting rounds (default 300)")
+        s.add_argument("--max-depth", type=COUNT, dest="max_depth", help="tree depth (default 3)")
+        s.add_argument("--eta", type=POSITIVE, help="learning rate (default 0.1)")
+        s.add_argument("--seed", type=SEED, default=0, help="XGBoost seed (default 0)")
 
     p = sub.add_parser("predictor", help="train, evaluate, adapt latency predictors",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -243,6 +263,7 @@ def add_parsers(sub: Any) -> None:
                         "another CPU, e.g. copied from another machine into profiles/NAME; "
                         "each CPU's descriptor (ISA, caches, runtime, reference time) "
                         "becomes features, and predictions are made at this host's")
+    replace_option(s)
     training(s)
     common(s)
     s.set_defaults(func=cmd_train)
@@ -262,16 +283,17 @@ def add_parsers(sub: Any) -> None:
                                   "small correction and save the adapted predictor for --device. "
                                   "Other measured architectures of --device, if any, are used "
                                   "to report its accuracy.")
+    replace_option(s)
     s.add_argument("--from", dest="source", required=True, metavar="DEVICE",
                    help="device whose predictor to adapt")
     s.add_argument("--device", required=True, metavar="NAME", help="the new device")
-    s.add_argument("--n", type=int, default=20, help="measurements on the new device "
+    s.add_argument("--n", type=COUNT, default=20, help="measurements on the new device "
                                                       "(default 20)")
-    s.add_argument("--pool", type=int, default=2000,
+    s.add_argument("--pool", type=COUNT, default=2000,
                    help="sampled candidates to choose from (default 2000)")
     s.add_argument("--space", metavar="FILE",
                    help="TOML file restricting the space the candidates come from")
-    s.add_argument("--seed", type=int, default=0, help="pool sampling seed (default 0)")
+    s.add_argument("--seed", type=SEED, default=0, help="pool sampling seed (default 0)")
     s.add_argument("--method", choices=("auto", "scale", "affine", "ridge"), default="auto",
                    help="correction; auto picks by leave-one-out error (default)")
     s.add_argument("--label", choices=("auto", "rel", "norm", "raw"), default="auto",

@@ -9,7 +9,12 @@ import sys
 from typing import Any
 
 from ._common import (
+    COUNT,
+    COUNT0,
+    NONNEGATIVE,
+    SEED,
     console,
+    interrupted_status,
     measure_with_progress,
     plan_overrides,
     read_space,
@@ -61,7 +66,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as e:
         print(f"hwnas: interrupted; {e.args[0] if e.args else 0} new rows stored. Rerun the "
               "same command to continue.", file=sys.stderr)
-        return 130
+        return interrupted_status(e)
     except DeviceUnavailable as e:
         print(f"hwnas: error: {e}. {getattr(e, 'stored', 0)} new rows stored; rerun the "
               "same command to continue.", file=sys.stderr)
@@ -141,17 +146,17 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("action", nargs="?", choices=("run", "show"), default="run",
                    help="run (default) or show what is stored")
     s.add_argument("--device", required=True, metavar="NAME", help="device name (hwnas devices)")
-    s.add_argument("--n", type=int, metavar="N", help="architectures to have measured in total")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--n", type=COUNT, metavar="N", help="architectures to have measured in total")
+    s.add_argument("--seed", type=SEED, default=0, help="sampling seed (default 0)")
     s.add_argument("--task", choices=("asr", "tts"), default="asr",
                    help="asr (default): speech recognisers; tts: TTS acoustic models, "
                         "stored as the profile <device>.tts")
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--format", choices=runnable_formats(), metavar="FORMAT",
                    help="override the device's format")
-    s.add_argument("--warmup-runs", type=int, dest="warmup_runs", help="override the plan")
-    s.add_argument("--min-runs", type=int, dest="min_runs", help="override the plan")
-    s.add_argument("--min-seconds", type=float, dest="min_seconds", help="override the plan")
+    s.add_argument("--warmup-runs", type=COUNT0, dest="warmup_runs", help="override the plan")
+    s.add_argument("--min-runs", type=COUNT, dest="min_runs", help="override the plan")
+    s.add_argument("--min-seconds", type=NONNEGATIVE, dest="min_seconds", help="override the plan")
     s.add_argument("--keep-models", action="store_true",
                    help="keep exported models under <workspace>/runs/profile-models/")
     s.add_argument("--retry-failed", action="store_true",
@@ -161,7 +166,7 @@ def add_parsers(sub: Any) -> None:
                    help="device names (globs, comma-separated) of interchangeable phones that "
                         "share the measurements of this profile; each row records which one "
                         "and which host measured it (default: the device itself)")
-    s.add_argument("--repeats", type=int, default=1, metavar="R",
+    s.add_argument("--repeats", type=COUNT, default=1, metavar="R",
                    help="independent measurements per architecture (default 1); pass 2 "
                         "starts after pass 1 has measured all N, and the predictor uses "
                         "the median of the repeats as its label")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import console, workspace
+from ._common import COUNT, console, workspace
 
 REPORT_EPILOG = """examples:
   hwnas report hwnas                          the default study of `hwnas search`
@@ -102,7 +102,7 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--compare", nargs="+", metavar="STUDY",
                    help="other studies (other strategies, same target and objectives) drawn "
                         "beside this one: hypervolume against trials")
-    r.add_argument("--top", type=int, default=4, help="architectures side by side (default 4)")
+    r.add_argument("--top", type=COUNT, default=4, help="architectures side by side (default 4)")
     r.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     r.add_argument("--json", action="store_true", help="machine-readable summary")
     r.set_defaults(func=cmd_report)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import corpus_splits, say_skipped, with_feature_progress, workspace
+from ._common import COUNT, corpus_splits, say_skipped, with_feature_progress, workspace
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -80,7 +80,7 @@ def add_parsers(sub: Any) -> None:
                    help="librispeech:DIR, commonvoice:DIR/SPLIT.tsv or kaldi:DIR (repeatable)")
     c.add_argument("--lexicon", metavar="FILE", help="word list (whitespace-separated): "
                    "adds the lexicon-constrained and snapped WERs")
-    c.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
+    c.add_argument("--beam", type=COUNT, default=1, help="beam width (default 1: greedy)")
     c.add_argument("--strict", action="store_true", help="refuse a test set with a bad file")
     c.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or . "
                                                       "(features are cached there)")

@@ -15,13 +15,19 @@ from hwnas.workflows.final import FinalBudget
 from hwnas.workflows.search import DEFAULT_CER_BUDGET, DEFAULT_RUNG_FLOORS, rung_floors
 
 from ._common import (
+    COUNT,
+    COUNT2,
+    POSITIVE,
+    SEED,
     add_corpus_args,
     console,
     corpus_splits,
+    defaults_of,
     measure_with_progress,
     open_corpus,
     parse_budget,
     read_space,
+    refuse_given,
     workspace,
 )
 from ._executor import add_executor_arg, open_executor
@@ -212,6 +218,9 @@ class _RichHooks:
                                         f"delay predicted, {a['params']:,} params")
 
 
+TTS_ONLY = {"tts_budget", "tts_size", "asr_run"}
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.workflows.search import SearchRequest, run
 
@@ -219,6 +228,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         from .tts import cmd_search as tts_search
 
         return tts_search(args)
+    refuse_given(args, TTS_ONLY, "only --task tts uses it")
 
     if args.cer_budget is not None and args.cer_steps is not None:
         raise ValueError("give --cer-budget or --cer-steps, not both")
@@ -381,22 +391,22 @@ def add_parsers(sub: Any) -> None:
                    help="--task tts: a `hwnas train` run that transcribes each trial's "
                         "speech: the cer (intelligibility) objective, default then "
                         "cer,rtf,params")
-    s.add_argument("--max-latency", type=float, dest="max_latency", metavar="MS",
+    s.add_argument("--max-latency", type=POSITIVE, dest="max_latency", metavar="MS",
                    help="constraint on COMPUTE only: the time of one device-graph call, p50 "
                         "in ms (one chunk for streaming models, one 4.8 s utterance "
                         "otherwise), not the delay a user hears; verified as met when the "
                         "measurement's 95%% interval is below it")
-    s.add_argument("--max-delay", type=float, dest="max_delay", metavar="MS",
+    s.add_argument("--max-delay", type=POSITIVE, dest="max_delay", metavar="MS",
                    help="constraint on the emission delay a user feels, ms: the chunk, its "
                         "look-ahead and the 15 ms STFT window must arrive (algorithmic "
                         "delay), then the chunk is computed (p50); full-context models wait "
                         "for the whole 4.8 s utterance. Predicted during the search, "
                         "verified as measured")
-    s.add_argument("--max-rtf", type=float, dest="max_rtf", metavar="R",
+    s.add_argument("--max-rtf", type=POSITIVE, dest="max_rtf", metavar="R",
                    help="constraint on the real-time factor: compute / audio per call")
-    s.add_argument("--max-params", type=int, dest="max_params", metavar="N",
+    s.add_argument("--max-params", type=COUNT, dest="max_params", metavar="N",
                    help="constraint on the parameter count")
-    s.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
+    s.add_argument("--max-size", type=POSITIVE, dest="max_size", metavar="MB",
                    help="constraint on the fp32 weight size (MB)")
     s.add_argument("--objectives", default="cer,latency",
                    metavar="LIST",
@@ -404,7 +414,7 @@ def add_parsers(sub: Any) -> None:
                         "several --langs cer_mean (the languages' mean) or cer_worst (the "
                         "worst language's); latency (compute per call), delay (emission "
                         "delay), rtf, params (default cer,latency)")
-    s.add_argument("--trials", type=int, default=20, help="trials in the study (default 20)")
+    s.add_argument("--trials", type=COUNT, default=20, help="trials in the study (default 20)")
     s.add_argument("--budget", metavar="TIME",
                    help="wall-clock limit for this run, e.g. 1h (checked between generations)")
     add_executor_arg(s, "the trials' trainings")
@@ -412,7 +422,7 @@ def add_parsers(sub: Any) -> None:
                    choices=strategies.names(), metavar="NAME",
                    help="who proposes architectures: " + ", ".join(strategies.names()) +
                         " (default nsga2; one line each below)")
-    s.add_argument("--population", type=int, metavar="N",
+    s.add_argument("--population", type=COUNT, metavar="N",
                    help="trials proposed and trained together, a generation (default: "
                         "trials / 25, at least 4, at most 50; the --budget is checked "
                         "between generations)")
@@ -442,10 +452,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--finetune", default="20s", metavar="TIME",
                    help="with --cer-source supernet: fine-tuning of inherited weights (default "
                         "20s; 0 to skip)")
-    s.add_argument("--screen-utts", dest="screen_utts", type=int, default=100, metavar="N",
+    s.add_argument("--screen-utts", dest="screen_utts", type=COUNT, default=100, metavar="N",
                    help="with --cer-source supernet: inherited scores on the first N dev "
                         "utterances (default 100; 0 for all: slower, less noisy)")
-    s.add_argument("--eta", type=int, default=3, help="keep 1/eta at each rung (default 3)")
+    s.add_argument("--eta", type=COUNT2, default=3, help="keep 1/eta at each rung (default 3)")
     s.add_argument("--final-budget", dest="final_budget", default="1/3", metavar="SHARE|TIME",
                    help="the final phase: the feasible Pareto set and the best baseline each "
                         "train to one final budget, and the answer is decided there. A share "
@@ -470,7 +480,7 @@ def add_parsers(sub: Any) -> None:
                         "postgresql+psycopg://... for a shared study) or journal:FILE (a "
                         "journal file on this host: fast with large generations)")
     s.add_argument("--study", default="hwnas", help="study name (default hwnas)")
-    s.add_argument("--seed", type=int, default=0, help="sampler and training seed")
+    s.add_argument("--seed", type=SEED, default=0, help="sampler and training seed")
     s.add_argument("--no-verify", action="store_true", dest="no_verify",
                    help="do not measure the Pareto set on the target before answering")
     s.add_argument("--format", help="export format (default: the target's)")
@@ -480,4 +490,4 @@ def add_parsers(sub: Any) -> None:
                    help="do not export the selected architecture")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    s.set_defaults(func=cmd_search)
+    s.set_defaults(func=cmd_search, option_defaults=defaults_of(s))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import CLIError, console, print_json, read_space
+from ._common import COUNT, SEED, CLIError, console, print_json, read_space
 
 
 def cmd_space_show(args: argparse.Namespace) -> int:
@@ -105,7 +105,7 @@ def add_parsers(sub: Any) -> None:
                         description="Sample N distinct valid architectures; the same seed "
                                     "gives the same architectures.")
     space_opt(s)
-    s.add_argument("--n", type=int, default=10, help="how many (default 10)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--n", type=COUNT, default=10, help="how many (default 10)")
+    s.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(func=cmd_space_sample)

@@ -9,9 +9,13 @@ import json
 from typing import Any
 
 from ._common import (
+    COUNT,
+    POSITIVE,
+    SEED,
     CLIError,
     add_corpus_args,
     corpus_splits,
+    interrupted_status,
     open_corpus,
     parse_budget,
     read_arch,
@@ -53,6 +57,8 @@ def _families(args: argparse.Namespace, space: Any) -> list[str]:
     if args.family == "all":
         return known
     wanted = [f.strip() for f in args.family.split(",") if f.strip()]
+    if not wanted:
+        raise CLIError(f"--family: name one or more of {', '.join(known)}, or all")
     bad = [f for f in wanted if f not in known]
     if bad:
         raise CLIError(f"--family {','.join(bad)}: not in the space; one of "
@@ -110,11 +116,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             try:
                 folder, info = train_family(ws, family, space, corpus, share, args.seed,
                                             on_step=on_step, say=err.print)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 progress.stop()
                 err.print("interrupted; the supernet's snapshot is saved: the same command "
                           "continues it", highlight=False)
-                return 130
+                return interrupted_status(e)
         last = info["curve"][-1] if info["curve"] else {}
         results.append({"family": family, "folder": str(folder), "steps": info["steps"],
                         "cpu_seconds": info["cpu_seconds"], "params": info["params"],
@@ -132,12 +138,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    import sys
+
+    from hwnas.state import StateError, read_json
+    from hwnas.supernet.workspace import INFO_SHAPE
+
     root = workspace(args) / "supernets"
     rows = []
     for info_file in sorted(root.glob("*/info.json")):
         try:
-            info = json.loads(info_file.read_text())
-        except (OSError, ValueError):
+            info = read_json(info_file, INFO_SHAPE)
+        except StateError as e:
+            print(f"skipped: {e}", file=sys.stderr)
             continue
         rows.append({"folder": str(info_file.parent), "family": info.get("family"),
                      "steps": info.get("steps"), "cpu_seconds": info.get("cpu_seconds"),
@@ -200,10 +212,10 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--space", metavar="FILE", help="TOML narrowing the space's choices")
         p.add_argument("--streaming", action="store_true",
                        help="streaming architectures only, as hwnas search --streaming")
-        p.add_argument("--max-delay", dest="max_delay", type=float, metavar="MS",
+        p.add_argument("--max-delay", dest="max_delay", type=POSITIVE, metavar="MS",
                        help="only the chunks and look-aheads hwnas search --max-delay keeps")
         add_corpus_args(p)
-        p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+        p.add_argument("--seed", type=SEED, default=0, help="training seed (default 0)")
         p.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -224,7 +236,7 @@ def add_parsers(sub: Any) -> None:
     sc.add_argument("--preset", metavar="NAME", help="a named preset instead")
     sc.add_argument("--finetune", metavar="BUDGET",
                     help="fine-tune the inherited weights this much CPU time first (30s)")
-    sc.add_argument("--utts", type=int, metavar="N",
+    sc.add_argument("--utts", type=COUNT, metavar="N",
                     help="score on the first N dev utterances only (default: all)")
     common(sc)
     sc.set_defaults(func=cmd_score)

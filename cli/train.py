@@ -8,8 +8,11 @@ import json
 from typing import Any
 
 from ._common import (
+    COUNT,
+    SEED,
     add_corpus_args,
     corpus_splits,
+    interrupted_status,
     open_corpus,
     parse_budget,
     read_arch,
@@ -130,11 +133,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         try:
             res = train(arch, train_set, dev_set, tok, cfg, on_point, on_step, resume=resume)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             progress.stop()
             err.print(f"interrupted; the run is saved in {out_dir}: the same command "
                       "continues it", highlight=False)
-            return 130
+            return interrupted_status(e)
     for name, (fs, lexicon) in tests.items():
         res.tests[name] = evaluate(res.model, res.model.arch, fs, tok, res.norm,
                                    lexicon=lexicon, beam=args.beam)
@@ -170,12 +173,12 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("arch", nargs="?", metavar="ARCH.json", help="architecture JSON, or - ")
     s.add_argument("--preset", metavar="NAME", help="a named preset instead")
     s.add_argument("--budget", help="CPU time: 90s, 3m, 1h")
-    s.add_argument("--steps", type=int, help="updates instead of a time budget (deterministic)")
+    s.add_argument("--steps", type=COUNT, help="updates instead of a time budget (deterministic)")
     add_corpus_args(s)
-    s.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    s.add_argument("--seed", type=SEED, default=0, help="training seed (default 0)")
     s.add_argument("--restart", action="store_true",
                    help="start over instead of continuing this run's saved snapshot")
-    s.add_argument("--beam", type=int, default=1,
+    s.add_argument("--beam", type=COUNT, default=1,
                    help="beam width for the test sets (default 1: greedy; attention decoders: "
                         "greedy uses their CTC head, a beam the attention decoder)")
     s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")

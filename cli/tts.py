@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import parse_budget, workspace
+from ._common import COUNT, SEED, parse_budget, workspace
 
 EPILOG = """examples:
   hwnas tts presets                          the FastSpeech 2-like baseline and others
@@ -143,14 +143,23 @@ def _side(a: dict[str, Any], p: str) -> str:
     return f"{a[f'{p}_layers']}x{a[f'{p}_hidden']} {a[f'{p}_block']}{extra}"
 
 
+#: the options of `hwnas search` that a TTS search reads; the others are refused
+TTS_USES = {"target", "task", "objectives", "max_rtf", "trials", "tts_budget", "seed", "study",
+            "tts_size", "space", "storage", "format", "no_export", "no_verify", "asr_run",
+            "json", "workspace"}
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """`hwnas search --task tts`: see hwnas.tts.search."""
     from rich.table import Table
 
     from hwnas.tts.search import TTSSearchRequest, run_search
 
-    from ._common import console, measure_with_progress, read_space
+    from ._common import console, measure_with_progress, read_space, refuse_given
 
+    refuse_given(args, set(args.option_defaults) - TTS_USES,
+                 "--task tts does not use it (a TTS search is NSGA-II in this process on "
+                 "mcd,rtf,params; see `hwnas tts --help`)")
     default = ("cer", "rtf", "params") if args.asr_run else ("mcd", "rtf", "params")
     objectives = default if args.objectives == "cer,latency" else \
         tuple(o.strip() for o in args.objectives.split(",") if o.strip())
@@ -216,13 +225,13 @@ def add_parsers(sub: Any) -> None:
         s.add_argument("--size", default="small",
                        help="tiny (120/20) | small (1,200/100) | medium (4,000/200) "
                             "train/dev sentences (default small)")
-        s.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
+        s.add_argument("--seed", type=SEED, default=0, help="data and training seed (default 0)")
         s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
         s.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = ps.add_parser("data", help="synthesise the TTS targets (resumable)")
     common(s)
-    s.add_argument("--workers", type=int, default=2, help="parallel workers (default 2)")
+    s.add_argument("--workers", type=COUNT, default=2, help="parallel workers (default 2)")
     s.set_defaults(func=cmd_data)
     s = ps.add_parser("train", help="train one architecture within a CPU-time budget")
     common(s)
@@ -237,7 +246,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("run", help="a `hwnas tts train` run folder")
     s.add_argument("--asr", required=True, metavar="RUN",
                    help="a `hwnas train` run folder (the reference recogniser)")
-    s.add_argument("--n", type=int, default=50, help="dev sentences (default 50)")
+    s.add_argument("--n", type=COUNT, default=50, help="dev sentences (default 50)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_score)
     s = ps.add_parser("presets", help="the built-in TTS architectures")

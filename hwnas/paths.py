@@ -74,3 +74,50 @@ def workspace(explicit: str | os.PathLike[str] | None = None) -> Path:
     if where == _PKG or _PKG in where.parents:
         raise ValueError(f"workspace {root} is inside the hwnas package; choose another folder")
     return root
+
+
+def die_with_parent() -> None:
+    """For a worker process: the kernel sends it SIGTERM when its parent dies
+    (Linux), so a command that fails or is killed leaves no worker behind."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+class held:
+    """``with held(lock_file, what):`` -- shared workspace state built once: the
+    first command takes an exclusive lock on ``lock_file`` (flock: released by
+    the kernel if the command dies), a second waits for it, says so, and then
+    finds the work done."""
+
+    def __init__(self, lock_file: Path, what: str) -> None:
+        self.path, self.what, self._f = Path(lock_file), what, None
+
+    def __enter__(self) -> held:
+        import fcntl
+        import logging
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a")   # noqa: SIM115 - held until __exit__
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.getLogger("hwnas").warning(
+                f"waiting for another command that is building {self.what} ({self.path})")
+            fcntl.flock(self._f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self._f is not None:
+            fcntl.flock(self._f, fcntl.LOCK_UN)
+            self._f.close()
+            self._f = None
+

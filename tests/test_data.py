@@ -284,3 +284,67 @@ def test_character_set_per_language_or_shared_is_recorded(tmp_path):
     assert again.tokenizer.symbols == shared.tokenizer.symbols
     with pytest.raises(ValueError, match="character set"):
         BuiltinCorpus(tmp_path, ["en"], "tiny", 0, charset="latin")
+
+
+BUILD = """
+import sys
+from hwnas.data import corpus
+corpus.SIZES["tiny"] = ({n}, 2, 2)
+corpus.build(sys.argv[1], ["en"], "tiny", 3, workers=2)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_two_commands_build_one_corpus_once_and_killed_workers_die(tmp_path):
+    """Two builds started together on a fresh workspace: one builds, the other
+    waits and says so, both succeed. A build killed while its workers run
+    leaves no worker behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD.format(n=12), str(tmp_path / "ws")],
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert sum("waiting for another command that is building" in e for e in errs) <= 1
+    assert len(list((tmp_path / "ws" / "data").glob("*/en/train/*.wav"))) == 12
+
+    p = subprocess.Popen([sys.executable, "-c", BUILD.format(n=400), str(tmp_path / "k")],
+                         env=env)
+    workers: list[int] = []
+    for _ in range(300):
+        workers = _children(p.pid)
+        if len(workers) >= 2:
+            break
+        time.sleep(0.1)
+    assert workers, "the build never started its workers"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    for _ in range(100):
+        if not any(_alive(w) for w in workers):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"workers {workers} outlived their killed parent")

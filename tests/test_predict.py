@@ -368,12 +368,13 @@ def test_host_reference_is_cached_per_fingerprint_and_measured_again_when_stale(
 def test_predict_shows_ratio_ms_and_the_reference_time(tmp_path):
     from tests.test_cli import hwnas
 
+    # the spot check is tested on its own (a stand-in host; slow: a real one)
     p = hwnas("predict", "--device", "cpu", "--preset", "conformer_s", "--workspace",
-              str(tmp_path))
+              str(tmp_path), "--no-spot-check")
     assert p.returncode == 0, p.stderr
     assert "x reference" in p.stdout and "this host's reference" in p.stdout
     p = hwnas("predict", "--device", "cpu", "--preset", "conformer_s", "--workspace",
-              str(tmp_path), "--json")
+              str(tmp_path), "--json", "--no-spot-check")
     out = json.loads(p.stdout)
     r = out["predictions"][0]
     assert out["card"]["reference"]["cached"] is True
@@ -455,3 +456,52 @@ def test_a_multi_host_predictor_saves_loads_and_is_trained_from_the_cli(tmp_path
     assert main(["predictor", "train", "--device", "cpu", "--also", "nope",
                  "--workspace", str(tmp_path)]) != 0
     assert "nope" in capsys.readouterr().err
+
+
+def test_the_search_asks_a_multi_host_predictor_at_this_hosts_descriptor(tmp_path):
+    from hwnas.adapters.devicefile import load_device
+    from hwnas.adapters.host import cpu_descriptor
+    from hwnas.predict.dataset import from_profiles
+    from hwnas.predict.hosts import host_vector
+    from hwnas.predict.latency import predictor_dir
+    from hwnas.workflows.predictor import fitter
+    from hwnas.workflows.target import target_predictor
+
+    store = open_profile("cpu", None)
+    rows = store.rows()[:400]
+    data = from_profiles([(_as_host(rows, INTEL, lambda r: 1.0), store.manifest),
+                          (_as_host(rows, AMD, lambda r: 1.3), {"reference": {
+                              "nominal_ms": 6.1}})])
+    model = fitter(objective="log", seed=0, rounds=40)(data)
+    model.card.update(label="rel_p50", hosts=data.info["hosts"], device="cpu")
+    model.save(predictor_dir(tmp_path, "cpu"))
+    spec = load_device("cpu", tmp_path)
+    here = model.at_host(host_vector(cpu_descriptor(), None, 3.0))
+    host = StandInHost(here, lambda a: 1.0)
+    said = []
+    tl = target_predictor("cpu", tmp_path, spec, say=said.append, batch=host.batch)
+    assert any("learnt 2 CPUs; predicting at this host's descriptor" in s for s in said)
+    assert tl.corrected and tl.predictor.host is not None
+    archs = default_space().sample_distinct(5, 3)
+    assert np.all(np.isfinite(tl.ms(archs)))
+
+
+def test_a_worse_predictor_never_replaces_a_better_one(tmp_path, capsys):
+    """Trained again with worse settings: saved beside, the better one stays;
+    --replace installs it and keeps the earlier one."""
+    from hwnas.predict.latency import predictor_dir
+
+    ws = ["--workspace", str(tmp_path)]
+    assert main(["predictor", "train", "--device", "cpu", "--rounds", "60", *ws]) == 0
+    good = (predictor_dir(tmp_path, "cpu") / "model.json").read_bytes()
+    capsys.readouterr()
+    assert main(["predictor", "train", "--device", "cpu", "--rounds", "1", *ws]) == 0
+    assert "kept the predictor" in capsys.readouterr().out
+    assert (predictor_dir(tmp_path, "cpu") / "model.json").read_bytes() == good
+    (beside,) = (tmp_path / "predictors").glob("cpu.candidate-*")
+    assert (beside / "card.json").is_file()
+    assert main(["predictor", "train", "--device", "cpu", "--rounds", "1", "--replace",
+                 *ws]) == 0
+    assert "replaced the predictor" in capsys.readouterr().out
+    (kept,) = (tmp_path / "predictors").glob("cpu.replaced-*")
+    assert (kept / "model.json").read_bytes() == good

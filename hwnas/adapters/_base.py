@@ -36,6 +36,10 @@ class Adapter(ABC):
     OPTIONS: dict[str, tuple[Any, str]] = {}
     #: option -> allowed values
     CHOICES: dict[str, tuple[Any, ...]] = {}
+    #: numeric option -> (lowest, highest) allowed; any other number must be
+    #: finite and within NUMBER_RANGE
+    RANGES: dict[str, tuple[float, float]] = {}
+    NUMBER_RANGE = (0, 2**31 - 1)
     #: every format an adapter of this kind can run (``formats`` narrows it per device)
     FORMATS: tuple[str, ...] = ()
     #: it runs on this host's own CPU: its latency belongs to the host, so its
@@ -57,6 +61,12 @@ class Adapter(ABC):
             if k in cls.CHOICES and v not in cls.CHOICES[k]:
                 raise ValueError(f"option {k} must be one of "
                                  f"{', '.join(map(str, cls.CHOICES[k]))}, got {v!r}")
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                import math
+
+                low, high = cls.RANGES.get(k, cls.NUMBER_RANGE)
+                if not math.isfinite(v) or not low <= v <= high:
+                    raise ValueError(f"option {k} must be from {low:g} to {high:g}, got {v!r}")
             out[k] = v
         return out
 

@@ -274,6 +274,7 @@ class AndroidAdapter(Adapter):
     CHOICES = {"transport": ("auto", "tcp", "usb", "server"), "delegate": ("cpu", "gpu", "nnapi"),
                "format": ("tflite", "tflite-dynamic", "tflite-int8")}
     FORMATS = CHOICES["format"]
+    RANGES = {"threads": (1, 64), "reference_seconds": (0.05, 60.0), "max_temp_c": (20.0, 120.0)}
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -281,6 +282,10 @@ class AndroidAdapter(Adapter):
         if not re.fullmatch(r"[0-9a-fA-F]+", out["cpu_mask"]) or int(out["cpu_mask"], 16) == 0:
             raise ValueError(f"cpu_mask must be a non-zero hex mask like \"c0\", "
                              f"got {out['cpu_mask']!r}")
+        server = out["adb_server"]
+        if server and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", server):
+            raise ValueError(f"adb_server must be HOST:PORT, e.g. \"127.0.0.1:5037\", "
+                             f"got {server!r}")
         if not out["remote_dir"].startswith("/"):
             raise ValueError("remote_dir must be an absolute path on the phone")
         return out

@@ -34,6 +34,7 @@ class CPUAdapter(Adapter):
     FORMATS = tuple(dict.fromkeys(f for fs in RUNTIME_FORMATS.values() for f in fs))
     CHOICES = {"runtime": tuple(RUNTIME_FORMATS), "format": ("", *FORMATS)}
     runs_on_host = True
+    RANGES = {"threads": (1, 1024)}
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,10 @@ class DeviceSpec:
         return adapter_class(self.adapter)(self.name, self.options)
 
 
+#: options that name a file on this host
+PATH_OPTIONS = ("adb_key", "benchmark_binary")
+
+
 def parse_device(path: Path, shipped: bool = False) -> DeviceSpec:
     name = path.stem
     if not _NAME.match(name):
@@ -52,6 +56,8 @@ def parse_device(path: Path, shipped: bool = False) -> DeviceSpec:
         raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a text file (a device file is TOML)") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to be a device file") from None
     unknown = sorted(set(data) - {"description", "adapter", "options", "plan"})
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; "
@@ -66,11 +72,18 @@ def parse_device(path: Path, shipped: bool = False) -> DeviceSpec:
         cls = adapter_class(adapter)
     except DeviceUnavailable as e:
         raise ValueError(f"{path}: {e}") from None
+    if not isinstance(data.get("plan", {}), dict):
+        raise ValueError(f"{path}: [plan] must be a table, e.g. [plan] min_runs = 50")
     try:
         options = cls.validate_options(options)
         plan = Plan.from_dict(data.get("plan", {}))
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
+    for key in PATH_OPTIONS:   # relative to the device file, never to where a command runs
+        value = options.get(key)
+        if isinstance(value, str) and value and not value.startswith("~") \
+                and not Path(value).is_absolute():
+            options[key] = str(path.resolve().parent / value)
     return DeviceSpec(name=name, adapter=adapter, description=str(data.get("description", "")),
                       options=options, plan=plan, source=str(path), shipped=shipped, raw=data)
 

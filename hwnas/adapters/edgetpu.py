@@ -13,6 +13,7 @@ from hwnas.errors import first_line
 
 class EdgeTPUAdapter(Adapter):
     name = "edgetpu"
+    RANGES = {"threads": (1, 1024)}
     OPTIONS = {
         "library": ("libedgetpu.so.1", "the Edge TPU runtime library (libedgetpu1-std/-max)"),
         "device": ("", "\"\" = first Edge TPU, or usb, pci, usb:0, pci:1, ..."),

@@ -95,6 +95,9 @@ def narrow(space: SearchSpace, streaming: bool = False, max_delay_ms: float | No
            ) -> tuple[SearchSpace, dict[str, list]]:
     """The space a search with ``--streaming`` and ``--max-delay`` explores,
     and the choices each left out (``{decision: [choices]}``)."""
+    if streaming and True not in space.choices("streaming"):
+        raise ValueError("--streaming: this space has no streaming architectures "
+                         "(streaming = [false]); drop --streaming or allow true in the space")
     out = space.with_choices({"streaming": [True]}) if streaming else space
     if max_delay_ms:
         out = within_delay(out, max_delay_ms)

@@ -193,7 +193,9 @@ def run_all(fn: Callable[[Any], Any], todo: list[Any], total: int, workers: int,
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers) as pool:
+        from hwnas.paths import die_with_parent
+
+        with mp.get_context("fork").Pool(workers, initializer=die_with_parent) as pool:
             for _ in pool.imap_unordered(fn, todo, chunksize=chunksize):
                 done += 1
                 if on_progress:
@@ -214,8 +216,17 @@ def build(workspace: Path, langs: list[str], size: str = "small", seed: int = 0,
           workers: int = 2, on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Synthesise what is missing and write the split lists and the manifest.
     Languages already built under the same size and seed are reused."""
-    plan = plan_corpus(langs, size, seed)
+    from hwnas.paths import held
+
     root = corpus_dir(workspace, size, seed)
+    # two commands starting on a fresh workspace: one builds, the other waits
+    with held(root.parent / f".{root.name}.lock", f"the built-in corpus {root.name}"):
+        return _build(root, langs, size, seed, workers, on_progress)
+
+
+def _build(root: Path, langs: list[str], size: str, seed: int, workers: int,
+           on_progress: Callable[[int, int], None] | None) -> Path:
+    plan = plan_corpus(langs, size, seed)
     todo = []
     for (lang, split), utts in plan.items():
         (root / lang / split).mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,9 @@ def _start_worker() -> None:
     global _ctx
     import torch
 
+    from hwnas.paths import die_with_parent
+
+    die_with_parent()   # a driver that dies leaves no worker behind
     torch.set_num_threads(1)
     _ctx = WorkerContext()
 

@@ -266,14 +266,31 @@ def save_model_files(folder: Path, booster: Any, card: dict[str, Any]) -> Path:
     return folder
 
 
+def _card_shape() -> Any:
+    from hwnas.state import NUMBER, Shape
+
+    return Shape("predictor card", required={"schema_version": int, "features": int,
+                                             "objective": str},
+                 optional={"task": str, "label": (str, None), "train_size": int,
+                           "cost_model": (dict, None), "adaptation": (dict, None),
+                           "host_features": list, "hosts": list, "heldout": (dict, None),
+                           "spot_check": (dict, None), "reference": (dict, None),
+                           "params": dict, "rounds": int, "device": (str, None),
+                           "per_family": (dict, None), "baselines": (dict, None),
+                           "test_size": (int, None), "unit": str, "kind": str,
+                           "threads": (int, None), "nominal_ms": (NUMBER, None)})
+
+
+CARD_SHAPE = _card_shape()
+
+
 def read_card(folder: Path) -> dict[str, Any]:
     card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
     if not card_path.is_file() or not model_path.is_file():
         raise ValueError(f"no predictor in {folder} (expected {MODEL_FILE} and {CARD_FILE})")
-    try:
-        return json.loads(card_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{card_path}: invalid JSON ({e.msg})") from None
+    from hwnas.state import read_json
+
+    return read_json(card_path, CARD_SHAPE)
 
 
 def load_booster(folder: Path) -> Any:

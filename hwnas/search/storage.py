@@ -99,15 +99,24 @@ def _journal(url: str) -> Any:
     path = Path(url[len(JOURNAL):])
     if not url[len(JOURNAL):] or path.is_dir():
         raise ValueError(f"storage {url}: give a file, e.g. journal:runs/search/study.log")
+    if not path.parent.is_dir():   # the rule for SQLite too: nothing is created above it
+        raise ValueError(f"storage {url}: the folder {path.parent} does not exist")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"storage {url}: {path} is not a regular file")
     if path.is_file() and path.stat().st_size:
         with path.open("rb") as f:
-            first = f.readline()
-        try:
-            json.loads(first)
-        except ValueError:
-            raise ValueError(f"storage {url}: {path} is not an Optuna journal; give a new "
-                             "file or a journal") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
+            for n, line in enumerate(f, 1):
+                if not line.endswith(b"\n"):
+                    break      # a record cut by a crash: Optuna skips it
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    rec = None
+                if not isinstance(rec, dict) or not isinstance(rec.get("op_code"), int):
+                    what = "is not an Optuna journal" if n == 1 else \
+                        f"has a foreign line {n} (not an Optuna journal record)"
+                    raise ValueError(f"storage {url}: {path} {what}; give a new file or a "
+                                     f"journal")
     return JournalStorage(JournalFileBackend(str(path)))
 
 

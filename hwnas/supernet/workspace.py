@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.space import SearchSpace
+from hwnas.state import NUMBER, Shape, StateError, read_json
 from hwnas.supernet.elastic import ElasticSupernet
 from hwnas.supernet.sandwich import (
     SupernetConfig,
@@ -36,11 +37,19 @@ def supernet_dir(ws: Path, family: str, space: SearchSpace, corpus: dict[str, An
     return Path(ws) / "supernets" / f"{family}-{tag}-s{seed}"
 
 
+#: what a supernet's info.json holds (written by ``train_family``)
+INFO_SHAPE = Shape("supernet info", required={"family": str, "steps": int,
+                                              "cpu_seconds": NUMBER},
+                   optional={"seed": int, "corpus": (dict, str, None), "curve": list,
+                             "params": int})
+
+
 def trained_budget(folder: Path) -> float:
-    """CPU seconds the supernet in ``folder`` was trained (0: none there)."""
+    """CPU seconds the supernet in ``folder`` was trained (0: none there, or an
+    info.json that is not one)."""
     try:
-        return float(json.loads((folder / "info.json").read_text())["cpu_seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float(read_json(Path(folder) / "info.json", INFO_SHAPE)["cpu_seconds"])
+    except StateError:
         return 0.0
 
 
@@ -72,7 +81,7 @@ def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_
     folder = supernet_dir(ws, family, space, corpus.description, seed)
     info_file = folder / "info.json"
     if is_trained(folder, budget_s):
-        return folder, json.loads(info_file.read_text())
+        return folder, read_json(info_file, INFO_SHAPE)
     tok = corpus.tokenizer
     net = ElasticSupernet(family_space(space, family), family, tok.vocab_size, seed=seed)
     snap = folder / "checkpoint.pt"
@@ -90,14 +99,24 @@ def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_
             say(f"{e}; set aside as {kept}, starting over")
             net = ElasticSupernet(family_space(space, family), family, tok.vocab_size,
                                   seed=seed)
+            if (folder / "supernet.pt").is_file():
+                say(f"the finished supernet in {folder} ({trained_budget(folder):.0f} CPU s) "
+                    f"stays as it is until the new one is trained; then it is set aside")
     res = train_supernet(net, lambda f, n: corpus.splits(f, n), tok, cfg, on_step=on_step,
                          on_progress=on_progress, resume=resume)
     info = {"family": family, "steps": res.steps, "cpu_seconds": res.cpu_seconds,
             "seed": seed, "corpus": corpus.description, "curve": res.curve,
             "params": sum(p.numel() for p in net.parameters())}
-    save_supernet(folder / "supernet.pt", net, info)
-    from hwnas.paths import write_atomic
+    from hwnas.paths import set_aside, stamped, write_atomic
 
+    if (folder / "supernet.pt").is_file() and resume is None:
+        # trained from scratch beside a finished one: the finished one is kept
+        old = stamped(folder / "set-aside", "replaced")
+        for name in ("supernet.pt", "info.json"):
+            if (folder / name).exists():
+                set_aside(folder / name, old)
+        say(f"the earlier supernet is kept in {old}")
+    save_supernet(folder / "supernet.pt", net, info)
     write_atomic(info_file, json.dumps(info, indent=2, sort_keys=True) + "\n")
     return folder, info
 

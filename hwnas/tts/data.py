@@ -119,6 +119,15 @@ def build(workspace: Path, lang: str = "en", size: str = "small", seed: int = 0,
     train = plan_split(lang, "train", n_train, seed)
     dev = plan_split(lang, "dev", n_dev, seed, frozenset(u.text for u in train))
     root = data_dir(workspace, lang, size, seed)
+    from hwnas.paths import held
+
+    with held(root.parent / f".{root.name}.lock", f"the TTS data {root.name}"):
+        return _build(root, lang, size, seed, train, dev, workers, on_progress)
+
+
+def _build(root: Path, lang: str, size: str, seed: int, train: list, dev: list, workers: int,
+           on_progress: Callable[[int, int], None] | None) -> Path:
+    n_train, n_dev = SIZES[size]
     todo = []
     for split, utts in (("train", train), ("dev", dev)):
         (root / split).mkdir(parents=True, exist_ok=True)

@@ -88,3 +88,61 @@ def train_predictor(device: str, workspace: Path, label: str, fit: Any,
         # for reading the card: on the host that made the profile, the reference took this
         model.card["reference"] = store.manifest.get("reference")
     return Trained(model, rep)
+
+
+def _error(card: dict[str, Any] | None) -> float | None:
+    """A predictor's held-out error (RMSPE) from its card: None where it has no
+    held-out figure, NaN where the figure is not a finite number."""
+    m = (card or {}).get("heldout")
+    if not isinstance(m, dict):
+        return None
+    v = m.get("rmspe")
+    return float(v) if isinstance(v, int | float) and v == v and abs(v) != float("inf") \
+        else float("nan")
+
+
+def _beside(folder: Path, what: str) -> Path:
+    """``<folder>.<what>-<UTC time>``, a name not taken yet."""
+    import time
+
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    out, n = folder.with_name(f"{folder.name}.{what}-{stamp}"), 1
+    while out.exists():
+        n += 1
+        out = folder.with_name(f"{folder.name}.{what}-{stamp}-{n}")
+    return out
+
+
+def install(model: Any, folder: Path, replace: bool = False) -> tuple[Path, str]:
+    """Save ``model`` as the predictor in ``folder`` unless the one there is
+    better on its own held-out measure, or either has none (``replace``
+    overrides): then it is saved beside, as ``<folder>.candidate-<time>``. A
+    replaced predictor is set aside as ``<folder>.replaced-<time>``, never
+    deleted. Returns (where it went, one line saying which it did)."""
+    from hwnas.predict.latency import read_card
+
+    new = _error(model.card)
+    if new is not None and new != new:
+        raise ValueError("the new predictor's held-out error is not a finite number; nothing "
+                         "was saved (check the training options)")
+    folder = Path(folder)
+    if not ((folder / "card.json").exists() or (folder / "model.json").exists()):
+        return model.save(folder), f"saved {folder}"
+    try:
+        old = _error(read_card(folder))
+    except ValueError:
+        old = float("nan")    # unreadable: the new one takes its place, the old is kept
+    better = old is not None and old != old or (
+        new is not None and old is not None and new <= old * 1.001)
+    if not (better or replace):
+        beside = _beside(folder, "candidate")
+        model.save(beside)
+        why = (f"the new one is worse ({new:.1%} against {old:.1%} held-out RMSPE)"
+               if new is not None and old is not None else
+               "there is no held-out figure to compare them by")
+        return beside, (f"kept the predictor in {folder}: {why}; the new one was saved in "
+                        f"{beside}, and --replace installs it")
+    kept = _beside(folder, "replaced")
+    folder.rename(kept)
+    out = model.save(folder)
+    return out, f"replaced the predictor in {folder}; the earlier one is kept in {kept}"

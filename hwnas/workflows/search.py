@@ -428,9 +428,10 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
 
         hooks.say(f"verifying: measuring the {len(front)} finalist architectures on "
                   f"{req.target} ...")
-        front, dropped, note = verify(front, tl.spec, ws, req.max_latency_ms, tl.reference,
-                                      measure=hooks.measure, max_delay_ms=req.max_delay_ms,
-                                      max_rtf=req.max_rtf, executor=rungs.executor)
+        front, dropped, note = verify(front, tl.spec, ws, req.max_latency_ms,
+                                      tl.reference_beside, measure=hooks.measure,
+                                      max_delay_ms=req.max_delay_ms, max_rtf=req.max_rtf,
+                                      executor=rungs.executor)
         for r in [*front, *dropped]:
             study.set_user_attr(f"verified:{r['arch_id']}", {k: r.get(k) for k in VERIFIED_KEYS})
     if front:

@@ -66,6 +66,17 @@ class TargetLatency:
     def ms(self, archs: list[Any]) -> Any:
         return self.predictor.predict_ms(archs, self.ref_ms)
 
+    @property
+    def reference_beside(self) -> dict[str, Any] | None:
+        """This host's reference as it runs beside measured calls (alone x the
+        spot check's ``context_factor``): a measured ratio x it is the ms a
+        plain loop shows, as the corrected predictor's ms are."""
+        k = (self.spot_check or {}).get("context_factor", 1.0)
+        if self.reference is None or k == 1.0:
+            return self.reference
+        return {**self.reference, **{key: self.reference[key] * k
+                                     for key in ("ms", "ci_lo", "ci_hi")}}
+
 
 def host_tag(spec: Any, fp: dict[str, Any]) -> str:
     key = "|".join(str(fp.get(k)) for k in ("cpu", "cores", "runtime", "threads"))
