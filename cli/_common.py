@@ -17,70 +17,6 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler, Ray, `kill`): handled where Ctrl-C is -- training
-    saves its snapshot, a profile keeps its rows -- then exit 143."""
-
-
-def interrupted_status(e: KeyboardInterrupt) -> int:
-    return 143 if isinstance(e, Terminated) else 130
-
-
-# -- numeric options: the range is part of the declaration (type=COUNT, ...), so
-# argparse refuses a value outside it in one line before any work starts
-def _integer(low: int, high: int | None, what: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            v = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < low or (high is not None and v > high):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return v
-
-    parse.__name__ = what   # argparse names the type in its messages
-    return parse
-
-
-def _number(low: float, inclusive: bool, what: str) -> Any:
-    def parse(text: str) -> float:
-        import math
-
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not math.isfinite(v) or v < low or (v == low and not inclusive):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return v
-
-    parse.__name__ = what
-    return parse
-
-
-COUNT = _integer(1, None, "an integer >= 1")
-COUNT0 = _integer(0, None, "an integer >= 0")
-COUNT2 = _integer(2, None, "an integer >= 2")
-SEED = _integer(0, 2**32 - 1, "an integer from 0 to 4294967295")
-POSITIVE = _number(0.0, False, "a finite number > 0")
-NONNEGATIVE = _number(0.0, True, "a finite number >= 0")
-
-
-def defaults_of(parser: argparse.ArgumentParser) -> dict[str, tuple[str, Any]]:
-    """dest -> (its flag, its default), for ``refuse_given``."""
-    return {a.dest: (a.option_strings[-1], a.default) for a in parser._actions
-            if a.option_strings and a.dest != "help"}
-
-
-def refuse_given(args: argparse.Namespace, dests: Any, why: str) -> None:
-    """One line naming the options among ``dests`` that were given (differ from
-    their default) where they would be ignored: an option is used or refused."""
-    given = [flag for dest, (flag, default) in getattr(args, "option_defaults", {}).items()
-             if dest in dests and getattr(args, dest, default) != default]
-    if given:
-        raise CLIError(f"{', '.join(given)}: {why}")
-
-
 def console():
     from rich.console import Console
 
@@ -120,12 +56,7 @@ def read_arch(args: argparse.Namespace, tasks: tuple[str, ...] = ("asr",)):
     if args.arch == "-":
         text = sys.stdin.read()
     else:
-        try:
-            text = Path(args.arch).read_text()
-        except FileNotFoundError:
-            raise CLIError(f"architecture file not found: {args.arch}") from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-            raise CLIError(f"cannot read {args.arch}: {e}") from None
+        text = _arch_text(args.arch)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) > 1 and all(ln.lstrip().startswith("{") for ln in lines):
         try:
@@ -142,13 +73,18 @@ def read_arch(args: argparse.Namespace, tasks: tuple[str, ...] = ("asr",)):
 
 def read_archs(path: str) -> list[Any]:
     from hwnas.asr.arch import parse_archs
+    return parse_archs(sys.stdin.read() if path == "-" else _arch_text(path), path)
 
-    if path == "-":
-        return parse_archs(sys.stdin.read(), path)
+
+def _arch_text(path: str) -> str:
+    from hwnas.paths import read_text
+
     try:
-        return parse_archs(Path(path).read_text(), path)
+        return read_text(path)
     except FileNotFoundError:
-        raise ValueError(f"architecture file not found: {path}") from None
+        raise CLIError(f"architecture file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CLIError(f"cannot read {path}: {e}") from None
 
 
 def plan_overrides(args: argparse.Namespace, base: Any) -> Any:
@@ -219,6 +155,8 @@ def parse_budget(text: str) -> float:
 
 def add_corpus_args(s: argparse.ArgumentParser) -> None:
     """The corpus options `hwnas train` and `hwnas search` share."""
+    from .options import SEED
+
     s.add_argument("--langs", default="en", help="comma-separated built-in languages (en)")
     s.add_argument("--size", default="small", help="built-in corpus size (default small)")
     s.add_argument("--corpus-seed", type=SEED, default=0, dest="corpus_seed",

@@ -7,7 +7,8 @@ import json
 import time
 from typing import Any
 
-from ._common import COUNT, SEED, workspace
+from ._common import workspace
+from .options import COUNT, SEED
 
 DATA_EPILOG = """examples:
   hwnas data build                          English, small (2,000 train / 200 dev /

@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import SEED, CLIError, print_json, read_arch
+from ._common import CLIError, print_json, read_arch
+from .options import SEED
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ._common import COUNT0, POSITIVE, workspace
+from ._common import workspace
+from .options import COUNT0, POSITIVE
 
 LAB_EPILOG = """examples:
   ray start --head --port 6379                      on the lab's head host (once)

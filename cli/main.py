@@ -13,7 +13,8 @@ import sys
 
 import hwnas
 
-from ._common import CLIError, Terminated
+from ._common import CLIError
+from .interrupt import Terminated, on_sigterm_interrupt
 
 EPILOG = """examples:
   hwnas space show                     the decisions and their choices
@@ -88,13 +89,8 @@ def _notes_to_stderr() -> None:
         log.propagate = False
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     import signal
-    import threading
 
     _notes_to_stderr()
     parser = build_parser()
@@ -102,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = on_sigterm_interrupt()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()   # a closed pipe shows here, not at the interpreter's exit
+        return code
     except (CLIError, ValueError) as e:
         print(f"hwnas: error: {e}", file=sys.stderr)
         return 1

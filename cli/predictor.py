@@ -8,17 +8,10 @@ import json
 import sys
 from typing import Any
 
-from ._common import (
-    COUNT,
-    POSITIVE,
-    SEED,
-    console,
-    interrupted_status,
-    measure_with_progress,
-    read_space,
-    workspace,
-)
+from ._common import console, measure_with_progress, read_space, workspace
 from ._executor import add_executor_arg, open_executor
+from .interrupt import interrupted_status
+from .options import COUNT, POSITIVE, SEED
 
 PREDICTOR_EPILOG = """examples:
   hwnas predictor train --device cpu           XGBoost on the cpu profile -> predictors/cpu/

@@ -8,19 +8,10 @@ import json
 import sys
 from typing import Any
 
-from ._common import (
-    COUNT,
-    COUNT0,
-    NONNEGATIVE,
-    SEED,
-    console,
-    interrupted_status,
-    measure_with_progress,
-    plan_overrides,
-    read_space,
-    workspace,
-)
+from ._common import console, measure_with_progress, plan_overrides, read_space, workspace
 from ._executor import add_executor_arg, open_executor
+from .interrupt import interrupted_status
+from .options import COUNT, COUNT0, NONNEGATIVE, SEED
 
 PROFILE_EPILOG = """examples:
   hwnas profile --device cpu --n 200 --seed 0      measure 200 sampled architectures

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import COUNT, console, workspace
+from ._common import console, workspace
+from .options import COUNT
 
 REPORT_EPILOG = """examples:
   hwnas report hwnas                          the default study of `hwnas search`
@@ -53,8 +54,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     db, study_dir = study_paths(workspace(args), args.study)
     storage = _storage_for(args, db)
-    if args.top < 1:
-        raise ValueError("--top must be >= 1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load(args.study, storage)
     compare = []

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import COUNT, corpus_splits, say_skipped, with_feature_progress, workspace
+from ._common import corpus_splits, say_skipped, with_feature_progress, workspace
+from .options import COUNT
 
 
 def cmd_score(args: argparse.Namespace) -> int:

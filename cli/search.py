@@ -15,22 +15,17 @@ from hwnas.workflows.final import FinalBudget
 from hwnas.workflows.search import DEFAULT_CER_BUDGET, DEFAULT_RUNG_FLOORS, rung_floors
 
 from ._common import (
-    COUNT,
-    COUNT2,
-    POSITIVE,
-    SEED,
     add_corpus_args,
     console,
     corpus_splits,
-    defaults_of,
     measure_with_progress,
     open_corpus,
     parse_budget,
     read_space,
-    refuse_given,
     workspace,
 )
 from ._executor import add_executor_arg, open_executor
+from .options import COUNT, COUNT2, POSITIVE, SEED, defaults_of, refuse_given
 
 SEARCH_EPILOG = """examples:
   hwnas search --target cpu --streaming --max-delay 500 --objectives cer,delay

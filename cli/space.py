@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import COUNT, SEED, CLIError, console, print_json, read_space
+from ._common import CLIError, console, print_json, read_space
+from .options import COUNT, SEED
 
 
 def cmd_space_show(args: argparse.Namespace) -> int:

@@ -9,19 +9,17 @@ import json
 from typing import Any
 
 from ._common import (
-    COUNT,
-    POSITIVE,
-    SEED,
     CLIError,
     add_corpus_args,
     corpus_splits,
-    interrupted_status,
     open_corpus,
     parse_budget,
     read_arch,
     read_space,
     workspace,
 )
+from .interrupt import interrupted_status
+from .options import COUNT, POSITIVE, SEED
 
 EPILOG = """examples:
   hwnas supernet train --family conformer --budget 60m     one family, 60 CPU-minutes

@@ -7,17 +7,9 @@ import argparse
 import json
 from typing import Any
 
-from ._common import (
-    COUNT,
-    SEED,
-    add_corpus_args,
-    corpus_splits,
-    interrupted_status,
-    open_corpus,
-    parse_budget,
-    read_arch,
-    workspace,
-)
+from ._common import add_corpus_args, corpus_splits, open_corpus, parse_budget, read_arch, workspace
+from .interrupt import interrupted_status
+from .options import COUNT, SEED
 
 TRAIN_EPILOG = """examples:
   hwnas train --preset conformer_xs --budget 3m          3 CPU-minutes on built-in English

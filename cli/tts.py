@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import COUNT, SEED, parse_budget, workspace
+from ._common import parse_budget, workspace
+from .options import COUNT, SEED
 
 EPILOG = """examples:
   hwnas tts presets                          the FastSpeech 2-like baseline and others
@@ -155,7 +156,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from hwnas.tts.search import TTSSearchRequest, run_search
 
-    from ._common import console, measure_with_progress, read_space, refuse_given
+    from ._common import console, measure_with_progress, read_space
+    from .options import refuse_given
 
     refuse_given(args, set(args.option_defaults) - TTS_USES,
                  "--task tts does not use it (a TTS search is NSGA-II in this process on "

@@ -15,6 +15,21 @@ _PKG = Path(__file__).resolve().parent
 DATA_KINDS = ("devices", "profiles", "predictors")
 
 
+def read_text(path: Path | str) -> str:
+    """A user's file as text, refusing anything that is not a regular file
+    before opening it: a FIFO, socket or device would block or never end.
+    Raises FileNotFoundError where it is missing, OSError otherwise."""
+    import stat
+
+    p = Path(path)
+    mode = p.stat().st_mode   # FileNotFoundError where missing
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a folder" if stat.S_ISDIR(mode) else "a device file")
+        raise OSError(f"{p} is {kind}, not a regular file")
+    return p.read_text()
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, fsync it, rename it over
     ``path``: readers see the old or the new file, never half of one."""

@@ -7,6 +7,7 @@ exception."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -275,6 +276,15 @@ CASES: dict[str, tuple[dict, list[str], str]] = {
                                    ["profile", "--device", "ph", "--n", "1"],
                                    "adb_server must be HOST:PORT"),
     # --- study storage ---------------------------------------------------------------------
+    # --- a FIFO where a file is expected: one line, never a wait ---------------------------
+    "arch a FIFO": ({"a.json": lambda p: os.mkfifo(p)}, ["stats", "a.json"],
+                    "not a regular file"),
+    "space a FIFO": ({"s.toml": lambda p: os.mkfifo(p)}, ["space", "count", "--space", "s.toml"],
+                     "a FIFO, not a regular file"),
+    "device file a FIFO": ({"devices/f.toml": lambda p: os.mkfifo(p)},
+                           ["profile", "--device", "f", "--n", "1"], "not a regular file"),
+    "archs a FIFO": ({"a.jsonl": lambda p: os.mkfifo(p)},
+                     ["predict", "--device", "cpu", "a.jsonl"], "not a regular file"),
     "journal of a number": ({"runs/search/j.log": "42\n"},
                             ["report", "s", "--storage", "journal:runs/search/j.log"],
                             "not an Optuna journal"),

@@ -169,3 +169,15 @@ def test_workspace_resolution(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="inside the hwnas package"):
         paths.workspace(Path(paths.__file__).parent / "space")
     assert (paths.shipped_dir("devices") / "README.md").is_file()
+
+
+def test_a_closed_stdout_ends_quietly():
+    """`hwnas space sample --n 2000 --json | head -1` (far more than a pipe
+    holds): the reader leaves, hwnas ends with 0 and says nothing."""
+    p = subprocess.Popen([sys.executable, "-m", "hwnas", "space", "sample", "--n", "2000",
+                          "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert p.stdout.readline().strip()
+    p.stdout.close()
+    assert p.wait(timeout=120) == 0
+    assert p.stderr.read() == b""

@@ -121,9 +121,11 @@ def test_verification_drops_a_measured_delay_over_the_limit_with_both_numbers(tm
 def test_a_limit_that_cannot_mean_anything_is_one_line(flag, capsys, tmp_path):
     from cli.main import main
 
-    assert main(["search", "--target", "cpu", flag, "0", "--workspace", str(tmp_path)]) == 1
+    with pytest.raises(SystemExit) as e:   # refused by the option's declared range
+        main(["search", "--target", "cpu", flag, "0", "--workspace", str(tmp_path)])
+    assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"hwnas: error: {flag} must be > 0, got 0"]
+    assert err[-1].endswith(f"argument {flag}: must be a finite number > 0, got 0")
 
 
 def test_choices_that_cannot_meet_the_delay_are_left_out_of_the_space():

@@ -91,6 +91,9 @@ def test_a_journal_study_is_reported_and_a_foreign_file_refused(tmp_path, capsys
     from cli.main import main
 
     url = f"journal:{tmp_path / 'j' / 'study.log'}"
+    with pytest.raises(ValueError, match="does not exist"):   # nothing made above the file
+        run_search(_cfg(url, "j", 4), lat, runner)
+    (tmp_path / "j").mkdir()
     assert len(run_search(_cfg(url, "j", 4), lat, runner).trials) == 4
     assert main(["report", "j", "--storage", url, "--out", str(tmp_path / "rep"),
                  "--workspace", str(tmp_path), "--json"]) == 0

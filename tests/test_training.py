@@ -526,3 +526,36 @@ def test_a_floor_of_updates_stretches_a_cpu_time_budget_up_to_its_ceiling():
         TrainConfig(steps=10, min_steps=20)
     with pytest.raises(ValueError, match="below the CPU-time budget"):
         TrainConfig(cpu_seconds=10, max_cpu_seconds=5)
+
+
+def test_sigterm_saves_the_snapshot_as_ctrl_c_does(tiny_features, tmp_path, monkeypatch,
+                                                   capsys):
+    """A scheduler's SIGTERM during `hwnas train`: the run's snapshot is saved
+    where it stopped, and the command ends with 143 and one line."""
+    import os
+    import signal
+
+    import cli.train
+    from cli.main import main
+    from hwnas.training.trainer import load_snapshot
+
+    tr, dv = tiny_features
+    tok = CharTokenizer.for_languages(["en"])
+    arch = preset("conformer_xs").replace(n_filters=40, num_layers=1, d_model=96, heads=2)
+    snap = tmp_path / "checkpoint.pt"
+    cfg = TrainConfig(steps=7, snapshot=snap, eval_every=2, eval_utts=4, batch_frames=3000)
+
+    def term(step: int, _cpu: float) -> None:
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def fake_train(args):   # stands in for the command's work, under main's handlers
+        train(arch, tr, dv, tok, cfg, on_step=term)
+        return 0
+
+    monkeypatch.setattr(cli.train, "cmd_train", fake_train)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["train", "--preset", "conformer_xs", "--steps", "7"]) == 143
+    assert "terminated (SIGTERM)" in capsys.readouterr().err
+    assert load_snapshot(snap, arch, cfg, tok.vocab_size)["step"] == 2
+    assert signal.getsignal(signal.SIGTERM) is before   # the handler is put back

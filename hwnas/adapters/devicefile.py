@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.adapters import REGISTRY, Adapter, DeviceUnavailable, Plan, adapter_class
-from hwnas.paths import shipped_dir
+from hwnas.paths import read_text, shipped_dir
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -49,7 +49,7 @@ def parse_device(path: Path, shipped: bool = False) -> DeviceSpec:
     if not _NAME.match(name):
         raise ValueError(f"{path}: device name {name!r} must be letters, digits, '-', '_' or '.'")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:

@@ -20,6 +20,11 @@ import numpy as np
 from hwnas.asr import ArchConfig
 from hwnas.predict.features import SCHEMA_VERSION, feature_matrix, feature_names
 from hwnas.predict.latency import load_booster, read_card, save_model_files
+from hwnas.state import NUMBER, Shape
+
+CER_CARD = Shape("CER predictor card", required={"kind": str, "schema_version": int,
+                                                  "features": int, "mean_cer": NUMBER},
+                 optional={"inputs": str, "train_size": int, "params": dict, "rounds": int})
 
 EARLY = ("early_cer", "early_loss", "early_steps")
 
@@ -82,7 +87,8 @@ class CERPredictor:
 
     @classmethod
     def load(cls, folder: Path) -> CERPredictor:
-        card = read_card(Path(folder))
+        """The CER predictor in ``folder`` (its card checked, as a latency card is)."""
+        card = read_card(Path(folder), CER_CARD)
         if card.get("kind") != "cer" or card.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"{folder}: not a CER predictor of feature schema {SCHEMA_VERSION}")
         return cls(load_booster(folder), card)

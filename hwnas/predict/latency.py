@@ -284,13 +284,15 @@ def _card_shape() -> Any:
 CARD_SHAPE = _card_shape()
 
 
-def read_card(folder: Path) -> dict[str, Any]:
+def read_card(folder: Path, shape: Any = None) -> dict[str, Any]:
+    """The card of the predictor in ``folder``, checked against ``shape``
+    (default: a latency predictor's)."""
     card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
     if not card_path.is_file() or not model_path.is_file():
         raise ValueError(f"no predictor in {folder} (expected {MODEL_FILE} and {CARD_FILE})")
     from hwnas.state import read_json
 
-    return read_json(card_path, CARD_SHAPE)
+    return read_json(card_path, shape or CARD_SHAPE)
 
 
 def load_booster(folder: Path) -> Any:

@@ -118,14 +118,16 @@ class SearchSpace:
     def with_toml(self, path: str | Path) -> SearchSpace:
         """This space with choices overridden from a TOML file: a ``[choices]``
         table, e.g. ``encoder = ["conformer", "lstm"]``."""
+        from hwnas.paths import read_text
+
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text())
+            data = tomllib.loads(read_text(p))
         except FileNotFoundError:
             raise ValueError(f"space file not found: {p}") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"space file {p} cannot be read: {getattr(e, 'strerror', None) or e}"
-                             ) from None
+            raise ValueError(f"space file {p} cannot be read: "
+                             f"{getattr(e, 'strerror', None) or e}") from None
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"space file {p} is not valid TOML: {e}") from None
         extra = sorted(set(data) - {"choices"})
