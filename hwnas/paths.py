@@ -98,6 +98,7 @@ def die_with_parent() -> None:
     import signal
     import sys
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not a handler inherited from the parent
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -181,3 +181,23 @@ def test_a_closed_stdout_ends_quietly():
     p.stdout.close()
     assert p.wait(timeout=120) == 0
     assert p.stderr.read() == b""
+
+
+def test_a_forked_worker_dies_on_sigterm_while_the_command_handles_it():
+    """The command turns SIGTERM into a saved snapshot; a process it forks (a
+    pool worker) must keep the default, or Pool.terminate waits on it forever."""
+    import os
+    import signal
+
+    from cli.interrupt import on_sigterm_interrupt
+
+    previous = on_sigterm_interrupt()
+    try:
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        pid = os.fork()
+        if pid == 0:   # the child: report its disposition, nothing else
+            os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
