@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import os
 import platform
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 
-def host_details() -> dict[str, Any]:
-    """CPU model, cores and kernel of this host."""
-    cpu = platform.processor() or platform.machine()
+@cache
+def cpuinfo() -> dict[str, str]:
+    """The first processor's entries of /proc/cpuinfo (key -> value; empty
+    where there is none), read once per process: every measurement's
+    provenance asks, and the CPU does not change under a running process."""
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if not key and info:
+                break            # the blank line after the first processor
+            if key and key not in info:
+                info[key] = value.strip()
     except OSError:
         pass
+    return info
+
+
+def host_details() -> dict[str, Any]:
+    """CPU model, cores and kernel of this host."""
+    cpu = cpuinfo().get("model name") or platform.processor() or platform.machine()
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(),
             "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version()}
@@ -56,17 +69,7 @@ def cpu_descriptor() -> dict[str, Any]:
     to inference kernels, cache sizes. Recorded in every CPU measurement's
     provenance, and the host features of a predictor that learns several
     hosts (``hwnas.predict.hosts``)."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key and key not in info:
-                info[key] = value.strip()
-            if key == "flags" and info.get("flags"):
-                break
-    except OSError:
-        pass
+    info = cpuinfo()
     flags = set(info.get("flags", "").split())
     return {"vendor": info.get("vendor_id", platform.machine()),
             "model_name": info.get("model name", platform.processor()),

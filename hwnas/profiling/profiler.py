@@ -293,22 +293,14 @@ def pipeline(todo: list[tuple[ArchConfig, int]], export: Callable[[ArchConfig, i
 def record_host(store: ProfileStore) -> None:
     """lscpu's model name and whole flags line, once per CPU kind that adds rows
     to this profile (the rows carry the short descriptor)."""
-    from hwnas.adapters.host import cpu_descriptor
+    from hwnas.adapters.host import cpu_descriptor, cpuinfo
 
     d = cpu_descriptor()
     key = f"{d['model_name']} ({d['family_model']})"
     hosts = dict(store.manifest.get("hosts") or {})
     if key in hosts:
         return
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    hosts[key] = {**d, "flags": flags,
+    hosts[key] = {**d, "flags": cpuinfo().get("flags", ""),
                   "recorded": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     store.set_meta("hosts", hosts)
 
