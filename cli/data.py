@@ -32,7 +32,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from hwnas.data.corpus import SIZES, build
+    from hwnas.data.corpus import MANIFEST, SIZES, build
+    from hwnas.state import read_json
 
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     if not langs:
@@ -52,7 +53,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             progress.update(state["task"], completed=done)
 
         root = build(workspace(args), langs, args.size, args.seed, args.workers, on_progress)
-    manifest = json.loads((root / "manifest.json").read_text())
+    manifest = read_json(root / "manifest.json", MANIFEST)
     out = {"corpus": str(root), "seconds": round(time.time() - t0, 1), **manifest}
     if args.json:
         print(json.dumps(out, sort_keys=True))
@@ -64,11 +65,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from hwnas.data.corpus import MANIFEST
+    from hwnas.state import read_json
+
     root = workspace(args) / "data"
     found = sorted(p.parent for p in root.glob("builtin-*/manifest.json"))
     if not found:
         raise ValueError(f"no built-in corpus under {root}; build one with `hwnas data build`")
-    out = [{"corpus": str(p), **json.loads((p / "manifest.json").read_text())} for p in found]
+    out = [{"corpus": str(p), **read_json(p / "manifest.json", MANIFEST)} for p in found]
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return 0

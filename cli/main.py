@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwnas: interrupted", file=sys.stderr)
         return 130
-    except MemoryError:
-        print("hwnas: error: out of memory (an architecture or input too large for this "
-              "machine)", file=sys.stderr)
+    except MemoryError as e:
+        why = str(e) or "out of memory (an architecture or input too large for this machine)"
+        print(f"hwnas: error: {why}", file=sys.stderr)
         return 1
     except RecursionError:
         print("hwnas: error: input nested too deeply to read", file=sys.stderr)

@@ -104,6 +104,13 @@ CASES: dict[str, tuple[dict, list[str], str]] = {
     # --- architectures ---------------------------------------------------------------------
     "arch d_model 1e9": ({"a.json": _arch(d_model=10 ** 9)},
                          ["predict", "--device", "cpu", "a.json"], "<= 4096"),
+    "arch too large to build, stats": ({"a.json": _arch(d_model=4096, num_layers=64,
+                                                         vocab_size=100_000)},
+                                       ["stats", "a.json"], "GiB to build and use"),
+    "arch too large to build, export": ({"a.json": _arch(d_model=4096, num_layers=64,
+                                                          vocab_size=100_000)},
+                                        ["export", "a.json", "--format", "onnx", "--out", "o"],
+                                        "GiB to build and use"),
     "arch num_layers 1e6": ({"a.json": _arch(num_layers=10 ** 6)},
                             ["stats", "a.json"], "<= 64"),
     "arch vocabulary 1e12": ({"a.json": _arch(vocab_size=10 ** 12)},

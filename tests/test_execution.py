@@ -107,3 +107,34 @@ def test_a_subnet_scored_in_a_worker_process_equals_one_scored_here(tiny_workspa
         there = list(ex.map(units))
     assert [r["utts"] for r in there] == [3, 3]
     assert [(r["cer"], r["source"]) for r in there] == [(r["cer"], r["source"]) for r in here]
+
+
+SILENT_PEER_COMMANDS = {
+    "devices --cluster": ["devices", "--cluster", "--address", "ADDR"],
+    "lab join": ["lab", "join", "--address", "ADDR"],
+    "profile --executor ray": ["profile", "--device", "cpu", "--n", "1", "--executor", "ray",
+                               "--address", "ADDR"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(SILENT_PEER_COMMANDS))
+def test_a_peer_that_accepts_and_never_answers_is_one_line_within_15_s(command, tmp_path,
+                                                                        capsys):
+    """A port that accepts connections and says nothing (a hung head, another
+    service): Ray would wait on it forever; the command ends in one line."""
+    import socket
+    import time
+
+    from cli.main import main
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        addr = f"127.0.0.1:{srv.getsockname()[1]}"
+        argv = [addr if a == "ADDR" else a for a in SILENT_PEER_COMMANDS[command]]
+        start = time.monotonic()
+        code = main([*argv, "--workspace", str(tmp_path)])
+        took = time.monotonic() - start
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and took < 15, (code, took)
+    assert err[-1].startswith("hwnas: error:") and "did not answer" in err[-1], err

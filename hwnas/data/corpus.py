@@ -36,8 +36,15 @@ import numpy as np
 
 from hwnas.data.synth import SAMPLE_RATE, Voice, synthesize
 from hwnas.paths import write_atomic
+from hwnas.state import NUMBER, Shape, StateError, read_json
 
 CORPUS_VERSION = 1
+#: the corpus's manifest.json and the records of its split lists (<lang>/<split>.jsonl)
+MANIFEST = Shape("built-in corpus manifest",
+                 required={"kind": str, "size": str, "seed": int, "langs": list, "splits": dict},
+                 optional={"version": int, "sample_rate": int, "synthesiser": str})
+RECORD = Shape("utterance record", required={"id": str, "audio": str, "text": str},
+               optional={"lang": str, "split": str, "seconds": NUMBER})
 SPLITS = ("train", "dev", "test-clean", "test-noisy")
 #: utterances per language: train, dev, and each test condition
 SIZES = {"tiny": (200, 40, 40), "small": (2000, 200, 200), "medium": (10000, 500, 500)}
@@ -247,16 +254,74 @@ def _build(root: Path, langs: list[str], size: str, seed: int, workers: int,
                                     ensure_ascii=False))
         write_atomic(root / lang / f"{split}.jsonl", "\n".join(lines) + "\n")
         manifest["splits"][f"{lang}/{split}"] = len(utts)
-    manifest["langs"] = sorted(set(manifest["langs"]) | set(langs))
+    on_disk = {p.parent.name for p in root.glob("*/test-noisy.jsonl")}
+    manifest["langs"] = sorted(set(manifest["langs"]) | set(langs) | on_disk)
     write_atomic(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return root
 
 
+def read_list(path: Path) -> list[dict[str, Any]]:
+    """A split list's utterance records, each checked (StateError: one line
+    naming the file and line)."""
+    from hwnas.paths import read_text
+
+    try:
+        text = read_text(path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise StateError(f"{path}: unreadable ({e})") from None
+    records = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                value = json.loads(line)
+            except ValueError:
+                raise StateError(f"{path} line {i}: not JSON") from None
+            records.append(RECORD.check(value, f"{path} line {i}"))
+    if not records:
+        raise StateError(f"{path}: no utterances")
+    return records
+
+
+def usable(root: Path, lang: str) -> bool:
+    """Whether ``lang``'s split lists are there and readable; unreadable ones
+    are set aside (with a note) so that a build writes them again from the
+    corpus's plan."""
+    import logging
+
+    from hwnas.paths import set_aside
+
+    ok = True
+    for split in SPLITS:
+        path = root / lang / f"{split}.jsonl"
+        if not path.exists():
+            ok = False
+            continue
+        try:
+            read_list(path)
+        except StateError as e:
+            kept = set_aside(path, root / "set-aside") if not path.is_dir() else None
+            logging.getLogger("hwnas").warning(
+                f"{e}; set aside{f' as {kept}' if kept else ''}, the list is written again")
+            ok = False
+    return ok
+
+
 def _manifest(root: Path, size: str, seed: int) -> dict[str, Any]:
-    """The corpus's manifest so far (a build may add languages to it)."""
+    """The corpus's manifest so far (a build may add languages to it); one
+    that cannot be read is set aside and made again."""
+    import logging
+
+    from hwnas.paths import set_aside
+
     path = root / "manifest.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    if path.exists():
+        try:
+            return read_json(path, MANIFEST)
+        except StateError as e:
+            kept = set_aside(path, root / "set-aside") if path.is_file() else None
+            logging.getLogger("hwnas").warning(f"{e}; set aside{f' as {kept}' if kept else ''}")
+            if path.is_dir():
+                raise
     return {"kind": "builtin", "version": CORPUS_VERSION, "size": size, "seed": seed,
             "sample_rate": SAMPLE_RATE, "langs": [], "splits": {},
             "synthesiser": _synth_version()}

@@ -21,7 +21,6 @@ that fails there -- never a crash in the middle of an epoch.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,11 +202,15 @@ def load_builtin(root: Path, lang: str, split: str) -> Dataset:
     lst = root / lang / f"{split}.jsonl"
     if not lst.is_file():
         raise CorpusError(f"{lst} not found; build it with `hwnas data build --langs {lang}`")
+    from hwnas.data.corpus import read_list
+    from hwnas.state import StateError
+
     ds = Dataset(f"builtin:{lang}/{split}")
-    for line in lst.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            u = json.loads(line)
-            ds.items.append(Item(u["id"], str(root / u["audio"]), u["text"]))
+    try:
+        records = read_list(lst)
+    except StateError as e:
+        raise CorpusError(str(e)) from None
+    ds.items.extend(Item(u["id"], str(root / u["audio"]), u["text"]) for u in records)
     return ds
 
 

@@ -80,19 +80,40 @@ def _this_hosts_cluster() -> str:
                               "or give --address HOST:PORT") from None
 
 
-def reachable(address: str) -> None:
-    """Fail in one line when nothing listens at HOST:PORT (Ray itself keeps
-    retrying for about a minute)."""
+# HTTP/2's client preface and an empty SETTINGS frame: a Ray head (gRPC) answers
+# with its own SETTINGS frame at once
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def reachable(address: str, answer_s: float = 5.0) -> None:
+    """Fail in one line when nothing listens at HOST:PORT, or when what
+    listens does not answer as a gRPC server within ``answer_s`` (Ray itself
+    keeps retrying for about a minute, and waits forever on a silent peer)."""
     import socket
 
     host, _, port = address.rpartition(":")
     if not port.isdigit():
         raise ValueError(f"--address must be auto or HOST:PORT, got {address!r}")
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3.0).close()
+        sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=3.0)
     except OSError as e:
         raise ConnectionError(f"no Ray cluster at {address} ({e.strerror or e}); start its head "
-                           "with `ray start --head --port PORT`") from None
+                              "with `ray start --head --port PORT`") from None
+    with sock:
+        try:
+            sock.settimeout(answer_s)
+            sock.sendall(_H2_HELLO)
+            said = sock.recv(9)
+        except TimeoutError:
+            said = None
+        except OSError as e:
+            raise ConnectionError(f"{address} closed the connection ({e.strerror or e}): "
+                                  "not a Ray cluster's head") from None
+    if said is None:
+        raise ConnectionError(f"{address} accepted a connection but did not answer within "
+                              f"{answer_s:g} s: not a Ray cluster's head, or one that hangs")
+    if len(said) < 9 or said[3] != 4:   # the first frame a gRPC server sends is SETTINGS
+        raise ConnectionError(f"{address} answered, but not as a Ray cluster's head (gRPC)")
 
 
 class RayExecutor(Executor):

@@ -469,13 +469,26 @@ def _generations(study: Any, cfg: SearchConfig, strategy: Any,
                 on_trial(frozen)
 
 
+BROKEN = "broken:"   # study attribute broken:<run trial> = why that trial's run is unusable
+
+
+def broken(study: Any) -> dict[int, str]:
+    """Trials whose trained run could not be read (set aside): run trial -> why.
+    They count as failed: no answer, report or baseline uses them."""
+    return {int(k[len(BROKEN):]): v for k, v in study.user_attrs.items()
+            if k.startswith(BROKEN) and k[len(BROKEN):].isdigit()}
+
+
 def _trained_feasible(study: Any) -> list[Any]:
-    """Finished trials trained stand-alone that meet every constraint as predicted."""
+    """Finished trials trained stand-alone that meet every constraint as
+    predicted, less those whose run was found broken."""
     import optuna
 
+    bad = broken(study)
     return [t for t in study.get_trials(deepcopy=False,
                                         states=(optuna.trial.TrialState.COMPLETE,))
-            if t.user_attrs.get("trained") and all(c <= 0 for c in t.user_attrs["constraints"])
+            if t.user_attrs.get("trained") and t.user_attrs.get("run_trial", t.number) not in bad
+            and all(c <= 0 for c in t.user_attrs["constraints"])
             and t.user_attrs.get("cer_source", "trained") == "trained"]
 
 

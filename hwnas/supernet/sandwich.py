@@ -190,8 +190,8 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
     if not st["curve"] or st["curve"][-1]["step"] != st["step"]:
         checkpoint()
     net.eval()
-    if cfg.snapshot is not None:
-        save()
+    if cfg.snapshot is not None and (resume is None or st["step"] != resume["step"]):
+        save()   # (a snapshot that took no step stays as it was)
     return SupernetResult(net.family, st["step"], round(clock(), 2), st["curve"], net)
 
 

@@ -80,6 +80,13 @@ def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_
     that budget is returned as it is."""
     folder = supernet_dir(ws, family, space, corpus.description, seed)
     info_file = folder / "info.json"
+    if info_file.exists():
+        try:
+            read_json(info_file, INFO_SHAPE)
+        except StateError as e:   # written again from the snapshot's training
+            from hwnas.paths import set_aside
+
+            say(f"{e}; set aside as {set_aside(info_file, folder / 'set-aside')}")
     if is_trained(folder, budget_s):
         return folder, read_json(info_file, INFO_SHAPE)
     tok = corpus.tokenizer

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwnas.data.corpus import build, corpus_dir, words
+from hwnas.data.corpus import SPLITS, build, corpus_dir, usable, words
 from hwnas.data.loaders import CorpusError, Dataset, load_builtin, load_spec, problem_text
 from hwnas.data.tokens import CharTokenizer, normalise
 from hwnas.training.features import FeatureSet, compute, concat
-
-SPLITS = ("train", "dev", "test-clean", "test-noisy")
 
 
 def ensure_corpus(workspace: Path, langs: list[str], size: str, corpus_seed: int) -> Path:
@@ -23,7 +21,7 @@ def ensure_corpus(workspace: Path, langs: list[str], size: str, corpus_seed: int
     for lang in langs:
         words(lang)  # validates
     root = corpus_dir(workspace, size, corpus_seed)
-    missing = [lang for lang in langs if not (root / lang / "test-noisy.jsonl").is_file()]
+    missing = [lang for lang in langs if not usable(root, lang)]
     if missing:
         build(workspace, missing, size, corpus_seed, workers=2)
     return root

@@ -93,9 +93,44 @@ def _write(u: Utterance, wave: np.ndarray, folder: Path) -> None:
 
 
 def _read(path: Path) -> Utterance:
-    with np.load(path) as z:
-        return Utterance(path.stem, str(z["text"]), [str(p) for p in z["phonemes"]],
-                         z["durations"].astype(np.int64), z["mel"])
+    """One utterance's file; ValueError naming it where it cannot be read."""
+    try:
+        with np.load(path) as z:
+            u = Utterance(path.stem, str(z["text"]), [str(p) for p in z["phonemes"]],
+                          z["durations"].astype(np.int64), z["mel"])
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file fails in many ways
+        raise ValueError(f"{path}: unreadable TTS utterance ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); build the data "
+                         "again with `hwnas tts data`") from None
+    if u.mel.ndim != 2 or len(u.durations) != len(u.phonemes):
+        raise ValueError(f"{path}: not a TTS utterance (mel or durations of the wrong shape)")
+    return u
+
+
+def _complete(folder: Path, uid: str) -> bool:
+    """Whether an utterance's two files are there and readable; what is not
+    readable is set aside (with a note) to be synthesised again."""
+    import logging
+
+    from hwnas.data.corpus import read_wav
+    from hwnas.paths import set_aside
+
+    npz, wav = folder / f"{uid}.npz", folder / f"{uid}.wav"
+    if not (npz.exists() or wav.exists()):
+        return False
+    for path, read in ((npz, _read), (wav, read_wav)):
+        try:
+            if path.is_dir():
+                raise ValueError(f"{path}: a folder, not a file")
+            read(path)
+        except FileNotFoundError:
+            return False
+        except Exception as e:  # noqa: BLE001 - wave and zip files torn in many ways
+            kept = set_aside(path, folder.parent / "set-aside")
+            logging.getLogger("hwnas").warning(f"{str(e).split(';')[0]}; set aside as {kept}, "
+                                               "synthesised again")
+            return False
+    return True
 
 
 def _build_one(args: tuple[str, str, str, str]) -> str:
@@ -132,7 +167,7 @@ def _build(root: Path, lang: str, size: str, seed: int, train: list, dev: list, 
     for split, utts in (("train", train), ("dev", dev)):
         (root / split).mkdir(parents=True, exist_ok=True)
         todo += [(u.id, u.text, lang, str(root / split)) for u in utts
-                 if not (root / split / f"{u.id}.npz").is_file()]
+                 if not _complete(root / split, u.id)]
     run_all(_build_one, todo, n_train + n_dev, workers, on_progress, chunksize=4)
     inventory = sorted({p for u in load_split(root, "train") for p in u.phonemes})
     write_atomic(root / "phonemes.json", json.dumps(
@@ -161,7 +196,12 @@ class PhonemeSet:
         path = Path(root) / "phonemes.json"
         if not path.is_file():
             raise ValueError(f"{root}: no phonemes.json (build the data with `hwnas tts data`)")
-        return cls(json.loads(path.read_text())["phonemes"])
+        from hwnas.state import Shape, read_json
+
+        names = read_json(path, Shape("TTS phoneme inventory", required={"phonemes": list}))
+        if not all(isinstance(p, str) for p in names["phonemes"]):
+            raise ValueError(f"{path}: TTS phoneme inventory holds a value that is not a string")
+        return cls(names["phonemes"])
 
     def ids(self, phonemes: list[str]) -> np.ndarray:
         index = {p: i for i, p in enumerate(self.names)}

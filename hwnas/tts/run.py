@@ -40,8 +40,48 @@ def train_run(workspace: Path, arch: TTSArch, out: Path, *, lang: str = "en",
     out.mkdir(parents=True, exist_ok=True)
     cfg = TTSTrainConfig(cpu_seconds=cpu_seconds, steps=steps, seed=seed,
                          snapshot=out / "snapshot.pt")
+    if (out / "weights.pt").exists() and not cfg.snapshot.exists():
+        # a finished run without its snapshot would start over: keep what it trained
+        import logging
+
+        kept = set_aside_run(out)
+        logging.getLogger("hwnas").warning(
+            f"{out} has a trained model but no snapshot to continue from; the run is set "
+            f"aside in {kept} and trained again")
+    before = _finished(out)
     res = train(arch, tr, dv, phon, cfg, on_step=on_step)
+    if before is not None and before["steps"] == res.steps:
+        return before   # nothing more trained: the run's files stay as they are
     return save(res, out, root, dv, phon)
+
+
+RUN_FILES = ("weights.pt", "arch.json", "mel_norm.npz", "result.json", "mel.png", "wav",
+             "snapshot.pt")
+
+def _finished(out: Path) -> dict[str, Any] | None:
+    """The run's result where it has one with its weights (else None)."""
+    from hwnas.state import NUMBER, Shape, StateError, read_json
+
+    if not (out / "weights.pt").is_file():
+        return None
+    try:
+        return read_json(out / "result.json", Shape("TTS run result", required={
+            "steps": int, "cpu_seconds": NUMBER, "arch": dict}))
+    except StateError:
+        return None
+
+
+def set_aside_run(out: Path) -> Path:
+    """Move the run's files into ``<out>/set-aside/<UTC stamp>/`` (nothing
+    trained is deleted); returns that folder."""
+    from hwnas.paths import stamped
+
+    dest = stamped(out / "set-aside")
+    dest.mkdir(parents=True)
+    for name in RUN_FILES:
+        if (out / name).exists():
+            (out / name).replace(dest / name)
+    return dest
 
 
 def save(res: TTSResult, out: Path, root: Path, dev: list[data.Utterance],

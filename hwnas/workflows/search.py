@@ -411,7 +411,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                            strategy=strategy)
     if req.cer_source == "supernet":
         study.set_user_attr("cer_source", "supernet")
-    front = pareto(study)
+    front = usable_front(study, study_dir, hooks.say) if req.final.off else pareto(study)
     base = best_baseline(study)
     if base is not None and base["arch_id"] not in {r["arch_id"] for r in front}:
         front.append(base)   # the answer always shows the best baseline beside the found
@@ -497,6 +497,37 @@ def _baselines(cfg: Any, predict: Callable[[Any], float], hooks: SearchHooks) ->
     for line in notes:
         hooks.say(f"  {line}")
     return tuple(found)
+
+
+def usable_front(study: Any, study_dir: Path, say: Callable[[str], None]) -> list[dict]:
+    """The Pareto set, less trials whose trained run cannot be read: each such
+    run's folder is set aside, the trial marked broken in the study with the
+    reason (it counts as failed), and the set drawn again without it."""
+    from hwnas.paths import stamped
+    from hwnas.search.storage import run_of
+    from hwnas.search.study import BROKEN, best_baseline, pareto
+    from hwnas.training.trainer import load_run
+
+    while True:
+        front = pareto(study)
+        bad = []
+        for r in [*front, *([b] if (b := best_baseline(study)) else [])]:
+            run = run_of(r, study_dir)
+            try:
+                load_run(run)
+            except ValueError as e:
+                bad.append((r, run, str(e)))
+        if not bad:
+            return front
+        for r, run, why in bad:
+            where = ""
+            if run.exists():
+                dest = stamped(Path(study_dir) / "set-aside", f"trial-{run.name}")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                run.replace(dest)
+                where = f"; its folder is set aside as {dest}"
+            study.set_user_attr(f"{BROKEN}{r['run_trial']}", why)
+            say(f"trial {r['trial']} ({r['arch_id']}) counts as failed: {why}{where}")
 
 
 def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dict[str, Any]],

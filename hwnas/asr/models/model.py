@@ -137,8 +137,42 @@ class SpeechModel(nn.Module):
 
 
 def build(arch: ArchConfig) -> SpeechModel:
-    """Build the PyTorch model of an architecture (random initialisation)."""
+    """Build the PyTorch model of an architecture (random initialisation);
+    MemoryError naming the estimate where its weights would not fit in the
+    memory this machine has free."""
+    need = weight_bytes(arch)
+    free = available_memory()
+    if free is not None and need * BUILD_FACTOR > free:
+        raise MemoryError(f"architecture {arch.id} has {need / 4 / 1e6:,.0f} M weights: about "
+                          f"{need * BUILD_FACTOR / 2**30:,.1f} GiB to build and use, and this "
+                          f"machine has {free / 2**30:,.1f} GiB free")
     return SpeechModel(arch)
+
+
+#: memory to build, run and export a model, per byte of its fp32 weights (the
+#: weights, one copy in the exporter or optimiser, and the activations)
+BUILD_FACTOR = 3.0
+
+
+def weight_bytes(arch: ArchConfig) -> int:
+    """fp32 bytes of the model's weights, counted on PyTorch's meta device (no
+    memory is allocated, however large the model)."""
+    with torch.device("meta"):
+        model = SpeechModel(arch)
+    return 4 * sum(p.numel() for p in model.parameters())
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for a new allocation (Linux's MemAvailable), or
+    None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def speech_model(**hparams: object) -> SpeechModel:
