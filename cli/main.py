@@ -129,6 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     except RecursionError:
         print("hwnas: error: input nested too deeply to read", file=sys.stderr)
         return 1
+    except Exception as e:
+        from hwnas.search.storage import failure
+
+        line = failure(e)
+        if line is None:
+            raise
+        print(f"hwnas: error: {line}", file=sys.stderr)
+        return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

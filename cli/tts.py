@@ -48,6 +48,7 @@ def _bar(title: str, quiet: bool):
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from hwnas.state import read_json
     from hwnas.tts import data
 
     with _bar("synthesising", args.json) as progress:
@@ -57,8 +58,8 @@ def cmd_data(args: argparse.Namespace) -> int:
             progress.update(task, total=total, completed=done, description=f"{done}/{total}")
 
         root = data.build(workspace(args), args.lang, args.size, args.seed, args.workers, on)
-    info = json.loads((root / "phonemes.json").read_text())
-    out = {"data": str(root), "phonemes": len(info["phonemes"]), "voice": info["voice"]}
+    info = read_json(root / "phonemes.json", data.PHONEMES)
+    out = {"data": str(root), "phonemes": len(info["phonemes"]), "voice": info.get("voice")}
     print(json.dumps(out) if args.json else
           f"built {root}: {out['phonemes']} phonemes (incl. pad, unknown), voice {out['voice']}")
     return 0

@@ -110,7 +110,10 @@ class held:
     """``with held(lock_file, what):`` -- shared workspace state built once: the
     first command takes an exclusive lock on ``lock_file`` (flock: released by
     the kernel if the command dies), a second waits for it, says so, and then
-    finds the work done."""
+    finds the work done. Re-entrant within a thread (a nested hold of the same
+    file would otherwise wait on itself)."""
+
+    _mine = __import__("threading").local()
 
     def __init__(self, lock_file: Path, what: str) -> None:
         self.path, self.what, self._f = Path(lock_file), what, None
@@ -119,6 +122,10 @@ class held:
         import fcntl
         import logging
 
+        mine = self._mine.__dict__.setdefault("paths", set())
+        key = os.path.abspath(self.path)
+        if key in mine:
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "a")   # noqa: SIM115 - held until __exit__
         try:
@@ -127,13 +134,14 @@ class held:
             logging.getLogger("hwnas").warning(
                 f"waiting for another command that is building {self.what} ({self.path})")
             fcntl.flock(self._f, fcntl.LOCK_EX)
+        mine.add(key)
         return self
 
     def __exit__(self, *exc: object) -> None:
         import fcntl
 
         if self._f is not None:
+            self._mine.paths.discard(os.path.abspath(self.path))
             fcntl.flock(self._f, fcntl.LOCK_UN)
             self._f.close()
             self._f = None
-

@@ -348,3 +348,51 @@ def test_two_commands_build_one_corpus_once_and_killed_workers_die(tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError(f"workers {workers} outlived their killed parent")
+
+
+def test_a_lock_is_waited_for_across_threads_and_reentrant_within_one(tmp_path, caplog):
+    import threading
+
+    from hwnas.paths import held
+
+    lock, order = tmp_path / ".x.lock", []
+    with held(lock, "x"):
+        with held(lock, "x"):   # nested in one thread: no wait on itself
+            order.append("nested")
+        t = threading.Thread(target=lambda: (held(lock, "x").__enter__(), order.append("other")))
+        t.start()
+        time.sleep(0.3)
+        order.append("first done")
+    t.join(5)
+    assert order == ["nested", "first done", "other"]
+    assert "waiting for another command that is building x" in caplog.text
+
+
+PROFILE = """
+import sys
+from cli.main import main
+sys.exit(main(["profile", "--device", "cpu", "--n", "4", "--workspace", sys.argv[1]]))
+"""
+
+
+@pytest.mark.slow
+def test_two_profiles_of_one_device_started_together_measure_each_architecture_once(tmp_path):
+    """Shared state beyond the corpus: a profile has one writer at a time; the
+    second command waits, says so, then finds nothing left to measure."""
+    import os
+    import subprocess
+    import sys
+
+    from hwnas.profiling.store import ProfileStore
+    from tests.test_search import _fast_cpu
+
+    _fast_cpu(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", PROFILE, str(tmp_path)],
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert sum("waiting for another command that is building the profile cpu" in e
+               for e in errs) == 1, errs
+    store = ProfileStore(tmp_path / "profiles" / "cpu", "cpu")
+    assert len(store) == 4 and len(store.keys()) == 4

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.paths import write_atomic
+from hwnas.state import NUMBER, Shape, StateError, read_json
 
 REF_SECONDS = 1.5       # timed reference calls at first use
 MAX_AGE_S = 6 * 3600    # re-measure after this, even on an unchanged host
@@ -62,19 +63,45 @@ def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
     """This host's reference time for ``spec``'s device: {"ms", "ci_lo", "ci_hi",
     "n", "measured", "fingerprint", "cached"}. Raises ValueError when the device
     has no reference workload (then its latencies are plain ms)."""
+    from hwnas.paths import held
+
     path = Path(workspace) / CACHE / f"{spec.name}.json"
     fp = fingerprint(spec)
     now = time.time() if now is None else now
-    if not refresh and path.is_file():
-        try:
-            got = json.loads(path.read_text())
-            fresh = isinstance(got, dict) and got.get("fingerprint") == fp \
-                and 0 <= now - float(got.get("epoch", 0)) <= MAX_AGE_S \
-                and float(got.get("ms", 0)) > 0
-        except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
-            fresh = False   # a damaged cache is only a cache: measured again, overwritten
-        if fresh:
-            return {**got, "cached": True}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # commands sharing a workspace measure it once: the second waits, then reads it
+    with held(path.parent / f".{spec.name}.lock", f"the reference time of {spec.name}"):
+        got = None if refresh else _cached(path, fp, now)
+        return got if got is not None else _measure(spec, path, fp, now, seconds)
+
+
+#: a host reference as cached (``host_reference`` writes it)
+REFERENCE = Shape("host reference", required={"ms": NUMBER, "epoch": NUMBER,
+                                               "fingerprint": dict},
+                  optional={"ci_lo": NUMBER, "ci_hi": NUMBER, "n": int, "measured": str})
+
+
+def _cached(path: Path, fp: dict[str, Any], now: float) -> dict[str, Any] | None:
+    """The cached reference where it still holds; a damaged one is set aside
+    (a measurement is never deleted) and measured again."""
+    if not path.exists():
+        return None
+    try:
+        got = read_json(path, REFERENCE)
+    except StateError as e:
+        import logging
+
+        from hwnas.paths import set_aside
+
+        kept = set_aside(path, path.parent / "set-aside")
+        logging.getLogger("hwnas").warning(f"{e}; set aside as {kept}, measured again")
+        return None
+    fresh = got["fingerprint"] == fp and 0 <= now - got["epoch"] <= MAX_AGE_S and got["ms"] > 0
+    return {**got, "cached": True} if fresh else None
+
+
+def _measure(spec: Any, path: Path, fp: dict[str, Any], now: float,
+             seconds: float) -> dict[str, Any]:
     adapter = spec.make()
     try:
         why = adapter.check()
@@ -89,7 +116,6 @@ def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
         raise ValueError(f"device {spec.name} has no reference workload to calibrate with")
     out = {**got, "epoch": now, "fingerprint": fp,
            "measured": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(out, indent=2, sort_keys=True) + "\n")
     return {**out, "cached": False}
 

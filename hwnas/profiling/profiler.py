@@ -123,50 +123,55 @@ class ProfileRun:
             why = adapter.check()
             if why is not None:
                 raise DeviceUnavailable(f"device {self.spec.name}: {why}")
-        store = self.store()
-        self.notes = list(store.notes)
-        todo = self.todo(store, adapter)
-        if on_start:
-            on_start(len(todo), len(store))
-        plan = self.plan or self.spec.plan
-        nominal = None if remote and "reference" not in store.manifest else \
-            self.reference(store, adapter)
-        if adapter.runs_on_host and not remote:
-            record_host(store)
-        cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
-        ctx = getattr(executor, "ctx", None)
-        if ctx is not None:   # in this process: the units use the adapter opened here
-            ctx.share_adapter(self.spec.name, adapter)
-        fmt = self.fmt or adapter.format
-        pool = PhonePool(self.phone_names(), executor, self.phone_wait_s, self.say)
+        from hwnas.paths import held
 
-        def export(arch: ArchConfig, rep: int) -> Any:
-            return executor.submit(Export(arch.to_dict(), fmt, str(cache), rep))
+        # one writer per profile: a second command on it waits, then measures what is left
+        with held(self.folder.parent / f".{self.folder.name}.lock",
+                  f"the profile {self.folder.name}"):
+            store = self.store()
+            self.notes = list(store.notes)
+            todo = self.todo(store, adapter)
+            if on_start:
+                on_start(len(todo), len(store))
+            plan = self.plan or self.spec.plan
+            nominal = None if remote and "reference" not in store.manifest else \
+                self.reference(store, adapter)
+            if adapter.runs_on_host and not remote:
+                record_host(store)
+            cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
+            ctx = getattr(executor, "ctx", None)
+            if ctx is not None:   # in this process: the units use the adapter opened here
+                ctx.share_adapter(self.spec.name, adapter)
+            fmt = self.fmt or adapter.format
+            pool = PhonePool(self.phone_names(), executor, self.phone_wait_s, self.say)
 
-        def measure(phone: str, row: dict[str, Any], art: Any) -> Any:
-            return executor.submit(Measure(phone, str(self.workspace), row, art, asdict(plan),
-                                           nominal))
+            def export(arch: ArchConfig, rep: int) -> Any:
+                return executor.submit(Export(arch.to_dict(), fmt, str(cache), rep))
 
-        try:
-            # the results come back here: this process alone writes the store
-            for arch, row in pipeline(todo, export, measure, pool,
-                                      ahead=len(pool.phones) + 1):
-                row["seed"] = self.seed
-                store.append(row, replace_failed=self.retry_failed)
-                if not self.keep_models:
-                    shutil.rmtree(cache / arch.id, ignore_errors=True)
-                yield row
-        finally:
-            store.compact()
-            self.stored_rows = len(store)
-            adapter.close()
-            if self.keep_models:
-                keep = self.workspace / "runs" / "profile-models" / self.spec.name
-                keep.mkdir(parents=True, exist_ok=True)
-                for d in cache.iterdir():
-                    shutil.rmtree(keep / d.name, ignore_errors=True)
-                    shutil.move(str(d), keep / d.name)
-            shutil.rmtree(cache, ignore_errors=True)
+            def measure(phone: str, row: dict[str, Any], art: Any) -> Any:
+                return executor.submit(Measure(phone, str(self.workspace), row, art, asdict(plan),
+                                               nominal))
+
+            try:
+                # the results come back here: this process alone writes the store
+                for arch, row in pipeline(todo, export, measure, pool,
+                                          ahead=len(pool.phones) + 1):
+                    row["seed"] = self.seed
+                    store.append(row, replace_failed=self.retry_failed)
+                    if not self.keep_models:
+                        shutil.rmtree(cache / arch.id, ignore_errors=True)
+                    yield row
+            finally:
+                store.compact()
+                self.stored_rows = len(store)
+                adapter.close()
+                if self.keep_models:
+                    keep = self.workspace / "runs" / "profile-models" / self.spec.name
+                    keep.mkdir(parents=True, exist_ok=True)
+                    for d in cache.iterdir():
+                        shutil.rmtree(keep / d.name, ignore_errors=True)
+                        shutil.move(str(d), keep / d.name)
+                shutil.rmtree(cache, ignore_errors=True)
 
 
 class PhonePool:

@@ -143,3 +143,20 @@ def _refuse_foreign_sqlite(url: str) -> None:
         shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
         raise ValueError(f"storage {url}: {path} is a database of something else (tables: "
                          f"{shown}); give a new file or a study database")
+
+
+def failure(e: BaseException) -> str | None:
+    """One line for an error the study's storage raised while in use (a
+    database damaged under a running command, a server gone), else None."""
+    import sys
+
+    kinds = []
+    if "optuna" in sys.modules:
+        kinds.append(sys.modules["optuna"].exceptions.StorageInternalError)
+    if "sqlalchemy.exc" in sys.modules:
+        kinds.append(sys.modules["sqlalchemy.exc"].SQLAlchemyError)
+    if not kinds or not isinstance(e, tuple(kinds)):
+        return None
+    cause = e.__cause__ or e.__context__ or e
+    cause = getattr(cause, "orig", None) or cause   # the driver's own words
+    return f"the study's storage failed: {first_line(cause)}"

@@ -78,7 +78,19 @@ def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_
     """Train (or continue) ``family``'s supernet to ``budget_s`` CPU seconds in
     total; returns its folder and info. A folder whose supernet already had
     that budget is returned as it is."""
+    from hwnas.paths import held
+
     folder = supernet_dir(ws, family, space, corpus.description, seed)
+    # commands sharing a workspace train it once: the second waits, then finds it trained
+    with held(folder.parent / f".{folder.name}.lock", f"the {family} supernet {folder.name}"):
+        return _train_family(folder, family, space, corpus, budget_s, seed, on_step,
+                             on_progress, say)
+
+
+def _train_family(folder: Path, family: str, space: SearchSpace, corpus: Any, budget_s: float,
+                  seed: int, on_step: Callable[[int, float, dict], None] | None,
+                  on_progress: Callable[[dict], None] | None,
+                  say: Callable[[str], None]) -> tuple[Path, dict[str, Any]]:
     info_file = folder / "info.json"
     if info_file.exists():
         try:
@@ -123,7 +135,10 @@ def train_family(ws: Path, family: str, space: SearchSpace, corpus: Any, budget_
             if (folder / name).exists():
                 set_aside(folder / name, old)
         say(f"the earlier supernet is kept in {old}")
-    save_supernet(folder / "supernet.pt", net, info)
+    unchanged = resume is not None and res.steps == resume["step"] \
+        and (folder / "supernet.pt").is_file()
+    if not unchanged:   # (continued without a step: the finished weights are those already there)
+        save_supernet(folder / "supernet.pt", net, info)
     write_atomic(info_file, json.dumps(info, indent=2, sort_keys=True) + "\n")
     return folder, info
 

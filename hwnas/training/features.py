@@ -97,8 +97,18 @@ def compute(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path | None =
     read."""
     if cache_dir is None:
         return _extract(ds, frontend, n_filters, None, on_item)
+    from hwnas.paths import held
+
     key = _key(ds, frontend, n_filters)
-    meta, raw = Path(cache_dir) / f"{key}.npz", Path(cache_dir) / f"{key}.f16"
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    # commands sharing a workspace compute a set once: the second waits, then reads it
+    with held(Path(cache_dir) / f".{key}.lock", f"the features of {ds.name} ({key})"):
+        return _cached(ds, frontend, n_filters, Path(cache_dir), key, on_item)
+
+
+def _cached(ds: Dataset, frontend: str, n_filters: int, cache_dir: Path, key: str,
+            on_item: Callable[[int, int], None] | None) -> FeatureSet:
+    meta, raw = cache_dir / f"{key}.npz", cache_dir / f"{key}.f16"
     if meta.is_file() and raw.is_file():
         try:
             return _read_cache(ds.name, meta, raw)

@@ -4,7 +4,6 @@ that training, the search and the benchmarks share."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -185,9 +184,12 @@ def features_of(datasets: dict[str, Dataset], frontend: str, n_filters: int, cac
 
 def recorded_corpus(run: Path, ws: Path) -> BuiltinCorpus | UserCorpus:
     """The corpus a saved run trained on, from its result.json."""
+    from hwnas.state import StateError, read_json
+    from hwnas.training.trainer import RESULT
+
     try:
-        summary = json.loads((Path(run) / "result.json").read_text())
-    except (OSError, ValueError) as e:
+        summary = read_json(Path(run) / "result.json", RESULT)
+    except StateError as e:
         raise ValueError(f"{run}: not a complete training run ({e})") from None
     c = summary.get("corpus")
     if isinstance(c, str) and "langs" in summary:  # a run written before corpus descriptions

@@ -35,6 +35,7 @@ from hwnas.asr.losses import CTC_WEIGHT, attention_loss, ctc_loss, rnnt_loss
 from hwnas.asr.models.model import build
 from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
+from hwnas.state import Shape, read_json
 from hwnas.training.features import FeatureSet, spec_augment
 from hwnas.training.loop import Clock, next_batch, run_budget
 
@@ -430,9 +431,7 @@ def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, 
         return ValueError(f"{out}: not a complete training run ({current}: {first_line(e)})")
 
     try:  # one file at a time, so the message names the one that is wrong
-        summary = json.loads((out / current).read_text())
-        if not isinstance(summary, dict) or "arch" not in summary:
-            raise ValueError("no architecture in it")
+        summary = read_json(out / current, RESULT)
         arch = ArchConfig.from_dict(summary["arch"])
         model = build(arch)
         current = "weights.pt"
@@ -447,6 +446,11 @@ def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, 
     model.eval()
     return model, arch, tok, norm
 
+
+#: a run's result.json as `hwnas train` and the search's rungs write it
+RESULT = Shape("training run result", required={"arch": dict},
+               optional={"corpus": (dict, str, None), "langs": list, "rungs": list,
+                         "steps": int, "final_budget": (int, float, None)})
 
 RUN_FILES = ("checkpoint.pt", "checkpoint.json", "weights.pt", "arch.json", "tokenizer.json",
              "feature_norm.npz", "result.json")

@@ -33,6 +33,7 @@ import torch
 from hwnas.data.corpus import ACCENTS, plan_split, run_all, write_wav
 from hwnas.data.synth import SAMPLE_RATE, Voice, synthesize_timed
 from hwnas.paths import write_atomic
+from hwnas.state import Shape
 
 SIZES = {"tiny": (120, 20), "small": (1200, 100), "medium": (4000, 200)}
 PAD, UNK = 0, 1
@@ -140,6 +141,12 @@ def _build_one(args: tuple[str, str, str, str]) -> str:
     return uid
 
 
+#: phonemes.json of a TTS data folder
+PHONEMES = Shape("TTS phoneme inventory", required={"phonemes": list},
+                 optional={"lang": str, "voice": str, "size": str, "seed": int,
+                           "sample_rate": int})
+
+
 def data_dir(workspace: Path, lang: str, size: str, seed: int) -> Path:
     return Path(workspace) / "data" / f"tts-{lang}-{size}-s{seed}"
 
@@ -196,9 +203,9 @@ class PhonemeSet:
         path = Path(root) / "phonemes.json"
         if not path.is_file():
             raise ValueError(f"{root}: no phonemes.json (build the data with `hwnas tts data`)")
-        from hwnas.state import Shape, read_json
+        from hwnas.state import read_json
 
-        names = read_json(path, Shape("TTS phoneme inventory", required={"phonemes": list}))
+        names = read_json(path, PHONEMES)
         if not all(isinstance(p, str) for p in names["phonemes"]):
             raise ValueError(f"{path}: TTS phoneme inventory holds a value that is not a string")
         return cls(names["phonemes"])

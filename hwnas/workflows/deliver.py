@@ -77,7 +77,10 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     from hwnas.export import export
 
     run = run_of(row, study_dir)
-    result = json.loads((run / "result.json").read_text())
+    from hwnas.state import read_json
+    from hwnas.training.trainer import RESULT
+
+    result = read_json(run / "result.json", RESULT)
     arch = ArchConfig.from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
     art = export(arch, fmt, out_dir, weights=run / "weights.pt")
     folder = Path(art.path).parent

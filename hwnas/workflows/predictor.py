@@ -119,13 +119,22 @@ def install(model: Any, folder: Path, replace: bool = False) -> tuple[Path, str]
     overrides): then it is saved beside, as ``<folder>.candidate-<time>``. A
     replaced predictor is set aside as ``<folder>.replaced-<time>``, never
     deleted. Returns (where it went, one line saying which it did)."""
-    from hwnas.predict.latency import read_card
 
     new = _error(model.card)
     if new is not None and new != new:
         raise ValueError("the new predictor's held-out error is not a finite number; nothing "
                          "was saved (check the training options)")
+    from hwnas.paths import held
+
     folder = Path(folder)
+    # two commands installing at once: one after the other, each compared with the last
+    with held(folder.parent / f".{folder.name}.lock", f"the predictor {folder.name}"):
+        return _install(model, folder, new, replace)
+
+
+def _install(model: Any, folder: Path, new: float | None, replace: bool) -> tuple[Path, str]:
+    from hwnas.predict.latency import read_card
+
     if not ((folder / "card.json").exists() or (folder / "model.json").exists()):
         return model.save(folder), f"saved {folder}"
     try:

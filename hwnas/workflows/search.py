@@ -295,9 +295,11 @@ class TrialRungs:
 
         from hwnas.paths import write_atomic
         from hwnas.search.storage import trial_dir
+        from hwnas.state import read_json
+        from hwnas.training.trainer import RESULT
 
         path = trial_dir(self.study_dir, number, cand.arch.id) / "result.json"
-        summary = json.loads(path.read_text())
+        summary = read_json(path, RESULT)
         write_atomic(path, json.dumps({**summary, "rungs": cand.rungs}, indent=2,
                                       sort_keys=True) + "\n")
 
@@ -411,7 +413,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                            strategy=strategy)
     if req.cer_source == "supernet":
         study.set_user_attr("cer_source", "supernet")
-    front = usable_front(study, study_dir, hooks.say) if req.final.off else pareto(study)
+    front = usable_front(study, study_dir) if req.final.off else pareto(study)
     base = best_baseline(study)
     if base is not None and base["arch_id"] not in {r["arch_id"] for r in front}:
         front.append(base)   # the answer always shows the best baseline beside the found
@@ -499,10 +501,13 @@ def _baselines(cfg: Any, predict: Callable[[Any], float], hooks: SearchHooks) ->
     return tuple(found)
 
 
-def usable_front(study: Any, study_dir: Path, say: Callable[[str], None]) -> list[dict]:
+def usable_front(study: Any, study_dir: Path) -> list[dict]:
     """The Pareto set, less trials whose trained run cannot be read: each such
     run's folder is set aside, the trial marked broken in the study with the
-    reason (it counts as failed), and the set drawn again without it."""
+    reason (it counts as failed; a note says so), and the set drawn again
+    without it."""
+    import logging
+
     from hwnas.paths import stamped
     from hwnas.search.storage import run_of
     from hwnas.search.study import BROKEN, best_baseline, pareto
@@ -527,7 +532,8 @@ def usable_front(study: Any, study_dir: Path, say: Callable[[str], None]) -> lis
                 run.replace(dest)
                 where = f"; its folder is set aside as {dest}"
             study.set_user_attr(f"{BROKEN}{r['run_trial']}", why)
-            say(f"trial {r['trial']} ({r['arch_id']}) counts as failed: {why}{where}")
+            logging.getLogger("hwnas").warning(
+                f"trial {r['trial']} ({r['arch_id']}) counts as failed: {why}{where}")
 
 
 def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dict[str, Any]],

@@ -226,7 +226,7 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
     read only where it is needed; ``batch`` as ``spot_check``'s."""
     from hwnas.adapters import adapter_class
     from hwnas.predict.calibration import describe, fingerprint, host_reference
-    from hwnas.predict.latency import LatencyPredictor, find_predictor, predictor_dir
+    from hwnas.predict.latency import LatencyPredictor, find_predictor
 
     where = find_predictor(target, workspace)
     predictor = LatencyPredictor.load(where)
@@ -252,9 +252,30 @@ def target_predictor(target: str, workspace: Path, spec: Any | None,
         f"{ref['ms']:.3f} ms = predicted ms here")
     local = dataclasses.replace(spec, name=f"{target}.host-{host_tag(spec, fp)}")
     out.spec = local
+    from hwnas.paths import held
+
+    # commands sharing a workspace spot-check a host once: the second waits, then uses it
+    with held(Path(workspace) / "predictors" / f".{local.name}.lock",
+              f"the correction for this host ({local.name})"):
+        return _corrected(predictor, where, target, local, workspace, out, bind, ref, fp,
+                          measure, say, budget_s, check, batch)
+
+
+def _corrected(predictor: Any, where: Path, target: str, local: Any, workspace: Path,
+               out: TargetLatency, bind: Callable[[Any], Any], ref: dict[str, Any],
+               fp: dict[str, Any], measure: Callable[[Any], None] | None,
+               say: Callable[[str], None], budget_s: float, check: bool,
+               batch: Callable[..., list] | None) -> TargetLatency:
+    from hwnas.predict.latency import LatencyPredictor, predictor_dir
+
     mine = predictor_dir(workspace, local.name)
+    kept = None
     if (mine / "card.json").is_file():
-        kept = LatencyPredictor.load(mine)
+        try:
+            kept = LatencyPredictor.load(mine)
+        except ValueError as e:   # made again below; the folder is set aside, not overwritten
+            say(f"{e}; the correction for this host is made again")
+    if kept is not None:
         report = kept.card.get("spot_check") or {}
         if report.get("version") == SPOT_VERSION and report.get("predictor") == str(where):
             out.predictor, out.where, out.spot_check, out.corrected = bind(kept), str(mine), \
