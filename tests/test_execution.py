@@ -138,3 +138,19 @@ def test_a_peer_that_accepts_and_never_answers_is_one_line_within_15_s(command, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and took < 15, (code, took)
     assert err[-1].startswith("hwnas: error:") and "did not answer" in err[-1], err
+
+
+def test_joining_an_unroutable_address_is_one_line_within_15_s(tmp_path, capsys):
+    import time
+
+    from cli.main import main
+
+    start = time.monotonic()
+    code = main(["lab", "join", "--address", "10.255.255.1:6379", "--workspace", str(tmp_path)])
+    took = time.monotonic() - start
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and took < 15, (code, took)
+    # nothing there, or (behind a proxy that answers every address) something that is not Ray
+    assert err[-1].startswith(("hwnas: error: no Ray cluster at 10.255.255.1:6379",
+                               "hwnas: error: 10.255.255.1:6379 answered, but not as a Ray "
+                               "cluster's head")), err

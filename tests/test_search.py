@@ -238,6 +238,17 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
         folder = tmp_path / out["export"]
         card = json.loads((folder / "model_card.json").read_text())
         assert card["provenance"]["trial"] == out["selected"]["trial"]
+        # delivered again as it is; an export of other weights is set aside, never overwritten
+        before = (folder / "model_card.json").read_bytes()
+        assert main(argv + ["--json"]) == 0
+        assert (folder / "model_card.json").read_bytes() == before
+        card["export"]["source_weights_sha256"] = "other"
+        (folder / "model_card.json").write_text(json.dumps(card))
+        assert main(argv + ["--json"]) == 0
+        kept = list((folder.parent / "set-aside").glob(f"*-{folder.name}"))
+        assert len(kept) == 1 and json.loads((kept[0] / "model_card.json").read_text())[
+            "export"]["source_weights_sha256"] == "other"
+        assert "an earlier export in" in capsys.readouterr().err
         assert card["metrics"]["latency_source"] == "measured"
         assert card["export"]["format"] == "onnx" and (folder / "model.onnx").is_file()
         assert card["export"]["parity"]["max_abs_diff"] < 1e-4

@@ -22,6 +22,8 @@ import os
 from concurrent.futures import Future
 from typing import Any
 
+from hwnas.errors import first_line
+
 from ._base import Executor, Unit, WorkerContext, WorkerLost, device_resource
 
 _ctx: WorkerContext | None = None
@@ -80,14 +82,13 @@ def _this_hosts_cluster() -> str:
                               "or give --address HOST:PORT") from None
 
 
-# HTTP/2's client preface and an empty SETTINGS frame: a Ray head (gRPC) answers
-# with its own SETTINGS frame at once
-_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+#: a cheap call every Ray head (GCS) answers; anything else listening does not
+_HEAD_CALL = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 
 
 def reachable(address: str, answer_s: float = 5.0) -> None:
     """Fail in one line when nothing listens at HOST:PORT, or when what
-    listens does not answer as a gRPC server within ``answer_s`` (Ray itself
+    listens does not answer a Ray head's call within ``answer_s`` (Ray itself
     keeps retrying for about a minute, and waits forever on a silent peer)."""
     import socket
 
@@ -95,25 +96,26 @@ def reachable(address: str, answer_s: float = 5.0) -> None:
     if not port.isdigit():
         raise ValueError(f"--address must be auto or HOST:PORT, got {address!r}")
     try:
-        sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=3.0)
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3.0).close()
     except OSError as e:
         raise ConnectionError(f"no Ray cluster at {address} ({e.strerror or e}); start its head "
                               "with `ray start --head --port PORT`") from None
-    with sock:
+    try:
+        import grpc  # Ray's own dependency
+    except ImportError:
+        raise ValueError("the lab needs Ray: pip install 'hwnas[lab]' (ray==2.60.0)") from None
+    with grpc.insecure_channel(f"{host or '127.0.0.1'}:{port}") as channel:
+        call = channel.unary_unary(_HEAD_CALL, request_serializer=None,
+                                   response_deserializer=None)
         try:
-            sock.settimeout(answer_s)
-            sock.sendall(_H2_HELLO)
-            said = sock.recv(9)
-        except TimeoutError:
-            said = None
-        except OSError as e:
-            raise ConnectionError(f"{address} closed the connection ({e.strerror or e}): "
-                                  "not a Ray cluster's head") from None
-    if said is None:
-        raise ConnectionError(f"{address} accepted a connection but did not answer within "
-                              f"{answer_s:g} s: not a Ray cluster's head, or one that hangs")
-    if len(said) < 9 or said[3] != 4:   # the first frame a gRPC server sends is SETTINGS
-        raise ConnectionError(f"{address} answered, but not as a Ray cluster's head (gRPC)")
+            call(b"", timeout=answer_s)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise ConnectionError(
+                    f"{address} accepted a connection but did not answer within "
+                    f"{answer_s:g} s: not a Ray cluster's head, or one that hangs") from None
+            raise ConnectionError(f"{address} answered, but not as a Ray cluster's head "
+                                  f"({e.code().name}: {first_line(e.details() or '')})") from None
 
 
 class RayExecutor(Executor):

@@ -82,6 +82,10 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
 
     result = read_json(run / "result.json", RESULT)
     arch = ArchConfig.from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
+    source = hashlib.sha256((run / "weights.pt").read_bytes()).hexdigest()
+    earlier = _earlier_export(Path(out_dir) / arch.id, fmt, source)
+    if earlier is not None:
+        return earlier
     art = export(arch, fmt, out_dir, weights=run / "weights.pt")
     folder = Path(art.path).parent
     for name in ("tokenizer.json", "feature_norm.npz"):
@@ -104,6 +108,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
                      "rungs": row.get("rungs"), "curve": result.get("curve"),
                      **context.get("training", {})},
         "export": {"format": fmt, "file": Path(art.path).name, "sha256": sha,
+                   "source_weights_sha256": source,
                    "size_bytes": art.size_bytes, "graph": art.graph, "inputs": art.inputs,
                    "outputs": art.outputs, "parity": art.parity, "notes": art.notes,
                    "files": sorted(p.name for p in folder.iterdir() if p.is_file())},
@@ -119,6 +124,32 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
                                     + "\n")
     (folder / CARD_MD).write_text(card_markdown(card))
     return {**card, "folder": str(folder)}
+
+
+def _earlier_export(folder: Path, fmt: str, source: str) -> dict[str, Any] | None:
+    """The card of an export of these very weights in ``fmt`` already in
+    ``folder`` (a rerun delivers it again as it is). An export of other
+    weights there is set aside, never overwritten, with a note; one of these
+    weights in another format gets the new format beside it."""
+    import logging
+
+    from hwnas.paths import stamped
+
+    if not folder.exists():
+        return None
+    try:
+        made = json.loads((folder / CARD_JSON).read_text())["export"]
+        if made["source_weights_sha256"] == source:
+            if made["format"] == fmt and (folder / made["file"]).is_file():
+                return {**json.loads((folder / CARD_JSON).read_text()), "folder": str(folder)}
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    dest = stamped(folder.parent / "set-aside", folder.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    folder.replace(dest)
+    logging.getLogger("hwnas").warning(f"an earlier export in {folder} is kept in {dest}")
+    return None
 
 
 def card_markdown(card: dict[str, Any]) -> str:
