@@ -95,3 +95,13 @@ def read_json(path: Path, shape: Shape) -> dict[str, Any]:
         why = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
         raise StateError(f"{path}: invalid JSON ({why})") from None
     return shape.check(value, str(path))
+
+
+def write_json(path: Path, value: dict[str, Any], shape: Shape) -> None:
+    """Write ``value`` atomically after checking it against ``shape``: a
+    writer that breaks its own declaration fails here, with the same line a
+    reader would give, instead of leaving a file its reader refuses."""
+    from hwnas.paths import write_atomic
+
+    shape.check(value, str(path))
+    write_atomic(Path(path), json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -103,3 +103,51 @@ def test_report_compares_strategies(tmp_path, capsys):
     assert "Strategies compared" in page and page.count("data:image/png;base64,") == 8
     assert main(["report", "r", "--compare", "pix", "--workspace", str(tmp_path)]) == 1
     assert "--compare pix: its target pixel6 is not r's cpu" in capsys.readouterr().err
+
+
+def test_importances_are_per_objective_and_right(tmp_path):
+    """One objective set by one parameter alone (delay by the chunk), the
+    other by two others: each gets its own parameters, whatever the sampler
+    concentrated on (PED-ANOVA had given the chunk about 0 for delay)."""
+    import optuna
+
+    from hwnas.visualization.report import importances
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=optuna.samplers.NSGAIISampler(seed=0))
+    study.set_user_attr("objectives", ["cer", "delay"])
+
+    def objective(t):
+        chunk = t.suggest_categorical("chunk_ms", [160, 320, 640, 960])
+        d, n = t.suggest_int("d_model", 64, 512, step=64), t.suggest_int("num_layers", 1, 8)
+        t.set_user_attr("trained", True)
+        return 1.0 / (d * n), float(chunk)
+
+    study.optimize(objective, n_trials=40)
+    imp = importances(study)
+    assert max(imp["delay"], key=imp["delay"].get) == "chunk_ms" and imp["delay"]["chunk_ms"] > 0.8
+    assert imp["cer"]["chunk_ms"] < 0.1 and imp["cer"]["d_model"] + imp["cer"]["num_layers"] > 0.9
+
+
+def test_the_pareto_figure_draws_untrained_trials_as_a_rug_not_at_cer_0():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hwnas.visualization.report import Axis, fig_pareto
+
+    def row(n, ms, cer, trained):
+        return {"trial": n, "latency_ms": ms, "cer": cer if trained else None,
+                "trained": trained, "screened": False, "stopped_at": None,
+                "feasible": trained, "baseline": None}
+
+    rows = [row(0, 1.0, 0.6, True), row(1, 2.0, 0.5, True), row(2, 5.0, None, False)]
+    fig, ax = plt.subplots()
+    fig_pareto(ax, rows, Axis("latency_ms", None, "latency", "ms"))
+    fig.canvas.draw()
+    assert ax.get_ylim()[0] > 0.3   # nothing pulls the axis down to CER 0
+    rug = [c for c in ax.collections if "rug" in (c.get_label() or "")]
+    assert len(rug) == 1 and rug[0].get_offset_transform() == ax.get_xaxis_transform()
+    plt.close(fig)

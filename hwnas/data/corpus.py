@@ -36,7 +36,7 @@ import numpy as np
 
 from hwnas.data.synth import SAMPLE_RATE, Voice, synthesize
 from hwnas.paths import write_atomic
-from hwnas.state import NUMBER, Shape, StateError, read_json
+from hwnas.state import NUMBER, Shape, StateError, read_json, write_json
 
 CORPUS_VERSION = 1
 #: the corpus's manifest.json and the records of its split lists (<lang>/<split>.jsonl)
@@ -256,7 +256,7 @@ def _build(root: Path, langs: list[str], size: str, seed: int, workers: int,
         manifest["splits"][f"{lang}/{split}"] = len(utts)
     on_disk = {p.parent.name for p in root.glob("*/test-noisy.jsonl")}
     manifest["langs"] = sorted(set(manifest["langs"]) | set(langs) | on_disk)
-    write_atomic(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_json(root / "manifest.json", manifest, MANIFEST)
     return root
 
 

@@ -19,13 +19,11 @@ predictor when they disagree beyond the label noise.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from hwnas.paths import write_atomic
-from hwnas.state import NUMBER, Shape, StateError, read_json
+from hwnas.state import NUMBER, Shape, StateError, read_json, write_json
 
 REF_SECONDS = 1.5       # timed reference calls at first use
 MAX_AGE_S = 6 * 3600    # re-measure after this, even on an unchanged host
@@ -78,7 +76,7 @@ def host_reference(spec: Any, workspace: Path, *, refresh: bool = False,
 #: a host reference as cached (``host_reference`` writes it)
 REFERENCE = Shape("host reference", required={"ms": NUMBER, "epoch": NUMBER,
                                                "fingerprint": dict},
-                  optional={"ci_lo": NUMBER, "ci_hi": NUMBER, "n": int, "measured": str})
+                  optional={"n": int, "measured": str})
 
 
 def _cached(path: Path, fp: dict[str, Any], now: float) -> dict[str, Any] | None:
@@ -116,7 +114,7 @@ def _measure(spec: Any, path: Path, fp: dict[str, Any], now: float,
         raise ValueError(f"device {spec.name} has no reference workload to calibrate with")
     out = {**got, "epoch": now, "fingerprint": fp,
            "measured": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-    write_atomic(path, json.dumps(out, indent=2, sort_keys=True) + "\n")
+    write_json(path, out, REFERENCE)
     return {**out, "cached": False}
 
 

@@ -83,7 +83,7 @@ class CERPredictor:
         return np.clip(np.asarray(raw, dtype=float), 0.0, None)
 
     def save(self, folder: Path) -> Path:
-        return save_model_files(folder, self.booster, self.card)
+        return save_model_files(folder, self.booster, self.card, CER_CARD)
 
     @classmethod
     def load(cls, folder: Path) -> CERPredictor:

@@ -23,7 +23,6 @@ measurements; both travel in the same two files.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from hwnas.asr import ArchConfig
-from hwnas.paths import write_atomic
 from hwnas.predict.features import (
     KINDS,
     SCHEMA_VERSION,
@@ -254,7 +252,8 @@ class LatencyPredictor:
         return cls(load_booster(folder), card)
 
 
-def save_model_files(folder: Path, booster: Any, card: dict[str, Any]) -> Path:
+def save_model_files(folder: Path, booster: Any, card: dict[str, Any],
+                     shape: Any = None) -> Path:
     """A predictor's two files, each written atomically (temp file + rename):
     the booster in XGBoost's own JSON and the card."""
     folder = Path(folder)
@@ -262,7 +261,9 @@ def save_model_files(folder: Path, booster: Any, card: dict[str, Any]) -> Path:
     tmp_model = folder / ".model.tmp.json"  # XGBoost picks the format by suffix
     booster.save_model(str(tmp_model))
     os.replace(tmp_model, folder / MODEL_FILE)
-    write_atomic(folder / CARD_FILE, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    from hwnas.state import write_json
+
+    write_json(folder / CARD_FILE, card, shape or CARD_SHAPE)
     return folder
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.space import SearchSpace
-from hwnas.state import NUMBER, Shape, StateError, read_json
+from hwnas.state import NUMBER, Shape, StateError, read_json, write_json
 from hwnas.supernet.elastic import ElasticSupernet
 from hwnas.supernet.sandwich import (
     SupernetConfig,
@@ -126,7 +126,7 @@ def _train_family(folder: Path, family: str, space: SearchSpace, corpus: Any, bu
     info = {"family": family, "steps": res.steps, "cpu_seconds": res.cpu_seconds,
             "seed": seed, "corpus": corpus.description, "curve": res.curve,
             "params": sum(p.numel() for p in net.parameters())}
-    from hwnas.paths import set_aside, stamped, write_atomic
+    from hwnas.paths import set_aside, stamped
 
     if (folder / "supernet.pt").is_file() and resume is None:
         # trained from scratch beside a finished one: the finished one is kept
@@ -139,7 +139,7 @@ def _train_family(folder: Path, family: str, space: SearchSpace, corpus: Any, bu
         and (folder / "supernet.pt").is_file()
     if not unchanged:   # (continued without a step: the finished weights are those already there)
         save_supernet(folder / "supernet.pt", net, info)
-    write_atomic(info_file, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_json(info_file, info, INFO_SHAPE)
     return folder, info
 
 

@@ -35,7 +35,7 @@ from hwnas.asr.losses import CTC_WEIGHT, attention_loss, ctc_loss, rnnt_loss
 from hwnas.asr.models.model import build
 from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
-from hwnas.state import Shape, read_json
+from hwnas.state import Shape, read_json, write_json
 from hwnas.training.features import FeatureSet, spec_augment
 from hwnas.training.loop import Clock, next_batch, run_budget
 
@@ -418,7 +418,7 @@ def save_run(out_dir: Any, res: TrainResult, tok: CharTokenizer,
         np.savez(f, mean=res.norm[0], std=res.norm[1])
     (out / "feature_norm.npz.tmp").replace(out / "feature_norm.npz")
     summary = {**res.to_dict(), "out": str(out), **(extra or {})}
-    write_atomic(out / "result.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_json(out / "result.json", summary, RESULT)
     return summary
 
 

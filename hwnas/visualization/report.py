@@ -10,7 +10,7 @@ Figures (matplotlib, written as PNG and embedded in ``report.html``):
   diversity.png   entropy of the encoder and decoder choices per generation
   compute.png     per generation: trained / stopped early / infeasible, and the
                   training budget spent
-  importance.png  parameter importances (Optuna's PED-ANOVA) for CER and latency
+  importance.png  parameter importances (Optuna's fANOVA) for each objective
   top.png         the top-N feasible architectures side by side, one diagram each
 
 Latencies are the ones the study recorded (predicted during the search), and
@@ -161,9 +161,10 @@ def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis) -> None:
     if screened:
         ax.scatter([r[x] for r in screened], [r["cer"] for r in screened], s=10, c="tab:green",
                    alpha=0.4, label=f"scored with supernet weights, not trained ({len(screened)})")
-    if inf:
-        ax.scatter([r[x] for r in inf], [0.0] * len(inf), marker="|", s=60,
-                   c="0.6", label=f"infeasible as predicted: not trained, no CER ({len(inf)})")
+    if inf:   # a rug along the x axis: they have no CER, and are not drawn at CER 0
+        ax.scatter([r[x] for r in inf], [0.03] * len(inf), marker="|", s=60, c="0.6",
+                   transform=ax.get_xaxis_transform(), clip_on=False,
+                   label=f"infeasible as predicted: not trained, no CER (rug, {len(inf)})")
     ax.scatter([r[x] for r in early], [r["cer"] for r in early], s=22, c="tab:orange",
                alpha=0.7, label=f"stopped early ({len(early)})")
     ax.scatter([r[x] for r in full], [r["cer"] for r in full], s=28, c="tab:blue",
@@ -281,8 +282,12 @@ def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
 
 
 def importances(study: Any) -> dict[str, dict[str, float]]:
-    """PED-ANOVA importances for each objective over the parameters every trained
-    trial has; empty where there are too few trials."""
+    """Importances for each objective over the parameters every trained trial
+    has (Optuna's fANOVA, seeded); empty where there are too few trials.
+    fANOVA, not PED-ANOVA: PED-ANOVA compares the best tenth of trials with
+    all of them, and a sampler that converged has made all of them alike --
+    an objective set by one parameter alone got that parameter's importance
+    near 0 (tests/test_report.py)."""
     import optuna
 
     trained = [t for t in study.get_trials(deepcopy=False,
@@ -294,14 +299,12 @@ def importances(study: Any) -> dict[str, dict[str, float]]:
     sub.add_trials(trained)
     out = {}
     for i, name in enumerate(study.user_attrs.get("objectives", ["cer", "latency"])):
-        # PED-ANOVA warns that it rates parameters for low values (the aim here) and
-        # about rare choices (the figure is labelled with the trial count instead)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             try:
                 out[name] = optuna.importance.get_param_importances(
                     sub, target=lambda t, i=i: t.values[i],
-                    evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+                    evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
             except (RuntimeError, ValueError, ImportError):
                 continue
     return out
@@ -320,7 +323,7 @@ def fig_importance(ax: Any, imp: dict[str, dict[str, float]]) -> None:
         ax.barh(y + k * h, [d.get(p, 0.0) for p in names], height=h, label=obj)
     ax.set_yticks(y + h * (len(imp) - 1) / 2, names, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("importance (PED-ANOVA, normalised to sum 1 per objective)")
+    ax.set_xlabel("importance (fANOVA, normalised to sum 1 per objective)")
     ax.set_title("Parameter importances (trained trials; few trials: indicative)")
     ax.legend(fontsize=8)
 
