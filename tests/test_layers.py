@@ -4,6 +4,7 @@ functions count too), and a thin command line."""
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -123,3 +124,101 @@ def test_the_command_line_is_thin():
     sizes = {p.name: _logic_lines(p) for p in (ROOT / "cli").glob("*.py")}
     assert sizes["search.py"] > 20   # really counted
     assert {k: v for k, v in sizes.items() if v > MAX_CLI_LOGIC} == {}
+
+
+# --- layers: imports run one way, by the order docs/architecture.md states ---------------
+
+EXEMPT = {"hwnas", "hwnas.__main__", "hwnas.demo", "hwnas.testing"}   # entry points, test helpers
+
+
+def layer_order() -> list[set[str]]:
+    """The layers of docs/architecture.md's first code block, top first: each a
+    set of dotted names (``cli`` for the command line)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("```")[1]
+    layers = []
+    for line in block.splitlines():
+        if line[:1] not in ("", " "):
+            head = re.match(r"[\w/.]+(?:,\s*[\w/.]+)*", line).group(0)
+            names = [n.strip().rstrip("/") for n in head.split(",")]
+            first = names[0]
+            folder = first.rpartition("/")[0]
+            layers.append({("cli" if n == "cli" else
+                            (n if "/" in n else f"{folder}/{n}").replace("/", ".")
+                            .removesuffix(".py")) for n in names})
+    return layers
+
+
+def _layer_of(mod: str, index: dict[str, int]) -> int | None:
+    if mod.startswith("hwnas.cli"):
+        return index["cli"]
+    for n in (".".join(mod.split(".")[:2]), mod):
+        if n in index:
+            return index[n]
+    return None
+
+
+def upward_imports() -> set[tuple[str, str]]:
+    """(module, imported module) pairs where a lower layer imports a higher one."""
+    index = {n: i for i, names in enumerate(layer_order()) for n in names}
+    out = set()
+    for mod, targets in import_graph().items():
+        a = _layer_of(mod, index)
+        for t in targets:
+            b = _layer_of(t, index)
+            if a is not None and b is not None and a > b:
+                out.add((mod, t))
+    return out
+
+
+# What moving the task-specific code behind hwnas/tasks/ (shared blocks below both
+# tasks) and each unit of work beside its workload removes. Only ever shrinks.
+DEBT = {
+    ("hwnas.execution._base", "hwnas.supernet.workspace"),
+    ("hwnas.execution.units", "hwnas.supernet.score"),
+    ("hwnas.profiling.profiler", "hwnas.execution"),
+    ("hwnas.profiling.profiler", "hwnas.execution.units"),
+    ("hwnas.search.study", "hwnas.strategies"),
+    ("hwnas.training.halving", "hwnas.execution"),
+    ("hwnas.tts.cost", "hwnas.asr.cost"),
+    ("hwnas.tts.cost", "hwnas.asr.cost._tally"),
+    ("hwnas.tts.data", "hwnas.asr.models.frontend"),
+    ("hwnas.tts.intelligibility", "hwnas.asr.decode"),
+    ("hwnas.tts.intelligibility", "hwnas.asr.models.frontend"),
+    ("hwnas.tts.intelligibility", "hwnas.training.features"),
+    ("hwnas.tts.intelligibility", "hwnas.training.trainer"),
+    ("hwnas.tts.model", "hwnas.asr.models.attention"),
+    ("hwnas.tts.model", "hwnas.asr.models.common"),
+    ("hwnas.tts.model", "hwnas.asr.models.graphs"),
+    ("hwnas.tts.quality", "hwnas.asr.models.frontend"),
+    ("hwnas.tts.search", "hwnas.adapters.devicefile"),
+    ("hwnas.tts.search", "hwnas.export"),
+    ("hwnas.tts.search", "hwnas.profiling.profiler"),
+    ("hwnas.tts.search", "hwnas.search.storage"),
+    ("hwnas.tts.search", "hwnas.tasks"),
+    ("hwnas.tts.train", "hwnas.training.loop"),
+    ("hwnas.tts.train", "hwnas.training.trainer"),
+}
+
+
+def test_the_layer_order_is_read_from_the_docs_and_covers_every_package():
+    layers = layer_order()
+    assert layers[0] == {"cli"} and {"hwnas.paths", "hwnas.state", "hwnas.errors"} in layers
+    index = {n: i for i, names in enumerate(layers) for n in names}
+    unplaced = {m for m in import_graph() if _layer_of(m, index) is None
+                and not any(m == e or m.startswith(e + ".") for e in EXEMPT)}
+    assert unplaced == set()
+
+
+def test_the_layer_check_finds_an_upward_import(monkeypatch):
+    import tests.test_layers as t
+
+    monkeypatch.setattr(t, "import_graph", lambda: {"hwnas.space.space": {"hwnas.search.study"},
+                                                   "hwnas.search.study": {"hwnas.space"}})
+    assert t.upward_imports() == {("hwnas.space.space", "hwnas.search.study")}
+
+
+def test_no_lower_layer_imports_a_higher_one_beyond_the_listed_debt():
+    up = upward_imports()
+    assert up - DEBT == set(), f"new upward imports: {sorted(up - DEBT)}"
+    assert DEBT - up == set(), f"gone, strike them from DEBT: {sorted(DEBT - up)}"

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from hwnas.adapters import Adapter, Plan, Timing
-from hwnas.adapters.timing import timed_loop
-from hwnas.profiling.statistics import (
+from hwnas.adapters.statistics import (
     drift,
     quality,
     quantile_ci,
@@ -16,6 +15,7 @@ from hwnas.profiling.statistics import (
     summarise,
     summary_from_counts,
 )
+from hwnas.adapters.timing import timed_loop
 
 
 def test_summary_in_milliseconds():

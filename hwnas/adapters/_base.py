@@ -122,7 +122,7 @@ class Adapter(ABC):
             return None
         import numpy as np
 
-        from hwnas.profiling.statistics import quantile_ci
+        from hwnas.adapters.statistics import quantile_ci
 
         lo, hi, method = quantile_ci(times, 0.5)
         return {"ms": float(np.median(times)) * 1e3, "ci_lo": lo * 1e3, "ci_hi": hi * 1e3,

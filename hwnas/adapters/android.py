@@ -26,8 +26,8 @@ from hwnas.adapters.parsers import (
     parse_thermal,
     split_status,
 )
+from hwnas.adapters.statistics import summary_from_counts
 from hwnas.errors import first_line
-from hwnas.profiling.statistics import summary_from_counts
 
 STATUS = "hwnas-exit:"
 # The phones' reference workload: one fixed TFLite graph that ships with hwnas

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.adapters.records import Measurement, Plan, Timing
-from hwnas.profiling.statistics import ci_halfwidth, intervals, quality, summarise
+from hwnas.adapters.statistics import ci_halfwidth, intervals, quality, summarise
 
 
 def measure(adapter: Any, handle: Any, plan: Plan, *, arch_id: str, graph: str,
