@@ -25,12 +25,12 @@ adapter options:
 
 def _adapter_options_help() -> str:
     try:  # `hwnas --help` must work before the dependencies are installed
-        from hwnas.adapters import REGISTRY, adapter_class
+        from hwnas.adapters import adapter_class, registry
     except ImportError as e:
         return f"  (listed once hwnas's dependencies are installed; missing: {e.name})"
 
     out = []
-    for name in REGISTRY:
+    for name in registry():
         cls = adapter_class(name)
         out.append(f"  {name}:")
         for opt, (default, text) in cls.OPTIONS.items():

@@ -217,8 +217,10 @@ def replace_option(s: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: Any) -> None:
+    from hwnas.tasks import names as task_names
+
     def common(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--task", choices=("asr", "tts"), default="asr",
+        s.add_argument("--task", choices=task_names(), default="asr",
                        help="whose graphs: asr (default) or tts (the profile <device>.tts)")
         s.add_argument("--workspace", metavar="DIR", help="default: $HWNAS_WORKSPACE or .")
         s.add_argument("--json", action="store_true", help="machine-readable output")

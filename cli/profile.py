@@ -127,6 +127,7 @@ def cmd_profile_show(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     from hwnas.adapters import runnable_formats
+    from hwnas.tasks import names as task_names
 
     s = sub.add_parser("profile", help="measure sampled architectures on a device",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,9 +140,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--device", required=True, metavar="NAME", help="device name (hwnas devices)")
     s.add_argument("--n", type=COUNT, metavar="N", help="architectures to have measured in total")
     s.add_argument("--seed", type=SEED, default=0, help="sampling seed (default 0)")
-    s.add_argument("--task", choices=("asr", "tts"), default="asr",
+    s.add_argument("--task", choices=task_names(), default="asr",
                    help="asr (default): speech recognisers; tts: TTS acoustic models, "
-                        "stored as the profile <device>.tts")
+                        "stored as the profile <device>.tts (any registered task: "
+                        "<device>.<task>)")
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--format", choices=runnable_formats(), metavar="FORMAT",
                    help="override the device's format")

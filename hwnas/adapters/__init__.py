@@ -27,10 +27,19 @@ REGISTRY: dict[str, str] = {
 }
 
 
+def registry() -> dict[str, str]:
+    """The built-in adapters, then those installed packages add
+    (``hwnas.adapters`` entry points, ``hwnas.plugins``)."""
+    from hwnas.plugins import installed
+
+    return {**installed("hwnas.adapters"), **REGISTRY}
+
+
 def adapter_class(name: str) -> type[Adapter]:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown adapter {name!r}; one of {', '.join(REGISTRY)}")
-    module, cls = REGISTRY[name].split(":")
+    known = registry()
+    if name not in known:
+        raise ValueError(f"unknown adapter {name!r}; one of {', '.join(known)}")
+    module, cls = known[name].split(":")
     try:
         mod = importlib.import_module(module)
     except ImportError as e:
@@ -46,7 +55,7 @@ def make_adapter(device: str, adapter: str, options: dict[str, Any]) -> Adapter:
 def runnable_formats() -> list[str]:
     """Every format some registered adapter declares it runs (registry order)."""
     out: dict[str, None] = {}
-    for name in REGISTRY:
+    for name in registry():
         try:
             out.update(dict.fromkeys(adapter_class(name).FORMATS))
         except DeviceUnavailable:   # its package is missing: it runs nothing here
@@ -55,4 +64,4 @@ def runnable_formats() -> list[str]:
 
 
 __all__ = ["REGISTRY", "Adapter", "DeviceError", "DeviceUnavailable", "Measurement", "Plan",
-           "Timing", "adapter_class", "make_adapter", "runnable_formats"]
+           "Timing", "adapter_class", "make_adapter", "registry", "runnable_formats"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwnas.adapters import REGISTRY, Adapter, DeviceUnavailable, Plan, adapter_class
+from hwnas.adapters import Adapter, DeviceUnavailable, Plan, adapter_class, registry
 from hwnas.paths import read_text, shipped_dir
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -63,8 +63,9 @@ def parse_device(path: Path, shipped: bool = False) -> DeviceSpec:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; "
                          "expected description, adapter, [options], [plan]")
     adapter = data.get("adapter")
-    if adapter not in REGISTRY:
-        raise ValueError(f"{path}: adapter must be one of {', '.join(REGISTRY)}, got {adapter!r}")
+    if adapter not in registry():
+        raise ValueError(f"{path}: adapter must be one of {', '.join(registry())}, "
+                         f"got {adapter!r}")
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise ValueError(f"{path}: [options] must be a table")

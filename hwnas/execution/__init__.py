@@ -27,14 +27,25 @@ REGISTRY: dict[str, Callable[..., Executor]] = {
 }
 
 
+def _installed() -> dict[str, str]:
+    """Executors installed packages add (``hwnas.executors`` entry points)."""
+    from hwnas.plugins import installed
+
+    return {k: v for k, v in installed("hwnas.executors").items() if k not in REGISTRY}
+
+
 def names() -> list[str]:
-    return list(REGISTRY)
+    return [*REGISTRY, *_installed()]
 
 
 def make(name: str = "local", **options: Any) -> Executor:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown executor {name!r}; choose from {', '.join(REGISTRY)}")
-    return REGISTRY[name](**options)
+    if name in REGISTRY:
+        return REGISTRY[name](**options)
+    if name in _installed():
+        from hwnas.plugins import load
+
+        return load(_installed()[name])(**options)
+    raise ValueError(f"unknown executor {name!r}; choose from {', '.join(names())}")
 
 
 __all__ = ["Executor", "LocalExecutor", "ProcessExecutor", "Unit", "WorkerContext", "WorkerLost",

@@ -25,20 +25,37 @@ REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 
+def _installed() -> dict[str, str]:
+    """Strategies installed packages add (``hwnas.strategies`` entry points)."""
+    from hwnas.plugins import installed
+
+    return {k: v for k, v in installed("hwnas.strategies").items() if k not in REGISTRY}
+
+
 def names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+    return (*REGISTRY, *_installed())
 
 
 def summary(name: str) -> str:
-    return REGISTRY[name][1]
+    if name in REGISTRY:
+        return REGISTRY[name][1]
+    from hwnas.plugins import load
+
+    doc = (load(_installed()[name]).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else f"from {_installed()[name]}"
 
 
 def make(name: str, space: Any, seed: int = 0, objectives: Any = ("cer",),
          population: int = 8) -> Strategy:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(REGISTRY)}")
-    module, cls = REGISTRY[name][0].split(":")
-    klass = getattr(importlib.import_module(f"hwnas.strategies.{module}"), cls)
+    if name in REGISTRY:
+        module, cls = REGISTRY[name][0].split(":")
+        klass = getattr(importlib.import_module(f"hwnas.strategies.{module}"), cls)
+    elif name in _installed():
+        from hwnas.plugins import load
+
+        klass = load(_installed()[name])
+    else:
+        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(names())}")
     return klass(space, seed=seed, objectives=objectives, population=population)
 
 
