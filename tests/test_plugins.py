@@ -90,3 +90,38 @@ def test_without_the_package_the_names_are_unknown_in_one_line():
                        (lambda n: strategies.make(n, None), "lucky")):
         with pytest.raises(ValueError, match=f"unknown \\w+ '{name}'"):
             make(name)
+
+
+ADAPTER = '''
+from hwnas.adapters.cpu import CPUAdapter
+from hwnas.testing.adapter_contract import Backend, onnx_artifact
+
+
+class PinnedCPU(CPUAdapter):
+    """This CPU's ONNX Runtime, under its own adapter name."""
+    name = "pinned"
+
+
+def backend(tmp_path, request):
+    return Backend(PinnedCPU("pinned", PinnedCPU.validate_options({})), onnx_artifact(tmp_path))
+'''
+
+
+@pytest.mark.slow
+def test_an_outside_adapter_passes_the_shipped_contract_with_pytest_pyargs(tmp_path):
+    """What docs/devices-and-lab.md tells an adapter's author to run."""
+    import os
+    import subprocess
+    import sys
+
+    dist = tmp_path / "pinned_cpu-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pinned-cpu\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hwnas.adapters]\npinned = my_adapter:PinnedCPU\n")
+    (tmp_path / "my_adapter.py").write_text(ADAPTER)
+    env = {**os.environ, "HWNAS_CONTRACT_BACKEND": "my_adapter:backend",
+           "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.getcwd()}", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--pyargs", "hwnas.testing.adapter_contract"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "7 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
