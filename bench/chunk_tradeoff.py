@@ -1,9 +1,9 @@
 """Chunk size against accuracy: what a shorter delay costs in CER, and what
 the search picks under a delay limit.
 
-    python bench/chunk_tradeoff.py --parts train      (~16 x 2 CPU-min; resumable)
-    python bench/chunk_tradeoff.py --parts figure     (seconds: table + docs/chunk_tradeoff.png)
-    python bench/chunk_tradeoff.py --parts search     (~3 searches; resumable studies)
+    python -m bench.chunk_tradeoff --parts train      (~16 x 2 CPU-min; resumable)
+    python -m bench.chunk_tradeoff --parts figure     (seconds: table + docs/chunk_tradeoff.png)
+    python -m bench.chunk_tradeoff --parts search     (~3 searches; resumable studies)
 
 Built-in English corpus (small, seed 0), one thread, budgets in CPU time.
 
@@ -24,16 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import ArchConfig, delay  # noqa: E402
 
 LOG = ROOT / "bench" / "results" / "chunk_tradeoff.jsonl"

@@ -1,7 +1,7 @@
 """Export N sampled architectures to every format and print a success matrix
 by encoder family and format, with the failure reasons.
 
-    python bench/export_matrix.py [--n 50] [--seed 0] [--out runs/export_matrix]
+    python -m bench.export_matrix [--n 50] [--seed 0] [--out runs/export_matrix]
 
 Resumable: results go to OUT/results.jsonl as they finish; a rerun skips
 what is there. Conversions run one at a time on one thread.
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
+import bench.harness  # noqa: E402,F401 - first: one thread for every library
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.export import FORMATS, ExportError, export  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Does the shipped CPU predictor travel to this host?
 
-    python bench/host_calibration.py                  # 30 architectures, ~3 min
-    python bench/host_calibration.py --n 30 --seed 20261201
+    python -m bench.host_calibration                  # 30 architectures, ~3 min
+    python -m bench.host_calibration --n 30 --seed 20261201
 
 First does what `hwnas search --target cpu` does on a new host (time the
 reference, then the spot check: measure until the corrected predictor is
@@ -26,7 +26,7 @@ thread, fixed inputs, 20 warm-up calls, then the median of at least 1 s and
 Kendall tau >= 0.95, for what the search predicts.
 Writes the figures as JSON (--out).
 
-    python bench/host_calibration.py --part adapt --n 100 --workspace DIR
+    python -m bench.host_calibration --part adapt --n 100 --workspace DIR
 
 measures ``--n`` architectures here into DIR's `cpu` profile (resumable) and
 asks how many measurements on this host it takes to fix what the ratio does
@@ -39,18 +39,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import numpy as np  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.adapters.devicefile import load_device  # noqa: E402
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.predict.calibration import host_reference  # noqa: E402
@@ -82,10 +77,11 @@ def bare_ort_ms(arch, work: Path) -> float:
 
 
 def part_adapt(n: int, seed: int, workspace: Path) -> dict:
+    import xgboost
+
     from hwnas.predict.adapt import apply_correction, fit_correction
     from hwnas.predict.dataset import from_rows
     from hwnas.predict.features import feature_matrix, feature_names
-    from hwnas.predict.latency import _xgb
 
     spec = load_device("cpu")
     run = ProfileRun(spec, workspace, n, seed, default_space())
@@ -97,7 +93,7 @@ def part_adapt(n: int, seed: int, workspace: Path) -> dict:
     base, y = src.predict_features(X), d.y
     out: dict = {"n": len(y), "as_is": accuracy(y, base)}
     rng = np.random.default_rng(0)
-    xgb = _xgb()
+    xgb = xgboost
     for n_fit in (20, 40, 80):
         if n_fit >= len(y) - 10:
             continue

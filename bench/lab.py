@@ -2,7 +2,7 @@
 phones on a real Ray cluster next to the in-process executor, the executor's
 overhead per unit, and the study storage under 8 concurrent writers.
 
-    python bench/lab.py [--n 12] [--postgres postgresql+psycopg://...]
+    python -m bench.lab [--n 12] [--postgres postgresql+psycopg://...]
 
 Ray binds to every interface, so the cluster parts re-run this script in a
 loopback-only network namespace (unshare -n; root). The models are exported
@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 
 OUT = ROOT / "bench" / "results" / "lab.json"
 TINY = {"frontend": ["logmel"], "n_filters": [40], "subsampling": ["conv2d4"],

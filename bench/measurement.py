@@ -1,7 +1,7 @@
 """How trustworthy and how fast is hardware-in-the-loop measurement here?
 
-    python bench/measurement.py                 # all parts (~15 min)
-    python bench/measurement.py --parts a,b     # some of them
+    python -m bench.measurement                 # all parts (~15 min)
+    python -m bench.measurement --parts a,b     # some of them
 
 (a) repeatability: CV of the p50 over 5 repeated measurements (fresh session
     each time, interleaved) of the same 10 sampled architectures, ONNX Runtime,
@@ -39,14 +39,10 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.adapters.devicefile import load_device  # noqa: E402
 from hwnas.adapters.runtimes import ort_callables, ort_session  # noqa: E402
 from hwnas.asr import default_space  # noqa: E402

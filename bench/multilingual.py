@@ -1,8 +1,8 @@
 """Does an architecture that trains well on one language train well on
 another? The same architectures trained on English, German and Russian.
 
-    python bench/multilingual.py --n 12 --budget 45     (~n x 3 x budget CPU-s; resumable)
-    python bench/multilingual.py --search --trials 8 --budget 45
+    python -m bench.multilingual --n 12 --budget 45     (~n x 3 x budget CPU-s; resumable)
+    python -m bench.multilingual --search --trials 8 --budget 45
 
 Built-in corpus (small: 2,000 train / 200 dev utterances per language, seed
 0; German and Russian are built on first use), one thread, budgets in CPU
@@ -30,19 +30,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import ArchConfig, default_space  # noqa: E402
 from hwnas.data.corpus import build, corpus_dir  # noqa: E402
 from hwnas.data.tokens import CharTokenizer  # noqa: E402
@@ -146,7 +141,7 @@ def compare_searches(args: argparse.Namespace, langs: list[str]) -> int:
     en, ml = rows["english_only"]["mean_cer"], rows["multilingual"]["mean_cer"]
     summary = {"trials": args.trials, "budget_cpu_s": args.budget, "langs": langs,
                "picks": rows, "relative_cer_reduction": round((en - ml) / en, 4),
-               "command": "python bench/multilingual.py " + " ".join(sys.argv[1:])}
+               "command": "python -m bench.multilingual " + " ".join(sys.argv[1:])}
     (OUT.parent / "multilingual_search.json").write_text(json.dumps(summary, indent=1) + "\n")
     for name, r in rows.items():
         print(f"{name:<14} {r['arch_id']}  " + "  ".join(

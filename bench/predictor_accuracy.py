@@ -1,7 +1,7 @@
 """How accurate, how general and how fast is the latency predictor?
 
-    python bench/predictor_accuracy.py                     # all parts
-    python bench/predictor_accuracy.py --parts accuracy    # some of them
+    python -m bench.predictor_accuracy                     # all parts
+    python -m bench.predictor_accuracy --parts accuracy    # some of them
 
 Data: the `cpu` profile (ONNX Runtime, 1 thread; shipped under profiles/cpu,
 labels = median over its repeats of the normalised p50). The held-out share
@@ -32,18 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import numpy as np  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.predict.dataset import from_rows  # noqa: E402
 from hwnas.predict.evaluate import holdout_report, leave_family_out, split  # noqa: E402

@@ -1,8 +1,8 @@
 """Is a short training run a faithful proxy for a longer one?
 
-    python bench/proxy_fidelity.py --parts presets            (~8 min)
-    python bench/proxy_fidelity.py --parts fidelity --n 12    (~12 x 23 CPU-min; resumable)
-    python bench/proxy_fidelity.py --parts determinism        (~2 min)
+    python -m bench.proxy_fidelity --parts presets            (~8 min)
+    python -m bench.proxy_fidelity --parts fidelity --n 12    (~12 x 23 CPU-min; resumable)
+    python -m bench.proxy_fidelity --parts determinism        (~2 min)
 
 Built-in English corpus (small: 2,000 train / 200 dev / 200 + 200 test
 utterances, seed 0), one thread, budgets in CPU time.
@@ -30,18 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import torch  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import ArchConfig, default_space, preset  # noqa: E402
 from hwnas.data.corpus import build, corpus_dir, words  # noqa: E402
 from hwnas.data.tokens import CharTokenizer  # noqa: E402

@@ -1,8 +1,8 @@
 """Do the search's rungs predict the end of training, or only its start?
 
-    python bench/rung_fidelity.py --n 20                 (~20 x 6 CPU-min; resumable)
-    python bench/rung_fidelity.py --report               (seconds: the taus only)
-    python bench/rung_fidelity.py --floors 400,1000      (~20 x 3 CPU-min: the rungs
+    python -m bench.rung_fidelity --n 20                 (~20 x 6 CPU-min; resumable)
+    python -m bench.rung_fidelity --report               (seconds: the taus only)
+    python -m bench.rung_fidelity --floors 400,1000      (~20 x 3 CPU-min: the rungs
                                                           of the search, with floors)
 
 Architectures are drawn (seed 11) from the space the main command searches
@@ -32,14 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 
 LOG = ROOT / "bench" / "results" / "rung_fidelity.jsonl"
 
@@ -120,8 +115,8 @@ def rules(done: dict, ids: list[str], cut: float, last: float) -> dict[str, list
     """Each promotion rule's estimate of the final CER, given only what the rung
     at ``cut`` saw (held out one architecture at a time where fitted)."""
     import numpy as np
-    from proxy_fidelity import power_law_extrapolation
 
+    from bench.proxy_fidelity import power_law_extrapolation
     from hwnas.asr import ArchConfig
     from hwnas.predict.cer import EARLY, CERPredictor
 
@@ -152,7 +147,6 @@ def report(budgets: list[float], floors: list[int]) -> dict:
     over the architectures that reached both, and of each promotion rule."""
     from hwnas.predict.metrics import kendall_tau
 
-    sys.path.insert(0, str(ROOT / "bench"))
     done = read_log()
     out: dict = {"tau": {}}
     for j, last in enumerate(budgets[1:], 1):

@@ -1,8 +1,8 @@
 """How quickly does each sampler find a good (CER, latency) front?
 
-    python bench/search_efficiency.py --parts collect     (~24 x 45 CPU-s; resumable)
-    python bench/search_efficiency.py --parts compare     (~1 min)
-    python bench/search_efficiency.py --parts compare --seeds 10-19
+    python -m bench.search_efficiency --parts collect     (~24 x 45 CPU-s; resumable)
+    python -m bench.search_efficiency --parts compare     (~1 min)
+    python -m bench.search_efficiency --parts compare --seeds 10-19
 
 collect  trains --n architectures sampled from the streaming space (seed 11)
          for 45 CPU-seconds each on the built-in English corpus (small, seed 0)
@@ -27,18 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
-from pathlib import Path
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import ArchConfig, default_space  # noqa: E402
 
 RUNS = ROOT / "bench" / "results" / "search_efficiency_runs.jsonl"

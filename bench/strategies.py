@@ -1,8 +1,8 @@
 """The search strategies compared on the same work.
 
-    python bench/strategies.py --parts landscape        (~40 min; --seeds 0-9)
-    python bench/strategies.py --parts real             (~75 min; --seeds 0-2)
-    python bench/strategies.py --parts plot             (the figures from saved results)
+    python -m bench.strategies --parts landscape        (~40 min; --seeds 0-9)
+    python -m bench.strategies --parts real             (~75 min; --seeds 0-2)
+    python -m bench.strategies --parts plot             (the figures from saved results)
 
 landscape  every strategy of `hwnas search --strategy` except Optuna's GP, on
            the search as `hwnas search` runs it (run_search: streaming space,
@@ -40,12 +40,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import numpy as np  # noqa: E402
+
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 
 RESULTS = ROOT / "bench" / "results"
 LANDSCAPE = RESULTS / "strategies_landscape.json"

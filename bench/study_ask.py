@@ -1,6 +1,6 @@
 """What asking a large generation of trials costs in the study's storage.
 
-    python bench/study_ask.py --population 500
+    python -m bench.study_ask --population 500
 
 A search asks a whole generation (``--population``) before any trial is told,
 so every trial of it is in flight at once. The main command's space and
@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.asr.delay import within_delay  # noqa: E402
 

@@ -1,9 +1,9 @@
 """How far can weight sharing be trusted? Architectures scored with weights
 inherited from a supernet against the same architectures trained stand-alone.
 
-    python bench/supernet_fidelity.py --family all --space main --archs 30 \\
+    python -m bench.supernet_fidelity --family all --space main --archs 30 \\
         --standalone 40 --supernet-budget 6m --finetune 20 --tag main
-    python bench/supernet_fidelity.py --family conformer --space bench/supernet_space.toml \\
+    python -m bench.supernet_fidelity --family conformer --space bench/supernet_space.toml \\
         --archs 30 --standalone 60 --supernet-budget 25m --finetune 30
 
 ``--space main`` is the README's main command's space (streaming, algorithmic
@@ -32,20 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.asr.delay import within_delay  # noqa: E402
 from hwnas.supernet.score import score  # noqa: E402

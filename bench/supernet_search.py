@@ -1,6 +1,6 @@
 """The main search side by side, scoring CER with supernets or by training.
 
-    python bench/supernet_search.py --minutes 15 --seeds 0
+    python -m bench.supernet_search --minutes 15 --seeds 0
 
 Both runs are the README's main command (`hwnas search --target cpu
 --streaming --max-delay 500 --objectives cer,delay`, default rungs 40s,2m)
@@ -33,11 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import numpy as np  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.visualization.report import hypervolume_2d  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "supernet_search.json"

@@ -1,8 +1,8 @@
 """A TTS architecture against the FastSpeech 2-like preset, at the same
 training budget: parameters, measured real-time factor, and dev quality.
 
-    python bench/tts_vs_baseline.py --budget 120            (presets only)
-    python bench/tts_vs_baseline.py --budget 120 --arch found.json --asr runs/train/RUN
+    python -m bench.tts_vs_baseline --budget 120            (presets only)
+    python -m bench.tts_vs_baseline --budget 120 --arch found.json --asr runs/train/RUN
 
 Both are trained --budget CPU-seconds (one thread, seed 0) on the built-in
 English TTS data (small: 1,200 train / 100 dev sentences) and exported to
@@ -24,19 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas import tasks  # noqa: E402
 from hwnas.export import export  # noqa: E402
 from hwnas.tts.arch import TTSArch, preset  # noqa: E402
@@ -121,7 +116,7 @@ def main() -> None:
                "params_ratio": round(b["params"] / c["params"], 2),
                "speedup": {"median": round(r, 2), "ci95": [round(lo, 2), round(hi, 2)]},
                "mcd_db_delta": round(c["dev"]["mcd_db"] - b["dev"]["mcd_db"], 3),
-               "command": "python bench/tts_vs_baseline.py " + " ".join(sys.argv[1:])}
+               "command": "python -m bench.tts_vs_baseline " + " ".join(sys.argv[1:])}
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\n{'model':<24}{'params M':>10}{'ms/5 s':>10}{'RTF':>9}{'mel L1':>9}{'MCD dB':>9}"
           f"{'CER heard':>11}")

@@ -1,7 +1,7 @@
 """Does the search's answer beat the best hand-designed baseline?
 
-    python bench/vs_baselines.py --workspace WS --study main [--study main-s1 ...]
-    python bench/vs_baselines.py --workspace WS --study main --whole   (+ ~20 CPU-min a study)
+    python -m bench.vs_baselines --workspace WS --study main [--study main-s1 ...]
+    python -m bench.vs_baselines --workspace WS --study main --whole   (+ ~20 CPU-min a study)
 
 WS/--study: the workspace and studies of the README's main command, one per
 seed (`hwnas search --target cpu --streaming --max-delay 500 --objectives
@@ -30,15 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 
 OUT = ROOT / "bench" / "results" / "vs_baselines.json"
 

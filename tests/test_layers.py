@@ -223,3 +223,19 @@ def test_no_lower_layer_imports_a_higher_one_beyond_the_listed_debt():
     up = upward_imports()
     assert up - DEBT == set(), f"new upward imports: {sorted(up - DEBT)}"
     assert DEBT - up == set(), f"gone, strike them from DEBT: {sorted(DEBT - up)}"
+
+
+def test_bench_is_a_package_without_path_edits_or_private_imports():
+    """Benchmarks run as `python -m bench.NAME` and use only public names."""
+    assert (ROOT / "bench" / "__init__.py").is_file()
+    bad = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and \
+                    isinstance(node.value, ast.Name) and node.value.id == "sys":
+                bad.append(f"{path.name}:{node.lineno} sys.path")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hwnas"):
+                bad += [f"{path.name}:{node.lineno} {node.module}.{a.name}" for a in node.names
+                        if a.name.startswith("_")]
+    assert bad == []
