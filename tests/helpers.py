@@ -151,8 +151,8 @@ def synthetic_splits(utts: int = 12, seed: int = 0):
     """``splits_of(frontend, n_filters)`` over random features of ``utts`` short
     utterances with short texts (the same texts and lengths for every stem),
     and their tokenizer: training mechanics without synthesising a corpus."""
-    from hwnas.asr.models.frontend import input_dim
     from hwnas.data.tokens import CharTokenizer
+    from hwnas.nn.frontend import input_dim
     from hwnas.training.features import FeatureSet
     from hwnas.training.prepare import Splits
 

@@ -53,7 +53,7 @@ def test_algorithmic_delay_is_chunk_plus_lookahead_plus_window(subsampling, chun
 def test_the_chunk_graph_takes_exactly_the_counted_audio(subsampling):
     # ... and from the built device graph itself
     from hwnas.asr.models import build, device_graph
-    from hwnas.asr.models.frontend import HOP, N_FFT, SAMPLE_RATE
+    from hwnas.nn.frontend import HOP, N_FFT, SAMPLE_RATE
 
     assert (N_FFT - HOP) * 1000 // SAMPLE_RATE == delay.FRONTEND_MS
     arch = small("conformer", "ctc", "mhsa", "logmel", streaming=True, num_layers=1,

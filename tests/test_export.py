@@ -109,8 +109,8 @@ def train_briefly(arch: ArchConfig, path: Path, steps: int = 150) -> Path:
     import torch
 
     from hwnas.asr.models import build
-    from hwnas.asr.models.frontend import FeatureExtractor
     from hwnas.export.calibration import synthetic_audio
+    from hwnas.nn.frontend import FeatureExtractor
 
     torch.manual_seed(0)
     model = build(arch)

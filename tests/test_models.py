@@ -7,8 +7,8 @@ import torch
 
 from hwnas.asr import default_space, preset, preset_names
 from hwnas.asr.models import build, device_graph, speech_model
-from hwnas.asr.models.frontend import FeatureExtractor, input_dim
 from hwnas.asr.models.stats import model_stats
+from hwnas.nn.frontend import FeatureExtractor, input_dim
 from tests.helpers import small, streamed_and_full
 
 ENCODER_VARIANTS = ([("conformer", a) for a in ("mhsa", "relpos", "local", "linear")]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hwnas import tasks
-from hwnas.asr.models.graphs import TensorSpec
+from hwnas.nn.spec import TensorSpec
 from hwnas.space import SearchSpace
 from hwnas.space.decisions import Decision
 from hwnas.space.record import ArchRecord

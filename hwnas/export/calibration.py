@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 
-from hwnas.asr.models.frontend import HOP, N_FFT, SAMPLE_RATE, FeatureExtractor
 from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph
+from hwnas.nn.frontend import HOP, N_FFT, SAMPLE_RATE, FeatureExtractor
 
 
 def synthetic_audio(seconds: float, seed: int) -> torch.Tensor:

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from hwnas.asr import ArchConfig, default_space
-from hwnas.asr.cost import ANALYTIC, analytic
-from hwnas.asr.cost._tally import KINDS
+from hwnas.asr.cost import analytic
+from hwnas.nn.costs import ANALYTIC, KINDS
 
 __all__ = ["ANALYTIC", "KINDS", "SCHEMA_VERSION", "analytic", "costs", "feature_matrix",
            "feature_names"]

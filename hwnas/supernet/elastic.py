@@ -39,12 +39,12 @@ from torch import nn
 from torch.func import functional_call
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.attention import SelfAttention
-from hwnas.asr.models.common import TimeConv
 from hwnas.asr.models.decoders.las import LASDecoder
 from hwnas.asr.models.decoders.transformer import _Attention as DecoderAttention
 from hwnas.asr.models.encoders.conformer import ConvModule
 from hwnas.asr.models.model import SpeechModel, build
+from hwnas.nn.attention import SelfAttention
+from hwnas.nn.common import TimeConv
 from hwnas.space import SearchSpace
 
 STEMS = ("frontend", "lookahead", "subsampling")

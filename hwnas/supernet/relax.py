@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.common import FeedForward
+from hwnas.nn.common import FeedForward
 from hwnas.supernet.elastic import ElasticSupernet
 
 RELAXED = ("num_layers", "ffn_ratio", "conv_kernel")

@@ -28,7 +28,7 @@ class Task:
 
     def analytic(self, cols: dict[str, Any]) -> dict[str, Any]:
         """The analytic cost model over the space's ``columns`` (the columns
-        of ``hwnas.asr.cost.ANALYTIC``, whatever the task)."""
+        of ``hwnas.nn.costs.ANALYTIC``, whatever the task)."""
         raise NotImplementedError
 
     def build_model(self, arch: Any) -> Any:

@@ -1,7 +1,7 @@
 """Feature frames for training, cached on disk.
 
 Features are computed once per (dataset, front-end, filters) with the same
-:class:`hwnas.asr.models.frontend.FeatureExtractor` the exported models are fed
+:class:`hwnas.nn.frontend.FeatureExtractor` the exported models are fed
 with, and cached as a raw float16 file of the frames beside an .npz index
 (ids, texts, offsets); a cache that fails its checks is set aside and
 computed again.
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.asr.models.frontend import N_FFT, FeatureExtractor
 from hwnas.data.loaders import CorpusError, Dataset, load_audio
 from hwnas.errors import first_line
+from hwnas.nn.frontend import N_FFT, FeatureExtractor
 from hwnas.paths import set_aside
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """The analytic cost of one TTS device-graph call, in the speech cost
-model's columns (:data:`hwnas.asr.cost.ANALYTIC`) so that one predictor
+model's columns (:data:`hwnas.nn.costs.ANALYTIC`) so that one predictor
 code path learns both tasks. The kinds map as: ``frontend`` the phoneme
 embedding, ``subsampling`` the duration predictor and length regulator,
 ``attention_proj`` / ``attention_scores`` / ``ffn`` / ``conv`` the blocks'
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnas.asr.cost import ANALYTIC
-from hwnas.asr.cost._tally import KINDS
+from hwnas.nn.costs import ANALYTIC, KINDS
 from hwnas.tts.arch import FRAME_BUCKET, PHONEME_BUCKET
 
 FFN = 4

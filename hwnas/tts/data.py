@@ -7,7 +7,7 @@ sentences are the ASR corpus's (the same seed gives the same text, and dev
 sentences never occur in train). eSpeak's phoneme events give each
 phoneme's mnemonic and first sample as it speaks, so durations are the
 synthesiser's own, not a forced alignment. Mel frames come from the ASR
-front-end (:class:`~hwnas.asr.models.frontend.FeatureExtractor`, log-mel, 80
+front-end (:class:`~hwnas.nn.frontend.FeatureExtractor`, log-mel, 80
 filters, 25 ms window, 10 ms hop): one feature implementation for both tasks.
 
 Layout of ``<workspace>/data/tts-<lang>-<size>-s<seed>/``::
@@ -71,7 +71,7 @@ class Utterance:
 
 
 def _mel(wave: np.ndarray) -> np.ndarray:
-    from hwnas.asr.models.frontend import FeatureExtractor
+    from hwnas.nn.frontend import FeatureExtractor
 
     return FeatureExtractor("logmel", 80)(torch.from_numpy(wave).float())[0].numpy()
 

@@ -43,7 +43,7 @@ def load_tts_run(run: Path) -> tuple[Any, Path, tuple[torch.Tensor, torch.Tensor
 def _features(name: str, waves: list[np.ndarray], ids: list[str], texts: list[str],
               frontend: str, n_filters: int) -> Any:
     """A FeatureSet of in-memory waveforms, as the recogniser's front-end sees them."""
-    from hwnas.asr.models.frontend import FeatureExtractor
+    from hwnas.nn.frontend import FeatureExtractor
     from hwnas.training.features import FeatureSet
 
     fe = FeatureExtractor(frontend, n_filters)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.asr.models.attention import AttentionPlan, SelfAttention
-from hwnas.asr.models.common import FeedForward, TimeConv, sinusoid_table
+from hwnas.nn.attention import AttentionPlan, SelfAttention
+from hwnas.nn.common import FeedForward, TimeConv, sinusoid_table
 from hwnas.tts.arch import FRAME_BUCKET, PHONEME_BUCKET, TTSArch
 
 FFN_RATIO = 4
@@ -246,7 +246,7 @@ class TTSGraph(nn.Module):
     def __init__(self, model: AcousticModel, phonemes: int = PHONEME_BUCKET,
                  frames: int = FRAME_BUCKET) -> None:
         super().__init__()
-        from hwnas.asr.models.graphs import TensorSpec
+        from hwnas.nn.spec import TensorSpec
 
         self.model, self.frames = model, frames
         self.inputs = [TensorSpec("tokens", (1, phonemes, model.arch.n_phonemes))]

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from hwnas.asr.models.frontend import _EPS, HOP, N_BINS, N_FFT, dct_matrix, mel_filterbank
+from hwnas.nn.frontend import EPS, HOP, N_BINS, N_FFT, dct_matrix, mel_filterbank
 
 MCD_COEFFS = 24
 GRIFFIN_LIM_ITERS = 32
@@ -39,7 +39,7 @@ def griffin_lim(logmel: torch.Tensor, iters: int = GRIFFIN_LIM_ITERS, seed: int 
     the filterbank's pseudo-inverse (clamped at zero), then Griffin-Lim's
     phase iterations with the ASR front-end's window and hop."""
     fb = mel_filterbank(logmel.shape[-1]).double()                     # (M, N_BINS)
-    power = torch.exp(logmel.double()) - _EPS
+    power = torch.exp(logmel.double()) - EPS
     lin = torch.clamp(power @ torch.linalg.pinv(fb).T, min=0.0)      # (T, N_BINS)
     mag = torch.sqrt(lin).T[None]                                      # (1, N_BINS, T)
     window = torch.hann_window(N_FFT, dtype=torch.float64)

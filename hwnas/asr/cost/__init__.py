@@ -23,18 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from hwnas.asr.cost import cnn_lstm, conformer, contextnet, decoders, frontend, rnn, transformer
-from hwnas.asr.cost._tally import KINDS, Shapes, Tally
+from hwnas.asr.cost._tally import Shapes, Tally
 
 #: encoder family -> its cost function (arguments: tally, shapes, mask of the
 #: architectures of that family)
 ENCODERS = {"conformer": conformer.cost, "transformer": transformer.cost,
             "lstm": rnn.cost, "blstm": rnn.cost, "cnn_lstm": cnn_lstm.cost,
             "contextnet": contextnet.cost}
-
-ANALYTIC = ([f"flops_{k}" for k in KINDS] + [f"params_{k}" for k in KINDS] +
-            ["flops", "params", "in_frames", "enc_frames", "key_len", "cache_elems",
-             "input_elems", "output_elems", "act_elems", "score_elems", "ops",
-             "weight_mb", "flops_per_param", "flops_per_op", "lstm_steps"])
 
 
 def analytic(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,5 +1,5 @@
 """Self-attention layers, shared by the attention encoders
-(:mod:`hwnas.asr.models.attention`) and their feed-forward blocks."""
+(:mod:`hwnas.nn.attention`) and their feed-forward blocks."""
 
 from __future__ import annotations
 

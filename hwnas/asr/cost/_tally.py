@@ -9,9 +9,8 @@ import numpy as np
 
 from hwnas.asr.arch import UTTERANCE_FRAMES
 from hwnas.asr.decisions import SUBSAMPLING_FACTOR
+from hwnas.nn.costs import KINDS
 
-KINDS = ("frontend", "subsampling", "attention_proj", "attention_scores", "ffn", "conv",
-         "lstm", "se", "decoder", "joint")
 N_BINS = 201               # log-power bins of the learnable front-end (frontend.N_BINS)
 
 

@@ -1,5 +1,5 @@
 """Front-end (the learnable filterbank, the look-ahead convolution) and
-subsampling (:mod:`hwnas.asr.models.frontend`, ``subsampling``)."""
+subsampling (:mod:`hwnas.nn.frontend`, ``subsampling``)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ Token inputs are one-hot float vectors so that every input is a float tensor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -25,12 +24,7 @@ from hwnas.asr.arch import DECODE_TOKENS, UTTERANCE_FRAMES  # noqa: F401 - re-ex
 from hwnas.asr.graph_io import initial_feeds
 from hwnas.asr.models.decoders import RNNTDecoder
 from hwnas.asr.models.model import SpeechModel
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple[int, ...]
+from hwnas.nn.spec import TensorSpec
 
 
 class _Graph(nn.Module):

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.common import keep_frames, length_mask
 from hwnas.asr.models.decoders import CTCHead, LASDecoder, RNNTDecoder, TransformerDecoder
 from hwnas.asr.models.encoders import build_encoder
-from hwnas.asr.models.frontend import LearnableFilterbank, input_dim
 from hwnas.asr.models.subsampling import build_subsampling
+from hwnas.nn.common import keep_frames, length_mask
+from hwnas.nn.frontend import LearnableFilterbank, input_dim
 
 
 class SpeechModel(nn.Module):

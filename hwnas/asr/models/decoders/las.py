@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from hwnas.asr.models.common import zero_state
+from hwnas.nn.common import zero_state
 
 
 class LASDecoder(nn.Module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hwnas.asr.models.common import zero_state
+from hwnas.nn.common import zero_state
 
 
 class RNNTDecoder(nn.Module):

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from hwnas.asr.models.common import FeedForward, sinusoid_table
+from hwnas.nn.common import FeedForward, sinusoid_table
 
 HEADS = 4
 MAX_TOKENS = 512

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.attention import AttentionPlan
-from hwnas.asr.models.common import cache_shapes_of, chunk_through, length_mask
+from hwnas.nn.attention import AttentionPlan
+from hwnas.nn.common import cache_shapes_of, chunk_through, length_mask
 
 
 def attention_plan(arch: ArchConfig) -> AttentionPlan:

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.common import TimeConv, cache_shapes_of, chunk_through, keep_frames
 from hwnas.asr.models.encoders.rnn import LSTMStack
+from hwnas.nn.common import TimeConv, cache_shapes_of, chunk_through, keep_frames
 
 CONV_LAYERS = 2
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.common import TimeConv, cache_shapes_of, chunk_through, keep_frames
+from hwnas.nn.common import TimeConv, cache_shapes_of, chunk_through, keep_frames
 
 CONVS_PER_BLOCK = 3
 SE_REDUCTION = 8

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.common import zero_state
+from hwnas.nn.common import zero_state
 
 
 class LSTMStack(nn.Module):

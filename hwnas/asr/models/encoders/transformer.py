@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from hwnas.asr import ArchConfig
-from hwnas.asr.models.attention import AttentionPlan, SelfAttention
-from hwnas.asr.models.common import FeedForward, TimeConv, keep_frames
 from hwnas.asr.models.encoders._attention_stack import AttentionStack, attention_plan
+from hwnas.nn.attention import AttentionPlan, SelfAttention
+from hwnas.nn.common import FeedForward, TimeConv, keep_frames
 
 POS_CONV_KERNEL = 15
 

@@ -20,7 +20,7 @@ SAMPLE_RATE = 16000
 N_FFT = 400          # 25 ms
 HOP = 160            # 10 ms
 N_BINS = N_FFT // 2 + 1
-_EPS = 1e-6
+EPS = 1e-6
 
 
 def mel_filterbank(n_filters: int, n_bins: int = N_BINS, sample_rate: int = SAMPLE_RATE,
@@ -87,8 +87,8 @@ class FeatureExtractor(nn.Module):
                           return_complex=True)
         power = spec.abs().pow(2).transpose(1, 2)  # (B, T, N_BINS)
         if self.frontend == "learnable":
-            return torch.log(power + _EPS)
-        logmel = torch.log(power @ self.mel.T + _EPS)
+            return torch.log(power + EPS)
+        logmel = torch.log(power @ self.mel.T + EPS)
         return logmel if self.frontend == "logmel" else logmel @ self.dct.T
 
     @staticmethod
@@ -106,7 +106,7 @@ class LearnableFilterbank(nn.Module):
         self.proj = nn.Linear(N_BINS, n_filters)
         with torch.no_grad():
             fb = mel_filterbank(n_filters)
-            self.proj.weight.copy_(fb / fb.sum(dim=1, keepdim=True).clamp(min=_EPS))
+            self.proj.weight.copy_(fb / fb.sum(dim=1, keepdim=True).clamp(min=EPS))
             self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
