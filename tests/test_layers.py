@@ -180,7 +180,6 @@ DEBT = {
     ("hwnas.profiling.profiler", "hwnas.execution.units"),
     ("hwnas.search.study", "hwnas.strategies"),
     ("hwnas.training.halving", "hwnas.execution"),
-    ("hwnas.tts.intelligibility", "hwnas.asr.decode"),
     ("hwnas.tts.intelligibility", "hwnas.training.features"),
     ("hwnas.tts.intelligibility", "hwnas.training.trainer"),
     ("hwnas.tts.search", "hwnas.adapters.devicefile"),

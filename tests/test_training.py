@@ -17,13 +17,12 @@ from hwnas.asr.decode import (
     ctc_beam,
     ctc_greedy,
     ctc_lexicon_beam,
-    error_rates,
     snap_to_lexicon,
 )
 from hwnas.asr.losses import attention_loss, rnnt_loss
 from hwnas.data import corpus
 from hwnas.data.loaders import load_builtin
-from hwnas.data.tokens import CharTokenizer
+from hwnas.data.tokens import CharTokenizer, error_rates
 from hwnas.training.features import compute
 from hwnas.training.trainer import TrainConfig, evaluate, train, transcribe
 

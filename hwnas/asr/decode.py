@@ -271,18 +271,3 @@ def snap_to_lexicon(text: str, lexicon: Sequence[str]) -> str:
     for w in text.split():
         words.append(min(lex, key=lambda x: (_edit(w, x), abs(len(w) - len(x)))))
     return " ".join(words)
-
-
-def error_rates(refs: Iterable[str], hyps: Iterable[str]) -> dict[str, float]:
-    """Corpus WER and CER (jiwer), references and hypotheses normalised alike."""
-    import jiwer
-
-    from hwnas.data.tokens import normalise
-
-    r = [normalise(x) for x in refs]
-    h = [normalise(x) for x in hyps]
-    keep = [i for i, x in enumerate(r) if x]
-    r, h = [r[i] for i in keep], [h[i] for i in keep]
-    if not r:
-        return {"wer": float("nan"), "cer": float("nan"), "n": 0}
-    return {"wer": float(jiwer.wer(r, h)), "cer": float(jiwer.cer(r, h)), "n": len(r)}

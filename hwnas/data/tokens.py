@@ -72,3 +72,16 @@ class CharTokenizer:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+def error_rates(refs: Iterable[str], hyps: Iterable[str]) -> dict[str, float]:
+    """Corpus WER and CER (jiwer), references and hypotheses normalised alike."""
+    import jiwer
+
+    r = [normalise(x) for x in refs]
+    h = [normalise(x) for x in hyps]
+    keep = [i for i, x in enumerate(r) if x]
+    r, h = [r[i] for i in keep], [h[i] for i in keep]
+    if not r:
+        return {"wer": float("nan"), "cer": float("nan"), "n": 0}
+    return {"wer": float(jiwer.wer(r, h)), "cer": float(jiwer.cer(r, h)), "n": len(r)}

@@ -26,14 +26,13 @@ from hwnas.asr.decode import (
     ctc_beam,
     ctc_greedy,
     ctc_lexicon_beam,
-    error_rates,
     rnnt_beam,
     rnnt_greedy,
     snap_to_lexicon,
 )
 from hwnas.asr.losses import CTC_WEIGHT, attention_loss, ctc_loss, rnnt_loss
 from hwnas.asr.models.model import build
-from hwnas.data.tokens import CharTokenizer
+from hwnas.data.tokens import CharTokenizer, error_rates
 from hwnas.errors import first_line
 from hwnas.state import Shape, read_json, write_json
 from hwnas.training.features import FeatureSet, spec_augment

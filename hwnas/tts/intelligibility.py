@@ -53,8 +53,8 @@ def _features(name: str, waves: list[np.ndarray], ids: list[str], texts: list[st
 
 
 def score(tts_run: Path, asr_run: Path, n: int = 50) -> dict[str, Any]:
-    from hwnas.asr.decode import error_rates
     from hwnas.data.corpus import read_wav
+    from hwnas.data.tokens import error_rates
     from hwnas.training.trainer import load_run, transcribe
     from hwnas.tts import data
     from hwnas.tts.quality import griffin_lim
