@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hwnas.paths import file_sha256
+
 # the tiny corpora: enough to train, score and report in about a second
 CORPUS_TINY = (12, 4, 4)
 TTS_TINY = (12, 4)
@@ -252,16 +254,8 @@ def files(ws: Path) -> dict[str, tuple[int, int, str]]:
             if p.is_symlink() or not p.is_file():
                 continue
             st = p.stat()
-            out[p.relative_to(ws).as_posix()] = (st.st_size, st.st_mtime_ns, _sha(p))
+            out[p.relative_to(ws).as_posix()] = (st.st_size, st.st_mtime_ns, file_sha256(p))
     return out
-
-
-def _sha(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def restore(ws: Path, pristine: Path) -> None:

@@ -9,7 +9,6 @@ Layout of the output folder (one sub-folder per architecture id):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -29,7 +28,7 @@ from hwnas.export.errors import ExportError
 from hwnas.export.formats import FORMATS
 from hwnas.export.onnx import export_onnx
 from hwnas.export.tflite import TFLiteRunner, convert_tflite
-from hwnas.paths import write_atomic
+from hwnas.paths import file_sha256, write_atomic
 from hwnas.tasks import build_model, device_graph
 
 FLOAT_TOLERANCE = 1e-4     # max |diff| vs PyTorch for fp32 formats
@@ -54,10 +53,6 @@ class Artifact:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _graph(arch: ArchConfig, weights: Path | None, seed: int) -> ChunkGraph | UtteranceGraph:
@@ -162,7 +157,7 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
         path = onnx_path
     else:
         # the SavedModel is reused across formats only while the ONNX is unchanged
-        digest = _sha256(onnx_path)
+        digest = file_sha256(onnx_path)
         stamps = [work / d / "source.sha256" for d in ("saved_model", "saved_model_unrolled")]
         for stamp in stamps:
             if stamp.parent.exists() and (not stamp.is_file() or stamp.read_text() != digest):

@@ -10,13 +10,13 @@ one the search trained, not a retrained copy.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hwnas.paths import file_sha256
 from hwnas.search.storage import run_of
 
 CARD_JSON = "model_card.json"
@@ -82,7 +82,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
 
     result = read_json(run / "result.json", RESULT)
     arch = ArchConfig.from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
-    source = hashlib.sha256((run / "weights.pt").read_bytes()).hexdigest()
+    source = file_sha256(run / "weights.pt")
     earlier = _earlier_export(Path(out_dir) / arch.id, fmt, source)
     if earlier is not None:
         return earlier
@@ -90,7 +90,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     folder = Path(art.path).parent
     for name in ("tokenizer.json", "feature_norm.npz"):
         (folder / name).write_bytes((run / name).read_bytes())
-    sha = hashlib.sha256(Path(art.path).read_bytes()).hexdigest()
+    sha = file_sha256(art.path)
     card = {
         "model": {"arch_id": arch.id, "searched_id": row["arch_id"], "arch": arch.to_dict(),
                   "encoder": arch.encoder, "decoder": arch.decoder,
