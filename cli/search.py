@@ -16,7 +16,6 @@ from hwnas.workflows.search import DEFAULT_CER_BUDGET, DEFAULT_RUNG_FLOORS, rung
 
 from ._common import (
     add_corpus_args,
-    console,
     corpus_splits,
     measure_with_progress,
     open_corpus,
@@ -117,11 +116,13 @@ class _RichHooks:
     """The search's messages on stderr: progress bars over measurements,
     feature computation and the trials; a line per trial."""
 
-    def __init__(self, quiet: bool, unit: str) -> None:
+    def __init__(self, quiet: bool, unit: str, key: str = "cer") -> None:
         from rich.console import Console
 
         self.err = Console(stderr=True, quiet=quiet)
         self.quiet, self.unit, self.progress, self.task = quiet, unit, None, None
+        # the trials' quality: its field in a trial's record, and its name
+        self.key, self.label = key, {"mcd": "dev MCD"}.get(key, "dev CER")
 
     def say(self, text: str) -> None:
         self.err.print(text)
@@ -151,10 +152,9 @@ class _RichHooks:
 
     def on_rung(self, number: int, cand: Any, rung: int) -> None:
         r = cand.rungs[-1]
-        self.progress.update(self.task, info=f"#{number} {cand.arch.encoder}/"
-                                             f"{cand.arch.decoder} rung {rung} "
-                                             f"({_fmt_budget(r['budget_s'], self.unit)}): "
-                                             f"dev CER {r['cer']:.3f}")
+        self.progress.update(self.task, info=f"#{number} {_kind(cand.arch.to_dict())} rung "
+                                             f"{rung} ({_fmt_budget(r['budget_s'], self.unit)})"
+                                             f": {self.label} {r['cer']:.3f}")
 
     @contextlib.contextmanager
     def training_supernet(self, family: str, budget_s: float) -> Iterator[Any]:
@@ -196,45 +196,57 @@ class _RichHooks:
     def on_trial(self, t: Any) -> None:
         a = t.user_attrs
         self.progress.update(self.task, advance=1)
-        what = f"  #{t.number} {a['arch']['encoder']}/{a['arch']['decoder']}"
+        what = f"  #{t.number} {_kind(a['arch'])}"
         if a.get("cer_source", "trained") != "trained":
             self.progress.console.print(f"{what}: dev CER {a['cer']:.3f} ({a['cer_source']} "
                                         f"from the supernet); {a['latency_ms']:.2f} ms "
                                         "compute predicted")
         elif not a["trained"]:
-            self.progress.console.print(f"{what}: infeasible as predicted "
+            self.progress.console.print(f"{what}: infeasible as "
+                                        f"{a.get('latency_source', 'predicted')} "
                                         f"({a['latency_ms']:.2f} ms compute, "
                                         f"{a.get('delay_ms', math.nan):.0f} ms delay, "
                                         f"{a['params']:,} params); not trained")
         else:
             rs = ", ".join(f"{r['cer']:.3f}" for r in a["rungs"])
-            self.progress.console.print(f"{what}: dev CER by rung {rs}; {a['latency_ms']:.2f} "
-                                        f"ms compute, {a.get('delay_ms', math.nan):.0f} ms "
-                                        f"delay predicted, {a['params']:,} params")
+            self.progress.console.print(f"{what}: {self.label} by rung {rs}; "
+                                        f"{a['latency_ms']:.2f} ms compute, "
+                                        f"{a.get('delay_ms', math.nan):.0f} ms delay "
+                                        f"{a.get('latency_source', 'predicted')}, "
+                                        f"{a['params']:,} params")
 
 
 TTS_ONLY = {"tts_budget", "tts_size", "asr_run"}
 
 
+def _kind(arch: dict[str, Any]) -> str:
+    """An architecture's encoder/decoder in a few characters, whatever its task."""
+    from hwnas import tasks
+
+    f = tasks.row_fields(tasks.arch_from_dict(arch))
+    return f"{f['encoder']}/{f['decoder']}"
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.workflows.search import SearchRequest, run
 
+    ws = workspace(args)
+    own: dict[str, Any] = {}
     if args.task == "tts":
-        from .tts import cmd_search as tts_search
+        from .tts import search_parts
 
-        return tts_search(args)
-    refuse_given(args, TTS_ONLY, "only --task tts uses it")
-
+        own = search_parts(args, ws)
+    else:
+        refuse_given(args, TTS_ONLY, "only --task tts uses it")
     if args.cer_budget is not None and args.cer_steps is not None:
         raise ValueError("give --cer-budget or --cer-steps, not both")
     default_budget = args.cer_budget is None and args.cer_steps is None
     unit = "steps" if args.cer_steps is not None else "cpu_seconds"
     rungs = _rungs(args.cer_steps, "steps") if unit == "steps" else \
         _rungs(args.cer_budget or DEFAULT_CER_BUDGET, "budget")
-    ws = workspace(args)
     req = SearchRequest(
         target=args.target, workspace=ws, corpus=None, rungs=rungs, rung_unit=unit,
-        rung_floors=rung_floors(args.rung_floors, default_budget),
+        rung_floors=rung_floors(args.rung_floors, default_budget), task=args.task,
         study=args.study, storage=args.storage, objectives=tuple(args.objectives.split(",")),
         max_latency_ms=args.max_latency, max_delay_ms=args.max_delay, max_rtf=args.max_rtf,
         max_params=args.max_params, max_size_mb=args.max_size,
@@ -251,115 +263,29 @@ def cmd_search(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines,
         final=FinalBudget.parse(args.final_budget, unit, parse_budget),
         spot_budget_s=parse_budget(args.spot_budget))
+    if own:   # the task's own data, rungs and objectives
+        req.rung_floors, req.default_budget, req.final = (), False, None
+        for k, v in own.items():
+            setattr(req, k, v)
     req.check()
-    req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
+    if not own:
+        req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
     with open_executor(args) as req.executor:
-        outcome = run(req, _RichHooks(args.json, unit))
+        outcome = run(req, _RichHooks(args.json, unit, "mcd" if "mcd" in req.objectives
+                                      else "cer"))
     if args.json:
         print(json.dumps(outcome.summary, sort_keys=True, default=str))
+    elif own:
+        from .tts import print_search
+
+        print_search(outcome.summary, args.target)
     else:
-        _print_result(outcome.summary, args)
+        from ._answer import print_result
+
+        print_result(outcome.summary, args)
     if outcome.export_error:
         raise ValueError(outcome.export_error)
     return 0
-
-
-def _print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
-    from rich.table import Table
-
-    from hwnas.asr import ArchConfig, delay
-
-    front, source = out["pareto"], out["latency_source"].upper()
-    tests = sorted({k for r in front for k in r.get("tests", {})})
-    langs = sorted({k for r in front for k in r.get("cer_by_lang") or {}})
-    measure = {"cer_mean": "dev CER (lang mean)", "cer_worst": "dev CER (worst lang)"}.get(
-        next((o for o in args.objectives.split(",") if o.startswith("cer")), "cer"), "dev CER")
-
-    def num(v: Any, fmt: str) -> str:
-        return format(v, fmt) if v is not None else "-"
-
-    def table(title: str, cols: list[str]) -> Table:
-        t = Table(title=title, title_justify="left")
-        for c in cols:
-            t.add_column(c, justify="left" if c in ("arch", "encoder/decoder") else "right")
-        return t
-
-    # two tables, so that each fits a terminal: what it is and how accurate, then how fast
-    final = out.get("final_budget")
-    unit = "steps" if out.get("budget_unit") == "steps" else "CPU s"
-    title = (f"Finalists, {args.target}: the feasible Pareto set and the best baseline, each "
-             f"trained {final:g} {unit}" if final else
-             f"Pareto front and the best baseline, {args.target}: accuracy (feasible)")
-    acc = table(title,
-                ["trial", "arch", "encoder/decoder", measure, *[f"dev {k}" for k in langs],
-                 *[f"{k} CER" for k in tests],
-                 "params", "MB", "verdict"])
-    speed = table(f"... and latency on {args.target} ({source}"
-                  + (f", predictor {out['predictor']})" if source == "PREDICTED" else ")"),
-                  ["trial", *(["rung CER"] if final else []), "chunk ms", "look-ahead ms",
-                   "algorithmic ms", "compute p50 ms", "95% CI", "p90 ms", "emission delay ms",
-                   "RTF", "predicted ms"])
-    for r in front:
-        a, d = r["arch"], delay.describe(ArchConfig.from_dict(r["arch"]))
-        acc.add_row(f"{r['trial']}*" if r.get("baseline") else str(r["trial"]), r["arch_id"],
-                    f"{a['encoder']}/{a['decoder']}", f"{r['cer']:.3f}",
-                    *[num((r.get("cer_by_lang") or {}).get(k), ".3f") for k in langs],
-                    *[f"{r['tests'][k]['cer']:.3f}" for k in tests],
-                    f"{r['params']:,}", f"{r['size_mb']:.2f}", r.get("verdict", "-"))
-        speed.add_row(str(r["trial"]), *([num(r.get("rung_cer"), ".3f")] if final else []),
-                      num(d["chunk_ms"], ".0f") if a["streaming"] else "full",
-                      num(d["lookahead_ms"], ".0f"), num(d["algorithmic_ms"], ".0f"),
-                      f"{r['latency_ms']:.3f}", f"{r['latency_ci'][0]:.3f}-"
-                      f"{r['latency_ci'][1]:.3f}" if r.get("latency_ci") else "-",
-                      num(r.get("p90_ms"), ".2f"), num(r.get("delay_ms"), ".1f"),
-                      num(r.get("rtf"), ".4f"), f"{r.get('predicted_ms', r['latency_ms']):.2f}")
-    con = console()
-    con.print(acc)
-    con.print(speed)
-    top = (out.get("baseline") or {}).get("arch_id")
-    for r in front:
-        if r.get("baseline"):
-            con.print(f"{r['trial']}*: {'the best' if r['arch_id'] == top else 'a'} baseline, "
-                      f"{r['baseline']} (hand-designed, brought into the space; trained like "
-                      "any trial)")
-    if out["note"]:
-        con.print(out["note"])
-    if out.get("reference_ms"):
-        con.print(f"ms on this host: the predictor's ratios x this host's reference time "
-                  f"{out['reference_ms']:.3f} ms")
-    for r in front:
-        if r.get("note"):
-            con.print(f"{r['arch_id']}: {r['note']}")
-    for r in out["dropped"]:
-        con.print(f"dropped {r['arch_id']}: {r['reason']}")
-    best = out["selected"]
-    if out.get("versus_baseline"):
-        con.print(out["versus_baseline"])
-    if best:
-        why = (f"the baseline {best['baseline']}" if best.get("baseline") else
-               "lowest CER meeting the constraints")
-        con.print(f"selected for {args.target}: {best['arch_id']} ({why}): dev CER "
-                  f"{best['cer']:.3f}, {best['latency_ms']:.2f} ms "
-                  f"compute per call, {best.get('delay_ms', math.nan):.0f} ms emission delay "
-                  f"({best['latency_source']})")
-        if out["export"]:
-            con.print(f"exported with its model card: {out['export']}")
-    elif out["dropped"]:
-        con.print(f"verification dropped every candidate ({len(out['dropped'])}: reasons "
-                  "above); the study is kept: add trials (the same command with a larger "
-                  "--trials), or relax the constraint the measurements missed")
-    elif not out["feasible_as_predicted"]:
-        low, low_delay = out.get("min_predicted_ms"), out.get("min_predicted_delay_ms")
-        con.print(f"nothing was feasible as predicted: none of the {out['trials']} trials "
-                  "met the constraints by its predicted figures"
-                  + (f" (fastest predicted {low:.3f} ms against --max-latency "
-                     f"{args.max_latency:g})" if low is not None and args.max_latency else "")
-                  + (f" (shortest predicted emission delay {low_delay:.0f} ms against "
-                     f"--max-delay {args.max_delay:g})" if low_delay is not None
-                     and args.max_delay else "")
-                  + "; relax the constraints or add trials")
-    else:
-        con.print("no trained trial is on the feasible front yet; add trials")
 
 
 def add_parsers(sub: Any) -> None:
@@ -378,7 +304,8 @@ def add_parsers(sub: Any) -> None:
                    help="asr (default): speech recognisers; tts: TTS acoustic models, on "
                         "objectives mcd,rtf,params (see `hwnas tts --help`)")
     s.add_argument("--tts-budget", dest="tts_budget", default="60s", metavar="TIME",
-                   help="--task tts: CPU time each trial trains (default 60s)")
+                   help="--task tts: CPU time each trial trains by rung: 60s, or 30s,90s "
+                        "for two rungs (default 60s)")
     s.add_argument("--tts-size", dest="tts_size", default="small",
                    choices=("tiny", "small", "medium"),
                    help="--task tts: the built-in TTS data's size (default small)")

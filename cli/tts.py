@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -145,74 +146,78 @@ def _side(a: dict[str, Any], p: str) -> str:
     return f"{a[f'{p}_layers']}x{a[f'{p}_hidden']} {a[f'{p}_block']}{extra}"
 
 
-#: the options of `hwnas search` that a TTS search reads; the others are refused
-TTS_USES = {"target", "task", "objectives", "max_rtf", "trials", "tts_budget", "seed", "study",
-            "tts_size", "space", "storage", "format", "no_export", "no_verify", "asr_run",
-            "json", "workspace"}
+#: the options of `hwnas search` a TTS search does not read (refused when given):
+#: a recogniser's corpus, CER rungs, supernets, streaming and the final phase
+ASR_ONLY = {"cer_budget", "cer_steps", "rung_floors", "cer_source", "supernet_budget",
+            "finetune", "screen_utts", "streaming", "max_delay", "final_budget", "spot_budget",
+            "langs", "size", "corpus_seed", "train", "dev", "test", "strict", "charset"}
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    """`hwnas search --task tts`: see hwnas.tts.search."""
-    from rich.table import Table
+def search_parts(args: argparse.Namespace, ws: Path) -> dict[str, Any]:
+    """What `hwnas search --task tts` puts into the search's request: its
+    data, rungs (--tts-budget), objectives and study name."""
+    from hwnas.tts.units import TTSData
 
-    from hwnas.tts.search import TTSSearchRequest, run_search
-
-    from ._common import console, measure_with_progress, read_space
+    from ._common import console
     from .options import refuse_given
 
-    refuse_given(args, set(args.option_defaults) - TTS_USES,
-                 "--task tts does not use it (a TTS search is NSGA-II in this process on "
-                 "mcd,rtf,params; see `hwnas tts --help`)")
+    refuse_given(args, set(args.option_defaults) & ASR_ONLY,
+                 "--task tts does not use it (TTS trials train on the built-in TTS data, "
+                 "--tts-size; rungs are --tts-budget; see `hwnas tts --help`)")
+    if args.asr_run and not Path(args.asr_run).is_dir():
+        raise ValueError(f"--asr-run {args.asr_run}: no such folder")
     default = ("cer", "rtf", "params") if args.asr_run else ("mcd", "rtf", "params")
     objectives = default if args.objectives == "cer,latency" else \
         tuple(o.strip() for o in args.objectives.split(",") if o.strip())
-    req = TTSSearchRequest(
-        target=args.target, workspace=workspace(args), max_rtf=args.max_rtf,
-        objectives=objectives, trials=args.trials, train_s=parse_budget(args.tts_budget),
-        size=args.tts_size, seed=args.seed, study=args.study if args.study != "hwnas" else "tts",
-        storage=args.storage, space=read_space(args) if args.space else None,
-        verify=not args.no_verify, export=not args.no_export, format=args.format,
-        asr_run=Path(args.asr_run) if args.asr_run else None)
-    req.check()
+    if "cer" in objectives and not args.asr_run:
+        raise ValueError("the cer objective (intelligibility) needs --asr-run RUN, a "
+                         "`hwnas train` run that transcribes the synthesised speech")
+    if not {"mcd", "cer"} & set(objectives):
+        raise ValueError("a TTS search needs a quality objective: mcd or cer")
+    data = TTSData(ws, size=args.tts_size, seed=args.seed,
+                   asr_run=str(Path(args.asr_run).resolve()) if args.asr_run else None)
+    if not args.json:
+        data.say = console().print
+    rungs = tuple(parse_budget(p) for p in args.tts_budget.split(",") if p.strip())
+    return {"corpus": data, "rungs": rungs, "objectives": objectives,
+            "study": args.study if args.study != "hwnas" else "tts"}
+
+
+def print_search(summary: dict[str, Any], target: str) -> None:
+    """A TTS search's answer: its Pareto set, verified on the target."""
+    from rich.table import Table
+
+    from ._common import console
+
     con = console()
-
-    def say(line: str) -> None:
-        if not args.json:
-            con.print(line)
-
-    def on_trial(rec: dict[str, Any]) -> None:
-        if not args.json:
-            mcd = f"MCD {rec['dev_mcd_db']:.2f} dB" if "dev_mcd_db" in rec else ""
-            rtf = f"{rec['rtf']:.4f}" if rec.get("rtf") is not None else "-"
-            con.print(f"trial {rec['trial']:>3} {rec['arch_id']}: RTF {rtf} (measured), "
-                      f"{rec['params'] / 1e6:.2f} M params; {rec['verdict']} {mcd}")
-
-    def drive(run: Any) -> None:
-        measure_with_progress(run, f"measuring on {args.target}", quiet=True)
-
-    summary = run_search(req, say, on_trial, drive)
-    if args.json:
-        print(json.dumps(summary, sort_keys=True, default=str))
-        return 0
-    t = Table(title=f"Pareto set ({len(summary['pareto'])}): dev quality with true durations, "
-                    "RTF measured on the target over the 5 s bucket")
-    heard = any("cer" in r for r in summary["pareto"])
+    front = summary["pareto"]
+    t = Table(title=f"Pareto set ({len(front)}): dev quality with true durations, RTF "
+                    f"measured on {target} over the 5 s bucket", title_justify="left")
+    heard = any("cer_ceiling" in (r.get("dev") or {}) for r in front)
     for col in ("trial", "arch", "MCD dB", "mel L1", *(("CER heard",) if heard else ()),
                 "params M", "RTF", "RTF 95% hi", "verdict"):
         t.add_column(col)
-    for r in summary["pareto"]:
-        a = r["arch"]
-        desc = f"enc {_side(a, 'enc')}, dec {_side(a, 'dec')}, dur {a['var_hidden']}"
-        t.add_row(str(r["trial"]), desc, f"{r['mcd_db']:.2f}", f"{r['mel_l1']:.3f}",
-                  *((f"{r['cer']:.3f} (eSpeak {r['cer_ceiling']:.3f})",) if heard else ()),
+    for r in front:
+        a, dev = r["arch"], r.get("dev") or {}
+        ci = r.get("latency_ci")
+        hi = ci[1] / r["latency_ms"] * r["rtf"] if ci and r.get("rtf") else None
+        t.add_row(f"{r['trial']}*" if r.get("baseline") else str(r["trial"]),
+                  f"enc {_side(a, 'enc')}, dec {_side(a, 'dec')}, dur {a['var_hidden']}",
+                  f"{dev.get('mcd_db', math.nan):.2f}", f"{dev.get('mel_l1', math.nan):.3f}",
+                  *((f"{dev['cer']:.3f} (eSpeak {dev['cer_ceiling']:.3f})",) if heard else ()),
                   f"{r['params'] / 1e6:.2f}", f"{r.get('rtf') or 0:.4f}",
-                  f"{r.get('rtf_hi') or 0:.4f}", r.get("verdict", "not verified"))
+                  f"{hi:.4f}" if hi is not None else "-", r.get("verdict", "not verified"))
     con.print(t)
-    if "export" in summary:
-        e = summary["export"]
-        con.print(f"exported trial {e['trial']} ({e['format']}): {e['path']}")
-    con.print(f"study: {summary['result']}")
-    return 0
+    for line in (summary.get("note"), summary.get("versus_baseline")):
+        if line:
+            con.print(line)
+    for r in summary["dropped"]:
+        con.print(f"dropped {r['arch_id']}: {r['reason']}")
+    if summary.get("export"):
+        con.print(f"exported with its model card: {summary['export']}")
+    elif not front:
+        con.print("no trained trial is on the feasible front yet; add trials or relax "
+                  "the constraints")
 
 
 def add_parsers(sub: Any) -> None:

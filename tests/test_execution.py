@@ -13,8 +13,9 @@ from hwnas.adapters.devicefile import load_device
 from hwnas.asr import default_space, preset
 from hwnas.data import corpus
 from hwnas.execution import LocalExecutor, ProcessExecutor, make, names
-from hwnas.execution.units import Export, Measure, TrainRung
+from hwnas.execution.units import Export, Measure
 from hwnas.profiling.profiler import ProfileRun
+from hwnas.training.units import TrainRung
 from tests.helpers import FAST
 
 TINY = {"kind": "builtin", "langs": ["en"], "size": "tiny", "seed": 0}
@@ -86,9 +87,9 @@ def test_a_rung_continued_from_its_snapshot_in_another_process_equals_one_run(ti
 def test_a_subnet_scored_in_a_worker_process_equals_one_scored_here(tiny_workspace):
     """The supernet screen's unit: the worker reads the supernet from its
     folder once, and scores as the driver would."""
-    from hwnas.execution.units import ScoreSubnet
     from hwnas.supernet.elastic import ElasticSupernet
     from hwnas.supernet.sandwich import save_supernet
+    from hwnas.supernet.units import ScoreSubnet
     from hwnas.training.prepare import corpus_from_description
 
     space = default_space().with_choices({

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hwnas import tasks
 from hwnas.asr import default_space
 from hwnas.asr.delay import narrow
 from hwnas.search.baselines import for_search
@@ -22,6 +23,7 @@ from hwnas.workflows.final import FinalBudget, decide, not_slower
 from tests.helpers import fake_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+PRESETS = tasks.get("asr").presets()
 
 
 def lat(arch):
@@ -36,7 +38,7 @@ def test_baselines_enter_the_first_generation_adapted_to_the_flags(tmp_path):
     cfg = SearchConfig(target="cpu", objectives=("cer", "delay"), max_delay_ms=300, trials=8,
                        population_size=4, space=space, rungs=(10.0,),
                        storage=f"sqlite:///{tmp_path / 'b.db'}", study="b")
-    found, notes = for_search(space, lambda a: judge(cfg, a, lat))
+    found, notes = for_search(space, lambda a: judge(cfg, a, lat), PRESETS)
     by = {b.name: b for b in found}
     assert set(by) == {"conformer_s_streaming", "conformer_xs", "lstm_rnnt", "contextnet_s",
                        "transformer_ctc"}
@@ -67,7 +69,7 @@ def test_baselines_train_stand_alone_where_the_others_are_screened(tmp_path):
     cfg = SearchConfig(target="cpu", objectives=("cer", "delay"), max_delay_ms=500, trials=10,
                        population_size=5, space=space, rungs=(10.0,),
                        storage=f"sqlite:///{tmp_path / 'sc.db'}", study="sc")
-    found, _ = for_search(space, lambda a: judge(cfg, a, lat))
+    found, _ = for_search(space, lambda a: judge(cfg, a, lat), PRESETS)
     cfg.baselines = tuple(found)
     seen = []
 
@@ -90,7 +92,7 @@ def test_a_preset_whose_family_or_decoder_the_space_lacks_is_left_out():
     space = default_space().with_choices({"encoder": ["lstm", "conformer"],
                                           "decoder": ["ctc"], "num_layers": [1, 2]})
     cfg = SearchConfig(target="cpu", space=space)
-    found, notes = for_search(space, lambda a: judge(cfg, a, lat))
+    found, notes = for_search(space, lambda a: judge(cfg, a, lat), PRESETS)
     assert {b.name for b in found} == {"conformer_xs"}
     assert any(n == "blstm_ctc: left out: this space has no encoder blstm" for n in notes)
     assert any(n == "lstm_rnnt: left out: this space has no decoder rnnt" for n in notes)
@@ -101,7 +103,7 @@ def test_a_preset_whose_family_or_decoder_the_space_lacks_is_left_out():
 def test_a_baseline_that_breaks_a_limit_at_every_chunk_is_left_out_with_the_reason():
     space, _ = narrow(default_space(), streaming=True, max_delay_ms=500)
     cfg = SearchConfig(target="cpu", max_latency_ms=0.5, space=space)
-    found, notes = for_search(space, lambda a: judge(cfg, a, lat))
+    found, notes = for_search(space, lambda a: judge(cfg, a, lat), PRESETS)
     assert {b.name for b in found} == {"lstm_rnnt"} or all(
         lat(b.arch) <= 0.5 for b in found)
     assert any("conformer_s_streaming: left out: predicted compute" in n

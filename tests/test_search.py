@@ -202,7 +202,7 @@ def test_a_search_for_the_worst_language(tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "worst lang" in text and "dev ru" in text, text
     assert main([*argv[:-2], "--study", "two", "--objectives", "cer,cer_mean"]) == 1
-    assert "give one CER objective" in capsys.readouterr().err
+    assert "give one quality objective" in capsys.readouterr().err
 
 
 def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):

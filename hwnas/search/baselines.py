@@ -1,7 +1,8 @@
 """Hand-designed baselines in the loop.
 
 A search's answer means something only beside what an engineer would have
-tried first. So every new study starts with the presets (``hwnas.asr.presets``)
+tried first. So every new study starts with its task's presets
+(``Task.presets``; the recogniser's are ``hwnas.asr.presets``)
 that fit its space and constraints, each brought in by the smallest change
 (16 blocks to the space's deepest 8, a full-context model made streaming, the
 longest chunk that meets ``--max-delay``), the change stated. A preset whose
@@ -17,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hwnas.asr import ArchConfig
-from hwnas.asr.presets import preset, preset_names
 from hwnas.space import SearchSpace
 
 #: how a full-context preset is made streaming: conformer_s_streaming's choices
@@ -26,7 +25,7 @@ from hwnas.space import SearchSpace
 STREAMING_FORM = {"streaming": True, "chunk_ms": 480, "left_chunks": 2, "lookahead": 0}
 
 #: ``judge(arch) -> (predicted values, constraint values)``, <= 0 met (``study.judge``)
-Judge = Callable[[ArchConfig], tuple[dict[str, float], dict[str, float]]]
+Judge = Callable[[Any], tuple[dict[str, float], dict[str, float]]]
 
 _LIMITS = {"latency": ("compute", "ms", "--max-latency"), "delay": ("emission delay", "ms",
                                                                      "--max-delay"),
@@ -38,7 +37,7 @@ _LIMITS = {"latency": ("compute", "ms", "--max-latency"), "delay": ("emission de
 @dataclass(frozen=True)
 class Baseline:
     name: str            # the preset's
-    arch: ArchConfig     # as brought into the space
+    arch: Any            # as brought into the space
     change: str          # what was changed, "" when the preset is in the space as it is
 
     def describe(self) -> str:
@@ -48,7 +47,7 @@ class Baseline:
         return {"name": self.name, "change": self.change}
 
 
-def _changes(before: ArchConfig, after: ArchConfig) -> list[str]:
+def _changes(before: Any, after: Any) -> list[str]:
     a, b = before.to_dict(), after.to_dict()
     return [f"{k} {a[k]} -> {b[k]}" for k in a
             if a[k] is not None and b[k] is not None and a[k] != b[k]]
@@ -64,33 +63,40 @@ def _broken(values: dict[str, float], cons: dict[str, float]) -> str:
     return "; ".join(out)
 
 
-def for_search(space: SearchSpace, judge: Judge) -> tuple[list[Baseline], list[str]]:
+def for_search(space: SearchSpace, judge: Judge, presets: dict[str, Any]
+               ) -> tuple[list[Baseline], list[str]]:
     """(the baselines a search in ``space`` under ``judge``'s constraints starts
-    with, one line per preset left out and why)."""
+    with, one line per preset of ``presets`` left out and why). Where the
+    space decides streaming, a preset is made streaming or full-context to
+    fit; where it decides the encoder family and decoder, a preset whose own
+    the space lacks is left out."""
+    from dataclasses import replace
+
     out: list[Baseline] = []
     notes: list[str] = []
     seen: dict[str, str] = {}
-    modes = space.choices("streaming")
+    streams = "streaming" in space.domain
+    modes = space.choices("streaming") if streams else ()
     # presets the space holds as they are first: a streaming preset keeps its own name
     # where a full-context one made streaming would be the same architecture
-    for name in sorted(preset_names(), key=lambda n: preset(n).streaming not in modes):
-        p = preset(name)
+    for name in sorted(presets, key=lambda n: streams and presets[n].streaming not in modes):
+        p = presets[name]
         made: list[str] = []
         form = p
-        if p.streaming not in modes:
+        if streams and p.streaming not in modes:
             if p.streaming:   # the fields only streaming uses go in ``nearest``
-                form = ArchConfig(**{**p.to_dict(), "streaming": False})
+                form = replace(p, streaming=False)
                 made.append("made full-context")
             elif p.encoder == "blstm":
                 notes.append(f"{name}: left out: a bidirectional encoder cannot stream")
                 continue
             else:
-                form = ArchConfig(**{**p.to_dict(), **STREAMING_FORM})
+                form = replace(p, **STREAMING_FORM)
                 made.append("made streaming: 480 ms chunks, 2 chunks of left context, "
                             "no look-ahead")
         # a baseline is its family and its decoder: another one would be another model
         missing = [f"{k} {getattr(p, k)}" for k in ("encoder", "decoder")
-                   if getattr(p, k) not in space.choices(k)]
+                   if k in space.domain and getattr(p, k) not in space.choices(k)]
         if missing:
             notes.append(f"{name}: left out: this space has no {' and no '.join(missing)}")
             continue
@@ -99,7 +105,7 @@ def for_search(space: SearchSpace, judge: Judge) -> tuple[list[Baseline], list[s
         # meets the delay and the other limits as predicted
         chunks = ([c for c in sorted(space.choices("chunk_ms"), reverse=True)
                    if c <= form.chunk_ms] or [min(space.choices("chunk_ms"))]
-                  ) if form.streaming else [None]
+                  ) if streams and form.streaming else [None]
         why = ""
         for chunk in chunks:
             arch = space.nearest({**values, "chunk_ms": chunk} if chunk else values)
@@ -119,6 +125,7 @@ def for_search(space: SearchSpace, judge: Judge) -> tuple[list[Baseline], list[s
 
 
 def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The lowest-CER baseline row (ties: lower latency)."""
+    """The baseline row of the best quality (ties: lower latency)."""
     rows = [r for r in rows if r.get("baseline")]
-    return min(rows, key=lambda r: (r["cer"], r["latency_ms"])) if rows else None
+    return min(rows, key=lambda r: (r[r.get("quality_key", "cer")], r["latency_ms"])
+               ) if rows else None

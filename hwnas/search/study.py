@@ -25,34 +25,31 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from hwnas.asr import ArchConfig, default_space
+from hwnas import tasks
 from hwnas.search.storage import open_storage
-from hwnas.space import SearchSpace
 from hwnas.training.halving import Candidate, RungUnits, successive_halving
 
+#: the speech recogniser's objectives (each task declares its own:
+#: ``hwnas.tasks._base.Task.objectives``); the trained-quality ones are dev CER
+#: pooled over the corpus's languages, the mean of the languages' CERs, or the
+#: worst language's; a search has one quality objective
 OBJECTIVES = ("cer", "cer_mean", "cer_worst", "latency", "delay", "rtf", "params")
-#: the trained-quality objectives: dev CER pooled over the corpus's languages, the
-#: mean of the languages' CERs, or the worst language's; a search has one of them
 QUALITY = ("cer", "cer_mean", "cer_worst")
-UNTRAINED_CER = 1.0  # infeasible trials are not trained
-METRIC_NAMES = {"cer": "dev CER", "cer_mean": "dev CER, mean over languages",
-                "cer_worst": "dev CER, worst language",
-                "latency": "compute ms per call (predicted)",
-                "delay": "emission delay ms (predicted)", "rtf": "real-time factor (predicted)",
-                "params": "parameters"}
+UNTRAINED_CER = 1.0  # infeasible recognisers are not trained
 
-#: ``run(arch, budget, state) -> (dev CER, state)``: trains ``arch`` up to
+#: ``run(arch, budget, state) -> (dev quality, state)``: trains ``arch`` up to
 #: ``budget`` in total (continuing from ``state``), see ``training.trainer.rung_runner``;
 #: or ``RungUnits`` (``training.halving``), which describes each training as a unit
-Runner = Callable[[ArchConfig, float, Any], tuple[float, Any]] | RungUnits
+Runner = Callable[[Any, float, Any], tuple[float, Any]] | RungUnits
 
 
 @dataclass
 class SearchConfig:
     target: str
+    task: str = "asr"                     # whose architectures (hwnas.tasks)
     objectives: tuple[str, ...] = ("cer", "latency")
     max_latency_ms: float | None = None   # compute per device-graph call
     max_delay_ms: float | None = None     # emission delay (hwnas.asr.delay)
@@ -70,17 +67,22 @@ class SearchConfig:
     seed: int = 0
     study: str = "hwnas"
     storage: str | None = None
-    space: SearchSpace = field(default_factory=default_space)
+    space: Any = None                    # a SearchSpace (default: the task's whole space)
     corpus: dict | None = None           # what trials train on (a study keeps one corpus)
-    warm_start: tuple[ArchConfig, ...] = ()  # evaluated first in a new study (transfer)
+    warm_start: tuple[Any, ...] = ()     # evaluated first in a new study (transfer)
     baselines: tuple[Any, ...] = ()      # hwnas.search.baselines.Baseline: a new study's first
+    latency_source: str = "predicted"    # what predict_latency gives: predicted or measured
 
     def __post_init__(self) -> None:
-        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        task = tasks.get(self.task)
+        if self.space is None:
+            self.space = task.default_space()
+        bad = [o for o in self.objectives if o not in task.objectives]
         if bad or not self.objectives:
-            raise ValueError(f"unknown objective(s) {bad}; choose from {', '.join(OBJECTIVES)}")
-        if sum(o in QUALITY for o in self.objectives) > 1:
-            raise ValueError("give one CER objective: cer, cer_mean or cer_worst")
+            raise ValueError(f"unknown objective(s) {', '.join(bad) or 'none'} for "
+                             f"{self.task.upper()}; choose from {', '.join(task.objectives)}")
+        if sum(o in task.quality for o in self.objectives) > 1:
+            raise ValueError(f"give one quality objective: {' or '.join(task.quality)}")
         from hwnas import strategies
 
         if self.sampler not in strategies.names():
@@ -106,11 +108,28 @@ class SearchConfig:
         return self.generation or self.population
 
 
+def quality_objective(cfg: SearchConfig) -> str | None:
+    """The study's trained-quality objective (None: it trains nothing)."""
+    return next((o for o in cfg.objectives if o in tasks.get(cfg.task).quality), None)
+
+
+def quality_key(cfg: SearchConfig) -> str:
+    """The field of a trial's record (and of a Pareto row) holding its quality."""
+    task = tasks.get(cfg.task)
+    return task.quality_key(quality_objective(cfg) or task.quality[0])
+
+
+def quality_of(row: dict[str, Any]) -> float:
+    """A Pareto row's quality (rows of studies made before tasks hold a CER)."""
+    return row[row.get("quality_key", "cer")]
+
+
 def make_strategy(cfg: SearchConfig) -> Any:
     from hwnas import strategies
 
     # strategies know the trained quality as "cer", whichever measure the study uses
-    objectives = tuple("cer" if o in QUALITY else o for o in cfg.objectives)
+    quality = tasks.get(cfg.task).quality
+    objectives = tuple("cer" if o in quality else o for o in cfg.objectives)
     return strategies.make(cfg.sampler, cfg.space, seed=cfg.seed, objectives=objectives,
                            population=cfg.population)
 
@@ -124,6 +143,9 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
                                 sampler=sampler or make_strategy(cfg).sampler(),
                                 load_if_exists=True)
     attrs = study.user_attrs
+    if attrs.get("task", "asr") != cfg.task:
+        raise ValueError(f"study {cfg.study!r} searched {attrs.get('task', 'asr').upper()} "
+                         f"architectures, not {cfg.task.upper()}; choose another --study")
     if attrs.get("target", cfg.target) != cfg.target:
         raise ValueError(f"study {cfg.study!r} searched for {attrs['target']}, "
                          f"not {cfg.target}; choose another --study")
@@ -145,7 +167,11 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
 
     with warnings.catch_warnings():   # experimental in Optuna 5, stable in what it stores
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([METRIC_NAMES[o] for o in cfg.objectives])
+        study.set_metric_names([tasks.get(cfg.task).objectives[o] for o in cfg.objectives])
+    if cfg.task != "asr" or "task" in attrs:   # a recogniser's study says nothing (as before)
+        study.set_user_attr("task", cfg.task)
+    study.set_user_attr("quality_key", quality_key(cfg))
+    study.set_user_attr("latency_source", cfg.latency_source)
     study.set_user_attr("generation", cfg.batch)
     study.set_user_attr("strategy", cfg.sampler)
     study.set_user_attr("rung_unit", cfg.rung_unit)
@@ -270,7 +296,7 @@ def _waiting(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
-def _ask(study: Any, cfg: SearchConfig, strategy: Any, k: int) -> list[tuple[Any, ArchConfig]]:
+def _ask(study: Any, cfg: SearchConfig, strategy: Any, k: int) -> list[tuple[Any, Any]]:
     """``k`` (trial, architecture) pairs: first the architectures a killed
     run left (requeued), then the strategy's proposals."""
     out = []
@@ -287,20 +313,15 @@ def _ask(study: Any, cfg: SearchConfig, strategy: Any, k: int) -> list[tuple[Any
     return out
 
 
-def judge(cfg: SearchConfig, arch: ArchConfig, predict_latency: Callable[[ArchConfig], float]
+def judge(cfg: SearchConfig, arch: Any, predict_latency: Callable[[Any], float]
           ) -> tuple[dict[str, float], dict[str, float]]:
-    """(the predicted objective values of ``arch`` other than CER, its
-    constraint values: <= 0 is met). Known before any training, so strategies
-    may use it to propose feasible architectures (``Strategy.bind``)."""
-    from hwnas.asr import delay
-    from hwnas.predict.features import costs
-
-    c = costs(arch)
-    latency, params, size = float(predict_latency(arch)), int(c["params"]), float(c["weight_mb"])
-    algorithmic, rtf = delay.algorithmic_delay_ms(arch), delay.rtf(arch, latency)
-    emission = algorithmic + latency
-    values = {"latency": latency, "delay": emission, "rtf": rtf, "params": float(params),
-              "size": size, "algorithmic": algorithmic}
+    """(the objective values of ``arch`` other than its quality, as predicted
+    or measured before training; its constraint values: <= 0 is met). Known
+    before any training, so strategies may use it to propose feasible
+    architectures (``Strategy.bind``)."""
+    values = tasks.get(cfg.task).judge(arch, float(predict_latency(arch)))
+    latency, emission, rtf = values["latency"], values["delay"], values["rtf"]
+    params, size = int(values["params"]), values["size"]
     cons = {"latency": latency - cfg.max_latency_ms if cfg.max_latency_ms else 0.0,
             "delay": emission - cfg.max_delay_ms if cfg.max_delay_ms else 0.0,
             "rtf": rtf - cfg.max_rtf if cfg.max_rtf else 0.0,
@@ -309,8 +330,8 @@ def judge(cfg: SearchConfig, arch: ArchConfig, predict_latency: Callable[[ArchCo
     return values, cons
 
 
-def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
-               predict_latency: Callable[[ArchConfig], float]) -> Candidate | None:
+def _constrain(cfg: SearchConfig, trial: Any, arch: Any,
+               predict_latency: Callable[[Any], float]) -> Candidate | None:
     """Predicted compute, emission delay, real-time factor, parameters and size
     as Optuna constraints; the candidate to train when all are met (None:
     infeasible, not trained)."""
@@ -319,7 +340,7 @@ def _constrain(cfg: SearchConfig, trial: Any, arch: ArchConfig,
         trial.set_constraint(key, c)
     feasible = all(c <= 0 for c in cons.values())
     for key, value in (("arch", arch.to_dict()), ("arch_id", arch.id),
-                       ("latency_ms", v["latency"]), ("latency_source", "predicted"),
+                       ("latency_ms", v["latency"]), ("latency_source", cfg.latency_source),
                        ("delay_ms", v["delay"]), ("algorithmic_ms", v["algorithmic"]),
                        ("rtf", v["rtf"]), ("params", int(v["params"])), ("size_mb", v["size"]),
                        ("constraints", list(cons.values())), ("trained", feasible)):
@@ -352,9 +373,10 @@ def _dedup(study: Any, cands: list[Candidate | None]
 
 def _tell(study: Any, cfg: SearchConfig, trial: Any, cand: Candidate | None,
           src: Any) -> tuple[Any, dict[str, float]]:
-    """Record a trial's CER (its own training, or the one it repeats) and
+    """Record a trial's quality (its own training, or the one it repeats) and
     finish it; returns (frozen trial, objective values)."""
-    cer = UNTRAINED_CER
+    task = tasks.get(cfg.task)
+    cer = task.untrained
     if cand is not None:
         if isinstance(src, Candidate):
             cand.rungs, cand.stopped_at, cand.screen = src.rungs, src.stopped_at, src.screen
@@ -365,23 +387,25 @@ def _tell(study: Any, cfg: SearchConfig, trial: Any, cand: Candidate | None,
             cand.stopped_at = src.user_attrs["stopped_at"]
             cand.screen = list(src.user_attrs.get("screen", []))
             trial.set_user_attr("run_trial", src.user_attrs.get("run_trial", src.number))
-        cer = cand.best_cer if math.isfinite(cand.best_cer) else UNTRAINED_CER
+        cer = cand.best_cer if math.isfinite(cand.best_cer) else task.untrained
         trial.set_user_attr("rungs", cand.rungs)
         trial.set_user_attr("stopped_at", cand.stopped_at)
         trial.set_user_attr("cer_source", cand.cer_source or "trained")
         if cand.screen:
             trial.set_user_attr("screen", cand.screen)
-    trial.set_user_attr("cer", cer)
+    trial.set_user_attr(quality_key(cfg), cer)
     if cand is not None and cand.best_by_lang:
         trial.set_user_attr("cer_by_lang", cand.best_by_lang)
+    if cand is not None and cand.rungs and cand.rungs[-1].get("dev"):
+        trial.set_user_attr("dev", cand.rungs[-1]["dev"])
     a = trial.user_attrs
-    # a rung's "cer" is already the study's measure (pooled, mean or worst language)
-    values = {"cer": cer, "cer_mean": cer, "cer_worst": cer, "latency": a["latency_ms"],
+    # a rung's quality is already the study's measure (e.g. pooled, mean or worst language)
+    values = {**{q: cer for q in task.quality}, "latency": a["latency_ms"],
               "delay": a["delay_ms"], "rtf": a["rtf"], "params": float(a["params"])}
     return study.tell(trial, [values[o] for o in cfg.objectives]), values
 
 
-def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float],
+def run_search(cfg: SearchConfig, predict_latency: Callable[[Any], float],
                runner: Runner,
                on_rung: Callable[[int, Candidate, int], None] | None = None,
                on_trial: Callable[[Any], None] | None = None,
@@ -412,13 +436,15 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
     _requeue_orphans(study)
     judged: dict[str, tuple[dict[str, float], bool]] = {}
 
-    def feasible_as_predicted(arch: ArchConfig) -> tuple[dict[str, float], bool]:
+    def feasible_as_predicted(arch: Any) -> tuple[dict[str, float], bool]:
         if arch.id not in judged:   # strategies judge many candidates, often twice
             values, cons = judge(cfg, arch, predict_latency)
             judged[arch.id] = values, all(c <= 0 for c in cons.values())
         return judged[arch.id]
 
-    strategy.bind(study, feasible_as_predicted)
+    # a measured latency costs a measurement on the device: strategies, which judge
+    # many candidates they never propose, learn feasibility from told trials instead
+    strategy.bind(study, feasible_as_predicted if cfg.latency_source == "predicted" else None)
     if not study.trials:   # a new study: the baselines go first, then a warm start's
         study.set_user_attr("baselines", {b.arch.id: b.to_dict() for b in cfg.baselines})
         for arch in ([b.arch for b in cfg.baselines] + list(cfg.warm_start))[:cfg.trials]:
@@ -433,7 +459,7 @@ def run_search(cfg: SearchConfig, predict_latency: Callable[[ArchConfig], float]
 
 
 def _generations(study: Any, cfg: SearchConfig, strategy: Any,
-                 predict_latency: Callable[[ArchConfig], float], runner: Runner,
+                 predict_latency: Callable[[Any], float], runner: Runner,
                  beat: Heartbeat, t0: float, on_rung: Any, on_trial: Any, executor: Any,
                  screen: Any) -> None:
     while _complete(study) < cfg.trials:
@@ -492,12 +518,18 @@ def _trained_feasible(study: Any) -> list[Any]:
             and t.user_attrs.get("cer_source", "trained") == "trained"]
 
 
-def _row(t: Any) -> dict[str, Any]:
+def _row(t: Any, key: str) -> dict[str, Any]:
     a = t.user_attrs
-    return {"trial": t.number, "run_trial": a.get("run_trial", t.number),
+    return {"trial": t.number, "run_trial": a.get("run_trial", t.number), "quality_key": key,
+            key: a.get(key),
             **{k: a.get(k) for k in ("arch_id", "cer", "cer_by_lang", "latency_ms",
                                      "latency_source", "delay_ms", "algorithmic_ms", "rtf",
-                                     "params", "size_mb", "arch", "rungs", "baseline")}}
+                                     "params", "size_mb", "arch", "rungs", "baseline", "dev")
+               if k in a or k not in ("cer", "dev")}}
+
+
+def _key(study: Any) -> str:
+    return study.user_attrs.get("quality_key", "cer")
 
 
 def pareto(study: Any) -> list[dict[str, Any]]:
@@ -514,15 +546,16 @@ def pareto(study: Any) -> list[dict[str, Any]]:
     for t in sorted(best, key=lambda t: t.number):
         if t.user_attrs["arch_id"] not in seen:  # a repeated architecture once
             seen.add(t.user_attrs["arch_id"])
-            rows.append(_row(t))
-    return sorted(rows, key=lambda r: (r["cer"], r["latency_ms"]))
+            rows.append(_row(t, _key(study)))
+    return sorted(rows, key=lambda r: (quality_of(r), r["latency_ms"]))
 
 
 def best_baseline(study: Any) -> dict[str, Any] | None:
     """The feasible baseline trial of lowest CER (ties: faster), as a row."""
     from hwnas.search.baselines import best
 
-    return best([_row(t) for t in _trained_feasible(study) if t.user_attrs.get("baseline")])
+    return best([_row(t, _key(study)) for t in _trained_feasible(study)
+                 if t.user_attrs.get("baseline")])
 
 
 def took(rung: dict[str, Any], unit: str) -> float:
@@ -544,6 +577,6 @@ def spent(study: Any) -> float:
 def select_for_target(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The lowest-CER architecture meeting every constraint (ties: faster);
     one verified as met comes before a borderline one."""
-    rows = sorted(rows, key=lambda r: (r.get("verdict") == "borderline", r["cer"],
+    rows = sorted(rows, key=lambda r: (r.get("verdict") == "borderline", quality_of(r),
                                        r["latency_ms"]))
     return rows[0] if rows else None

@@ -80,6 +80,8 @@ class SearchSpace:
 
         #: fields no decision chooses (carried from parent to child unchanged)
         self.fixed = tuple(f.name for f in fields(arch_type) if f.name not in self.domain)
+        #: values of fixed fields every architecture made here gets (``with_fixed``)
+        self.defaults: dict[str, Any] = {}
         # Fields read by decision i or any later one: the DP state at step i.
         live: list[tuple[str, ...]] = []
         acc: set[str] = set()
@@ -113,7 +115,21 @@ class SearchSpace:
                                  "give each value once")
         return SearchSpace(_pruned([replace(d, choices=tuple(overrides[d.name]))
                                     if d.name in overrides else d for d in self.decisions]),
-                           self.arch_type, self.bounds, list(self.domain.values()))
+                           self.arch_type, self.bounds, list(self.domain.values())
+                           ).with_fixed(**self.defaults)
+
+    def with_fixed(self, **values: Any) -> SearchSpace:
+        """A copy whose architectures all get these values of fields no decision
+        chooses (the phoneme inventory a TTS search's data has), whichever way
+        they are made: sampled, varied or suggested."""
+        bad = sorted(set(values) - set(self.fixed))
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: not a field outside the decisions "
+                             f"({', '.join(self.fixed)})")
+        out = SearchSpace(self.decisions, self.arch_type, self.bounds,
+                          list(self.domain.values()))
+        out.defaults = {**self.defaults, **values}
+        return out
 
     def with_toml(self, path: str | Path) -> SearchSpace:
         """This space with choices overridden from a TOML file: a ``[choices]``
@@ -272,7 +288,7 @@ class SearchSpace:
 
         ctx = self._walk(choose)
         kept = {f: prefer[0][f] for f in self.fixed if prefer and prefer[0].get(f) is not None}
-        return self.arch_type(**ctx, **kept)
+        return self.arch_type(**ctx, **{**kept, **self.defaults})
 
     def sample(self, rng: random.Random) -> Arch:
         """Sample each applicable decision uniformly among its allowed choices."""
@@ -329,8 +345,8 @@ class SearchSpace:
             return opts[0]
 
         ctx = self._walk(choose)
-        return self.arch_type(**ctx, **{f: values[f] for f in self.fixed
-                                        if values.get(f) is not None})
+        return self.arch_type(**ctx, **{**{f: values[f] for f in self.fixed
+                                           if values.get(f) is not None}, **self.defaults})
 
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
         """Uniform crossover along the decision order; a parent's value is taken
@@ -358,7 +374,7 @@ class SearchSpace:
         decision chooses (a vocabulary size)."""
         ctx = self._walk(lambda d, opts, _: trial.suggest_categorical(self._param(d, opts),
                                                                       list(opts)))
-        return self.arch_type(**ctx, **fixed)
+        return self.arch_type(**ctx, **{**self.defaults, **fixed})
 
     def params_of(self, arch: Arch) -> dict[str, Any]:
         """The inverse of ``suggest``: the Optuna parameter names and values

@@ -16,14 +16,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hwnas.asr import ArchConfig
 from hwnas.space import SearchSpace
+from hwnas.space.record import ArchRecord
 
 #: the speed objectives and the constraint that limits each
 SPEED = (("latency", "max_latency_ms"), ("delay", "max_delay_ms"), ("rtf", "max_rtf"))
 
 #: ``judge(arch) -> (predicted values by objective name except "cer", feasible)``
-Judge = Callable[[ArchConfig], tuple[dict[str, float], bool]]
+Judge = Callable[[ArchRecord], tuple[dict[str, float], bool]]
 
 
 class Strategy(ABC):
@@ -40,11 +40,11 @@ class Strategy(ABC):
         self.judge: Judge | None = None
 
     @abstractmethod
-    def ask(self, n: int) -> list[ArchConfig]:
+    def ask(self, n: int) -> list[ArchRecord]:
         """``n`` architectures to evaluate next (repeats are allowed: the loop
         does not train an architecture twice)."""
 
-    def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool  # noqa: B027
+    def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool  # noqa: B027
              ) -> None:
         """The result of a proposal: objective values by name (``cer``,
         ``latency``, ``params``), and whether it met the constraints."""
@@ -71,16 +71,16 @@ class Strategy(ABC):
         preferred = [kv for kv in keyed if kv[0] in self.objectives]
         return (preferred or keyed or [None])[0]
 
-    def feasible(self, arch: ArchConfig) -> bool:
+    def feasible(self, arch: ArchRecord) -> bool:
         """Whether ``arch`` meets the constraints as predicted (True without a judge)."""
         return self.judge is None or self.judge(arch)[1]
 
     def feasible_samples(self, rng: random.Random, n: int, exclude: set[str],
-                         tries: int | None = None) -> list[ArchConfig]:
+                         tries: int | None = None) -> list[ArchRecord]:
         """Up to ``n`` distinct random architectures that meet the constraints as
         predicted and are not in ``exclude`` (ids), from at most ``tries``
         samples (default 50 per architecture asked for)."""
-        out: dict[str, ArchConfig] = {}
+        out: dict[str, ArchRecord] = {}
         for _ in range(50 * n if tries is None else tries):
             if len(out) >= n:
                 break
@@ -89,19 +89,22 @@ class Strategy(ABC):
                 out[a.id] = a
         return list(out.values())
 
-    def trial_for(self, study: Any, arch: ArchConfig) -> Any:
+    def trial_for(self, study: Any, arch: ArchRecord) -> Any:
         """A study trial that evaluates ``arch``: a fixed-parameter trial."""
         study.enqueue_trial(self.space.params_of(arch), skip_if_exists=False)
         return study.ask()
 
     def resume(self, trials: Sequence[Any]) -> None:
         """Rebuild the state from the study's finished trials (number order)."""
+        # the trained quality's field (a study made before tasks holds a CER)
+        key = (self.study.user_attrs.get("quality_key", "cer") if self.study is not None
+               else "cer")
         for t in sorted(trials, key=lambda t: t.number):
             a = t.user_attrs
             if "arch" not in a or t.values is None:
                 continue
-            values = {"cer": a.get("cer", math.nan), "latency": a.get("latency_ms", math.nan),
+            values = {"cer": a.get(key, math.nan), "latency": a.get("latency_ms", math.nan),
                       "delay": a.get("delay_ms", math.nan), "rtf": a.get("rtf", math.nan),
                       "params": float(a.get("params", math.nan))}
-            self.tell(ArchConfig.from_dict(a["arch"]), values,
+            self.tell(self.space.arch_type.from_dict(a["arch"]), values,
                       all(c <= 0 for c in a.get("constraints", [0.0])))

@@ -24,7 +24,7 @@ import random
 import warnings
 from typing import Any
 
-from hwnas.asr import ArchConfig
+from hwnas.space.record import ArchRecord
 from hwnas.strategies._base import Strategy
 
 POOL = 256        # random candidates per batch
@@ -42,13 +42,13 @@ class BayesOpt(Strategy):
         if importlib.util.find_spec("botorch") is None:
             raise ValueError("--strategy bo needs BoTorch: pip install 'hwnas[bo]'")
         super().__init__(*args, **kw)
-        self.told: list[tuple[ArchConfig, dict[str, float], bool]] = []
+        self.told: list[tuple[ArchRecord, dict[str, float], bool]] = []
         self.unfitted = 0   # batches whose GP kept its prior hyperparameters
 
-    def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
+    def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool) -> None:
         self.told.append((arch, values, feasible))
 
-    def ask(self, n: int) -> list[ArchConfig]:
+    def ask(self, n: int) -> list[ArchRecord]:
         rng = random.Random(f"{self.seed}:{len(self.told)}")
         seen = {a.id for a, _, _ in self.told}
         trained = [(a, v) for a, v, ok in self.told if ok]
@@ -73,14 +73,14 @@ class BayesOpt(Strategy):
             picks = self._acquire(trained, cands, n)
         return [cands[i] for i in picks]
 
-    def _front(self, trained: list[tuple[ArchConfig, dict[str, float]]]) -> list[ArchConfig]:
+    def _front(self, trained: list[tuple[ArchRecord, dict[str, float]]]) -> list[ArchRecord]:
         from hwnas.strategies._pareto import ranks
 
         rk = ranks([tuple(v[o] for o in self.objectives) for _, v in trained])
         return [a for (a, _), r in zip(trained, rk) if r == 0][:8]
 
-    def _acquire(self, trained: list[tuple[ArchConfig, dict[str, float]]],
-                 cands: list[ArchConfig], n: int) -> list[int]:
+    def _acquire(self, trained: list[tuple[ArchRecord, dict[str, float]]],
+                 cands: list[ArchRecord], n: int) -> list[int]:
         import torch
         from botorch.acquisition.multi_objective.logei import (
             qLogExpectedHypervolumeImprovement,

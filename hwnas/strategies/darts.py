@@ -23,7 +23,7 @@ import math
 import random
 from typing import Any
 
-from hwnas.asr import ArchConfig
+from hwnas.space.record import ArchRecord
 from hwnas.strategies._base import Strategy
 
 LATENCY_WEIGHTS = (0.0, 0.5, 2.0)
@@ -36,7 +36,7 @@ class Darts(Strategy):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.told: list[tuple[ArchConfig, float, bool]] = []
+        self.told: list[tuple[ArchRecord, float, bool]] = []
         self.nets: dict[str, Any] | None = None
         self.runs: list[dict[str, Any]] = []   # what each DARTS run found (for reports)
 
@@ -45,10 +45,10 @@ class Darts(Strategy):
         tokenizer: what the relaxation trains and scores on."""
         self.nets, self.splits_of, self.tok = nets, splits_of, tokenizer
 
-    def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
+    def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool) -> None:
         self.told.append((arch, values.get("cer", math.nan), feasible))
 
-    def _base(self, rng: random.Random, seen: set[str]) -> ArchConfig:
+    def _base(self, rng: random.Random, seen: set[str]) -> ArchRecord:
         assert self.nets is not None
         usable = [f for f in RELAXABLE if f in self.nets]
         if not usable:
@@ -66,7 +66,7 @@ class Darts(Strategy):
                 return a
         return space.sample(rng)
 
-    def ask(self, n: int) -> list[ArchConfig]:
+    def ask(self, n: int) -> list[ArchRecord]:
         if self.nets is None:
             raise ValueError("--strategy darts needs the families' supernets; `hwnas search` "
                              "trains them where the workspace has none")
@@ -78,10 +78,10 @@ class Darts(Strategy):
         target = self.speed_target()
         key = target[0] if target else "latency"
 
-        def cost(arch: ArchConfig) -> float:
+        def cost(arch: ArchRecord) -> float:
             return float(self.judge(arch)[0][key]) if self.judge else float(arch.num_layers)
 
-        out: list[ArchConfig] = []
+        out: list[ArchRecord] = []
         for i in range(n):
             base = self._base(rng, seen)
             limit = target[1] if target else max(cost(base), 1e-9)

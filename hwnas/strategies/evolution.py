@@ -15,7 +15,7 @@ import random
 from collections import deque
 from typing import Any
 
-from hwnas.asr import ArchConfig
+from hwnas.space.record import ArchRecord
 from hwnas.strategies._base import Strategy
 from hwnas.strategies._pareto import crowding, ranks
 
@@ -28,11 +28,11 @@ class Evolution(Strategy):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.members: deque[tuple[ArchConfig, tuple[float, ...], bool]] = \
+        self.members: deque[tuple[ArchRecord, tuple[float, ...], bool]] = \
             deque(maxlen=self.population)
         self.told = 0
 
-    def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
+    def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool) -> None:
         self.members.append((arch, tuple(values[o] for o in self.objectives), feasible))
         self.told += 1
 
@@ -53,13 +53,13 @@ class Evolution(Strategy):
                 out[i] = (0 if ok else 1, r, -c)
         return out
 
-    def ask(self, n: int) -> list[ArchConfig]:
+    def ask(self, n: int) -> list[ArchRecord]:
         rng = self._rng()
         if len(self.members) < self.population:
             return [self.space.sample(rng) for _ in range(n)]
         fit = self._fitness()
 
-        def winner() -> ArchConfig:
+        def winner() -> ArchRecord:
             idx = rng.sample(range(len(self.members)), min(TOURNAMENT, len(self.members)))
             return self.members[min(idx, key=lambda i: fit[i])][0]
 

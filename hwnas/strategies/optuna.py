@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import Any
 
-from hwnas.asr import ArchConfig
+from hwnas.space.record import ArchRecord
 from hwnas.strategies._base import Strategy
 
 
@@ -19,7 +19,7 @@ class OptunaStrategy(Strategy):
         super().bind(study, judge)
         self._asked: dict[str, deque] = defaultdict(deque)
 
-    def ask(self, n: int) -> list[ArchConfig]:
+    def ask(self, n: int) -> list[ArchRecord]:
         out = []
         for _ in range(n):
             trial = self.study.ask()
@@ -28,7 +28,7 @@ class OptunaStrategy(Strategy):
             out.append(arch)
         return out
 
-    def trial_for(self, study: Any, arch: ArchConfig) -> Any:
+    def trial_for(self, study: Any, arch: ArchRecord) -> Any:
         return self._asked[arch.id].popleft()   # the trial the sampler asked for it
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.asr import ArchConfig
+from hwnas.space.record import ArchRecord
 from hwnas.strategies._base import Strategy
 
 LEARNING_RATE = 0.5
@@ -73,7 +73,7 @@ class Reinforce(Strategy):
             h[self._slot(i, ctx[d.name])] = 1.0
         return ctx
 
-    def ask(self, n: int) -> list[ArchConfig]:
+    def ask(self, n: int) -> list[ArchRecord]:
         self._save()
         rng = random.Random(f"{self.seed}:{self.told}")
 
@@ -99,7 +99,7 @@ class Reinforce(Strategy):
     def _target(self) -> tuple[str, float] | None:
         return self.speed_target()
 
-    def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
+    def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool) -> None:
         r = self.reward(values)
         base = r if self.baseline is None else self.baseline
         advantage = r - base

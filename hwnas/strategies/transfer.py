@@ -22,14 +22,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from hwnas.asr import ArchConfig
+from hwnas.space.record import ArchRecord
 from hwnas.strategies._base import Strategy
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
 PHIS = tuple(x / 2 for x in range(8, -9, -1))   # 4, 3.5, ..., -4: largest first
 
 
-def scale(space: Any, base: ArchConfig, phi: float) -> ArchConfig:
+def scale(space: Any, base: ArchRecord, phi: float) -> ArchRecord:
     """``base`` compound-scaled by ``phi``, snapped into ``space``."""
     d = base.to_dict()
     return space.nearest({**d, "num_layers": d["num_layers"] * ALPHA ** phi,
@@ -42,17 +42,17 @@ class CompoundScaling(Strategy):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.told: list[tuple[ArchConfig, float, bool]] = []
+        self.told: list[tuple[ArchRecord, float, bool]] = []
 
-    def tell(self, arch: ArchConfig, values: dict[str, float], feasible: bool) -> None:
+    def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool) -> None:
         self.told.append((arch, values.get("cer", 1.0), feasible))
 
-    def ask(self, n: int) -> list[ArchConfig]:
+    def ask(self, n: int) -> list[ArchRecord]:
         rng = random.Random(f"{self.seed}:{len(self.told)}")
         seen = {a.id for a, _, _ in self.told}
         bases = sorted(((cer, i, a) for i, (a, cer, ok) in enumerate(self.told) if ok),
                        key=lambda t: (t[0], t[1]))
-        out: dict[str, ArchConfig] = {}
+        out: dict[str, ArchRecord] = {}
         if len(bases) >= min(self.population, 4) or len(self.told) >= self.population:
             for _, _, base in bases:
                 for phi in PHIS:

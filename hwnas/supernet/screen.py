@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.execution.units import ScoreSubnet
+from hwnas.supernet.units import ScoreSubnet
 from hwnas.training.halving import Candidate, select
 
 

@@ -51,3 +51,76 @@ class Task:
     def row_fields(self, arch: Any) -> dict[str, Any]:
         """``encoder``, ``decoder`` and ``streaming`` as a profile row shows them."""
         raise NotImplementedError
+
+    # --- what a search asks of it ------------------------------------------------------
+    #: its trained-quality objectives (a search minimises one of them; the
+    #: first is the default), and every objective a search of it offers, each
+    #: with the label a study shows for it
+    quality: tuple[str, ...] = ()
+    objectives: dict[str, str] = {}
+    #: where a search's speed figures come from: "predicted" (the target's
+    #: latency predictor, verified on the device at the end) or "measured"
+    #: (each proposed architecture measured on the target, rows reused)
+    latency: str = "predicted"
+    #: the rung budget a search trains by default (CLI form, e.g. "40s,2m")
+    default_rungs: str = "40s,2m"
+    #: what its searches may use besides the shared loop: weight-sharing
+    #: supernets (``--cer-source supernet``, ``--strategy darts``), a final
+    #: phase that trains the finalists longer, test-set scores of the finalists
+    supernets: bool = False
+    final_phase: bool = False
+    test_sets: bool = False
+
+    #: the quality value an untrained (infeasible) trial is told: worse than
+    #: any trained one
+    untrained: float = 1.0
+
+    def quality_key(self, objective: str) -> str:
+        """The field of a trial's record holding the value of quality
+        ``objective``."""
+        return objective
+
+    #: a trained run's files an exported model is shipped with (what reading
+    #: its graph's inputs and outputs needs)
+    export_files: tuple[str, ...] = ()
+
+    def delay_parts(self, arch: Any) -> dict[str, Any] | None:
+        """What an architecture's emission delay is made of, for a model card
+        (None: no delay but the compute)."""
+        return None
+
+    def judge(self, arch: Any, latency_ms: float) -> dict[str, float]:
+        """What is known of ``arch`` before training, given its compute per
+        device-graph call: ``latency``, ``algorithmic`` (the delay its input
+        alone takes to arrive), ``delay`` (algorithmic + compute), ``rtf``,
+        ``params`` and ``size`` (fp32 weights, MB)."""
+        raise NotImplementedError
+
+    def narrow(self, space: Any, streaming: bool, max_delay_ms: float | None
+               ) -> tuple[Any, dict[str, list[Any]]]:
+        """The space a search with these options can use, and what was left out
+        (decision -> values) because no architecture with it could meet them."""
+        return space, {}
+
+    def presets(self) -> dict[str, Any]:
+        """Hand-designed reference architectures by name: a new study trains the
+        ones that fit first, as baselines to beat."""
+        return {}
+
+    def search_space(self, space: Any, data: Any) -> Any:
+        """``space`` with the fields its training data fixes (a vocabulary)."""
+        return space
+
+    def rung_unit(self, data: Any, arch: dict[str, Any], *, workspace: str, budget: float,
+                  unit: str, seed: int, run_dir: str, resume: bool, extra: dict[str, Any],
+                  options: dict[str, Any]) -> Any:
+        """The unit of work (``hwnas.execution``) that trains ``arch`` on
+        ``data`` up to ``budget`` (``unit``: "cpu_seconds" or "steps") in
+        ``run_dir``, continuing its snapshot when ``resume``; its result has
+        ``quality`` (objective -> dev value), ``snapshot``, ``steps`` and
+        ``cpu_seconds``."""
+        raise NotImplementedError
+
+    def check_run(self, run_dir: Any) -> None:
+        """ValueError (one line) when a trained run's folder cannot be used."""
+        raise NotImplementedError

@@ -9,6 +9,14 @@ from hwnas.tasks._base import Task
 
 class ASR(Task):
     name = "asr"
+    quality = ("cer", "cer_mean", "cer_worst")
+    objectives = {"cer": "dev CER", "cer_mean": "dev CER, mean over languages",
+                  "cer_worst": "dev CER, worst language",
+                  "latency": "compute ms per call (predicted)",
+                  "delay": "emission delay ms (predicted)",
+                  "rtf": "real-time factor (predicted)", "params": "parameters"}
+    supernets = final_phase = test_sets = True
+    export_files = ("tokenizer.json", "feature_norm.npz")
 
     def arch_from_dict(self, data: dict[str, Any]) -> Any:
         from hwnas.asr import ArchConfig
@@ -48,3 +56,52 @@ class ASR(Task):
 
     def row_fields(self, arch: Any) -> dict[str, Any]:
         return {"encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming}
+
+    # --- search -----------------------------------------------------------------------
+    def quality_key(self, objective: str) -> str:
+        return "cer"   # a record's "cer" is the study's measure: pooled, mean or worst
+
+    def judge(self, arch: Any, latency_ms: float) -> dict[str, float]:
+        from hwnas.asr import default_space, delay
+        from hwnas.asr.cost import analytic
+
+        cost = analytic(default_space().columns([arch]))
+        algorithmic = delay.algorithmic_delay_ms(arch)
+        return {"latency": latency_ms, "algorithmic": algorithmic,
+                "delay": algorithmic + latency_ms, "rtf": delay.rtf(arch, latency_ms),
+                "params": float(int(cost["params"][0])), "size": float(cost["weight_mb"][0])}
+
+    def delay_parts(self, arch: Any) -> dict[str, Any] | None:
+        from hwnas.asr import delay
+
+        return delay.describe(arch)
+
+    def narrow(self, space: Any, streaming: bool, max_delay_ms: float | None
+               ) -> tuple[Any, dict[str, list[Any]]]:
+        from hwnas.asr.delay import narrow
+
+        return narrow(space, streaming, max_delay_ms)
+
+    def presets(self) -> dict[str, Any]:
+        from hwnas.asr.presets import preset, preset_names
+
+        return {name: preset(name) for name in preset_names()}
+
+    def rung_unit(self, data: Any, arch: dict[str, Any], *, workspace: str, budget: float,
+                  unit: str, seed: int, run_dir: str, resume: bool, extra: dict[str, Any],
+                  options: dict[str, Any]) -> Any:
+        from hwnas.training.units import TrainRung
+
+        return TrainRung(arch=arch, corpus=data.description, workspace=workspace,
+                         budget=budget, unit=unit, seed=seed, run_dir=run_dir, resume=resume,
+                         extra={**extra, "corpus": data.description},
+                         train_options={"eval_every": 10**9,
+                                        **{k: v for k, v in options.items()
+                                           if k != "snapshot_every_s"}},
+                         **({"snapshot_every_s": options["snapshot_every_s"]}
+                            if "snapshot_every_s" in options else {}))
+
+    def check_run(self, run_dir: Any) -> None:
+        from hwnas.training.trainer import load_run
+
+        load_run(run_dir)

@@ -10,6 +10,15 @@ from hwnas.tasks._base import Task
 class TTS(Task):
     name = "tts"
     help = "see `hwnas tts --help`"
+    quality = ("mcd", "cer")
+    objectives = {"mcd": "dev MCD (dB)",
+                  "cer": "intelligibility CER (needs --asr-run)",
+                  "latency": "compute ms per call (measured)",
+                  "rtf": "real-time factor (measured)", "params": "parameters"}
+    latency = "measured"
+    untrained = 1e3
+    export_files = ("mel_norm.npz",)
+    default_rungs = "60s"
 
     def arch_from_dict(self, data: dict[str, Any]) -> Any:
         from hwnas.tts.arch import TTSArch
@@ -54,3 +63,38 @@ class TTS(Task):
     def row_fields(self, arch: Any) -> dict[str, Any]:
         return {"encoder": f"tts:{arch.enc_block}", "decoder": f"tts:{arch.dec_block}",
                 "streaming": False}
+
+    # --- search -----------------------------------------------------------------------
+    def judge(self, arch: Any, latency_ms: float) -> dict[str, float]:
+        """A call synthesises a whole bucket at once: its first sound comes
+        when the compute ends (no input to wait for)."""
+        from hwnas.tts.arch import default_space
+        from hwnas.tts.cost import analytic
+
+        cost = analytic(default_space().columns([arch]))
+        return {"latency": latency_ms, "algorithmic": 0.0, "delay": latency_ms,
+                "rtf": latency_ms / self.audio_ms(arch),
+                "params": float(int(cost["params"][0])), "size": float(cost["weight_mb"][0])}
+
+    def presets(self) -> dict[str, Any]:
+        from hwnas.tts.arch import PRESETS, preset
+
+        return {name: preset(name) for name in PRESETS}
+
+    def search_space(self, space: Any, data: Any) -> Any:
+        return space.with_fixed(n_phonemes=data.phonemes())
+
+    def rung_unit(self, data: Any, arch: dict[str, Any], *, workspace: str, budget: float,
+                  unit: str, seed: int, run_dir: str, resume: bool, extra: dict[str, Any],
+                  options: dict[str, Any]) -> Any:
+        from hwnas.tts.units import TTSTrainRung
+
+        return TTSTrainRung(arch=arch, data={"lang": data.lang, "size": data.size,
+                                             "asr_run": data.asr_run},
+                            workspace=workspace, budget=budget, unit=unit, seed=seed,
+                            run_dir=run_dir, resume=resume, extra=extra)
+
+    def check_run(self, run_dir: Any) -> None:
+        from hwnas.tts.intelligibility import load_tts_run
+
+        load_tts_run(run_dir)

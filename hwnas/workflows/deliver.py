@@ -73,7 +73,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     and write its model card (JSON and Markdown) beside it. ``context``:
     study, storage, target, constraints, predictor, corpus, training.
     Returns the card."""
-    from hwnas.asr import ArchConfig, delay
+    from hwnas import tasks
     from hwnas.export import export
 
     run = run_of(row, study_dir)
@@ -81,29 +81,31 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     from hwnas.training.trainer import RESULT
 
     result = read_json(run / "result.json", RESULT)
-    arch = ArchConfig.from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
+    arch = tasks.arch_from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)
+    task = tasks.get(tasks.task_of(arch))
+    key = row.get("quality_key", "cer")
     source = file_sha256(run / "weights.pt")
     earlier = _earlier_export(Path(out_dir) / arch.id, fmt, source)
     if earlier is not None:
         return earlier
     art = export(arch, fmt, out_dir, weights=run / "weights.pt")
     folder = Path(art.path).parent
-    for name in ("tokenizer.json", "feature_norm.npz"):
+    for name in task.export_files:   # what reading the graph's inputs and outputs needs
         (folder / name).write_bytes((run / name).read_bytes())
     sha = file_sha256(art.path)
     card = {
         "model": {"arch_id": arch.id, "searched_id": row["arch_id"], "arch": arch.to_dict(),
-                  "encoder": arch.encoder, "decoder": arch.decoder,
-                  "streaming": arch.streaming, "params": row["params"],
+                  **tasks.row_fields(arch), "task": task.name, "params": row["params"],
                   "size_mb_fp32": row.get("size_mb")},
-        "metrics": {"dev_cer": row["cer"], "tests": row.get("tests", {}),
+        "metrics": {f"dev_{key}": row[key], "tests": row.get("tests", {}),
+                    **({"dev": row["dev"]} if row.get("dev") else {}),
                     **({"dev_cer_by_lang": row["cer_by_lang"]} if row.get("cer_by_lang")
                        else {}),
                     "latency_ms": row["latency_ms"], "latency_source": row["latency_source"],
                     "predicted_latency_ms": row.get("predicted_ms", row["latency_ms"]),
                     **{k: row[k] for k in ("p90_ms", "rtf", "model_bytes", "delay_ms",
                                            "delay_ci", "delay_p90_ms") if k in row},
-                    "delay": delay.describe(arch)},
+                    "delay": task.delay_parts(arch)},
         "training": {"steps": result.get("steps"), "cpu_seconds": result.get("cpu_seconds"),
                      "rungs": row.get("rungs"), "curve": result.get("curve"),
                      **context.get("training", {})},
@@ -158,6 +160,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     from hwnas.training.prepare import corpus_text
 
     a = m["arch"]
+    if "dev_cer" not in met:
+        return _card_other(card)
     corpus = corpus_text(pv["corpus"]) if pv.get("corpus") else "built-in corpus"
     lines = [f"# Model card: {m['arch_id']} ({m['encoder']} / {m['decoder']})", "",
              f"Found by `hwnas search` (study `{pv['study']}`, trial {pv['trial']}) for target "
@@ -205,6 +209,37 @@ def card_markdown(card: dict[str, Any]) -> str:
               f"{a['n_filters']} filters (10 ms hop), then (x - mean) / std with "
               "`feature_norm.npz`; output ids map to characters through `tokenizer.json` "
               "(CTC blank = 0).",
+              "", "## Provenance", "",
+              f"Study storage `{pv['storage']}`, {pv['date']}, versions "
+              + ", ".join(f"{k} {v}" for k, v in pv["versions"].items()) + ".", ""]
+    return "\n".join(lines)
+
+
+def _card_other(card: dict[str, Any]) -> str:
+    """The card of a model whose quality is not a CER (a TTS model): its
+    architecture, dev figures, latency, training and export."""
+    m, met, tr, ex, pv = (card[k] for k in ("model", "metrics", "training", "export",
+                                             "provenance"))
+    lines = [f"# Model card: {m['arch_id']} ({m['encoder']} / {m['decoder']})", "",
+             f"Found by `hwnas search --task {m['task']}` (study `{pv['study']}`, trial "
+             f"{pv['trial']}) for target `{pv['target']}` under "
+             f"{_constraints_text(pv['constraints'])}.", "",
+             "## Architecture", "", "| decision | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in m["arch"].items() if v is not None]
+    lines += ["", f"Parameters: {m['params']:,}; fp32 weights {m['size_mb_fp32']:.2f} MB.", "",
+              "## Dev quality", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in sorted((met.get("dev") or {}).items())
+              if isinstance(v, (int, float))]
+    src = met["latency_source"]
+    lines += ["", f"## Latency on `{pv['target']}` ({src})", "",
+              f"p50 per device-graph call: **{met['latency_ms']:.3f} ms**"
+              + (f", real-time factor {met['rtf']:.4f}" if met.get("rtf") is not None else "")
+              + ".", "", "## Training", "",
+              f"{tr.get('steps')} steps, {tr.get('cpu_seconds')} CPU s on one thread.", "",
+              "## Export", "",
+              f"`{ex['file']}` ({ex['format']}, {ex['size_bytes']:,} bytes, sha256 "
+              f"`{ex['sha256'][:16]}...`); {_parity_text(ex['parity'])}.",
+              "Inputs: " + ", ".join(f"`{i['name']}` {i['shape']}" for i in ex["inputs"]) + ".",
               "", "## Provenance", "",
               f"Study storage `{pv['storage']}`, {pv['date']}, versions "
               + ", ".join(f"{k} {v}" for k, v in pv["versions"].items()) + ".", ""]

@@ -214,16 +214,18 @@ def decide(rows: Sequence[dict[str, Any]], objectives: Sequence[str],
     b = best(list(rows))
     if b is None:
         return select(found), None
+    key = b.get("quality_key", "cer")
+    name = {"cer": "dev CER", "mcd": "dev MCD"}.get(key, f"dev {key}")
     speed = [n for n, _, _ in SPEED if n in objectives] or ["latency"]
-    beating = [r for r in found if r["cer"] < b["cer"] and not_slower(r, b, speed)]
+    beating = [r for r in found if r[key] < b[key] and not_slower(r, b, speed)]
     if beating:
         best = select(beating)
-        return best, (f"the answer beats the best baseline, {b['baseline']}: dev CER "
-                      f"{best['cer']:.3f} against {b['cer']:.3f} "
-                      f"({1 - best['cer'] / b['cer']:.0%} lower) at equal or lower "
+        return best, (f"the answer beats the best baseline, {b['baseline']}: {name} "
+                      f"{best[key]:.3f} against {b[key]:.3f} "
+                      f"({1 - best[key] / b[key]:.0%} lower) at equal or lower "
                       f"{'/'.join(speed)}")
-    near = min(found, key=lambda r: r["cer"]) if found else None
-    return b, (f"no searched architecture beats the best baseline, {b['baseline']} (dev CER "
-               f"{b['cer']:.3f}), at equal or lower {'/'.join(speed)}"
-               + (f"; the best found has {near['cer']:.3f}" if near else "")
+    near = min(found, key=lambda r: r[key]) if found else None
+    return b, (f"no searched architecture beats the best baseline, {b['baseline']} ({name} "
+               f"{b[key]:.3f}), at equal or lower {'/'.join(speed)}"
+               + (f"; the best found has {near[key]:.3f}" if near else "")
                + ": the answer is the baseline")

@@ -41,13 +41,15 @@ def rung_floors(text: str | None, default_budget: bool) -> tuple[int, ...]:
 
 @dataclass
 class SearchRequest:
-    """Everything one search needs; ``corpus`` is an opened corpus
-    (``hwnas.training.prepare``), ``rung_unit`` is "cpu_seconds" or "steps"."""
+    """Everything one search needs; ``corpus`` is the task's opened training
+    data (a recogniser's corpus, ``hwnas.training.prepare``; a TTS search's
+    data, ``hwnas.tts.units.TTSData``), ``rung_unit`` is "cpu_seconds" or "steps"."""
 
     target: str
     workspace: Path
     corpus: Any
     rungs: tuple[float, ...]
+    task: str = "asr"                   # whose architectures (hwnas.tasks)
     rung_unit: str = "cpu_seconds"
     rung_floors: tuple[int, ...] = ()   # updates per CPU-time rung, at least (0: none)
     study: str = "hwnas"
@@ -83,6 +85,17 @@ class SearchRequest:
 
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
+        from hwnas import tasks
+
+        task = tasks.get(self.task)
+        if self.cer_source == "supernet" and not task.supernets:
+            raise ValueError(f"--cer-source supernet: {self.task.upper()} searches have no "
+                             "weight-sharing supernets; train each trial (--cer-source train)")
+        if self.max_delay_ms is not None and "delay" not in task.objectives:
+            raise ValueError(f"--max-delay: {self.task.upper()} architectures have no "
+                             "emission delay; use --max-latency or --max-rtf")
+        if self.streaming and "streaming" not in task.default_space().domain:
+            raise ValueError(f"--streaming: {self.task.upper()} architectures do not stream")
         if self.format:
             from hwnas.export import FORMATS
 
@@ -110,7 +123,8 @@ class SearchRequest:
             raise ValueError(f"--population must be >= 2, got {self.population}")
         from hwnas.workflows.final import FinalBudget
 
-        self.final = self.final or FinalBudget()
+        # a task without a final phase answers at its rungs
+        self.final = self.final or (FinalBudget() if task.final_phase else FinalBudget(share=0))
         if self.final.each is not None and self.final.each < self.longest_rung():
             raise ValueError(f"--final-budget {self.final.each:g} is below the longest rung "
                              f"({self.longest_rung():g}): the finalists would train less than "
@@ -202,25 +216,30 @@ def explain_missing_predictor(target: str, ws: Path, spec: Any) -> None:
 
 
 class TrialRungs:
-    """The study's trainings as units of work (``hwnas.execution.units.TrainRung``):
+    """The study's trainings as units of work (the task's ``rung_unit``):
     each trial trains in its own folder, a later rung continuing the snapshot
     the earlier one left there. With the default local executor the units
     share the driver's corpus, whose features the driver computes first (with
     its progress display)."""
 
     def __init__(self, req: SearchRequest, study_dir: Path, hooks: SearchHooks) -> None:
+        from hwnas import tasks
         from hwnas.execution import LocalExecutor
 
         self.req, self.study_dir, self.hooks = req, Path(study_dir), hooks
+        self.task = tasks.get(req.task)
+        self.quality = next((o for o in req.objectives if o in self.task.quality),
+                            self.task.quality[0])
         self.executor = req.executor or LocalExecutor()
         ctx = getattr(self.executor, "ctx", None)
-        if ctx is not None:
+        if ctx is not None and hasattr(req.corpus, "splits"):
             ctx.share_corpus(req.corpus)
 
     def unit(self, cand: Any, budget: float, rung: int) -> Any:
         from hwnas.search.storage import trial_dir
 
-        if rung == 0:   # features before the first unit that needs them
+        if rung == 0 and hasattr(self.req.corpus, "splits"):   # features before the first
+            # unit that needs them (with the caller's progress display)
             self.hooks.splits(self.req.corpus, cand.arch.frontend, cand.arch.n_filters)
         from hwnas.training.halving import floor_options
 
@@ -230,38 +249,34 @@ class TrialRungs:
                            floor_options(budget, self.req.floor(rung)))
 
     def _train(self, arch: dict[str, Any], budget: float, run_dir: Path, resume: bool,
-               extra: dict[str, Any], options: dict[str, Any] | None = None,
-               **unit: Any) -> Any:
+               extra: dict[str, Any], options: dict[str, Any] | None = None) -> Any:
         """A unit that trains ``arch`` to ``budget`` in ``run_dir`` as the search's
-        trials train (its corpus, seed and unit; no dev evaluations on the way;
+        trials train (its data, seed and unit; no dev evaluations on the way;
         ``options`` for the trainer, e.g. a rung's floor of updates)."""
-        from hwnas.execution.units import TrainRung
-
-        return TrainRung(
-            arch=arch, corpus=self.req.corpus.description, workspace=str(self.req.workspace),
-            budget=budget, unit=self.req.rung_unit, seed=self.req.seed, run_dir=str(run_dir),
-            resume=resume, extra={**extra, "corpus": self.req.corpus.description},
-            train_options={"eval_every": 10**9, **(options or {})}, **unit)
+        return self.task.rung_unit(self.req.corpus, arch, workspace=str(self.req.workspace),
+                                   budget=budget, unit=self.req.rung_unit, seed=self.req.seed,
+                                   run_dir=str(run_dir), resume=resume, extra=extra,
+                                   options=options or {})
 
     def result(self, cand: Any, out: dict[str, Any]) -> tuple[float, Any]:
-        """(the study's CER measure, the snapshot)."""
-        return self.measure(out["cer"], out.get("by_lang")), out["snapshot"]
+        """(the study's quality measure, the snapshot)."""
+        return float(out["quality"][self.quality]), out["snapshot"]
 
     def measure(self, cer: float, by_lang: dict[str, float] | None) -> float:
         """The study's CER measure: pooled, or the mean or worst of the
         languages' CERs (--objectives cer_mean|cer_worst)."""
-        measure = next((o for o in self.req.objectives if o in ("cer_mean", "cer_worst")), None)
-        if measure is None or not by_lang:
-            return cer
-        cers = list(by_lang.values())
-        return sum(cers) / len(cers) if measure == "cer_mean" else max(cers)
+        from hwnas.training.units import quality
+
+        return quality(cer, by_lang)[self.quality]
 
     def details(self, out: dict[str, Any]) -> dict[str, Any]:
         """What a rung's record keeps: the training it took (a rung with a floor
-        of updates may take more than its budget) and the CER by language."""
+        of updates may take more than its budget), the CER by language, the
+        dev figures a task reports beside its quality."""
         return {"cpu_s": out["cpu_seconds"], "steps": out["steps"],
                 **({"by_lang": out["by_lang"], "cer_pooled": out["cer"]}
-                   if out.get("by_lang") else {})}
+                   if out.get("by_lang") else {}),
+                **({"dev": out["dev"]} if out.get("dev") else {})}
 
     def release(self, cand: Any) -> None:
         """The optimiser's snapshot goes once the trial trains no more: it is
@@ -287,7 +302,7 @@ class TrialRungs:
         (a snapshot every CPU-minute: a final run is long enough to resume)."""
         return self._train(row["arch"], budget, folder, resume,
                            {"trial": row["trial"], "final_budget": budget,
-                            "unit": self.req.rung_unit}, snapshot_every_s=60.0)
+                            "unit": self.req.rung_unit}, {"snapshot_every_s": 60.0})
 
     def record(self, number: int, cand: Any) -> None:
         """The trial's rungs so far, into its run's result.json (the driver's record)."""
@@ -308,8 +323,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     """Run (or resume) the search of ``req`` and deliver its answer."""
     import torch
 
+    from hwnas import tasks
     from hwnas.adapters.devicefile import load_device
-    from hwnas.asr import default_space
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import (
         SearchConfig,
@@ -324,6 +339,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     hooks = hooks or SearchHooks()
     torch.set_num_threads(1)
     req.check()
+    task = tasks.get(req.task)
     ws = Path(req.workspace)
     spec = load_device(req.target, ws)
     db, study_dir = study_paths(ws, req.study)
@@ -331,17 +347,18 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     if storage is None:
         db.parent.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{db.resolve()}"
-    from hwnas.asr.delay import narrow
-
-    space, gone = narrow(req.space or default_space(), req.streaming, req.max_delay_ms)
+    space, gone = task.narrow(req.space or task.default_space(), req.streaming,
+                              req.max_delay_ms)
     if req.streaming:   # --streaming's own choice, not a consequence of the delay
         gone.pop("streaming", None)
     if gone:
         hooks.say(f"--max-delay {req.max_delay_ms:g} ms: left out of the space, since "
                   "their audio alone takes longer to arrive: "
                   + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in gone.items()))
+    space = task.search_space(space, req.corpus)   # e.g. the data's phoneme inventory
     steps = req.rung_unit == "steps"
-    cfg = SearchConfig(target=req.target, objectives=tuple(req.objectives),
+    cfg = SearchConfig(target=req.target, task=req.task, latency_source=task.latency,
+                       objectives=tuple(req.objectives),
                        max_latency_ms=req.max_latency_ms, max_delay_ms=req.max_delay_ms,
                        max_rtf=req.max_rtf, max_params=req.max_params,
                        max_size_mb=req.max_size_mb, trials=req.trials,
@@ -351,21 +368,24 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                        population_size=req.population,
                        space=space, corpus=req.corpus.description,
                        warm_start=_warm_start(req, ws, storage, space, hooks))
-    # before any work: a target without a predictor, a bad storage URL or database
-    explain_missing_predictor(req.target, ws, spec)
-    open_storage(storage)
-
-    # on a host CPU the predictor is calibrated to this host (reference time, spot
-    # check, adaptation where the ratios differ); its measurements go to a
-    # host-specific profile, never into another host's
-    tl = target_predictor(req.target, ws, spec, measure=hooks.measure, say=hooks.say,
-                          budget_s=req.spot_budget_s)
+    if task.latency == "measured":   # every architecture measured on the target
+        open_storage(storage)
+        tl: Any = MeasuredOn(spec, ws, req.task, hooks.measure, req.executor)
+    else:
+        # before any work: a target without a predictor, a bad storage URL or database
+        explain_missing_predictor(req.target, ws, spec)
+        open_storage(storage)
+        # on a host CPU the predictor is calibrated to this host (reference time, spot
+        # check, adaptation where the ratios differ); its measurements go to a
+        # host-specific profile, never into another host's
+        tl = target_predictor(req.target, ws, spec, measure=hooks.measure, say=hooks.say,
+                              budget_s=req.spot_budget_s)
 
     def predict(a: Any) -> float:
         return float(tl.ms([a])[0])
 
     if req.baselines:
-        cfg.baselines = _baselines(cfg, predict, hooks)
+        cfg.baselines = _baselines(cfg, predict, hooks, task.presets())
     if req.default_budget:
         from hwnas.training.halving import STRETCH
 
@@ -436,7 +456,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                                       executor=rungs.executor)
         for r in [*front, *dropped]:
             study.set_user_attr(f"verified:{r['arch_id']}", {k: r.get(k) for k in VERIFIED_KEYS})
-    if front:
+    if front and task.test_sets:
         from hwnas.workflows.deliver import score_tests
 
         hooks.say(f"scoring the {len(front)} finalists on the test sets ...")
@@ -484,13 +504,14 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     return SearchOutcome(out, export_error, study)
 
 
-def _baselines(cfg: Any, predict: Callable[[Any], float], hooks: SearchHooks) -> tuple[Any, ...]:
+def _baselines(cfg: Any, predict: Callable[[Any], float], hooks: SearchHooks,
+               presets: dict[str, Any]) -> tuple[Any, ...]:
     """The presets that fit the space and the constraints as predicted, each
     brought in by the smallest change (said, with what was left out and why)."""
     from hwnas.search.baselines import for_search
     from hwnas.search.study import judge
 
-    found, notes = for_search(cfg.space, lambda a: judge(cfg, a, predict))
+    found, notes = for_search(cfg.space, lambda a: judge(cfg, a, predict), presets)
     if len(found) >= cfg.trials:
         notes.append(f"--trials {cfg.trials} leaves no trial for the search itself: "
                      f"{min(len(found), cfg.trials)} of the baselines are the whole study")
@@ -508,18 +529,19 @@ def usable_front(study: Any, study_dir: Path) -> list[dict]:
     without it."""
     import logging
 
+    from hwnas import tasks
     from hwnas.paths import stamped
     from hwnas.search.storage import run_of
     from hwnas.search.study import BROKEN, best_baseline, pareto
-    from hwnas.training.trainer import load_run
 
+    task = tasks.get(study.user_attrs.get("task", "asr"))
     while True:
         front = pareto(study)
         bad = []
         for r in [*front, *([b] if (b := best_baseline(study)) else [])]:
             run = run_of(r, study_dir)
             try:
-                load_run(run)
+                task.check_run(run)
             except ValueError as e:
                 bad.append((r, run, str(e)))
         if not bad:
@@ -584,13 +606,13 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
     ``--strategy darts``): one the workspace holds for this search's space, or for the whole
     space (which contains it), or else one trained now for this search's space
     (to ``req.supernet_budget_s``)."""
-    from hwnas.asr import default_space
+    from hwnas import tasks
     from hwnas.supernet.workspace import held_supernet, train_family
 
     folders = {}
     seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
-        folder = held_supernet(ws, family, (space, req.space or default_space()),
+        folder = held_supernet(ws, family, (space, req.space or tasks.default_space(req.task)),
                                req.corpus.description, seed, req.supernet_budget_s)
         if folder is None:
             hooks.say(f"training the {family} supernet for this space "
@@ -611,7 +633,7 @@ def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
         return ()
     import optuna
 
-    from hwnas.asr import ArchConfig
+    from hwnas import tasks
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import pareto
 
@@ -628,7 +650,11 @@ def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
         other = optuna.load_study(study_name=req.warm_start, storage=open_storage(url))
     except KeyError:
         raise ValueError(f"--warm-start {req.warm_start}: no such study in {url}") from None
-    archs = [ArchConfig.from_dict(r["arch"]) for r in pareto(other)]
+    if other.user_attrs.get("task", "asr") != req.task:
+        raise ValueError(f"--warm-start {req.warm_start}: a search of "
+                         f"{other.user_attrs.get('task', 'asr').upper()} architectures, "
+                         f"not {req.task.upper()}")
+    archs = [tasks.arch_from_dict(r["arch"]) for r in pareto(other)]
     kept = tuple(a for a in archs if space.contains(a))
     left = len(archs) - len(kept)
     hooks.say(f"warm start (of a new study): {len(kept)} architectures of "
@@ -637,6 +663,50 @@ def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
               f"for {req.target}"
               + (f"; {left} left out, outside this search's space" if left else ""))
     return kept
+
+
+class MeasuredOn:
+    """The speed of a task searched without a latency predictor: each
+    architecture is measured on the target when first judged (its rows kept
+    in the target's profile of that task and reused, by this search and the
+    next). It stands where a calibrated predictor stands in a search."""
+
+    predictor = None
+    corrected = False
+    spot_check = None
+    ref_ms = None
+    reference_beside = None
+
+    def __init__(self, spec: Any, workspace: Path, task: str, measure: Callable[[Any], None],
+                 executor: Any = None) -> None:
+        self.spec, self.workspace, self.task = spec, Path(workspace), task
+        self.measure, self.executor = measure, executor
+        self.where = f"measured on {spec.name} (no predictor)"
+        self._ms: dict[str, float] = {}
+
+    def ms(self, archs: list[Any]) -> list[float]:
+        """Compute ms per call (the median of the usable measurements; inf
+        where none is usable: the architecture could not be exported or run)."""
+        import math
+        import statistics
+
+        from hwnas import tasks
+        from hwnas.profiling.profiler import ProfileRun
+
+        todo = list({a.id: a for a in archs if a.id not in self._ms}.values())
+        if todo:
+            run = ProfileRun(self.spec, self.workspace, len(todo), 0,
+                             tasks.default_space(self.task), archs=todo, task=self.task,
+                             executor=self.executor)
+            self.measure(run)
+            by_id: dict[str, list[float]] = {}
+            for r in run.store().rows():
+                if r.get("status") in ("ok", "flagged") and r.get("p50_ms"):
+                    by_id.setdefault(r["arch_id"], []).append(float(r["p50_ms"]))
+            for a in todo:
+                got = by_id.get(a.id)
+                self._ms[a.id] = statistics.median(got) if got else math.inf
+        return [self._ms[a.id] for a in archs]
 
 
 class Delivered(NamedTuple):
@@ -652,7 +722,8 @@ def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Pa
     from hwnas.search.storage import run_of
     from hwnas.workflows.deliver import export_selected
 
-    fmt = req.format or tl.predictor.card.get("format") or tl.spec.make().format
+    fmt = req.format or tl.predictor.card.get("format") if tl.predictor else req.format
+    fmt = fmt or tl.spec.make().format
     hooks.say(f"exporting {best['arch_id']} as {fmt} ...")
     try:
         return Delivered(export_selected(best, study_dir, fmt, req.out or study_dir / "export", {

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hwnas.asr import ArchConfig, default_space, delay
+from hwnas import tasks
 
 BORDERLINE_REPEATS = 2
 
@@ -101,15 +101,20 @@ class Check(NamedTuple):
 _ORDER = ("missed", "borderline", "met", "measured")
 
 
-def checks(arch: ArchConfig, compute: tuple[float, float, float], limits: Limits
+def checks(arch: Any, compute: tuple[float, float, float], limits: Limits
            ) -> list[Check]:
     """The measured compute (p50, lo, hi ms) against every limit on its scale."""
-    alg, audio = delay.algorithmic_delay_ms(arch), delay.audio_ms(arch)
+    alg, audio = algorithmic_ms(arch), tasks.audio_ms(arch)
     e, lo, hi = compute
     scaled = (("compute", compute, limits.latency_ms, " ms"),
               ("emission delay", (alg + e, alg + lo, alg + hi), limits.delay_ms, " ms"),
               ("real-time factor", (e / audio, lo / audio, hi / audio), limits.rtf, ""))
     return [Check(w, est, lim, u, judge(est, lim)) for w, est, lim, u in scaled]
+
+
+def algorithmic_ms(arch: Any) -> float:
+    """The delay ``arch``'s input alone takes to arrive (its task's judge)."""
+    return tasks.get(tasks.task_of(arch)).judge(arch, 0.0)["algorithmic"]
 
 
 def verdict_of(cs: list[Check]) -> str:
@@ -144,7 +149,8 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
 
     if not rows:
         return Verified([], [], None)
-    archs = {r["arch_id"]: ArchConfig.from_dict(r["arch"]) for r in rows}
+    archs = {r["arch_id"]: tasks.arch_from_dict(r["arch"]) for r in rows}
+    task = tasks.task_of(next(iter(archs.values())))
 
     def run_pass(ids: list[str], repeats: int, longer: bool) -> ProfileRun:
         plan = spec.plan
@@ -152,9 +158,9 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
             plan = plan.replace(min_seconds=max(3 * plan.min_seconds, 3.0),
                                 max_seconds=max(plan.max_seconds, 3 * plan.min_seconds, 3.0),
                                 max_ci=plan.max_ci / 2)
-        run = ProfileRun(spec, workspace, len(ids), 0, default_space(),
+        run = ProfileRun(spec, workspace, len(ids), 0, tasks.default_space(task),
                          archs=[archs[i] for i in ids], repeats=repeats, plan=plan,
-                         executor=executor)
+                         executor=executor, task=task)
         run.drive(measure)
         return run
 
@@ -199,7 +205,7 @@ def verify(rows: list[dict[str, Any]], spec: Any, workspace: Path,
         last = mine[-1]
         scale = est[0] / last["p50_ms"] if last.get("p50_ms") else 1.0
         p90 = last["p90_ms"] * scale if last.get("p90_ms") is not None else None
-        alg = delay.algorithmic_delay_ms(arch)
+        alg = algorithmic_ms(arch)
         r.update(latency_ms=est[0], latency_ci=[est[1], est[2]], latency_source="measured",
                  verdict=verdict, measurements=len(mine),
                  flags=sorted({f for m in mine for f in (m.get("flags") or [])}),
