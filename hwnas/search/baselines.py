@@ -47,10 +47,11 @@ class Baseline:
         return {"name": self.name, "change": self.change}
 
 
-def _changes(before: Any, after: Any) -> list[str]:
+def _changes(before: Any, after: Any, space: SearchSpace) -> list[str]:
+    """The decisions changed (fields the data fixes, a vocabulary, are not one)."""
     a, b = before.to_dict(), after.to_dict()
-    return [f"{k} {a[k]} -> {b[k]}" for k in a
-            if a[k] is not None and b[k] is not None and a[k] != b[k]]
+    return [f"{k} {a[k]} -> {b[k]}" for k in a if k not in space.fixed
+            and a[k] is not None and b[k] is not None and a[k] != b[k]]
 
 
 def _broken(values: dict[str, float], cons: dict[str, float]) -> str:
@@ -120,7 +121,7 @@ def for_search(space: SearchSpace, judge: Judge, presets: dict[str, Any]
             notes.append(f"{name}: the same architecture as {seen[arch.id]} in this space")
             continue
         seen[arch.id] = name
-        out.append(Baseline(name, arch, "; ".join(made + _changes(form, arch))))
+        out.append(Baseline(name, arch, "; ".join(made + _changes(form, arch, space))))
     return out, notes
 
 

@@ -143,7 +143,7 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
                                 sampler=sampler or make_strategy(cfg).sampler(),
                                 load_if_exists=True)
     attrs = study.user_attrs
-    if attrs.get("task", "asr") != cfg.task:
+    if "target" in attrs and attrs.get("task", "asr") != cfg.task:
         raise ValueError(f"study {cfg.study!r} searched {attrs.get('task', 'asr').upper()} "
                          f"architectures, not {cfg.task.upper()}; choose another --study")
     if attrs.get("target", cfg.target) != cfg.target:

@@ -34,14 +34,19 @@ import numpy as np
 FIGURES = ("pareto", "hypervolume", "best_cer", "diversity", "compute", "importance", "top")
 
 
+def quality_name(study: Any) -> str:
+    """What the study's trained quality is, as the figures name it (a row's
+    ``cer`` holds it, whatever it is: a recogniser's CER, a TTS model's MCD)."""
+    return {"cer": "CER", "mcd": "MCD (dB)"}.get(study.user_attrs.get("quality_key", "cer"),
+                                                 study.user_attrs.get("quality_key", "?"))
+
+
 def load_trials(study: Any) -> list[dict[str, Any]]:
-    """Completed trials as plain rows, in trial order."""
+    """Completed trials as plain rows, in trial order; ``cer`` is the study's
+    trained quality (``quality_name``)."""
     import optuna
 
-    if study.user_attrs.get("task") == "tts":
-        raise ValueError(f"study {study.study_name} is a TTS search; its Pareto table is "
-                         "in runs/search/<study>/result.json (`hwnas report` draws speech "
-                         "recognition searches)")
+    key = study.user_attrs.get("quality_key", "cer")
     rows = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         a = t.user_attrs
@@ -50,7 +55,7 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
         # "trained": stand-alone; "screened": scored only with supernet weights
         source = a.get("cer_source", "trained") if a.get("trained") else None
         rows.append({"trial": t.number, "arch": a["arch"], "arch_id": a["arch_id"],
-                     "cer": float(a.get("cer", math.nan)), "latency_ms": a["latency_ms"],
+                     "cer": float(a.get(key, math.nan)), "latency_ms": a["latency_ms"],
                      "delay_ms": a.get("delay_ms"), "algorithmic_ms": a.get("algorithmic_ms"),
                      "rtf": a.get("rtf"), "params": a["params"], "size_mb": a.get("size_mb"),
                      "feasible": all(c <= 0 for c in a.get("constraints", [0.0])),
@@ -151,7 +156,8 @@ def _plt() -> Any:
     return plt
 
 
-def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis) -> None:
+def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis, q: str = "CER",
+               source: str = "predicted") -> None:
     x = axis.key
     tr = [r for r in rows if r["trained"]]
     full = [r for r in tr if r["stopped_at"] is None]
@@ -164,7 +170,7 @@ def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis) -> None:
     if inf:   # a rug along the x axis: they have no CER, and are not drawn at CER 0
         ax.scatter([r[x] for r in inf], [0.03] * len(inf), marker="|", s=60, c="0.6",
                    transform=ax.get_xaxis_transform(), clip_on=False,
-                   label=f"infeasible as predicted: not trained, no CER (rug, {len(inf)})")
+                   label=f"infeasible as {source}: not trained, no {q} (rug, {len(inf)})")
     ax.scatter([r[x] for r in early], [r["cer"] for r in early], s=22, c="tab:orange",
                alpha=0.7, label=f"stopped early ({len(early)})")
     ax.scatter([r[x] for r in full], [r["cer"] for r in full], s=28, c="tab:blue",
@@ -188,21 +194,22 @@ def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis) -> None:
         ax.axvline(axis.limit, ls="--", c="k", lw=1,
                    label=f"max {axis.label} {axis.limit:g} {axis.unit}")
     ax.set_xscale("log")
-    ax.set_xlabel(f"{axis.label}{', ' + axis.unit if axis.unit else ''} (PREDICTED during the "
-                  "search; log scale)")
-    ax.set_ylabel("dev CER at the last rung reached")
-    ax.set_title(f"Trials on CER vs {axis.label}")
+    ax.set_xlabel(f"{axis.label}{', ' + axis.unit if axis.unit else ''} ({source.upper()} "
+                  "during the search; log scale)")
+    ax.set_ylabel(f"dev {q} at the last rung reached")
+    ax.set_title(f"Trials on {q} vs {axis.label}")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
 
 
 def fig_hypervolume(ax: Any, rows: list[dict[str, Any]], hv: list[float],
-                    ref: tuple[float, float], axis: Axis = LATENCY) -> None:
+                    ref: tuple[float, float], axis: Axis = LATENCY, q: str = "CER",
+                    source: str = "predicted") -> None:
     ax.plot([r["trial"] for r in rows], hv, c="tab:green")
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"hypervolume ({axis.unit or axis.label} x CER)")
+    ax.set_ylabel(f"hypervolume ({axis.unit or axis.label} x {q})")
     ax.set_title(f"Hypervolume of the feasible front (reference: {ref[0]:.3g} {axis.unit}, "
-                 f"CER {ref[1]:g}; {axis.label} predicted)", fontsize=10)
+                 f"{q} {ref[1]:.3g}; {axis.label} {source})", fontsize=10)
     ax.grid(alpha=0.3)
 
 
@@ -219,10 +226,10 @@ def fig_strategies(ax: Any, runs: list[tuple[str, list[float]]], ref: tuple[floa
     ax.grid(alpha=0.3)
 
 
-def fig_best_cer(ax: Any, rows: list[dict[str, Any]]) -> None:
+def fig_best_cer(ax: Any, rows: list[dict[str, Any]], q: str = "CER") -> None:
     tr = [r for r in rows if r["trained"]]
     ax.scatter([r["trial"] for r in tr], [r["cer"] for r in tr], s=14, c="0.5",
-               label="trial (dev CER, last rung reached)")
+               label=f"trial (dev {q}, last rung reached)")
     best, xs, ys = math.inf, [], []
     for r in rows:
         if r["trained"] and r["feasible"]:
@@ -232,16 +239,20 @@ def fig_best_cer(ax: Any, rows: list[dict[str, Any]]) -> None:
             ys.append(best)
     ax.step(xs, ys, where="post", c="tab:red", label="best feasible so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel("dev CER")
-    ax.set_title("Best CER vs trial")
+    ax.set_ylabel(f"dev {q}")
+    ax.set_title(f"Best {q} vs trial")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
 
 def fig_diversity(ax: Any, gens: list[list[dict[str, Any]]]) -> None:
     x = np.arange(1, len(gens) + 1)
-    for key, c in (("encoder", "tab:blue"), ("decoder", "tab:purple"), ("frontend", "tab:gray")):
-        ax.plot(x, [entropy([r["arch"][key] for r in g]) for g in gens], marker="o", c=c,
+    first = gens[0][0]["arch"] if gens and gens[0] else {}
+    # a recogniser's family choices; another task's first categorical decisions
+    keys = [k for k in ("encoder", "decoder", "frontend") if k in first] or \
+        [k for k, v in first.items() if isinstance(v, str) and k != "task"][:3]
+    for key, c in zip(keys, ("tab:blue", "tab:purple", "tab:gray")):
+        ax.plot(x, [entropy([r["arch"].get(key) for r in g]) for g in gens], marker="o", c=c,
                 label=f"{key} choices")
     ax.set_xticks(x)
     ax.set_xlabel("generation")
@@ -330,6 +341,15 @@ def fig_importance(ax: Any, imp: dict[str, dict[str, float]]) -> None:
 
 def _blocks(a: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, colour) boxes from input to output for one architecture."""
+    if "frontend" not in a:   # another task's: one box per part (enc_, dec_, var_ fields)
+        parts: dict[str, list[str]] = {}
+        for k, v in a.items():
+            if v is not None and "_" in k and k != "n_phonemes" and k != "n_mels":
+                part, field = k.split("_", 1)
+                parts.setdefault(part, []).append(f"{field} {v}")
+        colours = ("#d9e8f5", "#fde2c4", "#f3f3d0", "#d8f0d8")
+        return [(f"{p}: " + ", ".join(fs[:2]) + ("\n" + ", ".join(fs[2:]) if fs[2:] else ""),
+                 colours[i % len(colours)]) for i, (p, fs) in enumerate(parts.items())]
     fe = f"{a['frontend']} x{a['n_filters']}"
     out = [(fe, "#d9e8f5"), (f"subsampling {a['subsampling']}", "#e8e8e8")]
     enc = a["encoder"]
@@ -351,7 +371,8 @@ def _blocks(a: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def draw_arch(ax: Any, row: dict[str, Any]) -> None:
+def draw_arch(ax: Any, row: dict[str, Any], q: str = "CER", source: str = "predicted"
+              ) -> None:
     """A box diagram of one architecture, input at the top."""
     from matplotlib.patches import FancyBboxPatch
 
@@ -371,7 +392,8 @@ def draw_arch(ax: Any, row: dict[str, Any]) -> None:
                         arrowprops={"arrowstyle": "->", "color": "0.3"})
     ax.text(0.5, 0.97, f"#{row['trial']} {row['arch_id']}", ha="center", fontsize=8,
             weight="bold")
-    ax.text(0.5, 0.925, f"CER {row['cer']:.3f} | {row['latency_ms']:.2f} ms pred. | "
+    ax.text(0.5, 0.925, f"{q} {row['cer']:.3f} | {row['latency_ms']:.2f} ms "
+                        f"{source[:4]}. | "
                         f"{row['params'] / 1e6:.2f} M", ha="center", fontsize=7)
 
 
@@ -430,8 +452,12 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
         raise ValueError(f"study {study.study_name!r} has no completed trials to report")
     axis = speed_axis(study)
     others = [(st, load_trials(st)) for st in compare]
+    q, source = quality_name(study), study.user_attrs.get("latency_source", "predicted")
+    trained_q = [r["cer"] for r in rows if r["trained"] and math.isfinite(r["cer"])]
+    # a CER's worst is 1; another quality's reference is just beyond its worst trained value
     ref = (float(axis.limit or 1.1 * max(r[axis.key] for r in [*rows, *(
-        r for _, rs in others for r in rs)])), 1.0)
+        r for _, rs in others for r in rs)])),
+        1.0 if q == "CER" else 1.1 * max(trained_q, default=1.0))
     unit = study.user_attrs.get("rung_unit", "CPU s")
     gen = int(study.user_attrs.get("generation", max(4, min(50, len(rows) // 4))))
     gens = _generations(rows, gen)
@@ -450,9 +476,10 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
         files[name] = path
 
     for name, draw, size in (
-            ("pareto", lambda ax: fig_pareto(ax, rows, axis), (8, 5)),
-            ("hypervolume", lambda ax: fig_hypervolume(ax, rows, hv, ref, axis), (7, 4)),
-            ("best_cer", lambda ax: fig_best_cer(ax, rows), (7, 4)),
+            ("pareto", lambda ax: fig_pareto(ax, rows, axis, q, source), (8, 5)),
+            ("hypervolume", lambda ax: fig_hypervolume(ax, rows, hv, ref, axis, q, source),
+             (7, 4)),
+            ("best_cer", lambda ax: fig_best_cer(ax, rows, q), (7, 4)),
             ("diversity", lambda ax: fig_diversity(ax, gens), (7, 4)),
             ("compute", lambda ax: fig_compute(ax, gens, unit), (7, 4)),
             ("importance", lambda ax: fig_importance(ax, imp), (7, 4.5)),
@@ -464,12 +491,13 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
     if top:
         fig, axes = plt.subplots(1, len(top), figsize=(3.2 * len(top), 3.9), squeeze=False)
         for ax, r in zip(axes[0], top):
-            draw_arch(ax, r)
+            draw_arch(ax, r, q, source)
         fig.suptitle(f"Top {len(top)} feasible architectures (Pareto front first)", fontsize=10)
         save("top", fig)
     trained = [r for r in rows if r["trained"]]
     summary = {
         "study": study.study_name, "target": study.user_attrs.get("target"),
+        "task": study.user_attrs.get("task", "asr"), "quality": q, "latency_source": source,
         "constraints": study.user_attrs.get("constraints") or {},
         "trials": len(rows), "trained": len(trained),
         "screened": sum(r["screened"] for r in rows),
@@ -495,6 +523,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
 
 
 def _html(s: dict[str, Any], files: dict[str, Path], top: list[dict[str, Any]]) -> str:
+    q, src = s.get("quality", "CER"), s.get("latency_source", "predicted")
     def img(name: str) -> str:
         if name not in files:
             return ""
@@ -568,12 +597,12 @@ measurements.</p>
         + "</tr>" for k in keys)
     metrics = "".join(
         f"<tr><td>{label}</td>" + "".join(f"<td>{fmt(r)}</td>" for r in top) + "</tr>"
-        for label, fmt in (("dev CER", lambda r: f"{r['cer']:.3f}"),
-                           ("compute ms (predicted)", lambda r: f"{r['latency_ms']:.3f}"),
+        for label, fmt in ((f"dev {q}", lambda r: f"{r['cer']:.3f}"),
+                           (f"compute ms ({src})", lambda r: f"{r['latency_ms']:.3f}"),
                            ("algorithmic delay ms", lambda r: num(r.get("algorithmic_ms"), ".0f")),
-                           ("emission delay ms (predicted)",
+                           (f"emission delay ms ({src})",
                             lambda r: num(r.get("delay_ms"), ".1f")),
-                           ("RTF (predicted)", lambda r: num(r.get("rtf"), ".4f")),
+                           (f"RTF ({src})", lambda r: num(r.get("rtf"), ".4f")),
                            ("params", lambda r: f"{r['params']:,}")))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hwnas report: {esc(s['study'])}</title>
@@ -583,17 +612,19 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 8px;fo
 <h1>Search report: {esc(s['study'])}</h1>
 <p>Target <b>{esc(str(s['target']))}</b>; constraints: {esc(cons)}.
 {s['trials']} trials: {s['trained']} trained ({s['stopped_early']} stopped early by successive
-halving, {s['early_stop_rate']:.0%}), {s['infeasible']} infeasible as predicted (not
+halving, {s['early_stop_rate']:.0%}), {s['infeasible']} infeasible as {src} (not
 trained){screened}.
 Training spent: {s['training_spent']:g} {esc(s['training_unit'])}.
-Latencies are those recorded by the search: <b>predicted</b> by the target's predictor
-(the search's verification step measures the finalists: below).</p>
+Latencies are those recorded by the search: <b>{src}</b> {
+"by the target's predictor (the search's verification step measures the finalists: below)"
+if src == "predicted" else "on the target, each architecture when first proposed (the "
+"verification step measures the finalists again: below)"}.</p>
 {final}
 {verified}
 <h2>Pareto front</h2>{img('pareto')}
 <h2>Hypervolume</h2>{img('hypervolume')}
 {"<h2>Strategies compared</h2>" + img('strategies') if 'strategies' in files else ""}
-<h2>Best CER</h2>{img('best_cer')}
+<h2>Best {q}</h2>{img('best_cer')}
 <h2>Diversity</h2>{img('diversity')}
 <h2>Early stopping and compute</h2>{img('compute')}
 <h2>Parameter importances</h2>{img('importance')}

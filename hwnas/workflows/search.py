@@ -395,7 +395,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         hooks.say(f"training per trial: {' then '.join(rung)} of CPU time by rung (the "
                   f"default, --cer-budget {DEFAULT_CER_BUDGET}; change it with --cer-budget, "
                   "--rung-floors or --cer-steps)")
-    hooks.say("corpus and features (built and cached on first use) ...")
+    hooks.say("training data and features (built and cached on first use) ...")
     req.corpus.prepare()
     rungs = TrialRungs(req, study_dir, hooks)
 
