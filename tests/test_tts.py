@@ -240,30 +240,97 @@ def test_latency_predictor_learns_tts_graphs_and_refuses_speech_ones():
         feature_matrix([archs[0], asr_preset("conformer_xs")])
 
 
+TINY_SPACE = ("[choices]\nenc_layers = [1]\nenc_hidden = [64]\ndec_layers = [1]\n"
+              "dec_hidden = [64, 128]\nvar_hidden = [32]\n")
+
+
 @pytest.mark.slow
 def test_tts_search_measures_trains_verifies_exports_and_resumes(tiny_tts, tmp_path, capsys):
+    """The shared search with a TTS task: the presets first (as baselines), each
+    trial measured on the target, trained, verified by a second measurement,
+    the answer exported with its model card, the study continued, reported."""
     ws, _ = tiny_tts
     space = tmp_path / "space.toml"
-    space.write_text("[choices]\nenc_layers = [1]\nenc_hidden = [64]\ndec_layers = [1]\n"
-                     "dec_hidden = [64, 128]\nvar_hidden = [32]\n")
+    space.write_text(TINY_SPACE)
     base = ["search", "--task", "tts", "--target", "cpu", "--tts-size", "tiny",
             "--tts-budget", "3s", "--space", str(space), "--workspace", str(ws), "--json",
             "--max-rtf", "0.05"]
     assert main([*base, "--trials", "2"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["trials"] == 2 and first["pareto"]
-    assert all(r["verdict"] == "verified" and r["measurements"] >= 2 for r in first["pareto"])
-    assert Path(first["export"]["path"]).is_file()
-    assert first["export"]["parity"]["max_abs_diff"] < 1e-4
+    assert first["predictor"].startswith("measured on cpu")
+    for r in first["pareto"]:
+        assert r["verdict"] == "met" and r["measurements"] >= 2, r
+        assert r["quality_key"] == "mcd" and r["mcd"] == r["dev"]["mcd_db"] > 0
+        assert r["latency_source"] == "measured" and 0 < r["rtf"] < 0.05
+    card = json.loads((Path(first["export"]) / "model_card.json").read_text())
+    assert card["model"]["task"] == "tts" and card["metrics"]["dev_mcd"] > 0
+    assert card["export"]["parity"]["max_abs_diff"] < 1e-4
+    assert (Path(first["export"]) / "mel_norm.npz").is_file()
+    assert "## Dev quality" in (Path(first["export"]) / "MODEL_CARD.md").read_text()
     assert main([*base, "--trials", "3"]) == 0      # continues the study: one more trial
     assert json.loads(capsys.readouterr().out)["trials"] == 3
-    assert main(["report", "tts", "--workspace", str(ws)]) != 0   # one line, no traceback
-    assert "is a TTS search" in capsys.readouterr().err
+    assert main(["report", "tts", "--workspace", str(ws), "--out", str(tmp_path / "rep"),
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["task"] == "tts" and rep["quality"] == "MCD (dB)" and rep["trained"] == 3
+    assert "Best MCD (dB)" in (tmp_path / "rep" / "report.html").read_text()
+    # a recogniser's search cannot continue it
+    assert main(["search", "--target", "cpu", "--study", "tts", "--workspace", str(ws)]) != 0
+    assert "searched TTS architectures" in capsys.readouterr().err
     # a limit nothing meets: measured, told infeasible, never trained, nothing exported
     assert main([*base, "--trials", "1", "--max-rtf", "1e-7", "--study", "strict"]) == 0
     strict = json.loads(capsys.readouterr().out)
-    assert strict["pareto"] == [] and "export" not in strict
+    assert strict["pareto"] == [] and not strict["export"]
     assert not (Path(ws) / "runs" / "search" / "strict" / "trials").exists()
+    # what a TTS search does not use is refused in one line
+    assert main([*base, "--trials", "1", "--cer-source", "supernet"]) != 0
+    assert "--task tts does not use it" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_tts_search_by_evolution_on_worker_processes_with_two_rungs_resumes_after_kill(
+        tiny_tts, tmp_path):
+    """Strategies, successive halving and executors are the search's, whatever the
+    task: evolution proposes, two rungs halve, worker processes train. kill -9
+    mid-search and a rerun finishes with exactly the trials asked for."""
+    import signal
+    import subprocess
+    import sys
+
+    ws, _ = tiny_tts
+    space = tmp_path / "space.toml"
+    space.write_text(TINY_SPACE.replace("enc_hidden = [64]", "enc_hidden = [64, 128]"))
+    cmd = [sys.executable, "-m", "hwnas", "search", "--task", "tts", "--target", "cpu",
+           "--tts-size", "tiny", "--tts-budget", "1s,2s", "--space", str(space),
+           "--workspace", str(ws), "--strategy", "evolution", "--executor", "process",
+           "--population", "4", "--trials", "8", "--study", "evo", "--no-baselines"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    for line in p.stderr:   # kill it once the first generation is told
+        if line.startswith("  #"):
+            p.send_signal(signal.SIGKILL)
+            break
+    p.wait(timeout=600)
+    assert p.returncode == -signal.SIGKILL
+    r = subprocess.run([*cmd, "--json"], env=env, text=True, capture_output=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["trials"] == 8 and out["pareto"]
+    import optuna
+
+    study = optuna.load_study(study_name="evo",
+                              storage=f"sqlite:///{ws / 'runs' / 'search' / 'evo.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 8 and study.user_attrs["strategy"] == "evolution"
+    assert study.user_attrs["task"] == "tts" and study.user_attrs["quality_key"] == "mcd"
+    trained = [t for t in done if t.user_attrs.get("rungs")]
+    # successive halving: every trained trial ran rung 0; 1/eta of each generation rung 1
+    assert trained and all(t.user_attrs["rungs"][0]["budget_s"] == 1 for t in trained)
+    assert any(t.user_attrs["stopped_at"] == 0 for t in trained)
+    assert any(len(t.user_attrs["rungs"]) == 2 for t in trained)
+    assert main(["report", "evo", "--workspace", str(ws), "--out", str(tmp_path / "rep")]) == 0
 
 
 @pytest.mark.slow
