@@ -35,6 +35,9 @@ SEARCH_EPILOG = """examples:
   hwnas search --target cpu --trials 40 --study s1      continue s1 up to 40 trials
   hwnas search --target pixel6 --max-latency 40 --strategy transfer --warm-start s1
                                     start from s1's Pareto set, re-scored on pixel6
+  hwnas search --task tts --target cpu --max-rtf 0.002 --tts-budget 30s,90s
+               --strategy evolution          TTS acoustic models, the same search
+                                             (speed measured on the target per trial)
 
 Strategies (--strategy; all propose into the same Optuna study, so resume,
 optuna-dashboard and hwnas report work the same):

@@ -89,6 +89,61 @@ class ToyTask(tasks.Task):
         return {"encoder": f"toy:{arch.depth}x{arch.width}", "decoder": "toy",
                 "streaming": False}
 
+    # what a search of it needs: its objectives, what is known before training,
+    # one rung of "training" as a unit of work, and a check of a trained run
+    quality = ("error",)
+    objectives = {"error": "toy error", "latency": "compute ms (measured)",
+                  "params": "parameters"}
+    latency = "measured"
+
+    def judge(self, arch: Toy, latency_ms: float) -> dict[str, float]:
+        params = float(self.stats(arch)["params"])
+        return {"latency": latency_ms, "algorithmic": 0.0, "delay": latency_ms,
+                "rtf": latency_ms / 1000.0, "params": params, "size": params * 4 / 1e6}
+
+    def rung_unit(self, data: Any, arch: dict[str, Any], **kw: Any) -> ToyRung:
+        return ToyRung(arch, kw["budget"], kw["run_dir"])
+
+    def check_run(self, run_dir: Any) -> None:
+        import json
+        from pathlib import Path
+
+        try:
+            json.loads((Path(run_dir) / "result.json").read_text())["arch"]
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"{run_dir}: not a toy run ({e})") from None
+
+
+@dataclass(frozen=True)
+class ToyRung:
+    """A toy's "training": an error that falls with width, depth and budget."""
+
+    arch: dict[str, Any]
+    budget: float
+    run_dir: str
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        import json
+        from pathlib import Path
+
+        error = 1.0 / (self.arch["width"] * self.arch["depth"] * self.budget)
+        out = Path(self.run_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps({"arch": self.arch, "error": error}))
+        (out / "state.json").write_text("{}")   # what a later rung would continue
+        return {"quality": {"error": error}, "snapshot": str(out / "state.json"),
+                "steps": int(self.budget), "cpu_seconds": 0.0}
+
+    def needs(self) -> dict[str, Any]:
+        return {"num_cpus": 1}
+
+
+class ToyData:
+    description = {"toy": 1}
+
+    def prepare(self) -> None:
+        pass
+
 
 @pytest.fixture
 def toy(monkeypatch):
@@ -128,3 +183,23 @@ def test_the_profiler_measures_a_registered_task_on_this_cpu(toy, tmp_path):
     assert all(r["rtf"] == pytest.approx(r["p50_ms"] / 1000.0) for r in rows)
     store = ProfileStore(tmp_path / "profiles" / "cpu.toy", "cpu")
     assert len(store) == 2
+
+
+def test_a_registered_task_is_searched_by_the_shared_search(toy, tmp_path):
+    """Two trials of the one search on the toy task: proposed, measured on this
+    CPU, "trained" as units of work, told, verified by a second measurement."""
+    from hwnas.workflows.search import SearchRequest, run
+
+    req = SearchRequest(target="cpu", workspace=tmp_path, corpus=ToyData(), rungs=(4.0,),
+                        rung_unit="steps", task="toy", objectives=("error", "latency"),
+                        trials=2, export=False, study="toy")
+    out = run(req).summary
+    assert out["trials"] == 2 and out["pareto"]
+    for r in out["pareto"]:
+        arch = r["arch"]
+        assert r["quality_key"] == "error"
+        assert r["error"] == pytest.approx(1 / (arch["width"] * arch["depth"] * 4))
+        assert r["latency_source"] == "measured" and r["measurements"] == 2
+        assert r["verdict"] == "measured"   # no limit to judge against
+    study = run(req).study   # a rerun continues it: nothing more to do
+    assert len(study.trials) == 2 and study.user_attrs["task"] == "toy"

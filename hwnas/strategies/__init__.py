@@ -56,6 +56,11 @@ def make(name: str, space: Any, seed: int = 0, objectives: Any = ("cer",),
         klass = load(_installed()[name])
     else:
         raise ValueError(f"unknown strategy {name!r}; one of {', '.join(names())}")
+    missing = [d for d in getattr(klass, "decisions", ()) if d not in space.domain]
+    if missing:
+        raise ValueError(f"--strategy {name} works on the decisions {', '.join(missing)}, "
+                         "which this search's architectures do not have; choose another "
+                         "strategy")
     return klass(space, seed=seed, objectives=objectives, population=population)
 
 

@@ -29,6 +29,9 @@ Judge = Callable[[ArchRecord], tuple[dict[str, float], bool]]
 class Strategy(ABC):
     """``ask(n)`` proposes, ``tell(arch, values, feasible)`` learns."""
 
+    #: decisions the strategy reasons about by name (a space without them is refused)
+    decisions: tuple[str, ...] = ()
+
     #: what ``hwnas search --sampler`` calls it (the registry's key)
     name = ""
 

@@ -33,6 +33,7 @@ RELAXABLE = ("conformer", "transformer", "contextnet", "cnn_lstm")
 
 class Darts(Strategy):
     name = "darts"
+    decisions = ("encoder",)   # relaxes a recogniser family's supernet
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)

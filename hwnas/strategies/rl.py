@@ -49,6 +49,9 @@ class Reinforce(Strategy):
                   for i, d in enumerate(self.decisions)]
         self.baseline: float | None = None
         self.told = 0
+        #: a quality other than a CER (0 best, 1 worst) is rewarded on its own scale:
+        #: exp(-quality / the first trained quality)
+        self.scale: float | None = None
 
     # -- the policy ------------------------------------------------------------------
     def _slot(self, i: int, value: Any) -> int:
@@ -81,11 +84,14 @@ class Reinforce(Strategy):
             return allowed[min(int(np.searchsorted(np.cumsum(p), rng.random())),
                                len(allowed) - 1)]
 
-        return [self.space.arch_type(**self._walk(draw)) for _ in range(n)]
+        return [self.space.arch_type(**self._walk(draw), **self.space.defaults)
+                for _ in range(n)]
 
     # -- learning --------------------------------------------------------------------
     def reward(self, values: dict[str, float]) -> float:
-        quality = max(0.0, 1.0 - values["cer"])
+        cer_like = self.study is None or self.study.user_attrs.get("quality_key", "cer") == "cer"
+        q = values["cer"]
+        quality = max(0.0, 1.0 - q) if cer_like else math.exp(-q / (self.scale or 1.0))
         target = self._target()
         if target is None:
             return quality
@@ -100,6 +106,9 @@ class Reinforce(Strategy):
         return self.speed_target()
 
     def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool) -> None:
+        q = values.get("cer", math.nan)
+        if feasible and self.scale is None and math.isfinite(q) and q > 0:
+            self.scale = q   # the first trained quality (an untrained one is a marker)
         r = self.reward(values)
         base = r if self.baseline is None else self.baseline
         advantage = r - base
@@ -126,6 +135,7 @@ class Reinforce(Strategy):
     # -- persistence ------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         return {"strategy": self.name, "told": self.told, "baseline": self.baseline,
+                "scale": self.scale,
                 "decisions": [d.name for d in self.decisions],
                 "bias": [b.tolist() for b in self.bias], "w": [w.tolist() for w in self.w]}
 
@@ -145,6 +155,7 @@ class Reinforce(Strategy):
             self.w = [np.array(w, dtype=float).reshape(len(b), self.offsets[i])
                       for i, (w, b) in enumerate(zip(saved["w"], saved["bias"]))]
             self.baseline, self.told = saved["baseline"], saved["told"]
+            self.scale = saved.get("scale")
             ordered = ordered[self.told:]
         super().resume(ordered)
 

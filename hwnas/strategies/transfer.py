@@ -39,6 +39,7 @@ def scale(space: Any, base: ArchRecord, phi: float) -> ArchRecord:
 
 class CompoundScaling(Strategy):
     name = "transfer"
+    decisions = ("num_layers", "d_model", "n_filters")   # depth, width, resolution
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
