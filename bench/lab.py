@@ -48,8 +48,8 @@ def measure_all(items, executor, phones: list[str], workspace: Path) -> tuple[fl
 
     from hwnas.adapters.devicefile import load_device
     from hwnas.asr import ArchConfig
-    from hwnas.execution.units import Measure
     from hwnas.profiling.profiler import PhonePool, pipeline
+    from hwnas.profiling.units import Measure
 
     plan = asdict(load_device(phones[0], workspace).plan)
     rows = {id(row): (row, art) for row, art in items}

@@ -13,8 +13,8 @@ from hwnas.adapters.devicefile import load_device
 from hwnas.asr import default_space, preset
 from hwnas.data import corpus
 from hwnas.execution import LocalExecutor, ProcessExecutor, make, names
-from hwnas.execution.units import Export, Measure
 from hwnas.profiling.profiler import ProfileRun
+from hwnas.profiling.units import Export, Measure
 from hwnas.training.units import TrainRung
 from tests.helpers import FAST
 

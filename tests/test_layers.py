@@ -174,11 +174,6 @@ def upward_imports() -> set[tuple[str, str]]:
 # What moving the task-specific code behind hwnas/tasks/ (shared blocks below both
 # tasks) and each unit of work beside its workload removes. Only ever shrinks.
 DEBT = {
-    ("hwnas.execution._base", "hwnas.supernet.workspace"),
-    ("hwnas.profiling.profiler", "hwnas.execution"),
-    ("hwnas.profiling.profiler", "hwnas.execution.units"),
-    ("hwnas.search.study", "hwnas.strategies"),
-    ("hwnas.training.halving", "hwnas.execution"),
     ("hwnas.tts.intelligibility", "hwnas.training.features"),
     ("hwnas.tts.intelligibility", "hwnas.training.trainer"),
     ("hwnas.tts.train", "hwnas.training.loop"),

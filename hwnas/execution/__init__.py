@@ -1,4 +1,6 @@
-"""Executors: where units of work (export, measure, train a rung) run.
+"""Executors: where units of work (export, measure, train a rung) run. A unit
+lives beside its workload (``hwnas.profiling.units``, ``hwnas.training.units``,
+...); this package knows it only through its interface.
 
 ``make(name)`` gives one; ``names()`` lists them. A new executor is one file
 here plus one line in ``REGISTRY``.
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._base import Executor, Unit, WorkerContext, WorkerLost, device_resource
+from ._base import Executor, Unit, WorkerContext, WorkerLost, device_resource, node_name
 from .local import LocalExecutor
 from .process import ProcessExecutor
 
@@ -49,4 +51,4 @@ def make(name: str = "local", **options: Any) -> Executor:
 
 
 __all__ = ["Executor", "LocalExecutor", "ProcessExecutor", "Unit", "WorkerContext", "WorkerLost",
-           "device_resource", "make", "names"]
+           "device_resource", "make", "names", "node_name"]

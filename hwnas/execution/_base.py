@@ -16,7 +16,7 @@ output folders (an export, a trial's run folder).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,55 +43,28 @@ class WorkerLost(RuntimeError):
 
 
 class WorkerContext:
-    """What a worker process opens once: device adapters (by device name),
-    corpora (by description) and supernets (by folder). The local executor
-    shares the driver's own, so a device is not opened twice and features are
-    computed once."""
+    """What a worker process opens once and reuses, by key: device adapters,
+    corpora, supernets -- each workload's own helper names its key and how to
+    open it (``hwnas.profiling.units.adapter_of``, ``hwnas.training.prepare.
+    corpus_of``, ``hwnas.supernet.workspace.supernet_of``), so this layer knows
+    none of them. The local executor shares the driver's own, so a device is
+    not opened twice and features are computed once."""
 
     def __init__(self, devices_from: str | Path | None = None) -> None:
-        self._adapters: dict[str, Any] = {}
-        self._corpora: dict[str, Any] = {}
-        self._supernets: dict[str, Any] = {}
+        self._opened: dict[Any, Any] = {}
         # a bench host's own workspace: its device files (serial -> name) are
         # the ones that count where its phones are attached
         self.devices_from = Path(devices_from) if devices_from else None
 
-    def adapter(self, device: str, workspace: str | Path | None) -> Any:
-        if device not in self._adapters:
-            from hwnas.adapters.devicefile import load_device
+    def opened(self, key: Any, open_: Callable[[], Any]) -> Any:
+        """What ``key`` names, opened by ``open_()`` the first time."""
+        if key not in self._opened:
+            self._opened[key] = open_()
+        return self._opened[key]
 
-            where = self.devices_from or (Path(workspace) if workspace else None)
-            self._adapters[device] = load_device(device, where).make()
-        return self._adapters[device]
-
-    def share_adapter(self, device: str, adapter: Any) -> None:
-        self._adapters[device] = adapter
-
-    def corpus(self, description: dict, workspace: str | Path) -> Any:
-        key = _corpus_key(description)
-        if key not in self._corpora:
-            from hwnas.training.prepare import corpus_from_description
-
-            self._corpora[key] = corpus_from_description(description, Path(workspace))
-        return self._corpora[key]
-
-    def share_corpus(self, corpus: Any) -> None:
-        self._corpora[_corpus_key(corpus.description)] = corpus
-
-    def supernet(self, folder: str | Path) -> Any:
-        """The supernet saved in ``folder``, read once per worker."""
-        key = str(Path(folder).resolve())
-        if key not in self._supernets:
-            from hwnas.supernet.workspace import open_family
-
-            self._supernets[key] = open_family(Path(folder))
-        return self._supernets[key]
-
-
-def _corpus_key(description: dict) -> str:
-    import json
-
-    return json.dumps(description, sort_keys=True)
+    def share(self, key: Any, value: Any) -> None:
+        """Use the driver's ``value`` for ``key`` (it is not opened again)."""
+        self._opened[key] = value
 
 
 class Executor(ABC):
@@ -142,3 +115,12 @@ class Executor(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def node_name() -> str:
+    """The host a unit ran on: $HWNAS_LAB_NODE (set by `hwnas lab join`) or
+    the host name."""
+    import os
+    import socket
+
+    return os.environ.get("HWNAS_LAB_NODE") or socket.gethostname()

@@ -26,9 +26,9 @@ from hwnas.adapters.devicefile import DeviceSpec
 from hwnas.asr import ArchConfig
 from hwnas.errors import first_line
 from hwnas.execution import LocalExecutor, WorkerLost
-from hwnas.execution.units import Export, Measure
 from hwnas.profiling.measure import row_key
 from hwnas.profiling.store import ProfileStore, profile_dir, profile_name
+from hwnas.profiling.units import Export, Measure
 from hwnas.space import SearchSpace
 
 
@@ -141,7 +141,7 @@ class ProfileRun:
             cache = Path(tempfile.mkdtemp(prefix="hwnas-profile-"))
             ctx = getattr(executor, "ctx", None)
             if ctx is not None:   # in this process: the units use the adapter opened here
-                ctx.share_adapter(self.spec.name, adapter)
+                ctx.share(("adapter", self.spec.name), adapter)
             fmt = self.fmt or adapter.format
             pool = PhonePool(self.phone_names(), executor, self.phone_wait_s, self.say)
 

@@ -54,18 +54,18 @@ def _changes(before: Any, after: Any, space: SearchSpace) -> list[str]:
             and a[k] is not None and b[k] is not None and a[k] != b[k]]
 
 
-def _broken(values: dict[str, float], cons: dict[str, float]) -> str:
+def _broken(values: dict[str, float], cons: dict[str, float], source: str) -> str:
     out = []
     for key, c in cons.items():
         if c > 0:
             what, unit, flag = _LIMITS[key]
-            out.append(f"predicted {what} {values[key]:.4g}{(' ' + unit) if unit else ''} "
+            out.append(f"{source} {what} {values[key]:.4g}{(' ' + unit) if unit else ''} "
                        f"breaks {flag} by {c:.3g}")
     return "; ".join(out)
 
 
-def for_search(space: SearchSpace, judge: Judge, presets: dict[str, Any]
-               ) -> tuple[list[Baseline], list[str]]:
+def for_search(space: SearchSpace, judge: Judge, presets: dict[str, Any],
+               source: str = "predicted") -> tuple[list[Baseline], list[str]]:
     """(the baselines a search in ``space`` under ``judge``'s constraints starts
     with, one line per preset of ``presets`` left out and why). Where the
     space decides streaming, a preset is made streaming or full-context to
@@ -111,7 +111,7 @@ def for_search(space: SearchSpace, judge: Judge, presets: dict[str, Any]
         for chunk in chunks:
             arch = space.nearest({**values, "chunk_ms": chunk} if chunk else values)
             v, cons = judge(arch)
-            why = _broken(v, cons)
+            why = _broken(v, cons, source)
             if not why:
                 break
         else:

@@ -25,10 +25,12 @@ class ScoreSubnet:
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.asr import ArchConfig
         from hwnas.supernet.score import score
+        from hwnas.supernet.workspace import supernet_of
+        from hwnas.training.prepare import corpus_of
 
         arch = ArchConfig.from_dict(self.arch)
-        corpus = ctx.corpus(self.corpus, self.workspace)
-        return score(ctx.supernet(self.supernet), arch,
+        corpus = corpus_of(ctx, self.corpus, self.workspace)
+        return score(supernet_of(ctx, self.supernet), arch,
                      corpus.splits(arch.frontend, arch.n_filters), corpus.tokenizer,
                      finetune_cpu=self.finetune_s, seed=self.seed, dev_utts=self.dev_utts)
 

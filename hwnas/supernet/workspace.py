@@ -145,3 +145,8 @@ def _train_family(folder: Path, family: str, space: SearchSpace, corpus: Any, bu
 
 def open_family(folder: Path) -> ElasticSupernet:
     return load_supernet(folder / "supernet.pt")[0]
+
+
+def supernet_of(ctx: Any, folder: str | Path) -> Any:
+    """The supernet saved in ``folder``, read once per worker (``WorkerContext``)."""
+    return ctx.opened(("supernet", str(Path(folder).resolve())), lambda: open_family(Path(folder)))

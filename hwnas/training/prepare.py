@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hwnas.data.corpus import SPLITS, build, corpus_dir, usable, words
 from hwnas.data.loaders import CorpusError, Dataset, load_builtin, load_spec, problem_text
@@ -231,3 +232,20 @@ def open_corpus(workspace: Path, *, langs: str = "en", size: str = "small",
         raise ValueError(f"unknown size {size!r}; one of {', '.join(SIZES)}")
     return BuiltinCorpus(workspace, [x.strip() for x in langs.split(",") if x.strip()], size,
                          corpus_seed, charset)
+
+
+def _key(description: dict) -> tuple[str, str]:
+    import json
+
+    return ("corpus", json.dumps(description, sort_keys=True))
+
+
+def corpus_of(ctx: Any, description: dict, workspace: str | Path) -> Any:
+    """A worker's corpus of ``description``, opened once (``WorkerContext``)."""
+    return ctx.opened(_key(description),
+                      lambda: corpus_from_description(description, Path(workspace)))
+
+
+def share_corpus(ctx: Any, corpus: Any) -> None:
+    """The driver's opened corpus for its local units (features computed once)."""
+    ctx.share(_key(corpus.description), corpus)

@@ -38,6 +38,7 @@ class TrainRung:
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.asr import ArchConfig
+        from hwnas.training.prepare import corpus_of
         from hwnas.training.trainer import (
             TrainConfig,
             load_snapshot,
@@ -47,7 +48,7 @@ class TrainRung:
         )
 
         arch = ArchConfig.from_dict(self.arch)
-        corpus = ctx.corpus(self.corpus, self.workspace)
+        corpus = corpus_of(ctx, self.corpus, self.workspace)
         sp = corpus.splits(arch.frontend, arch.n_filters)
         tok = corpus.tokenizer
         run_dir = Path(self.run_dir)

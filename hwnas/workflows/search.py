@@ -233,7 +233,9 @@ class TrialRungs:
         self.executor = req.executor or LocalExecutor()
         ctx = getattr(self.executor, "ctx", None)
         if ctx is not None and hasattr(req.corpus, "splits"):
-            ctx.share_corpus(req.corpus)
+            from hwnas.training.prepare import share_corpus
+
+            share_corpus(ctx, req.corpus)
 
     def unit(self, cand: Any, budget: float, rung: int) -> Any:
         from hwnas.search.storage import trial_dir
@@ -419,9 +421,10 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                                     dev_utts=req.screen_utts or None, on_score=hooks.on_screen)
         if hasattr(strategy, "use_supernets"):   # read once, shared with a local screen
             from hwnas.execution import WorkerContext
+            from hwnas.supernet.workspace import supernet_of
 
             ctx = getattr(rungs.executor, "ctx", None) or WorkerContext()
-            strategy.use_supernets({f: ctx.supernet(p) for f, p in folders.items()}, splits,
+            strategy.use_supernets({f: supernet_of(ctx, p) for f, p in folders.items()}, splits,
                                    req.corpus.tokenizer)
     if cfg.time_budget_s is not None and not req.final.off:
         # a wall-clock --budget keeps the final phase's share for it
@@ -511,7 +514,8 @@ def _baselines(cfg: Any, predict: Callable[[Any], float], hooks: SearchHooks,
     from hwnas.search.baselines import for_search
     from hwnas.search.study import judge
 
-    found, notes = for_search(cfg.space, lambda a: judge(cfg, a, predict), presets)
+    found, notes = for_search(cfg.space, lambda a: judge(cfg, a, predict), presets,
+                              cfg.latency_source)
     if len(found) >= cfg.trials:
         notes.append(f"--trials {cfg.trials} leaves no trial for the search itself: "
                      f"{min(len(found), cfg.trials)} of the baselines are the whole study")

@@ -1,12 +1,5 @@
-"""The units of work the profiler sends: export an architecture, measure it.
-Units of other work live beside it (``hwnas.training.units.TrainRung``,
-``hwnas.supernet.units.ScoreSubnet``, ``hwnas.tts.units``): an executor
-knows a unit only through its interface (``run(ctx)``, ``needs()``).
-
-Each is a frozen dataclass of plain values (architectures as dicts, paths as
-strings), so it pickles to another process or host, and a ``run(ctx)``
-that does the work there and returns plain results.
-"""
+"""The profiler's units of work (``hwnas.execution``): export an architecture
+(host work), measure the artifact on a device (device work)."""
 
 from __future__ import annotations
 
@@ -14,7 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._base import device_resource
+from hwnas.execution import device_resource, node_name
+
+
+def adapter_of(ctx: Any, device: str, workspace: str | Path | None) -> Any:
+    """The worker's adapter of ``device``, opened once (from the bench host's
+    own device files where it has them)."""
+    def open_() -> Any:
+        from hwnas.adapters.devicefile import load_device
+
+        where = ctx.devices_from or (Path(workspace) if workspace else None)
+        return load_device(device, where).make()
+
+    return ctx.opened(("adapter", device), open_)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Measure:
         from hwnas.profiling.measure import measure_artifact
         from hwnas.tasks import arch_from_dict
 
-        adapter = ctx.adapter(self.device, self.workspace)
+        adapter = adapter_of(ctx, self.device, self.workspace)
         row, _ = measure_artifact(adapter, arch_from_dict(self.row["arch"]),
                                   self.artifact, Plan(**self.plan), self.row,
                                   self.ref_nominal_ms)
@@ -69,12 +74,3 @@ class Measure:
     def needs(self) -> dict[str, Any]:
         # the device, not a CPU: a bench host's CPUs stay free of other work
         return {"num_cpus": 0, "resources": {device_resource(self.device): 1}}
-
-
-def node_name() -> str:
-    """The host a unit ran on: $HWNAS_LAB_NODE (set by `hwnas lab join`) or
-    the host name."""
-    import os
-    import socket
-
-    return os.environ.get("HWNAS_LAB_NODE") or socket.gethostname()
