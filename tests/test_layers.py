@@ -176,8 +176,6 @@ def upward_imports() -> set[tuple[str, str]]:
 DEBT = {
     ("hwnas.tts.intelligibility", "hwnas.training.features"),
     ("hwnas.tts.intelligibility", "hwnas.training.trainer"),
-    ("hwnas.tts.train", "hwnas.training.loop"),
-    ("hwnas.tts.train", "hwnas.training.trainer"),
 }
 
 

@@ -507,8 +507,8 @@ def _corrupted_training_state(ws, case, capsys, monkeypatch):
 def test_a_floor_of_updates_stretches_a_cpu_time_budget_up_to_its_ceiling():
     """The rung rule: the budget's seconds, then on to the floor of updates,
     never past the ceiling (a clock of 1/8 s per update)."""
+    from hwnas.nn.fit import run_budget
     from hwnas.training.halving import floor_options
-    from hwnas.training.loop import run_budget
 
     def steps_taken(**budget: float) -> int:
         st = {"step": 0}

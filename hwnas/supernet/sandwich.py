@@ -34,9 +34,9 @@ from hwnas.asr import ArchConfig
 from hwnas.asr.arch import default_space
 from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
+from hwnas.nn.fit import Clock, next_batch, run_budget
 from hwnas.supernet.elastic import ElasticSupernet
 from hwnas.training.features import spec_augment
-from hwnas.training.loop import Clock, next_batch, run_budget
 from hwnas.training.trainer import (
     TrainConfig,
     collate,

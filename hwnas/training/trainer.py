@@ -10,7 +10,6 @@ utterances of similar length together, in an order fixed by the seed.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +33,18 @@ from hwnas.asr.losses import CTC_WEIGHT, attention_loss, ctc_loss, rnnt_loss
 from hwnas.asr.models.model import build
 from hwnas.data.tokens import CharTokenizer, error_rates
 from hwnas.errors import first_line
+from hwnas.nn.fit import (
+    Clock,
+    check_budget,
+    length_batches,
+    next_batch,
+    optimiser,
+    restore_snapshot,
+    run_budget,
+    save_snapshot,
+)
 from hwnas.state import Shape, read_json, write_json
 from hwnas.training.features import FeatureSet, spec_augment
-from hwnas.training.loop import Clock, next_batch, run_budget
 
 
 @dataclass
@@ -67,15 +75,6 @@ class TrainConfig:
             raise ValueError("max_cpu_seconds is below the CPU-time budget")
 
 
-def check_budget(steps: int | None, cpu_seconds: float | None) -> None:
-    """A training budget is steps or CPU seconds, one of them, positive."""
-    if (steps is None) == (cpu_seconds is None):
-        raise ValueError("give exactly one budget: steps or cpu_seconds")
-    if steps is not None and steps < 1:
-        raise ValueError("steps must be >= 1")
-    if cpu_seconds is not None and cpu_seconds <= 0:
-        raise ValueError("the CPU-time budget must be positive")
-
 
 @dataclass
 class TrainResult:
@@ -92,23 +91,6 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "steps": self.steps, "cpu_seconds": self.cpu_seconds,
                 "curve": self.curve, "dev": self.dev, "tests": self.tests}
-
-
-def length_batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Generator
-                   ) -> list[np.ndarray]:
-    order = np.argsort(lengths + rng.uniform(0, 1, len(lengths)) * 10, kind="stable")
-    out, cur, longest = [], [], 0
-    for i in order:
-        longest2 = max(longest, int(lengths[i]))
-        if cur and longest2 * (len(cur) + 1) > batch_frames:
-            out.append(np.array(cur))
-            cur, longest2 = [], int(lengths[i])
-        cur.append(i)
-        longest = longest2
-    if cur:
-        out.append(np.array(cur))
-    rng.shuffle(out)
-    return out
 
 
 def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
@@ -316,34 +298,9 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     return res
 
 
-def optimiser(model: torch.nn.Module, lr: float, warmup: int) -> tuple[Any, Any]:
-    """AdamW with linear warm-up then inverse-square-root decay (both tasks)."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, math.sqrt(warmup / (s + 1))))
-    return opt, sched
-
-
 def _fresh(arch: ArchConfig, cfg: TrainConfig) -> tuple[torch.nn.Module, Any, Any]:
     model = build(arch)
     return (model, *optimiser(model, cfg.lr, cfg.warmup))
-
-
-def save_snapshot(path: Path, arch: ArchConfig, st: dict[str, Any]) -> None:
-    """Everything ``train(resume=...)`` needs, as plain tensors and numbers
-    (atomic: a kill while writing leaves the previous snapshot)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"arch": arch.to_dict(), "model": st["model"].state_dict(),
-                "opt": st["opt"].state_dict(), "sched": st["sched"].state_dict(),
-                "rng": json.dumps(st["rng"].bit_generator.state), "step": st["step"],
-                "cpu": st["cpu"], "curve": json.dumps(st["curve"]),
-                "batches": None if st["batches"] is None else
-                [[int(i) for i in b] for b in st["batches"]],
-                "pos": st["pos"], "losses": list(st["losses"]),
-                "torch_rng": st["torch_rng"]}, tmp)
-    tmp.replace(path)
 
 
 def load_snapshot(path: Path, arch: ArchConfig, cfg: TrainConfig, vocab_size: int
@@ -351,34 +308,6 @@ def load_snapshot(path: Path, arch: ArchConfig, cfg: TrainConfig, vocab_size: in
     """A snapshot as ``train``'s ``resume`` state; refuses one of another architecture."""
     arch = arch.replace(vocab_size=vocab_size)
     return restore_snapshot(path, arch, lambda: _fresh(arch, cfg))
-
-
-def restore_snapshot(path: Path, arch: Any, fresh: Callable[[], tuple[Any, Any, Any]]
-                     ) -> dict[str, Any]:
-    """A snapshot of ``arch``'s training (any task) as live objects:
-    ``fresh()`` makes the model, optimiser and schedule the state loads into."""
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
-        raise ValueError(f"{path}: unreadable training snapshot "
-                         f"({first_line(e)})") from None
-    if not isinstance(d, dict) or d.get("arch") != arch.to_dict():
-        raise ValueError(f"{path}: the snapshot is of another architecture or vocabulary")
-    try:
-        model, opt, sched = fresh()
-        model.load_state_dict(d["model"])
-        opt.load_state_dict(d["opt"])
-        sched.load_state_dict(d["sched"])
-        rng = np.random.default_rng()
-        rng.bit_generator.state = json.loads(d["rng"])
-        batches = None if d["batches"] is None else [np.array(b, dtype=np.int64)
-                                                     for b in d["batches"]]
-        return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": d["step"],
-                "cpu": d["cpu"], "curve": json.loads(d["curve"]), "batches": batches,
-                "pos": d["pos"], "losses": d["losses"], "torch_rng": d["torch_rng"]}
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{path}: incomplete training snapshot "
-                         f"({first_line(e)})") from None
 
 
 def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,

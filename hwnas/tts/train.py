@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.training.loop import Clock, next_batch, run_budget
-from hwnas.training.trainer import (
+from hwnas.nn.fit import (
+    Clock,
     check_budget,
     length_batches,
+    next_batch,
     optimiser,
     restore_snapshot,
+    run_budget,
     save_snapshot,
 )
 from hwnas.tts.arch import TTSArch
