@@ -143,21 +143,7 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
                                 sampler=sampler or make_strategy(cfg).sampler(),
                                 load_if_exists=True)
     attrs = study.user_attrs
-    if "target" in attrs and attrs.get("task", "asr") != cfg.task:
-        raise ValueError(f"study {cfg.study!r} searched {attrs.get('task', 'asr').upper()} "
-                         f"architectures, not {cfg.task.upper()}; choose another --study")
-    if attrs.get("target", cfg.target) != cfg.target:
-        raise ValueError(f"study {cfg.study!r} searched for {attrs['target']}, "
-                         f"not {cfg.target}; choose another --study")
-    if attrs.get("objectives", list(cfg.objectives)) != list(cfg.objectives):
-        raise ValueError(f"study {cfg.study!r} has objectives {','.join(attrs['objectives'])}; "
-                         "choose another --study for other objectives")
-    if cfg.corpus is not None and attrs.get("corpus", cfg.corpus) != cfg.corpus:
-        from hwnas.training.prepare import corpus_text
-
-        raise ValueError(f"study {cfg.study!r} trains on {corpus_text(attrs['corpus'])}, "
-                         f"not {corpus_text(cfg.corpus)}: its CERs would not compare; "
-                         "choose another --study")
+    check_continues(cfg, attrs)
     if cfg.corpus is not None:
         study.set_user_attr("corpus", cfg.corpus)
     study.set_user_attr("target", cfg.target)
@@ -181,6 +167,37 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
                                         "max_params": cfg.max_params,
                                         "max_size_mb": cfg.max_size_mb})
     return study
+
+
+def check_continues(cfg: SearchConfig, attrs: dict[str, Any]) -> None:
+    """Refuse to continue a study (its ``attrs``) with another task, target,
+    objectives or corpus: its trials would not compare."""
+    if "target" in attrs and attrs.get("task", "asr") != cfg.task:
+        raise ValueError(f"study {cfg.study!r} searched {attrs.get('task', 'asr').upper()} "
+                         f"architectures, not {cfg.task.upper()}; choose another --study")
+    if attrs.get("target", cfg.target) != cfg.target:
+        raise ValueError(f"study {cfg.study!r} searched for {attrs['target']}, "
+                         f"not {cfg.target}; choose another --study")
+    if attrs.get("objectives", list(cfg.objectives)) != list(cfg.objectives):
+        raise ValueError(f"study {cfg.study!r} has objectives {','.join(attrs['objectives'])}; "
+                         "choose another --study for other objectives")
+    if cfg.corpus is not None and attrs.get("corpus", cfg.corpus) != cfg.corpus:
+        from hwnas.training.prepare import corpus_text
+
+        raise ValueError(f"study {cfg.study!r} trains on {corpus_text(attrs['corpus'])}, "
+                         f"not {corpus_text(cfg.corpus)}: its CERs would not compare; "
+                         "choose another --study")
+
+
+def refuse_early(cfg: SearchConfig) -> None:
+    """``check_continues`` before any work, where the study exists already."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=cfg.study, storage=open_storage(cfg.storage))
+    except KeyError:
+        return
+    check_continues(cfg, study.user_attrs)
 
 
 def _requeue_orphans(study: Any) -> None:

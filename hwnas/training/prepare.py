@@ -120,7 +120,9 @@ def corpus_text(description: dict) -> str:
     c = description
     if c.get("kind") == "builtin":
         return f"the built-in corpus ({','.join(c['langs'])}, {c['size']}, seed {c['seed']})"
-    return f"--train {c.get('train')} --dev {c.get('dev')}"
+    if c.get("kind") == "user" or "train" in c:
+        return f"--train {c.get('train')} --dev {c.get('dev')}"
+    return ", ".join(f"{k} {v}" for k, v in c.items())   # another task's data
 
 
 def named_specs(tests: list[str], reserved: tuple[tuple[str, str], ...] = ()

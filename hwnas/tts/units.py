@@ -29,8 +29,8 @@ class TTSData:
     def description(self) -> dict[str, Any]:
         """What a study keeps to refuse mixing data (the recogniser is part of
         what its CERs mean)."""
-        return {"tts": {"lang": self.lang, "size": self.size, "seed": self.seed,
-                        **({"asr_run": self.asr_run} if self.asr_run else {})}}
+        return {"kind": "tts", "lang": self.lang, "size": self.size, "seed": self.seed,
+                **({"asr_run": self.asr_run} if self.asr_run else {})}
 
     @property
     def root(self) -> Path:

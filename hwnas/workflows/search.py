@@ -370,13 +370,16 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                        population_size=req.population,
                        space=space, corpus=req.corpus.description,
                        warm_start=_warm_start(req, ws, storage, space, hooks))
+    from hwnas.search.study import refuse_early
+
+    open_storage(storage)
+    refuse_early(cfg)            # a study of another task, target or corpus: before any work
+    strategy = make_strategy(cfg)   # a strategy that cannot search this space, too
     if task.latency == "measured":   # every architecture measured on the target
-        open_storage(storage)
         tl: Any = MeasuredOn(spec, ws, req.task, hooks.measure, req.executor)
     else:
         # before any work: a target without a predictor, a bad storage URL or database
         explain_missing_predictor(req.target, ws, spec)
-        open_storage(storage)
         # on a host CPU the predictor is calibrated to this host (reference time, spot
         # check, adaptation where the ratios differ); its measurements go to a
         # host-specific profile, never into another host's
@@ -405,7 +408,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         rungs.record(number, cand)
         hooks.on_rung(number, cand, rung)
 
-    screen, strategy = None, make_strategy(cfg)
+    screen = None
     if req.cer_source == "supernet" or hasattr(strategy, "use_supernets"):
         t_nets = time.monotonic()   # their training counts against --budget's wall time
         folders = _supernets(req, ws, space, hooks)
@@ -481,7 +484,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                                       final_budget)
     import optuna
 
-    out = {"study": req.study, "target": req.target,
+    out = {"study": req.study, "target": req.target, "task": req.task,
+           "objectives": list(cfg.objectives),
            "trials": len(study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))),
            "predictor": tl.where, "corrected": tl.corrected, "pareto": front, "dropped": dropped,
@@ -702,7 +706,8 @@ class MeasuredOn:
             run = ProfileRun(self.spec, self.workspace, len(todo), 0,
                              tasks.default_space(self.task), archs=todo, task=self.task,
                              executor=self.executor)
-            self.measure(run)
+            if {a.id for a in todo} - {r["arch_id"] for r in run.store().rows()}:
+                self.measure(run)   # (measured before, in this profile: nothing to show)
             by_id: dict[str, list[float]] = {}
             for r in run.store().rows():
                 if r.get("status") in ("ok", "flagged") and r.get("p50_ms"):
