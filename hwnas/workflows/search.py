@@ -372,14 +372,14 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                        warm_start=_warm_start(req, ws, storage, space, hooks))
     from hwnas.search.study import refuse_early
 
+    if task.latency == "predicted":   # before any work (nothing written): no predictor
+        explain_missing_predictor(req.target, ws, spec)
     open_storage(storage)
     refuse_early(cfg)            # a study of another task, target or corpus: before any work
     strategy = make_strategy(cfg)   # a strategy that cannot search this space, too
     if task.latency == "measured":   # every architecture measured on the target
         tl: Any = MeasuredOn(spec, ws, req.task, hooks.measure, req.executor)
     else:
-        # before any work: a target without a predictor, a bad storage URL or database
-        explain_missing_predictor(req.target, ws, spec)
         # on a host CPU the predictor is calibrated to this host (reference time, spot
         # check, adaptation where the ratios differ); its measurements go to a
         # host-specific profile, never into another host's
