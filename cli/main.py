@@ -28,6 +28,7 @@ EPILOG = """examples:
   hwnas lab join --address HEAD:6379   a bench host advertises its phones to the lab
   hwnas profile --device cpu --n 100   measure 100 sampled architectures (resumable)
   hwnas profile show --device cpu      what a profile holds
+  hwnas bench model.onnx --device cpu --ops   benchmark any model file; where the time goes
   hwnas predictor train --device cpu   latency predictor from the profile (XGBoost)
   hwnas predictor adapt --from cpu --device cpu-torch --n 20
   hwnas predict --device cpu --preset conformer_s
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # one module per command group, in the order `hwnas --help` lists them
     from . import (
+        bench,
         data,
         devices,
         export,
@@ -68,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from . import space as space_cmds
 
-    for module in (space_cmds, export, devices, profile, predictor, predict, data, train, score,
-                   supernet, report, search, lab, tts):
+    for module in (space_cmds, export, devices, profile, bench, predictor, predict, data, train,
+                   score, supernet, report, search, lab, tts):
         module.add_parsers(sub)
     return p
 

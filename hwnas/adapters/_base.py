@@ -101,6 +101,13 @@ class Adapter(ABC):
     def describe(self) -> dict[str, Any]:
         """Runtime and version, threads, host or phone details."""
 
+    def caller(self, handle: Any) -> Any:
+        """One untimed call of a prepared model as a stream makes it (states
+        fed to the next call), returning its outputs: for cold starts and
+        for interleaving models call by call. None: this device runs a whole
+        timed series per request (a phone's benchmark tool)."""
+        return None
+
     def release(self, handle: Any) -> None:  # noqa: B027 - optional hook
         """Free what ``prepare`` loaded."""
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.adapters.records import Plan
+from hwnas.adapters.runtimes import check_state
 from hwnas.adapters.timing import timed_loop
 from hwnas.asr.graph_io import feedback_pairs, initial_feeds
 
@@ -72,6 +73,42 @@ def load(path: str | Path, artifact_inputs: list[dict[str, Any]], outputs: list[
     except Exception:  # noqa: BLE001 - private API, informative only
         n_ops = -1
     return LiteRTHandle(it, inputs, pairs, n_ops)
+
+
+def load_run(run: Any, threads: int, runtime: str = "litert",
+             delegates: list[Any] | None = None) -> LiteRTHandle:
+    """A .tflite made anywhere (a ModelRun): inputs by tensor name, open
+    dimensions resized to the given values, states paired by tensor name."""
+    Interpreter, _ = interpreter_class(runtime)
+    it = Interpreter(model_path=str(run.path), num_threads=threads,
+                     experimental_delegates=delegates or None)
+    details = {d["name"]: d for d in it.get_input_details()}
+    for name, value in run.feeds.items():
+        if tuple(details[name]["shape"]) != tuple(np.shape(value)):
+            it.resize_tensor_input(details[name]["index"], list(np.shape(value)), strict=False)
+    it.allocate_tensors()
+    details = {d["name"]: d for d in it.get_input_details()}
+    outs = {d["name"]: d for d in it.get_output_details()}
+    inputs = {name: (details[name]["index"], np.asarray(value, details[name]["dtype"]))
+              for name, value in run.feeds.items()}
+    pairs = []
+    for o, i in run.pairs.items():
+        check_state(i, o, details[i]["shape"], outs[o]["shape"])
+        pairs.append((outs[o]["index"], details[i]["index"]))
+    try:
+        n_ops = len(it._get_ops_details())  # noqa: SLF001 - op count for the record
+    except Exception:  # noqa: BLE001 - private API, informative only
+        n_ops = -1
+    return LiteRTHandle(it, inputs, pairs, n_ops)
+
+
+def call(h: LiteRTHandle) -> list[np.ndarray]:
+    """One call as a stream makes it (states copied after it); the outputs."""
+    it = h.interpreter
+    it.invoke()
+    for o, i in h.feedback:
+        it.set_tensor(i, it.get_tensor(o))
+    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
 
 
 def time_handle(h: LiteRTHandle, plan: Plan, probe: Any = None,

@@ -8,7 +8,17 @@ from typing import Any
 
 from hwnas.adapters._base import Adapter, Plan, Timing
 from hwnas.adapters.host import cpu_descriptor, host_details, rss_mb
-from hwnas.adapters.runtimes import Handle, ort_callables, ort_session, torch_callables, torch_graph
+from hwnas.adapters.records import ModelRun
+from hwnas.adapters.runtimes import (
+    Handle,
+    io_of,
+    ort_callables,
+    ort_session,
+    stream_call,
+    torch_callables,
+    torch_graph,
+    torch_module,
+)
 from hwnas.adapters.timing import timed_loop
 from hwnas.errors import first_line
 
@@ -129,23 +139,36 @@ class CPUAdapter(Adapter):
         return None
 
     def prepare(self, artifact: Any) -> Handle:
+        """Load an exported architecture, or a ModelRun (a model file made
+        anywhere, with its inputs' values and state pairs)."""
         before = rss_mb()
+        io = io_of(artifact)
         if self.runtime == "onnxruntime":
             sess = ort_session(artifact.path, self.threads)
-            run, feed, reset = ort_callables(sess, artifact.inputs, artifact.outputs)
+            run, feed, reset = ort_callables(sess, artifact.inputs, artifact.outputs, io)
             return Handle("onnxruntime", run, feed, reset, before, sess)
         if self.runtime == "torch":
             import torch
 
             torch.set_num_threads(self.threads)
-            graph = torch_graph(artifact.path)
-            run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs)
+            graph = (torch_module(artifact.path, artifact.format)
+                     if isinstance(artifact, ModelRun) else torch_graph(artifact.path))
+            run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs, io=io)
             return Handle("torch", run, feed, reset, before, graph)
         from hwnas.adapters import _litert
 
-        h = _litert.load(artifact.path, artifact.inputs, artifact.outputs, self.threads,
-                         self.runtime)
+        h = (_litert.load_run(artifact, self.threads, self.runtime)
+             if isinstance(artifact, ModelRun) else
+             _litert.load(artifact.path, artifact.inputs, artifact.outputs, self.threads,
+                          self.runtime))
         return Handle("litert", None, None, None, before, h)
+
+    def caller(self, handle: Handle) -> Any:
+        if handle.kind == "litert":
+            from hwnas.adapters import _litert
+
+            return lambda: _litert.call(handle.keep)
+        return stream_call(handle)
 
     def _run(self, handle: Handle, plan: Plan) -> Timing:
         probe = self.probe()

@@ -8,7 +8,17 @@ from typing import Any
 
 from hwnas.adapters._base import Adapter, Plan, Timing
 from hwnas.adapters.host import host_details
-from hwnas.adapters.runtimes import Handle, ort_callables, ort_session, torch_callables, torch_graph
+from hwnas.adapters.records import ModelRun
+from hwnas.adapters.runtimes import (
+    Handle,
+    io_of,
+    ort_callables,
+    ort_session,
+    stream_call,
+    torch_callables,
+    torch_graph,
+    torch_module,
+)
 from hwnas.adapters.timing import timed_loop
 
 
@@ -61,14 +71,17 @@ class CUDAAdapter(Adapter):
             sess = ort_session(artifact.path, 1, [
                 ("CUDAExecutionProvider", {"device_id": self.options["device_index"]}),
                 "CPUExecutionProvider"])
-            run, feed, reset = ort_callables(sess, artifact.inputs, artifact.outputs)
+            run, feed, reset = ort_callables(sess, artifact.inputs, artifact.outputs,
+                                             io_of(artifact))
             return Handle("onnxruntime", run, feed, reset, 0.0, sess)
         import torch
 
         torch.cuda.reset_peak_memory_stats(self.cuda_device)
-        graph = torch_graph(artifact.path).to(self.cuda_device)
+        graph = (torch_module(artifact.path, artifact.format)
+                 if isinstance(artifact, ModelRun) else torch_graph(artifact.path))
+        graph = graph.to(self.cuda_device)
         run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs,
-                                           self.cuda_device)
+                                           self.cuda_device, io_of(artifact))
         return Handle("torch", run, feed, reset, 0.0, graph)
 
     def _run(self, handle: Handle, plan: Plan) -> Timing:
@@ -92,6 +105,9 @@ class CUDAAdapter(Adapter):
         peak = torch.cuda.max_memory_allocated(self.cuda_device) / 2**20
         return Timing(times_s=times, memory_mb=round(peak, 2),
                       extra={"memory_kind": "torch.cuda.max_memory_allocated"})
+
+    def caller(self, handle: Handle) -> Any:
+        return stream_call(handle)
 
     def release(self, handle: Handle) -> None:
         handle.keep = None

@@ -81,6 +81,20 @@ class Timing:
 
 
 @dataclass
+class ModelRun:
+    """A model file to run as given (``hwnas bench``): the value of every
+    input, and which output feeds which input on the next call. Adapters
+    take it wherever they take an exported artifact."""
+
+    path: str
+    format: str                       # onnx | tflite | torchscript | torch-export
+    inputs: list[dict[str, Any]]      # name, shape, dtype
+    outputs: list[str]
+    feeds: dict[str, Any]             # input name -> numpy array
+    pairs: dict[str, str]             # output name -> the input it feeds next call
+
+
+@dataclass
 class Measurement:
     arch_id: str
     device: str

@@ -26,6 +26,17 @@ class Handle:
     keep: Any = None      # objects that must stay alive (session, interpreter, model)
 
 
+def stream_call(handle: Handle) -> Any:
+    """One call as a stream makes it (states fed to the next); returns the outputs."""
+    def call() -> Any:
+        out = handle.run()
+        if handle.feed is not None:
+            handle.feed(out)
+        return out
+
+    return call
+
+
 def ort_session(path: str, threads: int, providers: list[str] | None = None) -> Any:
     import onnxruntime as ort
 
@@ -40,18 +51,40 @@ def ort_session(path: str, threads: int, providers: list[str] | None = None) -> 
     return ort.InferenceSession(path, opts, providers=providers or ["CPUExecutionProvider"])
 
 
-def ort_callables(sess: Any, inputs: list[dict[str, Any]], outputs: list[str]) -> tuple:
-    feeds = initial_feeds(inputs)
+def check_state(name_in: str, name_out: str, before: Any, after: Any) -> None:
+    """A state fed back must keep its shape (given as shapes or arrays): a
+    stream whose state changes shape each call is not one this loop times."""
+    before, after = tuple(getattr(before, "shape", before)), tuple(getattr(after, "shape", after))
+    if before != after:
+        raise ValueError(f"state pair {name_in}={name_out}: shapes differ after a call "
+                         f"({'x'.join(map(str, before))} in, {'x'.join(map(str, after))} out)")
+
+
+def io_of(artifact: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(first feeds, output -> input pairs) of an exported artifact (inputs
+    made from its specs) or of a ModelRun (inputs as given)."""
+    if getattr(artifact, "feeds", None) is not None:
+        return dict(artifact.feeds), dict(artifact.pairs)
+    return initial_feeds(artifact.inputs), feedback_pairs(artifact.inputs, artifact.outputs)
+
+
+def ort_callables(sess: Any, inputs: list[dict[str, Any]], outputs: list[str],
+                  io: tuple[dict[str, Any], dict[str, str]] | None = None) -> tuple:
+    feeds, pairs = io or (initial_feeds(inputs), feedback_pairs(inputs, outputs))
     start = dict(feeds)
-    pairs = feedback_pairs(inputs, outputs)
     index = {o: outputs.index(o) for o in pairs}
+    checked = False
 
     def run() -> list[np.ndarray]:
         return sess.run(outputs, feeds)
 
     def feed(out: list[np.ndarray]) -> None:
+        nonlocal checked
         for o, i in pairs.items():
+            if not checked:
+                check_state(i, o, feeds[i], out[index[o]])
             feeds[i] = out[index[o]]
+        checked = True
 
     def reset() -> None:
         feeds.update(start)
@@ -69,23 +102,39 @@ def torch_graph(arch_json: str, seed: int = 0) -> Any:
     return device_graph(build_model(arch))
 
 
-def torch_callables(graph: Any, inputs: list[dict[str, Any]], outputs: list[str],
-                    device: str = "cpu") -> tuple:
+def torch_module(path: str, fmt: str) -> Any:
+    """A TorchScript or torch.export archive made anywhere, ready to call."""
     import torch
 
-    start = {k: torch.from_numpy(v).to(device) for k, v in initial_feeds(inputs).items()}
+    if fmt == "torchscript":
+        return torch.jit.load(path, map_location="cpu").eval()
+    return torch.export.load(path).module()
+
+
+def torch_callables(graph: Any, inputs: list[dict[str, Any]], outputs: list[str],
+                    device: str = "cpu",
+                    io: tuple[dict[str, Any], dict[str, str]] | None = None) -> tuple:
+    import torch
+
+    first, pairs = io or (initial_feeds(inputs), feedback_pairs(inputs, outputs))
+    start = {k: torch.from_numpy(np.asarray(v)).to(device) for k, v in first.items()}
     feeds = dict(start)
     order = [s["name"] for s in inputs]
-    pairs = feedback_pairs(inputs, outputs)
     index = {o: outputs.index(o) for o in pairs}
+    checked = False
 
     @torch.inference_mode()
     def run() -> tuple:
-        return graph(*[feeds[n] for n in order])
+        out = graph(*[feeds[n] for n in order])
+        return out if isinstance(out, tuple | list) else (out,)
 
     def feed(out: tuple) -> None:
+        nonlocal checked
         for o, i in pairs.items():
+            if not checked:
+                check_state(i, o, feeds[i], out[index[o]])
             feeds[i] = out[index[o]]
+        checked = True
 
     def reset() -> None:
         feeds.update(start)

@@ -52,6 +52,12 @@ class Task:
         """``encoder``, ``decoder`` and ``streaming`` as a profile row shows them."""
         raise NotImplementedError
 
+    def op_block(self, node: str) -> str | None:
+        """The block of the model an exported graph's node belongs to (from the
+        module path the exporter writes into node names); None: not one of
+        this task's graphs, or a node outside every block."""
+        return None
+
     # --- what a search asks of it ------------------------------------------------------
     #: its trained-quality objectives (a search minimises one of them; the
     #: first is the default), and every objective a search of it offers, each

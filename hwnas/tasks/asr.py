@@ -57,6 +57,11 @@ class ASR(Task):
     def row_fields(self, arch: Any) -> dict[str, Any]:
         return {"encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming}
 
+    def op_block(self, node: str) -> str | None:
+        from hwnas.asr.blocks import block_of
+
+        return block_of(node)
+
     # --- search -----------------------------------------------------------------------
     def quality_key(self, objective: str) -> str:
         return "cer"   # a record's "cer" is the study's measure: pooled, mean or worst

@@ -1,0 +1,270 @@
+"""``hwnas bench``: time model files made anywhere on a device, under the
+profiler's rules, as a stream runs them.
+
+For each model: read what it declares, pair its states, resolve its inputs
+(``hwnas.bench.inputs``), load it (timed: the cold start), call it once
+(timed: the first call), then measure its steady state with the device's
+plan and reference probe (``hwnas.adapters.timing``). Two or more models are
+then compared call by call (``hwnas.bench.compare``); ``ops`` adds where the
+time goes (``hwnas.bench.ops``). Nothing is written until every model has
+run: a result folder always holds a whole result.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.adapters import DeviceUnavailable, Plan
+from hwnas.adapters.records import ModelRun
+from hwnas.bench import compare, ops
+from hwnas.bench.inputs import resolve
+from hwnas.bench.model import ModelError, ModelFile, read_model
+from hwnas.bench.state import find_pairs, parse_state
+
+#: what a model file needs of a device's formats
+RUNS_ON = {"onnx": ("onnx",), "tflite": ("tflite", "tflite-dynamic", "tflite-int8"),
+           "torchscript": ("torch",), "torch-export": ("torch",)}
+
+
+@dataclass
+class BenchRequest:
+    models: list[str]
+    shapes: list[str] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)
+    inputs: str | None = None
+    states: list[str] = field(default_factory=list)
+    auto_state: bool = True
+    audio_ms: float | None = None
+    lookahead_ms: float = 0.0
+    ops: bool = False
+    compare_seconds: float = 5.0
+    seed: int = 0
+
+
+def _check_request(req: BenchRequest) -> None:
+    if not req.models:
+        raise ModelError("give at least one model file")
+    if req.audio_ms is not None and not req.audio_ms > 0:
+        raise ModelError(f"--audio-ms must be > 0, got {req.audio_ms:g}")
+    if not req.lookahead_ms >= 0:
+        raise ModelError(f"--lookahead-ms must be >= 0, got {req.lookahead_ms:g}")
+    if req.lookahead_ms and req.audio_ms is None:
+        raise ModelError("--lookahead-ms needs --audio-ms (the audio each call stands for)")
+    if not req.compare_seconds > 0:
+        raise ModelError(f"--seconds must be > 0, got {req.compare_seconds:g}")
+
+
+def prepare_model(path: str, req: BenchRequest, formats: tuple[str, ...],
+                  device: str) -> tuple[ModelFile, ModelRun, dict[str, str]]:
+    """(what the model declares, what to run, where each input's value came
+    from); ModelError for anything the device or the flags cannot give it."""
+    model = read_model(path)
+    if not set(RUNS_ON[model.format]) & set(formats):
+        raise ModelError(f"{model.path.name} is {model.format}; device {device} runs "
+                         f"{', '.join(formats)} (a device file with another runtime runs it: "
+                         f"hwnas devices lists them)")
+    pairs = find_pairs(model, parse_state(req.states), auto=req.auto_state)
+    feeds = resolve(model, shapes=req.shapes, values=req.values, npz=req.inputs,
+                    states=pairs, seed=req.seed)
+    inputs = [{"name": t.name, "shape": list(feeds.values[t.name].shape),
+               "dtype": str(feeds.values[t.name].dtype)} for t in model.inputs]
+    run = ModelRun(str(model.path), model.format, inputs, [o.name for o in model.outputs],
+                   feeds.values, {o: i for i, o in pairs.items()})
+    return model, run, feeds.sources
+
+
+def cpu_state() -> dict[str, Any]:
+    """The host CPU's frequency governor and current frequencies, where readable."""
+    base = Path("/sys/devices/system/cpu")
+    out: dict[str, Any] = {}
+    try:
+        out["governor"] = (base / "cpu0/cpufreq/scaling_governor").read_text().strip()
+    except OSError:
+        pass
+    freqs = []
+    for f in sorted(base.glob("cpu[0-9]*/cpufreq/scaling_cur_freq")):
+        try:
+            freqs.append(int(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    if freqs:
+        out["cur_freq_khz"] = freqs
+    return out
+
+
+def _block_rule(rows: list[dict[str, Any]]) -> Callable[[str], str | None] | None:
+    """The first task whose module names attribute most of the time: the
+    model is one of that task's graphs (hwnas's own exports)."""
+    from hwnas import tasks
+
+    for name in tasks.names():
+        rule = tasks.get(name).op_block
+        named = sum(r["share"] for r in rows if rule(r["node"]) is not None)
+        if named > 0.5:
+            return rule
+    return None
+
+
+def _op_table(adapter: Any, run: ModelRun, call: Callable[[], Any]) -> dict[str, Any]:
+    if run.format == "onnx" and getattr(adapter, "runtime", "") == "onnxruntime":
+        rows = ops.onnxruntime_ops(run.path, run.feeds, run.outputs, run.pairs,
+                                   adapter.options.get("threads", 1))
+        rule = _block_rule(rows)
+        if rule is not None:
+            # nodes the runtime made while optimising (fusions, layout reorders)
+            # lost their module path: they count in the block that ran before them
+            last = None
+            for r in sorted(rows, key=lambda r: r["order"]):
+                r["block"] = rule(r["node"]) or last
+                last = r["block"]
+        return {"source": "onnxruntime profiler", "rows": rows,
+                "blocks": ops.by_block(rows) if rule is not None else None}
+    if run.format in ("torchscript", "torch-export"):
+        return {"source": "torch.profiler (self CPU time)", "rows": ops.torch_ops(call),
+                "blocks": None}
+    return {"source": None, "rows": [], "blocks": None,
+            "note": f"no per-operator profiler for {run.format} on this device yet"}
+
+
+def bench(spec: Any, req: BenchRequest, plan: Plan | None = None,
+          say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every model measured on the device of ``spec`` (a DeviceSpec): the
+    result as a JSON-ready dict. ModelError / DeviceUnavailable: one line."""
+    _check_request(req)
+    say = say or (lambda _: None)
+    plan = plan or spec.plan
+    adapter = spec.make()
+    reason = adapter.check()
+    if reason:
+        raise DeviceUnavailable(f"device {spec.name}: {reason}")
+    prepared = [prepare_model(p, req, adapter.formats, spec.name) for p in req.models]
+    state_before = cpu_state() if adapter.runs_on_host else {}
+    models, calls, per_call = [], [], []
+    try:
+        for model, run, sources in prepared:
+            say(f"{model.name}: loading on {spec.name}")
+            t0 = time.perf_counter()
+            try:
+                handle = adapter.prepare(run)
+            except (DeviceUnavailable, ModelError):
+                raise
+            except Exception as e:  # noqa: BLE001 - the runtime's refusal, in one line
+                raise ModelError(f"{model.path.name} does not load on {spec.name}: "
+                                 f"{_why(e)}") from None
+            load_ms = (time.perf_counter() - t0) * 1e3
+            call = adapter.caller(handle)
+            if call is None:
+                raise ModelError(f"device {spec.name} ({spec.adapter}) cannot run a model "
+                                 "call by call; hwnas bench runs on host devices (cpu, cuda)")
+            try:
+                t0 = time.perf_counter()
+                call()
+                first_ms = (time.perf_counter() - t0) * 1e3
+                call()          # the second call checks the fed-back states' shapes
+            except Exception as e:  # noqa: BLE001 - the runtime's refusal, in one line
+                raise ModelError(f"{model.path.name} does not run on {spec.name}: "
+                                 f"{_why(e)}") from None
+            say(f"{model.name}: measuring the steady state")
+            m = adapter.measure(handle, plan, arch_id=model.name, graph="model",
+                                model_bytes=model.size_bytes, inputs=run.inputs)
+            entry = _entry(model, run, sources, load_ms, first_ms, m, req)
+            if req.ops:
+                say(f"{model.name}: profiling operators")
+                entry["ops"] = _op_table(adapter, run, call)
+            models.append(entry)
+            calls.append(call)
+            per_call.append(m.latency["p50_ms"] / 1e3)
+        comparison = None
+        if len(calls) > 1:
+            say(f"comparing {len(calls)} models, interleaved, {req.compare_seconds:g} s")
+            block_s = 0.05
+            rounds = compare.interleave(calls, per_call, req.compare_seconds, block_s)
+            comparison = compare.analyse(rounds, block_s)
+            for entry, got in zip(models, comparison["models"]):
+                got["model"] = entry["name"]
+    finally:
+        adapter.close()
+    provenance = models[0]["provenance"] if models else {}
+    return {"kind": "hwnas bench", "date": _dt.datetime.now(_dt.UTC).isoformat(
+                timespec="seconds"),
+            "device": spec.name, "device_description": spec.description,
+            "adapter": spec.adapter, "plan": asdict(plan),
+            "device_state": {"before": state_before,
+                             "after": cpu_state() if adapter.runs_on_host else {}},
+            "runtime": provenance.get("runtime"), "threads": provenance.get("threads"),
+            "models": models, "comparison": comparison}
+
+
+def _why(e: BaseException) -> str:
+    from hwnas.errors import first_line
+
+    return first_line(e, 200)
+
+
+def _entry(model: ModelFile, run: ModelRun, sources: dict[str, str], load_ms: float,
+           first_ms: float, m: Any, req: BenchRequest) -> dict[str, Any]:
+    lat = m.latency
+    out: dict[str, Any] = {
+        "name": model.name, "path": str(model.path), "format": model.format,
+        "size_bytes": model.size_bytes, "notes": model.notes,
+        "inputs": [{**i, "source": sources.get(i["name"], "")} for i in run.inputs],
+        "outputs": run.outputs,
+        "state_pairs": [{"input": i, "output": o} for o, i in run.pairs.items()],
+        "cold": {"load_ms": load_ms, "first_ms": first_ms},
+        "steady": lat, "checks": m.checks, "flags": m.flags, "attempts": m.attempts,
+        "memory_mb": m.memory_mb, "provenance": m.provenance}
+    if req.audio_ms is not None:
+        algo = req.audio_ms + req.lookahead_ms
+        out["streaming"] = {
+            "audio_ms": req.audio_ms, "lookahead_ms": req.lookahead_ms,
+            "rtf": lat["p50_ms"] / req.audio_ms,
+            "algorithmic_delay_ms": algo,
+            "emission_delay_ms": algo + lat["p50_ms"],
+            "emission_delay_p90_ms": algo + lat["p90_ms"],
+            "method": "emission delay = audio per call + look-ahead (stated) + compute "
+                      "(the steady-state p50; p90 beside it)"}
+    return out
+
+
+def save(result: dict[str, Any], workspace: Path) -> Path:
+    """``<workspace>/benches/<UTC time>-<first model>/``: result.json, and
+    ops-<model>.csv per model profiled; written whole or not at all."""
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    first = result["models"][0]["name"] if result["models"] else "bench"
+    final = workspace / "benches" / f"{stamp}-{first}"
+    n = 1
+    while final.exists():
+        n += 1
+        final = workspace / "benches" / f"{stamp}-{first}-{n}"
+    tmp = final.with_name(final.name + ".partial")
+    tmp.mkdir(parents=True)
+    for m in result["models"]:
+        if m.get("ops", {}).get("rows"):
+            ops.write_csv(m["ops"]["rows"], tmp / f"ops-{m['name']}.csv")
+    (tmp / "result.json").write_text(json.dumps(to_json(result), indent=1, sort_keys=True))
+    tmp.rename(final)
+    return final
+
+
+def to_json(x: Any) -> Any:
+    """``x`` with numpy scalars as Python numbers and unbounded interval ends
+    (a one-run series has none) as null: strict JSON."""
+    import math
+
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {k: to_json(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [to_json(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
