@@ -71,7 +71,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _ms(x: float | None) -> str:
     if x is None or x != x or x in (float("inf"), float("-inf")):
         return "-"
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+    return f"{x:.4f}" if x < 0.1 else f"{x:.3f}" if x < 10 else f"{x:.1f}"
 
 
 def _ci(d: dict[str, Any], key: str = "p50") -> str:
@@ -94,9 +94,13 @@ def _print(result: dict[str, Any]) -> None:
                   _ci(s), _ms(s["p90_ms"]), _ms(s["p99_ms"]), str(s["n"]))
     con.print(t)
     for m in result["models"]:
-        pairs = ", ".join(f"{p['input']}<-{p['output']}" for p in m["state_pairs"]) or "none"
-        con.print(f"{m['name']}: state fed back: {pairs}", markup=False, highlight=False)
-        for i in m["inputs"]:
+        pairs = [f"{p['input']}<-{p['output']}" for p in m["state_pairs"]]
+        shown = ", ".join(pairs[:4]) + (f", ... ({len(pairs)} pairs: result.json)"
+                                        if len(pairs) > 4 else "")
+        con.print(f"{m['name']}: state fed back: {shown or 'none'}", markup=False,
+                  highlight=False)
+        fed = {p["input"] for p in m["state_pairs"]}
+        for i in [i for i in m["inputs"] if i["name"] not in fed or len(fed) <= 4]:
             con.print(f"  {i['name']} {'x'.join(map(str, i['shape'])) or 'scalar'} {i['dtype']}:"
                       f" {i['source']}", markup=False, highlight=False)
         if m.get("streaming"):
@@ -119,7 +123,9 @@ def _print_ops(con: Any, table: dict[str, Any]) -> None:
     if not table["rows"]:
         con.print(f"  ops: {table.get('note')}", markup=False, highlight=False)
         return
-    t = Table(title=f"where the time goes ({table['source']}), top 10", show_edge=False)
+    con.print(f"  where the time goes ({table['source']}), top 10 of {len(table['rows'])} ops:",
+              markup=False, highlight=False)
+    t = Table(show_edge=False)
     for col in ("op type", "node", "calls", "share", "ms/call"):
         t.add_column(col, justify="right" if col in ("calls", "share", "ms/call") else "left",
                      overflow="ellipsis", max_width=44 if col == "node" else None)
@@ -128,7 +134,11 @@ def _print_ops(con: Any, table: dict[str, Any]) -> None:
                   f"{r['ms_per_call']:.4f}")
     con.print(t)
     if table.get("blocks"):
-        _print_blocks(con, table["blocks"])
+        from hwnas.bench.ops import by_kind
+
+        blocks = table["blocks"]
+        # a deep model's parts summed over its layers (every layer: result.json)
+        _print_blocks(con, by_kind(blocks) if len(blocks) > 14 else blocks)
 
 
 def _print_blocks(con: Any, blocks: list[dict[str, Any]]) -> None:

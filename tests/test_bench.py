@@ -12,7 +12,6 @@ import onnx
 import pytest
 from onnx import TensorProto as T
 from onnx import helper as h
-from onnx import numpy_helper as nh
 
 from cli.main import main
 from hwnas.adapters.devicefile import load_device
@@ -20,75 +19,10 @@ from hwnas.bench.inputs import resolve
 from hwnas.bench.model import ModelError, read_model
 from hwnas.bench.run import BenchRequest, bench, prepare_model, save
 from hwnas.bench.state import candidates, find_pairs
+from hwnas.testing.onnx_models import accumulator, gru_model, lstm_model, matmuls
 
 QUICK = ["--warmup-runs", "2", "--min-runs", "20", "--min-seconds", "0.2"]
 ONNX_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
-
-
-def _save(graph: onnx.GraphProto, path: Path) -> Path:
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
-
-
-def gru_model(path: Path, hidden: int = 32, feat: int = 16) -> Path:
-    """A GRU with Silero-style names: state -> stateN, a scalar int64 ``sr``,
-    a dynamic time dimension."""
-    rng = np.random.default_rng(0)
-    w = nh.from_array(rng.standard_normal((1, 3 * hidden, feat)).astype(np.float32), "W")
-    r = nh.from_array(rng.standard_normal((1, 3 * hidden, hidden)).astype(np.float32) * .1, "R")
-    axes = nh.from_array(np.array([1], np.int64), "axes")
-    nodes = [h.make_node("GRU", ["input", "W", "R", "", "", "state"], ["Y", "stateN"],
-                         hidden_size=hidden),
-             h.make_node("Squeeze", ["Y", "axes"], ["output"])]
-    return _save(h.make_graph(
-        nodes, "gru", [h.make_tensor_value_info("input", T.FLOAT, ["time", 1, feat]),
-                       h.make_tensor_value_info("state", T.FLOAT, [1, 1, hidden]),
-                       h.make_tensor_value_info("sr", T.INT64, [])],
-        [h.make_tensor_value_info("output", T.FLOAT, ["time", 1, hidden]),
-         h.make_tensor_value_info("stateN", T.FLOAT, [1, 1, hidden])], [w, r, axes]), path)
-
-
-def lstm_model(path: Path, hidden: int = 8, feat: int = 4) -> Path:
-    """An LSTM whose states are named as PyTorch exports them: h0 -> hn, c0 -> cn,
-    with dynamic batch and time."""
-    rng = np.random.default_rng(1)
-    w = nh.from_array(rng.standard_normal((1, 4 * hidden, feat)).astype(np.float32), "W")
-    r = nh.from_array(rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32), "R")
-    node = h.make_node("LSTM", ["x", "W", "R", "", "", "h0", "c0"], ["y", "hn", "cn"],
-                       hidden_size=hidden)
-    return _save(h.make_graph(
-        [node], "lstm", [h.make_tensor_value_info("x", T.FLOAT, ["time", "batch", feat]),
-                         h.make_tensor_value_info("h0", T.FLOAT, [1, "batch", hidden]),
-                         h.make_tensor_value_info("c0", T.FLOAT, [1, "batch", hidden])],
-        [h.make_tensor_value_info("y", T.FLOAT, ["time", 1, "batch", hidden]),
-         h.make_tensor_value_info("hn", T.FLOAT, [1, "batch", hidden]),
-         h.make_tensor_value_info("cn", T.FLOAT, [1, "batch", hidden])], [w, r]), path)
-
-
-def accumulator(path: Path) -> Path:
-    """out = x + acc; acc_out = out: its outputs count the calls when x = 1."""
-    nodes = [h.make_node("Add", ["x", "acc"], ["out"]),
-             h.make_node("Identity", ["out"], ["acc_out"])]
-    return _save(h.make_graph(
-        nodes, "acc", [h.make_tensor_value_info("x", T.FLOAT, [1, 4]),
-                       h.make_tensor_value_info("acc", T.FLOAT, [1, 4])],
-        [h.make_tensor_value_info("out", T.FLOAT, [1, 4]),
-         h.make_tensor_value_info("acc_out", T.FLOAT, [1, 4])]), path)
-
-
-def matmuls(path: Path, k: int, n: int = 192) -> Path:
-    """``k`` chained n x n matrix products: k = 2 does twice the work of k = 1."""
-    rng = np.random.default_rng(2)
-    inits, nodes, prev = [], [], "x"
-    for i in range(k):
-        inits.append(nh.from_array(rng.standard_normal((n, n)).astype(np.float32) / n, f"w{i}"))
-        nodes.append(h.make_node("MatMul", [prev, f"w{i}"], [f"y{i}"]))
-        prev = f"y{i}"
-    nodes.append(h.make_node("Identity", [prev], ["y"]))
-    return _save(h.make_graph(nodes, f"mm{k}", [h.make_tensor_value_info("x", T.FLOAT, [n, n])],
-                              [h.make_tensor_value_info("y", T.FLOAT, [n, n])], inits), path)
 
 
 def quick_plan():
@@ -310,20 +244,25 @@ def test_a_model_against_itself_and_against_twice_the_work(tmp_path):
     assert 1.6 < double["ratio"] < 2.4 and "slower" in double["verdict"]
 
 
-def test_hwnas_own_export_has_its_time_attributed_to_blocks(tmp_path):
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hwnas_own_export_has_its_time_attributed_to_blocks(tmp_path, streaming):
+    """Utterance graphs name each node's layer in its scope; streaming chunk
+    graphs call a layer's parts themselves, and the exporter numbers them."""
     from hwnas.export import export
     from tests.helpers import small
 
-    arch = small("conformer", "ctc", "mhsa", "logmel", streaming=False, num_layers=2)
+    arch = small("conformer", "ctc", "mhsa", "logmel", streaming=streaming, num_layers=2)
     art = export(arch, "onnx", tmp_path, check=False)
     spec, plan = quick_plan()
     result = bench(spec, BenchRequest([art.path], ops=True), plan)
     ops = result["models"][0]["ops"]
     blocks = [b["block"] for b in ops["blocks"]]
-    assert blocks[0] == "subsampling"
+    assert blocks[0] == ("encoder layer 0: feed-forward" if streaming else "subsampling")
     for i in (0, 1):
         for part in ("attention", "convolution", "feed-forward"):
             assert f"encoder layer {i}: {part}" in blocks
     assert blocks.index("encoder layer 0: attention") < blocks.index("encoder layer 1: attention")
     assert sum(b["share"] for b in ops["blocks"]) == pytest.approx(1.0)
-    assert all(r["block"] for r in ops["rows"])   # fused nodes join the block before them
+    # fused nodes join the block before them; a chunk graph's front runs unscoped
+    other = sum(b["share"] for b in ops["blocks"] if b["block"] == "other")
+    assert other < (0.5 if streaming else 1e-9)

@@ -8,11 +8,23 @@ import re
 
 _LAYER = re.compile(r"^/encoder/(?:[^/]+/)*?(?:layers|blocks|convs)\.(\d+)/([^/]+)")
 _PARTS = (
-    ("attention", ("att", "self_att", "q", "kv", "o", "query", "pos", "cross")),
+    ("attention", ("att", "self_att", "q", "kv", "qkv", "o", "query", "pos", "cross")),
     ("convolution", ("conv", "dw", "pw", "pw1", "pw2", "convs", "se", "context")),
     ("feed-forward", ("ff", "ff1", "ff2", "fc")),
     ("recurrent", ("rnn", "lstm")),
 )
+
+
+#: a streaming chunk graph calls each layer's parts itself (``encode_chunk``), so
+#: its scopes lose the layer: the exporter numbers repeated scopes in call order
+#: instead, at the first level that repeats (``/conv_3/``, ``/ff1/net/net.1_3/``):
+#: for a part each layer calls once, that number is the layer
+_CHUNK_PART = re.compile(r"^/([a-z_]+?[a-z12])(?:_(\d+))?/")
+_REPEAT = re.compile(r"_(\d+)$")
+#: parts a layer calls exactly once (a norm may be called twice: its number is no layer)
+_ONCE = {"att", "self_att", "qkv", "kv", "conv", "dw", "pw1", "pw2", "ff1", "ff2", "ff",
+         "rnn", "lstm"}
+_NORMS = ("norm", "norm2", "att_norm", "n2", "norms")
 
 
 def block_of(node: str) -> str | None:
@@ -24,6 +36,18 @@ def block_of(node: str) -> str | None:
         part = m[2].split(".")[0]
         kind = next((k for k, names in _PARTS if part in names), "norm+residual")
         return f"encoder layer {m[1]}: {kind}"
+    m = _CHUNK_PART.match(node)
+    if m and m[1] in _ONCE:
+        kind = next(k for k, names in _PARTS if m[1] in names)
+        layer = m[2]
+        for seg in node.split("/")[2:-1] if layer is None else ():
+            got = _REPEAT.search(seg)
+            if got:
+                layer = got[1]
+                break
+        return f"encoder layer {int(layer or 0)}: {kind}"
+    if m and m[1] in _NORMS:
+        return "encoder: norm+residual"
     top = node.split("/")[1] if node.startswith("/") and node.count("/") > 1 else ""
     if top in ("frontend", "features", "fbank"):
         return "front-end"

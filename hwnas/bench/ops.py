@@ -112,6 +112,24 @@ def by_block(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for b in sorted(ms, key=lambda b: (b == "other", first[b]))]
 
 
+def by_kind(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Blocks with every encoder layer's part summed ("encoder layers (16):
+    attention"): the short view of a deep model."""
+    import re
+
+    ms: dict[str, float] = {}
+    layers: dict[str, set[str]] = defaultdict(set)
+    for b in blocks:
+        m = re.match(r"encoder layer (\d+): (.+)", b["block"])
+        key = f"encoder layers: {m[2]}" if m else b["block"]
+        if m:
+            layers[key].add(m[1])
+        ms[key] = ms.get(key, 0.0) + b["ms_per_run"]
+    whole = sum(ms.values()) or 1.0
+    return [{"block": k.replace("layers:", f"layers ({len(layers[k])}):") if k in layers else k,
+             "ms_per_run": v, "share": v / whole} for k, v in ms.items()]
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     import csv
 

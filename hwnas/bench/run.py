@@ -98,24 +98,26 @@ def cpu_state() -> dict[str, Any]:
     return out
 
 
-def _block_rule(rows: list[dict[str, Any]]) -> Callable[[str], str | None] | None:
-    """The first task whose module names attribute most of the time: the
-    model is one of that task's graphs (hwnas's own exports)."""
+def own_task(path: str) -> Any:
+    """The task of an hwnas export (its ``arch.json`` beside the model file,
+    as ``hwnas export`` and the search write them), or None."""
     from hwnas import tasks
 
-    for name in tasks.names():
-        rule = tasks.get(name).op_block
-        named = sum(r["share"] for r in rows if rule(r["node"]) is not None)
-        if named > 0.5:
-            return rule
-    return None
+    sidecar = Path(path).with_name("arch.json")
+    if not sidecar.is_file():
+        return None
+    try:
+        return tasks.get(tasks.task_of(tasks.arch_from_json(sidecar.read_text())))
+    except (ValueError, OSError):
+        return None     # not an architecture hwnas reads: the file is not one of its exports
 
 
 def _op_table(adapter: Any, run: ModelRun, call: Callable[[], Any]) -> dict[str, Any]:
     if run.format == "onnx" and getattr(adapter, "runtime", "") == "onnxruntime":
         rows = ops.onnxruntime_ops(run.path, run.feeds, run.outputs, run.pairs,
                                    adapter.options.get("threads", 1))
-        rule = _block_rule(rows)
+        task = own_task(run.path)
+        rule = task.op_block if task is not None else None
         if rule is not None:
             # nodes the runtime made while optimising (fusions, layout reorders)
             # lost their module path: they count in the block that ran before them
