@@ -266,3 +266,17 @@ def test_hwnas_own_export_has_its_time_attributed_to_blocks(tmp_path, streaming)
     # fused nodes join the block before them; a chunk graph's front runs unscoped
     other = sum(b["share"] for b in ops["blocks"] if b["block"] == "other")
     assert other < (0.5 if streaming else 1e-9)
+
+
+@pytest.mark.slow
+def test_a_converted_streaming_tflite_is_fed_its_caches(tflite_model, tmp_path, capsys):
+    """A .tflite converted here: the converter names outputs output_K, and the
+    export's record beside it says which cache each one is."""
+    model = read_model(tflite_model.path)
+    assert model.format == "tflite" and model.outputs[0].name == "output_0"
+    assert main(["bench", tflite_model.path, "--device", "cpu-litert", "--json",
+                 "--workspace", str(tmp_path), *QUICK]) == 0
+    m = json.loads(capsys.readouterr().out)["models"][0]
+    caches = [i for i in tflite_model.inputs if i["name"].startswith("cache")]
+    assert caches and {p["input"] for p in m["state_pairs"]} >= {c["name"] for c in caches}
+    assert m["steady"]["p50_ms"] > 0

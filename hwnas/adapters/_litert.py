@@ -75,6 +75,19 @@ def load(path: str | Path, artifact_inputs: list[dict[str, Any]], outputs: list[
     return LiteRTHandle(it, inputs, pairs, n_ops)
 
 
+def tflite_io(it: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(inputs, outputs) of a LiteRT interpreter by name: the signature's
+    names where the file has one signature (what converters write: "features",
+    "output_0"), else the tensor names."""
+    by_index = {d["index"]: d for d in it.get_input_details() + it.get_output_details()}
+    if len(it.get_signature_list()) == 1:
+        runner = it.get_signature_runner()
+        return ({k: by_index[v["index"]] for k, v in runner.get_input_details().items()},
+                {k: by_index[v["index"]] for k, v in runner.get_output_details().items()})
+    return ({d["name"]: d for d in it.get_input_details()},
+            {d["name"]: d for d in it.get_output_details()})
+
+
 def load_run(run: Any, threads: int, runtime: str = "litert",
              delegates: list[Any] | None = None) -> LiteRTHandle:
     """A .tflite made anywhere (a ModelRun): inputs by tensor name, open
@@ -82,13 +95,12 @@ def load_run(run: Any, threads: int, runtime: str = "litert",
     Interpreter, _ = interpreter_class(runtime)
     it = Interpreter(model_path=str(run.path), num_threads=threads,
                      experimental_delegates=delegates or None)
-    details = {d["name"]: d for d in it.get_input_details()}
+    details, _ = tflite_io(it)
     for name, value in run.feeds.items():
         if tuple(details[name]["shape"]) != tuple(np.shape(value)):
             it.resize_tensor_input(details[name]["index"], list(np.shape(value)), strict=False)
     it.allocate_tensors()
-    details = {d["name"]: d for d in it.get_input_details()}
-    outs = {d["name"]: d for d in it.get_output_details()}
+    details, outs = tflite_io(it)
     inputs = {name: (details[name]["index"], np.asarray(value, details[name]["dtype"]))
               for name, value in run.feeds.items()}
     pairs = []

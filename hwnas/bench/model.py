@@ -159,15 +159,17 @@ def _tflite(path: Path) -> tuple[list[Tensor], list[Tensor], list[str]]:
         raise ModelError(f"{path} is not a readable TFLite model (truncated or damaged): "
                          f"{str(e).splitlines()[0][:120]}") from None
 
-    def tensor(d: dict[str, Any]) -> Tensor:
+    def tensor(name: str, d: dict[str, Any]) -> Tensor:
         sig = d.get("shape_signature")
         dims = sig if sig is not None and len(sig) else d["shape"]
         scale, zero = d.get("quantization") or (0.0, 0)
-        return Tensor(d["name"], [int(x) if x >= 0 else None for x in dims],
+        return Tensor(name, [int(x) if x >= 0 else None for x in dims],
                       np.dtype(d["dtype"]).name, (float(scale), int(zero)) if scale else None)
 
-    return ([tensor(d) for d in it.get_input_details()],
-            [tensor(d) for d in it.get_output_details()], [])
+    from hwnas.adapters._litert import tflite_io
+
+    ins, outs = tflite_io(it)
+    return [tensor(n, d) for n, d in ins.items()], [tensor(n, d) for n, d in outs.items()], []
 
 
 def _torch_error(path: Path, e: Exception) -> ModelError:

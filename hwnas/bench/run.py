@@ -69,7 +69,10 @@ def prepare_model(path: str, req: BenchRequest, formats: tuple[str, ...],
         raise ModelError(f"{model.path.name} is {model.format}; device {device} runs "
                          f"{', '.join(formats)} (a device file with another runtime runs it: "
                          f"hwnas devices lists them)")
-    pairs = find_pairs(model, parse_state(req.states), auto=req.auto_state)
+    given = parse_state(req.states)
+    if req.auto_state:
+        given = {**own_pairs(model), **given}
+    pairs = find_pairs(model, given, auto=req.auto_state)
     feeds = resolve(model, shapes=req.shapes, values=req.values, npz=req.inputs,
                     states=pairs, seed=req.seed)
     inputs = [{"name": t.name, "shape": list(feeds.values[t.name].shape),
@@ -96,6 +99,22 @@ def cpu_state() -> dict[str, Any]:
     if freqs:
         out["cur_freq_khz"] = freqs
     return out
+
+
+def own_pairs(model: ModelFile) -> dict[str, str]:
+    """State pairs of an hwnas export whose converter renamed the outputs
+    (a .tflite's ``output_K``): its record beside it (``model.tflite.json``)
+    lists the graph's outputs in order, ``new_X`` feeding ``X``."""
+    record = model.path.with_name(model.path.name + ".json")
+    names = {o.name for o in model.outputs}
+    try:
+        outputs = json.loads(record.read_text())["outputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    inputs = {t.name for t in model.inputs}
+    return {o[4:]: f"output_{k}" for k, o in enumerate(outputs)
+            if isinstance(o, str) and o.startswith("new_") and o[4:] in inputs
+            and o not in names and f"output_{k}" in names}
 
 
 def own_task(path: str) -> Any:
