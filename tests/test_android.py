@@ -390,6 +390,9 @@ def test_search_against_the_loopback_phone_end_to_end(phone, tmp_path, tool, mon
     assert card["export"]["format"] == "tflite" and card["provenance"]["target"] == "loop"
     assert card["export"]["parity"]["max_abs_diff"] < 1e-4
     assert (Path(out["export"]) / card["export"]["file"]).is_file()
+    # a TFLite target: the blocks come from the same model's ONNX graph on this host
+    assert "the ONNX graph of the same model" in card["where_time_goes"]["source"]
+    assert card["where_time_goes"]["blocks"]
 
 
 def test_usb_support_is_installed_by_default():

@@ -255,6 +255,10 @@ def test_search_command_end_to_end(tmp_path, monkeypatch, capsys):
         assert {"tokenizer.json", "feature_norm.npz"} <= set(card["export"]["files"])
         assert "# Model card" in (folder / "MODEL_CARD.md").read_text()
         assert "| lexicon WER |" in (folder / "MODEL_CARD.md").read_text()
+        # where the time goes, per block, measured on this host
+        blocks = [b["block"] for b in card["where_time_goes"]["blocks"]]
+        assert any(b.startswith("encoder layer 0: ") for b in blocks), card["where_time_goes"]
+        assert "## Where the time goes" in (folder / "MODEL_CARD.md").read_text()
     # the best baseline is among the finalists, and the answer says where it stands
     assert out["baseline"] is not None
     trained = f"(each trained {out['final_budget']:g} steps)"

@@ -131,21 +131,34 @@ def own_task(path: str) -> Any:
         return None     # not an architecture hwnas reads: the file is not one of its exports
 
 
+def block_profile(onnx_path: str, threads: int = 1, runs: int = 50) -> dict[str, Any]:
+    """Where the time of an hwnas ONNX export goes, per block, on this host
+    (ONNX Runtime's profiler over ``runs`` stream calls): what a model card shows."""
+    _, run, _ = prepare_model(onnx_path, BenchRequest([onnx_path]), ("onnx",), "this host")
+    table = _onnx_table(run, threads, runs)
+    blocks = table["blocks"] or []
+    return {"source": f"{table['source']}, this host's CPU, {threads} thread(s), {runs} calls",
+            "blocks": ops.by_kind(blocks) if len(blocks) > 14 else blocks}
+
+
+def _onnx_table(run: ModelRun, threads: int, runs: int = 50) -> dict[str, Any]:
+    rows = ops.onnxruntime_ops(run.path, run.feeds, run.outputs, run.pairs, threads, runs)
+    task = own_task(run.path)
+    rule = task.op_block if task is not None else None
+    if rule is not None:
+        # nodes the runtime made while optimising (fusions, layout reorders)
+        # lost their module path: they count in the block that ran before them
+        last = None
+        for r in sorted(rows, key=lambda r: r["order"]):
+            r["block"] = rule(r["node"]) or last
+            last = r["block"]
+    return {"source": "onnxruntime profiler", "rows": rows,
+            "blocks": ops.by_block(rows) if rule is not None else None}
+
+
 def _op_table(adapter: Any, run: ModelRun, call: Callable[[], Any]) -> dict[str, Any]:
     if run.format == "onnx" and getattr(adapter, "runtime", "") == "onnxruntime":
-        rows = ops.onnxruntime_ops(run.path, run.feeds, run.outputs, run.pairs,
-                                   adapter.options.get("threads", 1))
-        task = own_task(run.path)
-        rule = task.op_block if task is not None else None
-        if rule is not None:
-            # nodes the runtime made while optimising (fusions, layout reorders)
-            # lost their module path: they count in the block that ran before them
-            last = None
-            for r in sorted(rows, key=lambda r: r["order"]):
-                r["block"] = rule(r["node"]) or last
-                last = r["block"]
-        return {"source": "onnxruntime profiler", "rows": rows,
-                "blocks": ops.by_block(rows) if rule is not None else None}
+        return _onnx_table(run, adapter.options.get("threads", 1))
     if run.format in ("torchscript", "torch-export"):
         return {"source": "torch.profiler (self CPU time)", "rows": ops.torch_ops(call),
                 "blocks": None}

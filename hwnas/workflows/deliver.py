@@ -93,6 +93,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
     for name in task.export_files:   # what reading the graph's inputs and outputs needs
         (folder / name).write_bytes((run / name).read_bytes())
     sha = file_sha256(art.path)
+    blocks = _where_time_goes(arch, art, run / "weights.pt")
     card = {
         "model": {"arch_id": arch.id, "searched_id": row["arch_id"], "arch": arch.to_dict(),
                   **tasks.row_fields(arch), "task": task.name, "params": row["params"],
@@ -114,6 +115,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
                    "size_bytes": art.size_bytes, "graph": art.graph, "inputs": art.inputs,
                    "outputs": art.outputs, "parity": art.parity, "notes": art.notes,
                    "files": sorted(p.name for p in folder.iterdir() if p.is_file())},
+        "where_time_goes": blocks,
         "provenance": {"study": context.get("study"),
                        "storage": _safe_url(context.get("storage", "")),
                        "trial": row["trial"], "target": context.get("target"),
@@ -152,6 +154,37 @@ def _earlier_export(folder: Path, fmt: str, source: str) -> dict[str, Any] | Non
     folder.replace(dest)
     logging.getLogger("hwnas").warning(f"an earlier export in {folder} is kept in {dest}")
     return None
+
+
+def _where_time_goes(arch: Any, art: Any, weights: Path) -> dict[str, Any]:
+    """Per-block time of the exported graph on this host (ONNX Runtime's
+    profiler; an ONNX copy is made where the target runs another format).
+    Never fails the delivery: a graph it cannot profile says why."""
+    import tempfile
+
+    from hwnas.bench.run import block_profile
+    from hwnas.errors import first_line
+    from hwnas.export import export
+
+    try:
+        if art.format == "onnx":
+            return block_profile(art.path)
+        with tempfile.TemporaryDirectory(prefix="hwnas-card-") as tmp:
+            onnx_art = export(arch, "onnx", tmp, weights=weights, check=False)
+            got = block_profile(onnx_art.path)
+            got["source"] += " (the ONNX graph of the same model)"
+            return got
+    except Exception as e:  # noqa: BLE001 - the card is delivered either way
+        return {"source": None, "blocks": [], "note": f"not profiled: {first_line(e, 160)}"}
+
+
+def _blocks_markdown(w: dict[str, Any] | None) -> list[str]:
+    if not w or not w.get("blocks"):
+        return []
+    return ["", "## Where the time goes (measured per block)", "", f"Source: {w['source']}.",
+            "", "| block | ms per call | share |", "|---|---|---|",
+            *[f"| {b['block']} | {b['ms_per_run']:.4f} | {b['share']:.1%} |"
+              for b in w["blocks"]]]
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -209,6 +242,7 @@ def card_markdown(card: dict[str, Any]) -> str:
               f"{a['n_filters']} filters (10 ms hop), then (x - mean) / std with "
               "`feature_norm.npz`; output ids map to characters through `tokenizer.json` "
               "(CTC blank = 0).",
+              *_blocks_markdown(card.get("where_time_goes")),
               "", "## Provenance", "",
               f"Study storage `{pv['storage']}`, {pv['date']}, versions "
               + ", ".join(f"{k} {v}" for k, v in pv["versions"].items()) + ".", ""]
