@@ -138,10 +138,11 @@ def _print_ops(con: Any, table: dict[str, Any]) -> None:
 
         blocks = table["blocks"]
         # a deep model's parts summed over its layers (every layer: result.json)
-        _print_blocks(con, by_kind(blocks) if len(blocks) > 14 else blocks)
+        _print_blocks(con, by_kind(blocks) if len(blocks) > 14 else blocks,
+                      table.get("by_order_share"))
 
 
-def _print_blocks(con: Any, blocks: list[dict[str, Any]]) -> None:
+def _print_blocks(con: Any, blocks: list[dict[str, Any]], by_order: float | None = None) -> None:
     """Per-block times and a stacked bar: one letter per block, 80 columns."""
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     bar = "".join(letters[i % len(letters)] * round(b["share"] * 80)
@@ -150,6 +151,10 @@ def _print_blocks(con: Any, blocks: list[dict[str, Any]]) -> None:
     for i, b in enumerate(blocks):
         con.print(f"  {letters[i % len(letters)]} {b['block']:<40} {b['ms_per_run']:8.4f} ms "
                   f"{b['share']:6.1%}", markup=False, highlight=False)
+    if by_order:
+        con.print(f"  {by_order:.0%} of the time is in nodes without a module scope (fused or "
+                  "made by the runtime), counted in the block that ran before them",
+                  markup=False, highlight=False)
 
 
 def _print_comparison(con: Any, c: dict[str, Any]) -> None:

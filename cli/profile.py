@@ -44,6 +44,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise ValueError("--repeats must be >= 1")
     ws = workspace(args)
     spec = load_device(args.device, ws)
+    if args.ops:
+        from hwnas.workflows.profile import block_tables
+
+        block_tables([], spec)      # refuses a device it cannot profile, before any work
     space = read_space(args)
     run = ProfileRun(spec, ws, args.n, args.seed, space, fmt=args.format,
                      plan=plan_overrides(args, spec.plan), keep_models=args.keep_models,
@@ -68,6 +72,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     summary = {"device": spec.name, "profile": str(folder), "new_rows": len(rows),
                "stored_rows": run.stored_rows, "ok": counts["ok"], "flagged": counts["flagged"],
                "failed": counts["failed"]}
+    if args.ops:
+        summary["ops"] = block_tables(rows, spec)
     if args.json:
         summary["rows"] = [{k: r.get(k) for k in ("arch_id", "format", "status", "error", "graph",
                                                   "p50_ms", "p90_ms", "p99_ms", "cv", "n", "rtf",
@@ -80,6 +86,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     for r in rows:
         if r["status"] != "ok":
             print(f"  {r['arch_id']} {r['status']}: {r.get('error')}")
+    from .bench import _print_blocks
+
+    for t in summary.get("ops", []):
+        print(f"{t['arch_id']} ({t['encoder']}): where the time goes ({t['source']})")
+        _print_blocks(console(), t["blocks"], t.get("by_order_share"))
     return 0
 
 
@@ -150,6 +161,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--warmup-runs", type=COUNT0, dest="warmup_runs", help="override the plan")
     s.add_argument("--min-runs", type=COUNT, dest="min_runs", help="override the plan")
     s.add_argument("--min-seconds", type=NONNEGATIVE, dest="min_seconds", help="override the plan")
+    s.add_argument("--ops", action="store_true",
+                   help="where each new architecture's time goes, per block (ONNX Runtime's "
+                        "profiler on this host's CPU)")
     s.add_argument("--keep-models", action="store_true",
                    help="keep exported models under <workspace>/runs/profile-models/")
     s.add_argument("--retry-failed", action="store_true",

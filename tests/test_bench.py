@@ -239,9 +239,9 @@ def test_a_model_against_itself_and_against_twice_the_work(tmp_path):
     same, double = c["models"][1], c["models"][2]
     # the same model: 1 inside its 95% interval (or the interval within 1% of 1)
     assert same["ratio_ci_lo"] <= 1 <= same["ratio_ci_hi"] or \
-        max(abs(same["ratio_ci_lo"] - 1), abs(same["ratio_ci_hi"] - 1)) < 0.01
-    assert double["ratio_ci_lo"] < double["ratio"] < double["ratio_ci_hi"]
-    assert 1.6 < double["ratio"] < 2.4 and "slower" in double["verdict"]
+        max(abs(same["ratio_ci_lo"] - 1), abs(same["ratio_ci_hi"] - 1)) < 0.01, c
+    assert double["ratio_ci_lo"] < double["ratio"] < double["ratio_ci_hi"], c
+    assert 1.6 < double["ratio"] < 2.4 and "slower" in double["verdict"], c
 
 
 @pytest.mark.parametrize("streaming", [False, True])
@@ -280,3 +280,20 @@ def test_a_converted_streaming_tflite_is_fed_its_caches(tflite_model, tmp_path, 
     caches = [i for i in tflite_model.inputs if i["name"].startswith("cache")]
     assert caches and {p["input"] for p in m["state_pairs"]} >= {c["name"] for c in caches}
     assert m["steady"]["p50_ms"] > 0
+
+
+def test_block_names_of_the_recognisers_exports():
+    from hwnas.asr.blocks import block_of
+
+    assert block_of("/encoder/layers.3/att/MatMul") == "encoder layer 3: attention"
+    assert block_of("/encoder/layers.3/ff2/net/net.1/MatMul") == "encoder layer 3: feed-forward"
+    assert block_of("/subsampling/conv/Conv") == "subsampling"
+    # a chunk graph: the exporter numbers a part's repeated scopes in call order
+    assert block_of("/conv_12/Conv") == "encoder layer 12: convolution"
+    assert block_of("/ff1/net/net.1_8/MatMul/MatMulAddFusion") == "encoder layer 8: feed-forward"
+    assert block_of("/ff1/net/net.1/MatMul") == "encoder layer 0: feed-forward"
+    # one multi-layer LSTM module: its layers are its LSTM ops
+    assert block_of("/lstm/LSTM_3") == "encoder layer 3: recurrent"
+    assert block_of("/encoder/lstm/LSTM") == "encoder layer 0: recurrent"
+    assert block_of("/lstm/Slice_10/GatherSliceToSplitFusion") == "encoder: recurrent state"
+    assert block_of("/ctc/MatMul") == "decoder" and block_of("Transpose_token_7") is None

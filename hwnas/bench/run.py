@@ -138,7 +138,8 @@ def block_profile(onnx_path: str, threads: int = 1, runs: int = 50) -> dict[str,
     table = _onnx_table(run, threads, runs)
     blocks = table["blocks"] or []
     return {"source": f"{table['source']}, this host's CPU, {threads} thread(s), {runs} calls",
-            "blocks": ops.by_kind(blocks) if len(blocks) > 14 else blocks}
+            "blocks": ops.by_kind(blocks) if len(blocks) > 14 else blocks,
+            "by_order_share": table["by_order_share"]}
 
 
 def _onnx_table(run: ModelRun, threads: int, runs: int = 50) -> dict[str, Any]:
@@ -150,10 +151,13 @@ def _onnx_table(run: ModelRun, threads: int, runs: int = 50) -> dict[str, Any]:
         # lost their module path: they count in the block that ran before them
         last = None
         for r in sorted(rows, key=lambda r: r["order"]):
-            r["block"] = rule(r["node"]) or last
+            named = rule(r["node"])
+            r["block"], r["block_by"] = (named, "scope") if named else (last, "order")
             last = r["block"]
     return {"source": "onnxruntime profiler", "rows": rows,
-            "blocks": ops.by_block(rows) if rule is not None else None}
+            "blocks": ops.by_block(rows) if rule is not None else None,
+            "by_order_share": sum(r["share"] for r in rows if r.get("block_by") == "order"
+                                  and r["block"]) if rule is not None else None}
 
 
 def _op_table(adapter: Any, run: ModelRun, call: Callable[[], Any]) -> dict[str, Any]:

@@ -44,3 +44,31 @@ def profile_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "by_encoder": by_family,
             "median_cv": float(np.median(cvs)) if cvs else None,
             "problems": dict(reasons.most_common(10))}
+
+
+def block_tables(rows: list[dict[str, Any]], spec: Any) -> list[dict[str, Any]]:
+    """Where the time goes, per block, for each architecture measured ok in
+    ``rows``: its ONNX graph under ONNX Runtime's profiler on this host, with
+    the device's threads. Only for host devices that run ONNX Runtime: a
+    phone's own per-operator times come from its benchmark tool."""
+    import tempfile
+
+    from hwnas import tasks
+    from hwnas.bench.run import block_profile
+    from hwnas.export import export
+
+    if spec.adapter not in ("cpu",) or spec.options.get("runtime") != "onnxruntime":
+        raise ValueError(f"--ops: device {spec.name} is not this host's CPU with ONNX Runtime; "
+                         "per-block times come from ONNX Runtime's profiler here (hwnas bench "
+                         "--ops times a model file on such a device)")
+    out = []
+    done: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="hwnas-ops-") as tmp:
+        for r in rows:
+            if r["status"] != "ok" or not r.get("arch") or r["arch_id"] in done:
+                continue
+            done.add(r["arch_id"])
+            art = export(tasks.arch_from_dict(r["arch"]), "onnx", tmp, check=False)
+            got = block_profile(art.path, spec.options.get("threads", 1))
+            out.append({"arch_id": r["arch_id"], "encoder": r.get("encoder"), **got})
+    return out
