@@ -297,3 +297,19 @@ def test_block_names_of_the_recognisers_exports():
     assert block_of("/encoder/lstm/LSTM") == "encoder layer 0: recurrent"
     assert block_of("/lstm/Slice_10/GatherSliceToSplitFusion") == "encoder: recurrent state"
     assert block_of("/ctc/MatMul") == "decoder" and block_of("Transpose_token_7") is None
+
+
+def test_profile_ops_gives_each_new_architecture_its_blocks(tmp_path, capsys):
+    args = ["profile", "--device", "cpu", "--n", "1", "--ops", "--min-seconds", "0.1",
+            "--workspace", str(tmp_path)]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (table,) = out["ops"]
+    assert table["arch_id"] == out["rows"][0]["arch_id"]
+    assert sum(b["share"] for b in table["blocks"]) == pytest.approx(1.0)
+    assert any(b["block"].startswith("encoder") for b in table["blocks"])
+    # a phone's per-block times are not ONNX Runtime's on this host: refused before any work
+    assert main(["profile", "--device", "pixel6", "--n", "1", "--ops",
+                 "--workspace", str(tmp_path / "p")]) == 1
+    assert "not this host's CPU with ONNX Runtime" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "profiles").exists()
