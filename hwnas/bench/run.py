@@ -98,6 +98,8 @@ def cpu_state() -> dict[str, Any]:
             continue
     if freqs:
         out["cur_freq_khz"] = freqs
+    if not out:
+        out["note"] = "no cpufreq in /sys on this host (a virtual machine hides it)"
     return out
 
 
