@@ -104,3 +104,49 @@ def test_pasted_logs_give_the_same_numbers(name, paste):
     text = (FIX / name).read_text()
     pasted = "\n".join(paste(ln) for ln in text.splitlines())
     assert parse_benchmark_model(pasted) == parse_benchmark_model(text)
+
+
+# benchmark_model --enable_op_profiling=true: the regular runs' "Run Order" table in
+# its two layouts (tab-separated with [start] up to 2.12; space-aligned, INFO:, 2.13+)
+OPS_TABS = (
+    "Operator-wise Profiling Info for Regular Benchmark Runs:\n"
+    "============================== Run Order ==============================\n"
+    "\t             [node type]\t          [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]"
+    "\t  [mem KB]\t[times called]\t[Name]\n"
+    "\t                 CONV_2D\t            0.000\t    0.410\t    0.400\t 40.000%\t 40.000%"
+    "\t     0.000\t        1\t[enc/sub/conv1]:0\n"
+    "\t         FULLY_CONNECTED\t            0.400\t    0.120\t    0.100\t 60.000%\t100.000%"
+    "\t     0.000\t        6\t[enc/layers.0/ff1/dense, enc/layers.0/ff1/bias]:1\n"
+    "\n"
+    "============================== Top by Computation Time ==============================\n"
+    "\t             [node type]\t          [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]"
+    "\t  [mem KB]\t[times called]\t[Name]\n"
+    "\t         FULLY_CONNECTED\t            0.400\t    0.120\t    0.100\t 60.000%\t 60.000%"
+    "\t     0.000\t        6\t[enc/layers.0/ff1/dense]:1\n")
+OPS_SPACES = (
+    "INFO: Operator-wise Profiling Info for Regular Benchmark Runs:\n"
+    "============================== Run Order ==============================\n"
+    "                                     [node type]          [first]        [avg ms]"
+    "            [%]          [cdf%]          [mem KB]        [times called]  [Name]\n"
+    "                                        QUANTIZE            0.050           0.050"
+    "         5.000%          5.000%             0.000                1       [tfl.quantize]:0\n"
+    "                   Convolution (NHWC, QC8) GEMM            0.100           0.095"
+    "        95.000%        100.000%             0.000               10       "
+    "Delegate/Convolution (NHWC, QC8) GEMM:2\n"
+    "\n"
+    "============================== Top by Computation Time ==============================\n")
+
+
+def test_benchmark_models_operator_table_in_both_layouts():
+    from hwnas.adapters.parsers import parse_op_profile
+
+    old = parse_op_profile(OPS_TABS)
+    assert [r["op_type"] for r in old] == ["CONV_2D", "FULLY_CONNECTED"]
+    assert old[1]["node"] == "enc/layers.0/ff1/dense, enc/layers.0/ff1/bias"
+    assert old[1]["calls"] == 6 and old[1]["ms_per_run"] == pytest.approx(0.6)
+    assert old[0]["share"] == pytest.approx(0.4)
+    new = parse_op_profile(OPS_SPACES)
+    assert [r["op_type"] for r in new] == ["QUANTIZE", "Convolution (NHWC, QC8) GEMM"]
+    assert new[1]["node"] == "Delegate/Convolution (NHWC, QC8) GEMM"
+    assert new[1]["ms_per_call"] == pytest.approx(0.095) and new[1]["calls"] == 10
+    assert parse_op_profile("INFO: count=50 first=1 curr=1 min=1 max=2 avg=1.2 std=0") == []

@@ -23,6 +23,7 @@ from hwnas.adapters.parsers import (
     ParseError,
     parse_benchmark_model,
     parse_freqs,
+    parse_op_profile,
     parse_thermal,
     split_status,
 )
@@ -525,6 +526,9 @@ class AndroidAdapter(Adapter):
                  "delegate": res.get("delegate"), "inference_avg_us": res["inference_avg_us"],
                  "warmup_avg_us": res["warmup_avg_us"],
                  "reference_before": ref0, "reference_after": ref1}
+        ops = parse_op_profile(out)
+        if ops:
+            extra["ops"] = ops
         return Timing(summary=summary, memory_mb=memory, init_ms=res["init_us"] / 1e3,
                       first_ms=res["first_us"] / 1e3, extra=extra)
 

@@ -104,6 +104,54 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
     return out
 
 
+_OPS_HEADER = "Operator-wise Profiling Info for Regular Benchmark Runs:"
+_COLUMNS = re.compile(r"\[([^\]]+)\]")
+
+
+def parse_op_profile(text: str) -> list[dict[str, Any]]:
+    """The per-operator table of ``benchmark_model --enable_op_profiling=true``
+    (its "Run Order" table after the regular runs' header), in the op table
+    schema: op_type, node, calls (per model call), share, ms_per_call,
+    ms_per_run, order. Both layouts are read: tab-separated with a [start]
+    column (up to 2.12), space-aligned without it (2.13+, ``INFO:`` lines).
+    Empty when the output has no such table."""
+    lines = [_PASTED.sub("", ln.rstrip("\r")) for ln in text.splitlines()]
+    lines = [_PREFIX.sub("", ln.lstrip()) if _PREFIX.match(ln.lstrip()) else ln for ln in lines]
+    try:
+        start = next(i for i, ln in enumerate(lines) if _OPS_HEADER in ln)
+    except StopIteration:
+        return []
+    rows: list[dict[str, Any]] = []
+    cols: list[str] = []
+    for ln in lines[start + 1:]:
+        body = ln.strip()
+        if not cols:
+            if body.startswith("[") and "node type" in body:
+                cols = _COLUMNS.findall(body)
+            continue
+        if not body or body.startswith("="):
+            break
+        # the name is the last column and may hold spaces; the rest split on
+        # tabs or runs of 2+ spaces (an op type such as "Convolution (NHWC,
+        # QC8) GEMM" holds single spaces)
+        parts = [p.strip() for p in re.split(r"\t+|\s{2,}", body) if p.strip()]
+        if len(parts) < len(cols):
+            continue
+        parts = parts[:len(cols) - 1] + [" ".join(parts[len(cols) - 1:])]
+        got = dict(zip(cols, parts))
+        try:
+            avg = float(got["avg ms"])
+            share = float(got["%"].rstrip("%")) / 100
+            calls = int(float(got.get("times called", "1")))
+        except (KeyError, ValueError):
+            continue
+        name = got.get("Name", "")
+        node = re.sub(r":\d+$", "", name).strip("[]") or name
+        rows.append({"op_type": got["node type"], "node": node, "calls": calls, "share": share,
+                     "ms_per_call": avg, "ms_per_run": avg * calls, "order": len(rows)})
+    return rows
+
+
 def parse_thermal(types: str, temps: str) -> dict[str, float]:
     """Zone type -> degrees Celsius from ``cat thermal_zone*/type`` and
     ``cat thermal_zone*/temp`` (same glob order). Millidegrees are converted;
