@@ -75,7 +75,8 @@ def _ms(x: float | None) -> str:
 
 
 def _ci(d: dict[str, Any], key: str = "p50") -> str:
-    return f"{_ms(d[f'{key}_ms'])} [{_ms(d.get(f'{key}_ci_lo'))}, {_ms(d.get(f'{key}_ci_hi'))}]"
+    return (f"{_ms(d.get(f'{key}_ms', d.get('mean_ms')))} [{_ms(d.get(f'{key}_ci_lo'))}, "
+            f"{_ms(d.get(f'{key}_ci_hi'))}]")
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -91,7 +92,7 @@ def _print(result: dict[str, Any]) -> None:
     for m in result["models"]:
         s = m["steady"]
         t.add_row(m["name"], m["format"], _ms(m["cold"]["load_ms"]), _ms(m["cold"]["first_ms"]),
-                  _ci(s), _ms(s["p90_ms"]), _ms(s["p99_ms"]), str(s["n"]))
+                  _ci(s), _ms(s.get("p90_ms")), _ms(s.get("p99_ms")), str(s["n"]))
     con.print(t)
     for m in result["models"]:
         pairs = [f"{p['input']}<-{p['output']}" for p in m["state_pairs"]]
@@ -103,12 +104,14 @@ def _print(result: dict[str, Any]) -> None:
         for i in [i for i in m["inputs"] if i["name"] not in fed or len(fed) <= 4]:
             con.print(f"  {i['name']} {'x'.join(map(str, i['shape'])) or 'scalar'} {i['dtype']}:"
                       f" {i['source']}", markup=False, highlight=False)
+        if m.get("state_note"):
+            con.print(f"  state {m['state_note']}", markup=False, highlight=False)
         if m.get("streaming"):
             st = m["streaming"]
+            p90 = _ms(st.get("emission_delay_p90_ms"))
             con.print(f"  RTF {st['rtf']:.4f}; emission delay {_ms(st['emission_delay_ms'])} ms "
-                      f"(p90 {_ms(st['emission_delay_p90_ms'])}) = {st['audio_ms']:g} ms audio + "
-                      f"{st['lookahead_ms']:g} ms look-ahead + compute", markup=False,
-                      highlight=False)
+                      f"(p90 {p90}) = {st['audio_ms']:g} ms audio + {st['lookahead_ms']:g} ms "
+                      "look-ahead + compute", markup=False, highlight=False)
         for f in m["flags"]:
             con.print(f"  flag: {f}", markup=False, highlight=False)
         if m.get("ops"):

@@ -487,3 +487,34 @@ def test_a_supernet_screened_search_for_the_loopback_phone(phone, tmp_path, tool
     captured = capsys.readouterr()
     assert json.loads(captured.out)["trials"] == 18
     assert "training the" not in captured.err   # the supernets trained above are reused
+
+
+def test_bench_on_the_loopback_phone_pushes_once_and_compares_in_batches(phone, tmp_path, tool,
+                                                                         capsys):
+    """`hwnas bench` on a phone: benchmark_model's own cold start and series,
+    two models pushed once and run in alternating batches; flags the tool cannot
+    apply are refused, not ignored."""
+    import json
+
+    from cli.main import main
+
+    ws = _workspace(tmp_path, phone, tool)
+    loop = ws / "devices" / "loop.toml"     # no reference timings around each batch: quicker
+    loop.write_text(loop.read_text().replace("threads = 1\n", "threads = 1\nreference = false\n"))
+    ref = Path(__file__).parents[1] / "hwnas/adapters/reference/conformer_xs_chunk.tflite"
+    other = tmp_path / "other.tflite"
+    other.write_bytes(ref.read_bytes())
+    argv = ["bench", str(ref), str(other), "--device", "loop", "--seconds", "1",
+            "--workspace", str(ws)]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    first = out["models"][0]
+    assert first["cold"]["load_ms"] > 0 and first["cold"]["first_ms"] > 0   # the tool's
+    assert first["provenance"]["adapter"] == "android"
+    assert (phone.root / "data/local/tmp/hwnas/other_other.tflite").is_file()   # pushed once
+    c = out["comparison"]
+    assert "alternately in batches" in c["method"] and c["rounds"] >= 6
+    assert c["models"][1]["ratio_ci_lo"] < c["models"][1]["ratio"] < c["models"][1]["ratio_ci_hi"]
+    assert main(["bench", str(ref), "--device", "loop", "--value", "features=0",
+                 "--workspace", str(ws)]) == 1
+    assert "cannot be applied there" in capsys.readouterr().err

@@ -108,6 +108,11 @@ class Adapter(ABC):
         timed series per request (a phone's benchmark tool)."""
         return None
 
+    def batch(self, handle: Any, plan: Plan) -> Timing:
+        """One timed series of a prepared model, unjudged: what comparing
+        models batch by batch alternates on a device without ``caller``."""
+        return self._run(handle, plan)
+
     def release(self, handle: Any) -> None:  # noqa: B027 - optional hook
         """Free what ``prepare`` loaded."""
 

@@ -93,6 +93,14 @@ class ModelRun:
     feeds: dict[str, Any]             # input name -> numpy array
     pairs: dict[str, str]             # output name -> the input it feeds next call
 
+    @property
+    def arch_id(self) -> str:
+        """The file's stem as a name a device's file system takes."""
+        import re
+        from pathlib import Path
+
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.path).stem)
+
 
 @dataclass
 class Measurement:

@@ -46,7 +46,30 @@ def interleave(calls: list[Callable[[], Any]], per_call_s: list[float], seconds:
     return rounds
 
 
-def analyse(rounds: list[list[list[float]]], block_s: float) -> dict[str, Any]:
+BATCH_METHOD = ("models pushed once and run alternately in batches of the device's benchmark "
+                "tool (A B B A ...), {seconds:g} s each; ratio = geometric mean over {rounds} "
+                "rounds of the batches' medians' ratios, 95% Student t interval of the log "
+                "ratios")
+
+
+def alternate(adapter: Any, handles: list[Any], plan: Any, seconds: float,
+              min_rounds: int = 6) -> list[list[list[float]]]:
+    """times[round][model] = [the batch's median seconds per call]: for devices
+    whose tool times a whole series per run (a phone's benchmark_model)."""
+    rounds: list[list[list[float]]] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(rounds) < min_rounds:
+        order = range(len(handles)) if len(rounds) % 2 == 0 else reversed(range(len(handles)))
+        got: list[list[float]] = [[] for _ in handles]
+        for k in order:
+            s = adapter.batch(handles[k], plan).summary or {}
+            got[k] = [s.get("p50_ms", s.get("mean_ms", float("nan"))) / 1e3]
+        rounds.append(got)
+    return rounds
+
+
+def analyse(rounds: list[list[list[float]]], block_s: float,
+            method: str = METHOD) -> dict[str, Any]:
     """Each model's p50 with its interval, and its ratio to the first model."""
     from scipy import stats
 
@@ -68,7 +91,7 @@ def analyse(rounds: list[list[list[float]]], block_s: float) -> dict[str, Any]:
             entry.update(ratio=ratio, ratio_ci_lo=r_lo, ratio_ci_hi=r_hi,
                          verdict=verdict(ratio, r_lo, r_hi))
         models.append(entry)
-    return {"method": METHOD.format(block_ms=block_s * 1e3, rounds=len(rounds)),
+    return {"method": method.format(block_ms=block_s * 1e3, seconds=block_s, rounds=len(rounds)),
             "rounds": len(rounds), "models": models}
 
 

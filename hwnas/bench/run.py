@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwnas.adapters import DeviceUnavailable, Plan
+from hwnas.adapters import DeviceUnavailable, Plan, adapter_class
 from hwnas.adapters.records import ModelRun
 from hwnas.bench import compare, ops
 from hwnas.bench.inputs import resolve
@@ -172,62 +172,94 @@ def _op_table(adapter: Any, run: ModelRun, call: Callable[[], Any]) -> dict[str,
             "note": f"no per-operator profiler for {run.format} on this device yet"}
 
 
+#: what a device that runs whole series (a phone's benchmark tool) cannot do
+BATCH_NOTE = ("not fed back: the device's benchmark tool feeds fresh random inputs to every "
+              "call (the work of a call does not depend on the state's values)")
+
+
+def _batch_check(model: ModelFile, run: ModelRun, req: BenchRequest, device: str) -> None:
+    """A phone's benchmark_model runs the shapes the file declares, on random
+    inputs: flags it cannot apply are refused, not ignored."""
+    if req.values or req.inputs:
+        raise ModelError(f"device {device} runs the model through its benchmark tool on random "
+                         "inputs: --value and --inputs cannot be applied there")
+    for t, spec in zip(model.inputs, run.inputs):
+        if t.shape is None or list(t.shape) != spec["shape"]:
+            raise ModelError(f"device {device} runs the shapes the file declares, and input "
+                             f"{t.name!r} is {t.shape_text()}: convert the model with fixed "
+                             "shapes")
+
+
+def _load(adapter: Any, model: ModelFile, run: ModelRun, device: str) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    try:
+        handle = adapter.prepare(run)
+    except (DeviceUnavailable, ModelError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the runtime's refusal, in one line
+        raise ModelError(f"{model.path.name} does not load on {device}: {_why(e)}") from None
+    return handle, (time.perf_counter() - t0) * 1e3
+
+
+def _first(call: Callable[[], Any], model: ModelFile, device: str) -> float:
+    try:
+        t0 = time.perf_counter()
+        call()
+        first_ms = (time.perf_counter() - t0) * 1e3
+        call()          # the second call checks the fed-back states' shapes
+    except Exception as e:  # noqa: BLE001 - the runtime's refusal, in one line
+        raise ModelError(f"{model.path.name} does not run on {device}: {_why(e)}") from None
+    return first_ms
+
+
 def bench(spec: Any, req: BenchRequest, plan: Plan | None = None,
           say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every model measured on the device of ``spec`` (a DeviceSpec): the
-    result as a JSON-ready dict. ModelError / DeviceUnavailable: one line."""
+    result as a JSON-ready dict. ModelError / DeviceUnavailable: one line.
+
+    Host devices run the model call by call here (states fed back, A vs B
+    interleaved call blocks); a phone runs whole series with its benchmark
+    tool (cold start from the tool's own timings, A vs B in alternating
+    batches)."""
     _check_request(req)
     say = say or (lambda _: None)
     plan = plan or spec.plan
-    adapter = spec.make()
+    options = {**spec.options, **({"op_profiling": True} if req.ops and "op_profiling"
+                                   in spec.options else {})}
+    adapter = adapter_class(spec.adapter)(spec.name, options)
     reason = adapter.check()
     if reason:
         raise DeviceUnavailable(f"device {spec.name}: {reason}")
     prepared = [prepare_model(p, req, adapter.formats, spec.name) for p in req.models]
     state_before = cpu_state() if adapter.runs_on_host else {}
-    models, calls, per_call = [], [], []
+    models, calls, handles, per_call = [], [], [], []
     try:
         for model, run, sources in prepared:
             say(f"{model.name}: loading on {spec.name}")
-            t0 = time.perf_counter()
-            try:
-                handle = adapter.prepare(run)
-            except (DeviceUnavailable, ModelError):
-                raise
-            except Exception as e:  # noqa: BLE001 - the runtime's refusal, in one line
-                raise ModelError(f"{model.path.name} does not load on {spec.name}: "
-                                 f"{_why(e)}") from None
-            load_ms = (time.perf_counter() - t0) * 1e3
+            handle, load_ms = _load(adapter, model, run, spec.name)
             call = adapter.caller(handle)
             if call is None:
-                raise ModelError(f"device {spec.name} ({spec.adapter}) cannot run a model "
-                                 "call by call; hwnas bench runs on host devices (cpu, cuda)")
-            try:
-                t0 = time.perf_counter()
-                call()
-                first_ms = (time.perf_counter() - t0) * 1e3
-                call()          # the second call checks the fed-back states' shapes
-            except Exception as e:  # noqa: BLE001 - the runtime's refusal, in one line
-                raise ModelError(f"{model.path.name} does not run on {spec.name}: "
-                                 f"{_why(e)}") from None
+                _batch_check(model, run, req, spec.name)
+            first_ms = _first(call, model, spec.name) if call is not None else None
             say(f"{model.name}: measuring the steady state")
             m = adapter.measure(handle, plan, arch_id=model.name, graph="model",
                                 model_bytes=model.size_bytes, inputs=run.inputs)
+            if call is None:     # the tool's own cold start: load, then first call
+                load_ms, first_ms = m.init_ms, m.first_ms
             entry = _entry(model, run, sources, load_ms, first_ms, m, req)
+            if call is None:
+                entry["state_note"] = BATCH_NOTE if run.pairs else None
             if req.ops:
                 say(f"{model.name}: profiling operators")
-                entry["ops"] = _op_table(adapter, run, call)
+                entry["ops"] = (_op_table(adapter, run, call) if call is not None
+                                else _tool_ops(m, run))
             models.append(entry)
             calls.append(call)
-            per_call.append(m.latency["p50_ms"] / 1e3)
-        comparison = None
-        if len(calls) > 1:
-            say(f"comparing {len(calls)} models, interleaved, {req.compare_seconds:g} s")
-            block_s = 0.05
-            rounds = compare.interleave(calls, per_call, req.compare_seconds, block_s)
-            comparison = compare.analyse(rounds, block_s)
-            for entry, got in zip(models, comparison["models"]):
-                got["model"] = entry["name"]
+            handles.append(handle)
+            per_call.append(m.latency.get("p50_ms", m.latency.get("mean_ms")) / 1e3)
+        comparison = _compare(adapter, calls, handles, per_call, plan, req, say)
+        for entry, got in zip(models, (comparison or {}).get("models", [])):
+            got["model"] = entry["name"]
     finally:
         adapter.close()
     provenance = models[0]["provenance"] if models else {}
@@ -239,6 +271,41 @@ def bench(spec: Any, req: BenchRequest, plan: Plan | None = None,
                              "after": cpu_state() if adapter.runs_on_host else {}},
             "runtime": provenance.get("runtime"), "threads": provenance.get("threads"),
             "models": models, "comparison": comparison}
+
+
+def _compare(adapter: Any, calls: list[Any], handles: list[Any], per_call: list[float],
+             plan: Plan, req: BenchRequest, say: Callable[[str], None]) -> dict[str, Any] | None:
+    if len(calls) < 2:
+        return None
+    if all(c is not None for c in calls):
+        say(f"comparing {len(calls)} models, interleaved, {req.compare_seconds:g} s")
+        block_s = 0.05
+        return compare.analyse(compare.interleave(calls, per_call, req.compare_seconds,
+                                                  block_s), block_s)
+    batch_s = max(0.5, min(plan.min_seconds, 2.0))
+    say(f"comparing {len(calls)} models in alternating batches, {req.compare_seconds:g} s")
+    small = plan.replace(warmup_runs=min(plan.warmup_runs, 5), min_seconds=batch_s,
+                         max_seconds=max(batch_s, plan.max_seconds))
+    return compare.analyse(compare.alternate(adapter, handles, small, req.compare_seconds),
+                           batch_s, compare.BATCH_METHOD)
+
+
+def _tool_ops(m: Any, run: ModelRun) -> dict[str, Any]:
+    """The device tool's own per-operator table (benchmark_model's op profiling)."""
+    rows = m.extra.get("ops") or []
+    task = own_task(run.path)
+    rule = task.op_block if task is not None else None
+    if rows and rule is not None:
+        last = None
+        for r in rows:
+            named = rule(r["node"])
+            r["block"], r["block_by"] = (named, "scope") if named else (last, "order")
+            last = r["block"]
+    out: dict[str, Any] = {"source": "benchmark_model --enable_op_profiling", "rows": rows,
+                           "blocks": ops.by_block(rows) if rows and rule is not None else None}
+    if not rows:
+        out["note"] = "the device's benchmark tool printed no per-operator table"
+    return out
 
 
 def _why(e: BaseException) -> str:
@@ -261,12 +328,13 @@ def _entry(model: ModelFile, run: ModelRun, sources: dict[str, str], load_ms: fl
         "memory_mb": m.memory_mb, "provenance": m.provenance}
     if req.audio_ms is not None:
         algo = req.audio_ms + req.lookahead_ms
+        p50 = lat.get("p50_ms", lat["mean_ms"])   # a tool that prints no median: its mean
         out["streaming"] = {
             "audio_ms": req.audio_ms, "lookahead_ms": req.lookahead_ms,
-            "rtf": lat["p50_ms"] / req.audio_ms,
+            "rtf": p50 / req.audio_ms,
             "algorithmic_delay_ms": algo,
-            "emission_delay_ms": algo + lat["p50_ms"],
-            "emission_delay_p90_ms": algo + lat["p90_ms"],
+            "emission_delay_ms": algo + p50,
+            "emission_delay_p90_ms": algo + lat["p90_ms"] if "p90_ms" in lat else None,
             "method": "emission delay = audio per call + look-ahead (stated) + compute "
                       "(the steady-state p50; p90 beside it)"}
     return out

@@ -47,7 +47,7 @@ def profile_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def block_tables(rows: list[dict[str, Any]], spec: Any) -> list[dict[str, Any]]:
-    """Where the time goes, per block, for each architecture measured ok in
+    """Where the time goes, per block, for each architecture measured (not failed) in
     ``rows``: its ONNX graph under ONNX Runtime's profiler on this host, with
     the device's threads. Only for host devices that run ONNX Runtime: a
     phone's own per-operator times come from its benchmark tool."""
@@ -65,7 +65,7 @@ def block_tables(rows: list[dict[str, Any]], spec: Any) -> list[dict[str, Any]]:
     done: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="hwnas-ops-") as tmp:
         for r in rows:
-            if r["status"] != "ok" or not r.get("arch") or r["arch_id"] in done:
+            if r["status"] == "failed" or not r.get("arch") or r["arch_id"] in done:
                 continue
             done.add(r["arch_id"])
             art = export(tasks.arch_from_dict(r["arch"]), "onnx", tmp, check=False)
