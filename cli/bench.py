@@ -35,6 +35,10 @@ the output's name is the input's with new_/next_/out_ before it, _out/_new/
 _next/N/n after it, in->out as a name part, or a trailing 0->n (h0 -> hn).
 --state IN=OUT adds a pair; --no-state feeds nothing back.
 
+On a phone (an android device file, e.g. pixel6) benchmark_model times the
+.tflite: its own cold start, models compared in alternating batches, --ops
+from its op profiling; it feeds random inputs, so states are not fed back.
+
 Results go to <workspace>/benches/<UTC time>-<first model>/ (result.json, and
 ops-<model>.csv with --ops). Docs: docs/bench.md.
 """
