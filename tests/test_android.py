@@ -511,6 +511,7 @@ def test_bench_on_the_loopback_phone_pushes_once_and_compares_in_batches(phone, 
     first = out["models"][0]
     assert first["cold"]["load_ms"] > 0 and first["cold"]["first_ms"] > 0   # the tool's
     assert first["provenance"]["adapter"] == "android"
+    assert "temps_before_c" in first["device_record"] and "temps_after_c" in first["device_record"]
     assert (phone.root / "data/local/tmp/hwnas/other_other.tflite").is_file()   # pushed once
     c = out["comparison"]
     assert "alternately in batches" in c["method"] and c["rounds"] >= 6

@@ -325,7 +325,9 @@ def _entry(model: ModelFile, run: ModelRun, sources: dict[str, str], load_ms: fl
         "state_pairs": [{"input": i, "output": o} for o, i in run.pairs.items()],
         "cold": {"load_ms": load_ms, "first_ms": first_ms},
         "steady": lat, "checks": m.checks, "flags": m.flags, "attempts": m.attempts,
-        "memory_mb": m.memory_mb, "provenance": m.provenance}
+        "memory_mb": m.memory_mb, "provenance": m.provenance,
+        # a phone's thermal zones and core clocks before and after, its reference timings
+        "device_record": {k: v for k, v in m.extra.items() if k != "ops"}}
     if req.audio_ms is not None:
         algo = req.audio_ms + req.lookahead_ms
         p50 = lat.get("p50_ms", lat["mean_ms"])   # a tool that prints no median: its mean
