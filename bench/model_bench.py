@@ -9,12 +9,15 @@ A vs B tell two models apart on this machine?
     against a bare loop of the same ``session.run`` calls with the same state
     passing, each call timed by one perf_counter pair. Three models: a GRU
     stream (about 15 us a call, where overhead shows most), the exported
-    conformer_xs chunk graph and conformer_s. Rounds alternate bare and
+    conformer_xs (utterance graph) and conformer_s_streaming (chunk graph, 51
+    states fed back). Rounds alternate bare and
     harness; each round's p50 ratio is one paired figure; the overhead is
     their median with a 95% t interval of their mean. Goal <= 1%.
-(b) the A vs B interval: `hwnas bench conformer_xs conformer_s` with 5
+(b) the A vs B interval: `hwnas bench conformer_xs conformer_s_streaming` with 5
     seconds interleaved, 5 times; the half-width of the ratio's 95% interval
-    relative to the ratio. Goal <= 2%.
+    relative to the ratio (goal <= 2%), and how much the ratio itself moves
+    from one run to the next (which the interval of one run cannot see).
+(c) the same for two models of one kind: one 192x192 matrix product, and two.
 Prints a table and writes bench/results/model_bench.json.
 """
 
@@ -37,9 +40,10 @@ def _models(work: Path) -> dict[str, tuple[str, list[str], list[str]]]:
     from hwnas.export import export
     from hwnas.testing.onnx_models import gru_model
 
+    work.mkdir(parents=True, exist_ok=True)
     out = {"gru-stream": (str(gru_model(work / "gru.onnx")), ["time=1"], ["sr=16000"])}
-    for name in ("conformer_xs", "conformer_s"):
-        art = export(preset(name).replace(streaming=True), "onnx", work / name, check=False)
+    for name in ("conformer_xs", "conformer_s_streaming"):
+        art = export(preset(name), "onnx", work / name, check=False)
         out[name] = (art.path, [], [])
     return out
 
@@ -109,21 +113,28 @@ def _timed_bare(call, seconds: float = 1.0) -> float:
     return _bare_p50(call, max(50, int(seconds / per)))
 
 
-def part_b(work: Path, repeats: int = 5, seconds: float = 5.0) -> dict:
+def part_b(work: Path, pair: str = "conformers", repeats: int = 5,
+           seconds: float = 5.0) -> dict:
     from hwnas.adapters.devicefile import load_device
     from hwnas.bench.run import BenchRequest, bench
+    from hwnas.testing.onnx_models import matmuls
 
-    models = _models(work)
+    if pair == "conformers":
+        models = _models(work)
+        paths = [models["conformer_xs"][0], models["conformer_s_streaming"][0]]
+    else:       # two models of one kind: one matrix product, and two
+        work.mkdir(parents=True, exist_ok=True)
+        paths = [str(matmuls(work / "mm1.onnx", 1)), str(matmuls(work / "mm2.onnx", 2))]
     spec = load_device("cpu")
     runs = []
     for _ in range(repeats):
-        res = bench(spec, BenchRequest([models["conformer_xs"][0], models["conformer_s"][0]],
-                                       compare_seconds=seconds), spec.plan.replace(retries=0))
+        res = bench(spec, BenchRequest(paths, compare_seconds=seconds),
+                    spec.plan.replace(retries=0))
         m = res["comparison"]["models"][1]
         runs.append({"ratio": m["ratio"], "lo": m["ratio_ci_lo"], "hi": m["ratio_ci_hi"],
                      "half_width": (m["ratio_ci_hi"] - m["ratio_ci_lo"]) / 2 / m["ratio"],
                      "rounds": res["comparison"]["rounds"]})
-    return {"seconds": seconds, "runs": runs,
+    return {"pair": pair, "seconds": seconds, "runs": runs,
             "half_width_median": float(np.median([r["half_width"] for r in runs])),
             "ratio_spread": float(np.std([r["ratio"] for r in runs], ddof=1)
                                   / np.mean([r["ratio"] for r in runs]))}
@@ -131,7 +142,7 @@ def part_b(work: Path, repeats: int = 5, seconds: float = 5.0) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--parts", default="a,b")
+    p.add_argument("--parts", default="a,b,c")
     args = p.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="hwnas-model-bench-") as tmp:
@@ -145,10 +156,12 @@ def main() -> None:
                 print(f"    {name:<30}{v['bare_p50_ms']:>10.4f}{v['harness_p50_ms']:>10.4f}"
                       f"{v['overhead_median']:>+9.2%}{v['overhead_mean']:>+9.2%} "
                       f"[{lo:+.2%}, {hi:+.2%}]")
-        if "b" in args.parts:
-            results["b"] = part_b(work / "b")
-            b = results["b"]
-            print(f"(b) A vs B, {b['seconds']:g} s interleaved, conformer_s / conformer_xs:")
+        for part, pair, label in (("b", "conformers", "conformer_s_streaming / conformer_xs"),
+                                  ("c", "matmuls", "two matrix products / one")):
+            if part not in args.parts:
+                continue
+            results[part] = b = part_b(work / part, pair)
+            print(f"({part}) A vs B, {b['seconds']:g} s interleaved, {label}:")
             for r in b["runs"]:
                 print(f"    ratio {r['ratio']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]  half-width "
                       f"{r['half_width']:.2%}  ({r['rounds']} rounds)")

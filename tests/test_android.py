@@ -445,11 +445,11 @@ def test_every_strategy_searches_for_the_loopback_phone(phone, tmp_path, tool, m
     ws, common = _adapted_phone(tmp_path, phone, tool, monkeypatch, capsys)
     for name in ("evolution", "rl", "rl-hard", "bo", "transfer", "darts"):
         assert name in strategies.names()
-        assert main(["search", "--target", "loop", "--trials", "6", "--population", "2",
+        assert main(["search", "--target", "loop", "--trials", "4", "--population", "2",
                      "--cer-steps", "1", "--max-latency", "1000", "--strategy", name,
                      "--supernet-budget", "3s", "--study", name, "--no-export", *common]) == 0, name
         out = json.loads(capsys.readouterr().out)
-        assert out["trials"] == 6 and out["pareto"], name
+        assert out["trials"] == 4 and out["pareto"], name
         assert out["latency_source"] == "measured", name
 
 
