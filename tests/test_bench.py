@@ -207,7 +207,10 @@ def test_bad_input_gets_one_line_and_writes_nothing(tmp_path, capsys):
              ([str(gru), "--shape", "time=10", "--value", "sr=1", "--state", "state=output"],
               "shapes differ"),
              ([str(gru), "--shape", "input=3x1x16x1", "--value", "sr=1"], "contradicts"),
-             ([str(gru), "--device", "nope"], "no device 'nope'")]
+             ([str(gru), "--device", "nope"], "no device 'nope'"),
+             ([str(gru), "--seconds", "inf"], "--seconds must be from 0 to 3600"),
+             ([str(gru), "--audio-ms", "nan"], "--audio-ms must be a number > 0"),
+             ([str(gru), "--lookahead-ms", "20"], "--lookahead-ms needs --audio-ms")]
     for argv, match in cases:
         assert main(["bench", *argv, "--workspace", str(tmp_path)]) == 1, argv
         err = capsys.readouterr().err

@@ -48,16 +48,18 @@ class BenchRequest:
 
 
 def _check_request(req: BenchRequest) -> None:
+    import math
+
     if not req.models:
         raise ModelError("give at least one model file")
-    if req.audio_ms is not None and not req.audio_ms > 0:
-        raise ModelError(f"--audio-ms must be > 0, got {req.audio_ms:g}")
-    if not req.lookahead_ms >= 0:
-        raise ModelError(f"--lookahead-ms must be >= 0, got {req.lookahead_ms:g}")
+    if req.audio_ms is not None and not (req.audio_ms > 0 and math.isfinite(req.audio_ms)):
+        raise ModelError(f"--audio-ms must be a number > 0, got {req.audio_ms:g}")
+    if not (req.lookahead_ms >= 0 and math.isfinite(req.lookahead_ms)):
+        raise ModelError(f"--lookahead-ms must be a number >= 0, got {req.lookahead_ms:g}")
     if req.lookahead_ms and req.audio_ms is None:
         raise ModelError("--lookahead-ms needs --audio-ms (the audio each call stands for)")
-    if not req.compare_seconds > 0:
-        raise ModelError(f"--seconds must be > 0, got {req.compare_seconds:g}")
+    if not 0 < req.compare_seconds <= 3600:
+        raise ModelError(f"--seconds must be from 0 to 3600, got {req.compare_seconds:g}")
 
 
 def prepare_model(path: str, req: BenchRequest, formats: tuple[str, ...],
