@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("give a budget: --budget 3m (CPU time) or --steps N")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    cfg = TrainConfig(steps=args.steps, seed=args.seed,
+    cfg = TrainConfig(steps=args.steps, seed=args.seed, precision=args.precision,
                       cpu_seconds=parse_budget(args.budget) if args.budget else None)
     arch = read_arch(args)
     ws = workspace(args)
@@ -104,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta = {"corpus": corpus.description, "problems": sp.problems}
     tag = "" if corpus.description["kind"] == "builtin" else \
         "-" + hashlib.sha256(json.dumps(corpus.description).encode()).hexdigest()[:8]
+    if cfg.precision != "fp32":   # a run of another precision is another run
+        meta["precision"], tag = cfg.precision, f"{tag}-{cfg.precision}"
     out_dir = ws / "runs" / "train" / f"{arch.id}-s{args.seed}{tag}"
     cfg.snapshot = out_dir / "checkpoint.pt"  # written every CPU-minute, on Ctrl-C, at the end
     resume = _resume(args, out_dir, arch, cfg, tok, meta, err)
@@ -168,6 +170,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--steps", type=COUNT, help="updates instead of a time budget (deterministic)")
     add_corpus_args(s)
     s.add_argument("--seed", type=SEED, default=0, help="training seed (default 0)")
+    s.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32 (default), or bf16 autocast of the forward pass with losses in "
+                        "fp32 (docs/data-and-training.md: measured on this CPU)")
     s.add_argument("--restart", action="store_true",
                    help="start over instead of continuing this run's saved snapshot")
     s.add_argument("--beam", type=COUNT, default=1,

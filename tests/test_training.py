@@ -558,3 +558,30 @@ def test_sigterm_saves_the_snapshot_as_ctrl_c_does(tiny_features, tmp_path, monk
     assert "terminated (SIGTERM)" in capsys.readouterr().err
     assert load_snapshot(snap, arch, cfg, tok.vocab_size)["step"] == 2
     assert signal.getsignal(signal.SIGTERM) is before   # the handler is put back
+
+
+@pytest.mark.parametrize("decoder", ["ctc", "rnnt"])
+def test_bf16_autocast_trains_with_fp32_losses_and_says_so(decoder):
+    """--precision bf16: the forward under CPU autocast, the losses (CTC, RNN-T)
+    in fp32 on fp32 outputs; the result records the precision. A precision
+    the trainer does not know is refused."""
+    import torch
+
+    from hwnas.nn.fit import as_fp32, forward_precision
+    from hwnas.training.trainer import TrainConfig, train
+
+    from .helpers import small, synthetic_splits
+
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        TrainConfig(steps=1, precision="fp16")
+    with forward_precision("bf16"):
+        y = torch.nn.Linear(4, 4)(torch.ones(2, 4))
+    assert y.dtype == torch.bfloat16 and as_fp32({"y": y})["y"].dtype == torch.float32
+    splits_of, tok = synthetic_splits(utts=6)
+    arch = small("conformer", decoder, "mhsa", "logmel", num_layers=1)
+    sp = splits_of(arch.frontend, arch.n_filters)
+    res = train(arch, sp.train, sp.dev, tok, TrainConfig(steps=2, precision="bf16",
+                                                         eval_every=10**9, eval_utts=2))
+    assert res.steps == 2 and res.precision == "bf16" and res.to_dict()["precision"] == "bf16"
+    assert all(np.isfinite(p["loss"]) for p in res.curve)
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())   # weights stay fp32

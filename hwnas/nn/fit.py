@@ -21,6 +21,31 @@ import torch
 
 from hwnas.errors import first_line
 
+#: training precisions: fp32, or bf16 autocast of the forward pass (matrix
+#: products in bf16 on CPUs with bf16 units: AMX, AVX-512 BF16), losses in fp32
+PRECISIONS = ("fp32", "bf16")
+
+
+def forward_precision(precision: str) -> Any:
+    """The context a training forward runs in; its outputs are cast back to
+    fp32 by the caller before the loss (CTC and RNN-T stay in fp32)."""
+    import contextlib
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def as_fp32(out: Any) -> Any:
+    """A forward's outputs (a tensor, or a dict of them) back in fp32."""
+    if isinstance(out, dict):
+        return {k: as_fp32(v) for k, v in out.items()}
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dtype != torch.float32:
+        return out.float()
+    return out
+
 
 def next_batch(st: dict[str, Any], new_epoch: Callable[[], list]) -> Any:
     """The next batch of the epoch in progress (``st["batches"]``, ``st["pos"]``,

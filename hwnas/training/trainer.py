@@ -34,8 +34,11 @@ from hwnas.asr.models.model import build
 from hwnas.data.tokens import CharTokenizer, error_rates
 from hwnas.errors import first_line
 from hwnas.nn.fit import (
+    PRECISIONS,
     Clock,
+    as_fp32,
     check_budget,
+    forward_precision,
     length_batches,
     next_batch,
     optimiser,
@@ -65,9 +68,13 @@ class TrainConfig:
     eval_utts: int = 100                # dev utterances scored at each evaluation
     snapshot: Path | None = None        # file the run is saved to as it goes (resumable)
     snapshot_every_s: float = 60.0      # CPU seconds between snapshots
+    precision: str = "fp32"             # or "bf16": autocast forward (bench/train_throughput.py)
 
     def __post_init__(self) -> None:
         check_budget(self.steps, self.cpu_seconds)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
         if self.min_steps and self.cpu_seconds is None:
             raise ValueError("a floor of updates (min_steps) stretches a CPU-time budget only")
         if self.max_cpu_seconds is not None and self.cpu_seconds is not None \
@@ -83,6 +90,7 @@ class TrainResult:
     cpu_seconds: float
     curve: list[dict[str, float]] = field(default_factory=list)  # step, cpu_s, loss, dev_cer
     dev: dict[str, float] = field(default_factory=dict)
+    precision: str = "fp32"
     tests: dict[str, dict[str, float]] = field(default_factory=dict)
     model: Any = None
     norm: tuple[np.ndarray, np.ndarray] | None = None
@@ -90,7 +98,8 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "steps": self.steps, "cpu_seconds": self.cpu_seconds,
-                "curve": self.curve, "dev": self.dev, "tests": self.tests}
+                "curve": self.curve, "dev": self.dev, "tests": self.tests,
+                "precision": self.precision}
 
 
 def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
@@ -110,9 +119,12 @@ def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
             torch.tensor([len(t) for t in ys]))
 
 
-def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple) -> torch.Tensor:
+def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple,
+          precision: str = "fp32") -> torch.Tensor:
     x, xl, y, yl = batch
-    return task_loss(arch, model(x, xl, y if arch.decoder != "ctc" else None), y, yl)
+    with forward_precision(precision):
+        out = model(x, xl, y if arch.decoder != "ctc" else None)
+    return task_loss(arch, as_fp32(out), y, yl)
 
 
 def task_loss(arch: ArchConfig, out: dict[str, torch.Tensor], y: torch.Tensor,
@@ -247,7 +259,8 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     model, opt, sched, rng = st["model"], st["opt"], st["sched"], st["rng"]
     dev_idx = np.arange(min(cfg.eval_utts, len(dev_set)))
     lengths = train_set.lengths()
-    res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=st["curve"])
+    res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=st["curve"],
+                      precision=cfg.precision)
 
     def checkpoint() -> None:
         with clock.uncharged():   # dev evaluations are not charged to the budget
@@ -269,7 +282,7 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
         batch = collate(train_set, b, tok, norm)
         if cfg.specaug:
             spec_augment(batch[0], rng)
-        loss = _loss(model, arch, batch)
+        loss = _loss(model, arch, batch, cfg.precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -378,7 +391,7 @@ def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, 
 #: a run's result.json as `hwnas train` and the search's rungs write it
 RESULT = Shape("training run result", required={"arch": dict},
                optional={"corpus": (dict, str, None), "langs": list, "rungs": list,
-                         "steps": int, "final_budget": (int, float, None)})
+                         "steps": int, "final_budget": (int, float, None), "precision": str})
 
 RUN_FILES = ("checkpoint.pt", "checkpoint.json", "weights.pt", "arch.json", "tokenizer.json",
              "feature_norm.npz", "result.json")

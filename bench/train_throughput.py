@@ -1,0 +1,122 @@
+"""Does bf16 autocast speed training on this CPU, at equal CER for equal steps?
+
+    python -m bench.train_throughput                 # throughput + CER (~15 min)
+    python -m bench.train_throughput --no-cer        # throughput only (~4 min)
+
+(a) steps per CPU-second of `hwnas train` steps (forward, loss, backward,
+    update on the built-in English corpus, small, 4,000-frame batches) for
+    conformer_xs and 3 sampled architectures of other families, fp32 against
+    bf16 autocast (forward in bf16 where PyTorch's CPU autocast allows it,
+    losses in fp32). Each architecture alternates fp32 and bf16 blocks of
+    ``--steps`` steps, ``--rounds`` times: the speed-up is the median of the
+    rounds' paired ratios, with the rounds' range.
+(b) dev CER at equal steps: conformer_xs trained ``--cer-steps`` steps from the
+    same seed in each precision, beside a second fp32 seed (what run-to-run
+    noise alone moves).
+The CPU's ISA (AMX, AVX-512 BF16) is printed with the figures: bf16 pays only
+where the matrix units exist. Writes bench/results/train_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import ROOT, one_thread, save  # noqa: F401 - first: one thread
+
+
+def _archs() -> list:
+    from hwnas.asr import default_space, preset
+
+    out, seen = [preset("conformer_xs")], {"conformer"}
+    for a in default_space().sample_distinct(200, 3):
+        if a.encoder not in seen and a.d_model <= 256 and a.num_layers <= 6:
+            out.append(a)
+            seen.add(a.encoder)
+        if len(out) == 4:
+            break
+    return out
+
+
+def _steps_per_s(arch, sp, tok, precision: str, steps: int, seed: int) -> float:
+    from hwnas.training.trainer import TrainConfig, train
+
+    cfg = TrainConfig(steps=steps, seed=seed, eval_every=10**9, eval_utts=1,
+                      precision=precision)
+    t0 = time.process_time()
+    res = train(arch, sp.train, sp.dev, tok, cfg)
+    spent = res.cpu_seconds or (time.process_time() - t0)
+    return res.steps / spent
+
+
+def part_a(corpus, steps: int, rounds: int) -> dict:
+    out = {}
+    for arch in _archs():
+        sp = corpus.splits(arch.frontend, arch.n_filters)
+        ratios, fp32, bf16 = [], [], []
+        for r in range(rounds):
+            order = ("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")
+            got = {p: _steps_per_s(arch, sp, corpus.tokenizer, p, steps, 0) for p in order}
+            fp32.append(got["fp32"])
+            bf16.append(got["bf16"])
+            ratios.append(got["bf16"] / got["fp32"])
+        out[arch.id] = {"arch": f"{arch.encoder}/{arch.decoder} x{arch.num_layers} "
+                                f"d{arch.d_model}",
+                        "fp32_steps_per_s": float(np.median(fp32)),
+                        "bf16_steps_per_s": float(np.median(bf16)),
+                        "speedup_median": float(np.median(ratios)),
+                        "speedup_range": [float(min(ratios)), float(max(ratios))]}
+        v = out[arch.id]
+        print(f"    {v['arch']:<34} fp32 {v['fp32_steps_per_s']:6.2f}  bf16 "
+              f"{v['bf16_steps_per_s']:6.2f} steps/CPU-s  x{v['speedup_median']:.2f} "
+              f"[{v['speedup_range'][0]:.2f}, {v['speedup_range'][1]:.2f}]", flush=True)
+    return out
+
+
+def part_b(corpus, steps: int) -> dict:
+    from hwnas.asr import preset
+    from hwnas.training.trainer import TrainConfig, train
+
+    arch = preset("conformer_xs")
+    sp = corpus.splits(arch.frontend, arch.n_filters)
+    out = {}
+    for name, precision, seed in (("fp32 seed 0", "fp32", 0), ("bf16 seed 0", "bf16", 0),
+                                  ("fp32 seed 1", "fp32", 1)):
+        cfg = TrainConfig(steps=steps, seed=seed, eval_every=10**9, precision=precision)
+        res = train(arch, sp.train, sp.dev, corpus.tokenizer, cfg)
+        out[name] = {"dev_cer": res.dev["cer"], "cpu_seconds": res.cpu_seconds}
+        print(f"    conformer_xs {name}: {steps} steps, dev CER {res.dev['cer']:.3f} "
+              f"({res.cpu_seconds:.0f} CPU s)", flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=15, help="steps per timed block (default 15)")
+    p.add_argument("--rounds", type=int, default=3, help="fp32/bf16 pairs (default 3)")
+    p.add_argument("--cer-steps", type=int, default=300)
+    p.add_argument("--no-cer", action="store_true")
+    p.add_argument("--workspace", default=str(ROOT / "runs" / "bench-workspace"))
+    args = p.parse_args()
+    one_thread()
+    from hwnas.adapters.host import cpu_descriptor
+    from hwnas.training.prepare import open_corpus
+
+    corpus = open_corpus(Path(args.workspace))
+    corpus.prepare()
+    isa = cpu_descriptor()["isa"]
+    print(f"CPU: {cpu_descriptor()['model_name']}; ISA: {', '.join(isa)}")
+    print(f"(a) steps per CPU-second, fp32 vs bf16 autocast ({args.rounds} rounds of "
+          f"{args.steps} steps each):")
+    results = {"isa": isa, "a": part_a(corpus, args.steps, args.rounds)}
+    if not args.no_cer:
+        print(f"(b) dev CER at equal steps ({args.cer_steps}):")
+        results["b"] = part_b(corpus, args.cer_steps)
+    print(f"written: {save('train_throughput.json', results)}")
+
+
+if __name__ == "__main__":
+    main()
