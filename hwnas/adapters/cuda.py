@@ -107,7 +107,17 @@ class CUDAAdapter(Adapter):
                       extra={"memory_kind": "torch.cuda.max_memory_allocated"})
 
     def caller(self, handle: Handle) -> Any:
-        return stream_call(handle)
+        call = stream_call(handle)
+        if handle.kind != "torch":
+            return call      # ONNX Runtime's run returns when the outputs are on the host
+        import torch
+
+        def synced() -> Any:   # a launch returns before the GPU is done: wait for it
+            out = call()
+            torch.cuda.synchronize(self.cuda_device)
+            return out
+
+        return synced
 
     def release(self, handle: Handle) -> None:
         handle.keep = None
