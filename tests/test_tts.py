@@ -141,7 +141,7 @@ def test_tflite_export_of_sampled_architectures_matches_pytorch(tmp_path):
     from hwnas.export import export
 
     space = default_space()
-    archs = [preset("lightspeech_like")] + [space.sample(random.Random(i)) for i in (2, 3)]
+    archs = [preset("lightspeech_like")] + [space.sample(random.Random(i)) for i in (2,)]
     for a in archs:
         art = export(a, "tflite", tmp_path)
         assert art.parity["max_abs_diff"] < 1e-4, a
