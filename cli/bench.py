@@ -175,7 +175,10 @@ def _print_comparison(con: Any, c: dict[str, Any]) -> None:
                  if "ratio" in m else "1 (reference)")
         t.add_row(m["model"], _ci(m), ratio, m.get("verdict", ""))
     con.print(t)
-    con.print(f"method: {c['method']}", markup=False, highlight=False)
+    import textwrap
+
+    con.print(textwrap.fill(f"method: {c['method']}", 100, subsequent_indent="  "),
+              markup=False, highlight=False)
 
 
 def add_parsers(sub: Any) -> None:
