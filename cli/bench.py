@@ -159,9 +159,9 @@ def _print_blocks(con: Any, blocks: list[dict[str, Any]], by_order: float | None
         con.print(f"  {letters[i % len(letters)]} {b['block']:<40} {b['ms_per_run']:8.4f} ms "
                   f"{b['share']:6.1%}", markup=False, highlight=False)
     if by_order:
-        con.print(f"  {by_order:.0%} of the time is in nodes without a module scope (fused or "
-                  "made by the runtime), counted in the block that ran before them",
-                  markup=False, highlight=False)
+        from hwnas.bench.ops import BY_ORDER_NOTE
+
+        con.print(f"  {by_order:.0%} {BY_ORDER_NOTE}", markup=False, highlight=False)
 
 
 def _print_comparison(con: Any, c: dict[str, Any]) -> None:

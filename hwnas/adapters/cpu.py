@@ -16,7 +16,6 @@ from hwnas.adapters.runtimes import (
     ort_session,
     stream_call,
     torch_callables,
-    torch_graph,
     torch_module,
 )
 from hwnas.adapters.timing import timed_loop
@@ -151,8 +150,7 @@ class CPUAdapter(Adapter):
             import torch
 
             torch.set_num_threads(self.threads)
-            graph = (torch_module(artifact.path, artifact.format)
-                     if isinstance(artifact, ModelRun) else torch_graph(artifact.path))
+            graph = torch_module(artifact)
             run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs, io=io)
             return Handle("torch", run, feed, reset, before, graph)
         from hwnas.adapters import _litert

@@ -8,7 +8,6 @@ from typing import Any
 
 from hwnas.adapters._base import Adapter, Plan, Timing
 from hwnas.adapters.host import host_details
-from hwnas.adapters.records import ModelRun
 from hwnas.adapters.runtimes import (
     Handle,
     io_of,
@@ -16,7 +15,6 @@ from hwnas.adapters.runtimes import (
     ort_session,
     stream_call,
     torch_callables,
-    torch_graph,
     torch_module,
 )
 from hwnas.adapters.timing import timed_loop
@@ -77,9 +75,7 @@ class CUDAAdapter(Adapter):
         import torch
 
         torch.cuda.reset_peak_memory_stats(self.cuda_device)
-        graph = (torch_module(artifact.path, artifact.format)
-                 if isinstance(artifact, ModelRun) else torch_graph(artifact.path))
-        graph = graph.to(self.cuda_device)
+        graph = torch_module(artifact).to(self.cuda_device)
         run, feed, reset = torch_callables(graph, artifact.inputs, artifact.outputs,
                                            self.cuda_device, io_of(artifact))
         return Handle("torch", run, feed, reset, 0.0, graph)

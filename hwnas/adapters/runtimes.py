@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.adapters.records import ModelRun
 from hwnas.asr.graph_io import feedback_pairs, initial_feeds
 
 
@@ -63,7 +64,7 @@ def check_state(name_in: str, name_out: str, before: Any, after: Any) -> None:
 def io_of(artifact: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(first feeds, output -> input pairs) of an exported artifact (inputs
     made from its specs) or of a ModelRun (inputs as given)."""
-    if getattr(artifact, "feeds", None) is not None:
+    if isinstance(artifact, ModelRun):
         return dict(artifact.feeds), dict(artifact.pairs)
     return initial_feeds(artifact.inputs), feedback_pairs(artifact.inputs, artifact.outputs)
 
@@ -102,13 +103,16 @@ def torch_graph(arch_json: str, seed: int = 0) -> Any:
     return device_graph(build_model(arch))
 
 
-def torch_module(path: str, fmt: str) -> Any:
-    """A TorchScript or torch.export archive made anywhere, ready to call."""
+def torch_module(artifact: Any) -> Any:
+    """The module to call for an exported architecture (built from its
+    arch.json) or for a ModelRun's TorchScript or torch.export archive."""
+    if not isinstance(artifact, ModelRun):
+        return torch_graph(artifact.path)
     import torch
 
-    if fmt == "torchscript":
-        return torch.jit.load(path, map_location="cpu").eval()
-    return torch.export.load(path).module()
+    if artifact.format == "torchscript":
+        return torch.jit.load(artifact.path, map_location="cpu").eval()
+    return torch.export.load(artifact.path).module()
 
 
 def torch_callables(graph: Any, inputs: list[dict[str, Any]], outputs: list[str],

@@ -21,6 +21,8 @@ _PARTS = (
 #: for a part each layer calls once, that number is the layer
 _CHUNK_PART = re.compile(r"^/([a-z_]+?[a-z12])(?:_(\d+))?/")
 _REPEAT = re.compile(r"_(\d+)$")
+_RNN = re.compile(r"^(?:/encoder)?/(?:rnn|lstm)(?:_\d+)?/")
+_RNN_OP = re.compile(r"^(?:LSTM|GRU|RNN)(?:_(\d+))?$")
 #: parts a layer calls exactly once (a norm may be called twice: its number is no layer)
 _ONCE = {"att", "self_att", "qkv", "kv", "conv", "dw", "pw1", "pw2", "ff1", "ff2", "ff"}
 _NORMS = ("norm", "norm2", "att_norm", "n2", "norms")
@@ -35,12 +37,12 @@ def block_of(node: str) -> str | None:
         part = m[2].split(".")[0]
         kind = next((k for k, names in _PARTS if part in names), "norm+residual")
         return f"encoder layer {m[1]}: {kind}"
-    m = _CHUNK_PART.match(node)
-    if re.match(r"^(?:/encoder)?/(?:rnn|lstm)(?:_\d+)?/", node):
+    if _RNN.match(node):
         # one multi-layer RNN module: its layers are the ops LSTM, LSTM_1, ...
-        op = re.match(r"^(?:LSTM|GRU|RNN)(?:_(\d+))?$", node.rsplit("/", 1)[-1])
+        op = _RNN_OP.match(node.rsplit("/", 1)[-1])
         return (f"encoder layer {int(op[1] or 0)}: recurrent" if op
                 else "encoder: recurrent state")
+    m = _CHUNK_PART.match(node)
     if m and m[1] in _ONCE:
         kind = next(k for k, names in _PARTS if m[1] in names)
         layer = m[2]

@@ -52,21 +52,17 @@ class ModelFile:
         return self.path.stem
 
     def input(self, name: str) -> Tensor:
-        for t in self.inputs:
-            if t.name == name:
-                return t
-        raise ModelError(f"{self.path.name} has no input {name!r}; its inputs: "
-                         f"{', '.join(t.name for t in self.inputs)}")
+        return self._named(self.inputs, name, "input")
 
     def output(self, name: str) -> Tensor:
-        for t in self.outputs:
+        return self._named(self.outputs, name, "output")
+
+    def _named(self, tensors: list[Tensor], name: str, kind: str) -> Tensor:
+        for t in tensors:
             if t.name == name:
                 return t
-        raise ModelError(f"{self.path.name} has no output {name!r}; its outputs: "
-                         f"{', '.join(t.name for t in self.outputs)}")
-
-
-FORMATS = ("onnx", "tflite", "torchscript", "torch-export")
+        raise ModelError(f"{self.path.name} has no {kind} {name!r}; its {kind}s: "
+                         f"{', '.join(t.name for t in tensors)}")
 
 
 def sniff(path: Path) -> str:

@@ -98,6 +98,24 @@ def torch_ops(call: Callable[[], Any], runs: int = 50) -> list[dict[str, Any]]:
     return _table(total, calls, runs, None)
 
 
+#: what the share of time attributed by order means, wherever blocks are shown
+BY_ORDER_NOTE = ("of the time is in nodes without a module scope (fused or made by the "
+                 "runtime), counted in the block that ran before them")
+
+
+def attribute(rows: list[dict[str, Any]], rule: Callable[[str], str | None]) -> float:
+    """Give every row its ``block`` by ``rule`` (the task's names); a node
+    without a module path (a fusion, a layout reorder, a reshape outside every
+    module) counts in the block that ran before it. Returns the share of the
+    time attributed that way."""
+    last = None
+    for r in sorted(rows, key=lambda r: r["order"]):
+        named = rule(r["node"])
+        r["block"], r["block_by"] = (named, "scope") if named else (last, "order")
+        last = r["block"]
+    return sum(r["share"] for r in rows if r["block_by"] == "order" and r["block"])
+
+
 def by_block(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Time per block (ms per run and share), in the order the model runs
     its blocks; nodes without a block go to "other", last."""

@@ -149,19 +149,10 @@ def block_profile(onnx_path: str, threads: int = 1, runs: int = 50) -> dict[str,
 def _onnx_table(run: ModelRun, threads: int, runs: int = 50) -> dict[str, Any]:
     rows = ops.onnxruntime_ops(run.path, run.feeds, run.outputs, run.pairs, threads, runs)
     task = own_task(run.path)
-    rule = task.op_block if task is not None else None
-    if rule is not None:
-        # nodes the runtime made while optimising (fusions, layout reorders)
-        # lost their module path: they count in the block that ran before them
-        last = None
-        for r in sorted(rows, key=lambda r: r["order"]):
-            named = rule(r["node"])
-            r["block"], r["block_by"] = (named, "scope") if named else (last, "order")
-            last = r["block"]
+    by_order = ops.attribute(rows, task.op_block) if task is not None else None
     return {"source": "onnxruntime profiler", "rows": rows,
-            "blocks": ops.by_block(rows) if rule is not None else None,
-            "by_order_share": sum(r["share"] for r in rows if r.get("block_by") == "order"
-                                  and r["block"]) if rule is not None else None}
+            "blocks": ops.by_block(rows) if task is not None else None,
+            "by_order_share": by_order}
 
 
 def _op_table(adapter: Any, run: ModelRun, call: Callable[[], Any]) -> dict[str, Any]:
@@ -295,16 +286,11 @@ def _compare(adapter: Any, calls: list[Any], handles: list[Any], per_call: list[
 def _tool_ops(m: Any, run: ModelRun) -> dict[str, Any]:
     """The device tool's own per-operator table (benchmark_model's op profiling)."""
     rows = m.extra.get("ops") or []
-    task = own_task(run.path)
-    rule = task.op_block if task is not None else None
-    if rows and rule is not None:
-        last = None
-        for r in rows:
-            named = rule(r["node"])
-            r["block"], r["block_by"] = (named, "scope") if named else (last, "order")
-            last = r["block"]
+    task = own_task(run.path) if rows else None
+    by_order = ops.attribute(rows, task.op_block) if task is not None else None
     out: dict[str, Any] = {"source": "benchmark_model --enable_op_profiling", "rows": rows,
-                           "blocks": ops.by_block(rows) if rows and rule is not None else None}
+                           "blocks": ops.by_block(rows) if task is not None else None,
+                           "by_order_share": by_order}
     if not rows:
         out["note"] = "the device's benchmark tool printed no per-operator table"
     return out

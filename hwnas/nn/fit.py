@@ -26,13 +26,17 @@ from hwnas.errors import first_line
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def forward_precision(precision: str) -> Any:
     """The context a training forward runs in; its outputs are cast back to
     fp32 by the caller before the loss (CTC and RNN-T stay in fp32)."""
     import contextlib
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast("cpu", dtype=torch.bfloat16)

@@ -34,10 +34,10 @@ from hwnas.asr.models.model import build
 from hwnas.data.tokens import CharTokenizer, error_rates
 from hwnas.errors import first_line
 from hwnas.nn.fit import (
-    PRECISIONS,
     Clock,
     as_fp32,
     check_budget,
+    check_precision,
     forward_precision,
     length_batches,
     next_batch,
@@ -72,9 +72,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_budget(self.steps, self.cpu_seconds)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {self.precision!r}")
+        check_precision(self.precision)
         if self.min_steps and self.cpu_seconds is None:
             raise ValueError("a floor of updates (min_steps) stretches a CPU-time budget only")
         if self.max_cpu_seconds is not None and self.cpu_seconds is not None \

@@ -181,9 +181,9 @@ def _where_time_goes(arch: Any, art: Any, weights: Path) -> dict[str, Any]:
 def _blocks_markdown(w: dict[str, Any] | None) -> list[str]:
     if not w or not w.get("blocks"):
         return []
-    note = (f" {w['by_order_share']:.0%} of the time is in nodes without a module scope "
-            "(fused or made by the runtime), counted in the block that ran before them."
-            if w.get("by_order_share") else "")
+    from hwnas.bench.ops import BY_ORDER_NOTE
+
+    note = f" {w['by_order_share']:.0%} {BY_ORDER_NOTE}." if w.get("by_order_share") else ""
     return ["", "## Where the time goes (measured per block)", "", f"Source: {w['source']}.{note}",
             "", "| block | ms per call | share |", "|---|---|---|",
             *[f"| {b['block']} | {b['ms_per_run']:.4f} | {b['share']:.1%} |"

@@ -46,6 +46,15 @@ def profile_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "problems": dict(reasons.most_common(10))}
 
 
+def check_ops_device(spec: Any) -> None:
+    """``--ops`` times blocks with ONNX Runtime's profiler on this host: only a
+    device that is this host's CPU with ONNX Runtime is profiled that way."""
+    if spec.adapter not in ("cpu",) or spec.options.get("runtime") != "onnxruntime":
+        raise ValueError(f"--ops: device {spec.name} is not this host's CPU with ONNX Runtime; "
+                         "per-block times come from ONNX Runtime's profiler here (hwnas bench "
+                         "--ops times a model file on such a device)")
+
+
 def block_tables(rows: list[dict[str, Any]], spec: Any) -> list[dict[str, Any]]:
     """Where the time goes, per block, for each architecture measured (not failed) in
     ``rows``: its ONNX graph under ONNX Runtime's profiler on this host, with
@@ -57,10 +66,7 @@ def block_tables(rows: list[dict[str, Any]], spec: Any) -> list[dict[str, Any]]:
     from hwnas.bench.run import block_profile
     from hwnas.export import export
 
-    if spec.adapter not in ("cpu",) or spec.options.get("runtime") != "onnxruntime":
-        raise ValueError(f"--ops: device {spec.name} is not this host's CPU with ONNX Runtime; "
-                         "per-block times come from ONNX Runtime's profiler here (hwnas bench "
-                         "--ops times a model file on such a device)")
+    check_ops_device(spec)
     out = []
     done: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="hwnas-ops-") as tmp:
