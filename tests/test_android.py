@@ -161,16 +161,24 @@ def test_throttling_during_the_run_is_flagged(phone, tmp_path, tool, tflite_mode
 
 def test_phone_rows_are_ratios_to_the_shipped_reference_through_a_slow_phase(
         phone, tmp_path, tool, tflite_model):
-    """The reference model is timed before and after each run: a phone at half
-    speed for the whole run keeps its ratio; one that slows during the run is
-    flagged, waited for, and measured again."""
+    """The reference model is timed before and after each run: a phone at a
+    quarter speed for the whole run keeps its ratio; one that slows during the
+    run is flagged, waited for, and measured again.
+
+    The loopback phone is this host, whose own speed moves by up to 40% between
+    runs (measured: a tiny model's ratio spans 0.0064-0.0094 over 8 quiet runs),
+    so the slowdown is 4x and the limits sit between the host's noise and it."""
     import time
 
     from hwnas.adapters.records import Plan
     from hwnas.testing.benchmark_model import SLOWDOWN
 
-    plan = Plan(warmup_runs=2, min_runs=10, min_seconds=0.3, retries=1, max_ci=float("inf"),
-                max_drift=0.3)
+    plan = Plan(warmup_runs=2, min_runs=10, min_seconds=0.3, retries=2, max_ci=float("inf"),
+                max_drift=0.6)   # retries: the host itself once slowed 2x between readings
+
+    def kept(rel):   # within 2x of the quiet ratio: 4x if the reference did not correct it
+        return 0.5 < rel / lat["rel_p50"] < 2.0
+
     a = AndroidAdapter("loop", options(phone, tmp_path, tool, reference_seconds=0.3,
                                        cooldown_timeout_s=20.0))
     h = a.prepare(tflite_model)
@@ -184,11 +192,11 @@ def test_phone_rows_are_ratios_to_the_shipped_reference_through_a_slow_phase(
 
     slow = phone.root / SLOWDOWN
     slow.parent.mkdir(exist_ok=True)
-    slow.write_text(f"2 {time.time() + 3600}\n")      # half speed for the whole run
-    halved = a.measure(h, plan, arch_id="x", graph="chunk", model_bytes=1)
-    assert halved.latency["p50_ms"] > 1.6 * lat["p50_ms"]
-    assert halved.latency["rel_p50"] == pytest.approx(lat["rel_p50"], rel=0.25)
-    assert halved.ok, halved.flags
+    slow.write_text(f"4 {time.time() + 3600}\n")      # a quarter speed for the whole run
+    slowed = a.measure(h, plan, arch_id="x", graph="chunk", model_bytes=1)
+    assert slowed.latency["p50_ms"] > 2.5 * lat["p50_ms"]
+    assert kept(slowed.latency["rel_p50"]), (slowed.latency["rel_p50"], lat["rel_p50"])
+    assert slowed.ok, slowed.flags
 
     slow.unlink()
     real = a.reference_summary
@@ -198,14 +206,14 @@ def test_phone_rows_are_ratios_to_the_shipped_reference_through_a_slow_phase(
         got = real(seconds)
         calls.append(got)
         if len(calls) == 1:
-            slow.write_text(f"2 {time.time() + 4}\n")
+            slow.write_text(f"4 {time.time() + 4}\n")
         return got
 
     a.reference_summary = reference_summary
     m = a.measure(h, plan, arch_id="x", graph="chunk", model_bytes=1)
-    assert m.attempts == 2 and m.ok, m.flags    # flagged, waited for, measured again
+    assert m.attempts >= 2 and m.ok, m.flags    # flagged, waited for, measured again
     assert m.extra["cooldown_s"] >= 1.0
-    assert m.latency["rel_p50"] == pytest.approx(lat["rel_p50"], rel=0.25)
+    assert kept(m.latency["rel_p50"]), (m.latency["rel_p50"], lat["rel_p50"])
     a.close()
 
 
