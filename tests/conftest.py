@@ -23,6 +23,16 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _export_cache(tmp_path_factory) -> None:
+    """One TFLite conversion per distinct graph for the whole run (the cluster
+    scenarios' own run inherits it): the same tiny architectures are converted
+    in many tests, ~18 s each. Tests of the converter itself unset it."""
+    from hwnas.export.tflite import CACHE_ENV
+
+    os.environ.setdefault(CACHE_ENV, str(tmp_path_factory.getbasetemp() / "export-cache"))
+
+
 # --- shared by the Android tests and the adapter contract suite ---------------------
 @pytest.fixture
 def phone(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from hwnas.asr import ArchConfig, preset
 from hwnas.export import ExportError, export
 from hwnas.export.edgetpu import compile_edgetpu, parse_compiler_log
+from hwnas.export.tflite import CACHE_ENV, ConversionCache
 from tests.helpers import EDGETPU_FIXTURES as FIXTURES
 from tests.helpers import fake_compiler, small
 
@@ -142,7 +143,7 @@ def test_streaming_conformer_tflite_formats(tmp_path):
     for fmt in ("tflite-dynamic", "tflite-int8"):
         art = export(STREAM_CONFORMER, fmt, tmp_path, weights=weights)  # gated at 95%
         assert art.parity["token_agreement"] >= 0.95, art.parity
-        assert not art.notes
+        assert not [n for n in art.notes if "random weights" in n]
     from hwnas.export.tflite import TFLiteRunner
 
     runner = TFLiteRunner(Path(art.path), art.outputs)
@@ -181,6 +182,7 @@ def test_converter_crash_becomes_an_error(tmp_path, monkeypatch):
         return real_run(*args, **kwargs)
 
     arch = small("lstm", "ctc", None, "logmel", streaming=True)
+    monkeypatch.delenv(CACHE_ENV)   # the converter itself must run
     monkeypatch.setattr("hwnas.export.tflite.subprocess.run", run_with_cpu_limit)
     with pytest.raises(ExportError, match=r"tflite: the TFLite converter crashed \(SIG"):
         export(arch, "tflite", tmp_path)
@@ -189,7 +191,8 @@ def test_converter_crash_becomes_an_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_lstm_full_integer_via_unrolled_rnn(tmp_path):
+def test_lstm_full_integer_via_unrolled_rnn(tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_ENV)   # the converter itself must run
     arch = small("lstm", "rnnt", None, "logmel", streaming=True)
     art = export(arch, "tflite-int8", tmp_path)
     assert (tmp_path / arch.id / "saved_model_unrolled").is_dir()
@@ -215,3 +218,21 @@ def test_parse_compiler_variants_seen_in_the_wild(name, want):
     assert rep.error is None   # a partial mapping is compiled, never an "error"
     if name == "aligned_params_headerless.log":   # the others' tables are excerpts
         assert sum(r.count for r in rep.operators if not r.on_tpu) == rep.cpu_ops
+
+
+def test_a_conversion_is_copied_from_the_cache_and_a_damaged_entry_is_set_aside(
+        tflite_model, tmp_path):
+    """The session's cache holds the shared fixture's conversion: the same graph
+    exported again is copied (and still checked against PyTorch); an entry whose
+    bytes no longer match its digest is renamed aside, not used and not deleted."""
+    arch = small("conformer", "ctc", "mhsa", "logmel", streaming=True, num_layers=1)
+    art = export(arch, "tflite", tmp_path / "again")
+    [note] = [n for n in art.notes if n.startswith("converted earlier")]
+    assert Path(art.path).read_bytes() == Path(tflite_model.path).read_bytes()
+    assert art.parity["max_abs_diff"] <= 1e-4
+    entry = Path(note.split("copied from ")[1])
+    entry.write_bytes(b"not the model it was")
+    cache = ConversionCache(entry.parent, entry.name.removesuffix(".tflite"))
+    assert not cache.fetch(tmp_path / "out.tflite")
+    assert not entry.exists() and len(list(entry.parent.glob(entry.name + ".bad-*"))) == 1
+    assert not (tmp_path / "out.tflite").exists()

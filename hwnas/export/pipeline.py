@@ -165,7 +165,8 @@ def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = 
         tfl = "tflite-int8" if fmt == "edgetpu" else fmt
         calib = _calibration(graph, work / "calib.npz", CALIBRATION_SAMPLES) \
             if tfl == "tflite-int8" else None
-        path = convert_tflite(onnx_path, work, tfl, calib)
+        path, cached = convert_tflite(onnx_path, work, tfl, calib)
+        notes += [cached] if cached else []
         for stamp in stamps:
             if stamp.parent.is_dir() and not stamp.is_file():
                 write_atomic(stamp, digest)
