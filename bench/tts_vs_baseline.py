@@ -100,7 +100,7 @@ def main() -> None:
                       "steps": res["steps"], "cpu_s": res["cpu_seconds"], "dev": res["dev"],
                       "wall_s": round(time.time() - t, 1)}
         if args.asr:
-            from hwnas.tts.intelligibility import score
+            from hwnas.training.intelligibility import score
 
             heard = score(out, Path(args.asr), 50)
             rows[name]["intelligibility"] = {k: heard[k] for k in

@@ -101,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from hwnas.paths import write_atomic
-    from hwnas.tts.intelligibility import score
+    from hwnas.training.intelligibility import score
 
     for what, path in (("run", args.run), ("--asr", args.asr)):
         if not Path(path).is_dir():

@@ -171,12 +171,9 @@ def upward_imports() -> set[tuple[str, str]]:
     return out
 
 
-# What moving the task-specific code behind hwnas/tasks/ (shared blocks below both
-# tasks) and each unit of work beside its workload removes. Only ever shrinks.
-DEBT = {
-    ("hwnas.tts.intelligibility", "hwnas.training.features"),
-    ("hwnas.tts.intelligibility", "hwnas.training.trainer"),
-}
+# Upward imports allowed for now, by name. Only ever shrinks; empty since the
+# intelligibility join (a recogniser hearing a TTS model) moved above both tasks.
+DEBT: set[tuple[str, str]] = set()
 
 
 def test_the_layer_order_is_read_from_the_docs_and_covers_every_package():

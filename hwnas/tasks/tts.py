@@ -87,7 +87,7 @@ class TTS(Task):
     def rung_unit(self, data: Any, arch: dict[str, Any], *, workspace: str, budget: float,
                   unit: str, seed: int, run_dir: str, resume: bool, extra: dict[str, Any],
                   options: dict[str, Any]) -> Any:
-        from hwnas.tts.units import TTSTrainRung
+        from hwnas.training.units import TTSTrainRung
 
         return TTSTrainRung(arch=arch, data={"lang": data.lang, "size": data.size,
                                              "asr_run": data.asr_run},
@@ -95,6 +95,6 @@ class TTS(Task):
                             run_dir=run_dir, resume=resume, extra=extra)
 
     def check_run(self, run_dir: Any) -> None:
-        from hwnas.tts.intelligibility import load_tts_run
+        from hwnas.tts.run import load_tts_run
 
         load_tts_run(run_dir)

@@ -71,3 +71,56 @@ class TrainRung:
 
     def needs(self) -> dict[str, Any]:
         return {"num_cpus": 1}
+
+
+#: dev sentences a TTS trial's intelligibility (the "cer" objective) is scored on
+INTELLIGIBILITY_UTTS = 30
+
+
+@dataclass(frozen=True)
+class TTSTrainRung:
+    """Train a TTS ``arch`` on the built-in data up to ``budget`` in total in
+    ``run_dir``, continuing its snapshot when ``resume`` (a later rung).
+    Returns the dev quality: ``mcd`` (dB), and ``cer`` (the recogniser's CER
+    on the synthesised speech) where the data names a recogniser."""
+
+    arch: dict[str, Any]
+    data: dict[str, Any]          # TTSData's fields but the workspace
+    workspace: str
+    budget: float
+    unit: str                     # "cpu_seconds" | "steps"
+    seed: int
+    run_dir: str
+    resume: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        import json
+
+        from hwnas.paths import write_atomic
+        from hwnas.tts.arch import TTSArch
+        from hwnas.tts.run import set_aside_run, train_run
+
+        out = Path(self.run_dir)
+        if not self.resume and out.is_dir() and any(out.iterdir()):
+            set_aside_run(out)   # a fresh first rung never overwrites a trained run
+        budget = {self.unit: int(self.budget) if self.unit == "steps" else self.budget}
+        res = train_run(Path(self.workspace), TTSArch.from_dict(self.arch), out,
+                        lang=self.data["lang"], size=self.data["size"], seed=self.seed,
+                        **budget)
+        dev = dict(res["dev"])
+        quality = {"mcd": float(dev["mcd_db"])}
+        if self.data.get("asr_run"):
+            from hwnas.training.intelligibility import score
+
+            heard = score(out, Path(self.data["asr_run"]), INTELLIGIBILITY_UTTS)
+            quality["cer"] = dev["cer"] = float(heard["model"]["cer"])
+            dev["cer_ceiling"] = float(heard["espeak"]["cer"])
+        write_atomic(out / "result.json", json.dumps({**res, "dev": dev, **self.extra},
+                                                     indent=2, sort_keys=True) + "\n")
+        return {"quality": quality, "snapshot": str(out / "snapshot.pt"),
+                "steps": int(res["steps"]), "cpu_seconds": float(res["cpu_seconds"]),
+                "dev": dev}
+
+    def needs(self) -> dict[str, Any]:
+        return {"num_cpus": 1}

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hwnas.errors import first_line
 from hwnas.paths import write_atomic
 from hwnas.tts import data
 from hwnas.tts.arch import TTSArch
@@ -130,3 +131,21 @@ def _picture(pairs: list[tuple[data.Utterance, np.ndarray]], path: Path) -> None
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def load_tts_run(run: Path) -> tuple[Any, Path, tuple[torch.Tensor, torch.Tensor]]:
+    """(model in eval mode, its data folder, mel norm) of a `hwnas tts train` run."""
+    from hwnas.tts.model import build
+
+    run = Path(run)
+    try:
+        summary = json.loads((run / "result.json").read_text())
+        arch = TTSArch.from_dict(summary["arch"])
+        model = build(arch)
+        model.load_state_dict(torch.load(run / "weights.pt", map_location="cpu",
+                                         weights_only=True))
+        with np.load(run / "mel_norm.npz") as z:
+            norm = (torch.from_numpy(z["mean"]), torch.from_numpy(z["std"]))
+    except Exception as e:  # noqa: BLE001 - a torn or foreign folder fails in many ways
+        raise ValueError(f"{run}: not a complete TTS run ({first_line(e)})") from None
+    return model.eval(), Path(summary["data"]), norm

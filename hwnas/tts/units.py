@@ -1,6 +1,6 @@
-"""A TTS search's data and training, as the shared search takes them: the
-built-in data by description, and one rung of training as a unit of work
-(``hwnas.execution``) that writes a run folder (``hwnas.tts.run``)."""
+"""A TTS search's data, as the shared search takes it: the built-in data by
+description. Its rung of training is ``hwnas.training.units.TTSTrainRung``
+(it may score intelligibility with a recogniser, which lives above this task)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-#: dev sentences a trial's intelligibility (the "cer" objective) is scored on
-INTELLIGIBILITY_UTTS = 30
 
 
 @dataclass
@@ -50,52 +47,3 @@ class TTSData:
         from hwnas.tts import data
 
         return len(data.PhonemeSet.of(self.prepare()))
-
-
-@dataclass(frozen=True)
-class TTSTrainRung:
-    """Train a TTS ``arch`` on the built-in data up to ``budget`` in total in
-    ``run_dir``, continuing its snapshot when ``resume`` (a later rung).
-    Returns the dev quality: ``mcd`` (dB), and ``cer`` (the recogniser's CER
-    on the synthesised speech) where the data names a recogniser."""
-
-    arch: dict[str, Any]
-    data: dict[str, Any]          # TTSData's fields but the workspace
-    workspace: str
-    budget: float
-    unit: str                     # "cpu_seconds" | "steps"
-    seed: int
-    run_dir: str
-    resume: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, ctx: Any) -> dict[str, Any]:
-        import json
-
-        from hwnas.paths import write_atomic
-        from hwnas.tts.arch import TTSArch
-        from hwnas.tts.run import set_aside_run, train_run
-
-        out = Path(self.run_dir)
-        if not self.resume and out.is_dir() and any(out.iterdir()):
-            set_aside_run(out)   # a fresh first rung never overwrites a trained run
-        budget = {self.unit: int(self.budget) if self.unit == "steps" else self.budget}
-        res = train_run(Path(self.workspace), TTSArch.from_dict(self.arch), out,
-                        lang=self.data["lang"], size=self.data["size"], seed=self.seed,
-                        **budget)
-        dev = dict(res["dev"])
-        quality = {"mcd": float(dev["mcd_db"])}
-        if self.data.get("asr_run"):
-            from hwnas.tts.intelligibility import score
-
-            heard = score(out, Path(self.data["asr_run"]), INTELLIGIBILITY_UTTS)
-            quality["cer"] = dev["cer"] = float(heard["model"]["cer"])
-            dev["cer_ceiling"] = float(heard["espeak"]["cer"])
-        write_atomic(out / "result.json", json.dumps({**res, "dev": dev, **self.extra},
-                                                     indent=2, sort_keys=True) + "\n")
-        return {"quality": quality, "snapshot": str(out / "snapshot.pt"),
-                "steps": int(res["steps"]), "cpu_seconds": float(res["cpu_seconds"]),
-                "dev": dev}
-
-    def needs(self) -> dict[str, Any]:
-        return {"num_cpus": 1}

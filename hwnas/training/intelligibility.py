@@ -1,4 +1,6 @@
 """Intelligibility: what a TTS model says, as a speech recogniser hears it.
+It joins the two tasks, so it lives here, above both (the recogniser's
+training), not in ``hwnas.tts``.
 
 The dev sentences are synthesised by the TTS model (its own durations),
 turned to audio by Griffin-Lim, and transcribed by a reference hwnas ASR
@@ -11,33 +13,11 @@ high floor of its own, so read the model's CER against those ceilings.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-from hwnas.errors import first_line
-
-
-def load_tts_run(run: Path) -> tuple[Any, Path, tuple[torch.Tensor, torch.Tensor]]:
-    """(model in eval mode, its data folder, mel norm) of a `hwnas tts train` run."""
-    from hwnas.tts.arch import TTSArch
-    from hwnas.tts.model import build
-
-    run = Path(run)
-    try:
-        summary = json.loads((run / "result.json").read_text())
-        arch = TTSArch.from_dict(summary["arch"])
-        model = build(arch)
-        model.load_state_dict(torch.load(run / "weights.pt", map_location="cpu",
-                                         weights_only=True))
-        with np.load(run / "mel_norm.npz") as z:
-            norm = (torch.from_numpy(z["mean"]), torch.from_numpy(z["std"]))
-    except Exception as e:  # noqa: BLE001 - a torn or foreign folder fails in many ways
-        raise ValueError(f"{run}: not a complete TTS run ({first_line(e)})") from None
-    return model.eval(), Path(summary["data"]), norm
 
 
 def _features(name: str, waves: list[np.ndarray], ids: list[str], texts: list[str],
@@ -58,6 +38,7 @@ def score(tts_run: Path, asr_run: Path, n: int = 50) -> dict[str, Any]:
     from hwnas.training.trainer import load_run, transcribe
     from hwnas.tts import data
     from hwnas.tts.quality import griffin_lim
+    from hwnas.tts.run import load_tts_run
 
     model, root, (mean, std) = load_tts_run(tts_run)
     asr, asr_arch, tok, norm = load_run(asr_run)
