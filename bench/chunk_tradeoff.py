@@ -135,6 +135,7 @@ def part_figure() -> None:
 
 
 def part_search(limits: list[float], trials: int, budget: str, workspace: Path) -> None:
+    from hwnas.search.study import SearchConfig
     from hwnas.training.prepare import open_corpus
     from hwnas.workflows.search import SearchHooks, SearchRequest, run
 
@@ -146,11 +147,10 @@ def part_search(limits: list[float], trials: int, budget: str, workspace: Path) 
           "emission delay p50 (95% CI) | verdict |\n|---|---|---|---|---|---|---|---|")
     rows = []
     for limit in limits:
-        req = SearchRequest(target="cpu", workspace=workspace, corpus=None,
-                            rungs=tuple(float(x) for x in budget.split(",")),
-                            study=f"delay{limit:g}", max_delay_ms=limit, trials=trials,
+        search = SearchConfig(target="cpu", rungs=tuple(float(x) for x in budget.split(",")),
+                              study=f"delay{limit:g}", max_delay_ms=limit, trials=trials)
+        req = SearchRequest(search, workspace=workspace, corpus=open_corpus(workspace),
                             streaming=True, export=False)
-        req.corpus = open_corpus(workspace)
         out = run(req, Say()).summary
         best = out["selected"]
         if best is None:

@@ -230,15 +230,29 @@ def _kind(arch: dict[str, Any]) -> str:
     return f"{f['encoder']}/{f['decoder']}"
 
 
+def _task_cli(task: str) -> Any:
+    """A task's own command-line module, ``cli/<task>.py``, where it has one
+    with ``search_parts(args, workspace)`` (the data, rungs, objectives and
+    study name it puts into the request) and ``print_search(summary, target)``;
+    None: the recogniser's defaults below."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"{__package__}.{task}")
+    except ModuleNotFoundError:
+        return None
+    return mod if hasattr(mod, "search_parts") else None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    from hwnas.search.study import SearchConfig
     from hwnas.workflows.search import SearchRequest, run
 
     ws = workspace(args)
     own: dict[str, Any] = {}
-    if args.task == "tts":
-        from .tts import search_parts
-
-        own = search_parts(args, ws)
+    parts = _task_cli(args.task)
+    if parts is not None:
+        own = parts.search_parts(args, ws)
     else:
         refuse_given(args, TTS_ONLY, "only --task tts uses it")
     if args.cer_budget is not None and args.cer_steps is not None:
@@ -247,41 +261,39 @@ def cmd_search(args: argparse.Namespace) -> int:
     unit = "steps" if args.cer_steps is not None else "cpu_seconds"
     rungs = _rungs(args.cer_steps, "steps") if unit == "steps" else \
         _rungs(args.cer_budget or DEFAULT_CER_BUDGET, "budget")
-    req = SearchRequest(
-        target=args.target, workspace=ws, corpus=None, rungs=rungs, rung_unit=unit,
-        rung_floors=rung_floors(args.rung_floors, default_budget), task=args.task,
-        study=args.study, storage=args.storage, objectives=tuple(args.objectives.split(",")),
+    study = {"rungs": rungs, "objectives": tuple(args.objectives.split(",")),
+             "study": args.study}
+    study.update({k: v for k, v in own.items() if k != "corpus"})  # the task's own
+    search = SearchConfig(
+        target=args.target, task=args.task, storage=args.storage,
+        rung_unit="steps" if unit == "steps" else "CPU s", **study,
         max_latency_ms=args.max_latency, max_delay_ms=args.max_delay, max_rtf=args.max_rtf,
         max_params=args.max_params, max_size_mb=args.max_size,
         trials=args.trials, time_budget_s=parse_budget(args.budget) if args.budget else None,
-        eta=args.eta, sampler=args.strategy, warm_start=args.warm_start, seed=args.seed,
-        population=args.population, cer_source=args.cer_source,
+        eta=args.eta, sampler=args.strategy, seed=args.seed, population_size=args.population,
+        space=read_space(args) if args.space else None)
+    req = SearchRequest(
+        search=search, workspace=ws, corpus=own.get("corpus"),
+        rung_floors=() if own else rung_floors(args.rung_floors, default_budget),
+        warm_start_from=args.warm_start, cer_source=args.cer_source,
         supernet_budget_s=parse_budget(args.supernet_budget),
         finetune_s=parse_budget(args.finetune) if args.finetune not in ("0", "0s") else 0.0,
-        screen_utts=args.screen_utts,
-        streaming=args.streaming,
-        space=read_space(args) if args.space else None,
+        screen_utts=args.screen_utts, streaming=args.streaming,
         verify=not args.no_verify, export=not args.no_export, format=args.format,
-        out=Path(args.out) if args.out else None, default_budget=default_budget,
+        out=Path(args.out) if args.out else None, default_budget=default_budget and not own,
         baselines=not args.no_baselines,
-        final=FinalBudget.parse(args.final_budget, unit, parse_budget),
+        final=None if own else FinalBudget.parse(args.final_budget, unit, parse_budget),
         spot_budget_s=parse_budget(args.spot_budget))
-    if own:   # the task's own data, rungs and objectives
-        req.rung_floors, req.default_budget, req.final = (), False, None
-        for k, v in own.items():
-            setattr(req, k, v)
     req.check()
     if not own:
         req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
     with open_executor(args) as req.executor:
-        outcome = run(req, _RichHooks(args.json, unit, "mcd" if "mcd" in req.objectives
+        outcome = run(req, _RichHooks(args.json, unit, "mcd" if "mcd" in search.objectives
                                       else "cer"))
     if args.json:
         print(json.dumps(outcome.summary, sort_keys=True, default=str))
-    elif own:
-        from .tts import print_search
-
-        print_search(outcome.summary, args.target)
+    elif parts is not None:
+        parts.print_search(outcome.summary, args.target)
     else:
         from ._answer import print_result
 

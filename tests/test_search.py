@@ -315,7 +315,7 @@ def test_a_rung_with_a_floor_trains_on_to_it_and_the_study_counts_what_it_took(t
     from hwnas.training.halving import Candidate
     from hwnas.workflows.search import DEFAULT_RUNG_FLOORS, SearchRequest, TrialRungs
 
-    req = SearchRequest(target="cpu", workspace=tmp_path, rungs=(40.0, 120.0),
+    req = SearchRequest(SearchConfig(target="cpu", rungs=(40.0, 120.0)), workspace=tmp_path,
                         corpus=SimpleNamespace(description={"kind": "builtin"}),
                         rung_floors=DEFAULT_RUNG_FLOORS)
     req.check()

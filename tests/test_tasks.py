@@ -188,11 +188,12 @@ def test_the_profiler_measures_a_registered_task_on_this_cpu(toy, tmp_path):
 def test_a_registered_task_is_searched_by_the_shared_search(toy, tmp_path):
     """Two trials of the one search on the toy task: proposed, measured on this
     CPU, "trained" as units of work, told, verified by a second measurement."""
+    from hwnas.search.study import SearchConfig
     from hwnas.workflows.search import SearchRequest, run
 
-    req = SearchRequest(target="cpu", workspace=tmp_path, corpus=ToyData(), rungs=(4.0,),
-                        rung_unit="steps", task="toy", objectives=("error", "latency"),
-                        trials=2, export=False, study="toy")
+    search = SearchConfig(target="cpu", task="toy", objectives=("error", "latency"), trials=2,
+                          rungs=(4.0,), rung_unit="steps", study="toy")
+    req = SearchRequest(search, workspace=tmp_path, corpus=ToyData(), export=False)
     out = run(req).summary
     assert out["trials"] == 2 and out["pareto"]
     for r in out["pareto"]:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from hwnas.search.study import SearchConfig
 
 DEFAULT_CER_BUDGET = "40s,2m"
 #: the updates each default rung lasts at least (up to twice its time): with
@@ -41,33 +44,17 @@ def rung_floors(text: str | None, default_budget: bool) -> tuple[int, ...]:
 
 @dataclass
 class SearchRequest:
-    """Everything one search needs; ``corpus`` is the task's opened training
-    data (a recogniser's corpus, ``hwnas.training.prepare``; a TTS search's
-    data, ``hwnas.tts.units.TTSData``), ``rung_unit`` is "cpu_seconds" or "steps"."""
+    """Everything one search needs: ``search``, the study's own options (the
+    one record of a search option, ``hwnas.search.study.SearchConfig``), and
+    what this workflow adds around the study. ``corpus`` is the task's opened
+    training data (a recogniser's corpus, ``hwnas.training.prepare``; a TTS
+    search's data, ``hwnas.tts.units.TTSData``)."""
 
-    target: str
+    search: SearchConfig
     workspace: Path
-    corpus: Any
-    rungs: tuple[float, ...]
-    task: str = "asr"                   # whose architectures (hwnas.tasks)
-    rung_unit: str = "cpu_seconds"
+    corpus: Any = None
     rung_floors: tuple[int, ...] = ()   # updates per CPU-time rung, at least (0: none)
-    study: str = "hwnas"
-    storage: str | None = None          # default: <workspace>/runs/search/<study>.db
-    objectives: tuple[str, ...] = ("cer", "latency")
-    max_latency_ms: float | None = None   # compute per device-graph call
-    max_delay_ms: float | None = None     # emission delay (hwnas.asr.delay)
-    max_rtf: float | None = None          # real-time factor
-    max_params: int | None = None
-    max_size_mb: float | None = None
-    trials: int = 20
-    time_budget_s: float | None = None
-    eta: int = 3
-    sampler: str = "nsga2"              # the strategy (hwnas.strategies)
-    warm_start: str | None = None       # a study whose Pareto set a new study evaluates first
-    population: int | None = None       # trials per generation (default: trials / 25, 4..50)
-    seed: int = 0
-    space: Any = None                   # default: the whole space
+    warm_start_from: str | None = None  # a study whose Pareto set a new study evaluates first
     streaming: bool = False
     verify: bool = True
     export: bool = True
@@ -83,28 +70,34 @@ class SearchRequest:
     final: Any = None                   # hwnas.workflows.final.FinalBudget (default: a third)
     spot_budget_s: float = 120.0        # measuring on a new host, at most (workflows.target)
 
+    @property
+    def rung_unit(self) -> str:
+        """What a rung budget counts, as a unit of work takes it."""
+        return "steps" if self.search.rung_unit == "steps" else "cpu_seconds"
+
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
         from hwnas import tasks
 
-        task = tasks.get(self.task)
+        task = tasks.get(self.search.task)
         if self.cer_source == "supernet" and not task.supernets:
-            raise ValueError(f"--cer-source supernet: {self.task.upper()} searches have no "
+            raise ValueError(f"--cer-source supernet: {self.search.task.upper()} searches have no "
                              "weight-sharing supernets; train each trial (--cer-source train)")
-        if self.max_delay_ms is not None and "delay" not in task.objectives:
-            raise ValueError(f"--max-delay: {self.task.upper()} architectures have no "
+        if self.search.max_delay_ms is not None and "delay" not in task.objectives:
+            raise ValueError(f"--max-delay: {self.search.task.upper()} architectures have no "
                              "emission delay; use --max-latency or --max-rtf")
         if self.streaming and "streaming" not in task.default_space().domain:
-            raise ValueError(f"--streaming: {self.task.upper()} architectures do not stream")
+            raise ValueError(f"--streaming: {self.search.task.upper()} architectures do not stream")
         if self.format:
             from hwnas.export import FORMATS
 
             if self.format not in FORMATS:
                 raise ValueError(f"unknown --format {self.format!r}; one of "
                                  f"{', '.join(FORMATS)}")
-        for name, v in (("max-latency", self.max_latency_ms), ("max-delay", self.max_delay_ms),
-                        ("max-rtf", self.max_rtf), ("max-params", self.max_params),
-                        ("max-size", self.max_size_mb)):
+        c = self.search
+        for name, v in (("max-latency", c.max_latency_ms), ("max-delay", c.max_delay_ms),
+                        ("max-rtf", c.max_rtf), ("max-params", c.max_params),
+                        ("max-size", c.max_size_mb)):
             if v is not None and not v > 0:
                 raise ValueError(f"--{name} must be > 0, got {v:g}")
         if self.cer_source not in ("train", "supernet"):
@@ -114,13 +107,13 @@ class SearchRequest:
         if self.rung_floors and self.rung_unit != "cpu_seconds":
             raise ValueError("--rung-floors stretch CPU-time rungs (--cer-budget); "
                              "--cer-steps rungs are updates already")
-        if len(self.rung_floors) > len(self.rungs) or any(f < 0 for f in self.rung_floors):
-            raise ValueError(f"--rung-floors: at most one per rung ({len(self.rungs)}), "
+        if len(self.rung_floors) > len(self.search.rungs) or any(f < 0 for f in self.rung_floors):
+            raise ValueError(f"--rung-floors: at most one per rung ({len(self.search.rungs)}), "
                              f"each >= 0, got {','.join(map(str, self.rung_floors))}")
         if not self.spot_budget_s >= 0:
             raise ValueError(f"--spot-budget must be >= 0, got {self.spot_budget_s:g}")
-        if self.population is not None and self.population < 2:
-            raise ValueError(f"--population must be >= 2, got {self.population}")
+        if self.search.population_size is not None and self.search.population_size < 2:
+            raise ValueError(f"--population must be >= 2, got {self.search.population_size}")
         from hwnas.workflows.final import FinalBudget
 
         # a task without a final phase answers at its rungs
@@ -142,7 +135,7 @@ class SearchRequest:
         stretches a rung up to STRETCH times its budget)."""
         from hwnas.training.halving import STRETCH
 
-        return max(b * (STRETCH if self.floor(i) else 1.0) for i, b in enumerate(self.rungs))
+        return max(b * (STRETCH if self.floor(i) else 1.0) for i, b in enumerate(self.search.rungs))
 
 
 class SearchHooks:
@@ -227,8 +220,8 @@ class TrialRungs:
         from hwnas.execution import LocalExecutor
 
         self.req, self.study_dir, self.hooks = req, Path(study_dir), hooks
-        self.task = tasks.get(req.task)
-        self.quality = next((o for o in req.objectives if o in self.task.quality),
+        self.task = tasks.get(req.search.task)
+        self.quality = next((o for o in req.search.objectives if o in self.task.quality),
                             self.task.quality[0])
         self.executor = req.executor or LocalExecutor()
         ctx = getattr(self.executor, "ctx", None)
@@ -256,7 +249,8 @@ class TrialRungs:
         trials train (its data, seed and unit; no dev evaluations on the way;
         ``options`` for the trainer, e.g. a rung's floor of updates)."""
         return self.task.rung_unit(self.req.corpus, arch, workspace=str(self.req.workspace),
-                                   budget=budget, unit=self.req.rung_unit, seed=self.req.seed,
+                                   budget=budget, unit=self.req.rung_unit,
+                                   seed=self.req.search.seed,
                                    run_dir=str(run_dir), resume=resume, extra=extra,
                                    options=options or {})
 
@@ -329,7 +323,6 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     from hwnas.adapters.devicefile import load_device
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import (
-        SearchConfig,
         best_baseline,
         make_strategy,
         pareto,
@@ -341,49 +334,42 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     hooks = hooks or SearchHooks()
     torch.set_num_threads(1)
     req.check()
-    task = tasks.get(req.task)
+    task = tasks.get(req.search.task)
     ws = Path(req.workspace)
-    spec = load_device(req.target, ws)
-    db, study_dir = study_paths(ws, req.study)
-    storage = req.storage
+    spec = load_device(req.search.target, ws)
+    db, study_dir = study_paths(ws, req.search.study)
+    storage = req.search.storage
     if storage is None:
         db.parent.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{db.resolve()}"
-    space, gone = task.narrow(req.space or task.default_space(), req.streaming,
-                              req.max_delay_ms)
+    space, gone = task.narrow(req.search.space or task.default_space(), req.streaming,
+                              req.search.max_delay_ms)
     if req.streaming:   # --streaming's own choice, not a consequence of the delay
         gone.pop("streaming", None)
     if gone:
-        hooks.say(f"--max-delay {req.max_delay_ms:g} ms: left out of the space, since "
+        hooks.say(f"--max-delay {req.search.max_delay_ms:g} ms: left out of the space, since "
                   "their audio alone takes longer to arrive: "
                   + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in gone.items()))
     space = task.search_space(space, req.corpus)   # e.g. the data's phoneme inventory
-    steps = req.rung_unit == "steps"
-    cfg = SearchConfig(target=req.target, task=req.task, latency_source=task.latency,
-                       objectives=tuple(req.objectives),
-                       max_latency_ms=req.max_latency_ms, max_delay_ms=req.max_delay_ms,
-                       max_rtf=req.max_rtf, max_params=req.max_params,
-                       max_size_mb=req.max_size_mb, trials=req.trials,
-                       time_budget_s=req.time_budget_s, rungs=req.rungs,
-                       rung_unit="steps" if steps else "CPU s", eta=req.eta,
-                       sampler=req.sampler, seed=req.seed, study=req.study, storage=storage,
-                       population_size=req.population,
-                       space=space, corpus=req.corpus.description,
-                       warm_start=_warm_start(req, ws, storage, space, hooks))
+    # the study's options as given, with what this run resolved: where it is
+    # stored, the narrowed space, the data's description, the warm-start set
+    cfg = replace(req.search, latency_source=task.latency, storage=storage, space=space,
+                  corpus=req.corpus.description,
+                  warm_start=_warm_start(req, ws, storage, space, hooks))
     from hwnas.search.study import refuse_early
 
     if task.latency == "predicted":   # before any work (nothing written): no predictor
-        explain_missing_predictor(req.target, ws, spec)
+        explain_missing_predictor(req.search.target, ws, spec)
     open_storage(storage)
     refuse_early(cfg)            # a study of another task, target or corpus: before any work
     strategy = make_strategy(cfg)   # a strategy that cannot search this space, too
     if task.latency == "measured":   # every architecture measured on the target
-        tl: Any = MeasuredOn(spec, ws, req.task, hooks.measure, req.executor)
+        tl: Any = MeasuredOn(spec, ws, req.search.task, hooks.measure, req.executor)
     else:
         # on a host CPU the predictor is calibrated to this host (reference time, spot
         # check, adaptation where the ratios differ); its measurements go to a
         # host-specific profile, never into another host's
-        tl = target_predictor(req.target, ws, spec, measure=hooks.measure, say=hooks.say,
+        tl = target_predictor(req.search.target, ws, spec, measure=hooks.measure, say=hooks.say,
                               budget_s=req.spot_budget_s)
 
     def predict(a: Any) -> float:
@@ -396,7 +382,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
 
         rung = [f"{b:g} s" + (f" (at least {req.floor(i)} updates, up to {STRETCH * b:g} s)"
                               if req.floor(i) else "")
-                for i, b in enumerate(req.rungs)]
+                for i, b in enumerate(req.search.rungs)]
         hooks.say(f"training per trial: {' then '.join(rung)} of CPU time by rung (the "
                   f"default, --cer-budget {DEFAULT_CER_BUDGET}; change it with --cer-budget, "
                   "--rung-floors or --cer-steps)")
@@ -420,7 +406,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
 
             screen = SupernetScreen(folders, rungs.executor, req.corpus.description, str(ws),
                                     prepare=splits,
-                                    eta=req.eta, finetune_s=req.finetune_s, seed=req.seed,
+                                    eta=req.search.eta, finetune_s=req.finetune_s,
+                                    seed=req.search.seed,
                                     dev_utts=req.screen_utts or None, on_score=hooks.on_screen)
         if hasattr(strategy, "use_supernets"):   # read once, shared with a local screen
             from hwnas.execution import WorkerContext
@@ -455,10 +442,11 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         from hwnas.workflows.verify import verify
 
         hooks.say(f"verifying: measuring the {len(front)} finalist architectures on "
-                  f"{req.target} ...")
-        front, dropped, note = verify(front, tl.spec, ws, req.max_latency_ms,
+                  f"{req.search.target} ...")
+        front, dropped, note = verify(front, tl.spec, ws, req.search.max_latency_ms,
                                       tl.reference_beside, measure=hooks.measure,
-                                      max_delay_ms=req.max_delay_ms, max_rtf=req.max_rtf,
+                                      max_delay_ms=req.search.max_delay_ms,
+                                      max_rtf=req.search.max_rtf,
                                       executor=rungs.executor)
         for r in [*front, *dropped]:
             study.set_user_attr(f"verified:{r['arch_id']}", {k: r.get(k) for k in VERIFIED_KEYS})
@@ -474,7 +462,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     if versus:
         versus += (f" (each trained {final_budget:g} {cfg.rung_unit})" if final_budget
                    else " (at the search's rungs: no final phase)")
-    study.set_user_attr("seed", req.seed)
+    study.set_user_attr("seed", req.search.seed)
     study.set_user_attr("delivered", best and {"arch_id": best["arch_id"],
                                                "baseline": best.get("baseline"),
                                                "versus_baseline": versus})
@@ -484,7 +472,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
                                       final_budget)
     import optuna
 
-    out = {"study": req.study, "target": req.target, "task": req.task,
+    out = {"study": req.search.study, "target": req.search.target, "task": req.search.task,
            "objectives": list(cfg.objectives),
            "trials": len(study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))),
@@ -582,7 +570,7 @@ def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dic
             repr(req.final):   # a rerun: the phase as it began, however far it got
         budget = float(kept["budget"])
     else:
-        budget = req.final.per_finalist(spent(study), done, max(req.rungs))
+        budget = req.final.per_finalist(spent(study), done, max(req.search.rungs))
         study.set_user_attr("final", {"finalists": ids, "unit": unit, "budget": budget,
                                       "rule": repr(req.final)})
     shown = "steps" if unit == "steps" else "CPU s"
@@ -620,7 +608,8 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
     folders = {}
     seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
-        folder = held_supernet(ws, family, (space, req.space or tasks.default_space(req.task)),
+        whole = req.search.space or tasks.default_space(req.search.task)
+        folder = held_supernet(ws, family, (space, whole),
                                req.corpus.description, seed, req.supernet_budget_s)
         if folder is None:
             hooks.say(f"training the {family} supernet for this space "
@@ -635,9 +624,9 @@ def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> 
 
 def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
                 hooks: SearchHooks) -> tuple[Any, ...]:
-    """The architectures of ``req.warm_start``'s Pareto set that this space
+    """The architectures of ``req.warm_start_from``'s Pareto set that this space
     holds (in the same storage as this study, or that study's default file)."""
-    if not req.warm_start:
+    if not req.warm_start_from:
         return ()
     import optuna
 
@@ -645,30 +634,30 @@ def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import pareto
 
-    if req.warm_start == req.study:
+    if req.warm_start_from == req.search.study:
         raise ValueError("--warm-start names this study itself; name another study")
-    url = req.storage
+    url = req.search.storage
     if url is None:
-        db = study_paths(ws, req.warm_start)[0]
+        db = study_paths(ws, req.warm_start_from)[0]
         if not db.is_file():
-            raise ValueError(f"--warm-start {req.warm_start}: no such study in {ws} "
+            raise ValueError(f"--warm-start {req.warm_start_from}: no such study in {ws} "
                              f"({db} is missing)")
         url = f"sqlite:///{db.resolve()}"
     try:
-        other = optuna.load_study(study_name=req.warm_start, storage=open_storage(url))
+        other = optuna.load_study(study_name=req.warm_start_from, storage=open_storage(url))
     except KeyError:
-        raise ValueError(f"--warm-start {req.warm_start}: no such study in {url}") from None
-    if other.user_attrs.get("task", "asr") != req.task:
-        raise ValueError(f"--warm-start {req.warm_start}: a search of "
+        raise ValueError(f"--warm-start {req.warm_start_from}: no such study in {url}") from None
+    if other.user_attrs.get("task", "asr") != req.search.task:
+        raise ValueError(f"--warm-start {req.warm_start_from}: a search of "
                          f"{other.user_attrs.get('task', 'asr').upper()} architectures, "
-                         f"not {req.task.upper()}")
+                         f"not {req.search.task.upper()}")
     archs = [tasks.arch_from_dict(r["arch"]) for r in pareto(other)]
     kept = tuple(a for a in archs if space.contains(a))
     left = len(archs) - len(kept)
     hooks.say(f"warm start (of a new study): {len(kept)} architectures of "
-              f"{req.warm_start}'s Pareto set (found for "
+              f"{req.warm_start_from}'s Pareto set (found for "
               f"{other.user_attrs.get('target', '?')}) go first, their latency predicted "
-              f"for {req.target}"
+              f"for {req.search.target}"
               + (f"; {left} left out, outside this search's space" if left else ""))
     return kept
 
@@ -736,11 +725,12 @@ def _deliver(req: SearchRequest, best: dict[str, Any], study: Any, study_dir: Pa
     hooks.say(f"exporting {best['arch_id']} as {fmt} ...")
     try:
         return Delivered(export_selected(best, study_dir, fmt, req.out or study_dir / "export", {
-            "study": req.study, "storage": storage, "target": req.target,
+            "study": req.search.study, "storage": storage, "target": req.search.target,
             "constraints": study.user_attrs.get("constraints"), "predictor": tl.where,
             "corpus": req.corpus.description,
-            "training": {"unit": req.rung_unit, "rung_budgets": list(req.rungs),
-                         "eta": req.eta, "seed": req.seed, "final_budget": final_budget,
+            "training": {"unit": req.rung_unit, "rung_budgets": list(req.search.rungs),
+                         "eta": req.search.eta, "seed": req.search.seed,
+                         "final_budget": final_budget,
                          "baseline": best.get("baseline"),
                          "screened_by": "supernet" if req.cer_source == "supernet" else None
                          }}), None)
