@@ -61,3 +61,15 @@ def refuse_given(args: argparse.Namespace, dests: Any, why: str) -> None:
              if dest in dests and getattr(args, dest, default) != default]
     if given:
         raise ValueError(f"{', '.join(given)}: {why}")
+
+
+def add_device_args(s: argparse.ArgumentParser) -> None:
+    """Where and in what precision training runs (`hwnas train`, `hwnas search`)."""
+    s.add_argument("--train-device", dest="train_device", metavar="DEV",
+                   help="auto (default: the first CUDA GPU where one is visible, else the "
+                        "CPU), cpu, cuda or cuda:N; $HWNAS_TRAIN_DEVICE sets the default")
+    s.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="auto (default): bf16 on GPUs that have it, fp32 on CPUs (bf16 "
+                        "was not faster on this project's CPUs: docs/data-and-training.md); "
+                        "fp32; bf16 or fp16 (GPUs) autocast of the forward pass, losses in "
+                        "fp32")

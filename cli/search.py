@@ -24,7 +24,7 @@ from ._common import (
     workspace,
 )
 from ._executor import add_executor_arg, open_executor
-from .options import COUNT, COUNT2, POSITIVE, SEED, defaults_of, refuse_given
+from .options import COUNT, COUNT2, POSITIVE, SEED, add_device_args, defaults_of, refuse_given
 
 SEARCH_EPILOG = """examples:
   hwnas search --target cpu --streaming --max-delay 500 --objectives cer,delay
@@ -259,6 +259,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise ValueError("give --cer-budget or --cer-steps, not both")
     default_budget = args.cer_budget is None and args.cer_steps is None
     unit = "steps" if args.cer_steps is not None else "cpu_seconds"
+    from hwnas import tasks
+    from hwnas.nn.fit import resolve_precision, train_device
+
+    name = args.train_device   # a task that trains on the CPU only: auto is the CPU
+    if not tasks.get(args.task).trains_on_accelerators and name in (None, "auto"):
+        name = "cpu"
+    device = train_device(name)
+    clock = "steps" if unit == "steps" else "CPU s" if device.type == "cpu" else "device s"
     rungs = _rungs(args.cer_steps, "steps") if unit == "steps" else \
         _rungs(args.cer_budget or DEFAULT_CER_BUDGET, "budget")
     study = {"rungs": rungs, "objectives": tuple(args.objectives.split(",")),
@@ -266,7 +274,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     study.update({k: v for k, v in own.items() if k != "corpus"})  # the task's own
     search = SearchConfig(
         target=args.target, task=args.task, storage=args.storage,
-        rung_unit="steps" if unit == "steps" else "CPU s", **study,
+        rung_unit=clock, **study,
         max_latency_ms=args.max_latency, max_delay_ms=args.max_delay, max_rtf=args.max_rtf,
         max_params=args.max_params, max_size_mb=args.max_size,
         trials=args.trials, time_budget_s=parse_budget(args.budget) if args.budget else None,
@@ -283,7 +291,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         out=Path(args.out) if args.out else None, default_budget=default_budget and not own,
         baselines=not args.no_baselines,
         final=None if own else FinalBudget.parse(args.final_budget, unit, parse_budget),
-        spot_budget_s=parse_budget(args.spot_budget))
+        spot_budget_s=parse_budget(args.spot_budget), train_device=str(device),
+        precision=resolve_precision(args.precision, device))
     req.check()
     if not own:
         req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
@@ -409,6 +418,7 @@ def add_parsers(sub: Any) -> None:
                         "its space and constraints (by default they train first, like any "
                         "trial, and the answer is compared with the best of them)")
     add_corpus_args(s)
+    add_device_args(s)
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--streaming", action="store_true",
                    help="streaming architectures only (latency is then per chunk)")

@@ -7,9 +7,16 @@ import argparse
 import json
 from typing import Any
 
-from ._common import add_corpus_args, corpus_splits, open_corpus, parse_budget, read_arch, workspace
+from ._common import (
+    add_corpus_args,
+    corpus_splits,
+    open_corpus,
+    parse_budget,
+    read_arch,
+    workspace,
+)
 from .interrupt import interrupted_status
-from .options import COUNT, SEED
+from .options import COUNT, SEED, add_device_args
 
 TRAIN_EPILOG = """examples:
   hwnas train --preset conformer_xs --budget 3m          3 CPU-minutes on built-in English
@@ -90,7 +97,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("give a budget: --budget 3m (CPU time) or --steps N")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    cfg = TrainConfig(steps=args.steps, seed=args.seed, precision=args.precision,
+    from hwnas.nn.fit import resolve_precision, train_device
+
+    device = train_device(args.train_device)
+    cfg = TrainConfig(steps=args.steps, seed=args.seed, device=str(device),
+                      precision=resolve_precision(args.precision, device),
                       cpu_seconds=parse_budget(args.budget) if args.budget else None)
     arch = read_arch(args)
     ws = workspace(args)
@@ -110,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.snapshot = out_dir / "checkpoint.pt"  # written every CPU-minute, on Ctrl-C, at the end
     resume = _resume(args, out_dir, arch, cfg, tok, meta, err)
     total = cfg.steps if cfg.steps is not None else cfg.cpu_seconds
-    unit = "steps" if cfg.steps is not None else "CPU s"
+    unit = "steps" if cfg.steps is not None else \
+        "CPU s" if device.type == "cpu" else "device s"
     progress = Progress(TextColumn(f"[bold]training {arch.encoder}/{arch.decoder}"),
                         BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} " + unit),
                         TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err,
@@ -139,11 +151,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, sort_keys=True))
         return 0
+    clock = "CPU s" if device.type == "cpu" else "device s"
     print(f"{arch.id} {arch.encoder}/{arch.decoder}: {res.steps} steps in {res.cpu_seconds:.0f} "
-          f"CPU s")
+          f"{clock} on {res.device['device_name']} ({res.precision})")
     print("learning curve (dev CER on the first 100 dev utterances):")
     for p in res.curve:
-        print(f"  step {p['step']:>5}  {p['cpu_s']:>7.1f} CPU s  loss {p['loss']:.3f}  "
+        print(f"  step {p['step']:>5}  {p['cpu_s']:>7.1f} {clock}  loss {p['loss']:.3f}  "
               f"dev CER {p['dev_cer']:.3f}")
     print(f"dev: CER {res.dev['cer']:.3f}  WER {res.dev['wer']:.3f}")
     for lang, r in (res.dev.get("by_lang") or {}).items():
@@ -166,13 +179,12 @@ def add_parsers(sub: Any) -> None:
                                    "CER/WER per test set.", epilog=TRAIN_EPILOG)
     s.add_argument("arch", nargs="?", metavar="ARCH.json", help="architecture JSON, or - ")
     s.add_argument("--preset", metavar="NAME", help="a named preset instead")
-    s.add_argument("--budget", help="CPU time: 90s, 3m, 1h")
+    s.add_argument("--budget", help="training time: 90s, 3m, 1h (CPU time on a CPU; on a GPU, "
+                                    "device time: wall time with the GPU synchronised)")
     s.add_argument("--steps", type=COUNT, help="updates instead of a time budget (deterministic)")
     add_corpus_args(s)
     s.add_argument("--seed", type=SEED, default=0, help="training seed (default 0)")
-    s.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="fp32 (default), or bf16 autocast of the forward pass with losses in "
-                        "fp32 (docs/data-and-training.md: measured on this CPU)")
+    add_device_args(s)
     s.add_argument("--restart", action="store_true",
                    help="start over instead of continuing this run's saved snapshot")
     s.add_argument("--beam", type=COUNT, default=1,

@@ -496,3 +496,20 @@ def test_a_repeated_architecture_is_not_trained_twice(tmp_path):
     assert [t.user_attrs["run_trial"] for t in study.trials[1:]] == [0] * 5
     assert len({t.values[0] for t in study.trials}) == 1
     assert len(pareto(study)) == 1 and pareto(study)[0]["run_trial"] == 0
+
+
+def test_a_study_trained_by_cpu_seconds_is_not_continued_by_device_seconds():
+    """A rung's budget means CPU seconds on a CPU and synchronised device
+    seconds on a GPU: a study of one is refused with the other in one line;
+    update-count rungs mean the same on both."""
+    from hwnas.search.study import check_continues
+
+    attrs = {"target": "cpu", "objectives": ["cer", "latency"], "rung_unit": "CPU s"}
+    gpu = SearchConfig(target="cpu", rung_unit="device s", study="s")
+    with pytest.raises(ValueError, match="trained its trials by CPU s .*--train-device cpu"):
+        check_continues(gpu, attrs)
+    with pytest.raises(ValueError, match="trained its trials by device s .*--train-device cuda"):
+        check_continues(SearchConfig(target="cpu", study="s"), {**attrs, "rung_unit": "device s"})
+    check_continues(SearchConfig(target="cpu", study="s"), attrs)
+    check_continues(SearchConfig(target="cpu", rung_unit="steps", study="s"),
+                    {**attrs, "rung_unit": "steps"})

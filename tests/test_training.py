@@ -301,6 +301,16 @@ def test_a_stopped_run_resumes_to_the_same_weights(tiny_features, tmp_path):
     assert load_snapshot(snap, arch, cfg, tok.vocab_size)["step"] == 7  # kept at the end
     with pytest.raises(ValueError, match="another architecture"):
         load_snapshot(snap, arch.replace(d_model=144), cfg, tok.vocab_size)
+    assert resumed.to_dict()["device"] == "cpu" and resumed.to_dict()["clock"] == "cpu_seconds"
+    on_gpu = torch.load(snap, weights_only=True)   # as a run on a GPU would have written it
+    on_gpu["clock"] = "device_seconds"
+    torch.save(on_gpu, tmp_path / "gpu.pt")
+    with pytest.raises(ValueError, match="trained on an accelerator.*same kind of device"):
+        load_snapshot(tmp_path / "gpu.pt", arch, cfg, tok.vocab_size)
+    with pytest.raises(ValueError, match="trained on another kind of device"):
+        train(arch, tr, dv, tok, cfg, resume={**load_snapshot(snap, arch, cfg, tok.vocab_size),
+                                              "clock": "device_seconds"})
+
     def ctrl_c(step: int, _cpu: float) -> None:
         if step == 2:
             raise KeyboardInterrupt
@@ -572,8 +582,8 @@ def test_bf16_autocast_trains_with_fp32_losses_and_says_so(decoder):
 
     from .helpers import small, synthetic_splits
 
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
-        TrainConfig(steps=1, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16"):
+        TrainConfig(steps=1, precision="fp8")
     with forward_precision("bf16"):
         y = torch.nn.Linear(4, 4)(torch.ones(2, 4))
     assert y.dtype == torch.bfloat16 and as_fp32({"y": y})["y"].dtype == torch.float32
@@ -585,3 +595,76 @@ def test_bf16_autocast_trains_with_fp32_losses_and_says_so(decoder):
     assert res.steps == 2 and res.precision == "bf16" and res.to_dict()["precision"] == "bf16"
     assert all(np.isfinite(p["loss"]) for p in res.curve)
     assert all(p.dtype == torch.float32 for p in res.model.parameters())   # weights stay fp32
+
+
+# --- the training device ------------------------------------------------------------
+def test_the_training_device_is_chosen_and_refused_in_one_line(monkeypatch):
+    """auto is the CPU where no CUDA device is visible; $HWNAS_TRAIN_DEVICE sets the
+    default; a CUDA device that is not there, or a name that is no device, is one
+    line; auto precision is fp32 on a CPU, where fp16 is refused."""
+    from hwnas.nn.fit import TRAIN_DEVICE_ENV, device_record, resolve_precision, train_device
+
+    monkeypatch.delenv(TRAIN_DEVICE_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train_device() == train_device("auto") == torch.device("cpu")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=rf"training device {name}: no CUDA device here"):
+            train_device(name)
+    with pytest.raises(ValueError, match="give auto, cpu, cuda or cuda:N"):
+        train_device("gpu0")
+    monkeypatch.setenv(TRAIN_DEVICE_ENV, "cuda")
+    with pytest.raises(ValueError, match="no CUDA device here"):
+        train_device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert train_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"2 CUDA device\(s\) visible"):
+        train_device("cuda:2")
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="fp16 training needs a CUDA device"):
+        resolve_precision("fp16", cpu)
+    rec = device_record(cpu)
+    assert rec["device"] == "cpu" and rec["clock"] == "cpu_seconds" and rec["device_name"]
+
+
+ENCODERS = ("conformer", "transformer", "lstm", "blstm", "cnn_lstm", "contextnet")
+
+
+@pytest.mark.parametrize("encoder, decoder, attention, frontend, subsampling, streaming", [
+    *[(e, d, "mhsa", "logmel", "conv2d4", e != "blstm")
+      for e in ENCODERS for d in ("ctc", "rnnt", "las", "transformer")],
+    *[("conformer", "ctc", a, "logmel", "conv2d4", s)
+      for a in ("relpos", "local", "linear") for s in (False, True)],
+    *[("contextnet", "ctc", None, f, sub, False)
+      for f, sub in (("mfcc", "conv2d6"), ("learnable", "conv2d8"), ("logmel", "stack4"))],
+])
+def test_a_training_step_and_decoding_make_no_tensor_off_the_models_device(
+        encoder, decoder, attention, frontend, subsampling, streaming):
+    """What makes training run on a GPU, checked without one: under
+    ``torch.device("meta")`` every tensor made without naming its device is a
+    meta tensor, and any arithmetic between it and the model's (CPU) tensors
+    fails. So a forward, the loss, the backward pass and greedy and beam decoding
+    of every family run here exactly when they make nothing off the model's
+    device (before the fix, 148 of 184 combinations failed)."""
+    from hwnas.asr.models.model import build
+    from hwnas.training.trainer import _beam_one, _loss
+
+    from .helpers import small
+
+    arch = small(encoder, decoder, attention, frontend, streaming=streaming,
+                 subsampling=subsampling)
+    model = build(arch)
+    B, T = 2, 96
+    x, xl = torch.randn(B, T, model.input_dim), torch.tensor([96, 70])
+    y, yl = torch.randint(1, arch.vocab_size, (B, 6)), torch.tensor([6, 4])
+    with torch.device("meta"):
+        _loss(model, arch, (x, xl, y, yl)).backward()
+        model.eval()
+        with torch.no_grad():
+            enc, el = model.encode(x, xl)
+            _beam_one(model, arch, enc[:1], int(el[0]), beam=2)
+            if decoder == "rnnt":
+                from hwnas.asr.decode import rnnt_greedy
+
+                rnnt_greedy(model, enc, el)

@@ -184,7 +184,7 @@ def rnnt_beam(model: torch.nn.Module, enc: torch.Tensor, length: int, beam: int 
     V = dec.vocab
 
     def step(tok: int, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        prev = torch.zeros(1, V)
+        prev = enc.new_zeros(1, V)
         prev[0, tok] = 1.0
         return dec.step(prev, h, c)
 
@@ -223,7 +223,7 @@ def attention_beam(model: torch.nn.Module, enc: torch.Tensor, length: int, beam:
     for _ in range(max_len):
         cand = []
         for score, seq in live:
-            lp = model.decoder(e, torch.tensor([seq]))[0, -1].log_softmax(-1)
+            lp = model.decoder(e, torch.tensor([seq], device=e.device))[0, -1].log_softmax(-1)
             for p, k in zip(*lp.topk(beam)):
                 cand.append((score + float(p), seq + [int(k)]))
         cand.sort(key=lambda x: -x[0])
@@ -244,7 +244,7 @@ def attention_greedy(model: torch.nn.Module, enc: torch.Tensor, lengths: torch.T
         e = enc[b: b + 1, : int(lengths[b])]
         seq = [0]
         for _ in range(max_len):
-            logits = model.decoder(e, torch.tensor([seq]))
+            logits = model.decoder(e, torch.tensor([seq], device=e.device))
             k = int(logits[0, -1].argmax())
             if k == 0:
                 break

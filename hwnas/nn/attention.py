@@ -47,13 +47,15 @@ class AttentionPlan:
         left = (self.left_chunks or 0) * self.chunk
         return min(left, self.window) if self.variant == "local" else left
 
-    def full_mask(self, T: int, valid: torch.Tensor | None) -> torch.Tensor | None:
-        """(B|1, T, cache_len + T) bool mask for a full sequence, or None when
-        all is allowed. Streaming keys start with ``cache_len`` zero slots: the
-        zero-initialised cache a stream starts with (see the module doc)."""
+    def full_mask(self, T: int, valid: torch.Tensor | None,
+                  device: torch.device | None = None) -> torch.Tensor | None:
+        """(B|1, T, cache_len + T) bool mask for a full sequence on ``device``,
+        or None when all is allowed. Streaming keys start with ``cache_len``
+        zero slots: the zero-initialised cache a stream starts with (see the
+        module doc)."""
         L = self.cache_len
-        i = torch.arange(T)[:, None]
-        j = torch.arange(-L, T)[None]
+        i = torch.arange(T, device=device)[:, None]
+        j = torch.arange(-L, T, device=device)[None]
         allowed: torch.Tensor | None = None
 
         def both(m: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ class AttentionPlan:
         if self.variant == "local":
             allowed = both((i - j).abs() <= self.window)
         if valid is not None and not bool(valid.all()):
-            slots = torch.ones(valid.shape[0], L, dtype=torch.bool)
+            slots = torch.ones(valid.shape[0], L, dtype=torch.bool, device=valid.device)
             kp = torch.cat([slots, valid], dim=1)[:, None, :]
             return kp if allowed is None else allowed[None] & kp
         return None if allowed is None else allowed[None]
@@ -148,7 +150,8 @@ class SelfAttention(nn.Module):
             k, v = torch.cat([zeros, k], dim=2), torch.cat([zeros, v], dim=2)
         bias = None
         if self.plan.variant == "relpos":
-            bias = self._rel_bias(torch.arange(T), torch.arange(-L, T))
+            bias = self._rel_bias(torch.arange(T, device=x.device),
+                                  torch.arange(-L, T, device=x.device))
         m = None if mask is None else mask[:, None].to(x.dtype)
         return self._merge(self._softmax_attend(q, k, v, m, bias))
 
@@ -176,7 +179,8 @@ class SelfAttention(nn.Module):
             v = torch.cat([caches[1], v], dim=2)
         bias = None
         if self.plan.variant == "relpos":
-            bias = self._rel_bias(L + torch.arange(C), torch.arange(L + C))
+            bias = self._rel_bias(L + torch.arange(C, device=x.device),
+                                  torch.arange(L + C, device=x.device))
         # a static 2-D (C, L + C) band: converters mis-broadcast 4-D masks
         static = self.plan.chunk_mask()
         mask = None if static is None else static.to(x.dtype)

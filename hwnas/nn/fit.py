@@ -21,9 +21,13 @@ import torch
 
 from hwnas.errors import first_line
 
-#: training precisions: fp32, or bf16 autocast of the forward pass (matrix
-#: products in bf16 on CPUs with bf16 units: AMX, AVX-512 BF16), losses in fp32
-PRECISIONS = ("fp32", "bf16")
+#: training precisions: "auto" (bf16 on CUDA devices that have it, else
+#: fp32), fp32, bf16 autocast of the forward pass (matrix products in bf16 on
+#: CPUs with bf16 units: AMX, AVX-512 BF16), fp16 autocast with loss scaling
+#: (CUDA only); losses always in fp32
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: the default training device where no --train-device is given
+TRAIN_DEVICE_ENV = "HWNAS_TRAIN_DEVICE"
 
 
 def check_precision(precision: str) -> None:
@@ -31,15 +35,77 @@ def check_precision(precision: str) -> None:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
-def forward_precision(precision: str) -> Any:
+def train_device(name: str | None = None) -> torch.device:
+    """The device a training runs on: ``name`` (auto, cpu, cuda, cuda:N),
+    else $HWNAS_TRAIN_DEVICE, else auto: the first CUDA device where one is
+    visible, the CPU otherwise. A device that is not there is one line."""
+    import os
+    import re
+
+    name = (name or os.environ.get(TRAIN_DEVICE_ENV) or "auto").strip()
+    if name == "auto":
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if m is None:
+        raise ValueError(f"training device {name!r}: give auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else \
+            f"built for CUDA {torch.version.cuda}, but no GPU is visible"
+        raise ValueError(f"training device {name}: no CUDA device here (torch "
+                         f"{torch.__version__} is {build}); use --train-device cpu")
+    index, count = int(m.group(1) or 0), torch.cuda.device_count()
+    if index >= count:
+        raise ValueError(f"training device {name}: {count} CUDA device(s) visible "
+                         f"(cuda:0..cuda:{count - 1}; CUDA_VISIBLE_DEVICES picks them)")
+    return torch.device("cuda", index)
+
+
+def device_record(device: torch.device) -> dict[str, str]:
+    """What a run records of its training device: the device, its name, and
+    the clock its time budget counted (CPU seconds on a CPU, device seconds on
+    an accelerator: wall time with the device synchronised)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:   # /proc/cpuinfo's model name (the adapters' host record is a layer above)
+        import platform
+
+        try:
+            name = next(ln.split(":", 1)[1].strip() for ln in
+                        Path("/proc/cpuinfo").read_text().splitlines()
+                        if ln.startswith("model name"))
+        except (OSError, StopIteration):
+            name = platform.processor() or platform.machine()
+    return {"device": str(device), "device_name": name, "clock": clock_kind(device)}
+
+
+def clock_kind(device: torch.device) -> str:
+    return "cpu_seconds" if device.type == "cpu" else "device_seconds"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``precision`` as it runs on ``device`` ("auto" resolved); fp16 has no
+    use on a CPU and is refused there."""
+    check_precision(precision)
+    if precision == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return "bf16" if cuda_bf16 else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 training needs a CUDA device; on a CPU use bf16 or fp32")
+    return precision
+
+
+def forward_precision(precision: str, device_type: str = "cpu") -> Any:
     """The context a training forward runs in; its outputs are cast back to
     fp32 by the caller before the loss (CTC and RNN-T stay in fp32)."""
     import contextlib
 
     check_precision(precision)
-    if precision == "fp32":
+    if precision in ("fp32", "auto"):
         return contextlib.nullcontext()
-    return torch.autocast("cpu", dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type, dtype=dtype)
 
 
 def as_fp32(out: Any) -> Any:
@@ -61,24 +127,34 @@ def next_batch(st: dict[str, Any], new_epoch: Callable[[], list]) -> Any:
 
 
 class Clock:
-    """CPU seconds charged to a run: this process's CPU time since the run
-    began, plus what it had spent before a resume, less evaluations."""
+    """Seconds charged to a run, less evaluations, plus what it had spent
+    before a resume. On a CPU: this process's CPU time. On an accelerator:
+    wall time read after the device has finished its queued work (the time
+    of a step is when its kernels end, not when Python queued them)."""
 
-    def __init__(self, spent: float = 0.0) -> None:
-        self._t0 = time.process_time() - spent
+    def __init__(self, spent: float = 0.0, device: torch.device | None = None) -> None:
+        self._cuda = device is not None and device.type == "cuda"
+        self._device = device
+        self._t0 = self._now() - spent
         self._free = 0.0
 
+    def _now(self) -> float:
+        if self._cuda:
+            torch.cuda.synchronize(self._device)
+            return time.perf_counter()
+        return time.process_time()
+
     def __call__(self) -> float:
-        return time.process_time() - self._t0 - self._free
+        return self._now() - self._t0 - self._free
 
     @contextmanager
     def uncharged(self) -> Iterator[None]:
         """Work inside (a dev evaluation) does not count against the budget."""
-        e0 = time.process_time()
+        e0 = self._now()
         try:
             yield
         finally:
-            self._free += time.process_time() - e0
+            self._free += self._now() - e0
 
 
 def run_budget(cfg: Any, clock: Clock, st: dict[str, Any], one_step: Callable[[], None],
@@ -163,14 +239,18 @@ def save_snapshot(path: Path, arch: Any, st: dict[str, Any]) -> None:
                 "batches": None if st["batches"] is None else
                 [[int(i) for i in b] for b in st["batches"]],
                 "pos": st["pos"], "losses": list(st["losses"]),
-                "torch_rng": st["torch_rng"]}, tmp)
+                "torch_rng": st["torch_rng"], "clock": st.get("clock", "cpu_seconds"),
+                **({"cuda_rng": st["cuda_rng"]} if st.get("cuda_rng") is not None else {})},
+               tmp)
     tmp.replace(path)
 
 
-def restore_snapshot(path: Path, arch: Any, fresh: Callable[[], tuple[Any, Any, Any]]
-                     ) -> dict[str, Any]:
+def restore_snapshot(path: Path, arch: Any, fresh: Callable[[], tuple[Any, Any, Any]],
+                     clock: str = "cpu_seconds") -> dict[str, Any]:
     """A snapshot of ``arch``'s training (any task) as live objects:
-    ``fresh()`` makes the model, optimiser and schedule the state loads into."""
+    ``fresh()`` makes the model, optimiser and schedule the state loads into
+    (on the training device). A run's budget counted ``clock``'s seconds: one
+    that counted the other kind is refused, as its budget would change meaning."""
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn or foreign file fails in many ways inside unpickling
@@ -178,6 +258,11 @@ def restore_snapshot(path: Path, arch: Any, fresh: Callable[[], tuple[Any, Any, 
                          f"({first_line(e)})") from None
     if not isinstance(d, dict) or d.get("arch") != arch.to_dict():
         raise ValueError(f"{path}: the snapshot is of another architecture or vocabulary")
+    if d.get("clock", "cpu_seconds") != clock:
+        was = "a CPU" if d.get("clock", "cpu_seconds") == "cpu_seconds" else "an accelerator"
+        raise ValueError(f"{path}: trained on {was}, whose budget counts "
+                         f"{d.get('clock', 'cpu_seconds').replace('_', ' ')}; continue it "
+                         f"on the same kind of device (--train-device)")
     try:
         model, opt, sched = fresh()
         model.load_state_dict(d["model"])
@@ -189,7 +274,8 @@ def restore_snapshot(path: Path, arch: Any, fresh: Callable[[], tuple[Any, Any, 
                                                      for b in d["batches"]]
         return {"model": model, "opt": opt, "sched": sched, "rng": rng, "step": d["step"],
                 "cpu": d["cpu"], "curve": json.loads(d["curve"]), "batches": batches,
-                "pos": d["pos"], "losses": d["losses"], "torch_rng": d["torch_rng"]}
+                "pos": d["pos"], "losses": d["losses"], "torch_rng": d["torch_rng"],
+                "clock": clock, "cuda_rng": d.get("cuda_rng")}
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: incomplete training snapshot "
                          f"({first_line(e)})") from None

@@ -59,7 +59,8 @@ class SearchConfig:
     trials: int = 20
     time_budget_s: float | None = None   # stop starting generations after this (wall)
     rungs: tuple[float, ...] = (120.0,)  # training budget per rung, in rung_unit
-    rung_unit: str = "CPU s"             # what a rung budget counts (CPU s, steps)
+    rung_unit: str = "CPU s"             # what a rung budget counts: CPU s, device s (an
+                                         # accelerator's synchronised wall time), steps
     eta: int = 3                         # keep 1/eta at each rung
     generation: int | None = None        # trials asked together (default: population)
     population_size: int | None = None   # NSGA-II population (default: trials / 25, 4..50)
@@ -181,6 +182,12 @@ def check_continues(cfg: SearchConfig, attrs: dict[str, Any]) -> None:
     if attrs.get("objectives", list(cfg.objectives)) != list(cfg.objectives):
         raise ValueError(f"study {cfg.study!r} has objectives {','.join(attrs['objectives'])}; "
                          "choose another --study for other objectives")
+    was = attrs.get("rung_unit", cfg.rung_unit)
+    if "steps" not in (was, cfg.rung_unit) and was != cfg.rung_unit:
+        raise ValueError(f"study {cfg.study!r} trained its trials by {was} (the budget of a "
+                         f"{'CPU' if was == 'CPU s' else 'GPU'}), not {cfg.rung_unit}: its rungs "
+                         f"would not compare; continue it with --train-device "
+                         f"{'cpu' if was == 'CPU s' else 'cuda'}, or choose another --study")
     if cfg.corpus is not None and attrs.get("corpus", cfg.corpus) != cfg.corpus:
         from hwnas.training.prepare import corpus_text
 

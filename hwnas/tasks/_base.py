@@ -64,6 +64,9 @@ class Task:
     #: with the label a study shows for it
     quality: tuple[str, ...] = ()
     objectives: dict[str, str] = {}
+    #: whether its rung of training takes ``device`` and ``precision`` options
+    #: (``nn.fit.train_device``): a GPU, bf16 or fp16; else CPU and fp32 only
+    trains_on_accelerators: bool = False
     #: where a search's speed figures come from: "predicted" (the target's
     #: latency predictor, verified on the device at the end) or "measured"
     #: (each proposed architecture measured on the target, rows reused)

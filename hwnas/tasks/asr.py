@@ -10,6 +10,7 @@ from hwnas.tasks._base import Task
 class ASR(Task):
     name = "asr"
     quality = ("cer", "cer_mean", "cer_worst")
+    trains_on_accelerators = True
     objectives = {"cer": "dev CER", "cer_mean": "dev CER, mean over languages",
                   "cer_worst": "dev CER, worst language",
                   "latency": "compute ms per call (predicted)",

@@ -1,10 +1,12 @@
 """Short-budget training of one architecture, with dev CER along the way.
 
 Budgets: ``steps`` (deterministic: the same seed gives the same weights and
-CER) or ``cpu_seconds`` (CPU time of this process, one thread -- what the
-search compares architectures at; wall time would charge a trial for other
-work on the machine). Batches hold up to ``batch_frames`` feature frames,
-utterances of similar length together, in an order fixed by the seed.
+CER) or ``cpu_seconds``: on a CPU, CPU time of this process, one thread --
+what the search compares architectures at; wall time would charge a trial
+for other work on the machine. On an accelerator (``device``) the same field
+counts device seconds: wall time with the device synchronised. Batches hold
+up to ``batch_frames`` feature frames, utterances of similar length
+together, in an order fixed by the seed.
 """
 
 from __future__ import annotations
@@ -38,13 +40,17 @@ from hwnas.nn.fit import (
     as_fp32,
     check_budget,
     check_precision,
+    clock_kind,
+    device_record,
     forward_precision,
     length_batches,
     next_batch,
     optimiser,
+    resolve_precision,
     restore_snapshot,
     run_budget,
     save_snapshot,
+    train_device,
 )
 from hwnas.state import Shape, read_json, write_json
 from hwnas.training.features import FeatureSet, spec_augment
@@ -68,7 +74,10 @@ class TrainConfig:
     eval_utts: int = 100                # dev utterances scored at each evaluation
     snapshot: Path | None = None        # file the run is saved to as it goes (resumable)
     snapshot_every_s: float = 60.0      # CPU seconds between snapshots
-    precision: str = "fp32"             # or "bf16": autocast forward (bench/train_throughput.py)
+    precision: str = "auto"             # fp32 on CPUs, bf16 on GPUs that have it; or fp32,
+                                        # bf16, fp16 (GPUs): autocast forward (nn/fit.py)
+    device: str | None = None           # auto, cpu, cuda, cuda:N (default: $HWNAS_TRAIN_DEVICE,
+                                        # else auto)
 
     def __post_init__(self) -> None:
         check_budget(self.steps, self.cpu_seconds)
@@ -89,6 +98,7 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)  # step, cpu_s, loss, dev_cer
     dev: dict[str, float] = field(default_factory=dict)
     precision: str = "fp32"
+    device: dict[str, str] = field(default_factory=dict)   # nn.fit.device_record
     tests: dict[str, dict[str, float]] = field(default_factory=dict)
     model: Any = None
     norm: tuple[np.ndarray, np.ndarray] | None = None
@@ -97,7 +107,16 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "steps": self.steps, "cpu_seconds": self.cpu_seconds,
                 "curve": self.curve, "dev": self.dev, "tests": self.tests,
-                "precision": self.precision}
+                "precision": self.precision, **self.device}
+
+
+def to_device(batch: tuple[torch.Tensor, ...], device: torch.device
+              ) -> tuple[torch.Tensor, ...]:
+    """A batch moved once to ``device`` (through pinned memory to a GPU, so
+    the copy overlaps the work already queued there)."""
+    if device.type == "cpu":
+        return batch
+    return tuple(t.pin_memory().to(device, non_blocking=True) for t in batch)
 
 
 def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
@@ -120,7 +139,7 @@ def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
 def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple,
           precision: str = "fp32") -> torch.Tensor:
     x, xl, y, yl = batch
-    with forward_precision(precision):
+    with forward_precision(precision, x.device.type):
         out = model(x, xl, y if arch.decoder != "ctc" else None)
     return task_loss(arch, as_fp32(out), y, yl)
 
@@ -156,15 +175,16 @@ def transcribe(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Ch
         raise ValueError(f"lexicon-constrained decoding needs a CTC head; "
                          f"a {arch.decoder} model has none")
     model.eval()
+    device = next(model.parameters()).device
     idx = np.arange(len(fs)) if idx is None else idx
     hyps: dict[int, str] = {}
     lengths = fs.lengths()
     for b in length_batches(lengths[idx], batch_frames, np.random.default_rng(0)):
         sel = idx[b]
-        x, xl, _, _ = collate(fs, sel, tok, norm)
+        x, xl, _, _ = to_device(collate(fs, sel, tok, norm), device)
         enc, el = model.encode(x, xl)
         if lexicon is not None:
-            lp = model.ctc(enc).log_softmax(-1).numpy()
+            lp = model.ctc(enc).log_softmax(-1).cpu().numpy()
             seqs = [ctc_lexicon_beam(lp[j, :int(el[j])], lexicon, beam) for j in range(len(sel))]
         elif beam > 1:
             seqs = [_beam_one(model, arch, enc[j: j + 1], int(el[j]), beam)
@@ -184,7 +204,7 @@ def _beam_one(model: torch.nn.Module, arch: ArchConfig, enc: torch.Tensor, n: in
         return rnnt_beam(model, enc, n, beam)
     if arch.decoder in ("las", "transformer"):
         return attention_beam(model, enc, n, beam)
-    return ctc_beam(model.ctc(enc[0, :n]).log_softmax(-1).numpy(), beam)
+    return ctc_beam(model.ctc(enc[0, :n]).log_softmax(-1).cpu().numpy(), beam)
 
 
 def evaluate(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: CharTokenizer,
@@ -212,10 +232,12 @@ def dev_loss(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
     over utterances (attention decoders: over the tokens of each batch).
     Unlike CER it still orders models that emit only blanks."""
     model.eval()
+    device = next(model.parameters()).device
     idx = np.arange(len(fs)) if idx is None else idx
     total = 0.0
     for b in length_batches(fs.lengths()[idx], batch_frames, np.random.default_rng(0)):
-        total += float(_loss(model, arch, collate(fs, idx[b], tok, norm))) * len(b)
+        batch = to_device(collate(fs, idx[b], tok, norm), device)
+        total += float(_loss(model, arch, batch)) * len(b)
     return total / len(idx)
 
 
@@ -239,13 +261,19 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     result's ``state``) it continues that run up to the new, larger budget."""
     arch = arch.replace(vocab_size=tok.vocab_size)
     norm = train_set.stats()
+    device = train_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     if resume is None:
         torch.manual_seed(cfg.seed)
-        model, opt, sched = _fresh(arch, cfg)
+        model, opt, sched = _fresh(arch, cfg, device)
         st = {"model": model, "opt": opt, "sched": sched, "rng": np.random.default_rng(cfg.seed),
               "step": 0, "curve": [], "batches": None, "pos": 0, "losses": []}
-        clock = Clock()
+        clock = Clock(device=device)
     else:
+        if resume.get("clock", "cpu_seconds") != clock_kind(device):
+            raise ValueError(f"this run was trained on another kind of device (its budget "
+                             f"counted {resume.get('clock', 'cpu_seconds')}); continue it on "
+                             f"the same kind (--train-device)")
         # the epoch in progress, the loss window and the dropout generator: a
         # continued run takes the same steps as one that was never stopped
         st = {k: resume[k] for k in ("model", "opt", "sched", "rng", "step")}
@@ -253,12 +281,16 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
                   pos=resume.get("pos", 0), losses=list(resume.get("losses", [])))
         if "torch_rng" in resume:
             torch.set_rng_state(resume["torch_rng"])
-        clock = Clock(resume["cpu"])
+        if resume.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        clock = Clock(resume["cpu"], device)
     model, opt, sched, rng = st["model"], st["opt"], st["sched"], st["rng"]
     dev_idx = np.arange(min(cfg.eval_utts, len(dev_set)))
     lengths = train_set.lengths()
     res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=st["curve"],
-                      precision=cfg.precision)
+                      precision=precision, device=device_record(device))
+    # fp16 needs its loss scaled so small gradients survive (bf16 has fp32's range)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def checkpoint() -> None:
         with clock.uncharged():   # dev evaluations are not charged to the budget
@@ -272,7 +304,8 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
 
     def state() -> dict[str, Any]:
         return {**st, "cpu": clock(), "losses": st["losses"][-50:],
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(), "clock": clock_kind(device),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
     def one_step() -> None:
         b = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, rng))
@@ -280,11 +313,13 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
         batch = collate(train_set, b, tok, norm)
         if cfg.specaug:
             spec_augment(batch[0], rng)
-        loss = _loss(model, arch, batch, cfg.precision)
+        loss = _loss(model, arch, to_device(batch, device), precision)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
         st["losses"].append(float(loss.detach()))
 
@@ -309,8 +344,9 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     return res
 
 
-def _fresh(arch: ArchConfig, cfg: TrainConfig) -> tuple[torch.nn.Module, Any, Any]:
-    model = build(arch)
+def _fresh(arch: ArchConfig, cfg: TrainConfig, device: torch.device
+           ) -> tuple[torch.nn.Module, Any, Any]:
+    model = build(arch).to(device)   # before the optimiser: its state lives beside the weights
     return (model, *optimiser(model, cfg.lr, cfg.warmup))
 
 
@@ -318,7 +354,8 @@ def load_snapshot(path: Path, arch: ArchConfig, cfg: TrainConfig, vocab_size: in
                   ) -> dict[str, Any]:
     """A snapshot as ``train``'s ``resume`` state; refuses one of another architecture."""
     arch = arch.replace(vocab_size=vocab_size)
-    return restore_snapshot(path, arch, lambda: _fresh(arch, cfg))
+    device = train_device(cfg.device)
+    return restore_snapshot(path, arch, lambda: _fresh(arch, cfg, device), clock_kind(device))
 
 
 def rung_runner(train_set: FeatureSet, dev_set: FeatureSet, tok: CharTokenizer,
@@ -389,7 +426,8 @@ def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, 
 #: a run's result.json as `hwnas train` and the search's rungs write it
 RESULT = Shape("training run result", required={"arch": dict},
                optional={"corpus": (dict, str, None), "langs": list, "rungs": list,
-                         "steps": int, "final_budget": (int, float, None), "precision": str})
+                         "steps": int, "final_budget": (int, float, None), "precision": str,
+                         "device": str, "device_name": str, "clock": str})
 
 RUN_FILES = ("checkpoint.pt", "checkpoint.json", "weights.pt", "arch.json", "tokenizer.json",
              "feature_norm.npz", "result.json")

@@ -70,7 +70,9 @@ class TrainRung:
                 **({"by_lang": by_lang} if by_lang else {})}
 
     def needs(self) -> dict[str, Any]:
-        return {"num_cpus": 1}
+        """One CPU; a trial training on a GPU also asks for one (Ray's num_gpus)."""
+        gpu = str(self.train_options.get("device", "cpu")).startswith("cuda")
+        return {"num_cpus": 1, **({"num_gpus": 1} if gpu else {})}
 
 
 #: dev sentences a TTS trial's intelligibility (the "cer" objective) is scored on

@@ -69,6 +69,8 @@ class SearchRequest:
     baselines: bool = True              # the presets that fit go first (hwnas.search.baselines)
     final: Any = None                   # hwnas.workflows.final.FinalBudget (default: a third)
     spot_budget_s: float = 120.0        # measuring on a new host, at most (workflows.target)
+    train_device: str = "cpu"           # where trials train (nn.fit.train_device): cpu, cuda[:N]
+    precision: str = "fp32"             # their precision, resolved (nn.fit.resolve_precision)
 
     @property
     def rung_unit(self) -> str:
@@ -86,6 +88,10 @@ class SearchRequest:
         if self.search.max_delay_ms is not None and "delay" not in task.objectives:
             raise ValueError(f"--max-delay: {self.search.task.upper()} architectures have no "
                              "emission delay; use --max-latency or --max-rtf")
+        if (self.train_device != "cpu" or self.precision != "fp32") \
+                and not task.trains_on_accelerators:
+            raise ValueError(f"{self.search.task.upper()} training runs on the CPU in fp32 "
+                             f"only, for now; leave out --train-device and --precision")
         if self.streaming and "streaming" not in task.default_space().domain:
             raise ValueError(f"--streaming: {self.search.task.upper()} architectures do not stream")
         if self.format:
@@ -248,11 +254,13 @@ class TrialRungs:
         """A unit that trains ``arch`` to ``budget`` in ``run_dir`` as the search's
         trials train (its data, seed and unit; no dev evaluations on the way;
         ``options`` for the trainer, e.g. a rung's floor of updates)."""
+        device = {"device": self.req.train_device, "precision": self.req.precision} \
+            if self.task.trains_on_accelerators else {}
         return self.task.rung_unit(self.req.corpus, arch, workspace=str(self.req.workspace),
                                    budget=budget, unit=self.req.rung_unit,
                                    seed=self.req.search.seed,
                                    run_dir=str(run_dir), resume=resume, extra=extra,
-                                   options=options or {})
+                                   options={**device, **(options or {})})
 
     def result(self, cand: Any, out: dict[str, Any]) -> tuple[float, Any]:
         """(the study's quality measure, the snapshot)."""

@@ -75,7 +75,8 @@ class TransformerDecoder(nn.Module):
         if U > MAX_TOKENS:
             raise ValueError(f"transformer decoder: {U} tokens > {MAX_TOKENS}")
         x = x * self.scale + self.pos[:U]
-        causal = (torch.arange(U)[None] <= torch.arange(U)[:, None]).to(x.dtype)[None]
+        u = torch.arange(U, device=x.device)
+        causal = (u[None] <= u[:, None]).to(x.dtype)[None]
         enc_mask = None if enc_valid is None else enc_valid[:, None].to(x.dtype)
         for layer in self.layers:
             x = layer(x, enc, causal, enc_mask)

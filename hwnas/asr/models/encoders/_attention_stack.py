@@ -31,7 +31,7 @@ class AttentionStack(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         B, T, _ = x.shape
         valid = None if lengths is None else length_mask(lengths, T, B)
-        mask = self.plan.full_mask(T, valid)
+        mask = self.plan.full_mask(T, valid, x.device)
         for layer in self.layers:
             x = layer(x, mask, valid)
         return x

@@ -29,7 +29,7 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         xm = x if keep is None else x * keep
         if self.causal:
-            count = torch.arange(1, x.shape[1] + 1, dtype=x.dtype)[None, :, None]
+            count = torch.arange(1, x.shape[1] + 1, dtype=x.dtype, device=x.device)[None, :, None]
             ctx = xm.cumsum(dim=1) / count
         else:
             n = x.shape[1] if keep is None else keep.sum(dim=1, keepdim=True).clamp(min=1)
@@ -43,7 +43,7 @@ class SqueezeExcite(nn.Module):
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         total, count = caches
         C = x.shape[1]
-        steps = torch.arange(1, C + 1, dtype=x.dtype)[None, :, None]
+        steps = torch.arange(1, C + 1, dtype=x.dtype, device=x.device)[None, :, None]
         ctx = (total[:, None] + x.cumsum(dim=1)) / (count[:, None] + steps)
         return x * self.fc(ctx), [total + x.sum(dim=1), count + C]
 
