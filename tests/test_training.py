@@ -668,3 +668,32 @@ def test_a_training_step_and_decoding_make_no_tensor_off_the_models_device(
                 from hwnas.asr.decode import rnnt_greedy
 
                 rnnt_greedy(model, enc, el)
+
+
+def test_the_gpu_check_runs_every_part_on_a_cpu(tmp_path, capsys, monkeypatch):
+    """bench/gpu_check.py, prepared for a GPU machine, run on this CPU in its
+    smallest form: the pack it reads, the shipped adapter contract against the
+    CUDA adapter (which says why it cannot measure here), two architectures
+    timed, and training in both places its figures come from."""
+    from bench import gpu_check
+
+    from .helpers import synthetic_splits
+
+    splits_of, tok = synthetic_splits(utts=8)
+    sp = splits_of("logmel", 80)
+    gpu_check.write_pack(tmp_path / "pack", sp.train, sp.dev, tok)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main(["run", "--pack", str(tmp_path / "pack")]) == 2
+    assert "no CUDA device here" in capsys.readouterr().err
+    out = tmp_path / "gpu.json"
+    assert gpu_check.main(["run", "--pack", str(tmp_path / "pack"), "--device", "cpu",
+                           "--archs", "2", "--cpu-steps", "2", "--gpu-steps", "4",
+                           "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert [c["exit"] for c in got["contract"]] == [0, 0]
+    assert all("skipped" in c["summary"] for c in got["contract"])
+    assert len(got["profile"]) == 2 and all("p50_ms" in r["torch"] for r in got["profile"])
+    runs = got["training"]
+    assert [r["steps"] for r in runs] == [2, 4, 2, 4]
+    assert all(r["dev_cer_at_2"] is not None and r["steps_per_s"] > 0 for r in runs)
+    assert "no device option" in got["supernet"]
