@@ -173,10 +173,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("train", help="train an architecture (built-in or your corpus); CER/WER",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Train one architecture under a CPU-time or step budget "
-                                   "on the built-in corpus or your own; print the learning "
-                                   "curve and "
-                                   "CER/WER per test set.", epilog=TRAIN_EPILOG)
+                       description="Train one architecture under a time budget (CPU time; "
+                                   "on a GPU, device time) or a step budget on the built-in "
+                                   "corpus or your own; print the learning curve and CER/WER "
+                                   "per test set.", epilog=TRAIN_EPILOG)
     s.add_argument("arch", nargs="?", metavar="ARCH.json", help="architecture JSON, or - ")
     s.add_argument("--preset", metavar="NAME", help="a named preset instead")
     s.add_argument("--budget", help="training time: 90s, 3m, 1h (CPU time on a CPU; on a GPU, "
