@@ -249,8 +249,8 @@ def test_a_model_against_itself_and_against_twice_the_work(tmp_path):
 
 @pytest.mark.parametrize("streaming", [False, True])
 def test_hwnas_own_export_has_its_time_attributed_to_blocks(tmp_path, streaming):
-    """Utterance graphs name each node's layer in its scope; streaming chunk
-    graphs call a layer's parts themselves, and the exporter numbers them."""
+    """Both graphs name each node's layer in its scope: a chunk graph calls each
+    part's forward_chunk through the module (nn.common.chunk_call)."""
     from hwnas.export import export
     from tests.helpers import small
 
@@ -260,15 +260,16 @@ def test_hwnas_own_export_has_its_time_attributed_to_blocks(tmp_path, streaming)
     result = bench(spec, BenchRequest([art.path], ops=True), plan)
     ops = result["models"][0]["ops"]
     blocks = [b["block"] for b in ops["blocks"]]
-    assert blocks[0] == ("encoder layer 0: feed-forward" if streaming else "subsampling")
+    assert blocks[0] == "subsampling"
     for i in (0, 1):
         for part in ("attention", "convolution", "feed-forward"):
             assert f"encoder layer {i}: {part}" in blocks
     assert blocks.index("encoder layer 0: attention") < blocks.index("encoder layer 1: attention")
     assert sum(b["share"] for b in ops["blocks"]) == pytest.approx(1.0)
-    # fused nodes join the block before them; a chunk graph's front runs unscoped
+    # fused nodes join the block before them; a chunk graph's cache reshapes at the
+    # graph's own level are all that runs unscoped
     other = sum(b["share"] for b in ops["blocks"] if b["block"] == "other")
-    assert other < (0.5 if streaming else 1e-9)
+    assert other < (0.05 if streaming else 1e-9)
 
 
 @pytest.mark.slow

@@ -15,10 +15,11 @@ _PARTS = (
 )
 
 
-#: a streaming chunk graph calls each layer's parts itself (``encode_chunk``), so
-#: its scopes lose the layer: the exporter numbers repeated scopes in call order
-#: instead, at the first level that repeats (``/conv_3/``, ``/ff1/net/net.1_3/``):
-#: for a part each layer calls once, that number is the layer
+#: chunk graphs exported before ``nn.common.chunk_call`` (their parts called by
+#: method, not by module) lost the layer from their scopes: the exporter numbered
+#: repeated scopes in call order instead, at the first level that repeats
+#: (``/conv_3/``, ``/ff1/net/net.1_3/``); for a part each layer calls once, that
+#: number is the layer. Today's chunk graphs carry the utterance graph's paths.
 _CHUNK_PART = re.compile(r"^/([a-z_]+?[a-z12])(?:_(\d+))?/")
 _REPEAT = re.compile(r"_(\d+)$")
 _RNN = re.compile(r"^(?:/encoder)?/(?:rnn|lstm)(?:_\d+)?/")

@@ -79,6 +79,23 @@ def cache_shapes_of(modules: Sequence[nn.Module], B: int) -> list[tuple[int, ...
     return [s for m in modules for s in m.cache_shapes(B)]
 
 
+def chunk_call(m: nn.Module, x: torch.Tensor, caches: list[torch.Tensor]
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``m.forward_chunk(x, caches)``, made through the module's own call, so
+    that an exporter's trace names the ops inside by the module's path, as in
+    an utterance graph (``/encoder/layers.1/conv/...``), instead of numbering
+    anonymous scopes. Its ``forward`` is ``forward_chunk`` for this call only."""
+    own = m.__dict__.get("forward")
+    m.forward = m.forward_chunk
+    try:
+        return m(x, caches)
+    finally:
+        if own is None:
+            del m.forward
+        else:
+            m.forward = own
+
+
 def chunk_through(modules: Sequence[nn.Module], x: torch.Tensor, caches: list[torch.Tensor],
                   between: Callable[[int, torch.Tensor], torch.Tensor] | None = None
                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -90,7 +107,7 @@ def chunk_through(modules: Sequence[nn.Module], x: torch.Tensor, caches: list[to
     i = 0
     for k, m in enumerate(modules):
         n = len(m.cache_shapes(1))
-        x, c = m.forward_chunk(x, caches[i:i + n])
+        x, c = chunk_call(m, x, caches[i:i + n])
         if between is not None:
             x = between(k, x)
         new += c

@@ -21,7 +21,7 @@ from hwnas.asr import ArchConfig
 from hwnas.asr.models.decoders import CTCHead, LASDecoder, RNNTDecoder, TransformerDecoder
 from hwnas.asr.models.encoders import build_encoder
 from hwnas.asr.models.subsampling import build_subsampling
-from hwnas.nn.common import keep_frames, length_mask
+from hwnas.nn.common import chunk_call, keep_frames, length_mask
 from hwnas.nn.frontend import LearnableFilterbank, input_dim
 
 
@@ -123,8 +123,8 @@ class SpeechModel(nn.Module):
         if self.lookahead is not None:
             x = self.lookahead(x.transpose(1, 2)).transpose(1, 2)
         n = len(self.subsampling.cache_shapes(1))
-        x, c1 = self.subsampling.forward_chunk(x, caches[:n])
-        y, c2 = self.encoder.forward_chunk(x, caches[n:])
+        x, c1 = chunk_call(self.subsampling, x, caches[:n])
+        y, c2 = chunk_call(self.encoder, x, caches[n:])
         return y, c1 + c2
 
     def split_chunks(self, feats: torch.Tensor) -> list[torch.Tensor]:

@@ -74,6 +74,9 @@ class FrameStacking(nn.Module):
         self.out = nn.Linear(f_in * factor, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._stack(x)
+
+    def _stack(self, x: torch.Tensor) -> torch.Tensor:
         B, T, F = x.shape
         return self.out(x.reshape(B, T // self.factor, F * self.factor))
 
@@ -82,7 +85,8 @@ class FrameStacking(nn.Module):
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.forward(x), []
+        # not self.forward: inside nn.common.chunk_call, forward is this method
+        return self._stack(x), []
 
 
 def build_subsampling(kind: str, f_in: int, d_model: int) -> nn.Module:

@@ -14,7 +14,7 @@ from torch import nn
 from hwnas.asr import ArchConfig
 from hwnas.asr.models.encoders._attention_stack import AttentionStack, attention_plan
 from hwnas.nn.attention import AttentionPlan, SelfAttention
-from hwnas.nn.common import FeedForward, TimeConv
+from hwnas.nn.common import FeedForward, TimeConv, chunk_call
 
 
 class ConvModule(nn.Module):
@@ -42,7 +42,7 @@ class ConvModule(nn.Module):
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        h, new = self.dw.forward_chunk(self._pre(x), caches)
+        h, new = chunk_call(self.dw, self._pre(x), caches)
         return self._post(h), new
 
 
@@ -71,9 +71,9 @@ class ConformerLayer(nn.Module):
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         n = len(self.att.cache_shapes(1))
         x = x + 0.5 * self.ff1(x)
-        a, ca = self.att.forward_chunk(self.att_norm(x), caches[:n])
+        a, ca = chunk_call(self.att, self.att_norm(x), caches[:n])
         x = x + a
-        c, cc = self.conv.forward_chunk(x, caches[n:])
+        c, cc = chunk_call(self.conv, x, caches[n:])
         x = x + c
         return self.norm(x + 0.5 * self.ff2(x)), ca + cc
 

@@ -11,7 +11,7 @@ from torch import nn
 from hwnas.asr import ArchConfig
 from hwnas.asr.models.encoders._attention_stack import AttentionStack, attention_plan
 from hwnas.nn.attention import AttentionPlan, SelfAttention
-from hwnas.nn.common import FeedForward, TimeConv, keep_frames
+from hwnas.nn.common import FeedForward, TimeConv, chunk_call, keep_frames
 
 POS_CONV_KERNEL = 15
 
@@ -33,7 +33,7 @@ class TransformerLayer(nn.Module):
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        a, c = self.att.forward_chunk(self.att_norm(x), caches)
+        a, c = chunk_call(self.att, self.att_norm(x), caches)
         x = x + a
         return x + self.ff(x), c
 
@@ -60,8 +60,8 @@ class TransformerEncoder(nn.Module):
 
     def forward_chunk(self, x: torch.Tensor, caches: list[torch.Tensor]
                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        p, cp = self.pos.forward_chunk(x, caches[:1])
-        y, cs = self.stack.forward_chunk(x + p, caches[1:])
+        p, cp = chunk_call(self.pos, x, caches[:1])
+        y, cs = chunk_call(self.stack, x + p, caches[1:])
         return self.norm(y), cp + cs
 
 
