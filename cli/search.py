@@ -292,7 +292,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines,
         final=None if own else FinalBudget.parse(args.final_budget, unit, parse_budget),
         spot_budget_s=parse_budget(args.spot_budget), train_device=str(device),
-        precision=resolve_precision(args.precision, device))
+        precision=resolve_precision(args.precision, device), gpus_per_trial=args.gpus_per_trial)
     req.check()
     if not own:
         req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
@@ -419,6 +419,10 @@ def add_parsers(sub: Any) -> None:
                         "trial, and the answer is compared with the best of them)")
     add_corpus_args(s)
     add_device_args(s)
+    s.add_argument("--gpus-per-trial", dest="gpus_per_trial", type=float, default=1.0,
+                   choices=(1.0, 0.5, 0.25), metavar="1|0.5|0.25",
+                   help="with --executor ray and a GPU: the share of a GPU each trial asks "
+                        "for (small models share a card; default 1)")
     s.add_argument("--space", metavar="FILE", help="TOML file overriding the space's choices")
     s.add_argument("--streaming", action="store_true",
                    help="streaming architectures only (latency is then per chunk)")

@@ -628,6 +628,25 @@ def test_the_training_device_is_chosen_and_refused_in_one_line(monkeypatch):
     assert rec["device"] == "cpu" and rec["clock"] == "cpu_seconds" and rec["device_name"]
 
 
+def test_a_trial_on_a_gpu_asks_ray_for_its_share_of_one():
+    """--gpus-per-trial: the search's rung of training asks for num_gpus only
+    where it trains on a GPU, and no more than its share."""
+    from hwnas import tasks
+
+    class Data:
+        description = {"kind": "builtin"}
+
+    def unit(options):
+        return tasks.get("asr").rung_unit(Data(), {}, workspace=".", budget=10.0,
+                                          unit="cpu_seconds", seed=0, run_dir="r", resume=False,
+                                          extra={}, options=options)
+
+    assert unit({"device": "cpu", "precision": "fp32", "gpus": 1.0}).needs() == {"num_cpus": 1}
+    half = unit({"device": "cuda:0", "precision": "bf16", "gpus": 0.5})
+    assert half.needs() == {"num_cpus": 1, "num_gpus": 0.5}
+    assert half.train_options["device"] == "cuda:0" and "gpus" not in half.train_options
+
+
 ENCODERS = ("conformer", "transformer", "lstm", "blstm", "cnn_lstm", "contextnet")
 
 

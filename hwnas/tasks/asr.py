@@ -103,7 +103,8 @@ class ASR(Task):
                          extra={**extra, "corpus": data.description},
                          train_options={"eval_every": 10**9,
                                         **{k: v for k, v in options.items()
-                                           if k != "snapshot_every_s"}},
+                                           if k not in ("snapshot_every_s", "gpus")}},
+                         gpus=options.get("gpus", 1.0),
                          **({"snapshot_every_s": options["snapshot_every_s"]}
                             if "snapshot_every_s" in options else {}))
 

@@ -35,6 +35,7 @@ class TrainRung:
     extra: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
     snapshot_every_s: float = float("inf")   # a rung is short: a killed one starts again
+    gpus: float = 1.0             # of a GPU, where it trains on one (small models share)
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.asr import ArchConfig
@@ -70,9 +71,10 @@ class TrainRung:
                 **({"by_lang": by_lang} if by_lang else {})}
 
     def needs(self) -> dict[str, Any]:
-        """One CPU; a trial training on a GPU also asks for one (Ray's num_gpus)."""
+        """One CPU; a trial training on a GPU also asks for its share of one
+        (Ray's num_gpus: 1, 0.5 or 0.25, --gpus-per-trial)."""
         gpu = str(self.train_options.get("device", "cpu")).startswith("cuda")
-        return {"num_cpus": 1, **({"num_gpus": 1} if gpu else {})}
+        return {"num_cpus": 1, **({"num_gpus": self.gpus} if gpu else {})}
 
 
 #: dev sentences a TTS trial's intelligibility (the "cer" objective) is scored on

@@ -71,6 +71,7 @@ class SearchRequest:
     spot_budget_s: float = 120.0        # measuring on a new host, at most (workflows.target)
     train_device: str = "cpu"           # where trials train (nn.fit.train_device): cpu, cuda[:N]
     precision: str = "fp32"             # their precision, resolved (nn.fit.resolve_precision)
+    gpus_per_trial: float = 1.0         # what a trial on a GPU asks Ray for (small ones share)
 
     @property
     def rung_unit(self) -> str:
@@ -88,6 +89,9 @@ class SearchRequest:
         if self.search.max_delay_ms is not None and "delay" not in task.objectives:
             raise ValueError(f"--max-delay: {self.search.task.upper()} architectures have no "
                              "emission delay; use --max-latency or --max-rtf")
+        if self.gpus_per_trial not in (1.0, 0.5, 0.25):
+            raise ValueError(f"--gpus-per-trial must be 1, 0.5 or 0.25, got "
+                             f"{self.gpus_per_trial:g}")
         if (self.train_device != "cpu" or self.precision != "fp32") \
                 and not task.trains_on_accelerators:
             raise ValueError(f"{self.search.task.upper()} training runs on the CPU in fp32 "
@@ -254,8 +258,8 @@ class TrialRungs:
         """A unit that trains ``arch`` to ``budget`` in ``run_dir`` as the search's
         trials train (its data, seed and unit; no dev evaluations on the way;
         ``options`` for the trainer, e.g. a rung's floor of updates)."""
-        device = {"device": self.req.train_device, "precision": self.req.precision} \
-            if self.task.trains_on_accelerators else {}
+        device = {"device": self.req.train_device, "precision": self.req.precision,
+                  "gpus": self.req.gpus_per_trial} if self.task.trains_on_accelerators else {}
         return self.task.rung_unit(self.req.corpus, arch, workspace=str(self.req.workspace),
                                    budget=budget, unit=self.req.rung_unit,
                                    seed=self.req.search.seed,
