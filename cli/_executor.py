@@ -19,9 +19,12 @@ def add_executor_arg(s: Any, what: str) -> None:
                         "this host belongs to)")
 
 
-def open_executor(args: Any) -> Any:
+def open_executor(args: Any, gpus: tuple[int, ...] = ()) -> Any:
+    """The executor --executor names; ``gpus``: the process executor starts
+    one worker per GPU, each seeing only its own."""
     from hwnas import execution
 
     name = getattr(args, "executor", "local")
-    options = {"address": args.address} if name == "ray" else {}
+    options = {"address": args.address} if name == "ray" else \
+        {"gpus": gpus} if name == "process" and gpus else {}
     return execution.make(name, **options)

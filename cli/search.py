@@ -260,12 +260,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     default_budget = args.cer_budget is None and args.cer_steps is None
     unit = "steps" if args.cer_steps is not None else "cpu_seconds"
     from hwnas import tasks
-    from hwnas.nn.fit import resolve_precision, train_device
+    from hwnas.nn.fit import gpus_meant, resolve_precision, train_device
 
     name = args.train_device   # a task that trains on the CPU only: auto is the CPU
     if not tasks.get(args.task).trains_on_accelerators and name in (None, "auto"):
         name = "cpu"
     device = train_device(name)
+    gpus = gpus_meant(name, device) if args.executor == "process" else ()
+    if gpus:   # a worker per GPU, each seeing only its own: cuda:0 there
+        device = type(device)("cuda", 0)
     clock = "steps" if unit == "steps" else "CPU s" if device.type == "cpu" else "device s"
     rungs = _rungs(args.cer_steps, "steps") if unit == "steps" else \
         _rungs(args.cer_budget or DEFAULT_CER_BUDGET, "budget")
@@ -296,7 +299,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     req.check()
     if not own:
         req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed
-    with open_executor(args) as req.executor:
+    with open_executor(args, gpus) as req.executor:
         outcome = run(req, _RichHooks(args.json, unit, "mcd" if "mcd" in search.objectives
                                       else "cer"))
     if args.json:

@@ -155,3 +155,34 @@ def test_joining_an_unroutable_address_is_one_line_within_15_s(tmp_path, capsys)
     assert err[-1].startswith(("hwnas: error: no Ray cluster at 10.255.255.1:6379",
                                "hwnas: error: 10.255.255.1:6379 answered, but not as a Ray "
                                "cluster's head")), err
+
+
+class SeenGPUs:
+    """A unit that answers with the GPUs its worker may see."""
+
+    def run(self, ctx):
+        import os
+        import time
+
+        time.sleep(1.0)   # long enough for the second worker to start and take some
+        return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    def needs(self):
+        return {"num_cpus": 1}
+
+
+def test_the_process_executor_starts_one_worker_per_gpu_each_seeing_its_own():
+    """--executor process with a GPU training device: a worker per GPU index,
+    each with CUDA_VISIBLE_DEVICES set to its own before torch starts (so a
+    unit's cuda:0 is that worker's card); without GPUs nothing is set."""
+    ex = ProcessExecutor(gpus=(3, 5))
+    try:
+        seen = {f.result(timeout=120) for f in [ex.submit(SeenGPUs()) for _ in range(6)]}
+    finally:
+        ex.close()
+    assert seen == {"3", "5"}
+    plain = ProcessExecutor()
+    try:
+        assert plain.submit(SeenGPUs()).result(timeout=120) is None
+    finally:
+        plain.close()

@@ -20,8 +20,14 @@ from ._base import Executor, Unit, WorkerContext
 _ctx: WorkerContext | None = None
 
 
-def _start_worker() -> None:
+def _start_worker(gpus: tuple[int, ...] = (), taken: Any = None) -> None:
     global _ctx
+    if gpus:   # one GPU per worker, before torch sees any: it is that worker's cuda:0
+        import os
+
+        with taken.get_lock():
+            index, taken.value = taken.value, taken.value + 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus[index % len(gpus)])
     import torch
 
     from hwnas.paths import die_with_parent
@@ -39,11 +45,17 @@ def _run(unit: Unit) -> Any:
 class ProcessExecutor(Executor):
     name = "process"
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, gpus: tuple[int, ...] = ()) -> None:
+        """``gpus``: one worker per GPU index given, each seeing only its own
+        (CUDA_VISIBLE_DEVICES), so units train on ``cuda:0`` each on their own
+        card; ``workers`` is then the number of GPUs."""
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self._pool = ProcessPoolExecutor(workers, multiprocessing.get_context("forkserver"),
-                                         initializer=_start_worker)
+        mp = multiprocessing.get_context("forkserver")
+        self.gpus = tuple(gpus)
+        self._pool = ProcessPoolExecutor(len(self.gpus) or workers, mp,
+                                         initializer=_start_worker,
+                                         initargs=(self.gpus, mp.Value("i", 0)))
 
     def submit(self, unit: Unit) -> Future:
         return self._pool.submit(_run, unit)

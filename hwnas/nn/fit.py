@@ -62,6 +62,16 @@ def train_device(name: str | None = None) -> torch.device:
     return torch.device("cuda", index)
 
 
+def gpus_meant(name: str | None, device: torch.device) -> tuple[int, ...]:
+    """The GPUs a --train-device name means for workers, one per GPU: the one
+    it names (cuda:N), else every visible one; none for the CPU."""
+    if device.type != "cuda":
+        return ()
+    if name and ":" in name:
+        return (int(device.index or 0),)
+    return tuple(range(torch.cuda.device_count()))
+
+
 def device_record(device: torch.device) -> dict[str, str]:
     """What a run records of its training device: the device, its name, and
     the clock its time budget counted (CPU seconds on a CPU, device seconds on
