@@ -237,3 +237,22 @@ def test_profile_show_names_the_profile_it_shows(tmp_path):
     got = json.loads(out.stdout)
     assert got["rows"] == 8 and not got["shipped"] and got["folder"] == str(folder)
     assert "manifest.json is missing: rebuilt from 2 shard(s) (6 rows" in out.stderr
+
+
+def test_a_shard_damaged_inside_is_one_line_naming_it(tmp_path):
+    """A byte flipped in a data page, not the footer: the manifest still lists
+    the shard and its footer reads, but its rows do not. Reading says which
+    file, in one line, and leaves it where it is."""
+    s = ProfileStore(tmp_path / "cpu", "cpu", create=True)
+    for i in range(40):
+        s.append(row(i))
+    s.compact()
+    shard = sorted((tmp_path / "cpu").glob("rows-*.parquet"))[0]
+    data = bytearray(shard.read_bytes())
+    for k in range(8, 200):       # the first column chunk's page header and values
+        data[k] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ValueError) as got:
+        ProfileStore(tmp_path / "cpu", "cpu").rows()
+    assert "damaged Parquet shard" in str(got.value) and shard.name in str(got.value)
+    assert "\n" not in str(got.value) and shard.is_file()

@@ -229,9 +229,19 @@ class ProfileStore:
             self.journal_path.unlink()
 
     def _read_shard(self, name: str, columns: list[str] | None = None) -> dict[str, list]:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(self.folder / name, columns=columns).to_pydict()
+        from hwnas.errors import first_line
+
+        try:
+            return pq.read_table(self.folder / name, columns=columns).to_pydict()
+        except (OSError, ValueError, pa.ArrowException) as e:
+            # its footer read (the manifest lists it) but a page does not: the
+            # shard is damaged inside; say which, in one line, and touch nothing
+            raise ValueError(f"{self.folder / name}: a damaged Parquet shard "
+                             f"({first_line(e, 120)}); move it out of {self.folder} to "
+                             f"read the other rows") from None
 
     # -- writing --------------------------------------------------------------
     def keys(self) -> set[str]:
