@@ -191,8 +191,12 @@ def test_a_registered_task_is_searched_by_the_shared_search(toy, tmp_path):
     from hwnas.search.study import SearchConfig
     from hwnas.workflows.search import SearchRequest, run
 
-    search = SearchConfig(target="cpu", task="toy", objectives=("error", "latency"), trials=2,
-                          rungs=(4.0,), rung_unit="steps", study="toy")
+    (tmp_path / "devices").mkdir()   # the cpu's adapter with a short plan: mechanics, not noise
+    (tmp_path / "devices" / "cpu-quick.toml").write_text(
+        'adapter = "cpu"\n[options]\nreference = ""\n[plan]\nwarmup_runs = 2\nmin_runs = 5\n'
+        'min_seconds = 0.05\nretries = 0\nmax_ci = inf\nmax_drift = 10.0\n')
+    search = SearchConfig(target="cpu-quick", task="toy", objectives=("error", "latency"),
+                          trials=2, rungs=(4.0,), rung_unit="steps", study="toy")
     req = SearchRequest(search, workspace=tmp_path, corpus=ToyData(), export=False)
     out = run(req).summary
     assert out["trials"] == 2 and out["pareto"]
