@@ -219,7 +219,9 @@ def training(train_set: Any, dev_set: Any, tok: Any, device: str, cpu_steps: int
                          "steps_per_s": round(res.steps / train_s, 2) if train_s else None,
                          "wall_s": round(wall, 1), f"dev_cer_at_{cpu_steps}": at_cpu,
                          "dev_cer_at_end": res.curve[-1]["dev_cer"]})
-            print(f"  {name:<18} {label:<24} {rows[-1]['steps_per_s']:>8.2f} steps/s, dev CER "
+            rate = rows[-1]["steps_per_s"]   # None: the run's clock rounded to 0 s
+            print(f"  {name:<18} {label:<24} {'-' if rate is None else f'{rate:.2f}':>8} "
+                  f"steps/s, dev CER "
                   f"{at_cpu if at_cpu is None else round(at_cpu, 3)} at {cpu_steps} steps, "
                   f"{res.curve[-1]['dev_cer']:.3f} at {res.steps}", flush=True)
     return rows
