@@ -39,7 +39,7 @@ search-tts: setup
 	    --target cpu --max-rtf 0.002 --trials 12 --tts-budget 60s --study tts
 
 demo: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m hwnas.demo --out $(DEMO_OUT)
+	OMP_NUM_THREADS=1 $(BIN)/python -m hwnas.asr.demo --out $(DEMO_OUT)
 
 test: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow or not slow" -q

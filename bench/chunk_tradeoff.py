@@ -67,9 +67,9 @@ def part_train(minutes: float) -> None:
     import torch
 
     from bench.proxy_fidelity import data
+    from hwnas.asr.train import TrainConfig, evaluate, train
     from hwnas.data.corpus import words
     from hwnas.data.tokens import CharTokenizer
-    from hwnas.training.trainer import TrainConfig, evaluate, train
 
     torch.set_num_threads(1)
     LOG.parent.mkdir(parents=True, exist_ok=True)

@@ -27,11 +27,20 @@ What `run` measures, as a table on stdout and in the JSON file:
       it) against the GPU in fp32 and bf16, for conformer_xs and a 6-layer
       Conformer: steps per second, and dev CER at equal steps (at
       ``--cpu-steps`` for all three, at ``--gpu-steps`` for the two GPU runs).
-  (c) the supernet's rank fidelity on a GPU: not run, and said so: supernet
-      training has no device option yet.
+  (c) the supernet's rank fidelity on a GPU, in bench/supernet_space.toml's
+      Conformer space (the space of the README's fidelity figures): the
+      supernet trained ``--supernet-s`` device seconds (default 300); then
+      ``--fidelity-archs`` sampled architectures (default 20) each trained
+      stand-alone ``--standalone-steps`` steps (the reference ranking), and
+      scored with inherited weights, after a ``--finetune-steps`` fine-tune,
+      and, as the control, trained from scratch for the same steps. Kendall
+      tau of each against the stand-alone dev CER.
 
-`run --device cpu --archs 2 --cpu-steps 2 --gpu-steps 4` runs every part on
-a CPU in seconds (what the test suite does, so the script cannot rot).
+A GPU command may be limited to 10 minutes: ``--parts a``, ``--parts b``,
+``--parts c`` run the parts separately (each writes its own figures).
+
+`run --dry-run` runs every part on the CPU in seconds, at toy sizes (what the
+test suite does, so the script cannot rot): every code path but the GPU's.
 """
 
 from __future__ import annotations
@@ -194,7 +203,7 @@ def training(train_set: Any, dev_set: Any, tok: Any, device: str, cpu_steps: int
     import torch
 
     from hwnas.asr import preset
-    from hwnas.training.trainer import TrainConfig, train
+    from hwnas.asr.train import TrainConfig, train
 
     rows = []
     for name, arch in (("conformer_xs", preset("conformer_xs")),
@@ -227,9 +236,66 @@ def training(train_set: Any, dev_set: Any, tok: Any, device: str, cpu_steps: int
     return rows
 
 
+# --- (c) supernet rank fidelity on the device ------------------------------------------
+def fidelity(train_set: Any, dev_set: Any, tok: Any, device: str, supernet_s: float,
+             n: int, standalone_steps: int, finetune_steps: int,
+             supernet_steps: int | None = None) -> dict[str, Any]:
+    """Kendall tau of inherited, fine-tuned and from-scratch (control) dev CER
+    against stand-alone dev CER over ``n`` architectures of the Conformer
+    space, with the supernet trained ``supernet_s`` device seconds (or
+    ``supernet_steps`` steps) on ``device``."""
+    from hwnas.asr import default_space
+    from hwnas.asr.supernet.elastic import ElasticSupernet
+    from hwnas.asr.supernet.sandwich import SupernetConfig, train_supernet
+    from hwnas.asr.supernet.score import score
+    from hwnas.asr.train import TrainConfig, train
+    from hwnas.predict.metrics import kendall_tau
+    from hwnas.training.prepare import Splits
+
+    space = default_space().with_toml(ROOT / "bench" / "supernet_space.toml") \
+        .with_choices({"encoder": ["conformer"]})
+    splits = Splits(train_set, dev_set, {}, {})
+    net = ElasticSupernet(space, "conformer", tok.vocab_size, seed=0)
+    budget = {"steps": supernet_steps} if supernet_steps else {"cpu_seconds": supernet_s}
+    t0 = time.perf_counter()
+    res = train_supernet(net, lambda fe, nf: splits, tok,
+                         SupernetConfig(seed=0, device=device, eval_every=10**9,
+                                        eval_utts=DEV_UTTS, **budget))
+    print(f"  supernet: {res.steps} steps in {res.cpu_seconds:.0f} s of "
+          f"{res.device.get('device_name')} ({res.precision}), "
+          f"{time.perf_counter() - t0:.0f} s wall", flush=True)
+    archs = [a.replace(vocab_size=tok.vocab_size) for a in space.sample_distinct(n, seed=1)]
+    rows = []
+    for i, arch in enumerate(archs):
+        alone = train(arch, train_set, dev_set, tok,
+                      TrainConfig(steps=standalone_steps, seed=0, device=device,
+                                  eval_every=10**9, eval_utts=DEV_UTTS)).dev["cer"]
+        control = train(arch, train_set, dev_set, tok,
+                        TrainConfig(steps=finetune_steps, seed=0, device=device,
+                                    eval_every=10**9, eval_utts=DEV_UTTS)).dev["cer"]
+        inherited = score(net, arch, splits, tok, device=device)["cer"]
+        tuned = score(net, arch, splits, tok, finetune_steps=finetune_steps,
+                      device=device)["cer"]
+        rows.append({"arch_id": arch.id, "standalone": alone, "inherited": inherited,
+                     "finetuned": tuned, "control": control})
+        print(f"  {i + 1}/{len(archs)} {arch.id}: stand-alone {alone:.3f}, inherited "
+              f"{inherited:.3f}, fine-tuned {tuned:.3f}, control {control:.3f}", flush=True)
+    alone = [r["standalone"] for r in rows]
+    tau = {k: kendall_tau([r[k] for r in rows], alone)
+           for k in ("inherited", "finetuned", "control")}
+    return {"supernet": {"steps": res.steps, "seconds": res.cpu_seconds,
+                         "precision": res.precision, **res.device},
+            "standalone_steps": standalone_steps, "finetune_steps": finetune_steps,
+            "kendall_tau": tau, "archs": rows}
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    if args.dry_run:   # every part on the CPU at toy sizes: the code paths, not figures
+        args.device, args.archs, args.cpu_steps, args.gpu_steps = "cpu", 2, 2, 4
+        args.fidelity_archs, args.standalone_steps, args.finetune_steps = 3, 2, 1
+        args.supernet_steps = 2
     if args.device != "cpu" and not torch.cuda.is_available():
         print(f"no CUDA device here (torch {torch.__version__}); `--device cpu` runs the "
               f"same parts on the CPU", file=sys.stderr)
@@ -238,23 +304,31 @@ def run(args: argparse.Namespace) -> int:
     env = {"torch": torch.__version__, "python": sys.version.split()[0],
            "gpu": torch.cuda.get_device_name(0) if args.device != "cpu" else None}
     print(f"hwnas GPU check: torch {env['torch']}, {env['gpu'] or 'CPU only'}", flush=True)
-    out: dict[str, Any] = {"env": env}
-    if not args.no_contract:
+    out: dict[str, Any] = {"env": env, "parts": args.parts}
+    if "a" in args.parts and not args.no_contract:
         out["contract"] = [contract(rt) for rt in ("torch", "onnxruntime")]
         for c in out["contract"]:
             print(f"(a) contract, {c['runtime']}: {c['summary']}", flush=True)
-    out["profile"] = profile(args.archs, args.device)
-    print(f"(a) {len(out['profile'])} architectures timed:")
-    for r in out["profile"]:
-        cells = [f"{k} {v['p50_ms']:.3f} ms [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]"
-                 if "p50_ms" in v else f"{k} {v['error']}"
-                 for k, v in r.items() if isinstance(v, dict)]
-        print(f"  {r['arch_id']} {r['family']:<24} " + "; ".join(cells))
-    print("(b) training:", flush=True)
-    out["training"] = training(train_set, dev_set, tok, args.device, args.cpu_steps,
-                               args.gpu_steps)
-    out["supernet"] = "not run: supernet training has no device option yet"
-    print(f"(c) supernet fidelity: {out['supernet']}")
+    if "a" in args.parts:
+        out["profile"] = profile(args.archs, args.device)
+        print(f"(a) {len(out['profile'])} architectures timed:")
+        for r in out["profile"]:
+            cells = [f"{k} {v['p50_ms']:.3f} ms [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]"
+                     if "p50_ms" in v else f"{k} {v['error']}"
+                     for k, v in r.items() if isinstance(v, dict)]
+            print(f"  {r['arch_id']} {r['family']:<24} " + "; ".join(cells))
+    if "b" in args.parts:
+        print("(b) training:", flush=True)
+        out["training"] = training(train_set, dev_set, tok, args.device, args.cpu_steps,
+                                   args.gpu_steps)
+    if "c" in args.parts:
+        print("(c) supernet rank fidelity:", flush=True)
+        out["supernet"] = fidelity(train_set, dev_set, tok, args.device, args.supernet_s,
+                                   args.fidelity_archs, args.standalone_steps,
+                                   args.finetune_steps, args.supernet_steps)
+        tau = out["supernet"]["kendall_tau"]
+        print("  Kendall tau against stand-alone: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in tau.items()), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2, sort_keys=True, default=str) + "\n")
         print(f"written to {args.out}")
@@ -277,6 +351,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--cpu-steps", type=int, default=60, dest="cpu_steps")
     r.add_argument("--gpu-steps", type=int, default=600, dest="gpu_steps")
     r.add_argument("--no-contract", action="store_true", dest="no_contract")
+    r.add_argument("--parts", default="abc", help="which parts: any of a, b, c (default abc)")
+    r.add_argument("--supernet-s", type=float, default=300.0, dest="supernet_s",
+                   help="(c) device seconds of supernet training (default 300)")
+    r.add_argument("--supernet-steps", type=int, dest="supernet_steps",
+                   help="(c) train the supernet this many steps instead")
+    r.add_argument("--fidelity-archs", type=int, default=20, dest="fidelity_archs")
+    r.add_argument("--standalone-steps", type=int, default=150, dest="standalone_steps")
+    r.add_argument("--finetune-steps", type=int, default=30, dest="finetune_steps")
+    r.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="every part on the CPU at toy sizes, in seconds (no figures)")
     args = ap.parse_args(argv)
     if args.cmd == "pack":
         pack(args.out, args.workspace)

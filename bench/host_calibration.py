@@ -59,8 +59,8 @@ def bare_ort_ms(arch, work: Path) -> float:
     import time
 
     from hwnas.adapters.runtimes import ort_session
-    from hwnas.asr.graph_io import initial_feeds
     from hwnas.export import export
+    from hwnas.nn.graph_io import initial_feeds
 
     art = export(arch, "onnx", work / arch.id, check=False)
     sess = ort_session(art.path, 1)

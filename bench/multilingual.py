@@ -39,11 +39,11 @@ import torch  # noqa: E402
 
 from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import ArchConfig, default_space  # noqa: E402
+from hwnas.asr.train import TrainConfig, train  # noqa: E402
 from hwnas.data.corpus import build, corpus_dir  # noqa: E402
 from hwnas.data.tokens import CharTokenizer  # noqa: E402
 from hwnas.predict.metrics import kendall_tau  # noqa: E402
 from hwnas.training.prepare import builtin_features  # noqa: E402
-from hwnas.training.trainer import TrainConfig, train  # noqa: E402
 
 torch.set_num_threads(1)
 LOG = ROOT / "bench" / "results" / "multilingual.jsonl"

@@ -38,11 +38,11 @@ import torch  # noqa: E402
 
 from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import ArchConfig, default_space, preset  # noqa: E402
+from hwnas.asr.train import TrainConfig, evaluate, train  # noqa: E402
 from hwnas.data.corpus import build, corpus_dir, words  # noqa: E402
 from hwnas.data.tokens import CharTokenizer  # noqa: E402
 from hwnas.predict.metrics import kendall_tau  # noqa: E402
 from hwnas.training.prepare import SPLITS, builtin_features  # noqa: E402
-from hwnas.training.trainer import TrainConfig, evaluate, train  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -65,9 +65,9 @@ def read_log() -> dict[str, dict[float | str, dict]]:
 def run(ws: Path, n: int, budgets: list[float], floors: list[int]) -> None:
     import torch
 
+    from hwnas.asr.train import TrainConfig, load_snapshot, train
     from hwnas.training.halving import floor_options
     from hwnas.training.prepare import open_corpus
-    from hwnas.training.trainer import TrainConfig, load_snapshot, train
 
     torch.set_num_threads(1)
     corpus = open_corpus(ws)

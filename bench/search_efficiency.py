@@ -46,9 +46,9 @@ def streaming_space():
 def part_collect(n: int, seconds: float) -> dict:
     import torch
 
+    from hwnas.asr.train import TrainConfig, train
     from hwnas.data.tokens import CharTokenizer
     from hwnas.training.prepare import builtin_features
-    from hwnas.training.trainer import TrainConfig, train
 
     torch.set_num_threads(1)
     RUNS.parent.mkdir(parents=True, exist_ok=True)

@@ -42,10 +42,10 @@ from scipy.stats import kendalltau, spearmanr  # noqa: E402
 from bench.harness import ROOT  # noqa: E402 - first: one thread for every library
 from hwnas.asr import default_space  # noqa: E402
 from hwnas.asr.delay import within_delay  # noqa: E402
-from hwnas.supernet.score import score  # noqa: E402
-from hwnas.supernet.workspace import open_family, train_family  # noqa: E402
+from hwnas.asr.supernet.score import score  # noqa: E402
+from hwnas.asr.supernet.workspace import open_family, train_family  # noqa: E402
+from hwnas.asr.train import TrainConfig, train  # noqa: E402
 from hwnas.training.prepare import open_corpus  # noqa: E402
-from hwnas.training.trainer import TrainConfig, train  # noqa: E402
 
 torch.set_num_threads(1)
 RESULTS = ROOT / "bench" / "results"

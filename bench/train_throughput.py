@@ -42,7 +42,7 @@ def _archs() -> list:
 
 
 def _steps_per_s(arch, sp, tok, precision: str, steps: int, seed: int) -> float:
-    from hwnas.training.trainer import TrainConfig, train
+    from hwnas.asr.train import TrainConfig, train
 
     cfg = TrainConfig(steps=steps, seed=seed, eval_every=10**9, eval_utts=1,
                       precision=precision)
@@ -78,7 +78,7 @@ def part_a(corpus, steps: int, rounds: int) -> dict:
 
 def part_b(corpus, steps: int) -> dict:
     from hwnas.asr import preset
-    from hwnas.training.trainer import TrainConfig, train
+    from hwnas.asr.train import TrainConfig, train
 
     arch = preset("conformer_xs")
     sp = corpus.splits(arch.frontend, arch.n_filters)

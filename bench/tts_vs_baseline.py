@@ -42,7 +42,7 @@ def timings(paths: list[Path], rounds: int) -> np.ndarray:
     """(rounds, models) seconds per call, the models interleaved."""
     import onnxruntime as ort
 
-    from hwnas.asr.graph_io import initial_feeds
+    from hwnas.nn.graph_io import initial_feeds
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
@@ -100,7 +100,7 @@ def main() -> None:
                       "steps": res["steps"], "cpu_s": res["cpu_seconds"], "dev": res["dev"],
                       "wall_s": round(time.time() - t, 1)}
         if args.asr:
-            from hwnas.training.intelligibility import score
+            from hwnas.tasks.intelligibility import score
 
             heard = score(out, Path(args.asr), 50)
             rows[name]["intelligibility"] = {k: heard[k] for k in

@@ -39,7 +39,7 @@ OUT = ROOT / "bench" / "results" / "vs_baselines.json"
 
 
 def test_clean(run: Path, corpus) -> float:
-    from hwnas.training.trainer import evaluate, load_run
+    from hwnas.asr.train import evaluate, load_run
 
     model, arch, tok, norm = load_run(run)
     fs, _ = corpus.splits(arch.frontend, arch.n_filters).tests["en/test-clean"]
@@ -133,7 +133,7 @@ def whole_budget(ws: Path, name: str, study_dir: Path, base: dict, total: float,
     import torch
 
     from hwnas.asr import ArchConfig
-    from hwnas.training.trainer import TrainConfig, load_snapshot, save_run, train
+    from hwnas.asr.train import TrainConfig, load_snapshot, save_run, train
     from hwnas.workflows.final import final_dir
 
     torch.set_num_threads(1)

@@ -12,33 +12,22 @@ from .options import SEED
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from hwnas.asr.models.stats import model_stats
+    from hwnas import tasks
 
-    arch = read_arch(args, ("asr", "tts"))
-    if getattr(arch, "task", None) == "tts":
-        from hwnas.tasks import stats
-
-        st = stats(arch)
-        if args.json:
-            print_json({"id": arch.id, **st})
-        else:
-            print(f"{arch.id}: {st['params']:,} parameters, {st['flops'] / 1e6:,.1f} MFLOPs "
-                  "per call (61 phonemes -> 5 s of mel frames)")
-        return 0
-    st = model_stats(arch)
+    arch = read_arch(args, tuple(tasks.names()))
+    info, line = tasks.get(tasks.task_of(arch)).describe(arch)
     if args.json:
-        print_json({"id": arch.id, **st.to_dict()})
+        print_json({"id": arch.id, **info})
     else:
-        per = "per chunk" if st.graph == "chunk" else "per utterance (4.8 s)"
-        print(f"{arch.id}: {st.params:,} parameters ({st.graph_params:,} in the device "
-              f"graph), {st.flops / 1e6:,.1f} MFLOPs {per}")
+        print(f"{arch.id}: {line}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from hwnas import tasks
     from hwnas.export import ExportError, export
 
-    arch = read_arch(args, ("asr", "tts"))
+    arch = read_arch(args, tuple(tasks.names()))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} exists and is not a folder")

@@ -17,9 +17,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
+    from hwnas.asr.train import evaluate, load_run
     from hwnas.data.loaders import load_spec
     from hwnas.training.prepare import features_of, named_specs, recorded_corpus
-    from hwnas.training.trainer import evaluate, load_run
 
     torch.set_num_threads(1)
     if args.beam < 1:

@@ -19,7 +19,7 @@ from ._common import (
     workspace,
 )
 from .interrupt import interrupted_status
-from .options import COUNT, POSITIVE, SEED
+from .options import COUNT, POSITIVE, SEED, add_device_args
 
 EPILOG = """examples:
   hwnas supernet train --family conformer --budget 60m     one family, 60 CPU-minutes
@@ -79,9 +79,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hwnas.supernet.workspace import train_family
+    from hwnas.asr.supernet.workspace import train_family
+    from hwnas.nn.fit import resolve_precision, train_device
 
     torch.set_num_threads(1)
+    device = train_device(args.train_device)
+    precision = resolve_precision(args.precision, device)
+    clock = "CPU s" if device.type == "cpu" else "device s"
     space = _space(args)
     families = _families(args, space)
     total = parse_budget(args.budget)
@@ -99,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             for nf in fam.choices("n_filters"):
                 corpus_splits(corpus, fe, nf, err)
         progress = Progress(TextColumn(f"[bold]supernet {family}"), BarColumn(),
-                            TextColumn("{task.completed:.0f}/{task.total:.0f} CPU s"),
+                            TextColumn("{task.completed:.0f}/{task.total:.0f} " + clock),
                             TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                             console=err, transient=args.json)
         with progress:
@@ -113,7 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             try:
                 folder, info = train_family(ws, family, space, corpus, share, args.seed,
-                                            on_step=on_step, say=err.print)
+                                            on_step=on_step, say=err.print,
+                                            device=str(device), precision=precision)
             except KeyboardInterrupt as e:
                 progress.stop()
                 err.print("interrupted; the supernet's snapshot is saved: the same command "
@@ -125,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         "dev_cer_largest": last.get("dev_cer_largest"),
                         "dev_cer_smallest": last.get("dev_cer_smallest")})
         if not args.json:
-            print(f"{family}: {info['steps']} steps in {info['cpu_seconds']:.0f} CPU s, "
+            print(f"{family}: {info['steps']} steps in {info['cpu_seconds']:.0f} {clock}, "
                   f"{info['params'] / 1e6:.1f} M weights; dev CER of the largest "
                   f"{last.get('dev_cer_largest', float('nan')):.3f}, smallest "
                   f"{last.get('dev_cer_smallest', float('nan')):.3f} (first 100 dev "
@@ -138,8 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import sys
 
+    from hwnas.asr.supernet.workspace import INFO_SHAPE
     from hwnas.state import StateError, read_json
-    from hwnas.supernet.workspace import INFO_SHAPE
 
     root = workspace(args) / "supernets"
     rows = []
@@ -167,8 +172,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from hwnas.supernet.score import score
-    from hwnas.supernet.workspace import held_supernet, open_family, supernet_dir
+    from hwnas.asr.supernet.score import score
+    from hwnas.asr.supernet.workspace import held_supernet, open_family, supernet_dir
 
     torch.set_num_threads(1)
     arch = read_arch(args)
@@ -222,7 +227,9 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--family", default="all",
                    help="encoder family, several (comma-separated) or all (default)")
     t.add_argument("--budget", required=True,
-                   help="CPU time in all, shared equally by the families: 30m, 2h")
+                   help="CPU time in all (device time on a GPU), shared equally by the "
+                        "families: 30m, 2h")
+    add_device_args(t)
     common(t)
     t.set_defaults(func=cmd_train)
     lst = ss.add_parser("list", help="the supernets in the workspace")

@@ -47,8 +47,8 @@ as an uninterrupted one), and a larger budget continues a finished one.
 def _resume(args: argparse.Namespace, out_dir: Any, arch: Any, cfg: Any, tok: Any,
             meta: dict, err: Any) -> dict | None:
     """The state in ``cfg.snapshot`` to continue from (None: a fresh start)."""
+    from hwnas.asr.train import load_snapshot, set_aside_run
     from hwnas.paths import write_atomic
-    from hwnas.training.trainer import load_snapshot, set_aside_run
 
     snap = cfg.snapshot
     data = json.dumps({k: v for k, v in meta.items() if k != "problems"}, sort_keys=True)
@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hwnas.training.trainer import TrainConfig, evaluate, save_run, train
+    from hwnas.asr.train import TrainConfig, evaluate, save_run, train
 
 
     torch.set_num_threads(1)

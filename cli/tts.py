@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import parse_budget, workspace
-from .options import COUNT, SEED
+from .options import COUNT, SEED, add_device_args
 
 EPILOG = """examples:
   hwnas tts presets                          the FastSpeech 2-like baseline and others
@@ -87,12 +87,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         summary = train_run(workspace(args), arch, out, lang=args.lang, size=args.size,
                             seed=args.seed, cpu_seconds=budget, on_data=on_data,
-                            on_step=on_step)
+                            on_step=on_step, device=args.train_device,
+                            precision=args.precision)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
         return 0
     d = summary["dev"]
-    print(f"{arch.id}: {summary['steps']} steps in {summary['cpu_seconds']} CPU-s")
+    print(f"{arch.id}: {summary['steps']} steps in {summary['cpu_seconds']} "
+          f"{'device' if summary.get('clock') == 'device_seconds' else 'CPU'}-s, "
+          f"{summary.get('precision', 'fp32')}")
     print(f"  dev (true durations): mel L1 {d['mel_l1']}, MCD {d['mcd_db']} dB, "
           f"duration error {d['dur_mae_frames']} frames/phoneme")
     print(f"  listen: {out}/wav/   picture: {out}/mel.png")
@@ -101,13 +104,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from hwnas.paths import write_atomic
-    from hwnas.training.intelligibility import score
+    from hwnas.tasks.intelligibility import score
 
     for what, path in (("run", args.run), ("--asr", args.asr)):
         if not Path(path).is_dir():
             raise ValueError(f"{what} {path}: no such folder")
-    if args.n < 1:
-        raise ValueError("--n must be >= 1")
     res = score(Path(args.run), Path(args.asr), args.n)
     write_atomic(Path(args.run) / "intelligibility.json", json.dumps(res, indent=2) + "\n")
     if args.json:
@@ -245,7 +246,9 @@ def add_parsers(sub: Any) -> None:
     common(s)
     s.add_argument("--preset", help="a preset name (see `hwnas tts presets`)")
     s.add_argument("--arch", metavar="FILE", help="an architecture JSON file")
-    s.add_argument("--budget", default="2m", help="CPU time, one thread: 90s, 5m (default 2m)")
+    s.add_argument("--budget", default="2m", help="CPU time, one thread (device time on a "
+                   "GPU): 90s, 5m (default 2m)")
+    add_device_args(s)
     s.add_argument("--out", metavar="DIR", help="default: <workspace>/runs/tts/<arch id>; "
                    "a run stopped there continues from its snapshot")
     s.set_defaults(func=cmd_train)

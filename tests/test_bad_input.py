@@ -70,7 +70,7 @@ RUN = {"run/result.json": lambda p: p.write_text(json.dumps(
 
 
 def test_the_run_folder_the_cases_break_is_complete(tmp_path):
-    from hwnas.training.trainer import load_run
+    from hwnas.asr.train import load_run
 
     _write(tmp_path, RUN)
     model, arch, tok, norm = load_run(tmp_path / "run")
@@ -278,8 +278,15 @@ CASES: dict[str, tuple[dict, list[str], str]] = {
                               "fp16 training needs a CUDA device"),
     "search on a GPU that is not here": ({}, ["search", "--target", "cpu", "--train-device",
                                               "cuda:1"], "training device cuda:1: no CUDA"),
-    "search tts in bf16": ({}, ["search", "--target", "cpu", "--task", "tts", "--precision",
-                                "bf16"], "TTS training runs on the CPU in fp32 only"),
+    "tts train on a GPU that is not here": ({}, ["tts", "train", "--preset", "fastspeech2",
+                                                 "--train-device", "cuda"],
+                                            "training device cuda: no CUDA device here"),
+    "tts train fp16 on the CPU": ({}, ["tts", "train", "--preset", "fastspeech2", "--train-device",
+                                       "cpu", "--precision", "fp16"],
+                                  "fp16 training needs a CUDA device"),
+    "supernet train on a GPU that is not here": ({}, ["supernet", "train", "--budget", "1s",
+                                                      "--train-device", "cuda"],
+                                                 "training device cuda: no CUDA device here"),
     "search --streaming, space without": ({"s.toml": "[choices]\nstreaming = [false]\n"},
                                           ["search", "--target", "cpu", "--streaming",
                                            "--space", "s.toml"], "no streaming architectures"),

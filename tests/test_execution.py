@@ -15,7 +15,7 @@ from hwnas.data import corpus
 from hwnas.execution import LocalExecutor, ProcessExecutor, make, names
 from hwnas.profiling.profiler import ProfileRun
 from hwnas.profiling.units import Export, Measure
-from hwnas.training.units import TrainRung
+from hwnas.tasks.units import TrainRung
 from tests.helpers import FAST
 
 TINY = {"kind": "builtin", "langs": ["en"], "size": "tiny", "seed": 0}
@@ -25,7 +25,8 @@ def test_units_are_plain_values_that_pickle(tmp_path):
     arch = preset("conformer_xs").to_dict()
     units = [Export(arch, "onnx", str(tmp_path)),
              Measure("cpu", None, {"arch": arch}, None, asdict(FAST)),
-             TrainRung(arch, TINY, str(tmp_path), 2, "steps", 0, str(tmp_path / "r"))]
+             TrainRung(arch=arch, corpus=TINY, workspace=str(tmp_path), budget=2,
+                       unit="steps", seed=0, run_dir=str(tmp_path / "r"))]
     assert all(pickle.loads(pickle.dumps(u)) == u for u in units)
     assert names() == ["local", "process", "ray"] and isinstance(make("local"), LocalExecutor)
     with pytest.raises(ValueError, match="unknown executor 'dask'"):
@@ -65,8 +66,8 @@ def test_a_rung_continued_from_its_snapshot_in_another_process_equals_one_run(ti
     arch = preset("conformer_xs").replace(num_layers=1, d_model=96, heads=2).to_dict()
 
     def unit(steps, name, resume=False):
-        return TrainRung(arch, TINY, str(tiny_workspace), steps, "steps", 0,
-                         str(tiny_workspace / name), resume=resume,
+        return TrainRung(arch=arch, corpus=TINY, workspace=str(tiny_workspace), budget=steps,
+                         unit="steps", seed=0, run_dir=str(tiny_workspace / name), resume=resume,
                          train_options={"eval_every": 10**9, "eval_utts": 4})
 
     local = LocalExecutor()
@@ -87,9 +88,9 @@ def test_a_rung_continued_from_its_snapshot_in_another_process_equals_one_run(ti
 def test_a_subnet_scored_in_a_worker_process_equals_one_scored_here(tiny_workspace):
     """The supernet screen's unit: the worker reads the supernet from its
     folder once, and scores as the driver would."""
-    from hwnas.supernet.elastic import ElasticSupernet
-    from hwnas.supernet.sandwich import save_supernet
-    from hwnas.supernet.units import ScoreSubnet
+    from hwnas.asr.supernet.elastic import ElasticSupernet
+    from hwnas.asr.supernet.sandwich import save_supernet
+    from hwnas.asr.supernet.units import ScoreSubnet
     from hwnas.training.prepare import corpus_from_description
 
     space = default_space().with_choices({

@@ -110,7 +110,7 @@ def train_briefly(arch: ArchConfig, path: Path, steps: int = 150) -> Path:
     import torch
 
     from hwnas.asr.models import build
-    from hwnas.export.calibration import synthetic_audio
+    from hwnas.nn.audio import synthetic_audio
     from hwnas.nn.frontend import FeatureExtractor
 
     torch.manual_seed(0)

@@ -239,9 +239,10 @@ def test_kill_9_mid_generation_then_the_rerun_proposes_what_an_uninterrupted_run
 
 def _darts(monkeypatch, storage, trials):
     """A DARTS search over untrained supernets of SMALL and random features."""
+    from hwnas.asr.supernet.elastic import ElasticSupernet
+    from hwnas.asr.supernet.relax import differentiable_search
     from hwnas.search.study import make_strategy
     from hwnas.strategies import darts
-    from hwnas.supernet.elastic import ElasticSupernet
     from tests.helpers import synthetic_splits
 
     monkeypatch.setattr(darts, "STEPS", 3)
@@ -249,7 +250,8 @@ def _darts(monkeypatch, storage, trials):
     cfg = _cfg(storage, trials, "darts")
     strategy = make_strategy(cfg)
     strategy.use_supernets({f: ElasticSupernet(SMALL, f, tok.vocab_size, seed=0)
-                            for f in SMALL.choices("encoder")}, splits_of, tok)
+                            for f in SMALL.choices("encoder")}, splits_of, tok,
+                           differentiable_search)
     return run_search(cfg, lat, fake_trainer(), strategy=strategy), strategy
 
 
@@ -268,8 +270,8 @@ def test_darts_proposes_derived_architectures_and_resumes_exactly(tmp_path, monk
 def test_the_relaxation_at_one_hot_is_exactly_the_derived_subnet(family):
     import torch
 
-    from hwnas.supernet.elastic import ElasticSupernet
-    from hwnas.supernet.relax import Relaxation
+    from hwnas.asr.supernet.elastic import ElasticSupernet
+    from hwnas.asr.supernet.relax import Relaxation
 
     space = default_space().with_choices({"frontend": ["logmel"], "n_filters": [40],
                                           "d_model": [96], "num_layers": [1, 2, 4]})
@@ -298,8 +300,8 @@ def test_the_relaxation_at_one_hot_is_exactly_the_derived_subnet(family):
 
 
 def test_the_latency_term_moves_darts_to_cheaper_choices():
-    from hwnas.supernet.elastic import ElasticSupernet
-    from hwnas.supernet.relax import differentiable_search
+    from hwnas.asr.supernet.elastic import ElasticSupernet
+    from hwnas.asr.supernet.relax import differentiable_search
     from tests.helpers import synthetic_splits
 
     splits_of, tok = synthetic_splits()

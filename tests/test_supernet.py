@@ -11,8 +11,8 @@ import torch
 
 from hwnas.asr import default_space
 from hwnas.asr.models.model import build
-from hwnas.supernet.elastic import ElasticSupernet
-from hwnas.supernet.sandwich import (
+from hwnas.asr.supernet.elastic import ElasticSupernet
+from hwnas.asr.supernet.sandwich import (
     SupernetConfig,
     load_snapshot,
     load_supernet,
@@ -164,6 +164,78 @@ def test_snapshots_of_another_supernet_are_refused(tmp_path):
     (tmp_path / "torn.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable supernet snapshot"):
         load_snapshot(tmp_path / "torn.pt", net, cfg)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_sandwich_step_and_a_darts_step_make_no_tensor_off_the_supernets_device(nets, family):
+    """What makes supernet training and DARTS run on a GPU, checked without one
+    (as the trainer's test): under ``torch.device("meta")`` a tensor made
+    without naming its device is a meta tensor, and mixing it with the store's
+    CPU tensors fails. The subnets' modules are built first, outside (a
+    cache), as a training step finds them after its first step."""
+    from hwnas.asr.supernet.relax import Relaxation
+    from hwnas.asr.supernet.sandwich import distill_loss
+    from hwnas.asr.train import task_loss
+
+    net = nets[family]
+    ctx = net.sample(random.Random(3))
+    archs = sandwich(net, ctx)
+    rel = Relaxation(net, ctx) if family in ("conformer", "transformer", "contextnet",
+                                             "cnn_lstm") else None
+    x, xl, y = _inputs(net.subnet(ctx))
+    yl = torch.tensor([5, 3])
+
+    def step() -> None:
+        outs = [net(a, x, xl, y if a.decoder != "ctc" else None) for a in archs]
+        loss = task_loss(archs[0], outs[0], y, yl)
+        for a, o in zip(archs[1:], outs[1:]):
+            loss = loss + task_loss(a, o, y, yl) + distill_loss(o, outs[0], yl)
+        if rel is not None and rel.alpha:
+            out = rel(x, xl, y if rel.top.decoder != "ctc" else None)
+            cost = {k: {c: 1.0 + i for i, c in enumerate(v)} for k, v in rel.options.items()}
+            loss = loss + task_loss(rel.top, out, y, yl) + rel.expected(cost, 1.0)
+        loss.backward()
+
+    step()   # builds and caches the subnets' modules
+    net.zero_grad(set_to_none=True)
+    with torch.device("meta"):
+        step()
+    net.zero_grad(set_to_none=True)
+
+
+def test_a_supernet_records_its_device_and_refuses_a_snapshot_of_the_other_kind(tmp_path):
+    """Trained on an explicit device, the result says where; a snapshot whose
+    budget counted device seconds is refused on the CPU in one line (kept where
+    it is, not set aside and started over)."""
+    import json
+    from types import SimpleNamespace
+
+    from hwnas.asr.supernet.sandwich import OtherDevice
+    from hwnas.asr.supernet.workspace import train_family
+
+    splits_of, tok = synthetic_splits()
+    net = ElasticSupernet(SPACE, "lstm", tok.vocab_size)
+    cfg = SupernetConfig(steps=1, batch_frames=300, eval_every=10**9, eval_utts=2,
+                         snapshot=tmp_path / "s.pt", device="cpu", precision="fp32")
+    res = train_supernet(net, splits_of, tok, cfg)
+    assert res.device["device"] == "cpu" and res.precision == "fp32" and res.steps == 1
+    d = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert d["clock"] == "cpu_seconds"
+    d["clock"] = "device_seconds"
+    torch.save(d, tmp_path / "s.pt")
+    with pytest.raises(OtherDevice, match="trained on another kind of device"):
+        load_snapshot(tmp_path / "s.pt", ElasticSupernet(SPACE, "lstm", tok.vocab_size), cfg)
+
+    corpus = SimpleNamespace(tokenizer=tok, splits=splits_of, description={"kind": "test"})
+    space = SPACE.with_choices({"frontend": ["logmel"], "subsampling": ["conv2d4"]})
+    folder, info = train_family(tmp_path / "ws", "lstm", space, corpus, 0.5, device="cpu")
+    assert info["clock"] == "cpu_seconds" and info["device"] == "cpu"
+    info_file = folder / "info.json"
+    info_file.write_text(json.dumps({**json.loads(info_file.read_text()),
+                                     "clock": "device_seconds"}))
+    with pytest.raises(ValueError, match="another kind of device"):
+        train_family(tmp_path / "ws", "lstm", space, corpus, 1.0, device="cpu")
+    assert (folder / "supernet.pt").is_file() and not (folder / "set-aside").exists()
 
 
 TINY_SPACE = """[choices]

@@ -20,11 +20,11 @@ from hwnas.asr.decode import (
     snap_to_lexicon,
 )
 from hwnas.asr.losses import attention_loss, rnnt_loss
+from hwnas.asr.train import TrainConfig, evaluate, train, transcribe
 from hwnas.data import corpus
 from hwnas.data.loaders import load_builtin
 from hwnas.data.tokens import CharTokenizer, error_rates
 from hwnas.training.features import compute
-from hwnas.training.trainer import TrainConfig, evaluate, train, transcribe
 
 from .helpers import garbage, lost, stored
 
@@ -228,7 +228,7 @@ def test_multilingual_training_reports_each_language(tmp_path, monkeypatch, caps
 def test_error_rates_by_part_follow_the_evaluated_utterances():
     from types import SimpleNamespace
 
-    from hwnas.training.trainer import by_part
+    from hwnas.asr.train import by_part
 
     fs = SimpleNamespace(parts=[("en", 2), ("ru", 3)],
                          texts=["ab", "cd", "да", "нет", "мир"])
@@ -262,7 +262,7 @@ def test_train_command_continues_a_stopped_run(tmp_path, monkeypatch, capsys):
 
 
 def test_a_rung_continues_the_previous_one(tiny_features):
-    from hwnas.training.trainer import rung_runner
+    from hwnas.asr.train import rung_runner
 
     tr, dv = tiny_features
     tok = CharTokenizer.for_languages(["en"])
@@ -278,7 +278,7 @@ def test_a_rung_continues_the_previous_one(tiny_features):
 def test_a_stopped_run_resumes_to_the_same_weights(tiny_features, tmp_path):
     """Stopped after 3 steps (snapshot on disk), resumed to 7: the same weights
     as 7 steps in one go -- across an epoch boundary, with SpecAugment."""
-    from hwnas.training.trainer import load_snapshot
+    from hwnas.asr.train import load_snapshot
 
     tr, dv = tiny_features
     tok = CharTokenizer.for_languages(["en"])
@@ -376,7 +376,7 @@ def test_dev_loss_is_the_mean_of_each_utterances_loss(decoder):
     """Batched and padded, the dev loss is the mean of every utterance's own
     loss, taken without dropout."""
     from hwnas.asr.models.model import build
-    from hwnas.training.trainer import dev_loss
+    from hwnas.asr.train import dev_loss
 
     from .helpers import synthetic_splits
 
@@ -546,7 +546,7 @@ def test_sigterm_saves_the_snapshot_as_ctrl_c_does(tiny_features, tmp_path, monk
 
     import cli.train
     from cli.main import main
-    from hwnas.training.trainer import load_snapshot
+    from hwnas.asr.train import load_snapshot
 
     tr, dv = tiny_features
     tok = CharTokenizer.for_languages(["en"])
@@ -577,8 +577,8 @@ def test_bf16_autocast_trains_with_fp32_losses_and_says_so(decoder):
     the trainer does not know is refused."""
     import torch
 
+    from hwnas.asr.train import TrainConfig, train
     from hwnas.nn.fit import as_fp32, forward_precision
-    from hwnas.training.trainer import TrainConfig, train
 
     from .helpers import small, synthetic_splits
 
@@ -667,7 +667,7 @@ def test_a_training_step_and_decoding_make_no_tensor_off_the_models_device(
     of every family run here exactly when they make nothing off the model's
     device (before the fix, 148 of 184 combinations failed)."""
     from hwnas.asr.models.model import build
-    from hwnas.training.trainer import _beam_one, _loss
+    from hwnas.asr.train import _beam_one, _loss
 
     from .helpers import small
 
@@ -691,9 +691,10 @@ def test_a_training_step_and_decoding_make_no_tensor_off_the_models_device(
 
 def test_the_gpu_check_runs_every_part_on_a_cpu(tmp_path, capsys, monkeypatch):
     """bench/gpu_check.py, prepared for a GPU machine, run on this CPU in its
-    smallest form: the pack it reads, the shipped adapter contract against the
-    CUDA adapter (which says why it cannot measure here), two architectures
-    timed, and training in both places its figures come from."""
+    smallest form (--dry-run): the pack it reads, the shipped adapter contract
+    against the CUDA adapter (which says why it cannot measure here), two
+    architectures timed, training in both places its figures come from, and
+    the supernet's rank fidelity."""
     from bench import gpu_check
 
     from .helpers import synthetic_splits
@@ -705,8 +706,7 @@ def test_the_gpu_check_runs_every_part_on_a_cpu(tmp_path, capsys, monkeypatch):
     assert gpu_check.main(["run", "--pack", str(tmp_path / "pack")]) == 2
     assert "no CUDA device here" in capsys.readouterr().err
     out = tmp_path / "gpu.json"
-    assert gpu_check.main(["run", "--pack", str(tmp_path / "pack"), "--device", "cpu",
-                           "--archs", "2", "--cpu-steps", "2", "--gpu-steps", "4",
+    assert gpu_check.main(["run", "--pack", str(tmp_path / "pack"), "--dry-run",
                            "--out", str(out)]) == 0
     got = json.loads(out.read_text())
     assert [c["exit"] for c in got["contract"]] == [0, 0]
@@ -715,4 +715,9 @@ def test_the_gpu_check_runs_every_part_on_a_cpu(tmp_path, capsys, monkeypatch):
     runs = got["training"]
     assert [r["steps"] for r in runs] == [2, 4, 2, 4]
     assert all(r["dev_cer_at_2"] is not None and r["steps_per_s"] > 0 for r in runs)
-    assert "no device option" in got["supernet"]
+    sn = got["supernet"]
+    assert sn["supernet"]["steps"] == 2 and sn["supernet"]["device"] == "cpu"
+    assert len(sn["archs"]) == 3 and set(sn["kendall_tau"]) == {"inherited", "finetuned",
+                                                                  "control"}
+    assert all(0 <= r[k] <= 1.5 for r in sn["archs"] for k in ("standalone", "inherited",
+                                                                "finetuned", "control"))

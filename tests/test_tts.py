@@ -166,6 +166,43 @@ def test_stopped_and_resumed_training_equals_an_uninterrupted_run(tiny_tts, tmp_
         train(small("sepconv"), tr, dv, phon, TTSTrainConfig(steps=7, snapshot=snap, **kw))
 
 
+@pytest.mark.parametrize("block", ["transformer", "sepconv", "lightconv", "dynconv"])
+def test_a_tts_training_step_and_its_evaluation_make_no_tensor_off_the_models_device(block):
+    """What makes TTS training run on a GPU, checked without one (as the
+    recogniser's test): under ``torch.device("meta")`` a tensor made without
+    naming its device is a meta tensor, which fails against the model's."""
+    from hwnas.tts.train import loss_of
+
+    torch.manual_seed(0)
+    model = build(small(block, block))
+    ids = torch.randint(2, 40, (2, 10))
+    dur = torch.randint(1, 4, (2, 10))
+    mel = torch.randn(2, int(dur.sum(1).max()), 80)
+    with torch.device("meta"):
+        l1, dl = loss_of(model, (ids, dur, mel))
+        (l1 + dl).backward()
+        model.eval()
+        with torch.no_grad():
+            model.synthesize(ids[0])
+
+
+def test_tts_training_records_its_device_and_refuses_a_snapshot_of_the_other_kind(
+        tiny_tts, tmp_path):
+    _, root = tiny_tts
+    phon = data.PhonemeSet.of(root)
+    tr, dv = data.load_split(root, "train")[:12], data.load_split(root, "dev")[:2]
+    snap = tmp_path / "snap.pt"
+    kw = dict(batch_frames=1500, dev_utts=1, seed=1, snapshot=snap)
+    res = train(small(), tr, dv, phon, TTSTrainConfig(steps=1, device="cpu", **kw))
+    assert res.to_dict()["device"] == "cpu" and res.to_dict()["clock"] == "cpu_seconds"
+    assert res.precision == "fp32"   # auto on a CPU
+    d = torch.load(snap, weights_only=True)
+    d["clock"] = "device_seconds"
+    torch.save(d, snap)
+    with pytest.raises(ValueError, match="trained on an accelerator.*same kind of device"):
+        train(small(), tr, dv, phon, TTSTrainConfig(steps=2, **kw))
+
+
 @pytest.mark.slow
 def test_cli_trains_writes_audio_and_profiles(tiny_tts, tmp_path, capsys):
     ws, _ = tiny_tts
@@ -336,8 +373,8 @@ def test_a_tts_search_by_evolution_on_worker_processes_with_two_rungs_resumes_af
 @pytest.mark.slow
 def test_intelligibility_transcribes_model_and_ceilings(tiny_tts, tmp_path, capsys):
     from hwnas.asr import preset as asr_preset
-    from hwnas.training.trainer import TrainConfig, save_run
-    from hwnas.training.trainer import train as train_asr
+    from hwnas.asr.train import TrainConfig, save_run
+    from hwnas.asr.train import train as train_asr
     from hwnas.tts.run import train_run
     from tests.helpers import synthetic_splits
 

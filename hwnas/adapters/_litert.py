@@ -13,7 +13,7 @@ import numpy as np
 from hwnas.adapters.records import Plan
 from hwnas.adapters.runtimes import check_state
 from hwnas.adapters.timing import timed_loop
-from hwnas.asr.graph_io import feedback_pairs, initial_feeds
+from hwnas.nn.graph_io import feedback_pairs, initial_feeds
 
 
 def interpreter_class(runtime: str) -> Any:

@@ -54,7 +54,7 @@ class CPUAdapter(Adapter):
         if out["threads"] < 1:
             raise ValueError("threads must be >= 1")
         if out["reference"]:
-            from hwnas.asr import preset_names
+            from hwnas.tasks import preset_names
 
             if out["reference"] not in preset_names():
                 raise ValueError(f"reference must be a preset ({', '.join(preset_names())}) "
@@ -71,8 +71,8 @@ class CPUAdapter(Adapter):
             import shutil
             import tempfile
 
-            from hwnas.asr import preset
             from hwnas.export import export
+            from hwnas.tasks import preset
 
             work = Path(tempfile.mkdtemp(prefix="hwnas-reference-"))
             try:

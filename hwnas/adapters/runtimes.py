@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.adapters.records import ModelRun
-from hwnas.asr.graph_io import feedback_pairs, initial_feeds
+from hwnas.nn.graph_io import feedback_pairs, initial_feeds
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Executors: where units of work (export, measure, train a rung) run. A unit
-lives beside its workload (``hwnas.profiling.units``, ``hwnas.training.units``,
+lives beside its workload (``hwnas.profiling.units``, ``hwnas.tasks.units``,
 ...); this package knows it only through its interface.
 
 ``make(name)`` gives one; ``names()`` lists them. A new executor is one file

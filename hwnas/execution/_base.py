@@ -46,7 +46,7 @@ class WorkerContext:
     """What a worker process opens once and reuses, by key: device adapters,
     corpora, supernets -- each workload's own helper names its key and how to
     open it (``hwnas.profiling.units.adapter_of``, ``hwnas.training.prepare.
-    corpus_of``, ``hwnas.supernet.workspace.supernet_of``), so this layer knows
+    corpus_of``, ``hwnas.asr.supernet.workspace.supernet_of``), so this layer knows
     none of them. The local executor shares the driver's own, so a device is
     not opened twice and features are computed once."""
 

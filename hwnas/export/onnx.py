@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph
+from hwnas.nn.graph_io import DeviceGraph
 
 OPSET = 17
 
 
-def export_onnx(graph: ChunkGraph | UtteranceGraph, path: Path) -> Path:
+def export_onnx(graph: DeviceGraph, path: Path) -> Path:
     inputs = tuple(graph.example_inputs())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".onnx.tmp")

@@ -19,16 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.asr import ArchConfig
-from hwnas.asr.models.graphs import ChunkGraph, UtteranceGraph
 from hwnas.errors import first_line
-from hwnas.export.calibration import graph_inputs
 from hwnas.export.edgetpu import compile_edgetpu, compiler_available
 from hwnas.export.errors import ExportError
 from hwnas.export.formats import FORMATS
 from hwnas.export.onnx import export_onnx
 from hwnas.export.tflite import TFLiteRunner, convert_tflite
+from hwnas.nn.graph_io import DeviceGraph
 from hwnas.paths import file_sha256, write_atomic
+from hwnas.space.space import Arch
 from hwnas.tasks import build_model, device_graph
 
 FLOAT_TOLERANCE = 1e-4     # max |diff| vs PyTorch for fp32 formats
@@ -55,7 +54,7 @@ class Artifact:
         return asdict(self)
 
 
-def _graph(arch: ArchConfig, weights: Path | None, seed: int) -> ChunkGraph | UtteranceGraph:
+def _graph(arch: Arch, weights: Path | None, seed: int) -> DeviceGraph:
     torch.manual_seed(seed)
     model = build_model(arch)
     if weights is not None:
@@ -84,9 +83,9 @@ def _graph(arch: ArchConfig, weights: Path | None, seed: int) -> ChunkGraph | Ut
     return device_graph(model)
 
 
-def _calibration(graph: ChunkGraph | UtteranceGraph, path: Path, n: int) -> Path:
+def _calibration(graph: DeviceGraph, path: Path, n: int) -> Path:
     if not path.is_file():
-        samples = graph_inputs(graph, n, seed=0)
+        samples = graph.sample_inputs(n, seed=0)
         arrays = {spec.name: np.stack([s[i] for s in samples])
                   for i, spec in enumerate(graph.inputs)}
         tmp = path.with_name(path.stem + ".tmp.npz")
@@ -95,7 +94,7 @@ def _calibration(graph: ChunkGraph | UtteranceGraph, path: Path, n: int) -> Path
     return path
 
 
-def check_parity(graph: ChunkGraph | UtteranceGraph, fmt: str, path: Path,
+def check_parity(graph: DeviceGraph, fmt: str, path: Path,
                  n: int = CHECK_SAMPLES) -> dict[str, Any]:
     """Compare a converted model with PyTorch on held-out inputs (not the
     calibration ones): max |diff| over every output, and top-token agreement
@@ -112,7 +111,7 @@ def check_parity(graph: ChunkGraph | UtteranceGraph, fmt: str, path: Path,
     else:
         run = TFLiteRunner(path, graph.outputs)
     max_diff, agree, total, signal, noise = 0.0, 0, 0, 0.0, 0.0
-    for sample in graph_inputs(graph, n, seed=1):
+    for sample in graph.sample_inputs(n, seed=1):
         feeds = {spec.name: x for spec, x in zip(graph.inputs, sample)}
         with torch.no_grad():
             ref = graph(*[torch.from_numpy(x) for x in sample])
@@ -133,7 +132,7 @@ def check_parity(graph: ChunkGraph | UtteranceGraph, fmt: str, path: Path,
             "logits_sqnr_db": round(float(sqnr), 2)}
 
 
-def export(arch: ArchConfig, fmt: str, out_dir: Path, *, weights: Path | None = None,
+def export(arch: Arch, fmt: str, out_dir: Path, *, weights: Path | None = None,
            seed: int = 0, check: bool = True) -> Artifact:
     """Export ``arch`` to ``fmt``; raises ExportError with the reason on failure."""
     if fmt not in FORMATS:

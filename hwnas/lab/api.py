@@ -43,13 +43,13 @@ class Lab:
         """Measure ``n`` sampled architectures for ``device``'s profile on the
         phones matching ``phones`` (default: the device itself); returns the new
         rows."""
+        from hwnas import tasks
         from hwnas.adapters.devicefile import load_device, matching_devices
-        from hwnas.asr import default_space
         from hwnas.profiling.profiler import ProfileRun
 
         spec = load_device(device, self.workspace)
         pool = matching_devices(phones, self.workspace, like=spec) if phones else None
-        return ProfileRun(spec, self.workspace, n, seed, space or default_space(),
+        return ProfileRun(spec, self.workspace, n, seed, space or tasks.default_space(),
                           executor=self.executor, phones=pool, say=self.say).collect(on_row)
 
     def profile_each(self, pattern: str, n: int, seed: int = 0

@@ -127,6 +127,15 @@ def as_fp32(out: Any) -> Any:
     return out
 
 
+def to_device(batch: tuple[torch.Tensor, ...], device: torch.device
+              ) -> tuple[torch.Tensor, ...]:
+    """A batch moved once to ``device`` (through pinned memory to a GPU, so
+    the copy overlaps the work already queued there)."""
+    if device.type == "cpu":
+        return batch
+    return tuple(t.pin_memory().to(device, non_blocking=True) for t in batch)
+
+
 def next_batch(st: dict[str, Any], new_epoch: Callable[[], list]) -> Any:
     """The next batch of the epoch in progress (``st["batches"]``, ``st["pos"]``,
     kept in snapshots), after ``new_epoch()`` where the last one ended."""

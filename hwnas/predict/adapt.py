@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.asr import ArchConfig
 from hwnas.predict.features import analytic_column
+from hwnas.space.space import Arch
 
 METHODS = ("scale", "affine", "ridge")
 RIDGE_LAMBDA = 1.0
@@ -148,8 +148,8 @@ def apply_correction(adapt: dict[str, Any], X: np.ndarray, base: np.ndarray) -> 
     return base * np.exp(A @ np.array(adapt["coef"]))
 
 
-def select_for_coverage(pool: Sequence[ArchConfig], predicted: np.ndarray, n: int
-                        ) -> list[ArchConfig]:
+def select_for_coverage(pool: Sequence[Arch], predicted: np.ndarray, n: int
+                        ) -> list[Arch]:
     """``n`` architectures from ``pool``: one per quantile bin of the source
     device's predicted latency, in each bin the encoder family chosen least so
     far (ties: the one nearest the bin's centre). Deterministic."""
@@ -161,7 +161,7 @@ def select_for_coverage(pool: Sequence[ArchConfig], predicted: np.ndarray, n: in
     order = np.argsort(lp, kind="mergesort")
     bins = np.array_split(order, n)
     used: Counter[str] = Counter()
-    out: list[ArchConfig] = []
+    out: list[Arch] = []
     for b in bins:
         centre = float(np.median(lp[b]))
         best = min(b, key=lambda i: (used[pool[i].encoder], abs(lp[i] - centre), pool[i].id))

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.asr import ArchConfig
+from hwnas import tasks
 from hwnas.predict.features import SCHEMA_VERSION, feature_matrix, feature_names
 from hwnas.predict.latency import load_booster, read_card, save_model_files
+from hwnas.space.space import Arch
 from hwnas.state import NUMBER, Shape
 
 CER_CARD = Shape("CER predictor card", required={"kind": str, "schema_version": int,
@@ -29,7 +30,7 @@ CER_CARD = Shape("CER predictor card", required={"kind": str, "schema_version": 
 EARLY = ("early_cer", "early_loss", "early_steps")
 
 
-def _x(archs: Sequence[ArchConfig], early: np.ndarray) -> np.ndarray:
+def _x(archs: Sequence[Arch], early: np.ndarray) -> np.ndarray:
     return np.concatenate([feature_matrix(archs), early], axis=1)
 
 
@@ -47,7 +48,7 @@ class CERPredictor:
         if len(records) < 8:
             raise ValueError(f"{len(records)} training runs are too few to fit a CER "
                              "predictor (need >= 8)")
-        archs = [ArchConfig.from_dict(r["arch"]) for r in records]
+        archs = [tasks.arch_from_dict(r["arch"]) for r in records]
         y = np.array([r["final_cer"] for r in records], dtype=float)
         if curve:
             early = np.array([[r[k] for k in EARLY] for r in records], dtype=float)
@@ -68,7 +69,7 @@ class CERPredictor:
     def uses_curve(self) -> bool:
         return self.card.get("inputs", "architecture+curve") == "architecture+curve"
 
-    def predict(self, archs: Sequence[ArchConfig], early: np.ndarray | None = None
+    def predict(self, archs: Sequence[Arch], early: np.ndarray | None = None
                 ) -> np.ndarray:
         """Predicted final CER (PREDICTED, not trained); ``early`` = the first
         rung's (CER, loss, steps) per architecture unless fitted without it."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.asr import ArchConfig
+from hwnas.space.space import Arch
 from hwnas.tasks import arch_from_dict
 
 LABELS = {"rel": "rel_p50", "norm": "norm_p50_ms", "raw": "p50_ms"}
@@ -34,7 +34,7 @@ HOLDOUT_SHARE = 0.2
 
 @dataclass
 class LatencyData:
-    archs: list[ArchConfig]
+    archs: list[Arch]
     y: np.ndarray                      # label (ms, or ratio for rel), median over repeats
     label: str                         # column the label came from
     repeats: np.ndarray                # ok measurements behind each label

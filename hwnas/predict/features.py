@@ -10,33 +10,28 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.asr import ArchConfig, default_space
-from hwnas.asr.cost import analytic
+from hwnas import tasks
 from hwnas.nn.costs import ANALYTIC, KINDS
+from hwnas.space.space import Arch
 
-__all__ = ["ANALYTIC", "KINDS", "SCHEMA_VERSION", "analytic", "costs", "feature_matrix",
-           "feature_names"]
+__all__ = ["ANALYTIC", "KINDS", "SCHEMA_VERSION", "costs", "feature_matrix", "feature_names"]
 
 #: Bump when a feature is added, removed or computed differently: a predictor
 #: refuses features of another schema.
 SCHEMA_VERSION = 1
 
 
-def feature_names(task: str = "asr") -> list[str]:
-    from hwnas.tasks import default_space as space
-
-    return space(task).feature_names() + ANALYTIC
+def feature_names(task: str = tasks.DEFAULT) -> list[str]:
+    return tasks.default_space(task).feature_names() + ANALYTIC
 
 
 def task_of_archs(archs: Sequence[Any]) -> str:
     """The one task of ``archs`` (a predictor learns one task's graphs)."""
-    from hwnas.tasks import task_of
-
-    found = {task_of(a) for a in archs}
+    found = {tasks.task_of(a) for a in archs}
     if len(found) > 1:
         raise ValueError("these architectures mix speech recognisers and TTS models; "
                          "a predictor learns one task")
-    return found.pop() if found else "asr"
+    return found.pop() if found else tasks.DEFAULT
 
 
 def analytic_column(X: np.ndarray, name: str) -> np.ndarray:
@@ -44,13 +39,11 @@ def analytic_column(X: np.ndarray, name: str) -> np.ndarray:
     return X[:, X.shape[1] - len(ANALYTIC) + ANALYTIC.index(name)]
 
 
-def feature_matrix(archs: Sequence[ArchConfig]) -> np.ndarray:
+def feature_matrix(archs: Sequence[Arch]) -> np.ndarray:
     """(N, len(feature_names(task))) float64 features of ``archs``."""
     task = task_of_archs(archs)
     if not archs:
         return np.zeros((0, len(feature_names(task))))
-    from hwnas import tasks
-
     space = tasks.default_space(task)
     cols = space.columns(archs)
     a = tasks.analytic(task, cols)
@@ -62,7 +55,8 @@ def feature_matrix(archs: Sequence[ArchConfig]) -> np.ndarray:
     return out.T
 
 
-def costs(arch: ArchConfig) -> dict[str, Any]:
+def costs(arch: Arch) -> dict[str, Any]:
     """The analytic cost model of one architecture, as plain numbers."""
-    a = analytic(default_space().columns([arch]))
+    task = tasks.task_of(arch)
+    a = tasks.analytic(task, tasks.default_space(task).columns([arch]))
     return {k: float(v[0]) for k, v in a.items()}

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.asr import ArchConfig
+from hwnas import tasks
 from hwnas.predict.features import (
     KINDS,
     SCHEMA_VERSION,
@@ -39,6 +39,7 @@ from hwnas.predict.features import (
     feature_names,
     task_of_archs,
 )
+from hwnas.space.space import Arch
 
 MODEL_FILE = "model.json"
 CARD_FILE = "card.json"
@@ -138,7 +139,7 @@ class LatencyPredictor:
 
     # --- training -------------------------------------------------------------
     @classmethod
-    def fit(cls, archs: Sequence[ArchConfig], y: np.ndarray, *, objective: str = "log",
+    def fit(cls, archs: Sequence[Arch], y: np.ndarray, *, objective: str = "log",
             params: dict[str, Any] | None = None, rounds: int = DEFAULT_ROUNDS,
             seed: int = 0, cost_model: bool = True, card: dict[str, Any] | None = None,
             hosts: np.ndarray | None = None) -> LatencyPredictor:
@@ -199,15 +200,15 @@ class LatencyPredictor:
             base = apply_correction(adapt, X, base)
         return base
 
-    def predict(self, archs: Sequence[ArchConfig], hosts: np.ndarray | None = None
+    def predict(self, archs: Sequence[Arch], hosts: np.ndarray | None = None
                 ) -> np.ndarray:
         """Predicted latency of one device-graph call per architecture, in the
         label's unit: ms, or for a relative predictor the ratio to the
         reference workload (turn it into ms with :meth:`predict_ms`)."""
         task = task_of_archs(archs)
-        if archs and task != self.card.get("task", "asr"):
-            raise ValueError(f"this predictor learned {self.card.get('task', 'asr')} graphs, "
-                             f"not {task} ones")
+        learned = self.card.get("task", tasks.DEFAULT)
+        if archs and task != learned:
+            raise ValueError(f"this predictor learned {learned} graphs, not {task} ones")
         return self.predict_features(feature_matrix(archs), hosts)
 
     @property
@@ -215,7 +216,7 @@ class LatencyPredictor:
         """True when predictions are ratios to the reference workload."""
         return self.card.get("label") == "rel_p50"
 
-    def predict_ms(self, archs: Sequence[ArchConfig], ref_ms: float | None) -> np.ndarray:
+    def predict_ms(self, archs: Sequence[Arch], ref_ms: float | None) -> np.ndarray:
         """Milliseconds on a host whose reference workload takes ``ref_ms``."""
         pred = self.predict(archs)
         if not self.relative:
@@ -238,7 +239,8 @@ class LatencyPredictor:
                 f"predictor {folder} uses feature schema {got}, this hwnas computes schema "
                 f"{SCHEMA_VERSION}; retrain it with `hwnas predictor train --device "
                 f"{card.get('device', 'DEVICE')}`")
-        n = len(feature_names(card.get("task", "asr"))) + len(card.get("host_features") or [])
+        n = (len(feature_names(card.get("task", tasks.DEFAULT)))
+             + len(card.get("host_features") or []))
         if card.get("features") != n:
             raise SchemaMismatch(f"predictor {folder} expects {card.get('features')} features, "
                                  f"schema {SCHEMA_VERSION} has {n}")

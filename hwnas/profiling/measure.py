@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas import tasks
 from hwnas.adapters import Adapter, DeviceError, DeviceUnavailable, Measurement, Plan
-from hwnas.asr import ArchConfig
-from hwnas.asr.arch import UTTERANCE_MS
 from hwnas.errors import first_line
 from hwnas.profiling.row import LATENCY_FIELDS
+from hwnas.space.space import Arch
 
 
 @dataclass
@@ -33,7 +33,7 @@ class TorchArtifact:
     notes: list[str] = field(default_factory=list)
 
 
-def _torch_artifact(arch: ArchConfig, out_dir: Path) -> TorchArtifact:
+def _torch_artifact(arch: Arch, out_dir: Path) -> TorchArtifact:
     from hwnas.tasks import build_model, device_graph
 
     work = out_dir / arch.id
@@ -49,7 +49,7 @@ def _torch_artifact(arch: ArchConfig, out_dir: Path) -> TorchArtifact:
                          list(graph.outputs))
 
 
-def export_for(arch: ArchConfig, fmt: str, out_dir: Path) -> Any:
+def export_for(arch: Arch, fmt: str, out_dir: Path) -> Any:
     if fmt == "torch":
         return _torch_artifact(arch, out_dir)
     from hwnas.export import export
@@ -57,11 +57,11 @@ def export_for(arch: ArchConfig, fmt: str, out_dir: Path) -> Any:
     return export(arch, fmt, out_dir)
 
 
-def plan_for(arch: ArchConfig, plan: Plan) -> Plan:
-    """Chunk graphs restart their stream every 4.8 s of audio, as utterances do."""
-    if getattr(arch, "streaming", False):
-        return plan.replace(calls_per_stream=max(1, UTTERANCE_MS // arch.chunk_ms))
-    return plan
+def plan_for(arch: Arch, plan: Plan) -> Plan:
+    """A streaming graph restarts its stream where its task says an input ends
+    (the recogniser's every 4.8 s of audio, as utterances do)."""
+    calls = tasks.calls_per_stream(arch)
+    return plan if calls is None else plan.replace(calls_per_stream=calls)
 
 
 def row_key(arch_id: str, fmt: str, repeat: int = 1) -> str:
@@ -69,7 +69,7 @@ def row_key(arch_id: str, fmt: str, repeat: int = 1) -> str:
     return f"{arch_id}:{fmt}" + (f"#{repeat}" if repeat > 1 else "")
 
 
-def base_row(arch: ArchConfig, fmt: str, repeat: int = 1) -> dict[str, Any]:
+def base_row(arch: Arch, fmt: str, repeat: int = 1) -> dict[str, Any]:
     """The fields of a profile row that come from the architecture alone."""
     from hwnas import tasks
 
@@ -82,7 +82,7 @@ def base_row(arch: ArchConfig, fmt: str, repeat: int = 1) -> dict[str, Any]:
     }
 
 
-def export_row(arch: ArchConfig, fmt: str, out_dir: Path, repeat: int = 1
+def export_row(arch: Arch, fmt: str, out_dir: Path, repeat: int = 1
                ) -> tuple[dict[str, Any], Any]:
     """Host work: (the row so far, the artifact); a failed export is a finished
     row (status failed, with its reason) and no artifact."""
@@ -99,7 +99,7 @@ def export_row(arch: ArchConfig, fmt: str, out_dir: Path, repeat: int = 1
     return row, art
 
 
-def measure_artifact(adapter: Adapter, arch: ArchConfig, art: Any, plan: Plan,
+def measure_artifact(adapter: Adapter, arch: Arch, art: Any, plan: Plan,
                      row: dict[str, Any], ref_nominal_ms: float | None = None
                      ) -> tuple[dict[str, Any], Measurement | None]:
     """Device work: ``row`` (from :func:`export_row`) completed by measuring
@@ -149,7 +149,7 @@ def measure_artifact(adapter: Adapter, arch: ArchConfig, art: Any, plan: Plan,
     return row, m
 
 
-def measure_arch(adapter: Adapter, arch: ArchConfig, plan: Plan, out_dir: Path,
+def measure_arch(adapter: Adapter, arch: Arch, plan: Plan, out_dir: Path,
                  fmt: str | None = None, ref_nominal_ms: float | None = None,
                  repeat: int = 1) -> tuple[dict[str, Any], Measurement | None]:
     """One architecture on one device, exported here: :func:`export_row`, then

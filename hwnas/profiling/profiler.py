@@ -21,15 +21,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas import tasks
 from hwnas.adapters import Adapter, DeviceUnavailable, Plan
 from hwnas.adapters.devicefile import DeviceSpec
-from hwnas.asr import ArchConfig
 from hwnas.errors import first_line
 from hwnas.execution import LocalExecutor, WorkerLost
 from hwnas.profiling.measure import row_key
 from hwnas.profiling.store import ProfileStore, profile_dir, profile_name
 from hwnas.profiling.units import Export, Measure
 from hwnas.space import SearchSpace
+from hwnas.space.space import Arch
 
 
 @dataclass
@@ -45,12 +46,12 @@ class ProfileRun:
     retry_failed: bool = False
     repeats: int = 1         # independent measurements per architecture (later passes
                              # run after the whole first pass, at another time)
-    archs: list[ArchConfig] | None = None  # measure these instead of sampling n
+    archs: list[Arch] | None = None  # measure these instead of sampling n
     executor: Any = None     # where measurements run (default: this process)
     phones: list[str] | None = None  # device names that may measure (default: the device)
     phone_wait_s: float = 600.0      # how long to wait when every phone is lost
     say: Callable[[str], None] | None = None   # one line per event (a phone lost, back)
-    task: str = "asr"        # whose architectures the space holds (hwnas.tasks)
+    task: str = tasks.DEFAULT        # whose architectures the space holds (hwnas.tasks)
     stored_rows: int = 0     # rows in the profile after the last run()
     notes: list[str] = field(default_factory=list)  # what opening the store recovered
 
@@ -76,7 +77,7 @@ class ProfileRun:
             store.set_meta("reference", ref)
         return float(ref["nominal_ms"])
 
-    def todo(self, store: ProfileStore, adapter: Adapter) -> list[tuple[ArchConfig, int]]:
+    def todo(self, store: ProfileStore, adapter: Adapter) -> list[tuple[Arch, int]]:
         """(architecture, repeat) pairs not stored yet, pass by pass."""
         fmt = self.fmt or adapter.format
         keys = store.keys()
@@ -145,7 +146,7 @@ class ProfileRun:
             fmt = self.fmt or adapter.format
             pool = PhonePool(self.phone_names(), executor, self.phone_wait_s, self.say)
 
-            def export(arch: ArchConfig, rep: int) -> Any:
+            def export(arch: Arch, rep: int) -> Any:
                 return executor.submit(Export(arch.to_dict(), fmt, str(cache), rep))
 
             def measure(phone: str, row: dict[str, Any], art: Any) -> Any:
@@ -244,17 +245,17 @@ class PhonePool:
                     DeviceUnavailable(first_line(err))
 
 
-def pipeline(todo: list[tuple[ArchConfig, int]], export: Callable[[ArchConfig, int], Any],
+def pipeline(todo: list[tuple[Arch, int]], export: Callable[[Arch, int], Any],
              measure: Callable[[str, dict[str, Any], Any], Any], pool: PhonePool,
-             ahead: int) -> Iterator[tuple[ArchConfig, dict[str, Any]]]:
+             ahead: int) -> Iterator[tuple[Arch, dict[str, Any]]]:
     """Exports (host work, at most ``ahead`` in flight) feed measurements (one
     in flight per phone). Yields (architecture, finished row) as they finish.
     A unit lost with its phone or worker is measured again on another phone;
     with an in-process executor everything runs in order, one at a time."""
     waiting = list(todo)
-    exporting: dict[Any, ArchConfig] = {}
-    ready: deque[tuple[ArchConfig, dict[str, Any], Any]] = deque()
-    measuring: dict[Any, tuple[str, ArchConfig, dict[str, Any], Any]] = {}
+    exporting: dict[Any, Arch] = {}
+    ready: deque[tuple[Arch, dict[str, Any], Any]] = deque()
+    measuring: dict[Any, tuple[str, Arch, dict[str, Any], Any]] = {}
     used: dict[str, int] = {}
     while waiting or exporting or ready or measuring:
         while waiting and len(exporting) + len(ready) < ahead:

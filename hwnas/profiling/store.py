@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hwnas import tasks
 from hwnas.paths import set_aside, write_atomic
 from hwnas.profiling.row import COLUMNS, JSON_COLUMNS
 
@@ -329,11 +330,11 @@ def profile_dir(workspace: Path, device: str) -> Path:
     return Path(workspace) / "profiles" / device
 
 
-def profile_name(device: str, task: str = "asr") -> str:
+def profile_name(device: str, task: str = tasks.DEFAULT) -> str:
     """The profile a task's measurements on ``device`` go to: speech
     recognisers under the device's name, TTS models under ``<device>.tts``
     (a predictor learns one task's graphs)."""
-    return device if task == "asr" else f"{device}.{task}"
+    return device if task == tasks.DEFAULT else f"{device}.{task}"
 
 
 def open_profile(device: str, workspace: Path | None) -> ProfileStore:

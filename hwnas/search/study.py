@@ -41,7 +41,7 @@ QUALITY = ("cer", "cer_mean", "cer_worst")
 UNTRAINED_CER = 1.0  # infeasible recognisers are not trained
 
 #: ``run(arch, budget, state) -> (dev quality, state)``: trains ``arch`` up to
-#: ``budget`` in total (continuing from ``state``), see ``training.trainer.rung_runner``;
+#: ``budget`` in total (continuing from ``state``), see ``hwnas.asr.train.rung_runner``;
 #: or ``RungUnits`` (``training.halving``), which describes each training as a unit
 Runner = Callable[[Any, float, Any], tuple[float, Any]] | RungUnits
 
@@ -49,7 +49,7 @@ Runner = Callable[[Any, float, Any], tuple[float, Any]] | RungUnits
 @dataclass
 class SearchConfig:
     target: str
-    task: str = "asr"                     # whose architectures (hwnas.tasks)
+    task: str = tasks.DEFAULT                     # whose architectures (hwnas.tasks)
     objectives: tuple[str, ...] = ("cer", "latency")
     max_latency_ms: float | None = None   # compute per device-graph call
     max_delay_ms: float | None = None     # emission delay (hwnas.asr.delay)
@@ -155,7 +155,7 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
     with warnings.catch_warnings():   # experimental in Optuna 5, stable in what it stores
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([tasks.get(cfg.task).objectives[o] for o in cfg.objectives])
-    if cfg.task != "asr" or "task" in attrs:   # a recogniser's study says nothing (as before)
+    if cfg.task != tasks.DEFAULT or "task" in attrs:   # the default task's says nothing (as before)
         study.set_user_attr("task", cfg.task)
     study.set_user_attr("quality_key", quality_key(cfg))
     study.set_user_attr("latency_source", cfg.latency_source)
@@ -173,8 +173,8 @@ def open_study(cfg: SearchConfig, sampler: Any = None) -> Any:
 def check_continues(cfg: SearchConfig, attrs: dict[str, Any]) -> None:
     """Refuse to continue a study (its ``attrs``) with another task, target,
     objectives or corpus: its trials would not compare."""
-    if "target" in attrs and attrs.get("task", "asr") != cfg.task:
-        raise ValueError(f"study {cfg.study!r} searched {attrs.get('task', 'asr').upper()} "
+    if "target" in attrs and attrs.get("task", tasks.DEFAULT) != cfg.task:
+        raise ValueError(f"study {cfg.study!r} searched {attrs.get('task', tasks.DEFAULT).upper()} "
                          f"architectures, not {cfg.task.upper()}; choose another --study")
     if attrs.get("target", cfg.target) != cfg.target:
         raise ValueError(f"study {cfg.study!r} searched for {attrs['target']}, "

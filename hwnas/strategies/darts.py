@@ -1,5 +1,6 @@
 """Differentiable search (DARTS; Liu et al., 2019), latency-aware as in
-FBNet, over the weight-sharing supernets (``hwnas.supernet.relax``).
+FBNet, over the task's weight-sharing supernets (the recogniser's:
+``hwnas.asr.supernet.relax``).
 
 Each proposal is one first-order DARTS run around a base architecture: its
 depth, FFN ratio and convolution kernel become softmax-weighted mixtures
@@ -41,10 +42,13 @@ class Darts(Strategy):
         self.nets: dict[str, Any] | None = None
         self.runs: list[dict[str, Any]] = []   # what each DARTS run found (for reports)
 
-    def use_supernets(self, nets: dict[str, Any], splits_of: Any, tokenizer: Any) -> None:
+    def use_supernets(self, nets: dict[str, Any], splits_of: Any, tokenizer: Any,
+                      relax: Any) -> None:
         """The families' supernets, ``splits_of(frontend, n_filters)`` and the
-        tokenizer: what the relaxation trains and scores on."""
-        self.nets, self.splits_of, self.tok = nets, splits_of, tokenizer
+        tokenizer: what the relaxation trains and scores on; ``relax``: the
+        task's differentiable search over one supernet
+        (``hwnas.asr.supernet.relax.differentiable_search``)."""
+        self.nets, self.splits_of, self.tok, self.relax = nets, splits_of, tokenizer, relax
 
     def tell(self, arch: ArchRecord, values: dict[str, float], feasible: bool) -> None:
         self.told.append((arch, values.get("cer", math.nan), feasible))
@@ -71,8 +75,6 @@ class Darts(Strategy):
         if self.nets is None:
             raise ValueError("--strategy darts needs the families' supernets; `hwnas search` "
                              "trains them where the workspace has none")
-        from hwnas.supernet.relax import differentiable_search
-
         g = len(self.told)
         rng = random.Random(f"{self.seed}:{g}")
         seen = {a.id for a, _, _ in self.told}
@@ -87,7 +89,7 @@ class Darts(Strategy):
             base = self._base(rng, seen)
             limit = target[1] if target else max(cost(base), 1e-9)
             w = LATENCY_WEIGHTS[(g + i) % len(LATENCY_WEIGHTS)]
-            arch, info = differentiable_search(
+            arch, info = self.relax(
                 self.nets[base.encoder], base, self.splits_of, self.tok, cost, limit,
                 steps=STEPS, latency_weight=w, seed=self.seed * 100_003 + g + i)
             # the supernet's vocabulary is the corpus's; the study's architectures keep theirs

@@ -16,9 +16,10 @@ from typing import Any
 
 from hwnas.tasks._base import Task
 
-__all__ = ["TASKS", "Task", "analytic", "arch_from_dict", "arch_from_json", "audio_ms",
-           "build_model", "default_space", "device_graph", "get", "names", "register",
-           "require", "row_fields", "stats", "task_of"]
+__all__ = ["DEFAULT", "TASKS", "Task", "analytic", "arch_from_dict", "arch_from_json",
+           "audio_ms", "build_model", "calls_per_stream", "default_space", "device_graph",
+           "get", "names", "preset", "preset_names", "register", "require", "row_fields",
+           "stats", "task_of"]
 
 #: name -> "module:Class" (imported on first use: a command that never meets
 #: a TTS architecture never imports the TTS code)
@@ -26,6 +27,9 @@ _REGISTRY: dict[str, str | Callable[[], Task]] = {"asr": "hwnas.tasks.asr:ASR",
                                                   "tts": "hwnas.tasks.tts:TTS"}
 _LOADED: dict[str, Task] = {}
 TASKS = ("asr", "tts")   # the built-in ones
+#: the task of an architecture that names none (files written before tasks),
+#: and of commands given no --task
+DEFAULT = "asr"
 
 
 def register(name: str, target: str | Callable[[], Task]) -> None:
@@ -63,7 +67,7 @@ def get(name: str) -> Task:
 
 
 def task_of(arch: Any) -> str:
-    return getattr(arch, "task", None) or "asr"
+    return getattr(arch, "task", None) or DEFAULT
 
 
 def _task(arch: Any) -> Task:
@@ -83,7 +87,7 @@ def require(arch: Any, allowed: tuple[str, ...], where: str) -> Any:
 
 def arch_from_dict(data: Any) -> Any:
     name = data.get("task") if isinstance(data, dict) else None
-    return get(name if isinstance(name, str) and name else "asr").arch_from_dict(data)
+    return get(name if isinstance(name, str) and name else DEFAULT).arch_from_dict(data)
 
 
 def arch_from_json(text: str) -> Any:
@@ -96,9 +100,22 @@ def arch_from_json(text: str) -> Any:
     return arch_from_dict(data)
 
 
-def default_space(task: str = "asr") -> Any:
+def default_space(task: str = DEFAULT) -> Any:
     """The task's built-in search space."""
     return get(task).default_space()
+
+
+def preset_names(task: str = DEFAULT) -> list[str]:
+    """The task's hand-designed reference architectures, by name."""
+    return list(get(task).presets())
+
+
+def preset(name: str, task: str = DEFAULT) -> Any:
+    """The task's preset ``name`` (ValueError naming the known ones)."""
+    known = get(task).presets()
+    if name not in known:
+        raise ValueError(f"unknown preset {name!r}; one of {', '.join(known)}")
+    return known[name]
 
 
 def analytic(task: str, cols: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +140,12 @@ def audio_ms(arch: Any) -> float:
     """Audio one device-graph call stands for: the real-time factor is a
     call's latency over this."""
     return _task(arch).audio_ms(arch)
+
+
+def calls_per_stream(arch: Any) -> int | None:
+    """Calls a stream of ``arch``'s device graph is timed over before its state
+    restarts (None: each call is a whole input)."""
+    return _task(arch).calls_per_stream(arch)
 
 
 def row_fields(arch: Any) -> dict[str, Any]:

@@ -48,6 +48,17 @@ class Task:
         call's latency over this)."""
         raise NotImplementedError
 
+    def describe(self, arch: Any) -> tuple[dict[str, Any], str]:
+        """What `hwnas stats` shows of ``arch``: its figures (JSON) and one line
+        of them for people (after the id)."""
+        st = self.stats(arch)
+        return st, f"{st['params']:,} parameters, {st['flops'] / 1e6:,.1f} MFLOPs per call"
+
+    def calls_per_stream(self, arch: Any) -> int | None:
+        """How many device-graph calls one stream is timed over before its state
+        starts again from zeros (None: each call is a whole input)."""
+        return None
+
     def row_fields(self, arch: Any) -> dict[str, Any]:
         """``encoder``, ``decoder`` and ``streaming`` as a profile row shows them."""
         raise NotImplementedError
@@ -128,6 +139,23 @@ class Task:
         ``run_dir``, continuing its snapshot when ``resume``; its result has
         ``quality`` (objective -> dev value), ``snapshot``, ``steps`` and
         ``cpu_seconds``."""
+        raise NotImplementedError
+
+    def set_aside_run(self, run_dir: Any) -> Any:
+        """Move a trained run's files out of ``run_dir`` (into its
+        ``set-aside/<UTC stamp>/``) before a fresh start writes there; the
+        folder they went to, or None when nothing trained was there."""
+        raise NotImplementedError
+
+    def test_scores(self, run_dir: Any, test_sets: Any) -> dict[str, dict[str, Any]]:
+        """A trained run's scores on each test set (``test_sets(...)``: name ->
+        the set); for tasks with ``test_sets``."""
+        raise NotImplementedError
+
+    def weight_sharing(self) -> Any:
+        """Its weight-sharing package (tasks with ``supernets``): a module with
+        ``held_supernet``, ``train_family``, ``supernet_of``, ``SupernetScreen``
+        and ``differentiable_search`` (``hwnas.asr.supernet`` for the recogniser)."""
         raise NotImplementedError
 
     def check_run(self, run_dir: Any) -> None:

@@ -55,6 +55,19 @@ class ASR(Task):
 
         return delay.audio_ms(arch)
 
+    def describe(self, arch: Any) -> tuple[dict[str, Any], str]:
+        from hwnas.asr.models.stats import model_stats
+
+        st = model_stats(arch)
+        per = "per chunk" if st.graph == "chunk" else "per utterance (4.8 s)"
+        return st.to_dict(), (f"{st.params:,} parameters ({st.graph_params:,} in the device "
+                              f"graph), {st.flops / 1e6:,.1f} MFLOPs {per}")
+
+    def calls_per_stream(self, arch: Any) -> int | None:
+        from hwnas.asr.arch import UTTERANCE_MS
+
+        return max(1, UTTERANCE_MS // arch.chunk_ms) if arch.streaming else None
+
     def row_fields(self, arch: Any) -> dict[str, Any]:
         return {"encoder": arch.encoder, "decoder": arch.decoder, "streaming": arch.streaming}
 
@@ -96,7 +109,7 @@ class ASR(Task):
     def rung_unit(self, data: Any, arch: dict[str, Any], *, workspace: str, budget: float,
                   unit: str, seed: int, run_dir: str, resume: bool, extra: dict[str, Any],
                   options: dict[str, Any]) -> Any:
-        from hwnas.training.units import TrainRung
+        from hwnas.tasks.units import TrainRung
 
         return TrainRung(arch=arch, corpus=data.description, workspace=workspace,
                          budget=budget, unit=unit, seed=seed, run_dir=run_dir, resume=resume,
@@ -108,7 +121,24 @@ class ASR(Task):
                          **({"snapshot_every_s": options["snapshot_every_s"]}
                             if "snapshot_every_s" in options else {}))
 
+    def set_aside_run(self, run_dir: Any) -> Any:
+        from hwnas.asr.train import set_aside_run
+
+        return set_aside_run(run_dir)
+
+    def test_scores(self, run_dir: Any, test_sets: Any) -> dict[str, dict[str, Any]]:
+        from hwnas.asr.train import evaluate, load_run
+
+        model, arch, tok, norm = load_run(run_dir)
+        return {name: evaluate(model, arch, fs, tok, norm, lexicon=lex)
+                for name, (fs, lex) in test_sets(arch.frontend, arch.n_filters).items()}
+
+    def weight_sharing(self) -> Any:
+        from hwnas.asr import supernet
+
+        return supernet
+
     def check_run(self, run_dir: Any) -> None:
-        from hwnas.training.trainer import load_run
+        from hwnas.asr.train import load_run
 
         load_run(run_dir)

@@ -16,6 +16,7 @@ class TTS(Task):
                   "latency": "compute ms per call (measured)",
                   "rtf": "real-time factor (measured)", "params": "parameters"}
     latency = "measured"
+    trains_on_accelerators = True
     untrained = 1e3
     export_files = ("mel_norm.npz",)
     default_rungs = "60s"
@@ -84,15 +85,29 @@ class TTS(Task):
     def search_space(self, space: Any, data: Any) -> Any:
         return space.with_fixed(n_phonemes=data.phonemes())
 
+    def describe(self, arch: Any) -> tuple[dict[str, Any], str]:
+        st, line = super().describe(arch)
+        return st, f"{line} (61 phonemes -> 5 s of mel frames)"
+
     def rung_unit(self, data: Any, arch: dict[str, Any], *, workspace: str, budget: float,
                   unit: str, seed: int, run_dir: str, resume: bool, extra: dict[str, Any],
                   options: dict[str, Any]) -> Any:
-        from hwnas.training.units import TTSTrainRung
+        from hwnas.tasks.units import TTSTrainRung
 
         return TTSTrainRung(arch=arch, data={"lang": data.lang, "size": data.size,
                                              "asr_run": data.asr_run},
                             workspace=workspace, budget=budget, unit=unit, seed=seed,
-                            run_dir=run_dir, resume=resume, extra=extra)
+                            run_dir=run_dir, resume=resume, extra=extra,
+                            train_options={k: options[k] for k in ("device", "precision")
+                                           if k in options},
+                            gpus=options.get("gpus", 1.0))
+
+    def set_aside_run(self, run_dir: Any) -> Any:
+        from pathlib import Path
+
+        from hwnas.tts.run import set_aside_run
+
+        return set_aside_run(Path(run_dir))
 
     def check_run(self, run_dir: Any) -> None:
         from hwnas.tts.run import load_tts_run

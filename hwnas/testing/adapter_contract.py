@@ -37,8 +37,8 @@ class Backend:
 
 def onnx_artifact(tmp_path: Path) -> Any:
     """A one-layer streaming Conformer chunk graph exported to ONNX."""
-    from hwnas.asr import preset
     from hwnas.export import export
+    from hwnas.tasks import preset
 
     arch = preset("conformer_xs").replace(num_layers=1)
     return export(arch, "onnx", Path(tmp_path) / "onnx", check=False)

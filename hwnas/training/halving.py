@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hwnas.asr import ArchConfig
+from hwnas.space.space import Arch
 
 #: first rung >= 2 CPU-minutes: at 1 minute a BLSTM still emits only blanks
 #: and the ranking is wrong (measured; see the data/training notes)
@@ -44,7 +44,7 @@ def floor_options(budget_s: float, floor: int) -> dict[str, Any]:
 
 @dataclass
 class Candidate:
-    arch: ArchConfig
+    arch: Arch
     latency_ms: float
     rungs: list[dict[str, Any]] = field(default_factory=list)  # rung, budget_s, cer
     state: Any = None
@@ -133,8 +133,8 @@ def select(points: np.ndarray, k: int) -> list[int]:
 @dataclass
 class _Call:
     """A trainer callable as a unit of work (in-process only: it holds the callable)."""
-    fn: Callable[[ArchConfig, float, Any], tuple[float, Any]]
-    arch: ArchConfig
+    fn: Callable[[Arch, float, Any], tuple[float, Any]]
+    arch: Arch
     budget: float
     state: Any
 
@@ -145,7 +145,7 @@ class _Call:
 @dataclass
 class _CallRungs:
     """``RungUnits`` over a plain trainer callable: its state stays in memory."""
-    fn: Callable[[ArchConfig, float, Any], tuple[float, Any]]
+    fn: Callable[[Arch, float, Any], tuple[float, Any]]
 
     def unit(self, cand: Candidate, budget: float, rung: int) -> _Call:
         return _Call(self.fn, cand.arch, budget, cand.state)
@@ -178,7 +178,7 @@ class RungUnits(Protocol):
 
 
 def successive_halving(candidates: Sequence[Candidate],
-                       run: Callable[[ArchConfig, float, Any], tuple[float, Any]] | RungUnits,
+                       run: Callable[[Arch, float, Any], tuple[float, Any]] | RungUnits,
                        rungs: Sequence[float] = DEFAULT_RUNGS, eta: int = 3,
                        on_result: Callable[[Candidate, int], None] | None = None,
                        executor: Any = None) -> list[Candidate]:

@@ -188,7 +188,7 @@ def features_of(datasets: dict[str, Dataset], frontend: str, n_filters: int, cac
 def recorded_corpus(run: Path, ws: Path) -> BuiltinCorpus | UserCorpus:
     """The corpus a saved run trained on, from its result.json."""
     from hwnas.state import StateError, read_json
-    from hwnas.training.trainer import RESULT
+    from hwnas.training.runs import RESULT
 
     try:
         summary = read_json(Path(run) / "result.json", RESULT)

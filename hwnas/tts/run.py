@@ -31,16 +31,20 @@ LISTEN = 3   # dev sentences written as WAVs
 
 def train_run(workspace: Path, arch: TTSArch, out: Path, *, lang: str = "en",
               size: str = "small", seed: int = 0, cpu_seconds: float | None = None,
-              steps: int | None = None,
+              steps: int | None = None, device: str | None = None,
+              precision: str = "auto",
               on_data: Callable[[int, int], None] | None = None,
               on_step: Callable[[int, float, float], None] | None = None) -> dict[str, Any]:
+    from hwnas.nn.fit import resolve_precision, train_device
+
+    resolve_precision(precision, train_device(device))   # one line, before the data is built
     root = data.build(workspace, lang, size, seed, on_progress=on_data)
     phon = data.PhonemeSet.of(root)
     tr, dv = data.load_split(root, "train"), data.load_split(root, "dev")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = TTSTrainConfig(cpu_seconds=cpu_seconds, steps=steps, seed=seed,
-                         snapshot=out / "snapshot.pt")
+                         snapshot=out / "snapshot.pt", device=device, precision=precision)
     if (out / "weights.pt").exists() and not cfg.snapshot.exists():
         # a finished run without its snapshot would start over: keep what it trained
         import logging
@@ -100,9 +104,9 @@ def save(res: TTSResult, out: Path, root: Path, dev: list[data.Utterance],
     wav.mkdir(exist_ok=True)
     mean, std = (torch.from_numpy(x) for x in res.norm)
     pairs = []
-    res.model.eval()
+    model = res.model.cpu().eval()   # the sentences to listen to are synthesised on the host
     for u in dev[:LISTEN]:
-        mel = res.model.synthesize(torch.from_numpy(phon.ids(u.phonemes))) * std + mean
+        mel = model.synthesize(torch.from_numpy(phon.ids(u.phonemes))) * std + mean
         write_wav(wav / f"{u.id}-model.wav", griffin_lim(mel))
         shutil.copyfile(root / "dev" / f"{u.id}.wav", wav / f"{u.id}-espeak.wav")
         pairs.append((u, mel.numpy()))

@@ -1,10 +1,11 @@
 """Budgeted training of one TTS architecture, resumable, with dev quality.
 
-The budget is CPU time of this process on one thread (as for ASR), or a
-number of steps (deterministic). Loss: L1 between normalised log-mels (true
-durations drive the length regulator, as FastSpeech 2 trains) plus the MSE
-of the predicted log(1 + frames). A snapshot written every
-``snapshot_every_s`` CPU seconds (atomically) lets a stopped run continue.
+The budget is CPU time of this process on one thread (as for ASR; device
+seconds on an accelerator, ``device``), or a number of steps
+(deterministic). Loss: L1 between normalised log-mels (true durations drive
+the length regulator, as FastSpeech 2 trains) plus the MSE of the predicted
+log(1 + frames). A snapshot written every ``snapshot_every_s`` CPU seconds
+(atomically) lets a stopped run continue.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ import torch
 
 from hwnas.nn.fit import (
     Clock,
+    as_fp32,
     check_budget,
+    check_precision,
+    clock_kind,
+    device_record,
+    forward_precision,
     length_batches,
     next_batch,
     optimiser,
+    resolve_precision,
     restore_snapshot,
     run_budget,
     save_snapshot,
+    to_device,
+    train_device,
 )
 from hwnas.tts.arch import TTSArch
 from hwnas.tts.data import PhonemeSet, Utterance
@@ -44,9 +53,12 @@ class TTSTrainConfig:
     dev_utts: int = 50              # dev utterances scored at the end
     snapshot: Path | None = None
     snapshot_every_s: float = 60.0
+    device: str | None = None       # nn.fit.train_device: auto, cpu, cuda, cuda:N
+    precision: str = "auto"         # nn.fit.resolve_precision
 
     def __post_init__(self) -> None:
         check_budget(self.steps, self.cpu_seconds)
+        check_precision(self.precision)
 
 
 @dataclass
@@ -58,12 +70,14 @@ class TTSResult:
     dev: dict[str, float] = field(default_factory=dict)
     model: Any = None
     norm: tuple[np.ndarray, np.ndarray] | None = None
+    precision: str = "fp32"
+    device: dict[str, str] = field(default_factory=dict)   # nn.fit.device_record
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("model")
         d.pop("norm")
-        return d
+        return {**d, **d.pop("device")}
 
 
 def mel_norm(utts: list[Utterance]) -> tuple[np.ndarray, np.ndarray]:
@@ -87,10 +101,12 @@ def collate(utts: list[Utterance], idx: np.ndarray, phon: PhonemeSet,
     return torch.from_numpy(ids), torch.from_numpy(dur), torch.from_numpy(mel)
 
 
-def loss_of(model: AcousticModel, batch: tuple[torch.Tensor, ...]
+def loss_of(model: AcousticModel, batch: tuple[torch.Tensor, ...], precision: str = "fp32"
             ) -> tuple[torch.Tensor, torch.Tensor]:
     ids, dur, mel = batch
-    pred, log_dur, fmask = model(ids, dur)
+    with forward_precision(precision, ids.device.type):
+        out = model(ids, dur)
+    pred, log_dur, fmask = as_fp32(out)   # the losses in fp32
     mel = mel[:, :pred.shape[1]]
     m = fmask[..., None]
     l1 = (pred - mel).abs().mul(m).sum() / (m.sum() * mel.shape[-1]).clamp(min=1)
@@ -106,12 +122,14 @@ def evaluate(model: AcousticModel, utts: list[Utterance], phon: PhonemeSet,
     log-mel units, MCD in dB, and the duration predictor's mean absolute
     error in frames."""
     model.eval()
+    device = next(model.parameters()).device
     mean, std = torch.from_numpy(norm[0]), torch.from_numpy(norm[1])
     l1s, mcds, dmae = [], [], []
     for u in utts[:n]:
-        ids = torch.from_numpy(phon.ids(u.phonemes))[None]
-        dur = torch.from_numpy(u.durations)[None]
+        ids, dur = to_device((torch.from_numpy(phon.ids(u.phonemes))[None],
+                              torch.from_numpy(u.durations)[None]), device)
         pred, log_dur, _ = model(ids, dur)
+        pred, log_dur, dur = pred.cpu(), log_dur.cpu(), dur.cpu()   # scored on the host
         hyp = pred[0] * std + mean
         ref = torch.from_numpy(u.mel)[:len(hyp)]
         l1s.append(float((hyp - ref).abs().mean()))
@@ -122,44 +140,59 @@ def evaluate(model: AcousticModel, utts: list[Utterance], phon: PhonemeSet,
             "dur_mae_frames": round(float(np.mean(dmae)), 3), "utterances": len(l1s)}
 
 
-def _fresh(arch: TTSArch, cfg: TTSTrainConfig) -> tuple[AcousticModel, Any, Any]:
-    model = build(arch)
+def _fresh(arch: TTSArch, cfg: TTSTrainConfig, device: torch.device
+           ) -> tuple[AcousticModel, Any, Any]:
+    model = build(arch).to(device)   # before the optimiser: its state lives beside the weights
     return (model, *optimiser(model, cfg.lr, cfg.warmup))
 
 
-def _snapshot(cfg: TTSTrainConfig, arch: TTSArch, st: dict[str, Any], cpu: float) -> None:
-    """The ASR trainer's snapshot format (atomic), for this run's state."""
-    save_snapshot(Path(cfg.snapshot), arch, {**st, "cpu": cpu, "losses": [],
-                                             "torch_rng": torch.get_rng_state()})
+def _snapshot(cfg: TTSTrainConfig, arch: TTSArch, st: dict[str, Any], cpu: float,
+              device: torch.device) -> None:
+    """The shared snapshot format (atomic), for this run's state."""
+    save_snapshot(Path(cfg.snapshot), arch, {
+        **st, "cpu": cpu, "losses": [], "torch_rng": torch.get_rng_state(),
+        "clock": clock_kind(device),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
 
 
 def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
           phon: PhonemeSet, cfg: TTSTrainConfig,
           on_step: Callable[[int, float, float], None] | None = None) -> TTSResult:
-    """Train ``arch`` (inventory set to ``phon``'s) within ``cfg``'s budget,
-    continuing ``cfg.snapshot`` when it holds this architecture's run."""
+    """Train ``arch`` (inventory set to ``phon``'s) within ``cfg``'s budget on
+    ``cfg.device`` at ``cfg.precision``, continuing ``cfg.snapshot`` when it
+    holds this architecture's run (trained on the same kind of device)."""
     arch = arch.replace(n_phonemes=len(phon))
     norm = mel_norm(train_utts)
+    device = train_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     if cfg.snapshot is not None and Path(cfg.snapshot).is_file():
-        st = restore_snapshot(Path(cfg.snapshot), arch, lambda: _fresh(arch, cfg))
+        st = restore_snapshot(Path(cfg.snapshot), arch, lambda: _fresh(arch, cfg, device),
+                              clock_kind(device))
         torch.set_rng_state(st["torch_rng"])
+        if st.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(st["cuda_rng"], device)
     else:
         torch.manual_seed(cfg.seed)
-        model, opt, sched = _fresh(arch, cfg)
+        model, opt, sched = _fresh(arch, cfg, device)
         st = {"model": model, "opt": opt, "sched": sched, "step": 0, "cpu": 0.0,
               "rng": np.random.default_rng(cfg.seed), "curve": [], "batches": None, "pos": 0}
     model, opt, sched = st["model"], st["opt"], st["sched"]
     lengths = np.array([len(u.mel) for u in train_utts])
-    clock, window = Clock(st["cpu"]), []
+    clock, window = Clock(st["cpu"], device), []
+    # fp16 needs its loss scaled so small gradients survive (bf16 has fp32's range)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def one_step() -> None:
         idx = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, st["rng"]))
         model.train()
-        l1, dl = loss_of(model, collate(train_utts, idx, phon, norm))
+        l1, dl = loss_of(model, to_device(collate(train_utts, idx, phon, norm), device),
+                         precision)
         opt.zero_grad(set_to_none=True)
-        (l1 + dl).backward()
+        scaler.scale(l1 + dl).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
         window[:] = (window + [float(l1.detach())])[-20:]
 
@@ -171,13 +204,14 @@ def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
                                 "mel_l1_norm": round(float(np.mean(window)), 4)})
 
     def save() -> None:
-        _snapshot(cfg, arch, st, clock())
+        _snapshot(cfg, arch, st, clock(), device)
 
     run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
     spent = round(clock(), 2)
     if cfg.snapshot is not None:   # kept: a larger budget later continues from here
         save()
     res = TTSResult(arch=arch.to_dict(), steps=st["step"], cpu_seconds=spent,
-                    curve=st["curve"], model=model, norm=norm)
+                    curve=st["curve"], model=model, norm=norm, precision=precision,
+                    device=device_record(device))
     res.dev = evaluate(model, dev_utts, phon, norm, cfg.dev_utts)
     return res

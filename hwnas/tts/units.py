@@ -1,5 +1,5 @@
 """A TTS search's data, as the shared search takes it: the built-in data by
-description. Its rung of training is ``hwnas.training.units.TTSTrainRung``
+description. Its rung of training is ``hwnas.tasks.units.TTSTrainRung``
 (it may score intelligibility with a recogniser, which lives above this task)."""
 
 from __future__ import annotations

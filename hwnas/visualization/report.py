@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hwnas import tasks
+
 FIGURES = ("pareto", "hypervolume", "best_cer", "diversity", "compute", "importance", "top")
 
 
@@ -497,7 +499,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
     trained = [r for r in rows if r["trained"]]
     summary = {
         "study": study.study_name, "target": study.user_attrs.get("target"),
-        "task": study.user_attrs.get("task", "asr"), "quality": q, "latency_source": source,
+        "task": study.user_attrs.get("task", tasks.DEFAULT), "quality": q, "latency_source": source,
         "constraints": study.user_attrs.get("constraints") or {},
         "trials": len(rows), "trained": len(trained),
         "screened": sum(r["screened"] for r in rows),

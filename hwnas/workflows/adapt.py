@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hwnas import tasks
 from hwnas.predict.adapt import device_card, fit_correction, select_for_coverage
 
 
@@ -27,7 +28,6 @@ def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *,
     architectures come from ``space`` (default: the whole space). The caller
     saves the predictor. ``executor`` and ``phones`` are the profile run's
     (where the measurements run, and on which phones of a pool)."""
-    from hwnas.asr import default_space
     from hwnas.predict.dataset import from_rows
     from hwnas.predict.features import feature_matrix
     from hwnas.predict.latency import LatencyPredictor
@@ -39,7 +39,7 @@ def adapt_predictor(source: Any, source_name: str, spec: Any, workspace: Any, *,
                          "predictor trained on a full profile")
     if not 3 <= n <= pool:
         raise ValueError(f"--n must be between 3 and --pool ({pool})")
-    space = space or default_space()
+    space = space or tasks.default_space()
     candidates = space.sample_distinct(pool, seed)
     chosen = select_for_coverage(candidates, source.predict(candidates), n)
     run = ProfileRun(spec, workspace, len(chosen), seed, space, archs=chosen,

@@ -23,18 +23,13 @@ CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 
 
-def score_tests(rows: list[dict[str, Any]], study_dir: Path,
+def score_tests(rows: list[dict[str, Any]], study_dir: Path, task: Any,
                 test_sets: Callable[[str, int], dict[str, tuple[Any, list[str]]]]) -> None:
     """Add ``tests`` ({"en/test-clean": {"cer", "wer", "wer_lexicon", ...}, ...})
-    to each row from its saved run; ``test_sets(frontend, n_filters)`` gives
-    name -> (feature set, lexicon)."""
-    from hwnas.training.trainer import evaluate, load_run
-
+    to each row from its saved run, as ``task`` scores a run on
+    ``test_sets(frontend, n_filters)`` (name -> (feature set, lexicon))."""
     for r in rows:
-        run = run_of(r, study_dir)
-        model, arch, tok, norm = load_run(run)
-        r["tests"] = {name: evaluate(model, arch, fs, tok, norm, lexicon=lex)
-                      for name, (fs, lex) in test_sets(arch.frontend, arch.n_filters).items()}
+        r["tests"] = task.test_scores(run_of(r, study_dir), test_sets)
 
 
 def lexicon_wer(r: dict[str, Any]) -> str:
@@ -78,7 +73,7 @@ def export_selected(row: dict[str, Any], study_dir: Path, fmt: str, out_dir: Pat
 
     run = run_of(row, study_dir)
     from hwnas.state import read_json
-    from hwnas.training.trainer import RESULT
+    from hwnas.training.runs import RESULT
 
     result = read_json(run / "result.json", RESULT)
     arch = tasks.arch_from_dict(result["arch"])  # as trained (vocabulary of the tokenizer)

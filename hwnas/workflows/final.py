@@ -142,6 +142,7 @@ def prepare(rows: Sequence[dict[str, Any]], study_dir: Path, unit: str) -> list[
 def train_finalists(rows: Sequence[dict[str, Any]], study_dir: Path, budget: float, unit: str,
                     unit_for: Callable[[dict[str, Any], Path, bool], Any], executor: Any,
                     measure: Callable[[float, dict[str, float] | None], float],
+                    set_aside: Callable[[Path], Any],
                     on_done: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
                     ) -> list[dict[str, Any]]:
     """Train every row's architecture to ``budget`` (``unit_for(row, folder,
@@ -149,8 +150,7 @@ def train_finalists(rows: Sequence[dict[str, Any]], study_dir: Path, budget: flo
     there: ``cer`` the final dev CER (as ``measure(pooled, by language)`` takes
     it), ``rung_cer`` the search's, ``run_dir``
     the final run. A folder holding more training than ``budget`` is set
-    aside, not overwritten."""
-    from hwnas.training.trainer import set_aside_run
+    aside (``set_aside``, the task's), not overwritten."""
 
     out: dict[int, dict[str, Any]] = {}
     todo = []
@@ -163,7 +163,7 @@ def train_finalists(rows: Sequence[dict[str, Any]], study_dir: Path, budget: flo
         snap = folder / "checkpoint.pt"
         held = _spent_in(snap, unit) if snap.is_file() else None
         if held is not None and held > budget:
-            set_aside_run(folder)
+            set_aside(folder)
             held = None
         todo.append((i, unit_for(r, folder, held is not None)))
     for (i, _), _out in zip(todo, executor.map(u for _, u in todo)):

@@ -14,8 +14,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from hwnas import tasks
 
 if TYPE_CHECKING:
     from hwnas.search.study import SearchConfig
@@ -73,6 +76,11 @@ class SearchRequest:
     precision: str = "fp32"             # their precision, resolved (nn.fit.resolve_precision)
     gpus_per_trial: float = 1.0         # what a trial on a GPU asks Ray for (small ones share)
 
+    def device_options(self) -> dict[str, Any]:
+        """Where and how its trainings run (trials, supernets, their scoring)."""
+        return {"device": self.train_device, "precision": self.precision,
+                "gpus": self.gpus_per_trial}
+
     @property
     def rung_unit(self) -> str:
         """What a rung budget counts, as a unit of work takes it."""
@@ -80,7 +88,6 @@ class SearchRequest:
 
     def check(self) -> None:
         """Refuse what cannot mean anything, before any work."""
-        from hwnas import tasks
 
         task = tasks.get(self.search.task)
         if self.cer_source == "supernet" and not task.supernets:
@@ -226,7 +233,6 @@ class TrialRungs:
     its progress display)."""
 
     def __init__(self, req: SearchRequest, study_dir: Path, hooks: SearchHooks) -> None:
-        from hwnas import tasks
         from hwnas.execution import LocalExecutor
 
         self.req, self.study_dir, self.hooks = req, Path(study_dir), hooks
@@ -258,8 +264,7 @@ class TrialRungs:
         """A unit that trains ``arch`` to ``budget`` in ``run_dir`` as the search's
         trials train (its data, seed and unit; no dev evaluations on the way;
         ``options`` for the trainer, e.g. a rung's floor of updates)."""
-        device = {"device": self.req.train_device, "precision": self.req.precision,
-                  "gpus": self.req.gpus_per_trial} if self.task.trains_on_accelerators else {}
+        device = self.req.device_options() if self.task.trains_on_accelerators else {}
         return self.task.rung_unit(self.req.corpus, arch, workspace=str(self.req.workspace),
                                    budget=budget, unit=self.req.rung_unit,
                                    seed=self.req.search.seed,
@@ -273,7 +278,7 @@ class TrialRungs:
     def measure(self, cer: float, by_lang: dict[str, float] | None) -> float:
         """The study's CER measure: pooled, or the mean or worst of the
         languages' CERs (--objectives cer_mean|cer_worst)."""
-        from hwnas.training.units import quality
+        from hwnas.tasks.units import quality
 
         return quality(cer, by_lang)[self.quality]
 
@@ -282,6 +287,7 @@ class TrialRungs:
         of updates may take more than its budget), the CER by language, the
         dev figures a task reports beside its quality."""
         return {"cpu_s": out["cpu_seconds"], "steps": out["steps"],
+                **({"gpu_mb": out["gpu_memory_peak_mb"]} if "gpu_memory_peak_mb" in out else {}),
                 **({"by_lang": out["by_lang"], "cer_pooled": out["cer"]}
                    if out.get("by_lang") else {}),
                 **({"dev": out["dev"]} if out.get("dev") else {})}
@@ -319,7 +325,7 @@ class TrialRungs:
         from hwnas.paths import write_atomic
         from hwnas.search.storage import trial_dir
         from hwnas.state import read_json
-        from hwnas.training.trainer import RESULT
+        from hwnas.training.runs import RESULT
 
         path = trial_dir(self.study_dir, number, cand.arch.id) / "result.json"
         summary = read_json(path, RESULT)
@@ -331,7 +337,6 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     """Run (or resume) the search of ``req`` and deliver its answer."""
     import torch
 
-    from hwnas import tasks
     from hwnas.adapters.devicefile import load_device
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import (
@@ -409,25 +414,26 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
     screen = None
     if req.cer_source == "supernet" or hasattr(strategy, "use_supernets"):
         t_nets = time.monotonic()   # their training counts against --budget's wall time
-        folders = _supernets(req, ws, space, hooks)
+        shared = task.weight_sharing()
+        folders = _supernets(req, ws, space, hooks, shared)
         if cfg.time_budget_s is not None:
             cfg.time_budget_s = max(0.0, cfg.time_budget_s - (time.monotonic() - t_nets))
         splits = lambda fe, n: hooks.splits(req.corpus, fe, n)  # noqa: E731
         if req.cer_source == "supernet":
-            from hwnas.supernet.screen import SupernetScreen
-
-            screen = SupernetScreen(folders, rungs.executor, req.corpus.description, str(ws),
-                                    prepare=splits,
-                                    eta=req.search.eta, finetune_s=req.finetune_s,
-                                    seed=req.search.seed,
-                                    dev_utts=req.screen_utts or None, on_score=hooks.on_screen)
+            screen = shared.SupernetScreen(folders, rungs.executor, req.corpus.description,
+                                           str(ws), prepare=splits, eta=req.search.eta,
+                                           finetune_s=req.finetune_s, seed=req.search.seed,
+                                           dev_utts=req.screen_utts or None,
+                                           on_score=hooks.on_screen,
+                                           options=req.device_options())
         if hasattr(strategy, "use_supernets"):   # read once, shared with a local screen
             from hwnas.execution import WorkerContext
-            from hwnas.supernet.workspace import supernet_of
 
             ctx = getattr(rungs.executor, "ctx", None) or WorkerContext()
-            strategy.use_supernets({f: supernet_of(ctx, p) for f, p in folders.items()}, splits,
-                                   req.corpus.tokenizer)
+            strategy.use_supernets({f: shared.supernet_of(ctx, p) for f, p in folders.items()},
+                                   splits, req.corpus.tokenizer,
+                                   partial(shared.differentiable_search,
+                                           device=req.train_device))
     if cfg.time_budget_s is not None and not req.final.off:
         # a wall-clock --budget keeps the final phase's share for it
         cfg.time_budget_s *= 1 - (req.final.share or 0.0)
@@ -466,7 +472,7 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         from hwnas.workflows.deliver import score_tests
 
         hooks.say(f"scoring the {len(front)} finalists on the test sets ...")
-        score_tests(front, study_dir, lambda fe, n: hooks.splits(req.corpus, fe, n).tests)
+        score_tests(front, study_dir, task, lambda fe, n: hooks.splits(req.corpus, fe, n).tests)
     from hwnas.search.baselines import best as best_of
     from hwnas.workflows.final import decide
 
@@ -537,12 +543,11 @@ def usable_front(study: Any, study_dir: Path) -> list[dict]:
     without it."""
     import logging
 
-    from hwnas import tasks
     from hwnas.paths import stamped
     from hwnas.search.storage import run_of
     from hwnas.search.study import BROKEN, best_baseline, pareto
 
-    task = tasks.get(study.user_attrs.get("task", "asr"))
+    task = tasks.get(study.user_attrs.get("task", tasks.DEFAULT))
     while True:
         front = pareto(study)
         bad = []
@@ -602,34 +607,37 @@ def _final_phase(req: SearchRequest, study: Any, study_dir: Path, rows: list[dic
         out = final.train_finalists(rows, study_dir, budget, unit,
                                     lambda r, folder, resume: rungs.final_unit(r, folder,
                                                                                budget, resume),
-                                    rungs.executor, rungs.measure, on_done)
+                                    rungs.executor, rungs.measure, rungs.task.set_aside_run,
+                                    on_done)
     for r in out:
         study.set_user_attr(f"final:{r['arch_id']}", {k: r.get(k) for k in (
             "cer", "rung_cer", "cer_by_lang", "final_budget", "final_steps", "run_dir")})
     return sorted(out, key=lambda r: (r["cer"], r["latency_ms"])), budget
 
 
-def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks) -> dict[str, Path]:
+def _supernets(req: SearchRequest, ws: Path, space: Any, hooks: SearchHooks, shared: Any
+               ) -> dict[str, Path]:
     """Each family's supernet folder (for ``--cer-source supernet`` and
     ``--strategy darts``): one the workspace holds for this search's space, or for the whole
     space (which contains it), or else one trained now for this search's space
-    (to ``req.supernet_budget_s``)."""
-    from hwnas import tasks
-    from hwnas.supernet.workspace import held_supernet, train_family
+    (to ``req.supernet_budget_s``); ``shared``: the task's weight-sharing package."""
 
     folders = {}
     seed = 0   # supernets are shared by searches of any --seed (as `hwnas supernet train`)
     for family in space.choices("encoder"):
         whole = req.search.space or tasks.default_space(req.search.task)
-        folder = held_supernet(ws, family, (space, whole),
-                               req.corpus.description, seed, req.supernet_budget_s)
+        folder = shared.held_supernet(ws, family, (space, whole),
+                                      req.corpus.description, seed, req.supernet_budget_s,
+                                      req.train_device)
         if folder is None:
             hooks.say(f"training the {family} supernet for this space "
                       f"({req.supernet_budget_s:g} CPU s; kept in the workspace for later "
                       "searches) ...")
             with hooks.training_supernet(family, req.supernet_budget_s) as on_step:
-                folder, _ = train_family(ws, family, space, req.corpus, req.supernet_budget_s,
-                                         seed, on_step=on_step, say=hooks.say)
+                folder, _ = shared.train_family(ws, family, space, req.corpus,
+                                                req.supernet_budget_s, seed, on_step=on_step,
+                                                say=hooks.say, device=req.train_device,
+                                                precision=req.precision)
         folders[family] = folder
     return folders
 
@@ -642,7 +650,6 @@ def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
         return ()
     import optuna
 
-    from hwnas import tasks
     from hwnas.search.storage import open_storage, study_paths
     from hwnas.search.study import pareto
 
@@ -659,9 +666,9 @@ def _warm_start(req: SearchRequest, ws: Path, storage: str, space: Any,
         other = optuna.load_study(study_name=req.warm_start_from, storage=open_storage(url))
     except KeyError:
         raise ValueError(f"--warm-start {req.warm_start_from}: no such study in {url}") from None
-    if other.user_attrs.get("task", "asr") != req.search.task:
+    if other.user_attrs.get("task", tasks.DEFAULT) != req.search.task:
         raise ValueError(f"--warm-start {req.warm_start_from}: a search of "
-                         f"{other.user_attrs.get('task', 'asr').upper()} architectures, "
+                         f"{other.user_attrs.get('task', tasks.DEFAULT).upper()} architectures, "
                          f"not {req.search.task.upper()}")
     archs = [tasks.arch_from_dict(r["arch"]) for r in pareto(other)]
     kept = tuple(a for a in archs if space.contains(a))
@@ -699,7 +706,6 @@ class MeasuredOn:
         import math
         import statistics
 
-        from hwnas import tasks
         from hwnas.profiling.profiler import ProfileRun
 
         todo = list({a.id: a for a in archs if a.id not in self._ms}.values())

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas import tasks
 from hwnas.paths import write_atomic
 
 SPOT_FIRST = 6           # first batch, chosen for coverage of the predicted latency
@@ -87,15 +88,14 @@ def _profile_batch(spec: Any, workspace: Path, measure: Callable[[Any], None] | 
                    seed: int) -> Callable[[list[Any], int], list[dict[str, Any]]]:
     """Measure architectures on ``spec`` into its profile (resumable: what is
     stored is not measured again); returns the profile's rows."""
-    from hwnas.asr import default_space
     from hwnas.profiling.profiler import ProfileRun
 
     def batch(archs: list[Any], repeats: int) -> list[dict[str, Any]]:
         if archs:
-            run = ProfileRun(spec, workspace, len(archs), seed, default_space(), archs=archs,
+            run = ProfileRun(spec, workspace, len(archs), seed, tasks.default_space(), archs=archs,
                              repeats=repeats)
             run.drive(measure)
-        return ProfileRun(spec, workspace, 0, seed, default_space(), archs=[]).store().rows()
+        return ProfileRun(spec, workspace, 0, seed, tasks.default_space(), archs=[]).store().rows()
 
     return batch
 
@@ -122,13 +122,12 @@ def spot_check(predictor: Any, spec: Any, workspace: Path, *,
     loop shows (measured: 10% low on one host without it)."""
     import numpy as np
 
-    from hwnas.asr import default_space
     from hwnas.predict.adapt import fit_correction, least_certain, select_for_coverage
     from hwnas.predict.dataset import from_rows, repeat_noise
     from hwnas.predict.features import feature_matrix
 
     batch = batch or _profile_batch(spec, workspace, measure, seed)
-    pool = default_space().sample_distinct(500, seed + 1000)
+    pool = tasks.default_space().sample_distinct(500, seed + 1000)
     X_pool = feature_matrix(pool)
     base_pool = predictor.predict_features(X_pool)
     spent, timed = 0.0, 0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 def main() -> int:
     from hwnas.adapters.android import REFERENCE_FILE
-    from hwnas.asr import preset
     from hwnas.export import export
+    from hwnas.tasks import preset
 
     work = Path(tempfile.mkdtemp(prefix="hwnas-reference-"))
     try:

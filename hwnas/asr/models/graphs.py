@@ -11,19 +11,27 @@
   over ``DECODE_TOKENS`` tokens (the cost of rescoring one hypothesis).
 
 Token inputs are one-hot float vectors so that every input is a float tensor.
+
+``sample_inputs`` gives inputs for quantisation and parity checks: features
+of synthetic speech-like audio through the real front-end (so their ranges
+match speech features), and chunk graphs driven as a stream, so their cache
+inputs hold the values they have in use, not zeros.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from hwnas.asr.arch import DECODE_TOKENS, UTTERANCE_FRAMES  # noqa: F401 - re-exported
-from hwnas.asr.graph_io import initial_feeds
 from hwnas.asr.models.decoders import RNNTDecoder
 from hwnas.asr.models.model import SpeechModel
+from hwnas.nn.audio import synthetic_audio
+from hwnas.nn.frontend import HOP, N_FFT, SAMPLE_RATE, FeatureExtractor
+from hwnas.nn.graph_io import initial_feeds
 from hwnas.nn.spec import TensorSpec
 
 
@@ -35,10 +43,16 @@ class _Graph(nn.Module):
 
     def example_inputs(self, seed: int = 0) -> list[torch.Tensor]:
         """Random features and zero states (the start of a stream): the feeds
-        every runtime times the graph with (:func:`hwnas.asr.graph_io.initial_feeds`)."""
+        every runtime times the graph with (:func:`hwnas.nn.graph_io.initial_feeds`)."""
         feeds = initial_feeds([{"name": s.name, "shape": list(s.shape)} for s in self.inputs],
                               seed)
         return [torch.from_numpy(v) for v in feeds.values()]
+
+    def _features(self, frames: int, seed: int) -> torch.Tensor:
+        arch = self.model.arch
+        seconds = (frames - 1) * HOP / SAMPLE_RATE + N_FFT / SAMPLE_RATE
+        wave = synthetic_audio(seconds + 0.01, seed)
+        return FeatureExtractor(arch.frontend, arch.n_filters)(wave)[:, :frames]
 
 
 class ChunkGraph(_Graph):
@@ -79,6 +93,33 @@ class ChunkGraph(_Graph):
         assert self.model.ctc is not None
         return (self.model.ctc(enc), *flat)
 
+    def sample_inputs(self, n: int, seed: int) -> list[list[np.ndarray]]:
+        """``n`` input sets in input order: chunks of synthetic utterances, each
+        stream from zero state, its state fed back from call to call."""
+        samples: list[list[np.ndarray]] = []
+        rng = torch.Generator().manual_seed(seed)
+        utter = 0
+        with torch.no_grad():
+            while len(samples) < n:
+                feats = self._features(400, seed * 1000 + utter)
+                utter += 1
+                state = self.example_inputs(seed)[1:]  # a new stream starts from zeros
+                for chunk in self.model.split_chunks(feats):
+                    ins = [chunk] + list(state)
+                    if self.rnnt:  # a random previous token, as during decoding
+                        V = self.model.arch.vocab_size
+                        tok = torch.randint(0, V, (1,), generator=rng)
+                        ins[1 + self.n_cache] = torch.nn.functional.one_hot(tok, V).float()
+                    samples.append([x.numpy() for x in ins])
+                    outs = self(*ins)
+                    nxt = list(ins[1:])
+                    for o, i in self.feedback.items():
+                        nxt[i - 1] = outs[o]
+                    state = nxt
+                    if len(samples) == n:
+                        break
+        return samples
+
 
 class UtteranceGraph(_Graph):
     def __init__(self, model: SpeechModel, frames: int = UTTERANCE_FRAMES) -> None:
@@ -112,6 +153,15 @@ class UtteranceGraph(_Graph):
         if self.kind == "ctc":
             return (logits,)
         return logits, self.model.decoder.forward_onehot(enc, extra[0])
+
+    def sample_inputs(self, n: int, seed: int) -> list[list[np.ndarray]]:
+        """``n`` input sets in input order: synthetic utterances' features."""
+        out = []
+        with torch.no_grad():
+            for i in range(n):
+                feats = self._features(self.inputs[0].shape[1], seed * 1000 + i)
+                out.append([x.numpy() for x in [feats] + self.example_inputs(seed * 1000 + i)[1:]])
+        return out
 
 
 def device_graph(model: SpeechModel) -> ChunkGraph | UtteranceGraph:

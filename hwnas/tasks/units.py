@@ -16,37 +16,58 @@ def quality(cer: float, by_lang: dict[str, float] | None) -> dict[str, float]:
     return {"cer": cer, "cer_mean": sum(cers) / len(cers), "cer_worst": max(cers)}
 
 
-@dataclass(frozen=True)
-class TrainRung:
-    """Train ``arch`` on a corpus (by description) up to ``budget`` in total,
-    continuing the snapshot in ``run_dir`` when ``resume`` (a later rung), and
-    write the run there (weights, tokenizer, feature statistics, result.json
-    with ``extra``). Returns the dev CER and the snapshot's path: a rung's
-    state is a file, not live model or optimiser objects."""
+@dataclass(frozen=True, kw_only=True)
+class Rung:
+    """What every task's rung of training holds: train ``arch`` (its dict) up
+    to ``budget`` in total (``unit``: "cpu_seconds" -- device seconds on an
+    accelerator -- or "steps") in ``run_dir``, continuing the snapshot there
+    when ``resume`` (a later rung); ``extra`` goes into its result.json. A
+    rung's state is a file, not live model or optimiser objects."""
 
     arch: dict[str, Any]
-    corpus: dict[str, Any]
     workspace: str
     budget: float
-    unit: str                     # "cpu_seconds" | "steps"
+    unit: str
     seed: int
     run_dir: str
     resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def budget_option(self) -> dict[str, float | int]:
+        """The budget as a trainer's keyword (whole steps)."""
+        return {self.unit: int(self.budget) if self.unit == "steps" else self.budget}
+
+    #: the trainer's options: its device and precision (nn.fit.train_device,
+    #: resolve_precision), and for the recogniser its evaluation and floors
     train_options: dict[str, Any] = field(default_factory=dict)
-    snapshot_every_s: float = float("inf")   # a rung is short: a killed one starts again
     gpus: float = 1.0             # of a GPU, where it trains on one (small models share)
+
+    def needs(self) -> dict[str, Any]:
+        """One CPU; a rung training on a GPU also asks for its share of one
+        (Ray's num_gpus: 1, 0.5 or 0.25, --gpus-per-trial)."""
+        gpu = str(self.train_options.get("device") or "cpu").startswith("cuda")
+        return {"num_cpus": 1, **({"num_gpus": self.gpus} if gpu else {})}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRung(Rung):
+    """A recogniser's rung, on a corpus (by description): writes the run
+    (weights, tokenizer, feature statistics, result.json) and returns the dev
+    CER by each quality measure and the snapshot's path."""
+
+    corpus: dict[str, Any]
+    snapshot_every_s: float = float("inf")   # a rung is short: a killed one starts again
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from hwnas.asr import ArchConfig
-        from hwnas.training.prepare import corpus_of
-        from hwnas.training.trainer import (
+        from hwnas.asr.train import (
             TrainConfig,
             load_snapshot,
             save_run,
             set_aside_run,
             train,
         )
+        from hwnas.training.prepare import corpus_of
 
         arch = ArchConfig.from_dict(self.arch)
         corpus = corpus_of(ctx, self.corpus, self.workspace)
@@ -54,9 +75,8 @@ class TrainRung:
         tok = corpus.tokenizer
         run_dir = Path(self.run_dir)
         snap = run_dir / "checkpoint.pt"
-        budget = {self.unit: int(self.budget) if self.unit == "steps" else self.budget}
         cfg = TrainConfig(seed=self.seed, snapshot=snap, snapshot_every_s=self.snapshot_every_s,
-                          **budget, **self.train_options)
+                          **self.budget_option(), **self.train_options)
         if self.resume:
             state = load_snapshot(snap, arch, cfg, tok.vocab_size)
         else:
@@ -68,35 +88,22 @@ class TrainRung:
         return {"cer": float(res.dev["cer"]), "snapshot": str(snap), "steps": res.steps,
                 "cpu_seconds": res.cpu_seconds, "quality": quality(float(res.dev["cer"]),
                                                                    by_lang),
-                **({"by_lang": by_lang} if by_lang else {})}
+                **({"by_lang": by_lang} if by_lang else {}),
+                **{k: v for k, v in res.device.items() if k == "gpu_memory_peak_mb"}}
 
-    def needs(self) -> dict[str, Any]:
-        """One CPU; a trial training on a GPU also asks for its share of one
-        (Ray's num_gpus: 1, 0.5 or 0.25, --gpus-per-trial)."""
-        gpu = str(self.train_options.get("device", "cpu")).startswith("cuda")
-        return {"num_cpus": 1, **({"num_gpus": self.gpus} if gpu else {})}
 
 
 #: dev sentences a TTS trial's intelligibility (the "cer" objective) is scored on
 INTELLIGIBILITY_UTTS = 30
 
 
-@dataclass(frozen=True)
-class TTSTrainRung:
-    """Train a TTS ``arch`` on the built-in data up to ``budget`` in total in
-    ``run_dir``, continuing its snapshot when ``resume`` (a later rung).
-    Returns the dev quality: ``mcd`` (dB), and ``cer`` (the recogniser's CER
-    on the synthesised speech) where the data names a recogniser."""
+@dataclass(frozen=True, kw_only=True)
+class TTSTrainRung(Rung):
+    """A TTS model's rung, on the built-in data. Returns the dev quality:
+    ``mcd`` (dB), and ``cer`` (the recogniser's CER on the synthesised speech)
+    where the data names a recogniser."""
 
-    arch: dict[str, Any]
     data: dict[str, Any]          # TTSData's fields but the workspace
-    workspace: str
-    budget: float
-    unit: str                     # "cpu_seconds" | "steps"
-    seed: int
-    run_dir: str
-    resume: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def run(self, ctx: Any) -> dict[str, Any]:
         import json
@@ -108,14 +115,13 @@ class TTSTrainRung:
         out = Path(self.run_dir)
         if not self.resume and out.is_dir() and any(out.iterdir()):
             set_aside_run(out)   # a fresh first rung never overwrites a trained run
-        budget = {self.unit: int(self.budget) if self.unit == "steps" else self.budget}
         res = train_run(Path(self.workspace), TTSArch.from_dict(self.arch), out,
                         lang=self.data["lang"], size=self.data["size"], seed=self.seed,
-                        **budget)
+                        **self.budget_option(), **self.train_options)
         dev = dict(res["dev"])
         quality = {"mcd": float(dev["mcd_db"])}
         if self.data.get("asr_run"):
-            from hwnas.training.intelligibility import score
+            from hwnas.tasks.intelligibility import score
 
             heard = score(out, Path(self.data["asr_run"]), INTELLIGIBILITY_UTTS)
             quality["cer"] = dev["cer"] = float(heard["model"]["cer"])
@@ -125,6 +131,3 @@ class TTSTrainRung:
         return {"quality": quality, "snapshot": str(out / "snapshot.pt"),
                 "steps": int(res["steps"]), "cpu_seconds": float(res["cpu_seconds"]),
                 "dev": dev}
-
-    def needs(self) -> dict[str, Any]:
-        return {"num_cpus": 1}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.supernet.units import ScoreSubnet
+from hwnas.asr.supernet.units import ScoreSubnet
 from hwnas.training.halving import Candidate, select
 
 
@@ -27,18 +27,22 @@ class SupernetScreen:
     scores a generation in parallel; each worker reads a supernet once.
 
     ``folders`` maps a family to its supernet's folder; ``prepare(frontend,
-    n_filters)`` computes a stem's features before the units that need them."""
+    n_filters)`` computes a stem's features before the units that need them;
+    ``options`` (device, precision, gpus) say where the scoring runs."""
 
     def __init__(self, folders: dict[str, Any], executor: Any, corpus: dict[str, Any],
                  workspace: str, prepare: Callable[[str, int], Any] = lambda fe, n: None,
                  eta: int = 3, finetune_s: float = 20.0, seed: int = 0,
                  on_score: Callable[[Candidate, dict[str, Any]], None] | None = None,
-                 dev_utts: int | None = None) -> None:
+                 dev_utts: int | None = None, options: dict[str, Any] | None = None) -> None:
         self.folders, self.executor, self.prepare = folders, executor, prepare
         self.corpus, self.workspace = corpus, str(workspace)
         self.eta, self.finetune_s, self.seed, self.on_score = eta, finetune_s, seed, on_score
         self.dev_utts = dev_utts   # inherited scores on the first dev utterances only
         self.scored = 0
+        opts = dict(options or {})
+        self.gpus = float(opts.pop("gpus", 1.0))
+        self.options = {k: v for k, v in opts.items() if k in ("device", "precision")}
 
     def _unit(self, cand: Candidate, finetune: float) -> ScoreSubnet:
         folder = self.folders.get(cand.arch.encoder)
@@ -47,7 +51,8 @@ class SupernetScreen:
         self.prepare(cand.arch.frontend, cand.arch.n_filters)
         return ScoreSubnet(arch=cand.arch.to_dict(), supernet=str(folder), corpus=self.corpus,
                            workspace=self.workspace, finetune_s=finetune, seed=self.seed,
-                           dev_utts=None if finetune else self.dev_utts)
+                           dev_utts=None if finetune else self.dev_utts,
+                           train_options=self.options, gpus=self.gpus)
 
     def _score(self, cands: list[Candidate], finetune: float) -> None:
         units = [self._unit(c, finetune) for c in cands]

@@ -50,10 +50,12 @@ from hwnas.nn.fit import (
     restore_snapshot,
     run_budget,
     save_snapshot,
+    to_device,
     train_device,
 )
-from hwnas.state import Shape, read_json, write_json
+from hwnas.state import read_json, write_json
 from hwnas.training.features import FeatureSet, spec_augment
+from hwnas.training.runs import RESULT
 
 
 @dataclass
@@ -98,7 +100,7 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)  # step, cpu_s, loss, dev_cer
     dev: dict[str, float] = field(default_factory=dict)
     precision: str = "fp32"
-    device: dict[str, str] = field(default_factory=dict)   # nn.fit.device_record
+    device: dict[str, Any] = field(default_factory=dict)   # nn.fit.device_record (+ GPU peak)
     tests: dict[str, dict[str, float]] = field(default_factory=dict)
     model: Any = None
     norm: tuple[np.ndarray, np.ndarray] | None = None
@@ -108,15 +110,6 @@ class TrainResult:
         return {"arch": self.arch, "steps": self.steps, "cpu_seconds": self.cpu_seconds,
                 "curve": self.curve, "dev": self.dev, "tests": self.tests,
                 "precision": self.precision, **self.device}
-
-
-def to_device(batch: tuple[torch.Tensor, ...], device: torch.device
-              ) -> tuple[torch.Tensor, ...]:
-    """A batch moved once to ``device`` (through pinned memory to a GPU, so
-    the copy overlaps the work already queued there)."""
-    if device.type == "cpu":
-        return batch
-    return tuple(t.pin_memory().to(device, non_blocking=True) for t in batch)
 
 
 def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
@@ -289,6 +282,8 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     lengths = train_set.lengths()
     res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=st["curve"],
                       precision=precision, device=device_record(device))
+    if device.type == "cuda":   # the run's own peak, for the trial's record
+        torch.cuda.reset_peak_memory_stats(device)
     # fp16 needs its loss scaled so small gradients survive (bf16 has fp32's range)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
@@ -336,6 +331,9 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     if not res.curve or res.curve[-1]["step"] != st["step"]:
         checkpoint()
     res.steps, res.cpu_seconds = st["step"], round(clock(), 2)
+    if device.type == "cuda":
+        res.device["gpu_memory_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20,
+                                                 1)
     res.state = state()
     if cfg.snapshot is not None:  # kept: a larger budget later continues from here
         save_snapshot(cfg.snapshot, arch, res.state)
@@ -422,12 +420,6 @@ def load_run(out_dir: Any) -> tuple[torch.nn.Module, ArchConfig, CharTokenizer, 
     model.eval()
     return model, arch, tok, norm
 
-
-#: a run's result.json as `hwnas train` and the search's rungs write it
-RESULT = Shape("training run result", required={"arch": dict},
-               optional={"corpus": (dict, str, None), "langs": list, "rungs": list,
-                         "steps": int, "final_budget": (int, float, None), "precision": str,
-                         "device": str, "device_name": str, "clock": str})
 
 RUN_FILES = ("checkpoint.pt", "checkpoint.json", "weights.pt", "arch.json", "tokenizer.json",
              "feature_norm.npz", "result.json")

@@ -33,9 +33,9 @@ def _features(name: str, waves: list[np.ndarray], ids: list[str], texts: list[st
 
 
 def score(tts_run: Path, asr_run: Path, n: int = 50) -> dict[str, Any]:
+    from hwnas.asr.train import load_run, transcribe
     from hwnas.data.corpus import read_wav
     from hwnas.data.tokens import error_rates
-    from hwnas.training.trainer import load_run, transcribe
     from hwnas.tts import data
     from hwnas.tts.quality import griffin_lim
     from hwnas.tts.run import load_tts_run

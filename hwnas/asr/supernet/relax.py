@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from hwnas.asr import ArchConfig
+from hwnas.asr.supernet.elastic import ElasticSupernet
 from hwnas.nn.common import FeedForward
-from hwnas.supernet.elastic import ElasticSupernet
 
 RELAXED = ("num_layers", "ffn_ratio", "conv_kernel")
 
@@ -66,7 +66,7 @@ class Relaxation(nn.Module):
             ctx[d.name] = getattr(self.base, d.name)
         if "num_layers" in self.options and base.encoder in ("lstm", "blstm", "cnn_lstm"):
             del self.options["num_layers"]
-        self.alpha = nn.ParameterDict({k: nn.Parameter(torch.zeros(len(v)))
+        self.alpha = nn.ParameterDict({k: nn.Parameter(torch.zeros(len(v), device=net.device))
                                        for k, v in self.options.items()})
         self.top = net.space.nearest({**self.base.to_dict(),
                                       **{k: max(v) for k, v in self.options.items()}})
@@ -113,7 +113,7 @@ class Relaxation(nn.Module):
         hooks = []
         if "ffn_ratio" in p:
             d = self.top.d_model
-            hidden = torch.arange(d * max(self.options["ffn_ratio"]))
+            hidden = torch.arange(d * max(self.options["ffn_ratio"]), device=feats.device)
             mask = sum(pk * (hidden < r * d).float()
                        for pk, r in zip(p["ffn_ratio"], self.options["ffn_ratio"]))
             for m in model.encoder.modules():   # the decoder's FFN ratio is not searched
@@ -142,7 +142,7 @@ class Relaxation(nn.Module):
         """Expected cost under softmax(alpha), from ``cost[decision][choice]``:
         the cost of the derived architecture with that one decision changed
         (``at``: the derived architecture's own) -- per-choice marginal costs."""
-        total = torch.tensor(float(at))
+        total = torch.tensor(float(at), device=self.net.device)
         for k, pk in self.probs().items():
             total = total + sum(pk[i] * (cost[k][c] - at) for i, c in enumerate(self.options[k]))
         return total
@@ -151,7 +151,8 @@ class Relaxation(nn.Module):
 def differentiable_search(net: ElasticSupernet, base: ArchConfig, splits_of: Any, tok: Any,
                           cost: Any, limit: float, steps: int = 20, latency_weight: float = 1.0,
                           seed: int = 0, batch_frames: int = 2000, beta: float = 0.5,
-                          min_entropy: float = 0.15) -> tuple[ArchConfig, dict[str, Any]]:
+                          min_entropy: float = 0.15, device: str | None = None
+                          ) -> tuple[ArchConfig, dict[str, Any]]:
     """First-order DARTS around ``base``: alternately a weight step on a
     training batch and an architecture step on a dev batch, the latter on the
     dev loss plus ``latency_weight`` x expected cost / ``limit`` (``cost(arch)``
@@ -159,21 +160,24 @@ def differentiable_search(net: ElasticSupernet, base: ArchConfig, splits_of: Any
     device) plus beta-decay regularisation (the mean log-sum-exp of alpha,
     whose gradient is softmax(alpha): it holds back the choice that dominates,
     the known collapse). Stops early once the decisions are made (mean
-    normalised entropy below ``min_entropy``). Works on a copy of ``net``;
-    returns the derived architecture and the run's record."""
+    normalised entropy below ``min_entropy``). Works on a copy of ``net``, on
+    ``device`` (as --train-device); returns the derived architecture and the
+    run's record."""
     import copy
 
     import numpy as np
 
-    from hwnas.training.trainer import collate, length_batches, task_loss
+    from hwnas.asr.train import collate, length_batches, task_loss
+    from hwnas.nn.fit import to_device, train_device
 
-    net = copy.deepcopy(net)
+    on = train_device(device)
+    net = copy.deepcopy(net).to(on)
     rel = Relaxation(net, base)
     if not rel.alpha:
         return rel.base, {"steps": 0, "probs": {}, "note": "nothing to relax"}
     sp = splits_of(base.frontend, base.n_filters)
     norm = sp.train.stats()
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[on] if on.type == "cuda" else []):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         w_opt = torch.optim.AdamW(net.parameters(), lr=5e-4, weight_decay=1e-2)
@@ -183,7 +187,7 @@ def differentiable_search(net: ElasticSupernet, base: ArchConfig, splits_of: Any
         arch, step = rel.top, 0
 
         def loss_on(fs: Any, idx: Any) -> torch.Tensor:
-            x, xl, y, yl = collate(fs, idx, tok, norm)
+            x, xl, y, yl = to_device(collate(fs, idx, tok, norm), on)
             return task_loss(arch, rel(x, xl, y if arch.decoder != "ctc" else None), y, yl)
 
         for step in range(1, steps + 1):

@@ -3,7 +3,7 @@ baselines and sampled architectures from the search space, report their size
 and FLOPs, export each to every device format and check every export against
 PyTorch. Latency measurement, training and search build on this.
 
-    python -m hwnas.demo [--out runs/demo] [--seed 7]
+    python -m hwnas.asr.demo [--out runs/demo] [--seed 7]
 """
 
 from __future__ import annotations

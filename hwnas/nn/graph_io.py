@@ -8,9 +8,27 @@ model is timed as it runs in a stream: with its caches filled.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+
+
+class DeviceGraph(Protocol):
+    """What export and the runtimes ask of a task's device graph (a
+    ``torch.nn.Module``, one call per chunk or utterance): its named inputs
+    (``hwnas.nn.spec.TensorSpec``) and outputs, which output feeds which input
+    on the next call, the feeds a device times it with, and realistic inputs
+    for quantisation and parity checks."""
+
+    inputs: list[Any]
+    outputs: list[str]
+    feedback: dict[int, int]   # output index -> input index (streaming state)
+
+    def example_inputs(self, seed: int = 0) -> list[Any]: ...
+
+    def sample_inputs(self, n: int, seed: int) -> list[list[np.ndarray]]: ...
+
+    def __call__(self, *inputs: Any) -> Any: ...
 
 
 def initial_feeds(inputs: list[dict[str, Any]], seed: int = 0) -> dict[str, np.ndarray]:

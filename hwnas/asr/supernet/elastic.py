@@ -25,7 +25,7 @@ Where sharing would not mean anything, a choice has its own weights:
 - each decoder type (the CTC head is shared by CTC, LAS and transformer);
 - attention variants share the projections; relpos adds its bias table.
 Streaming needs no weights of its own: chunk size, left context and
-look-ahead only change masks and caches (see :mod:`hwnas.supernet.sandwich`).
+look-ahead only change masks and caches (see :mod:`hwnas.asr.supernet.sandwich`).
 """
 
 from __future__ import annotations
@@ -98,17 +98,18 @@ def _key(name: str, arch: ArchConfig, rule: tuple[Rule, ...]) -> str:
     return (scope + name).replace(".", ":")
 
 
-def _indices(rule: Rule, big: int, small: int) -> torch.Tensor | None:
+def _indices(rule: Rule, big: int, small: int, device: torch.device) -> torch.Tensor | None:
     """Positions along one axis of the store that an axis of ``small`` takes
-    (None: the first ``small``)."""
+    (None: the first ``small``), on the store's ``device``."""
     if rule == "p":
         return None
     if rule[0] == "blocks":
         n = rule[1]
-        return torch.cat([b * (big // n) + torch.arange(small // n) for b in range(n)])
+        return torch.cat([b * (big // n) + torch.arange(small // n, device=device)
+                          for b in range(n)])
     subs, bigs = rule[1], rule[2]
     starts = [sum(bigs[:i]) for i in range(len(bigs))]
-    return torch.cat([s + torch.arange(n) for s, n in zip(starts, subs)])
+    return torch.cat([s + torch.arange(n, device=device) for s, n in zip(starts, subs)])
 
 
 class ElasticSupernet(nn.Module):
@@ -137,6 +138,13 @@ class ElasticSupernet(nn.Module):
         self._init_store(seed, materialize)
         self._plans: OrderedDict[str, list] = OrderedDict()
         self._models: OrderedDict[str, SpeechModel] = OrderedDict()
+        self._models_on = self.device
+
+    @property
+    def device(self) -> torch.device:
+        """Where the store lives (``net.to(device)`` moves it; the subnets'
+        modules and weights follow)."""
+        return next(iter(self.store.values())).device
 
     # --- the store ----------------------------------------------------------------
     def _covering(self) -> list[ArchConfig]:
@@ -212,9 +220,12 @@ class ElasticSupernet(nn.Module):
     def model_of(self, arch: ArchConfig) -> SpeechModel:
         """The module that runs ``arch`` (its own weights unused: see ``forward``)."""
         arch = self._check(arch)
+        if self._models_on != self.device:   # moved: its buffers (masks, filters) must follow
+            self._models.clear()
+            self._models_on = self.device
         m = self._models.get(arch.id)
         if m is None:
-            m = self._models[arch.id] = build(arch)
+            m = self._models[arch.id] = build(arch).to(self.device)
             m.requires_grad_(False)
             while len(self._models) > 16:
                 self._models.popitem(last=False)
@@ -263,7 +274,7 @@ class ElasticSupernet(nn.Module):
                 if isinstance(r, tuple) and r[0] == "kernel":
                     t = self._kernel(t, key, n, r[1])
                     continue
-                idx = _indices(r, t.shape[axis], n)
+                idx = _indices(r, t.shape[axis], n, t.device)
                 t = t.narrow(axis, 0, n) if idx is None else t.index_select(axis, idx)
             out[name] = t
         return out
@@ -274,9 +285,10 @@ class ElasticSupernet(nn.Module):
 
     @torch.no_grad()
     def subnet(self, arch: ArchConfig) -> SpeechModel:
-        """A stand-alone model of ``arch`` holding a copy of its inherited weights."""
+        """A stand-alone model of ``arch`` holding a copy of its inherited
+        weights, on the store's device."""
         arch = self._check(arch)
-        model = build(arch)
+        model = build(arch).to(self.device)
         model.load_state_dict({k: v.detach().clone() for k, v in self.weights(arch).items()})
         return model
 

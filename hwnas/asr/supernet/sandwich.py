@@ -11,10 +11,11 @@ half from the largest's output distribution (in-place distillation), which
 shares their frame rate and token positions because the stem and decoder are
 the same.
 
-Budgets, snapshots and resuming behave as in :mod:`hwnas.training.trainer`:
-CPU time of this process (or steps, which are deterministic), a snapshot
-every CPU-minute, on Ctrl-C and at the end, and a resumed run takes the same
-steps as one that was never stopped.
+Budgets, snapshots, devices and resuming behave as in :mod:`hwnas.asr.train`:
+CPU time of this process (or steps, which are deterministic; on an
+accelerator, device seconds), a snapshot every CPU-minute, on Ctrl-C and at
+the end, and a resumed run takes the same steps as one that was never
+stopped (on the same kind of device: a resume on the other is refused).
 """
 
 from __future__ import annotations
@@ -32,18 +33,29 @@ import torch
 
 from hwnas.asr import ArchConfig
 from hwnas.asr.arch import default_space
-from hwnas.data.tokens import CharTokenizer
-from hwnas.errors import first_line
-from hwnas.nn.fit import Clock, next_batch, run_budget
-from hwnas.supernet.elastic import ElasticSupernet
-from hwnas.training.features import spec_augment
-from hwnas.training.trainer import (
+from hwnas.asr.supernet.elastic import ElasticSupernet
+from hwnas.asr.train import (
     TrainConfig,
     collate,
     evaluate,
     length_batches,
     task_loss,
 )
+from hwnas.data.tokens import CharTokenizer
+from hwnas.errors import first_line
+from hwnas.nn.fit import (
+    Clock,
+    as_fp32,
+    clock_kind,
+    device_record,
+    forward_precision,
+    next_batch,
+    resolve_precision,
+    run_budget,
+    to_device,
+    train_device,
+)
+from hwnas.training.features import spec_augment
 
 #: share of a smaller subnet's loss that comes from the largest one's outputs
 DISTILL = 0.5
@@ -58,9 +70,11 @@ SupernetConfig = TrainConfig
 class SupernetResult:
     family: str
     steps: int
-    cpu_seconds: float
+    cpu_seconds: float                   # device seconds where it trained on an accelerator
     curve: list[dict[str, float]] = field(default_factory=list)
     net: ElasticSupernet | None = None
+    precision: str = "fp32"
+    device: dict[str, str] = field(default_factory=dict)   # fit.device_record
 
 
 SplitsOf = Callable[[str, int], Any]   # (frontend, n_filters) -> Splits
@@ -78,13 +92,15 @@ def distill_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tens
             continue
         s, t = student[key].log_softmax(-1), teacher[key].detach().log_softmax(-1)
         kl = (t.exp() * (t - s)).sum(-1)
+        t_pos = torch.arange(kl.shape[1], device=kl.device)
         if key == "ctc_logits":
-            mask = torch.arange(kl.shape[1])[None] < el[:, None]
+            mask = t_pos[None] < el[:, None]
         elif key == "att_logits":
-            mask = torch.arange(kl.shape[1])[None] <= yl[:, None]
+            mask = t_pos[None] <= yl[:, None]
         else:
-            mask = ((torch.arange(kl.shape[1])[None, :, None] < el[:, None, None])
-                    & (torch.arange(kl.shape[2])[None, None] <= yl[:, None, None]))
+            u_pos = torch.arange(kl.shape[2], device=kl.device)
+            mask = ((t_pos[None, :, None] < el[:, None, None])
+                    & (u_pos[None, None] <= yl[:, None, None]))
         total = total + (kl * mask).sum() / mask.sum().clamp(min=1)
         n += 1
     return total / max(n, 1)
@@ -107,24 +123,32 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
                    on_step: Callable[[int, float, dict[str, float]], None] | None = None,
                    on_progress: Callable[[dict[str, float]], None] | None = None,
                    resume: dict[str, Any] | None = None) -> SupernetResult:
-    """Train ``net`` within ``cfg``'s budget; ``resume`` is a snapshot's state
-    (:func:`load_snapshot`). ``splits_of`` gives a stem's features."""
+    """Train ``net`` within ``cfg``'s budget on ``cfg.device`` (the net moves
+    there) at ``cfg.precision``; ``resume`` is a snapshot's state
+    (:func:`load_snapshot`, which moved the net already). ``splits_of`` gives
+    a stem's features."""
     if net.vocab_size != tok.vocab_size:
         raise ValueError(f"the supernet has {net.vocab_size} tokens, the corpus "
                          f"{tok.vocab_size}")
+    device = train_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     if resume is None:
         torch.manual_seed(cfg.seed)
+        net.to(device)   # before the optimiser: its state lives beside the weights
         opt, sched = _optimizer(net, cfg)
         st = {"opt": opt, "sched": sched, "rng": np.random.default_rng(cfg.seed),
               "arch_rng": random.Random(cfg.seed), "step": 0, "curve": [], "batches": None,
               "pos": 0, "losses": {"largest": [], "smallest": []}}
-        clock = Clock()
+        clock = Clock(device=device)
     else:
+        check_clock(resume.get("clock", "cpu_seconds"), device)
         st = {k: resume[k] for k in ("opt", "sched", "rng", "arch_rng", "step", "batches",
                                      "pos", "losses")}
         st["curve"] = list(resume["curve"])
         torch.set_rng_state(resume["torch_rng"])
-        clock = Clock(resume["cpu"])
+        if resume.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        clock = Clock(resume["cpu"], device)
     opt, sched, rng, losses = st["opt"], st["sched"], st["rng"], st["losses"]
     probe = net.sample(random.Random(cfg.seed))   # the context the progress reports on
     first = splits_of(probe.frontend, probe.n_filters)
@@ -149,18 +173,25 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
 
     def state() -> dict[str, Any]:
         return {**st, "cpu": clock(), "losses": {k: v[-50:] for k, v in losses.items()},
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(), "clock": clock_kind(device),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+    # fp16 needs its loss scaled so small gradients survive (bf16 has fp32's range)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def one_step() -> None:
         b = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, rng))
         ctx = net.sample(st["arch_rng"])
         sp = splits_of(ctx.frontend, ctx.n_filters)
-        x, xl, y, yl = collate(sp.train, b, tok, sp.train.stats())
+        batch = collate(sp.train, b, tok, sp.train.stats())
         if cfg.specaug:
-            spec_augment(x, rng)
+            spec_augment(batch[0], rng)
+        x, xl, y, yl = to_device(batch, device)
         total, teacher = None, None
         for i, arch in enumerate(sandwich(net, ctx)):
-            out = net(arch, x, xl, y if arch.decoder != "ctc" else None)
+            with forward_precision(precision, device.type):
+                out = net(arch, x, xl, y if arch.decoder != "ctc" else None)
+            out = as_fp32(out)   # losses and the distillation in fp32
             loss = task_loss(arch, out, y, yl)
             if teacher is None:
                 teacher = out
@@ -171,9 +202,11 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
                     losses["smallest"].append(float(loss.detach()))
             total = loss if total is None else total + loss
         opt.zero_grad(set_to_none=True)
-        total.backward()
+        scaler.scale(total).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
 
     def after(step: int) -> None:
@@ -192,7 +225,20 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
     net.eval()
     if cfg.snapshot is not None and (resume is None or st["step"] != resume["step"]):
         save()   # (a snapshot that took no step stays as it was)
-    return SupernetResult(net.family, st["step"], round(clock(), 2), st["curve"], net)
+    return SupernetResult(net.family, st["step"], round(clock(), 2), st["curve"], net,
+                          precision, device_record(device))
+
+
+class OtherDevice(ValueError):
+    """A snapshot trained on the other kind of device: refused, not set aside."""
+
+
+def check_clock(kind: str, device: torch.device) -> None:
+    """One line when a snapshot's budget counted another kind of seconds than
+    ``device`` would (CPU seconds against device seconds)."""
+    if kind != clock_kind(device):
+        raise OtherDevice(f"this supernet was trained on another kind of device (its budget "
+                         f"counted {kind}); continue it on the same kind (--train-device)")
 
 
 # --- files: a snapshot to continue from, and the finished supernet ----------------------
@@ -215,7 +261,9 @@ def save_snapshot(path: Path, net: ElasticSupernet, st: dict[str, Any]) -> None:
                 "batches": None if st["batches"] is None else
                 [[int(i) for i in b] for b in st["batches"]],
                 "pos": st["pos"], "losses": json.dumps(st["losses"]),
-                "torch_rng": st["torch_rng"]}, tmp)
+                "torch_rng": st["torch_rng"], "clock": st["clock"],
+                **({"cuda_rng": st["cuda_rng"]} if st.get("cuda_rng") is not None else {})},
+               tmp)
     tmp.replace(path)
 
 
@@ -241,13 +289,21 @@ def _net_of(d: dict[str, Any], path: Path) -> ElasticSupernet:
 
 
 def load_snapshot(path: Path, net: ElasticSupernet, cfg: SupernetConfig) -> dict[str, Any]:
-    """Load a snapshot into ``net`` (same family, space and vocabulary) and
-    return its training state for ``train_supernet(resume=...)``."""
+    """Load a snapshot into ``net`` (same family, space and vocabulary), moved
+    to ``cfg.device``, and return its training state for
+    ``train_supernet(resume=...)``. One line when it was trained on the other
+    kind of device."""
     d = _read(path, "supernet snapshot")
     if json.loads(d["identity"]) != _identity(net):
         raise ValueError(f"{path}: the snapshot is of another family, space or vocabulary")
+    device = train_device(cfg.device)
+    try:
+        check_clock(d.get("clock", "cpu_seconds"), device)
+    except OtherDevice as e:
+        raise OtherDevice(f"{path}: {e}") from None
     try:
         net.load_state_dict(d["weights"])
+        net.to(device)   # before the optimiser, whose state follows its parameters
         opt, sched = _optimizer(net, cfg)
         opt.load_state_dict(d["opt"])
         sched.load_state_dict(d["sched"])
@@ -261,7 +317,8 @@ def load_snapshot(path: Path, net: ElasticSupernet, cfg: SupernetConfig) -> dict
         return {"opt": opt, "sched": sched, "rng": rng, "arch_rng": arch_rng,
                 "step": d["step"], "cpu": d["cpu"], "curve": json.loads(d["curve"]),
                 "batches": batches, "pos": d["pos"], "losses": json.loads(d["losses"]),
-                "torch_rng": d["torch_rng"]}
+                "torch_rng": d["torch_rng"], "clock": d.get("clock", "cpu_seconds"),
+                "cuda_rng": d.get("cuda_rng")}
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: incomplete supernet snapshot ({first_line(e)})") from None
 
