@@ -16,6 +16,9 @@ LAB_EPILOG = """examples:
   hwnas lab join --address 10.0.0.1:6379            on each bench host (keep it running)
   hwnas devices --cluster --address 10.0.0.1:6379   every phone of the lab
   hwnas profile --device pixel6 --phones 'pixel6-*' --executor ray --address 10.0.0.1:6379
+  hwnas lab join --address 10.0.0.1:6379 --num-cpus 8 --num-gpus 4
+                                                    on a GPU host: trials train there with
+  hwnas search --target pixel6 --train-device cuda --executor ray --address 10.0.0.1:6379
 
 A phone is named by its device file in <workspace>/devices/ (serial -> name):
 one file per phone, e.g. pixel6-bench2-a.toml with serial = "1A2B3C4D" (a
@@ -58,6 +61,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         print(f"hwnas: {line}", file=sys.stderr, flush=True)
 
     node = BenchNode(args.address, workspace(args), num_cpus=args.num_cpus,
+                     num_gpus=args.num_gpus,
                      node_ip=args.node_ip_address, name=args.name, adb_server=args.adb_server,
                      interval_s=args.interval, say=say)
     import signal
@@ -92,6 +96,9 @@ def add_parsers(sub: Any) -> None:
                            help="the cluster's head (its `ray start --head` port)")
             s.add_argument("--num-cpus", type=COUNT0, default=0, metavar="N",
                            help="CPUs this node offers for exports and training (default 0)")
+            s.add_argument("--num-gpus", type=COUNT0, default=0, metavar="N",
+                           help="GPUs this node offers for training (default 0): a GPU host "
+                                "of the lab")
             s.add_argument("--node-ip-address", metavar="IP",
                            help="this host's address as the other nodes reach it")
             s.add_argument("--name", metavar="NAME",

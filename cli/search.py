@@ -260,16 +260,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     default_budget = args.cer_budget is None and args.cer_steps is None
     unit = "steps" if args.cer_steps is not None else "cpu_seconds"
     from hwnas import tasks
-    from hwnas.nn.fit import gpus_meant, resolve_precision, train_device
+    from hwnas.nn.fit import trial_device
 
     name = args.train_device   # a task that trains on the CPU only: auto is the CPU
     if not tasks.get(args.task).trains_on_accelerators and name in (None, "auto"):
         name = "cpu"
-    device = train_device(name)
-    gpus = gpus_meant(name, device) if args.executor == "process" else ()
-    if gpus:   # a worker per GPU, each seeing only its own: cuda:0 there
-        device = type(device)("cuda", 0)
-    clock = "steps" if unit == "steps" else "CPU s" if device.type == "cpu" else "device s"
+    device, precision, gpus = trial_device(name, args.precision, args.executor)
+    clock = "steps" if unit == "steps" else "CPU s" if device == "cpu" else "device s"
     rungs = _rungs(args.cer_steps, "steps") if unit == "steps" else \
         _rungs(args.cer_budget or DEFAULT_CER_BUDGET, "budget")
     study = {"rungs": rungs, "objectives": tuple(args.objectives.split(",")),
@@ -294,8 +291,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         out=Path(args.out) if args.out else None, default_budget=default_budget and not own,
         baselines=not args.no_baselines,
         final=None if own else FinalBudget.parse(args.final_budget, unit, parse_budget),
-        spot_budget_s=parse_budget(args.spot_budget), train_device=str(device),
-        precision=resolve_precision(args.precision, device), gpus_per_trial=args.gpus_per_trial)
+        spot_budget_s=parse_budget(args.spot_budget), train_device=device,
+        precision=precision, gpus_per_trial=args.gpus_per_trial)
     req.check()
     if not own:
         req.corpus = open_corpus(args, ws)  # only reads file lists: built when needed

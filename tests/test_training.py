@@ -646,6 +646,57 @@ def test_a_trial_on_a_gpu_asks_ray_for_its_share_of_one():
     assert half.needs() == {"num_cpus": 1, "num_gpus": 0.5}
     assert half.train_options["device"] == "cuda:0" and "gpus" not in half.train_options
 
+    class Sentences:   # a TTS search's data
+        lang, size, asr_run = "en", "tiny", None
+
+    tts = tasks.get("tts").rung_unit(Sentences(), {}, workspace=".", budget=10.0,
+                                     unit="cpu_seconds", seed=0, run_dir="r", resume=False,
+                                     extra={}, options={"device": "cuda", "precision": "auto",
+                                                        "gpus": 0.25, "min_steps": 3})
+    assert tts.needs() == {"num_cpus": 1, "num_gpus": 0.25}
+    assert tts.train_options == {"device": "cuda", "precision": "auto"}
+
+    from hwnas.asr.supernet.screen import SupernetScreen
+
+    class Cand:
+        class arch:
+            encoder, frontend, n_filters = "conformer", "logmel", 80
+            to_dict = staticmethod(dict)
+
+    screen = SupernetScreen({"conformer": "sn"}, None, {}, ".", options={
+        "device": "cuda:1", "precision": "bf16", "gpus": 0.5})
+    score = screen._unit(Cand(), 20.0)
+    assert score.needs() == {"num_cpus": 1, "num_gpus": 0.5}
+    assert score.train_options == {"device": "cuda:1", "precision": "bf16"}
+
+
+def test_a_ray_cluster_s_gpus_are_not_looked_for_on_the_driver(monkeypatch):
+    """--train-device cuda with --executor ray names the cluster's GPU hosts
+    (`hwnas lab join --num-gpus N`): the driver need not have one, and the
+    precision resolves where the trial runs. Elsewhere the device is checked
+    here, and the process executor starts a worker per GPU."""
+    from hwnas.lab import BenchNode
+    from hwnas.nn.fit import trial_device
+
+    assert trial_device("cuda", "auto", "ray") == ("cuda", "auto", ())
+    assert trial_device("cuda:1", "bf16", "ray") == ("cuda", "bf16", ())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        trial_device("cuda", "fp8", "ray")
+    with pytest.raises(ValueError, match="no CUDA device here"):
+        trial_device("cuda", "auto", "process")
+    assert trial_device(None, "auto", "ray") == ("cpu", "fp32", ())   # auto: this host's
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert trial_device("cuda", "auto", "process") == ("cuda:0", "bf16", (0, 1))
+    assert trial_device("cuda:1", "fp32", "process") == ("cuda:0", "fp32", (1,))
+    assert trial_device("cuda:1", "fp32", "local") == ("cuda:1", "fp32", ())
+
+    gpu_host = BenchNode("10.0.0.1:6379", Path("."), num_cpus=8, num_gpus=4)
+    cmd = gpu_host.command({"lab-host:g": 1.0})
+    assert "--num-gpus=4" in cmd and "--num-cpus=8" in cmd
+    assert "--num-gpus=0" in BenchNode("10.0.0.1:6379", Path(".")).command({})
+
 
 ENCODERS = ("conformer", "transformer", "lstm", "blstm", "cnn_lstm", "contextnet")
 

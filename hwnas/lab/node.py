@@ -8,8 +8,11 @@ waits for the phone).
 
 The node's workers get ``HWNAS_LAB_WORKSPACE`` (this host's device files
 name its phones) and ``HWNAS_LAB_NODE`` (the name rows record). By default
-the node offers no CPU: exports and training go to other nodes, and nothing
-competes with a measurement on this host.
+the node offers no CPU and no GPU: exports and training go to other nodes,
+and nothing competes with a measurement on this host. A GPU host joins the
+same way offering its GPUs (``num_gpus``): the trials that train on a GPU
+(``hwnas search --train-device cuda --executor ray``) go there, each given
+its share of one (``--gpus-per-trial``) by Ray as its ``cuda:0``.
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ def ray_binary() -> str:
 
 
 class BenchNode:
-    def __init__(self, address: str, workspace: Path, *, num_cpus: int = 0,
+    def __init__(self, address: str, workspace: Path, *, num_cpus: int = 0, num_gpus: int = 0,
                  node_ip: str | None = None, name: str | None = None, adb_server: str = "",
                  interval_s: float = 5.0, say: Callable[[str], None] | None = None,
                  log: Path | None = None) -> None:
         self.address = address
         self.workspace = Path(workspace)
         self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
         self.node_ip = node_ip
         self.name = name or socket.gethostname()
         self.adb_server = adb_server
@@ -61,7 +65,7 @@ class BenchNode:
 
     def command(self, resources: dict[str, float]) -> list[str]:
         cmd = [ray_binary(), "start", f"--address={self.address}", "--block",
-               f"--num-cpus={self.num_cpus}", "--num-gpus=0",
+               f"--num-cpus={self.num_cpus}", f"--num-gpus={self.num_gpus}",
                f"--resources={json.dumps(resources)}", "--disable-usage-stats"]
         if self.node_ip:
             cmd.append(f"--node-ip-address={self.node_ip}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,6 @@ def train_device(name: str | None = None) -> torch.device:
     """The device a training runs on: ``name`` (auto, cpu, cuda, cuda:N),
     else $HWNAS_TRAIN_DEVICE, else auto: the first CUDA device where one is
     visible, the CPU otherwise. A device that is not there is one line."""
-    import os
     import re
 
     name = (name or os.environ.get(TRAIN_DEVICE_ENV) or "auto").strip()
@@ -60,6 +60,29 @@ def train_device(name: str | None = None) -> torch.device:
         raise ValueError(f"training device {name}: {count} CUDA device(s) visible "
                          f"(cuda:0..cuda:{count - 1}; CUDA_VISIBLE_DEVICES picks them)")
     return torch.device("cuda", index)
+
+
+def trial_device(name: str | None, precision: str, executor: str
+                 ) -> tuple[str, str, tuple[int, ...]]:
+    """Where a search's trainings run, as the workers will see it: (device,
+    precision, GPUs the process executor starts one worker each for).
+
+    Worker processes on this host: checked here, one worker per GPU meant,
+    each seeing only its own (its ``cuda:0``). A Ray cluster: a ``cuda`` name
+    is for the cluster's GPU hosts, which this host need not have; Ray gives
+    each trial its GPU as ``cuda:0`` and the precision resolves there (so
+    ``auto`` stays ``auto``)."""
+    import re
+
+    name = name or os.environ.get(TRAIN_DEVICE_ENV) or "auto"
+    if executor == "ray" and re.fullmatch(r"cuda(?::\d+)?", name.strip()):
+        check_precision(precision)
+        return "cuda", precision, ()
+    device = train_device(name)
+    gpus = gpus_meant(name, device) if executor == "process" else ()
+    if gpus:
+        device = torch.device("cuda", 0)
+    return str(device), resolve_precision(precision, device), gpus
 
 
 def gpus_meant(name: str | None, device: torch.device) -> tuple[int, ...]:

@@ -73,7 +73,8 @@ class SearchRequest:
     final: Any = None                   # hwnas.workflows.final.FinalBudget (default: a third)
     spot_budget_s: float = 120.0        # measuring on a new host, at most (workflows.target)
     train_device: str = "cpu"           # where trials train (nn.fit.train_device): cpu, cuda[:N]
-    precision: str = "fp32"             # their precision, resolved (nn.fit.resolve_precision)
+    precision: str = "fp32"             # their precision (nn.fit.trial_device: resolved, but
+                                        # "auto" for a Ray cluster's GPUs, resolved there)
     gpus_per_trial: float = 1.0         # what a trial on a GPU asks Ray for (small ones share)
 
     def device_options(self) -> dict[str, Any]:
