@@ -2,6 +2,7 @@
 
     python -m bench.train_throughput                 # throughput + CER (~15 min)
     python -m bench.train_throughput --no-cer        # throughput only (~4 min)
+    python -m bench.train_throughput --compile --no-cer   # + torch.compile (~8 min)
 
 (a) steps per CPU-second of `hwnas train` steps (forward, loss, backward,
     update on the built-in English corpus, small, 4,000-frame batches) for
@@ -13,6 +14,9 @@
 (b) dev CER at equal steps: conformer_xs trained ``--cer-steps`` steps from the
     same seed in each precision, beside a second fp32 seed (what run-to-run
     noise alone moves).
+(c) with ``--compile``: torch.compile (inductor, dynamic shapes) against eager
+    for conformer_xs on the same real batches: the CPU seconds compiling
+    costs, and seconds per step once compiled (the last ``--compile-steps``).
 The CPU's ISA (AMX, AVX-512 BF16) is printed with the figures: bf16 pays only
 where the matrix units exist. Writes bench/results/train_throughput.json.
 """
@@ -93,12 +97,54 @@ def part_b(corpus, steps: int) -> dict:
     return out
 
 
+def part_c(corpus, steps: int) -> dict:
+    """torch.compile against eager, fp32, conformer_xs: one training step per
+    batch of an epoch's first ``3 * steps`` length-bucketed batches."""
+    import torch
+
+    from hwnas.asr import preset
+    from hwnas.asr.models.model import build
+    from hwnas.asr.train import _loss, collate
+    from hwnas.nn.fit import length_batches
+
+    arch = preset("conformer_xs").replace(vocab_size=corpus.tokenizer.vocab_size)
+    sp = corpus.splits(arch.frontend, arch.n_filters)
+    batches = length_batches(sp.train.lengths(), 4000, np.random.default_rng(0))[:3 * steps]
+    data = [collate(sp.train, b, corpus.tokenizer, sp.train.stats()) for b in batches]
+    out = {}
+    for name in ("eager", "compiled"):
+        torch.manual_seed(0)
+        model = build(arch)
+        run = torch.compile(model, dynamic=True) if name == "compiled" else model
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        per = []
+        for batch in data:
+            t0 = time.process_time()
+            loss = _loss(run, arch, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            per.append(time.process_time() - t0)
+        out[name] = {"total_cpu_s": round(sum(per), 2),
+                     "steady_s_per_step": round(float(np.mean(per[-steps:])), 4)}
+        print(f"    conformer_xs {name:<8} {out[name]['total_cpu_s']:7.1f} CPU s for "
+              f"{len(per)} steps; {out[name]['steady_s_per_step']:.3f} s/step over the last "
+              f"{steps}", flush=True)
+    out["compile_cost_cpu_s"] = round(out["compiled"]["total_cpu_s"]
+                                      - out["eager"]["total_cpu_s"], 1)
+    out["steady_speedup"] = round(out["eager"]["steady_s_per_step"]
+                                  / out["compiled"]["steady_s_per_step"], 3)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=15, help="steps per timed block (default 15)")
     p.add_argument("--rounds", type=int, default=3, help="fp32/bf16 pairs (default 3)")
     p.add_argument("--cer-steps", type=int, default=300)
     p.add_argument("--no-cer", action="store_true")
+    p.add_argument("--compile", action="store_true", help="(c) torch.compile against eager")
+    p.add_argument("--compile-steps", type=int, default=10, dest="compile_steps")
     p.add_argument("--workspace", default=str(ROOT / "runs" / "bench-workspace"))
     args = p.parse_args()
     one_thread()
@@ -115,7 +161,16 @@ def main() -> None:
     if not args.no_cer:
         print(f"(b) dev CER at equal steps ({args.cer_steps}):")
         results["b"] = part_b(corpus, args.cer_steps)
-    print(f"written: {save('train_throughput.json', results)}")
+    if args.compile:
+        print("(c) torch.compile (inductor, dynamic shapes) against eager, fp32:")
+        results["c"] = part_c(corpus, args.compile_steps)
+    import json
+
+    from bench.harness import RESULTS
+
+    kept = RESULTS / "train_throughput.json"   # parts not run this time stay as they were
+    earlier = json.loads(kept.read_text()) if kept.is_file() else {}
+    print(f"written: {save('train_throughput.json', {**earlier, **results})}")
 
 
 if __name__ == "__main__":

@@ -219,6 +219,12 @@ def test_a_supernet_records_its_device_and_refuses_a_snapshot_of_the_other_kind(
                          snapshot=tmp_path / "s.pt", device="cpu", precision="fp32")
     res = train_supernet(net, splits_of, tok, cfg)
     assert res.device["device"] == "cpu" and res.precision == "fp32" and res.steps == 1
+    from hwnas.asr.supernet.score import score  # a fine-tune on an explicit device
+
+    arch = net.sample(random.Random(1))
+    got = score(net, arch, splits_of(arch.frontend, arch.n_filters), tok, finetune_steps=1,
+                dev_utts=2, device="cpu", precision="fp32")
+    assert got["source"] == "fine-tuned" and got["steps"] == 1 and 0 <= got["cer"] <= 1.5
     d = torch.load(tmp_path / "s.pt", weights_only=True)
     assert d["clock"] == "cpu_seconds"
     d["clock"] = "device_seconds"

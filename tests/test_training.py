@@ -628,6 +628,41 @@ def test_the_training_device_is_chosen_and_refused_in_one_line(monkeypatch):
     assert rec["device"] == "cpu" and rec["clock"] == "cpu_seconds" and rec["device_name"]
 
 
+def test_a_budget_in_device_seconds_stops_at_the_budget_evaluations_not_charged(monkeypatch):
+    """On an accelerator the budget counts wall time read after the device
+    finished its work (synchronised each reading), less evaluations. Checked
+    with steps that take wall time but no CPU time (as a GPU's kernels do,
+    seen from the host): a CPU-seconds clock would hardly move."""
+    import time
+    from types import SimpleNamespace
+
+    from hwnas.nn.fit import Clock, run_budget
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    gpu = torch.device("cuda", 0)
+    clock = Clock(device=gpu)
+    st = {"step": 0}
+    cfg = SimpleNamespace(steps=None, cpu_seconds=0.3, snapshot_every_s=float("inf"))
+
+    charged = []
+
+    def after(step: int) -> None:
+        charged.append(clock())
+        with clock.uncharged():   # a dev evaluation: 0.1 s, not charged
+            time.sleep(0.1)
+
+    t0 = time.perf_counter()
+    run_budget(cfg, clock, st, lambda: time.sleep(0.05), after, None)
+    wall = time.perf_counter() - t0
+    assert charged[-2] < 0.3 <= charged[-1]   # stops at the first step past the budget
+    assert st["step"] == len(charged) >= 3
+    assert wall - clock() >= 0.1 * st["step"] - 0.01   # the evaluations were not charged
+    assert synced and all(d == gpu for d in synced)
+    resumed = Clock(clock(), gpu)   # continued from a snapshot's spent seconds
+    assert abs(resumed() - clock()) < 0.02
+
+
 def test_a_trial_on_a_gpu_asks_ray_for_its_share_of_one():
     """--gpus-per-trial: the search's rung of training asks for num_gpus only
     where it trains on a GPU, and no more than its share."""
