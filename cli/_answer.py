@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 from ._common import console
@@ -89,7 +90,10 @@ def print_result(out: dict[str, Any], args: argparse.Namespace) -> None:
                   f"compute per call, {best.get('delay_ms', math.nan):.0f} ms emission delay "
                   f"({best['latency_source']})")
         if out["export"]:
-            con.print(f"exported with its model card: {out['export']}")
+            trained = Path(out["export"]).name   # the id with the data's vocabulary filled in
+            con.print(f"exported with its model card: {out['export']}"
+                      + (f" (id {trained}: {best['arch_id']} as trained, with the training "
+                         "data's vocabulary)" if trained != best["arch_id"] else ""))
     elif out["dropped"]:
         con.print(f"verification dropped every candidate ({len(out['dropped'])}: reasons "
                   "above); the study is kept: add trials (the same command with a larger "
