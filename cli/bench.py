@@ -130,6 +130,13 @@ def _print_ops(con: Any, table: dict[str, Any]) -> None:
     if not table["rows"]:
         con.print(f"  ops: {table.get('note')}", markup=False, highlight=False)
         return
+    if table.get("mapping"):   # the Edge TPU: where each op runs, no per-op times
+        con.print(f"  ops: {table['tpu_ops']} on the Edge TPU, {table['cpu_ops']} on the CPU "
+                  f"({table['source']})", markup=False, highlight=False, soft_wrap=True)
+        for r in table["rows"]:
+            con.print(f"    {r['op_type']:<24} {r['calls']:>4}  {r['node']}", markup=False,
+                      highlight=False)
+        return
     con.print(f"  where the time goes ({table['source']}), top 10 of {len(table['rows'])} ops:",
               markup=False, highlight=False)
     t = Table(show_edge=False)

@@ -317,3 +317,79 @@ def test_profile_ops_gives_each_new_architecture_its_blocks(tmp_path, capsys):
                  "--workspace", str(tmp_path / "p")]) == 1
     assert "not this host's CPU with ONNX Runtime" in capsys.readouterr().err
     assert not (tmp_path / "p" / "profiles").exists()
+
+
+def edgetpu_stand_in(src: Path, out: Path) -> Path:
+    """A model shaped as the Edge TPU compiler writes one, made without the
+    compiler: the ops replaced by the one custom op it writes (the mapped ops
+    run inside it), inputs, outputs and signature kept. LiteRT reads what it
+    declares; only libedgetpu could run it. The flatbuffer schema is
+    TensorFlow's generated module, loaded on its own (no TensorFlow import)."""
+    import importlib.util
+
+    import flatbuffers
+
+    tf = Path(importlib.util.find_spec("tensorflow").submodule_search_locations[0])
+    spec = importlib.util.spec_from_file_location(
+        "tflite_schema", tf / "lite" / "python" / "schema_py_generated.py")
+    s = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(s)
+    m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(src.read_bytes(), 0))
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.CUSTOM
+    code.customCode = "edgetpu-custom-op"
+    m.operatorCodes = [code]
+    graph = m.subgraphs[0]
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, list(graph.inputs), list(graph.outputs)
+    graph.operators = [op]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    out.write_bytes(b.Output())
+    return out
+
+
+def test_an_edge_tpu_model_is_read_run_only_there_and_its_ops_are_the_compilers_mapping(
+        tmp_path, capsys):
+    """A compiled Edge TPU model is format edgetpu: refused on a CPU, a plain
+    .tflite refused on the Edge TPU with the compile line, and on an Edge TPU
+    device without libedgetpu one line naming the runtime (running a compiled
+    model needs no compiler). Its --ops table is the compiler's mapping from
+    the log beside it (a captured compiler log)."""
+    from rich.console import Console
+
+    from cli.bench import _print_ops
+    from hwnas.bench.ops import edgetpu_mapping
+    from hwnas.export.edgetpu import parse_compiler_log
+
+    ref = Path(__file__).parents[1] / "hwnas/adapters/reference/conformer_xs_chunk.tflite"
+    compiled = edgetpu_stand_in(ref, tmp_path / "model_int8_edgetpu.tflite")
+    model = read_model(compiled)
+    assert model.format == "edgetpu" and model.inputs[0].name == "features"
+    assert read_model(ref).format == "tflite"
+    assert main(["bench", str(compiled), "--device", "cpu-litert"]) == 1
+    assert "is edgetpu; device cpu-litert runs tflite, tflite-dynamic, tflite-int8 (an Edge " \
+           "TPU device runs it" in capsys.readouterr().err
+    with pytest.raises(ModelError, match=r"runs edgetpu \(compile a full-integer .tflite for "
+                                         r"it: edgetpu_compiler -s"):
+        prepare_model(str(ref), BenchRequest([str(ref)]), ("edgetpu",), "edge-tpu")
+    prepare_model(str(compiled), BenchRequest([str(compiled)]), ("edgetpu",), "edge-tpu")
+    assert main(["bench", str(compiled), "--device", "edge-tpu", "--ops",
+                 "--workspace", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "libedgetpu.so.1 cannot be loaded" in err and "compiler" not in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "benches").exists()
+
+    assert "no compiler log beside the model" in edgetpu_mapping(compiled)["note"]
+    log = (Path(__file__).parent / "fixtures/edgetpu/partial.log").read_text()
+    (tmp_path / "model_int8_edgetpu.log").write_text(log)
+    table = edgetpu_mapping(compiled)
+    report = parse_compiler_log(log)
+    assert (table["tpu_ops"], table["cpu_ops"]) == (261, 6) == (report.tpu_ops, report.cpu_ops)
+    assert [(r["op_type"], r["calls"], r["where"]) for r in table["rows"]][:3] == [
+        ("DEQUANTIZE", 2, "cpu"), ("DEPTHWISE_CONV_2D", 80, "edgetpu"), ("LOGISTIC", 1, "cpu")]
+    assert sum(r["calls"] for r in table["rows"] if r["where"] == "edgetpu") == 261
+    con = Console(record=True, width=100)
+    _print_ops(con, table)
+    shown = con.export_text()
+    assert "261 on the Edge TPU, 6 on the CPU" in shown and "FULLY_CONNECTED" in shown

@@ -79,6 +79,11 @@ class Adapter(ABC):
     def check(self) -> str | None:
         """None when the device can be used now, else the reason in one line."""
 
+    def check_runtime(self) -> str | None:
+        """As ``check``, for running a model file made elsewhere (``hwnas
+        bench``): what exporting to the device needs (a compiler) is not asked."""
+        return self.check()
+
     @property
     @abstractmethod
     def format(self) -> str:

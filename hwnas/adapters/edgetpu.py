@@ -1,6 +1,8 @@
 """Coral Edge TPU (USB or PCIe): the compiled int8 .tflite run by LiteRT
 with the libedgetpu delegate, timed per call; the compiler's report says
-how many ops run on the TPU and how many fall back to the CPU."""
+how many ops run on the TPU and how many fall back to the CPU. It runs an
+exported architecture, or a compiled model made anywhere (``hwnas bench``:
+a ModelRun, called by call with its states fed back)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 from hwnas.adapters._base import Adapter, DeviceError, Plan, Timing
 from hwnas.adapters.host import host_details, rss_mb
+from hwnas.adapters.records import ModelRun
 from hwnas.errors import first_line
 
 
@@ -38,8 +41,10 @@ class EdgeTPUAdapter(Adapter):
         from hwnas.export.edgetpu import compiler_available
 
         ok, why = compiler_available()
-        if not ok:
-            return why
+        return why if not ok else self.check_runtime()
+
+    def check_runtime(self) -> str | None:
+        """The runtime and an attached Edge TPU (a compiled model needs no compiler)."""
         try:
             self._delegate()
         except (ValueError, OSError, RuntimeError) as e:
@@ -60,10 +65,19 @@ class EdgeTPUAdapter(Adapter):
             delegate = self._delegate()
         except (ValueError, OSError, RuntimeError) as e:
             raise DeviceError(f"Edge TPU delegate: {first_line(e)}") from None
-        h = _litert.load(artifact.path, artifact.inputs, artifact.outputs,
-                         self.options["threads"], self.options["runtime"], [delegate])
+        if isinstance(artifact, ModelRun):
+            h = _litert.load_run(artifact, self.options["threads"], self.options["runtime"],
+                                 [delegate])
+        else:
+            h = _litert.load(artifact.path, artifact.inputs, artifact.outputs,
+                             self.options["threads"], self.options["runtime"], [delegate])
         report = getattr(artifact, "edgetpu", None) or {}
         return (h, before, report)
+
+    def caller(self, handle: Any) -> Any:
+        from hwnas.adapters import _litert
+
+        return lambda: _litert.call(handle[0])
 
     def _run(self, handle: Any, plan: Plan) -> Timing:
         from hwnas.adapters import _litert

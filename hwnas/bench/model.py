@@ -41,7 +41,7 @@ class Tensor:
 @dataclass
 class ModelFile:
     path: Path
-    format: str                               # onnx | tflite | torchscript | torch-export
+    format: str                 # onnx | tflite | edgetpu | torchscript | torch-export
     inputs: list[Tensor]
     outputs: list[Tensor]
     size_bytes: int
@@ -93,9 +93,15 @@ def sniff(path: Path) -> str:
     return "onnx"   # protobuf has no magic number: the ONNX reader decides
 
 
+#: the custom op the Edge TPU compiler puts in place of the ops it maps to the TPU
+EDGETPU_OP = b"edgetpu-custom-op"
+
+
 def read_model(path: str | Path) -> ModelFile:
     """What the model at ``path`` declares; ModelError (one line) when it is
-    not a readable model of a known format."""
+    not a readable model of a known format. A .tflite compiled for the Edge
+    TPU (it holds the compiler's custom op) is format ``edgetpu``: LiteRT
+    reads what it declares, and only the libedgetpu delegate runs it."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"no such file: {path}")
@@ -103,6 +109,9 @@ def read_model(path: str | Path) -> ModelFile:
     reader = {"onnx": _onnx, "tflite": _tflite, "torchscript": _torchscript,
               "torch-export": _torch_export}[fmt]
     inputs, outputs, notes = reader(path)
+    if fmt == "tflite" and EDGETPU_OP in path.read_bytes():
+        fmt = "edgetpu"
+        notes = [*notes, "compiled for the Edge TPU: runs with the libedgetpu delegate"]
     return ModelFile(path, fmt, inputs, outputs, path.stat().st_size, notes)
 
 

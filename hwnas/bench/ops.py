@@ -4,7 +4,10 @@ time, ms per call -- and, for hwnas's own architectures, the node's block.
 
 Sources: ONNX Runtime's profiler (its JSON trace: one ``Node`` event per
 kernel run) and ``torch.profiler`` (self CPU time per operator; TorchScript
-and torch.export graphs have no node names, so node = the operator).
+and torch.export graphs have no node names, so node = the operator). On the
+Edge TPU, whose mapped ops run as one custom op with no per-op times, the
+table is the compiler's mapping: which ops run on the TPU and which fall
+back to the CPU (:func:`edgetpu_mapping`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,30 @@ def _table(total_us: dict[tuple[str, str], float], calls: dict[tuple[str, str], 
                      "block": block_of(node) if block_of else None,
                      "order": order[(op, node)]})
     return rows
+
+
+def edgetpu_mapping(model_path: str | Path) -> dict[str, Any]:
+    """The Edge TPU compiler's report of a compiled model, from the log it
+    writes beside its output (``<name>.log``, ``edgetpu_compiler -s``): one
+    row per operator and status, ``where`` the TPU or the CPU. No times: the
+    TPU runs every mapped op inside one custom op."""
+    from hwnas.export.edgetpu import parse_compiler_log
+
+    log = Path(model_path).with_suffix(".log")
+    source = f"the compiler's log {log.name}"
+    if not log.is_file():
+        return {"source": source, "rows": [], "blocks": None, "mapping": True,
+                "note": f"no compiler log beside the model ({log.name}): the compiler "
+                        "writes one next to the model it compiles"}
+    rep = parse_compiler_log(log.read_text(errors="replace"))
+    rows = [{"op_type": r.op, "node": r.status, "calls": r.count,
+             "where": "edgetpu" if r.on_tpu else "cpu", "share": None, "ms_per_call": None,
+             "block": None} for r in rep.operators]
+    out = {"source": source, "rows": rows, "blocks": None, "mapping": True,
+           "tpu_ops": rep.tpu_ops, "cpu_ops": rep.cpu_ops, "subgraphs": rep.subgraphs}
+    if not rows:
+        out["note"] = f"{log.name} lists no operators"
+    return out
 
 
 def onnxruntime_ops(path: str, feeds: dict[str, np.ndarray], outputs: list[str],
@@ -151,8 +178,9 @@ def by_kind(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     import csv
 
+    cols = [*COLUMNS, "ms_per_run", *(["where"] if any("where" in r for r in rows) else [])]
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[*COLUMNS, "ms_per_run"])
+        w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in rows:
-            w.writerow({k: r.get(k) for k in [*COLUMNS, "ms_per_run"]})
+            w.writerow({k: r.get(k) for k in cols})

@@ -29,7 +29,7 @@ from hwnas.bench.state import find_pairs, parse_state
 
 #: what a model file needs of a device's formats
 RUNS_ON = {"onnx": ("onnx",), "tflite": ("tflite", "tflite-dynamic", "tflite-int8"),
-           "torchscript": ("torch",), "torch-export": ("torch",)}
+           "edgetpu": ("edgetpu",), "torchscript": ("torch",), "torch-export": ("torch",)}
 
 
 @dataclass
@@ -68,9 +68,13 @@ def prepare_model(path: str, req: BenchRequest, formats: tuple[str, ...],
     from); ModelError for anything the device or the flags cannot give it."""
     model = read_model(path)
     if not set(RUNS_ON[model.format]) & set(formats):
+        hint = ("compile a full-integer .tflite for it: edgetpu_compiler -s MODEL.tflite"
+                if "edgetpu" in formats else
+                "an Edge TPU device runs it: hwnas devices lists them"
+                if model.format == "edgetpu" else
+                "a device file with another runtime runs it: hwnas devices lists them")
         raise ModelError(f"{model.path.name} is {model.format}; device {device} runs "
-                         f"{', '.join(formats)} (a device file with another runtime runs it: "
-                         f"hwnas devices lists them)")
+                         f"{', '.join(formats)} ({hint})")
     given = parse_state(req.states)
     if req.auto_state:
         given = {**own_pairs(model), **given}
@@ -156,6 +160,8 @@ def _onnx_table(run: ModelRun, threads: int, runs: int = 50) -> dict[str, Any]:
 
 
 def _op_table(adapter: Any, run: ModelRun, call: Callable[[], Any]) -> dict[str, Any]:
+    if run.format == "edgetpu":
+        return ops.edgetpu_mapping(run.path)
     if run.format == "onnx" and getattr(adapter, "runtime", "") == "onnxruntime":
         return _onnx_table(run, adapter.options.get("threads", 1))
     if run.format in ("torchscript", "torch-export"):
@@ -220,7 +226,7 @@ def bench(spec: Any, req: BenchRequest, plan: Plan | None = None,
     options = {**spec.options, **({"op_profiling": True} if req.ops and "op_profiling"
                                    in spec.options else {})}
     adapter = adapter_class(spec.adapter)(spec.name, options)
-    reason = adapter.check()
+    reason = adapter.check_runtime()
     if reason:
         raise DeviceUnavailable(f"device {spec.name}: {reason}")
     prepared = [prepare_model(p, req, adapter.formats, spec.name) for p in req.models]
