@@ -2,7 +2,7 @@
 
     python -m bench.train_throughput                 # throughput + CER (~15 min)
     python -m bench.train_throughput --no-cer        # throughput only (~4 min)
-    python -m bench.train_throughput --compile --no-cer   # + torch.compile (~8 min)
+    python -m bench.train_throughput --parts c       # torch.compile only (~5 min)
 
 (a) steps per CPU-second of `hwnas train` steps (forward, loss, backward,
     update on the built-in English corpus, small, 4,000-frame batches) for
@@ -14,7 +14,7 @@
 (b) dev CER at equal steps: conformer_xs trained ``--cer-steps`` steps from the
     same seed in each precision, beside a second fp32 seed (what run-to-run
     noise alone moves).
-(c) with ``--compile``: torch.compile (inductor, dynamic shapes) against eager
+(c) torch.compile (inductor, dynamic shapes) against eager
     for conformer_xs on the same real batches: the CPU seconds compiling
     costs, and seconds per step once compiled (the last ``--compile-steps``).
 The CPU's ISA (AMX, AVX-512 BF16) is printed with the figures: bf16 pays only
@@ -143,7 +143,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="fp32/bf16 pairs (default 3)")
     p.add_argument("--cer-steps", type=int, default=300)
     p.add_argument("--no-cer", action="store_true")
-    p.add_argument("--compile", action="store_true", help="(c) torch.compile against eager")
+    p.add_argument("--parts", default="ab", help="which parts: any of a, b, c (default ab)")
     p.add_argument("--compile-steps", type=int, default=10, dest="compile_steps")
     p.add_argument("--workspace", default=str(ROOT / "runs" / "bench-workspace"))
     args = p.parse_args()
@@ -155,13 +155,15 @@ def main() -> None:
     corpus.prepare()
     isa = cpu_descriptor()["isa"]
     print(f"CPU: {cpu_descriptor()['model_name']}; ISA: {', '.join(isa)}")
-    print(f"(a) steps per CPU-second, fp32 vs bf16 autocast ({args.rounds} rounds of "
-          f"{args.steps} steps each):")
-    results = {"isa": isa, "a": part_a(corpus, args.steps, args.rounds)}
-    if not args.no_cer:
+    results: dict = {"isa": isa}
+    if "a" in args.parts:
+        print(f"(a) steps per CPU-second, fp32 vs bf16 autocast ({args.rounds} rounds of "
+              f"{args.steps} steps each):")
+        results["a"] = part_a(corpus, args.steps, args.rounds)
+    if "b" in args.parts and not args.no_cer:
         print(f"(b) dev CER at equal steps ({args.cer_steps}):")
         results["b"] = part_b(corpus, args.cer_steps)
-    if args.compile:
+    if "c" in args.parts:
         print("(c) torch.compile (inductor, dynamic shapes) against eager, fp32:")
         results["c"] = part_c(corpus, args.compile_steps)
     import json
