@@ -73,8 +73,9 @@ def held_supernet(ws: Path, family: str, spaces: Any, corpus: dict[str, Any], se
     seconds on ``corpus`` (CPU seconds, or device seconds where ``device`` is an
     accelerator), for the first of ``spaces`` the workspace has one for (a
     search's own narrowed space first, then the whole space, which contains
-    it); None where there is none."""
-    clock = clock_kind(train_device(device))
+    it); None where there is none. Without ``device`` (scoring, not training
+    on), a supernet of either kind will do."""
+    clock = clock_kind(train_device(device)) if device is not None else None
     for space in spaces:
         folder = supernet_dir(ws, family, space, corpus, seed)
         if is_trained(folder, max(budget_s, 1e-9), clock):
