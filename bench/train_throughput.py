@@ -104,7 +104,7 @@ def part_c(corpus, steps: int) -> dict:
 
     from hwnas.asr import preset
     from hwnas.asr.models.model import build
-    from hwnas.asr.train import _loss, collate
+    from hwnas.asr.train import collate, task_loss
     from hwnas.nn.fit import length_batches
 
     arch = preset("conformer_xs").replace(vocab_size=corpus.tokenizer.vocab_size)
@@ -120,7 +120,8 @@ def part_c(corpus, steps: int) -> dict:
         per = []
         for batch in data:
             t0 = time.process_time()
-            loss = _loss(run, arch, batch)
+            x, xl, y, yl = batch
+            loss = task_loss(arch, run(x, xl, y if arch.decoder != "ctc" else None), y, yl)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

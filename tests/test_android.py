@@ -527,3 +527,10 @@ def test_bench_on_the_loopback_phone_pushes_once_and_compares_in_batches(phone, 
     assert main(["bench", str(ref), "--device", "loop", "--value", "features=0",
                  "--workspace", str(ws)]) == 1
     assert "cannot be applied there" in capsys.readouterr().err
+    # --ops: the tool is asked for its op profile; the loopback tool (LiteRT here, which
+    # has no per-op timer) prints its real log without the table, rather than made-up rows
+    assert main(["bench", str(ref), "--device", "loop", "--ops", "--json",
+                 "--workspace", str(ws)]) == 0
+    ops = json.loads(capsys.readouterr().out)["models"][0]["ops"]
+    assert ops["source"] == "benchmark_model --enable_op_profiling" and ops["rows"] == []
+    assert "printed no per-operator table" in ops["note"]
