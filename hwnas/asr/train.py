@@ -39,11 +39,13 @@ from hwnas.nn.fit import (
     Clock,
     as_fp32,
     check_budget,
+    check_clock,
     check_precision,
     clock_kind,
     device_record,
     forward_precision,
     length_batches,
+    loss_scaler,
     next_batch,
     optimiser,
     resolve_precision,
@@ -52,6 +54,7 @@ from hwnas.nn.fit import (
     save_snapshot,
     to_device,
     train_device,
+    update,
 )
 from hwnas.state import read_json, write_json
 from hwnas.training.features import FeatureSet, spec_augment
@@ -263,10 +266,7 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
               "step": 0, "curve": [], "batches": None, "pos": 0, "losses": []}
         clock = Clock(device=device)
     else:
-        if resume.get("clock", "cpu_seconds") != clock_kind(device):
-            raise ValueError(f"this run was trained on another kind of device (its budget "
-                             f"counted {resume.get('clock', 'cpu_seconds')}); continue it on "
-                             f"the same kind (--train-device)")
+        check_clock(resume.get("clock", "cpu_seconds"), device)
         # the epoch in progress, the loss window and the dropout generator: a
         # continued run takes the same steps as one that was never stopped
         st = {k: resume[k] for k in ("model", "opt", "sched", "rng", "step")}
@@ -284,8 +284,7 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
                       precision=precision, device=device_record(device))
     if device.type == "cuda":   # the run's own peak, for the trial's record
         torch.cuda.reset_peak_memory_stats(device)
-    # fp16 needs its loss scaled so small gradients survive (bf16 has fp32's range)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = loss_scaler(device, precision)
 
     def checkpoint() -> None:
         with clock.uncharged():   # dev evaluations are not charged to the budget
@@ -309,13 +308,7 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
         if cfg.specaug:
             spec_augment(batch[0], rng)
         loss = _loss(model, arch, to_device(batch, device), precision)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        update(loss, model, opt, sched, scaler, 5.0)
         st["losses"].append(float(loss.detach()))
 
     def after(step: int) -> None:

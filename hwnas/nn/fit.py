@@ -129,6 +129,38 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def loss_scaler(device: torch.device, precision: str) -> Any:
+    """fp16 needs its loss scaled so small gradients survive; in fp32 and bf16
+    (fp32's range) the scaler passes everything through unchanged."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def update(loss: torch.Tensor, module: torch.nn.Module, opt: Any, sched: Any, scaler: Any,
+           max_norm: float) -> None:
+    """One optimiser update as every training takes it: the (scaled) backward
+    pass, gradients clipped to ``max_norm``, the step and the schedule."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+    scaler.step(opt)
+    scaler.update()
+    sched.step()
+
+
+class OtherDevice(ValueError):
+    """A run trained on the other kind of device: refused (its budget would
+    change meaning), never set aside and started over."""
+
+
+def check_clock(kind: str, device: torch.device, what: str = "run") -> None:
+    """One line when a run's budget counted another kind of seconds (``kind``)
+    than training on ``device`` would: CPU seconds against device seconds."""
+    if kind != clock_kind(device):
+        raise OtherDevice(f"this {what} was trained on another kind of device (its budget "
+                          f"counted {kind}); continue it on the same kind (--train-device)")
+
+
 def forward_precision(precision: str, device_type: str = "cpu") -> Any:
     """The context a training forward runs in; its outputs are cast back to
     fp32 by the caller before the loss (CTC and RNN-T stay in fp32)."""

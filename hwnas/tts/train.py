@@ -27,6 +27,7 @@ from hwnas.nn.fit import (
     device_record,
     forward_precision,
     length_batches,
+    loss_scaler,
     next_batch,
     optimiser,
     resolve_precision,
@@ -35,6 +36,7 @@ from hwnas.nn.fit import (
     save_snapshot,
     to_device,
     train_device,
+    update,
 )
 from hwnas.tts.arch import TTSArch
 from hwnas.tts.data import PhonemeSet, Utterance
@@ -179,21 +181,14 @@ def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
     model, opt, sched = st["model"], st["opt"], st["sched"]
     lengths = np.array([len(u.mel) for u in train_utts])
     clock, window = Clock(st["cpu"], device), []
-    # fp16 needs its loss scaled so small gradients survive (bf16 has fp32's range)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = loss_scaler(device, precision)
 
     def one_step() -> None:
         idx = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, st["rng"]))
         model.train()
         l1, dl = loss_of(model, to_device(collate(train_utts, idx, phon, norm), device),
                          precision)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(l1 + dl).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        update(l1 + dl, model, opt, sched, scaler, 1.0)
         window[:] = (window + [float(l1.detach())])[-20:]
 
     def after(step: int) -> None:

@@ -45,15 +45,19 @@ from hwnas.data.tokens import CharTokenizer
 from hwnas.errors import first_line
 from hwnas.nn.fit import (
     Clock,
+    OtherDevice,
     as_fp32,
+    check_clock,
     clock_kind,
     device_record,
     forward_precision,
+    loss_scaler,
     next_batch,
     resolve_precision,
     run_budget,
     to_device,
     train_device,
+    update,
 )
 from hwnas.training.features import spec_augment
 
@@ -141,7 +145,7 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
               "pos": 0, "losses": {"largest": [], "smallest": []}}
         clock = Clock(device=device)
     else:
-        check_clock(resume.get("clock", "cpu_seconds"), device)
+        check_clock(resume.get("clock", "cpu_seconds"), device, "supernet")
         st = {k: resume[k] for k in ("opt", "sched", "rng", "arch_rng", "step", "batches",
                                      "pos", "losses")}
         st["curve"] = list(resume["curve"])
@@ -176,8 +180,7 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
                 "torch_rng": torch.get_rng_state(), "clock": clock_kind(device),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
-    # fp16 needs its loss scaled so small gradients survive (bf16 has fp32's range)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = loss_scaler(device, precision)
 
     def one_step() -> None:
         b = next_batch(st, lambda: length_batches(lengths, cfg.batch_frames, rng))
@@ -201,13 +204,7 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
                 if i == 1:
                     losses["smallest"].append(float(loss.detach()))
             total = loss if total is None else total + loss
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        update(total, net, opt, sched, scaler, 5.0)
 
     def after(step: int) -> None:
         if on_step:
@@ -227,18 +224,6 @@ def train_supernet(net: ElasticSupernet, splits_of: SplitsOf, tok: CharTokenizer
         save()   # (a snapshot that took no step stays as it was)
     return SupernetResult(net.family, st["step"], round(clock(), 2), st["curve"], net,
                           precision, device_record(device))
-
-
-class OtherDevice(ValueError):
-    """A snapshot trained on the other kind of device: refused, not set aside."""
-
-
-def check_clock(kind: str, device: torch.device) -> None:
-    """One line when a snapshot's budget counted another kind of seconds than
-    ``device`` would (CPU seconds against device seconds)."""
-    if kind != clock_kind(device):
-        raise OtherDevice(f"this supernet was trained on another kind of device (its budget "
-                         f"counted {kind}); continue it on the same kind (--train-device)")
 
 
 # --- files: a snapshot to continue from, and the finished supernet ----------------------
@@ -298,7 +283,7 @@ def load_snapshot(path: Path, net: ElasticSupernet, cfg: SupernetConfig) -> dict
         raise ValueError(f"{path}: the snapshot is of another family, space or vocabulary")
     device = train_device(cfg.device)
     try:
-        check_clock(d.get("clock", "cpu_seconds"), device)
+        check_clock(d.get("clock", "cpu_seconds"), device, "supernet")
     except OtherDevice as e:
         raise OtherDevice(f"{path}: {e}") from None
     try:

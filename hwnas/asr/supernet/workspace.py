@@ -13,14 +13,13 @@ from typing import Any
 
 from hwnas.asr.supernet.elastic import ElasticSupernet
 from hwnas.asr.supernet.sandwich import (
-    OtherDevice,
     SupernetConfig,
     load_snapshot,
     load_supernet,
     save_supernet,
     train_supernet,
 )
-from hwnas.nn.fit import clock_kind, train_device
+from hwnas.nn.fit import OtherDevice, clock_kind, train_device
 from hwnas.space import SearchSpace
 from hwnas.state import NUMBER, Shape, StateError, read_json, write_json
 
