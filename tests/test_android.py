@@ -39,6 +39,27 @@ def test_auth_creates_key_is_accepted_then_verified(tmp_path):
         dev.stop()
 
 
+def test_bench_processes_that_start_together_share_one_key_pair(tmp_path):
+    """Two bench nodes on one host create the same missing key at once: each
+    must find the pair whole (the private key is never there without its
+    public one) and all end with the same pair."""
+    import time
+
+    key = tmp_path / "keys" / "adbkey"
+    start = time.time() + 3.0           # past every interpreter's start-up
+    script = ("import sys, time; from hwnas.adapters.android import load_signer; "
+              "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+              "print(load_signer(sys.argv[1]).GetPublicKey().decode())")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(key), str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [e[-400:] for _, e in outs]
+    assert len({o.strip() for o, _ in outs}) == 1
+    assert outs[0][0].strip() == Path(f"{key}.pub").read_text().strip()
+    assert sorted(p.name for p in key.parent.iterdir()) == [".adbkey.lock", "adbkey", "adbkey.pub"]
+
+
 def test_phone_that_refuses_our_key_is_unavailable(tmp_path):
     dev = LoopbackDevice(tmp_path / "phone", auth=True, accept_new_keys=False).start()
     try:

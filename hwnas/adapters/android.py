@@ -51,15 +51,35 @@ def default_key_path() -> Path:
 def load_signer(path: Path) -> Any:
     """The RSA signer for ADB authentication; creates the key pair (as
     ``adb keygen`` does) when the file does not exist."""
-    from adb_shell.auth.keygen import keygen
     from adb_shell.auth.sign_cryptography import CryptographySigner
 
     path = Path(path).expanduser()
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        keygen(str(path))
+        _create_key_pair(path)
     return CryptographySigner(str(path))
 
+
+def _create_key_pair(path: Path) -> None:
+    """Several bench processes on one host may share a key file and start
+    together. adb-shell's keygen writes the private key before the public
+    one, so a reader could find the first without the second: generate under
+    a lock into a scratch folder, then move the public key in before the
+    private one. A private key that exists therefore always has its pair."""
+    import fcntl
+    import tempfile
+
+    from adb_shell.auth.keygen import keygen
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():  # another process made it while this one waited
+            return
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        keygen(str(scratch / path.name))
+        os.replace(scratch / f"{path.name}.pub", path.with_name(f"{path.name}.pub"))
+        os.replace(scratch / path.name, path)
+        scratch.rmdir()
 
 
 def preload_libusb() -> None:
