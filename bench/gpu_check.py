@@ -229,10 +229,14 @@ def training(train_set: Any, dev_set: Any, tok: Any, device: str, cpu_steps: int
                          "wall_s": round(wall, 1), f"dev_cer_at_{cpu_steps}": at_cpu,
                          "dev_cer_at_end": res.curve[-1]["dev_cer"]})
             rate = rows[-1]["steps_per_s"]   # None: the run's clock rounded to 0 s
+            use = res.device
+            gpu = (f", {use['gpu_memory_peak_mb']:.0f} MB peak" if "gpu_memory_peak_mb" in use
+                   else "") + (f", card {use['gpu_util_mean_pct']:.0f}% busy"
+                               if "gpu_util_mean_pct" in use else "")
             print(f"  {name:<18} {label:<24} {'-' if rate is None else f'{rate:.2f}':>8} "
                   f"steps/s, dev CER "
                   f"{at_cpu if at_cpu is None else round(at_cpu, 3)} at {cpu_steps} steps, "
-                  f"{res.curve[-1]['dev_cer']:.3f} at {res.steps}", flush=True)
+                  f"{res.curve[-1]['dev_cer']:.3f} at {res.steps}{gpu}", flush=True)
     return rows
 
 

@@ -151,3 +151,41 @@ def test_the_pareto_figure_draws_untrained_trials_as_a_rug_not_at_cer_0():
     rug = [c for c in ax.collections if "rug" in (c.get_label() or "")]
     assert len(rug) == 1 and rug[0].get_offset_transform() == ax.get_xaxis_transform()
     plt.close(fig)
+
+
+def test_the_trials_gpu_use_is_in_the_compute_figure_and_the_page(tmp_path, capsys):
+    """Rungs trained on a GPU record peak memory and the card's utilisation
+    (nn.gpu_use); the report sums them per run, each run once."""
+    import optuna
+
+    study = _study(tmp_path, trials=12)
+    url = f"sqlite:///{tmp_path / 'runs' / 'search' / 'g.db'}"
+    gpu = optuna.create_study(storage=url, study_name="g", directions=study.directions)
+    for k, v in study.user_attrs.items():
+        gpu.set_user_attr(k, v)
+    runs = []
+    for t in study.trials:
+        a = dict(t.user_attrs)
+        if a.get("rungs"):
+            runs.append(100.0 * (t.number + 1))
+            a["rungs"] = [{**r, "gpu_mb": runs[-1], **({"gpu_util_pct": 40.0 + t.number % 2 * 20}
+                                                        if t.number % 3 else {})}
+                          for r in a["rungs"]]
+        gpu.add_trial(optuna.trial.create_trial(
+            state=t.state, params=t.params, distributions=t.distributions, values=t.values,
+            user_attrs=a, system_attrs=t.system_attrs))
+    out = tmp_path / "rep"
+    assert main(["report", "g", "--workspace", str(tmp_path), "--out", str(out), "--json"]) == 0
+    use = json.loads(capsys.readouterr().out)["gpu_use"]
+    utils = [40.0 + n % 2 * 20 for n, t in enumerate(study.trials)
+             if t.user_attrs.get("rungs") and n % 3]
+    assert use == {"runs": len(runs), "peak_mb_median": float(np.median(runs)),
+                   "peak_mb_max": max(runs), "util_runs": len(utils),
+                   "util_pct_mean": pytest.approx(np.mean(utils))}
+    page = (out / "report.html").read_text()
+    assert f"{len(runs)} runs on a GPU: peak memory median {np.median(runs):.0f} MB" in page
+    assert f"card utilisation {np.mean(utils):.0f}% on average ({len(utils)} runs)" in page
+    # a CPU study says nothing of GPUs
+    assert main(["report", "r", "--workspace", str(tmp_path), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gpu_use"] is None
+    assert "runs on a GPU" not in (out / "report.html").read_text()

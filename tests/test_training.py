@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -661,6 +662,59 @@ def test_a_budget_in_device_seconds_stops_at_the_budget_evaluations_not_charged(
     assert synced and all(d == gpu for d in synced)
     resumed = Clock(clock(), gpu)   # continued from a snapshot's spent seconds
     assert abs(resumed() - clock()) < 0.02
+
+
+def test_gpu_use_samples_the_cards_utilisation_and_skips_failed_readings(tmp_path,
+                                                                          monkeypatch):
+    """nn.gpu_use: utilisation sampled on a thread while a run trains (a
+    failed reading is skipped, not made up); nvidia-smi answers for the card
+    by UUID where torch has no NVML binding; a CPU run records nothing."""
+    import time
+
+    from hwnas.nn.gpu_use import GpuUse, Sampler, utilisation_reader
+
+    readings = iter([10.0, RuntimeError("NVML busy"), 30.0])
+
+    def read() -> float:
+        r = next(readings, 20.0)
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    s = Sampler(read, every_s=0.01).start()
+    deadline = time.monotonic() + 20.0   # a loaded host may run the thread late
+    while len(s.samples) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.stop()
+    assert s.samples[:3] == [10.0, 30.0, 20.0] and set(s.samples[2:]) == {20.0}
+    assert s.summary() == {"gpu_util_mean_pct": round(sum(s.samples) / len(s.samples), 1),
+                           "gpu_util_samples": len(s.samples)}
+    assert Sampler(read).summary() == {}    # never started: no figure, not 0 %
+    with GpuUse(torch.device("cpu")) as use:
+        pass
+    assert use.sampler is None and use.record() == {}
+
+    # nvidia-smi's own output for --format=csv,noheader,nounits, asked by UUID
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\necho 37\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    def no_nvml(device=None):
+        raise ModuleNotFoundError("pynvml does not seem to be installed")
+
+    class Props:
+        uuid = "6a1b2c3d-0000-1111-2222-333344445555"
+
+    monkeypatch.setattr(torch.cuda, "utilization", no_nvml)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Props())
+    read = utilisation_reader(torch.device("cuda", 0))
+    assert read is not None and read() == 37.0
+    assert (tmp_path / "args").read_text().split() == [
+        "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i",
+        "GPU-6a1b2c3d-0000-1111-2222-333344445555"]
+    smi.write_text("#!/bin/sh\necho 'No devices were found' >&2\nexit 6\n")
+    assert utilisation_reader(torch.device("cuda", 0)) is None
 
 
 def test_a_trial_on_a_gpu_asks_ray_for_its_share_of_one():

@@ -56,6 +56,7 @@ from hwnas.nn.fit import (
     train_device,
     update,
 )
+from hwnas.nn.gpu_use import GpuUse
 from hwnas.state import read_json, write_json
 from hwnas.training.features import FeatureSet, spec_augment
 from hwnas.training.runs import RESULT
@@ -103,7 +104,7 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)  # step, cpu_s, loss, dev_cer
     dev: dict[str, float] = field(default_factory=dict)
     precision: str = "fp32"
-    device: dict[str, Any] = field(default_factory=dict)   # nn.fit.device_record (+ GPU peak)
+    device: dict[str, Any] = field(default_factory=dict)   # nn.fit.device_record + GpuUse
     tests: dict[str, dict[str, float]] = field(default_factory=dict)
     model: Any = None
     norm: tuple[np.ndarray, np.ndarray] | None = None
@@ -282,8 +283,6 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     lengths = train_set.lengths()
     res = TrainResult(arch=arch.to_dict(), steps=0, cpu_seconds=0.0, curve=st["curve"],
                       precision=precision, device=device_record(device))
-    if device.type == "cuda":   # the run's own peak, for the trial's record
-        torch.cuda.reset_peak_memory_stats(device)
     scaler = loss_scaler(device, precision)
 
     def checkpoint() -> None:
@@ -320,13 +319,12 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
     def save() -> None:
         save_snapshot(cfg.snapshot, arch, state())
 
-    run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
-    if not res.curve or res.curve[-1]["step"] != st["step"]:
-        checkpoint()
+    with GpuUse(device) as use:   # the run's own peak memory and the card's utilisation
+        run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
+        if not res.curve or res.curve[-1]["step"] != st["step"]:
+            checkpoint()
     res.steps, res.cpu_seconds = st["step"], round(clock(), 2)
-    if device.type == "cuda":
-        res.device["gpu_memory_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20,
-                                                 1)
+    res.device.update(use.record())
     res.state = state()
     if cfg.snapshot is not None:  # kept: a larger budget later continues from here
         save_snapshot(cfg.snapshot, arch, res.state)

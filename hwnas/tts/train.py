@@ -38,6 +38,7 @@ from hwnas.nn.fit import (
     train_device,
     update,
 )
+from hwnas.nn.gpu_use import GpuUse
 from hwnas.tts.arch import TTSArch
 from hwnas.tts.data import PhonemeSet, Utterance
 from hwnas.tts.model import AcousticModel, build
@@ -73,7 +74,7 @@ class TTSResult:
     model: Any = None
     norm: tuple[np.ndarray, np.ndarray] | None = None
     precision: str = "fp32"
-    device: dict[str, str] = field(default_factory=dict)   # nn.fit.device_record
+    device: dict[str, Any] = field(default_factory=dict)   # nn.fit.device_record + GpuUse
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -201,12 +202,13 @@ def train(arch: TTSArch, train_utts: list[Utterance], dev_utts: list[Utterance],
     def save() -> None:
         _snapshot(cfg, arch, st, clock(), device)
 
-    run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
+    with GpuUse(device) as use:   # the run's own peak memory and the card's utilisation
+        run_budget(cfg, clock, st, one_step, after, save if cfg.snapshot is not None else None)
     spent = round(clock(), 2)
     if cfg.snapshot is not None:   # kept: a larger budget later continues from here
         save()
     res = TTSResult(arch=arch.to_dict(), steps=st["step"], cpu_seconds=spent,
                     curve=st["curve"], model=model, norm=norm, precision=precision,
-                    device=device_record(device))
+                    device={**device_record(device), **use.record()})
     res.dev = evaluate(model, dev_utts, phon, norm, cfg.dev_utts)
     return res

@@ -82,6 +82,36 @@ def training_of(rows: list[dict[str, Any]], unit: str, seen: set[int] | None = N
     return total
 
 
+def gpu_use_of(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The trials' GPU use from their last rungs' records (nn.gpu_use), each
+    run once; None when no trial trained on a GPU. Utilisation is the card's,
+    so trials that shared a card each count the card's figure."""
+    seen: set[int] = set()
+    mem, util = [], []
+    for r in rows:
+        if r["rungs"] and r["run_trial"] not in seen:
+            seen.add(r["run_trial"])
+            last = r["rungs"][-1]
+            if last.get("gpu_mb") is not None:
+                mem.append(float(last["gpu_mb"]))
+            if last.get("gpu_util_pct") is not None:
+                util.append(float(last["gpu_util_pct"]))
+    if not mem:
+        return None
+    return {"runs": len(mem), "peak_mb_median": float(np.median(mem)), "peak_mb_max": max(mem),
+            "util_runs": len(util), "util_pct_mean": float(np.mean(util)) if util else None}
+
+
+def gpu_line(use: dict[str, Any]) -> str:
+    """One line on the trials' GPU use, for the compute figure and the page."""
+    text = (f"{use['runs']} runs on a GPU: peak memory median {use['peak_mb_median']:.0f} MB, "
+            f"max {use['peak_mb_max']:.0f} MB")
+    if use["util_pct_mean"] is None:
+        return text + "; utilisation not readable on the GPU hosts"
+    return text + (f"; card utilisation {use['util_pct_mean']:.0f}% on average "
+                   f"({use['util_runs']} runs)")
+
+
 def front_2d(points: np.ndarray) -> np.ndarray:
     """Indices of the non-dominated rows of (N, 2) points (minimise both), by x."""
     order = np.lexsort((points[:, 1], points[:, 0]))
@@ -265,6 +295,7 @@ def fig_diversity(ax: Any, gens: list[list[dict[str, Any]]]) -> None:
 
 
 def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
+    gpu = gpu_use_of([r for g in gens for r in g])
     x = np.arange(1, len(gens) + 1)
     full = np.array([sum(r["trained"] and r["stopped_at"] is None for r in g) for g in gens])
     early = np.array([sum(r["trained"] and r["stopped_at"] is not None for r in g) for g in gens])
@@ -291,7 +322,10 @@ def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15),
               ncol=2)
-    ax.set_title("Early stopping and compute")
+    if gpu is None:
+        ax.set_title("Early stopping and compute")
+    else:
+        ax.set_title(f"Early stopping and compute\n{gpu_line(gpu)}", fontsize=9)
 
 
 def importances(study: Any) -> dict[str, dict[str, float]]:
@@ -508,7 +542,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
         "early_stop_rate": (sum(r["stopped_at"] is not None for r in trained) / len(trained)
                             if trained else 0.0),
         "training_spent": training_of(trained, unit),
-        "training_unit": unit, "hypervolume": hv[-1],
+        "training_unit": unit, "gpu_use": gpu_use_of(trained), "hypervolume": hv[-1],
         "strategy": study.user_attrs.get("strategy"),
         "compared": {label: h[-1] if h else 0.0 for label, h in runs[1:]},
         "hypervolume_ref": ref, "hypervolume_axis": axis.label, "importances": imp,
@@ -629,6 +663,7 @@ if src == "predicted" else "on the target, each architecture when first proposed
 <h2>Best {q}</h2>{img('best_cer')}
 <h2>Diversity</h2>{img('diversity')}
 <h2>Early stopping and compute</h2>{img('compute')}
+{f"<p>{esc(gpu_line(s['gpu_use']))}.</p>" if s.get("gpu_use") else ""}
 <h2>Parameter importances</h2>{img('importance')}
 <h2>Top architectures</h2>{img('top')}
 <table><tr><th></th>{head}</tr>{metrics}{body}</table>

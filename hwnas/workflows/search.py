@@ -288,7 +288,7 @@ class TrialRungs:
         of updates may take more than its budget), the CER by language, the
         dev figures a task reports beside its quality."""
         return {"cpu_s": out["cpu_seconds"], "steps": out["steps"],
-                **({"gpu_mb": out["gpu_memory_peak_mb"]} if "gpu_memory_peak_mb" in out else {}),
+                **{k: out[k] for k in ("gpu_mb", "gpu_util_pct") if k in out},
                 **({"by_lang": out["by_lang"], "cer_pooled": out["cer"]}
                    if out.get("by_lang") else {}),
                 **({"dev": out["dev"]} if out.get("dev") else {})}
