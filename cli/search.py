@@ -56,8 +56,9 @@ How a trial is scored:
   params   counted from the architecture; size = fp32 weights in MB
   CER      dev CER after short training on the corpus, by successive
            halving: a generation's feasible trials all train for the first rung
-           of --cer-budget (CPU time; default 40s,2m, each rung lasting at least
-           --rung-floors updates, up to twice its time) or --cer-steps; the best
+           of --cer-budget (CPU time, device time on a GPU; default 40s,2m,
+           each rung lasting at least --rung-floors updates, up to twice its
+           time) or --cer-steps; the best
            1/--eta of them, non-dominated on (CER, latency), continue to the next rung. With
            --cer-source supernet, a generation is first scored with weights
            inherited from each family's supernet (seconds each; `hwnas supernet`),
@@ -376,7 +377,8 @@ def add_parsers(sub: Any) -> None:
                    help="a new study evaluates STUDY's Pareto set first (found for another "
                         "device or corpus; its latency is predicted again for --target)")
     s.add_argument("--cer-budget", dest="cer_budget", metavar="RUNGS",
-                   help="training per rung, CPU time: 2m, or 1m,3m for two rungs "
+                   help="training per rung: 2m, or 1m,3m for two rungs; CPU time on a CPU, "
+                        "device time on a GPU (wall time, evaluations not charged) "
                         f"(default {DEFAULT_CER_BUDGET})")
     s.add_argument("--cer-steps", dest="cer_steps", metavar="RUNGS",
                    help="training per rung in steps (deterministic): 100,300")

@@ -401,7 +401,8 @@ def run(req: SearchRequest, hooks: SearchHooks | None = None) -> SearchOutcome:
         rung = [f"{b:g} s" + (f" (at least {req.floor(i)} updates, up to {STRETCH * b:g} s)"
                               if req.floor(i) else "")
                 for i, b in enumerate(req.search.rungs)]
-        hooks.say(f"training per trial: {' then '.join(rung)} of CPU time by rung (the "
+        kind = "CPU time" if req.search.rung_unit == "CPU s" else "GPU time"
+        hooks.say(f"training per trial: {' then '.join(rung)} of {kind} by rung (the "
                   f"default, --cer-budget {DEFAULT_CER_BUDGET}; change it with --cer-budget, "
                   "--rung-floors or --cer-steps)")
     hooks.say("training data and features (built and cached on first use) ...")
