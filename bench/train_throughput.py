@@ -3,6 +3,7 @@
     python -m bench.train_throughput                 # throughput + CER (~15 min)
     python -m bench.train_throughput --no-cer        # throughput only (~4 min)
     python -m bench.train_throughput --parts c       # torch.compile only (~5 min)
+    python -m bench.train_throughput --parts d       # convolution layout (~6 min)
 
 (a) steps per CPU-second of `hwnas train` steps (forward, loss, backward,
     update on the built-in English corpus, small, 4,000-frame batches) for
@@ -17,6 +18,9 @@
 (c) torch.compile (inductor, dynamic shapes) against eager
     for conformer_xs on the same real batches: the CPU seconds compiling
     costs, and seconds per step once compiled (the last ``--compile-steps``).
+(d) channels-last convolution weights (what `hwnas train` does on a CPU)
+    against the default layout, for the same 4 architectures in alternating
+    blocks, and conformer_xs's dev CER after ``--cer-steps`` in both.
 The CPU's ISA (AMX, AVX-512 BF16) is printed with the figures: bf16 pays only
 where the matrix units exist. Writes bench/results/train_throughput.json.
 """
@@ -24,6 +28,7 @@ where the matrix units exist. Writes bench/results/train_throughput.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -138,13 +143,98 @@ def part_c(corpus, steps: int) -> dict:
     return out
 
 
+def _steps(arch, model, opt, batches: list) -> float:
+    """CPU seconds of one training step per batch (forward, loss, backward, update)."""
+    from hwnas.asr.train import task_loss
+
+    model.train()
+    t0 = time.process_time()
+    for x, xl, y, yl in batches:
+        loss = task_loss(arch, model(x, xl, y if arch.decoder != "ctc" else None), y, yl)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.process_time() - t0
+
+
+def part_d(corpus, steps: int, rounds: int, cer_steps: int) -> dict:
+    """Channels-last convolution weights (nn.fit.training_layout, what
+    `hwnas train` does on a CPU) against the default layout, fp32: two copies
+    of each architecture from one seed take the same real batches in
+    alternating blocks of ``steps``; the speed-up is the median of the
+    rounds' paired ratios. conformer_xs then goes on to ``cer_steps`` in both
+    layouts, beside a second seed in the default one, for dev CER at equal
+    steps."""
+    import torch
+
+    from hwnas.asr.models.model import build
+    from hwnas.asr.train import collate, evaluate
+    from hwnas.nn.fit import length_batches, training_layout
+
+    cpu = torch.device("cpu")
+    out = {}
+    for k, arch in enumerate(_archs()):
+        arch = arch.replace(vocab_size=corpus.tokenizer.vocab_size)
+        sp = corpus.splits(arch.frontend, arch.n_filters)
+        norm = sp.train.stats()
+        batches = length_batches(sp.train.lengths(), 4000, np.random.default_rng(0))
+        data = (collate(sp.train, b, corpus.tokenizer, norm) for b in itertools.cycle(batches))
+        runs = {}
+        for name, seed, layout in (("default", 0, False), ("channels-last", 0, True),
+                                   ("default seed 1", 1, False)):
+            torch.manual_seed(seed)
+            model = build(arch)
+            model = training_layout(model, cpu) if layout else model
+            runs[name] = (model, torch.optim.AdamW(model.parameters(), 1e-3))
+
+        def block(name: str, batch: list, arch=arch, runs=runs) -> float:
+            return _steps(arch, *runs[name], batch)
+
+        times: dict[str, list[float]] = {"default": [], "channels-last": []}
+        for r in range(rounds + 1):   # round 0 warms both up, and is not counted
+            batch = [next(data) for _ in range(steps)]
+            for name in (("default", "channels-last") if r % 2 else ("channels-last", "default")):
+                spent = block(name, batch)
+                if r:
+                    times[name].append(spent)
+        ratios = [a / b for a, b in zip(times["default"], times["channels-last"])]
+        v = out[arch.id] = {
+            "arch": f"{arch.encoder}/{arch.decoder} x{arch.num_layers} d{arch.d_model}, "
+                    f"{arch.subsampling}",
+            "default_steps_per_s": steps * rounds / sum(times["default"]),
+            "channels_last_steps_per_s": steps * rounds / sum(times["channels-last"]),
+            "speedup_median": float(np.median(ratios)),
+            "speedup_range": [float(min(ratios)), float(max(ratios))]}
+        print(f"    {v['arch']:<40} default {v['default_steps_per_s']:6.2f}  channels-last "
+              f"{v['channels_last_steps_per_s']:6.2f} steps/CPU-s  x{v['speedup_median']:.2f} "
+              f"[{v['speedup_range'][0]:.2f}, {v['speedup_range'][1]:.2f}]", flush=True)
+        if k or not cer_steps:
+            continue
+        done = steps * (rounds + 1)
+        rest = [next(data) for _ in range(max(0, cer_steps - done))]
+        batches_seed1 = [next(data) for _ in range(done)]   # seed 1 saw no batch yet
+        block("default", rest)
+        block("channels-last", rest)
+        block("default seed 1", batches_seed1 + rest)
+        idx = np.arange(min(200, len(sp.dev)))
+        v["dev_cer_at_steps"] = max(cer_steps, done)
+        for name, (model, _) in runs.items():
+            v[f"dev_cer_{name.replace(' ', '_')}"] = evaluate(
+                model, arch, sp.dev, corpus.tokenizer, norm, idx)["cer"]
+        print(f"      dev CER after {v['dev_cer_at_steps']} steps: default "
+              f"{v['dev_cer_default']:.3f}, channels-last {v['dev_cer_channels-last']:.3f}, "
+              f"default with seed 1 {v['dev_cer_default_seed_1']:.3f}", flush=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=15, help="steps per timed block (default 15)")
     p.add_argument("--rounds", type=int, default=3, help="fp32/bf16 pairs (default 3)")
     p.add_argument("--cer-steps", type=int, default=300)
     p.add_argument("--no-cer", action="store_true")
-    p.add_argument("--parts", default="ab", help="which parts: any of a, b, c (default ab)")
+    p.add_argument("--parts", default="abd",
+                   help="which parts: any of a, b, c, d (default abd)")
     p.add_argument("--compile-steps", type=int, default=10, dest="compile_steps")
     p.add_argument("--workspace", default=str(ROOT / "runs" / "bench-workspace"))
     args = p.parse_args()
@@ -168,6 +258,12 @@ def main() -> None:
     if "c" in args.parts:
         print("(c) torch.compile (inductor, dynamic shapes) against eager, fp32:")
         results["c"] = {**part_c(corpus, args.compile_steps),
+                        "cpu": cpu_descriptor()["model_name"], "isa": isa}
+    if "d" in args.parts:
+        print(f"(d) steps per CPU-second, channels-last convolution weights against the "
+              f"default layout ({args.rounds} rounds of {args.steps} steps each):")
+        results["d"] = {**part_d(corpus, args.steps, args.rounds,
+                                 0 if args.no_cer else args.cer_steps),
                         "cpu": cpu_descriptor()["model_name"], "isa": isa}
     import json
 

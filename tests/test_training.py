@@ -182,6 +182,46 @@ def test_training_is_deterministic_for_a_seed(tiny_features, decoder):
             transcribe(a.model, a.model.arch, dv, tok, a.norm, lexicon=Lexicon(words, tok.encode))
 
 
+def test_cpu_training_lays_convolutions_out_channels_last_and_its_weights_load_anywhere(
+        tiny_features):
+    """nn.fit.training_layout: on a CPU the subsampling's 2-D convolution
+    weights train in channels-last order (oneDNN's faster kernels); the
+    values are the module's own, and the weights a run saves give the same
+    outputs in a model of the default layout (export, scoring)."""
+    from hwnas.asr.models.model import build
+    from hwnas.nn.fit import training_layout
+
+    tr, dv = tiny_features
+    tok = CharTokenizer.for_languages(["en"])
+    arch = preset("conformer_xs").replace(n_filters=40, num_layers=1, d_model=96, heads=2)
+    torch.manual_seed(0)
+    plain = build(arch.replace(vocab_size=tok.vocab_size))
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    laid = training_layout(plain, torch.device("cpu"))
+    convs = {k: v for k, v in laid.state_dict().items() if v.dim() == 4}
+    assert len(convs) == 2 and all(v.is_contiguous(memory_format=torch.channels_last)
+                                   for v in convs.values())
+    assert not convs["subsampling.convs.1.weight"].is_contiguous()   # one input channel: alike
+    assert all(torch.equal(v, before[k]) for k, v in laid.state_dict().items())
+    assert training_layout(torch.nn.Conv2d(1, 4, 3), torch.device("meta")).weight.is_contiguous()
+
+    res = train(arch, tr, dv, tok, TrainConfig(steps=2, eval_every=2, eval_utts=4,
+                                               batch_frames=3000))
+    assert all(v.is_contiguous(memory_format=torch.channels_last)
+               for v in res.model.state_dict().values() if v.dim() == 4)
+    fresh = build(res.model.arch)
+    fresh.load_state_dict(res.model.state_dict())
+    assert all(v.is_contiguous() for v in fresh.state_dict().values())
+    x = torch.randn(2, 64, 40)
+    lengths = torch.tensor([64, 50])
+    res.model.eval()
+    fresh.eval()
+    with torch.no_grad():
+        a, b = res.model(x, lengths), fresh(x, lengths)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a
+                                        if isinstance(a[k], torch.Tensor))
+
+
 def test_train_command_prints_curve_and_test_sets(tmp_path, monkeypatch, capsys):
     from cli.main import main
 

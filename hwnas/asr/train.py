@@ -54,6 +54,7 @@ from hwnas.nn.fit import (
     save_snapshot,
     to_device,
     train_device,
+    training_layout,
     update,
 )
 from hwnas.nn.gpu_use import GpuUse
@@ -335,7 +336,8 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
 
 def _fresh(arch: ArchConfig, cfg: TrainConfig, device: torch.device
            ) -> tuple[torch.nn.Module, Any, Any]:
-    model = build(arch).to(device)   # before the optimiser: its state lives beside the weights
+    # before the optimiser: its state lives beside the weights, in their layout
+    model = training_layout(build(arch).to(device), device)
     return (model, *optimiser(model, cfg.lr, cfg.warmup))
 
 
