@@ -157,6 +157,37 @@ def _steps(arch, model, opt, batches: list) -> float:
     return time.process_time() - t0
 
 
+def _flops(arch, batches: list) -> float:
+    """Floating-point operations of training steps on ``batches`` (forward
+    and backward; torch's FlopCounterMode counts matrix products and
+    convolutions), on a fresh copy of the model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hwnas.asr.models.model import build
+    from hwnas.asr.train import task_loss
+
+    model = build(arch)
+    with FlopCounterMode(display=False) as counter:
+        for x, xl, y, yl in batches:
+            task_loss(arch, model(x, xl, y if arch.decoder != "ctc" else None), y, yl).backward()
+    return float(counter.get_total_flops())
+
+
+def _mm_gflops(seconds: float = 2.0) -> float:
+    """This CPU's fp32 matrix-product rate on one thread, for layer-sized
+    products ((1024 x 256) @ (256 x 1024)): what training steps that are
+    mostly matrix products can approach, and not pass."""
+    import torch
+
+    a, b = torch.randn(1024, 256), torch.randn(256, 1024)
+    torch.mm(a, b)
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < seconds:
+        torch.mm(a, b)
+        n += 1
+    return 2 * 1024 * 256 * 1024 * n / (time.process_time() - t0) / 1e9
+
+
 def part_d(corpus, steps: int, rounds: int, cer_steps: int) -> dict:
     """Channels-last convolution weights (nn.fit.training_layout, what
     `hwnas train` does on a CPU) against the default layout, fp32: two copies
@@ -172,7 +203,9 @@ def part_d(corpus, steps: int, rounds: int, cer_steps: int) -> dict:
     from hwnas.nn.fit import length_batches, training_layout
 
     cpu = torch.device("cpu")
-    out = {}
+    out: dict = {"mm_gflop_per_s": _mm_gflops()}
+    print(f"    fp32 matrix products on one thread: {out['mm_gflop_per_s']:.0f} GFLOP/CPU-s",
+          flush=True)
     for k, arch in enumerate(_archs()):
         arch = arch.replace(vocab_size=corpus.tokenizer.vocab_size)
         sp = corpus.splits(arch.frontend, arch.n_filters)
@@ -191,8 +224,11 @@ def part_d(corpus, steps: int, rounds: int, cer_steps: int) -> dict:
             return _steps(arch, *runs[name], batch)
 
         times: dict[str, list[float]] = {"default": [], "channels-last": []}
+        counted = []
         for r in range(rounds + 1):   # round 0 warms both up, and is not counted
             batch = [next(data) for _ in range(steps)]
+            if r:
+                counted += batch
             for name in (("default", "channels-last") if r % 2 else ("channels-last", "default")):
                 spent = block(name, batch)
                 if r:
@@ -204,10 +240,14 @@ def part_d(corpus, steps: int, rounds: int, cer_steps: int) -> dict:
             "default_steps_per_s": steps * rounds / sum(times["default"]),
             "channels_last_steps_per_s": steps * rounds / sum(times["channels-last"]),
             "speedup_median": float(np.median(ratios)),
-            "speedup_range": [float(min(ratios)), float(max(ratios))]}
+            "speedup_range": [float(min(ratios)), float(max(ratios))],
+            "gflop_per_step": _flops(arch, counted) / len(counted) / 1e9}
+        v["channels_last_gflop_per_s"] = v["gflop_per_step"] * v["channels_last_steps_per_s"]
         print(f"    {v['arch']:<40} default {v['default_steps_per_s']:6.2f}  channels-last "
               f"{v['channels_last_steps_per_s']:6.2f} steps/CPU-s  x{v['speedup_median']:.2f} "
-              f"[{v['speedup_range'][0]:.2f}, {v['speedup_range'][1]:.2f}]", flush=True)
+              f"[{v['speedup_range'][0]:.2f}, {v['speedup_range'][1]:.2f}]; "
+              f"{v['gflop_per_step']:.1f} GFLOP/step, {v['channels_last_gflop_per_s']:.0f} "
+              "GFLOP/CPU-s", flush=True)
         if k or not cer_steps:
             continue
         done = steps * (rounds + 1)
