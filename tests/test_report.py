@@ -150,6 +150,8 @@ def test_the_pareto_figure_draws_untrained_trials_as_a_rug_not_at_cer_0():
     assert ax.get_ylim()[0] > 0.3   # nothing pulls the axis down to CER 0
     rug = [c for c in ax.collections if "rug" in (c.get_label() or "")]
     assert len(rug) == 1 and rug[0].get_offset_transform() == ax.get_xaxis_transform()
+    lo, hi = ax.get_xlim()
+    assert lo < 1.0 and 5.0 < hi   # the rug is inside the frame, not past its edge
     plt.close(fig)
 
 

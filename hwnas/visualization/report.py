@@ -226,6 +226,11 @@ def fig_pareto(ax: Any, rows: list[dict[str, Any]], axis: Axis, q: str = "CER",
         ax.axvline(axis.limit, ls="--", c="k", lw=1,
                    label=f"max {axis.label} {axis.limit:g} {axis.unit}")
     ax.set_xscale("log")
+    if inf:   # the rug's blended transform leaves the x limits alone: widen them to it
+        lo, hi = ax.get_xlim()
+        xs = [r[x] for r in inf if r[x] and r[x] > 0]
+        if xs:
+            ax.set_xlim(min(lo, min(xs) / 1.08), max(hi, max(xs) * 1.08))
     ax.set_xlabel(f"{axis.label}{', ' + axis.unit if axis.unit else ''} ({source.upper()} "
                   "during the search; log scale)")
     ax.set_ylabel(f"dev {q} at the last rung reached")
