@@ -712,6 +712,7 @@ def test_gpu_use_samples_the_cards_utilisation_and_skips_failed_readings(tmp_pat
     import time
 
     from hwnas.nn.gpu_use import GpuUse, Sampler, utilisation_reader
+    from hwnas.tasks.units import gpu_fields
 
     readings = iter([10.0, RuntimeError("NVML busy"), 30.0])
 
@@ -733,6 +734,11 @@ def test_gpu_use_samples_the_cards_utilisation_and_skips_failed_readings(tmp_pat
     with GpuUse(torch.device("cpu")) as use:
         pass
     assert use.sampler is None and use.record() == {}
+    # what a trial's rung record keeps of it
+    assert gpu_fields({"device": "cuda:0", "gpu_memory_peak_mb": 812.4, "gpu_util_mean_pct": 61.5,
+                       "gpu_util_samples": 40}) == {"gpu_mb": 812.4, "gpu_util_pct": 61.5}
+    assert gpu_fields({"device": "cuda:0", "gpu_memory_peak_mb": 812.4}) == {"gpu_mb": 812.4}
+    assert gpu_fields({"device": "cpu"}) == {}
 
     # nvidia-smi's own output for --format=csv,noheader,nounits, asked by UUID
     smi = tmp_path / "nvidia-smi"

@@ -89,11 +89,10 @@ class TrainRung(Rung):
                 "cpu_seconds": res.cpu_seconds, "quality": quality(float(res.dev["cer"]),
                                                                    by_lang),
                 **({"by_lang": by_lang} if by_lang else {}),
-                **gpu_use(res.device)}
+                **gpu_fields(res.device)}
 
 
-
-def gpu_use(record: dict[str, Any]) -> dict[str, Any]:
+def gpu_fields(record: dict[str, Any]) -> dict[str, Any]:
     """What a trial's rung record keeps of its run's GPU use (nn.gpu_use):
     peak memory in MB and the card's mean utilisation in percent."""
     keys = {"gpu_memory_peak_mb": "gpu_mb", "gpu_util_mean_pct": "gpu_util_pct"}
@@ -137,4 +136,4 @@ class TTSTrainRung(Rung):
                                                      indent=2, sort_keys=True) + "\n")
         return {"quality": quality, "snapshot": str(out / "snapshot.pt"),
                 "steps": int(res["steps"]), "cpu_seconds": float(res["cpu_seconds"]),
-                "dev": dev, **gpu_use(res)}
+                "dev": dev, **gpu_fields(res)}
