@@ -109,7 +109,7 @@ def part_c(corpus, steps: int) -> dict:
 
     from hwnas.asr import preset
     from hwnas.asr.models.model import build
-    from hwnas.asr.train import collate, task_loss
+    from hwnas.asr.train import batch_loss, collate
     from hwnas.nn.fit import length_batches
 
     arch = preset("conformer_xs").replace(vocab_size=corpus.tokenizer.vocab_size)
@@ -125,8 +125,7 @@ def part_c(corpus, steps: int) -> dict:
         per = []
         for batch in data:
             t0 = time.process_time()
-            x, xl, y, yl = batch
-            loss = task_loss(arch, run(x, xl, y if arch.decoder != "ctc" else None), y, yl)
+            loss = batch_loss(run, arch, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -145,12 +144,12 @@ def part_c(corpus, steps: int) -> dict:
 
 def _steps(arch, model, opt, batches: list) -> float:
     """CPU seconds of one training step per batch (forward, loss, backward, update)."""
-    from hwnas.asr.train import task_loss
+    from hwnas.asr.train import batch_loss
 
     model.train()
     t0 = time.process_time()
-    for x, xl, y, yl in batches:
-        loss = task_loss(arch, model(x, xl, y if arch.decoder != "ctc" else None), y, yl)
+    for batch in batches:
+        loss = batch_loss(model, arch, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -164,12 +163,12 @@ def _flops(arch, batches: list) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from hwnas.asr.models.model import build
-    from hwnas.asr.train import task_loss
+    from hwnas.asr.train import batch_loss
 
     model = build(arch)
     with FlopCounterMode(display=False) as counter:
-        for x, xl, y, yl in batches:
-            task_loss(arch, model(x, xl, y if arch.decoder != "ctc" else None), y, yl).backward()
+        for batch in batches:
+            batch_loss(model, arch, batch).backward()
     return float(counter.get_total_flops())
 
 

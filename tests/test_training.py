@@ -853,7 +853,7 @@ def test_a_training_step_and_decoding_make_no_tensor_off_the_models_device(
     of every family run here exactly when they make nothing off the model's
     device (before the fix, 148 of 184 combinations failed)."""
     from hwnas.asr.models.model import build
-    from hwnas.asr.train import _beam_one, _loss
+    from hwnas.asr.train import _beam_one, batch_loss
 
     from .helpers import small
 
@@ -864,7 +864,7 @@ def test_a_training_step_and_decoding_make_no_tensor_off_the_models_device(
     x, xl = torch.randn(B, T, model.input_dim), torch.tensor([96, 70])
     y, yl = torch.randint(1, arch.vocab_size, (B, 6)), torch.tensor([6, 4])
     with torch.device("meta"):
-        _loss(model, arch, (x, xl, y, yl)).backward()
+        batch_loss(model, arch, (x, xl, y, yl)).backward()
         model.eval()
         with torch.no_grad():
             enc, el = model.encode(x, xl)

@@ -134,8 +134,10 @@ def collate(fs: FeatureSet, idx: np.ndarray, tok: CharTokenizer, norm: tuple
             torch.tensor([len(t) for t in ys]))
 
 
-def _loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple,
-          precision: str = "fp32") -> torch.Tensor:
+def batch_loss(model: torch.nn.Module, arch: ArchConfig, batch: tuple,
+               precision: str = "fp32") -> torch.Tensor:
+    """The training loss of ``model`` (``arch``'s, or a compiled wrapper of
+    it) on one collated batch, its forward at ``precision``."""
     x, xl, y, yl = batch
     with forward_precision(precision, x.device.type):
         out = model(x, xl, y if arch.decoder != "ctc" else None)
@@ -235,7 +237,7 @@ def dev_loss(model: torch.nn.Module, arch: ArchConfig, fs: FeatureSet, tok: Char
     total = 0.0
     for b in length_batches(fs.lengths()[idx], batch_frames, np.random.default_rng(0)):
         batch = to_device(collate(fs, idx[b], tok, norm), device)
-        total += float(_loss(model, arch, batch)) * len(b)
+        total += float(batch_loss(model, arch, batch)) * len(b)
     return total / len(idx)
 
 
@@ -307,7 +309,7 @@ def train(arch: ArchConfig, train_set: FeatureSet, dev_set: FeatureSet, tok: Cha
         batch = collate(train_set, b, tok, norm)
         if cfg.specaug:
             spec_augment(batch[0], rng)
-        loss = _loss(model, arch, to_device(batch, device), precision)
+        loss = batch_loss(model, arch, to_device(batch, device), precision)
         update(loss, model, opt, sched, scaler, 5.0)
         st["losses"].append(float(loss.detach()))
 
