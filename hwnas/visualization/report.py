@@ -25,7 +25,7 @@ import json
 import math
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -68,34 +68,33 @@ def load_trials(study: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def last_rungs(rows: list[dict[str, Any]], seen: set[int] | None = None
+               ) -> Iterator[dict[str, Any]]:
+    """Each run's last rung (as it ran), once per run: trials that reuse an
+    earlier trial's run share it. ``seen`` carries the runs already given
+    across calls."""
+    seen = set() if seen is None else seen
+    for r in rows:
+        if r["rungs"] and r["run_trial"] not in seen:
+            seen.add(r["run_trial"])
+            yield r["rungs"][-1]
+
+
 def training_of(rows: list[dict[str, Any]], unit: str, seen: set[int] | None = None) -> float:
     """The training the rows' runs took (their last rungs, as they ran), each
     run once; ``seen`` carries the runs already counted across calls."""
     from hwnas.search.study import took
 
-    seen = set() if seen is None else seen
-    total = 0.0
-    for r in rows:
-        if r["rungs"] and r["run_trial"] not in seen:
-            seen.add(r["run_trial"])
-            total += took(r["rungs"][-1], unit)
-    return total
+    return sum((took(rung, unit) for rung in last_rungs(rows, seen)), 0.0)
 
 
 def gpu_use_of(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The trials' GPU use from their last rungs' records (nn.gpu_use), each
     run once; None when no trial trained on a GPU. Utilisation is the card's,
     so trials that shared a card each count the card's figure."""
-    seen: set[int] = set()
-    mem, util = [], []
-    for r in rows:
-        if r["rungs"] and r["run_trial"] not in seen:
-            seen.add(r["run_trial"])
-            last = r["rungs"][-1]
-            if last.get("gpu_mb") is not None:
-                mem.append(float(last["gpu_mb"]))
-            if last.get("gpu_util_pct") is not None:
-                util.append(float(last["gpu_util_pct"]))
+    last = list(last_rungs(rows))
+    mem = [float(g["gpu_mb"]) for g in last if g.get("gpu_mb") is not None]
+    util = [float(g["gpu_util_pct"]) for g in last if g.get("gpu_util_pct") is not None]
     if not mem:
         return None
     return {"runs": len(mem), "peak_mb_median": float(np.median(mem)), "peak_mb_max": max(mem),
@@ -299,8 +298,10 @@ def fig_diversity(ax: Any, gens: list[list[dict[str, Any]]]) -> None:
     ax.grid(alpha=0.3)
 
 
-def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str) -> None:
-    gpu = gpu_use_of([r for g in gens for r in g])
+def fig_compute(ax: Any, gens: list[list[dict[str, Any]]], unit: str,
+                gpu: dict[str, Any] | None = None) -> None:
+    """Trials per generation by how far they trained, the training spent, and
+    (``gpu``: gpu_use_of) what the runs used of their GPUs."""
     x = np.arange(1, len(gens) + 1)
     full = np.array([sum(r["trained"] and r["stopped_at"] is None for r in g) for g in gens])
     early = np.array([sum(r["trained"] and r["stopped_at"] is not None for r in g) for g in gens])
@@ -507,6 +508,8 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
              hv_history(rs, ref, axis)) for st, rs in [(study, rows), *others]]
     imp = importances(study)
     top = top_rows(rows, top_n, axis)
+    trained = [r for r in rows if r["trained"]]
+    gpu = gpu_use_of(trained)
     files = {}
 
     def save(name: str, fig: Any) -> None:
@@ -522,7 +525,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
              (7, 4)),
             ("best_cer", lambda ax: fig_best_cer(ax, rows, q), (7, 4)),
             ("diversity", lambda ax: fig_diversity(ax, gens), (7, 4)),
-            ("compute", lambda ax: fig_compute(ax, gens, unit), (7, 4)),
+            ("compute", lambda ax: fig_compute(ax, gens, unit, gpu), (7, 4)),
             ("importance", lambda ax: fig_importance(ax, imp), (7, 4.5)),
             *([("strategies", lambda ax: fig_strategies(ax, runs, ref, axis), (8, 5))]
               if compare else [])):
@@ -535,7 +538,6 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
             draw_arch(ax, r, q, source)
         fig.suptitle(f"Top {len(top)} feasible architectures (Pareto front first)", fontsize=10)
         save("top", fig)
-    trained = [r for r in rows if r["trained"]]
     summary = {
         "study": study.study_name, "target": study.user_attrs.get("target"),
         "task": study.user_attrs.get("task", tasks.DEFAULT), "quality": q, "latency_source": source,
@@ -547,7 +549,7 @@ def build_report(study: Any, out: Path, top_n: int = 4, compare: Sequence[Any] =
         "early_stop_rate": (sum(r["stopped_at"] is not None for r in trained) / len(trained)
                             if trained else 0.0),
         "training_spent": training_of(trained, unit),
-        "training_unit": unit, "gpu_use": gpu_use_of(trained), "hypervolume": hv[-1],
+        "training_unit": unit, "gpu_use": gpu, "hypervolume": hv[-1],
         "strategy": study.user_attrs.get("strategy"),
         "compared": {label: h[-1] if h else 0.0 for label, h in runs[1:]},
         "hypervolume_ref": ref, "hypervolume_axis": axis.label, "importances": imp,
