@@ -295,11 +295,12 @@ def length_batches(lengths: np.ndarray, batch_frames: int, rng: np.random.Genera
 def training_layout(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """On a CPU, 2-D convolution weights in channels-last order: oneDNN then
     runs the convolutions and their backward pass in its channels-last
-    kernels, several times faster than in NCHW for the few channels of a
-    subsampling front (bench/train_throughput.py part d). The values and the
-    module are unchanged (the weights it saves load into any layout); only
-    the order of the numbers in memory, and so the order of summation,
-    differs. Call it before the optimiser, whose state follows the weights."""
+    kernels, faster than in NCHW for the few channels of a subsampling front
+    (x1.11 per conformer_xs step: bench/train_throughput.py part d). The
+    values and the module are unchanged (the weights it saves load into any
+    layout); only the order of the numbers in memory, and so the order of
+    summation, differs. Call it before the optimiser, whose state follows
+    the weights."""
     if device.type != "cpu":
         return model
     return model.to(memory_format=torch.channels_last)
